@@ -1,0 +1,56 @@
+/* The machine CLI: a table of commands sharing one context. Only cli/ prints errors. */
+#ifndef MACHINE_CLI_H
+#define MACHINE_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "args.h"
+#include "cleanup.h"
+#include "context.h"
+
+struct merr;
+struct machine;
+
+struct cli {
+    struct machine_ctx ctx;
+    FILE *out;
+    FILE *err;
+    const char *prog;
+    char *storage_path; /* from -s/--storage-path, env or default */
+    bool store_open;
+};
+
+enum cli_cmd_flags {
+    CMD_NEEDS_STORE = 1 << 0,    /* open (create) the store before running */
+    CMD_STOP_AT_POSITIONAL = 1 << 1, /* everything after the first positional is positional */
+    CMD_RAW_ARGS = 1 << 2,       /* run() parses its own arguments (a->positional is raw argv) */
+};
+
+struct cli_command {
+    const char *name;
+    const char *usage; /* after "machine NAME " */
+    const char *summary;
+    const struct opt_spec *opts;
+    size_t n_opts;
+    unsigned flags;
+    /* Returns the exit status, or -1 with err filled (exit 1, or 3 for MERR_PRECREATE). */
+    int (*run)(struct cli *cli, struct parsed_args *a, struct merr *err);
+};
+
+int cli_main(int argc, char **argv);
+
+/* Helpers shared by commands. */
+#define CLI_DEFAULT_MACHINE "default"
+const char *cli_machine_arg(const struct parsed_args *a, size_t idx);
+struct machine *cli_load_machine(struct cli *cli, const char *name, struct merr *err) MUST_CHECK;
+void cli_print_error(struct cli *cli, const struct merr *err);
+void cli_print_command_help(struct cli *cli, const struct cli_command *c, const struct opt_spec *opts,
+                            size_t n_opts, const char *extra);
+
+/* Commands, one per file group. */
+extern const struct cli_command cmd_create, cmd_ls, cmd_inspect, cmd_ip, cmd_url, cmd_status,
+    cmd_config, cmd_active, cmd_version, cmd_env, cmd_ssh, cmd_scp, cmd_start, cmd_stop,
+    cmd_restart, cmd_kill, cmd_rm;
+
+#endif

@@ -1,0 +1,174 @@
+/* Commands that change machines: start, stop, restart, kill, rm. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "driver.h"
+#include "error.h"
+#include "fsutil.h"
+#include "lifecycle.h"
+#include "machine.h"
+#include "store.h"
+
+#define LOCK_TIMEOUT_MS 30000
+
+typedef int (*driver_op_fn)(const struct driver *d, const struct driver_ctx *ctx,
+                            struct machine *m, struct merr *err);
+
+struct power_op {
+    const char *verb;  /* "Starting" */
+    const char *done;  /* "started" */
+    driver_op_fn op;
+};
+
+static int power_one(struct cli *cli, const char *name, const struct power_op *p, struct merr *err)
+{
+    auto_machine struct machine *m = cli_load_machine(cli, name, err);
+    if (m == NULL)
+        return -1;
+    const struct driver *d = lifecycle_driver(&cli->ctx, m, err);
+    if (d == NULL)
+        return -1;
+    auto_close int lock = store_lock_machine(&cli->ctx.store, name, LOCK_TIMEOUT_MS, err);
+    if (lock < 0)
+        return -1;
+    struct driver_ctx dctx;
+    lifecycle_driver_ctx(&cli->ctx, &dctx);
+    fprintf(cli->out, "%s \"%s\"...\n", p->verb, name);
+    fflush(cli->out);
+    if (p->op(d, &dctx, m, err) < 0)
+        return -1;
+    if (store_save_machine(&cli->ctx.store, m, err) < 0)
+        return -1;
+    fprintf(cli->out, "Machine \"%s\" was %s.\n", name, p->done);
+    return 0;
+}
+
+/* Every named machine is tried; each failure is printed, the exit status says if any failed. */
+static int power_run(struct cli *cli, struct parsed_args *a, const struct power_op *p,
+                     struct merr *err)
+{
+    size_t n = args_npositional(a);
+    if (n <= 1)
+        return power_one(cli, cli_machine_arg(a, 0), p, err);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct merr e = MERR_INIT;
+        if (power_one(cli, a->positional[i], p, &e) < 0) {
+            cli_print_error(cli, &e);
+            failed++;
+        }
+    }
+    if (failed > 0)
+        return merr_set(err, MERR_REMOTE, 0, "%zu of %zu machines failed", failed, n);
+    return 0;
+}
+
+#define POWER_COMMAND(cname, verb_, done_, op_, summary_)                                          \
+    static int cname##_run(struct cli *cli, struct parsed_args *a, struct merr *err)               \
+    {                                                                                              \
+        static const struct power_op p = { verb_, done_, op_ };                                    \
+        return power_run(cli, a, &p, err);                                                         \
+    }                                                                                              \
+    const struct cli_command cmd_##cname = {                                                       \
+        .name = #cname,                                                                            \
+        .usage = "[NAME...]",                                                                      \
+        .summary = summary_,                                                                       \
+        .flags = CMD_NEEDS_STORE,                                                                  \
+        .run = cname##_run,                                                                        \
+    };
+
+static int start_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                    struct merr *err)
+{
+    return driver_start(d, ctx, m, err);
+}
+static int stop_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                   struct merr *err)
+{
+    return driver_stop(d, ctx, m, err);
+}
+static int restart_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                      struct merr *err)
+{
+    return driver_restart(d, ctx, m, err);
+}
+static int kill_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                   struct merr *err)
+{
+    return driver_kill(d, ctx, m, err);
+}
+
+POWER_COMMAND(start, "Starting", "started", start_op, "Start machines")
+POWER_COMMAND(stop, "Stopping", "stopped", stop_op, "Stop machines")
+POWER_COMMAND(restart, "Restarting", "restarted", restart_op, "Restart machines")
+POWER_COMMAND(kill, "Killing", "killed", kill_op, "Kill (power off) machines")
+
+static const struct opt_spec rm_opts[] = {
+    { "force", 'f', OPT_BOOL, "remove the local config even if the driver cannot remove the machine",
+      NULL, NULL },
+    { "yes", 'y', OPT_BOOL, "do not ask for confirmation", NULL, NULL },
+};
+
+static bool confirm(struct cli *cli, char *const *names)
+{
+    fprintf(cli->out, "About to remove");
+    for (size_t i = 0; names[i] != NULL; i++)
+        fprintf(cli->out, " %s", names[i]);
+    fprintf(cli->out, "\nWARNING: This action will delete both local reference and remote "
+                      "instance.\nAre you sure? (y/n): ");
+    fflush(cli->out);
+    char line[16];
+    if (fgets(line, sizeof line, stdin) == NULL)
+        return false;
+    return line[0] == 'y' || line[0] == 'Y';
+}
+
+static int rm_run(struct cli *cli, struct parsed_args *a, struct merr *err)
+{
+    if (args_npositional(a) == 0)
+        return merr_set(err, MERR_INVALID, 0, "rm needs at least one machine name");
+    bool force = args_get_bool(a, "force");
+    if (!args_get_bool(a, "yes") && !confirm(cli, a->positional))
+        return merr_set(err, MERR_INVALID, 0, "not removing anything (answer y, or pass -y)");
+    int failed = 0;
+    for (size_t i = 0; a->positional[i] != NULL; i++) {
+        const char *name = a->positional[i];
+        struct merr e = MERR_INIT;
+        auto_close int lock = store_lock_machine(&cli->ctx.store, name, LOCK_TIMEOUT_MS, &e);
+        auto_machine struct machine *m = lock >= 0 ? cli_load_machine(cli, name, &e) : NULL;
+        int rc;
+        if (m != NULL)
+            rc = lifecycle_remove(&cli->ctx, m, force, &e);
+        else if (lock >= 0 && e.code == MERR_CORRUPT && force)
+            rc = store_remove_machine(&cli->ctx.store, name, &e); /* unreadable: forget it */
+        else
+            rc = -1;
+        if (rc < 0) {
+            if (e.code == MERR_CORRUPT && !force)
+                merr_prefix(&e, "use -f to remove it anyway");
+            if (a->positional[1] == NULL) {
+                *err = e;
+                return -1;
+            }
+            cli_print_error(cli, &e);
+            failed++;
+            continue;
+        }
+        fprintf(cli->out, "Successfully removed %s\n", name);
+    }
+    if (failed > 0)
+        return merr_set(err, MERR_IO, 0, "%d machine(s) not removed", failed);
+    return 0;
+}
+
+const struct cli_command cmd_rm = {
+    .name = "rm",
+    .usage = "[-f] [-y] NAME...",
+    .summary = "Remove machines",
+    .opts = rm_opts,
+    .n_opts = sizeof rm_opts / sizeof rm_opts[0],
+    .flags = CMD_NEEDS_STORE,
+    .run = rm_run,
+};

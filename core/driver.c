@@ -1,0 +1,163 @@
+#include "driver.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "fsutil.h"
+
+const struct driver *driver_find(const struct driver *const *table, const char *name)
+{
+    for (size_t i = 0; table != NULL && table[i] != NULL; i++)
+        if (strcmp(table[i]->name, name) == 0)
+            return table[i];
+    return NULL;
+}
+
+static int unsupported(const struct driver *d, const char *op, struct merr *err)
+{
+    return merr_set(err, MERR_UNSUPPORTED, 0, "%s is not supported by driver '%s'", op, d->name);
+}
+
+#define DRIVER_WRAPPER(op, label)                                                                  \
+    int driver_##op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,      \
+                    struct merr *err)                                                              \
+    {                                                                                              \
+        if (d->op == NULL)                                                                         \
+            return unsupported(d, label, err);                                                     \
+        return d->op(ctx, m, err);                                                                 \
+    }
+
+DRIVER_WRAPPER(create, "create")
+DRIVER_WRAPPER(remove, "remove")
+DRIVER_WRAPPER(start, "start")
+DRIVER_WRAPPER(stop, "stop")
+DRIVER_WRAPPER(restart, "restart")
+DRIVER_WRAPPER(kill, "kill")
+
+int driver_precreate_check(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                           struct merr *err)
+{
+    /* A driver without a check has nothing to check. */
+    return d->precreate_check != NULL ? d->precreate_check(ctx, m, err) : 0;
+}
+
+int driver_get_state(const struct driver *d, const struct driver_ctx *ctx, const struct machine *m,
+                     enum machine_state *state, struct merr *err)
+{
+    if (d->get_state == NULL)
+        return unsupported(d, "state", err);
+    return d->get_state(ctx, m, state, err);
+}
+
+char *driver_get_ip(const struct driver *d, const struct driver_ctx *ctx, const struct machine *m,
+                    struct merr *err)
+{
+    if (d->get_ip != NULL)
+        return d->get_ip(ctx, m, err);
+    const char *ip = machine_driver_str(m, DKEY_IP);
+    if (ip == NULL || ip[0] == '\0') {
+        merr_set(err, MERR_NOT_FOUND, 0, "machine '%s' has no IP address yet", m->name);
+        return NULL;
+    }
+    return xstrdup(ip);
+}
+
+char *driver_get_url(const struct driver *d, const struct driver_ctx *ctx, const struct machine *m,
+                     struct merr *err)
+{
+    if (d->get_url != NULL)
+        return d->get_url(ctx, m, err);
+    auto_free char *ip = driver_get_ip(d, ctx, m, err);
+    if (ip == NULL)
+        return NULL;
+    int port = m->engine.port > 0 ? m->engine.port : MACHINE_DEFAULT_ENGINE_PORT;
+    if (strchr(ip, ':') != NULL)
+        return xasprintf("tcp://[%s]:%d", ip, port);
+    return xasprintf("tcp://%s:%d", ip, port);
+}
+
+static int parse_int(const char *text, long long *out)
+{
+    if (text == NULL || text[0] == '\0')
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *text, bool *out)
+{
+    if (text == NULL || strcmp(text, "") == 0 || strcmp(text, "true") == 0 || strcmp(text, "1") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0) {
+        *out = false;
+        return 0;
+    }
+    return -1;
+}
+
+static int apply_one(const struct driver_flag *f, struct machine *m, char *const *values,
+                     struct merr *err)
+{
+    if (f->type == DFLAG_STRING_LIST) {
+        json_t *arr = json_array();
+        for (size_t i = 0; values != NULL && values[i] != NULL; i++)
+            json_array_append_new(arr, json_string(values[i]));
+        json_object_set_new(m->driver, f->key, arr);
+        return 0;
+    }
+    const char *last = NULL;
+    for (size_t i = 0; values != NULL && values[i] != NULL; i++)
+        last = values[i];
+    if (f->type == DFLAG_STRING) {
+        json_object_set_new(m->driver, f->key, json_string(last != NULL ? last : ""));
+        return 0;
+    }
+    if (f->type == DFLAG_INT) {
+        long long v = 0;
+        if (last != NULL && parse_int(last, &v) < 0)
+            return merr_set(err, MERR_INVALID, 0, "invalid value '%s' for --%s: not a number", last,
+                            f->name);
+        json_object_set_new(m->driver, f->key, json_integer(v));
+        return 0;
+    }
+    bool b = false;
+    if (last != NULL && parse_bool(last, &b) < 0)
+        return merr_set(err, MERR_INVALID, 0, "invalid value '%s' for --%s: not a boolean", last,
+                        f->name);
+    json_object_set_new(m->driver, f->key, json_boolean(b));
+    return 0;
+}
+
+int driver_apply_flags(const struct driver *d, struct machine *m, driver_flag_lookup_fn lookup,
+                       void *opaque, struct merr *err)
+{
+    for (const struct driver_flag *f = d->flags; f != NULL && f->name != NULL; f++) {
+        char *const *values = lookup != NULL ? lookup(opaque, f->name) : NULL;
+        char *fallback[2] = { NULL, NULL };
+        if (values == NULL || values[0] == NULL) {
+            const char *env = f->env != NULL ? getenv(f->env) : NULL;
+            if (env != NULL && env[0] != '\0')
+                fallback[0] = (char *)env;
+            else if (f->def != NULL)
+                fallback[0] = (char *)f->def;
+            values = fallback[0] != NULL ? fallback : NULL;
+        }
+        if (values == NULL && f->required)
+            return merr_set(err, MERR_INVALID, 0, "driver '%s' requires --%s%s%s", d->name, f->name,
+                            f->env != NULL ? " or $" : "", f->env != NULL ? f->env : "");
+        if (values == NULL && f->type != DFLAG_STRING_LIST)
+            continue;
+        if (apply_one(f, m, values, err) < 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,101 @@
+/* The driver interface: a const table of hypervisor-specific verbs plus flags as data.
+ * SSH waiting, certificates and provisioning live in core/ and provision/, never in a driver.
+ * A NULL operation means "not supported by driver X" (see driver_call_* wrappers). */
+#ifndef MACHINE_DRIVER_H
+#define MACHINE_DRIVER_H
+
+#include <stdbool.h>
+
+#include "cleanup.h"
+#include "machine.h"
+
+struct merr;
+struct mlog;
+struct store;
+
+enum driver_flag_type { DFLAG_STRING, DFLAG_INT, DFLAG_BOOL, DFLAG_STRING_LIST };
+
+/* One `--<name>` create flag; its value lands in machine->driver[key]. */
+struct driver_flag {
+    const char *name; /* "generic-ip-address" */
+    const char *env;  /* "GENERIC_IP_ADDRESS", or NULL */
+    const char *def;  /* default as text, or NULL */
+    const char *help;
+    const char *key;  /* field in config.json's Driver object: "IPAddress" */
+    enum driver_flag_type type;
+    bool required;
+};
+
+/* What a driver may use while it works. */
+struct driver_ctx {
+    const struct mlog *log;
+    const struct store *store;
+    int timeout_ms; /* bound for one driver call (state queries, API calls) */
+    /* Runs a shell command on the machine over its pinned SSH connection (core's SSH client),
+     * so drivers never open SSH themselves. */
+    int (*ssh_run)(const struct driver_ctx *ctx, const struct machine *m, const char *cmd,
+                   struct merr *err);
+    const void *owner; /* the struct machine_ctx behind ssh_run */
+};
+
+struct driver {
+    const char *name;
+    const char *description;
+    const struct driver_flag *flags; /* terminated by an entry with name == NULL */
+    bool uses_ssh;                   /* false for `none`: no SSH, no provisioning */
+
+    int (*precreate_check)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    int (*create)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    int (*remove)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    int (*start)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    int (*stop)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    int (*restart)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    int (*kill)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    int (*get_state)(const struct driver_ctx *ctx, const struct machine *m,
+                     enum machine_state *state, struct merr *err);
+    /* Returns a malloc'd address; NULL op: the Driver.IPAddress field. */
+    char *(*get_ip)(const struct driver_ctx *ctx, const struct machine *m, struct merr *err);
+    /* Returns the engine URL; NULL op: tcp://IP:EnginePort. */
+    char *(*get_url)(const struct driver_ctx *ctx, const struct machine *m, struct merr *err);
+};
+
+/* Lookup in a NULL-terminated table. */
+const struct driver *driver_find(const struct driver *const *table, const char *name);
+
+/* Wrappers that turn a NULL op into MERR_UNSUPPORTED "not supported by driver X". */
+int driver_precreate_check(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                           struct merr *err) MUST_CHECK;
+int driver_create(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                  struct merr *err) MUST_CHECK;
+int driver_remove(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                  struct merr *err) MUST_CHECK;
+int driver_start(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                 struct merr *err) MUST_CHECK;
+int driver_stop(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                struct merr *err) MUST_CHECK;
+int driver_restart(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                   struct merr *err) MUST_CHECK;
+int driver_kill(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                struct merr *err) MUST_CHECK;
+int driver_get_state(const struct driver *d, const struct driver_ctx *ctx, const struct machine *m,
+                     enum machine_state *state, struct merr *err) MUST_CHECK;
+char *driver_get_ip(const struct driver *d, const struct driver_ctx *ctx, const struct machine *m,
+                    struct merr *err) MUST_CHECK;
+char *driver_get_url(const struct driver *d, const struct driver_ctx *ctx, const struct machine *m,
+                     struct merr *err) MUST_CHECK;
+
+/* Applies flag values to m->driver: explicit values win, then the env var, then the default.
+ * `lookup` returns the explicit values given for a flag name (NULL if none). Missing required
+ * flags and malformed ints/bools are MERR_INVALID. */
+typedef char *const *(*driver_flag_lookup_fn)(void *opaque, const char *flag_name);
+int driver_apply_flags(const struct driver *d, struct machine *m, driver_flag_lookup_fn lookup,
+                       void *opaque, struct merr *err) MUST_CHECK;
+
+/* Standard Driver-object keys shared by SSH drivers (as docker-machine's BaseDriver). */
+#define DKEY_IP "IPAddress"
+#define DKEY_SSH_USER "SSHUser"
+#define DKEY_SSH_PORT "SSHPort"
+#define DKEY_SSH_KEY "SSHKeyPath"
+#define DKEY_ENGINE_PORT "EnginePort"
+
+#endif
