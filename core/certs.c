@@ -68,8 +68,9 @@ static int check_org(const char *org, struct merr *err)
     if (org == NULL || org[0] == '\0')
         return merr_set(err, MERR_INVALID, 0, "certificate organisation is empty");
     if (strlen(org) > X509_NAME_MAX)
-        return merr_set(err, MERR_INVALID, 0, "certificate organisation '%s' is longer than %d bytes",
-                        org, X509_NAME_MAX);
+        return merr_set(err, MERR_INVALID, 0,
+                        "certificate organisation '%s' is longer than %d bytes", org,
+                        X509_NAME_MAX);
     return 0;
 }
 
@@ -249,9 +250,11 @@ static int add_san(GENERAL_NAMES *names, const char *san, struct merr *err)
 {
     unsigned char ip[16];
     int ip_len = parse_ip(san, ip);
-    if (ip_len > 0)
-        return names_contain(names, GEN_IPADD, ip, ip_len) ? 0
-                                                           : push_name(names, GEN_IPADD, ip, ip_len, err);
+    if (ip_len > 0) {
+        if (names_contain(names, GEN_IPADD, ip, ip_len))
+            return 0;
+        return push_name(names, GEN_IPADD, ip, ip_len, err);
+    }
     if (!valid_dns_name(san))
         return merr_set(err, MERR_INVALID, 0, "'%s' is neither an IP address nor a DNS name", san);
     const unsigned char *d = (const unsigned char *)san;

@@ -28,6 +28,9 @@ struct merr;
  * or a certificate present without its key (or the reverse) is MERR_CORRUPT and
  * nothing is replaced; a private key readable by group or others is MERR_PERM.
  * MERR_BUSY if the lock is not obtained within CERTS_LOCK_TIMEOUT_MS.
+ * Temp files left by an interrupted write are removed under the lock, so write
+ * into certs_dir only through certs_bootstrap / certs_regenerate_ca.
+ * Validity dates of existing files are not checked (an expired CA is kept).
  * `org` becomes the subject O of every certificate. */
 int certs_bootstrap(const char *certs_dir, const char *org, struct merr *err) MUST_CHECK;
 

@@ -771,7 +771,8 @@ static void test_issue_client_into_other_paths(void **state)
     X509_free(x);
 
     /* a leaf certificate cannot act as CA */
-    char *leaf = path_in(f->store, CERTS_CLIENT_CERT), *leaf_key = path_in(f->store, CERTS_CLIENT_KEY);
+    char *leaf = path_in(f->store, CERTS_CLIENT_CERT);
+    char *leaf_key = path_in(f->store, CERTS_CLIENT_KEY);
     assert_int_equal(certs_issue_client(leaf, leaf_key, ORG, cert, key, &err), -1);
     assert_int_equal(err.code, MERR_CORRUPT);
     /* nor a CA with somebody else's key */
@@ -911,7 +912,8 @@ static void test_mutual_tls_with_issued_certificates(void **state)
     bootstrap_ok(f->store);
     bootstrap_ok(f->other);
     char *ca = path_in(f->store, CERTS_CA_CERT), *other_ca = path_in(f->other, CERTS_CA_CERT);
-    char *client = path_in(f->store, CERTS_CLIENT_CERT), *client_key = path_in(f->store, CERTS_CLIENT_KEY);
+    char *client = path_in(f->store, CERTS_CLIENT_CERT);
+    char *client_key = path_in(f->store, CERTS_CLIENT_KEY);
     char *rogue_client = path_in(f->other, CERTS_CLIENT_CERT),
          *rogue_client_key = path_in(f->other, CERTS_CLIENT_KEY);
     char *server = path_in(f->root, "server.pem"), *server_key = path_in(f->root, "server-key.pem");
