@@ -37,7 +37,11 @@ int merr_prefix(struct merr *err, const char *fmt, ...)
         return -1;
     char old[MERR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
+    /* Truncating an over-long message is the intended behaviour. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-truncation"
     snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+#pragma GCC diagnostic pop
     return -1;
 }
 
