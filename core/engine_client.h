@@ -1,0 +1,28 @@
+/* A small client for an engine's Docker API over mutual TLS (or a Unix socket), used by
+ * `env`, `ls`, `version NAME` and provisioning to check that an engine answers. libcurl. */
+#ifndef MACHINE_ENGINE_CLIENT_H
+#define MACHINE_ENGINE_CLIENT_H
+
+#include <jansson.h>
+
+#include "cleanup.h"
+
+struct merr;
+
+struct engine_endpoint {
+    const char *url;  /* tcp://HOST:PORT (TLS) or unix:///path */
+    const char *ca;   /* CA that must have signed the engine's certificate */
+    const char *cert; /* our client certificate and key */
+    const char *key;
+    int timeout_ms;
+};
+
+/* GET path; the body must be JSON. MERR_AUTH when TLS verification fails either way (an engine
+ * certificate from another CA, or without the dialled address), MERR_UNREACHABLE / MERR_TIMEOUT
+ * for network failures, MERR_PROTOCOL for a non-2xx status or a body that is not JSON. */
+json_t *engine_get_json(const struct engine_endpoint *ep, const char *path, struct merr *err) MUST_CHECK;
+
+/* The engine's version string (GET /version → Version). */
+char *engine_version(const struct engine_endpoint *ep, struct merr *err) MUST_CHECK;
+
+#endif
