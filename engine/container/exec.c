@@ -1,0 +1,331 @@
+/* docker exec: processes started inside running containers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "machine.h"
+#include "manager-priv.h"
+#include "runtime/runtime.h"
+
+#define USER_FILE_MAX (1u << 20)
+
+struct ctr_exec {
+    char id[CTR_ID_LEN + 1];
+    char ctr_id[CTR_ID_LEN + 1];
+    char **argv, **env;
+    char *cwd, *user;
+    bool tty, attach_stdin, attach_stdout, attach_stderr, privileged;
+    bool started, running;
+    int exit_code; /* -1 until it exited */
+    pid_t pid;
+    int pty_master;
+};
+
+static void exec_free(struct ctr_exec *x)
+{
+    if (x == NULL)
+        return;
+    strv_free(x->argv);
+    strv_free(x->env);
+    free(x->cwd);
+    free(x->user);
+    if (x->pty_master >= 0)
+        close(x->pty_master);
+    free(x);
+}
+
+void exec_free_all(struct ctr_manager *m)
+{
+    for (size_t i = 0; i < m->n_execs; i++)
+        exec_free(m->execs[i]);
+    free(m->execs);
+    m->execs = NULL;
+    m->n_execs = 0;
+}
+
+void exec_forget_container_locked(struct ctr_manager *m, const char *ctr_id)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < m->n_execs; i++) {
+        if (strcmp(m->execs[i]->ctr_id, ctr_id) == 0 && !m->execs[i]->running)
+            exec_free(m->execs[i]);
+        else
+            m->execs[w++] = m->execs[i];
+    }
+    m->n_execs = w;
+}
+
+static struct ctr_exec *find_exec_locked(struct ctr_manager *m, const char *id, struct merr *err)
+{
+    for (size_t i = 0; id != NULL && i < m->n_execs; i++)
+        if (strcmp(m->execs[i]->id, id) == 0)
+            return m->execs[i];
+    merr_set(err, MERR_NOT_FOUND, 0, "No such exec instance: %s", id != NULL ? id : "");
+    return NULL;
+}
+
+static int list_field(const json_t *body, const char *key, char ***out, struct merr *err)
+{
+    json_t *v = json_object_get(body, key);
+    *out = xcalloc(1, sizeof **out);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return merr_set(err, MERR_INVALID, 0, "invalid %s: expected a list of strings", key);
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e))
+            return merr_set(err, MERR_INVALID, 0, "invalid %s: expected a list of strings", key);
+        *out = strv_push(*out, json_string_value(e));
+    }
+    return 0;
+}
+
+int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, char **exec_id,
+                    struct merr *err)
+{
+    if (!json_is_object(body))
+        return merr_set(err, MERR_INVALID, 0, "exec configuration is missing");
+    struct ctr_exec *x = xcalloc(1, sizeof *x);
+    x->exit_code = -1;
+    x->pty_master = -1;
+    if (list_field(body, "Cmd", &x->argv, err) < 0 || list_field(body, "Env", &x->env, err) < 0) {
+        exec_free(x);
+        return -1;
+    }
+    if (x->argv[0] == NULL) {
+        exec_free(x);
+        return merr_set(err, MERR_INVALID, 0, "No exec command specified");
+    }
+    const char *wd = json_string_value(json_object_get(body, "WorkingDir"));
+    const char *user = json_string_value(json_object_get(body, "User"));
+    if (wd != NULL && wd[0] != '\0' && wd[0] != '/') {
+        exec_free(x);
+        return merr_set(err, MERR_INVALID, 0, "the working directory '%s' is invalid, it needs to be an absolute path", wd);
+    }
+    x->tty = json_is_true(json_object_get(body, "Tty"));
+    x->attach_stdin = json_is_true(json_object_get(body, "AttachStdin"));
+    x->attach_stdout = json_is_true(json_object_get(body, "AttachStdout"));
+    x->attach_stderr = json_is_true(json_object_get(body, "AttachStderr"));
+    x->privileged = json_is_true(json_object_get(body, "Privileged"));
+
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    if (e == NULL || e->rt == NULL || e->c->state.status != CTR_RUNNING) {
+        if (e != NULL)
+            merr_set(err, MERR_EXISTS, 0, "container %s is not running", e->c->id);
+        pthread_mutex_unlock(&m->lock);
+        exec_free(x);
+        return -1;
+    }
+    memcpy(x->ctr_id, e->c->id, sizeof x->ctr_id);
+    x->cwd = xstrdup(wd != NULL && wd[0] != '\0' ? wd : e->c->plan.cwd);
+    x->user = xstrdup(user != NULL && user[0] != '\0' ? user : e->c->plan.user);
+    mgr_random_hex(x->id, CTR_ID_LEN / 2);
+    struct ctr_exec **n = realloc(m->execs, (m->n_execs + 1) * sizeof *n);
+    if (n == NULL)
+        abort();
+    m->execs = n;
+    m->execs[m->n_execs++] = x;
+    *exec_id = xstrdup(x->id);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+/* The container's view of an image file: its mounted rootfs while it runs. */
+static char *container_file(const struct ctr_entry *e, const char *rel)
+{
+    auto_free char *path = path_join(e->rootfs, rel);
+    char *text = NULL;
+    struct merr ignored;
+    if (fs_read_file(path, USER_FILE_MAX, &text, NULL, &ignored) < 0)
+        return NULL;
+    return text;
+}
+
+static int make_pipe(int fds[2], struct merr *err)
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create a pipe");
+    return 0;
+}
+
+int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
+                   struct merr *err)
+{
+    *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
+    pthread_mutex_lock(&m->lock);
+    int rc = -1;
+    int child[3] = { -1, -1, -1 };
+    struct ctr_exec *x = find_exec_locked(m, exec_id, err);
+    if (x == NULL)
+        goto out;
+    if (x->started) {
+        merr_set(err, MERR_EXISTS, 0, "exec %s has already been started", exec_id);
+        goto out;
+    }
+    struct ctr_entry *e = mgr_find_locked(m, x->ctr_id, err);
+    if (e == NULL || e->rt == NULL) {
+        if (e != NULL)
+            merr_set(err, MERR_EXISTS, 0, "container %s is not running", x->ctr_id);
+        goto out;
+    }
+    struct rt_user user;
+    {
+        auto_free char *passwd = container_file(e, "etc/passwd");
+        auto_free char *group = container_file(e, "etc/group");
+        if (rt_user_resolve(x->user, passwd, group, &user, err) < 0)
+            goto out;
+    }
+    io->tty = x->tty;
+    int fds[2];
+    if (x->tty) {
+        int mfd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        char name[64];
+        if (mfd < 0 || grantpt(mfd) < 0 || unlockpt(mfd) < 0 || ptsname_r(mfd, name, sizeof name) != 0) {
+            merr_set(err, MERR_IO, errno, "cannot allocate a pseudo-terminal");
+            if (mfd >= 0)
+                close(mfd);
+            goto out;
+        }
+        child[0] = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        child[1] = child[2] = child[0];
+        x->pty_master = mfd;
+        io->stdout_fd = dup(mfd);
+        io->stdin_fd = x->attach_stdin ? dup(mfd) : -1;
+    } else {
+        if (make_pipe(fds, err) < 0)
+            goto out;
+        io->stdout_fd = fds[0];
+        child[1] = fds[1];
+        if (make_pipe(fds, err) < 0)
+            goto out;
+        io->stderr_fd = fds[0];
+        child[2] = fds[1];
+        if (x->attach_stdin) {
+            if (make_pipe(fds, err) < 0)
+                goto out;
+            child[0] = fds[0];
+            io->stdin_fd = fds[1];
+        }
+    }
+    auto_strv char **env = strv_dup(e->c->plan.env);
+    if (x->tty)
+        env = strv_push(env, "TERM=xterm");
+    struct rt_process p = {
+        .argv = (const char *const *)x->argv,
+        .env = (const char *const *)env,
+        .cwd = x->cwd,
+        .uid = user.uid,
+        .gid = user.gid,
+        .additional_gids = user.additional_gids,
+        .n_additional_gids = user.n_additional_gids,
+        .tty = x->tty,
+        .stdio = { child[0], child[1], child[2] },
+        .cap_add = (const char *const *)e->c->config->cap_add,
+        .cap_drop = (const char *const *)e->c->config->cap_drop,
+        .privileged = x->privileged || e->c->config->privileged,
+    };
+    pid_t pid = -1;
+    if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {
+        if (err->code == MERR_NOT_FOUND)
+            merr_set(err, MERR_INVALID, 0,
+                     "OCI runtime exec failed: exec failed: unable to start container process: "
+                     "exec: \"%s\": executable file not found in $PATH",
+                     x->argv[0]);
+        goto out;
+    }
+    x->started = x->running = true;
+    x->pid = pid;
+    io->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    rc = 0;
+out:
+    for (int i = 0; i < 3; i++)
+        if (child[i] >= 0 && (i == 0 || child[i] != child[i - 1]))
+            close(child[i]);
+    if (rc < 0) {
+        if (io->stdin_fd >= 0)
+            close(io->stdin_fd);
+        if (io->stdout_fd >= 0)
+            close(io->stdout_fd);
+        if (io->stderr_fd >= 0)
+            close(io->stderr_fd);
+        *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int ctr_exec_finish(struct ctr_manager *m, const char *exec_id, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_exec *x = find_exec_locked(m, exec_id, err);
+    pid_t pid = x != NULL && x->running ? x->pid : -1;
+    pthread_mutex_unlock(&m->lock);
+    if (x == NULL)
+        return -1;
+    if (pid <= 0)
+        return 0;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&m->lock);
+    x = find_exec_locked(m, exec_id, err);
+    if (x != NULL) {
+        x->exit_code = rt_decode_status(status);
+        x->running = false;
+        if (x->pty_master >= 0)
+            close(x->pty_master);
+        x->pty_master = -1;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return x != NULL ? 0 : -1;
+}
+
+json_t *ctr_exec_inspect(struct ctr_manager *m, const char *exec_id, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_exec *x = find_exec_locked(m, exec_id, err);
+    json_t *j = NULL;
+    if (x != NULL) {
+        json_t *args = json_array();
+        for (size_t i = 1; x->argv[i] != NULL; i++)
+            json_array_append_new(args, json_string(x->argv[i]));
+        j = json_pack("{s:s,s:b,s:o,s:{s:b,s:s,s:o,s:b,s:s},s:b,s:b,s:b,s:s,s:s,s:b,s:i}", "ID",
+                      x->id, "Running", x->running, "ExitCode",
+                      x->exit_code >= 0 ? json_integer(x->exit_code) : json_null(), "ProcessConfig",
+                      "tty", x->tty, "entrypoint", x->argv[0], "arguments", args, "privileged",
+                      x->privileged, "user", x->user, "OpenStdin", x->attach_stdin, "OpenStdout",
+                      x->attach_stdout, "OpenStderr", x->attach_stderr, "ContainerID", x->ctr_id,
+                      "DetachKeys", "", "CanRemove", !x->running && x->started, "Pid",
+                      x->running ? (int)x->pid : 0);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return j;
+}
+
+int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h, unsigned short w,
+                    struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_exec *x = find_exec_locked(m, exec_id, err);
+    int rc = -1;
+    if (x != NULL && x->pty_master < 0) {
+        merr_set(err, MERR_EXISTS, 0, "exec %s has no TTY or is not running", exec_id);
+    } else if (x != NULL) {
+        struct winsize ws = { .ws_row = h, .ws_col = w };
+        rc = ioctl(x->pty_master, TIOCSWINSZ, &ws) < 0 ? merr_set(err, MERR_IO, errno, "cannot resize") : 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}

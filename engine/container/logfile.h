@@ -1,0 +1,21 @@
+/* docker's json-file log format, one record per line (pure):
+ * {"log":"hi\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"} */
+#ifndef MACHINE_ENGINE_LOGFILE_H
+#define MACHINE_ENGINE_LOGFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+
+struct merr;
+
+/* stream: 1 stdout, 2 stderr. Returns a malloc'd line ending in '\n'. */
+char *logline_format(int stream, const char *data, size_t len, int64_t unix_ns, size_t *out_len);
+int logline_parse(const char *line, size_t len, int *stream, char **data, size_t *data_len,
+                  int64_t *unix_ns, struct merr *err) MUST_CHECK;
+/* RFC 3339 (with optional fraction) → unix ns; also plain unix seconds "1700000000[.5]"
+ * as `docker logs --since` sends. */
+int parse_timestamp(const char *s, int64_t *unix_ns, struct merr *err) MUST_CHECK;
+
+#endif

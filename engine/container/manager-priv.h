@@ -1,0 +1,70 @@
+/* Internals shared by manager.c, run.c and exec.c. */
+#ifndef MACHINE_ENGINE_CONTAINER_MANAGER_PRIV_H
+#define MACHINE_ENGINE_CONTAINER_MANAGER_PRIV_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "container.h"
+#include "manager.h"
+
+struct rt_container;
+
+struct ctr_sub {
+    int wfd; /* write end of a subscriber's pipe */
+    struct ctr_sub *next;
+};
+
+struct ctr_entry {
+    struct container *c;
+    char *dir, *log_path, *rootfs, *upper, *work;
+    /* While running (all under the manager lock unless noted). */
+    struct rt_container *rt;
+    int stdin_w;    /* container stdin (pipe write end or a dup of the pty master), -1 */
+    int pty_master; /* -1 without a TTY */
+    int out_r, err_r;
+    bool io_running; /* an I/O thread owns this container's output */
+    uint64_t exit_seq; /* bumped at every exit */
+    bool removed;
+    int refs;
+    /* Output fan-out: the log file and live subscribers, under out_lock. */
+    pthread_mutex_t out_lock;
+    FILE *log;
+    struct ctr_sub *subs;
+};
+
+struct ctr_exec;
+
+struct ctr_manager {
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* broadcast on every state change */
+    char *root;
+    struct rt_runtime *rt;
+    struct ctr_image_source images;
+    const struct mlog *log;
+    struct ctr_entry **entries;
+    size_t n_entries;
+    struct ctr_exec **execs;
+    size_t n_execs;
+};
+
+/* Under m->lock. NULL with MERR_NOT_FOUND "No such container: ref". */
+struct ctr_entry *mgr_find_locked(struct ctr_manager *m, const char *ref, struct merr *err);
+void mgr_entry_unref_locked(struct ctr_manager *m, struct ctr_entry *e);
+int mgr_persist_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err) MUST_CHECK;
+int64_t mgr_now_ns(void);
+void mgr_random_hex(char *out, size_t nbytes);
+/* Removes a stopped container (lock held); frees the entry when nobody refers to it. */
+int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err) MUST_CHECK;
+
+/* run.c */
+int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err) MUST_CHECK;
+/* Waits (lock held, released while waiting) until e's I/O thread is gone or timeout_ms passes. */
+bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_t seq, int timeout_ms);
+void run_close_subs(struct ctr_entry *e);
+
+/* exec.c */
+void exec_forget_container_locked(struct ctr_manager *m, const char *ctr_id);
+void exec_free_all(struct ctr_manager *m);
+
+#endif

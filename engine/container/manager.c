@@ -1,0 +1,525 @@
+/* Container records on disk and in memory: lookup, create, remove, list, recovery. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "machine.h"
+#include "manager-priv.h"
+#include "runtime/runtime.h"
+
+#define RECORD_FILE "record.json"
+#define RECORD_MAX (8u << 20)
+
+int64_t mgr_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void mgr_random_hex(char *out, size_t nbytes)
+{
+    unsigned char buf[64];
+    if (nbytes > sizeof buf)
+        nbytes = sizeof buf;
+    size_t got = 0;
+    while (got < nbytes) {
+        ssize_t r = getrandom(buf + got, nbytes - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            abort();
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < nbytes; i++)
+        sprintf(out + 2 * i, "%02x", buf[i]);
+}
+
+static struct ctr_entry *entry_new(const struct ctr_manager *m, struct container *c)
+{
+    struct ctr_entry *e = xcalloc(1, sizeof *e);
+    e->c = c;
+    e->dir = path_join(m->root, c->id);
+    e->log_path = xasprintf("%s/%s-json.log", e->dir, c->id);
+    e->rootfs = path_join(e->dir, "rootfs");
+    e->upper = path_join(e->dir, "upper");
+    e->work = path_join(e->dir, "work");
+    e->stdin_w = e->pty_master = e->out_r = e->err_r = -1;
+    e->refs = 1; /* the manager's list */
+    pthread_mutex_init(&e->out_lock, NULL);
+    return e;
+}
+
+static void entry_free(struct ctr_entry *e)
+{
+    if (e == NULL)
+        return;
+    container_free(e->c);
+    free(e->dir);
+    free(e->log_path);
+    free(e->rootfs);
+    free(e->upper);
+    free(e->work);
+    if (e->log != NULL)
+        fclose(e->log);
+    pthread_mutex_destroy(&e->out_lock);
+    free(e);
+}
+
+void mgr_entry_unref_locked(struct ctr_manager *m, struct ctr_entry *e)
+{
+    if (--e->refs == 0)
+        entry_free(e);
+}
+
+int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **out, struct merr *err)
+{
+    if (fs_mkdir_p(cfg->root, 0700, err) < 0)
+        return -1;
+    struct ctr_manager *m = xcalloc(1, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    m->root = xstrdup(cfg->root);
+    m->rt = cfg->rt;
+    m->images = cfg->images;
+    m->log = cfg->log;
+    *out = m;
+    return 0;
+}
+
+void ctr_manager_free(struct ctr_manager *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n_entries; i++) {
+        struct ctr_entry *e = m->entries[i];
+        if (e->rt != NULL)
+            rt_container_release(e->rt); /* leave it running */
+        e->rt = NULL;
+        mgr_entry_unref_locked(m, e);
+    }
+    free(m->entries);
+    exec_free_all(m);
+    pthread_mutex_unlock(&m->lock);
+    free(m->root);
+    free(m);
+}
+
+struct ctr_entry *mgr_find_locked(struct ctr_manager *m, const char *ref, struct merr *err)
+{
+    if (ref == NULL || ref[0] == '\0') {
+        merr_set(err, MERR_INVALID, 0, "no container name or ID given");
+        return NULL;
+    }
+    const char *name = ref[0] == '/' ? ref + 1 : ref;
+    for (size_t i = 0; i < m->n_entries; i++)
+        if (strcmp(m->entries[i]->c->id, ref) == 0 || strcmp(m->entries[i]->c->name, name) == 0)
+            return m->entries[i];
+    size_t len = strlen(ref);
+    struct ctr_entry *found = NULL;
+    for (size_t i = 0; len > 0 && len < CTR_ID_LEN && i < m->n_entries; i++) {
+        if (strncmp(m->entries[i]->c->id, ref, len) != 0)
+            continue;
+        if (found != NULL) {
+            merr_set(err, MERR_INVALID, 0, "multiple IDs found with provided prefix: %s", ref);
+            return NULL;
+        }
+        found = m->entries[i];
+    }
+    if (found == NULL)
+        merr_set(err, MERR_NOT_FOUND, 0, "No such container: %s", ref);
+    return found;
+}
+
+int mgr_persist_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+{
+    json_t *j = container_to_json(e->c);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot serialise container %s", e->c->id);
+    auto_free char *path = path_join(e->dir, RECORD_FILE);
+    int rc = fs_write_atomic(path, text, strlen(text), 0600, err);
+    free(text);
+    return rc;
+}
+
+static void add_entry_locked(struct ctr_manager *m, struct ctr_entry *e)
+{
+    struct ctr_entry **n = realloc(m->entries, (m->n_entries + 1) * sizeof *n);
+    if (n == NULL)
+        abort();
+    m->entries = n;
+    m->entries[m->n_entries++] = e;
+}
+
+static void drop_entry_locked(struct ctr_manager *m, struct ctr_entry *e)
+{
+    for (size_t i = 0; i < m->n_entries; i++)
+        if (m->entries[i] == e) {
+            memmove(&m->entries[i], &m->entries[i + 1],
+                    (m->n_entries - i - 1) * sizeof *m->entries);
+            m->n_entries--;
+            break;
+        }
+}
+
+static bool name_taken_locked(struct ctr_manager *m, const char *name, const char **by)
+{
+    for (size_t i = 0; i < m->n_entries; i++)
+        if (strcmp(m->entries[i]->c->name, name) == 0) {
+            *by = m->entries[i]->c->id;
+            return true;
+        }
+    return false;
+}
+
+static char *generate_name(struct ctr_manager *m)
+{
+    static const char *const left[] = { "brave", "calm", "eager", "fond", "gifted", "happy",
+                                        "jolly", "keen", "lucid", "merry", "nifty", "quirky",
+                                        "sharp", "tender", "vivid", "witty" };
+    static const char *const right[] = { "babbage", "curie", "darwin", "euler", "fermi",
+                                         "galileo", "hopper", "kepler", "lovelace", "noether",
+                                         "pascal", "ritchie", "shannon", "turing", "volta", "wing" };
+    for (int attempt = 0; attempt < 64; attempt++) {
+        unsigned char r[3];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            abort();
+        char *name = attempt < 32 ? xasprintf("%s_%s", left[r[0] % 16], right[r[1] % 16])
+                                  : xasprintf("%s_%s%d", left[r[0] % 16], right[r[1] % 16], r[2]);
+        const char *by;
+        if (!name_taken_locked(m, name, &by))
+            return name;
+        free(name);
+    }
+    char hex[17];
+    mgr_random_hex(hex, 8);
+    return xasprintf("ctr_%s", hex);
+}
+
+static int check_network_mode(const char *mode, struct merr *err)
+{
+    static const char *const ok[] = { "default", "bridge", "none", "host" };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(mode, ok[i]) == 0)
+            return 0;
+    return merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", mode);
+}
+
+int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char **id_out,
+               struct merr *err)
+{
+    if (name != NULL && name[0] != '\0' && ctr_name_validate(name, err) < 0)
+        return -1;
+    struct container *c = xcalloc(1, sizeof *c);
+    c->config = ctr_config_from_create(body, err);
+    if (c->config == NULL || check_network_mode(c->config->network_mode, err) < 0) {
+        container_free(c);
+        return -1;
+    }
+    json_t *image_config = NULL;
+    char **lower = NULL;
+    if (m->images.resolve(m->images.data, c->config->image, &c->image_id, &image_config, &lower,
+                          err) < 0) {
+        if (err->code == MERR_NOT_FOUND)
+            merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", c->config->image);
+        container_free(c);
+        return -1;
+    }
+    strv_free(lower);
+    int rc = ctr_plan(c->config, image_config, &c->plan, err);
+    json_decref(image_config);
+    if (rc < 0) {
+        container_free(c);
+        return -1;
+    }
+    c->image_ref = xstrdup(c->config->image);
+    mgr_random_hex(c->id, CTR_ID_LEN / 2);
+    c->created_ns = mgr_now_ns();
+    c->state.status = CTR_CREATED;
+
+    pthread_mutex_lock(&m->lock);
+    const char *by = NULL;
+    const char *wanted = name != NULL && name[0] != '\0' ? (name[0] == '/' ? name + 1 : name) : NULL;
+    if (wanted != NULL && name_taken_locked(m, wanted, &by)) {
+        merr_set(err, MERR_EXISTS, 0,
+                 "Conflict. The container name \"/%s\" is already in use by container \"%s\". You "
+                 "have to remove (or rename) that container to be able to reuse that name.",
+                 wanted, by);
+        pthread_mutex_unlock(&m->lock);
+        container_free(c);
+        return -1;
+    }
+    c->name = wanted != NULL ? xstrdup(wanted) : generate_name(m);
+    struct ctr_entry *e = entry_new(m, c);
+    if (mkdir(e->dir, 0700) < 0) {
+        merr_set(err, MERR_IO, errno, "cannot create '%s'", e->dir);
+        pthread_mutex_unlock(&m->lock);
+        entry_free(e);
+        return -1;
+    }
+    if (mgr_persist_locked(m, e, err) < 0) {
+        struct merr ignored;
+        if (fs_remove_tree(e->dir, &ignored) < 0)
+            mlog_warn(m->log, "%s", ignored.msg);
+        pthread_mutex_unlock(&m->lock);
+        entry_free(e);
+        return -1;
+    }
+    add_entry_locked(m, e);
+    *id_out = xstrdup(c->id);
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+{
+    e->c->state.status = CTR_REMOVING;
+    exec_forget_container_locked(m, e->c->id);
+    struct merr rm_err = MERR_INIT;
+    if (fs_remove_tree(e->dir, &rm_err) < 0) {
+        e->c->state.status = CTR_DEAD;
+        free(e->c->state.error);
+        e->c->state.error = xstrdup(rm_err.msg);
+        return merr_set(err, MERR_IO, 0, "cannot remove container %s: %s", e->c->id, rm_err.msg);
+    }
+    drop_entry_locked(m, e);
+    e->removed = true;
+    pthread_cond_broadcast(&m->changed);
+    mgr_entry_unref_locked(m, e);
+    return 0;
+}
+
+int ctr_remove(struct ctr_manager *m, const char *ref, bool force, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = -1;
+    if (e == NULL)
+        goto out;
+    enum ctr_status st = e->c->state.status;
+    if (st == CTR_REMOVING) {
+        merr_set(err, MERR_EXISTS, 0, "removal of container %s is already in progress", ref);
+        goto out;
+    }
+    if (st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING || e->io_running) {
+        if (!force) {
+            merr_set(err, MERR_EXISTS, 0,
+                     "cannot remove container \"/%s\": container is running: stop the container "
+                     "before removing or force remove",
+                     e->c->name);
+            goto out;
+        }
+        e->c->state.stopped_by_user = true;
+        e->refs++;
+        uint64_t seq = e->exit_seq;
+        if (e->rt != NULL) {
+            struct merr kerr;
+            if (rt_kill(e->rt, SIGKILL, &kerr) < 0)
+                mlog_debug(m->log, "kill %s: %s", e->c->id, kerr.msg);
+        }
+        bool stopped = run_wait_stopped_locked(m, e, seq, 15000);
+        bool gone = e->removed;
+        mgr_entry_unref_locked(m, e);
+        if (gone) { /* AutoRemove got there first */
+            rc = 0;
+            goto out;
+        }
+        if (!stopped) {
+            merr_set(err, MERR_TIMEOUT, 0, "container %s did not stop in time", ref);
+            goto out;
+        }
+    }
+    rc = mgr_remove_locked(m, e, err);
+out:
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static int cmp_created_desc(const void *a, const void *b)
+{
+    const struct ctr_entry *x = *(struct ctr_entry *const *)a, *y = *(struct ctr_entry *const *)b;
+    return x->c->created_ns < y->c->created_ns ? 1 : x->c->created_ns > y->c->created_ns ? -1 : 0;
+}
+
+json_t *ctr_list_json(struct ctr_manager *m, bool all, struct merr *err)
+{
+    json_t *arr = json_array();
+    int64_t now = mgr_now_ns();
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry **sorted = xcalloc(m->n_entries + 1, sizeof *sorted);
+    memcpy(sorted, m->entries, m->n_entries * sizeof *sorted);
+    qsort(sorted, m->n_entries, sizeof *sorted, cmp_created_desc);
+    for (size_t i = 0; i < m->n_entries; i++) {
+        enum ctr_status st = sorted[i]->c->state.status;
+        if (!all && st != CTR_RUNNING && st != CTR_PAUSED && st != CTR_RESTARTING)
+            continue;
+        json_array_append_new(arr, ctr_ps_json(sorted[i]->c, now));
+    }
+    free(sorted);
+    pthread_mutex_unlock(&m->lock);
+    return arr;
+}
+
+json_t *ctr_inspect(struct ctr_manager *m, const char *ref, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    json_t *j = e != NULL ? ctr_inspect_json(e->c, e->rootfs, e->log_path) : NULL;
+    pthread_mutex_unlock(&m->lock);
+    return j;
+}
+
+int ctr_lookup(struct ctr_manager *m, const char *ref, char id[65], bool *tty, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    if (e != NULL) {
+        memcpy(id, e->c->id, CTR_ID_LEN + 1);
+        if (tty != NULL)
+            *tty = e->c->config->tty;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return e != NULL ? 0 : -1;
+}
+
+bool ctr_image_in_use(struct ctr_manager *m, const char *image_id)
+{
+    pthread_mutex_lock(&m->lock);
+    bool used = false;
+    for (size_t i = 0; i < m->n_entries && !used; i++)
+        used = strcmp(m->entries[i]->c->image_id, image_id) == 0;
+    pthread_mutex_unlock(&m->lock);
+    return used;
+}
+
+void ctr_counts(struct ctr_manager *m, long long *total, long long *running, long long *paused,
+                long long *stopped)
+{
+    pthread_mutex_lock(&m->lock);
+    *total = (long long)m->n_entries;
+    *running = *paused = *stopped = 0;
+    for (size_t i = 0; i < m->n_entries; i++) {
+        enum ctr_status st = m->entries[i]->c->state.status;
+        if (st == CTR_RUNNING || st == CTR_RESTARTING)
+            (*running)++;
+        else if (st == CTR_PAUSED)
+            (*paused)++;
+        else
+            (*stopped)++;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- recovery after an engine restart ---- */
+
+static struct container *load_record(const char *dir, struct merr *err)
+{
+    auto_free char *path = path_join(dir, RECORD_FILE);
+    auto_free char *text = NULL;
+    size_t len = 0;
+    if (fs_read_file(path, RECORD_MAX, &text, &len, err) < 0)
+        return NULL;
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, 0, &jerr);
+    if (j == NULL) {
+        merr_set(err, MERR_CORRUPT, 0, "'%s': %s", path, jerr.text);
+        return NULL;
+    }
+    struct container *c = container_from_json(j, err);
+    json_decref(j);
+    return c;
+}
+
+/* A container the dead engine was running: its output pipes died with the engine, so it is
+ * stopped, cleaned up and marked exited with the reason. */
+static void settle_orphan(struct ctr_manager *m, struct ctr_entry *e)
+{
+    struct ctr_state *st = &e->c->state;
+    struct rt_state rs = { 0 };
+    snprintf(rs.id, sizeof rs.id, "%s", e->c->id);
+    rs.pid = st->pid;
+    rs.start_time = st->rt_start_time;
+    snprintf(rs.rootfs, sizeof rs.rootfs, "%s", e->rootfs);
+    struct rt_container *rc = NULL;
+    struct merr err = MERR_INIT;
+    int alive = rt_adopt(m->rt, &rs, &rc, &err);
+    const char *why = "the engine stopped while the container was running";
+    if (alive == 1) {
+        if (rt_stop(rc, SIGKILL, 0, 5000, &err) < 0)
+            mlog_warn(m->log, "cannot stop orphaned container %s: %s", e->c->id, err.msg);
+        if (rt_container_destroy(rc, &err) < 0)
+            mlog_warn(m->log, "cannot clean up container %s: %s", e->c->id, err.msg);
+        st->exit_code = 137;
+    } else {
+        if (alive < 0)
+            mlog_warn(m->log, "cannot check container %s: %s", e->c->id, err.msg);
+        st->exit_code = 255;
+    }
+    st->status = CTR_EXITED;
+    st->pid = 0;
+    st->finished_ns = mgr_now_ns();
+    free(st->error);
+    st->error = xstrdup(why);
+}
+
+static bool restart_after_recovery(const struct container *c)
+{
+    return c->config->restart == RESTART_ALWAYS ||
+           (c->config->restart == RESTART_UNLESS_STOPPED && !c->state.stopped_by_user);
+}
+
+int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
+{
+    auto_closedir DIR *d = opendir(m->root);
+    if (d == NULL)
+        return merr_set(err, MERR_IO, errno, "cannot read '%s'", m->root);
+    struct dirent *de;
+    pthread_mutex_lock(&m->lock);
+    while ((de = readdir(d)) != NULL) {
+        if (strlen(de->d_name) != CTR_ID_LEN)
+            continue;
+        auto_free char *dir = path_join(m->root, de->d_name);
+        struct merr lerr = MERR_INIT;
+        struct container *c = load_record(dir, &lerr);
+        if (c == NULL) {
+            mlog_warn(m->log, "ignoring container %s: %s", de->d_name, lerr.msg);
+            continue;
+        }
+        struct ctr_entry *e = entry_new(m, c);
+        enum ctr_status st = c->state.status;
+        bool was_running = st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING;
+        if (was_running)
+            settle_orphan(m, e);
+        if (st == CTR_REMOVING || c->config->auto_remove) {
+            if (fs_remove_tree(e->dir, &lerr) < 0)
+                mlog_warn(m->log, "%s", lerr.msg);
+            entry_free(e);
+            continue;
+        }
+        add_entry_locked(m, e);
+        if (was_running && mgr_persist_locked(m, e, &lerr) < 0)
+            mlog_warn(m->log, "%s", lerr.msg);
+        if (was_running && restart_after_recovery(c) && run_start_locked(m, e, &lerr) < 0)
+            mlog_warn(m->log, "cannot restart container %s: %s", c->id, lerr.msg);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}

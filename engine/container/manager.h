@@ -1,0 +1,122 @@
+/* The container manager: containers on disk and in memory, their lifecycle (create, start,
+ * stop, kill, wait, remove, restart policies), their output (json-file logs, attach) and exec.
+ * It is the only owner of container state; the API handlers call it. Thread-safe. */
+#ifndef MACHINE_ENGINE_CONTAINER_MANAGER_H
+#define MACHINE_ENGINE_CONTAINER_MANAGER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+
+struct merr;
+struct mlog;
+struct rt_runtime;
+struct ctr_manager;
+
+/* Where images come from: the image store, behind a seam. */
+struct ctr_image_source {
+    /* Resolves a reference or ID: image ID, the image's "config" object (new reference) and the
+     * layer directories for the overlay, top first. MERR_NOT_FOUND → "No such image". */
+    int (*resolve)(void *data, const char *ref, char **image_id, json_t **config,
+                   char ***lowerdirs, struct merr *err);
+    void *data;
+};
+
+struct ctr_manager_config {
+    const char *root; /* <data-root>/containers */
+    struct rt_runtime *rt;
+    struct ctr_image_source images;
+    const struct mlog *log;
+};
+
+int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **out,
+                    struct merr *err) MUST_CHECK;
+/* Loads the containers on disk; containers that were running when the engine died are cleaned
+ * up and marked exited with a reason, then restarted if their policy says so. */
+int ctr_manager_recover(struct ctr_manager *m, struct merr *err) MUST_CHECK;
+/* Stops nothing: containers keep running (their output is lost until the engine returns). */
+void ctr_manager_free(struct ctr_manager *m);
+
+/* ---- lifecycle. Errors: MERR_NOT_FOUND "No such container: X", MERR_EXISTS for conflicts ---- */
+int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char **id_out,
+               struct merr *err) MUST_CHECK;
+/* Returns 1 when it was already running (HTTP 304). */
+int ctr_start(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+/* timeout_s < 0: the container's StopTimeout or 10 s. signal NULL: its StopSignal.
+ * Returns 1 when it was not running (304). */
+int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *signal,
+             struct merr *err) MUST_CHECK;
+int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct merr *err) MUST_CHECK;
+int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct merr *err) MUST_CHECK;
+int ctr_remove(struct ctr_manager *m, const char *ref, bool force, struct merr *err) MUST_CHECK;
+
+enum ctr_wait_condition { CTR_WAIT_NOT_RUNNING, CTR_WAIT_NEXT_EXIT, CTR_WAIT_REMOVED };
+/* Two steps so the HTTP layer can send its headers between them: prepare registers the waiter
+ * (the container may be started right after), finish blocks until the condition holds or
+ * cancel_fd becomes readable. */
+struct ctr_waiter;
+int ctr_wait_prepare(struct ctr_manager *m, const char *ref, enum ctr_wait_condition cond,
+                     struct ctr_waiter **out, struct merr *err) MUST_CHECK;
+int ctr_wait_finish(struct ctr_waiter *w, int cancel_fd, int *exit_code, char **error,
+                    struct merr *err) MUST_CHECK;
+void ctr_waiter_free(struct ctr_waiter *w);
+
+/* ---- queries ---- */
+json_t *ctr_list_json(struct ctr_manager *m, bool all, struct merr *err) MUST_CHECK;
+json_t *ctr_inspect(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+/* Full 64-hex ID and whether the container has a TTY. */
+int ctr_lookup(struct ctr_manager *m, const char *ref, char id[65], bool *tty,
+               struct merr *err) MUST_CHECK;
+bool ctr_image_in_use(struct ctr_manager *m, const char *image_id);
+void ctr_counts(struct ctr_manager *m, long long *total, long long *running, long long *paused,
+                long long *stopped);
+/* `top`: ps -ef style rows of the container's processes. */
+json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+int ctr_resize(struct ctr_manager *m, const char *ref, unsigned short h, unsigned short w,
+               struct merr *err) MUST_CHECK;
+
+/* ---- output ---- */
+/* A subscription to a container's live output: read frames from fd ([stream,0,0,0,len BE32] +
+ * payload, the stdcopy format); EOF when the container's output ends. */
+struct ctr_output_sub {
+    int fd;
+};
+/* Attach: subscribe to live output; with stdin, stdin_fd is where to write the client's input
+ * (-1 otherwise). close_stdin_on_eof: StdinOnce. */
+int ctr_attach(struct ctr_manager *m, const char *ref, bool want_stdin, struct ctr_output_sub *sub,
+               int *stdin_fd, bool *close_stdin_on_eof, struct merr *err) MUST_CHECK;
+void ctr_detach_stdin(struct ctr_manager *m, const char *ref, int stdin_fd);
+
+struct ctr_logs_opts {
+    bool stdout_, stderr_, follow, timestamps;
+    long long tail; /* -1: all */
+    int64_t since_ns, until_ns; /* 0: unbounded */
+};
+/* Writes matching log records to sink (stream, payload with timestamp prefix when asked);
+ * with follow, then a live subscription in *sub (fd -1 when the container is not running). */
+typedef int (*ctr_log_sink_fn)(void *data, int stream, const char *payload, size_t len,
+                               struct merr *err);
+int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts *o,
+             ctr_log_sink_fn sink, void *data, struct ctr_output_sub *sub, struct merr *err) MUST_CHECK;
+
+/* ---- exec ---- */
+int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, char **exec_id,
+                    struct merr *err) MUST_CHECK;
+struct ctr_exec_io {
+    int stdin_fd;  /* write client input here (-1: none) */
+    int stdout_fd; /* read process output (tty: everything) */
+    int stderr_fd; /* -1 with a tty */
+    int pidfd;     /* readable when the process exits */
+    bool tty;
+};
+int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
+                   struct merr *err) MUST_CHECK;
+/* Records the exit status (reaps the process). */
+int ctr_exec_finish(struct ctr_manager *m, const char *exec_id, struct merr *err) MUST_CHECK;
+json_t *ctr_exec_inspect(struct ctr_manager *m, const char *exec_id, struct merr *err) MUST_CHECK;
+int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h, unsigned short w,
+                    struct merr *err) MUST_CHECK;
+
+#endif

@@ -1,0 +1,912 @@
+/* Running containers: start, the per-container output thread, exit handling and restart
+ * policies, stop/kill/wait, attach, logs, top and resize. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "logfile.h"
+#include "machine.h"
+#include "manager-priv.h"
+#include "runtime/runtime.h"
+
+#define READ_CHUNK 32768
+#define DRAIN_MS 2000
+#define USER_FILE_MAX (1u << 20)
+
+/* ---- output fan-out ---- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Frame = stdcopy header + payload; subscribers that went away are dropped. */
+static void emit(struct ctr_manager *m, struct ctr_entry *e, int stream, const char *data, size_t len)
+{
+    int64_t now = mgr_now_ns();
+    size_t line_len = 0;
+    auto_free char *line = logline_format(stream, data, len, now, &line_len);
+    unsigned char hdr[8] = { (unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24),
+                             (unsigned char)(len >> 16), (unsigned char)(len >> 8), (unsigned char)len };
+    pthread_mutex_lock(&e->out_lock);
+    if (e->log != NULL && (fwrite(line, 1, line_len, e->log) != line_len || fflush(e->log) != 0))
+        mlog_warn(m->log, "cannot write the log of %s: %s", e->c->id, strerror(errno));
+    struct ctr_sub **pp = &e->subs;
+    while (*pp != NULL) {
+        struct ctr_sub *s = *pp;
+        if (write_all(s->wfd, hdr, sizeof hdr) < 0 || write_all(s->wfd, data, len) < 0) {
+            close(s->wfd);
+            *pp = s->next;
+            free(s);
+            continue;
+        }
+        pp = &s->next;
+    }
+    pthread_mutex_unlock(&e->out_lock);
+}
+
+void run_close_subs(struct ctr_entry *e)
+{
+    pthread_mutex_lock(&e->out_lock);
+    while (e->subs != NULL) {
+        struct ctr_sub *s = e->subs;
+        e->subs = s->next;
+        close(s->wfd);
+        free(s);
+    }
+    pthread_mutex_unlock(&e->out_lock);
+}
+
+static int subscribe(struct ctr_entry *e, struct ctr_output_sub *sub, struct merr *err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create a pipe");
+    /* The output thread must never block on a stalled client forever: a full pipe drops it. */
+    int fl = fcntl(p[1], F_GETFL);
+    fcntl(p[1], F_SETFL, fl & ~O_NONBLOCK);
+    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    struct ctr_sub *s = xcalloc(1, sizeof *s);
+    s->wfd = p[1];
+    s->next = e->subs;
+    e->subs = s;
+    sub->fd = p[0];
+    return 0;
+}
+
+/* ---- the output thread ---- */
+
+struct io_args {
+    struct ctr_manager *m;
+    struct ctr_entry *e;
+};
+
+static bool read_into(struct ctr_manager *m, struct ctr_entry *e, int *fd, int stream)
+{
+    char buf[READ_CHUNK];
+    ssize_t n = read(*fd, buf, sizeof buf);
+    if (n > 0) {
+        emit(m, e, stream, buf, (size_t)n);
+        return true;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    close(*fd); /* EOF, or EIO from a pty whose slave side is gone */
+    *fd = -1;
+    return false;
+}
+
+static void pump_output(struct ctr_manager *m, struct ctr_entry *e, int *out, int *errfd, int pidfd)
+{
+    bool exited = false;
+    struct timespec exit_at = { 0 };
+    for (;;) {
+        struct pollfd p[3];
+        int n = 0;
+        if (*out >= 0)
+            p[n++] = (struct pollfd){ .fd = *out, .events = POLLIN };
+        if (*errfd >= 0)
+            p[n++] = (struct pollfd){ .fd = *errfd, .events = POLLIN };
+        if (!exited && pidfd >= 0)
+            p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+        if (n == 0)
+            return;
+        int timeout = exited ? 100 : -1;
+        int r = poll(p, (nfds_t)n, timeout);
+        if (r < 0 && errno != EINTR)
+            return;
+        for (int i = 0; r > 0 && i < n; i++) {
+            if (p[i].revents == 0)
+                continue;
+            if (p[i].fd == pidfd) {
+                exited = true;
+                clock_gettime(CLOCK_MONOTONIC, &exit_at);
+            } else if (p[i].fd == *out) {
+                read_into(m, e, out, 1);
+            } else if (p[i].fd == *errfd) {
+                read_into(m, e, errfd, 2);
+            }
+        }
+        if (exited) {
+            /* Once the first process is gone its namespace dies; give the pipes a bounded drain. */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long ms = (now.tv_sec - exit_at.tv_sec) * 1000 + (now.tv_nsec - exit_at.tv_nsec) / 1000000;
+            if (ms > DRAIN_MS || (r == 0 && ms > 200))
+                return;
+        }
+    }
+}
+
+static bool should_restart(const struct container *c)
+{
+    const struct ctr_state *st = &c->state;
+    if (st->stopped_by_user)
+        return false;
+    switch (c->config->restart) {
+    case RESTART_ALWAYS:
+    case RESTART_UNLESS_STOPPED:
+        return true;
+    case RESTART_ON_FAILURE:
+        return st->exit_code != 0 &&
+               (c->config->restart_max_retries == 0 || st->restart_count < c->config->restart_max_retries);
+    default:
+        return false;
+    }
+}
+
+static void *io_thread(void *opaque)
+{
+    struct io_args *a = opaque;
+    struct ctr_manager *m = a->m;
+    struct ctr_entry *e = a->e;
+    free(a);
+
+    pthread_mutex_lock(&m->lock);
+    int out = e->pty_master >= 0 ? dup(e->pty_master) : e->out_r;
+    int errfd = e->err_r;
+    e->out_r = e->err_r = -1;
+    int pidfd = rt_container_pidfd(e->rt);
+    pid_t pid = rt_container_pid(e->rt);
+    pthread_mutex_unlock(&m->lock);
+
+    pump_output(m, e, &out, &errfd, pidfd);
+    if (out >= 0)
+        close(out);
+    if (errfd >= 0)
+        close(errfd);
+
+    int wstatus = 0;
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&m->lock);
+    struct ctr_state *st = &e->c->state;
+    st->exit_code = rt_decode_status(wstatus);
+    bool oom = false;
+    struct merr err = MERR_INIT;
+    if (rt_oom_killed(e->rt, &oom, &err) < 0)
+        mlog_debug(m->log, "oom check of %s: %s", e->c->id, err.msg);
+    st->oom_killed = oom;
+    if (rt_container_destroy(e->rt, &err) < 0)
+        mlog_warn(m->log, "cleanup of container %s: %s", e->c->id, err.msg);
+    e->rt = NULL;
+    if (e->stdin_w >= 0)
+        close(e->stdin_w);
+    if (e->pty_master >= 0)
+        close(e->pty_master);
+    e->stdin_w = e->pty_master = -1;
+    pthread_mutex_lock(&e->out_lock);
+    if (e->log != NULL)
+        fclose(e->log);
+    e->log = NULL;
+    pthread_mutex_unlock(&e->out_lock);
+    run_close_subs(e);
+
+    st->pid = 0;
+    st->finished_ns = mgr_now_ns();
+    bool restart = should_restart(e->c);
+    st->status = restart ? CTR_RESTARTING : CTR_EXITED;
+    e->exit_seq++;
+    if (mgr_persist_locked(m, e, &err) < 0)
+        mlog_warn(m->log, "%s", err.msg);
+    pthread_cond_broadcast(&m->changed);
+
+    if (restart) {
+        /* docker's back-off: 100 ms doubling, capped; a stop or rm during the wait wins. */
+        int delay = 100 << (st->restart_count < 9 ? st->restart_count : 9);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += delay / 1000;
+        until.tv_nsec += (long)(delay % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!e->removed && !st->stopped_by_user &&
+               pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+            ;
+        if (!e->removed && !st->stopped_by_user) {
+            st->restart_count++;
+            e->io_running = false;
+            if (run_start_locked(m, e, &err) == 0) {
+                mgr_entry_unref_locked(m, e);
+                pthread_mutex_unlock(&m->lock);
+                return NULL;
+            }
+            mlog_warn(m->log, "restart of %s failed: %s", e->c->id, err.msg);
+        }
+        st->status = CTR_EXITED;
+        if (mgr_persist_locked(m, e, &err) < 0)
+            mlog_warn(m->log, "%s", err.msg);
+    }
+    e->io_running = false;
+    pthread_cond_broadcast(&m->changed);
+    if (e->c->config->auto_remove && !e->removed && mgr_remove_locked(m, e, &err) < 0)
+        mlog_warn(m->log, "auto-remove of %s: %s", e->c->id, err.msg);
+    mgr_entry_unref_locked(m, e);
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+/* ---- start ---- */
+
+/* A file of the image as the container would see it: upper layer first, then the lower layers
+ * top-down; a whiteout (char device) hides it. NULL when absent. */
+static char *read_image_file(const char *upper, char *const *lower, const char *rel)
+{
+    for (ssize_t i = -1; lower != NULL && (i < 0 || lower[i] != NULL); i++) {
+        const char *base = i < 0 ? upper : lower[i];
+        auto_free char *path = path_join(base, rel);
+        struct stat st;
+        if (lstat(path, &st) < 0)
+            continue;
+        if (!S_ISREG(st.st_mode))
+            return NULL;
+        char *text = NULL;
+        struct merr ignored;
+        if (fs_read_file(path, USER_FILE_MAX, &text, NULL, &ignored) < 0)
+            return NULL;
+        return text;
+    }
+    return NULL;
+}
+
+static bool has_env(char *const *env, const char *key)
+{
+    size_t k = strlen(key);
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (strncmp(env[i], key, k) == 0 && env[i][k] == '=')
+            return true;
+    return false;
+}
+
+static int open_pty(int *master, int *slave, struct merr *err)
+{
+    int mfd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (mfd < 0 || grantpt(mfd) < 0 || unlockpt(mfd) < 0) {
+        int e = errno;
+        if (mfd >= 0)
+            close(mfd);
+        return merr_set(err, MERR_IO, e, "cannot allocate a pseudo-terminal");
+    }
+    char name[64];
+    if (ptsname_r(mfd, name, sizeof name) != 0) {
+        close(mfd);
+        return merr_set(err, MERR_IO, errno, "cannot name the pseudo-terminal");
+    }
+    int sfd = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (sfd < 0) {
+        close(mfd);
+        return merr_set(err, MERR_IO, errno, "cannot open '%s'", name);
+    }
+    *master = mfd;
+    *slave = sfd;
+    return 0;
+}
+
+/* docker run exit codes come from the start error's wording. */
+static void explain_start_error(struct merr *err, const char *argv0)
+{
+    if (err->code == MERR_NOT_FOUND)
+        merr_set(err, MERR_INVALID, 0,
+                 "failed to create task for container: exec: \"%s\": executable file not found in "
+                 "$PATH",
+                 argv0);
+    else if (err->code == MERR_PERM)
+        merr_set(err, MERR_INVALID, 0,
+                 "failed to create task for container: exec: \"%s\": permission denied", argv0);
+}
+
+int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+{
+    struct container *c = e->c;
+    char *image_id = NULL;
+    json_t *image_config = NULL;
+    auto_strv char **lower = NULL;
+    if (m->images.resolve(m->images.data, c->image_id, &image_id, &image_config, &lower, err) < 0)
+        return merr_prefix(err, "cannot start container %s: image %s", c->id, c->image_id);
+    free(image_id);
+    json_decref(image_config);
+    if (fs_mkdir_p(e->rootfs, 0755, err) < 0 || fs_mkdir_p(e->upper, 0755, err) < 0 ||
+        fs_mkdir_p(e->work, 0700, err) < 0)
+        return -1;
+
+    struct rt_user user;
+    {
+        auto_free char *passwd = read_image_file(e->upper, lower, "etc/passwd");
+        auto_free char *group = read_image_file(e->upper, lower, "etc/group");
+        if (rt_user_resolve(c->plan.user, passwd, group, &user, err) < 0) {
+            if (err->code == MERR_NOT_FOUND)
+                merr_set(err, MERR_INVALID, 0,
+                         "unable to find user %s: no matching entries in passwd file", c->plan.user);
+            return -1;
+        }
+    }
+    char short_id[13];
+    snprintf(short_id, sizeof short_id, "%.12s", c->id);
+    const char *hostname = c->config->hostname != NULL ? c->config->hostname : short_id;
+    auto_strv char **env = strv_dup(c->plan.env);
+    auto_free char *hostname_env = xasprintf("HOSTNAME=%s", hostname);
+    auto_free char *home_env = xasprintf("HOME=%s", user.home);
+    if (!has_env(env, "HOSTNAME"))
+        env = strv_push(env, hostname_env);
+    if (c->config->tty && !has_env(env, "TERM"))
+        env = strv_push(env, "TERM=xterm");
+    if (!has_env(env, "HOME"))
+        env = strv_push(env, home_env);
+
+    /* stdio: a pty, or pipes (stdin only when it is kept open). */
+    int child[3] = { -1, -1, -1 };
+    int pty_master = -1, stdin_w = -1, out_r = -1, err_r = -1;
+    int pipes[2];
+    if (c->config->tty) {
+        if (open_pty(&pty_master, &child[0], err) < 0)
+            return -1;
+        child[1] = child[2] = child[0];
+        if (c->config->open_stdin)
+            stdin_w = dup(pty_master);
+    } else {
+        if (pipe2(pipes, O_CLOEXEC) < 0)
+            return merr_set(err, MERR_IO, errno, "cannot create a pipe");
+        out_r = pipes[0];
+        child[1] = pipes[1];
+        if (pipe2(pipes, O_CLOEXEC) < 0) {
+            close(out_r);
+            close(child[1]);
+            return merr_set(err, MERR_IO, errno, "cannot create a pipe");
+        }
+        err_r = pipes[0];
+        child[2] = pipes[1];
+        if (c->config->open_stdin && pipe2(pipes, O_CLOEXEC) == 0) {
+            child[0] = pipes[0];
+            stdin_w = pipes[1];
+        }
+    }
+    struct rt_spec spec = {
+        .id = c->id,
+        .lowerdirs = (const char *const *)lower,
+        .upperdir = e->upper,
+        .workdir = e->work,
+        .rootfs = e->rootfs,
+        .readonly_rootfs = c->config->readonly_rootfs,
+        .process = {
+            .argv = (const char *const *)c->plan.argv,
+            .env = (const char *const *)env,
+            .cwd = c->plan.cwd,
+            .uid = user.uid,
+            .gid = user.gid,
+            .additional_gids = user.additional_gids,
+            .n_additional_gids = user.n_additional_gids,
+            .tty = c->config->tty,
+            .stdio = { child[0], child[1], child[2] },
+            .cap_add = (const char *const *)c->config->cap_add,
+            .cap_drop = (const char *const *)c->config->cap_drop,
+            .privileged = c->config->privileged,
+        },
+        .hostname = hostname,
+        .network = strcmp(c->config->network_mode, "host") == 0 ? RT_NET_HOST : RT_NET_NONE,
+        .resources = {
+            .memory = c->config->memory,
+            .memory_swap = c->config->memory_swap,
+            .nano_cpus = c->config->nano_cpus,
+            .cpu_quota = c->config->cpu_quota,
+            .cpu_period = c->config->cpu_period,
+            .cpu_shares = c->config->cpu_shares,
+            .pids_limit = c->config->pids_limit,
+        },
+    };
+    struct rt_container *rc = NULL;
+    int rc_start = rt_start(m->rt, &spec, &rc, err);
+    for (int i = 0; i < 3; i++)
+        if (child[i] >= 0 && (i == 0 || child[i] != child[i - 1]))
+            close(child[i]);
+    if (rc_start < 0) {
+        explain_start_error(err, c->plan.argv[0]);
+        if (pty_master >= 0)
+            close(pty_master);
+        if (stdin_w >= 0)
+            close(stdin_w);
+        if (out_r >= 0)
+            close(out_r);
+        if (err_r >= 0)
+            close(err_r);
+        c->state.exit_code = strstr(err->msg, "not found") != NULL          ? 127
+                             : strstr(err->msg, "permission denied") != NULL ? 126
+                                                                             : 125;
+        free(c->state.error);
+        c->state.error = xstrdup(err->msg);
+        struct merr ignored;
+        if (mgr_persist_locked(m, e, &ignored) < 0)
+            mlog_warn(m->log, "%s", ignored.msg);
+        return -1;
+    }
+    pthread_mutex_lock(&e->out_lock);
+    e->log = fopen(e->log_path, "ae");
+    pthread_mutex_unlock(&e->out_lock);
+    e->rt = rc;
+    e->pty_master = pty_master;
+    e->stdin_w = stdin_w;
+    e->out_r = out_r;
+    e->err_r = err_r;
+    struct rt_state rs;
+    rt_container_state(rc, &rs);
+    c->state.status = CTR_RUNNING;
+    c->state.pid = rs.pid;
+    c->state.rt_start_time = rs.start_time;
+    c->state.started_ns = mgr_now_ns();
+    c->state.oom_killed = false;
+    c->state.stopped_by_user = false;
+    c->state.exit_code = 0;
+    free(c->state.error);
+    c->state.error = NULL;
+    e->io_running = true;
+    e->refs++; /* the output thread's */
+    struct io_args *a = xcalloc(1, sizeof *a);
+    a->m = m;
+    a->e = e;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, io_thread, a) != 0) {
+        pthread_attr_destroy(&attr);
+        abort(); /* cannot supervise a running container: nothing sane to do */
+    }
+    pthread_attr_destroy(&attr);
+    if (mgr_persist_locked(m, e, err) < 0)
+        mlog_warn(m->log, "%s", err->msg);
+    pthread_cond_broadcast(&m->changed);
+    return 0;
+}
+
+int ctr_start(struct ctr_manager *m, const char *ref, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = -1;
+    if (e == NULL)
+        goto out;
+    enum ctr_status st = e->c->state.status;
+    if (st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING) {
+        rc = 1;
+        goto out;
+    }
+    if (st == CTR_REMOVING || st == CTR_DEAD || e->io_running) {
+        merr_set(err, MERR_EXISTS, 0, "container %s cannot be started now (%s)", ref,
+                 ctr_status_name(st));
+        goto out;
+    }
+    rc = run_start_locked(m, e, err);
+out:
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- stop, kill, wait ---- */
+
+static struct timespec deadline_in(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    return t;
+}
+
+bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_t seq, int timeout_ms)
+{
+    struct timespec until = deadline_in(timeout_ms);
+    while (!e->removed && e->io_running && e->exit_seq == seq)
+        if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
+            break;
+    /* A restart policy may have started it again; what matters is that it exited. */
+    return e->removed || !e->io_running || e->exit_seq != seq;
+}
+
+static int signal_of(const char *name, int def, struct merr *err)
+{
+    if (name == NULL || name[0] == '\0')
+        return def;
+    int sig = ctr_signal_parse(name);
+    if (sig < 0)
+        return merr_set(err, MERR_INVALID, 0, "Invalid signal: %s", name);
+    return sig;
+}
+
+int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *signal,
+             struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = -1;
+    if (e == NULL)
+        goto out;
+    struct container *c = e->c;
+    if (c->state.status == CTR_RESTARTING && e->rt == NULL) {
+        c->state.stopped_by_user = true; /* cancels the pending restart */
+        pthread_cond_broadcast(&m->changed);
+        run_wait_stopped_locked(m, e, e->exit_seq - 1, 5000);
+        rc = 0;
+        goto out;
+    }
+    if (e->rt == NULL) {
+        rc = 1;
+        goto out;
+    }
+    int sig = signal_of(signal != NULL ? signal : c->plan.stop_signal, SIGTERM, err);
+    if (sig < 0)
+        goto out;
+    if (timeout_s < 0)
+        timeout_s = c->config->stop_timeout >= 0 ? c->config->stop_timeout : 10;
+    c->state.stopped_by_user = true;
+    uint64_t seq = e->exit_seq;
+    e->refs++;
+    struct merr kerr = MERR_INIT;
+    if (rt_kill(e->rt, sig, &kerr) < 0)
+        mlog_debug(m->log, "stop %s: %s", c->id, kerr.msg);
+    if (!run_wait_stopped_locked(m, e, seq, timeout_s * 1000) && e->rt != NULL) {
+        if (rt_kill(e->rt, SIGKILL, &kerr) < 0)
+            mlog_debug(m->log, "kill %s: %s", c->id, kerr.msg);
+        run_wait_stopped_locked(m, e, seq, 15000);
+    }
+    bool stopped = e->removed || e->exit_seq != seq;
+    mgr_entry_unref_locked(m, e);
+    rc = stopped ? 0 : merr_set(err, MERR_TIMEOUT, 0, "container %s did not stop", ref);
+out:
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = -1;
+    if (e == NULL)
+        goto out;
+    int sig = signal_of(signal, SIGKILL, err);
+    if (sig < 0)
+        goto out;
+    if (e->rt == NULL || e->c->state.status != CTR_RUNNING) {
+        merr_set(err, MERR_EXISTS, 0, "cannot kill container: %s: container %s is not running",
+                 ref, e->c->id);
+        goto out;
+    }
+    if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT)
+        e->c->state.stopped_by_user = true;
+    rc = rt_kill(e->rt, sig, err);
+out:
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct merr *err)
+{
+    if (ctr_stop(m, ref, timeout_s, NULL, err) < 0)
+        return -1;
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = -1;
+    if (e != NULL) {
+        run_wait_stopped_locked(m, e, e->exit_seq, 0);
+        rc = e->rt != NULL ? 0 : run_start_locked(m, e, err);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+struct ctr_waiter {
+    struct ctr_manager *m;
+    struct ctr_entry *e;
+    enum ctr_wait_condition cond;
+    uint64_t seq;
+};
+
+int ctr_wait_prepare(struct ctr_manager *m, const char *ref, enum ctr_wait_condition cond,
+                     struct ctr_waiter **out, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    if (e == NULL) {
+        pthread_mutex_unlock(&m->lock);
+        return -1;
+    }
+    struct ctr_waiter *w = xcalloc(1, sizeof *w);
+    w->m = m;
+    w->e = e;
+    w->cond = cond;
+    w->seq = e->exit_seq;
+    e->refs++;
+    pthread_mutex_unlock(&m->lock);
+    *out = w;
+    return 0;
+}
+
+static bool wait_done_locked(const struct ctr_waiter *w)
+{
+    const struct ctr_entry *e = w->e;
+    switch (w->cond) {
+    case CTR_WAIT_REMOVED:
+        return e->removed;
+    case CTR_WAIT_NEXT_EXIT:
+        return e->exit_seq != w->seq || e->removed;
+    case CTR_WAIT_NOT_RUNNING:
+    default:
+        return e->removed || (!e->io_running && e->c->state.status != CTR_RUNNING &&
+                              e->c->state.status != CTR_RESTARTING);
+    }
+}
+
+int ctr_wait_finish(struct ctr_waiter *w, int cancel_fd, int *exit_code, char **error,
+                    struct merr *err)
+{
+    struct ctr_manager *m = w->m;
+    pthread_mutex_lock(&m->lock);
+    while (!wait_done_locked(w)) {
+        struct timespec until = deadline_in(250);
+        pthread_cond_timedwait(&m->changed, &m->lock, &until);
+        if (cancel_fd >= 0) {
+            struct pollfd p = { .fd = cancel_fd, .events = POLLIN };
+            if (poll(&p, 1, 0) > 0) {
+                pthread_mutex_unlock(&m->lock);
+                return merr_set(err, MERR_BUSY, 0, "the engine is shutting down");
+            }
+        }
+    }
+    *exit_code = w->e->c->state.exit_code;
+    *error = w->e->c->state.error != NULL ? xstrdup(w->e->c->state.error) : NULL;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+void ctr_waiter_free(struct ctr_waiter *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->m->lock);
+    mgr_entry_unref_locked(w->m, w->e);
+    pthread_mutex_unlock(&w->m->lock);
+    free(w);
+}
+
+/* ---- attach, logs, resize, top ---- */
+
+int ctr_attach(struct ctr_manager *m, const char *ref, bool want_stdin, struct ctr_output_sub *sub,
+               int *stdin_fd, bool *close_stdin_on_eof, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = -1;
+    if (e == NULL)
+        goto out;
+    *stdin_fd = -1;
+    *close_stdin_on_eof = e->c->config->stdin_once;
+    pthread_mutex_lock(&e->out_lock);
+    rc = subscribe(e, sub, err);
+    pthread_mutex_unlock(&e->out_lock);
+    if (rc == 0 && want_stdin && e->stdin_w >= 0)
+        *stdin_fd = dup(e->stdin_w);
+out:
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void ctr_detach_stdin(struct ctr_manager *m, const char *ref, int stdin_fd)
+{
+    if (stdin_fd >= 0)
+        close(stdin_fd);
+    struct merr ignored;
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, &ignored);
+    /* StdinOnce: the container sees EOF when its first attached client closes stdin. */
+    if (e != NULL && e->c->config->stdin_once && e->stdin_w >= 0 && e->pty_master < 0) {
+        close(e->stdin_w);
+        e->stdin_w = -1;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+int ctr_resize(struct ctr_manager *m, const char *ref, unsigned short h, unsigned short w,
+               struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = -1;
+    if (e != NULL && e->pty_master < 0) {
+        merr_set(err, MERR_EXISTS, 0, "container %s has no TTY or is not running", ref);
+    } else if (e != NULL) {
+        struct winsize ws = { .ws_row = h, .ws_col = w };
+        rc = ioctl(e->pty_master, TIOCSWINSZ, &ws) < 0
+                 ? merr_set(err, MERR_IO, errno, "cannot resize the TTY of %s", ref)
+                 : 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+struct log_rec {
+    int stream;
+    char *data;
+    size_t len;
+    int64_t ns;
+};
+
+static int emit_record(const struct ctr_logs_opts *o, const struct log_rec *r, ctr_log_sink_fn sink,
+                       void *data, struct merr *err)
+{
+    if ((r->stream == 1 && !o->stdout_) || (r->stream == 2 && !o->stderr_))
+        return 0;
+    if ((o->since_ns > 0 && r->ns < o->since_ns) || (o->until_ns > 0 && r->ns > o->until_ns))
+        return 0;
+    if (!o->timestamps)
+        return sink(data, r->stream, r->data, r->len, err);
+    auto_free char *ts = fmt_rfc3339_nano(r->ns);
+    auto_free char *buf = xcalloc(strlen(ts) + 1 + r->len + 1, 1);
+    size_t n = (size_t)sprintf(buf, "%s ", ts);
+    memcpy(buf + n, r->data, r->len);
+    return sink(data, r->stream, buf, n + r->len, err);
+}
+
+int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts *o,
+             ctr_log_sink_fn sink, void *data, struct ctr_output_sub *sub, struct merr *err)
+{
+    sub->fd = -1;
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    if (e == NULL) {
+        pthread_mutex_unlock(&m->lock);
+        return -1;
+    }
+    auto_free char *path = xstrdup(e->log_path);
+    /* Reading the file and subscribing happen under out_lock: no record is lost or doubled. */
+    pthread_mutex_lock(&e->out_lock);
+    auto_fclose FILE *f = fopen(path, "re");
+    struct log_rec *recs = NULL;
+    size_t n = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while (f != NULL && (len = getline(&line, &lcap, f)) > 0) {
+        struct log_rec r = { 0 };
+        struct merr perr;
+        if (logline_parse(line, (size_t)len, &r.stream, &r.data, &r.len, &r.ns, &perr) < 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct log_rec *nr = realloc(recs, cap * sizeof *nr);
+            if (nr == NULL)
+                abort();
+            recs = nr;
+        }
+        recs[n++] = r;
+    }
+    free(line);
+    int rc = 0;
+    if (o->follow && e->io_running && e->log != NULL)
+        rc = subscribe(e, sub, err);
+    pthread_mutex_unlock(&e->out_lock);
+    pthread_mutex_unlock(&m->lock);
+
+    size_t first = o->tail >= 0 && (size_t)o->tail < n ? n - (size_t)o->tail : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && i >= first)
+            rc = emit_record(o, &recs[i], sink, data, err);
+        free(recs[i].data);
+    }
+    free(recs);
+    if (rc < 0 && sub->fd >= 0) {
+        close(sub->fd);
+        sub->fd = -1;
+    }
+    return rc;
+}
+
+/* Processes whose pid namespace is the container's, ps -ef style. */
+json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    pid_t pid = e != NULL && e->rt != NULL ? rt_container_pid(e->rt) : 0;
+    pthread_mutex_unlock(&m->lock);
+    if (e == NULL)
+        return NULL;
+    if (pid <= 0) {
+        merr_set(err, MERR_EXISTS, 0, "container %s is not running", ref);
+        return NULL;
+    }
+    char nspath[300], want[128], got[128];
+    snprintf(nspath, sizeof nspath, "/proc/%d/ns/pid", (int)pid);
+    ssize_t wl = readlink(nspath, want, sizeof want - 1);
+    if (wl < 0) {
+        merr_set(err, MERR_EXISTS, errno, "container %s is not running", ref);
+        return NULL;
+    }
+    want[wl] = '\0';
+    json_t *procs = json_array();
+    auto_closedir DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(nspath, sizeof nspath, "/proc/%s/ns/pid", de->d_name);
+        ssize_t gl = readlink(nspath, got, sizeof got - 1);
+        if (gl < 0)
+            continue;
+        got[gl] = '\0';
+        if (strcmp(got, want) != 0)
+            continue;
+        auto_free char *statp = xasprintf("/proc/%s/stat", de->d_name);
+        auto_free char *cmdp = xasprintf("/proc/%s/cmdline", de->d_name);
+        auto_free char *stat_text = NULL, *cmd = NULL;
+        size_t cmdlen = 0;
+        struct merr ignored;
+        struct stat st;
+        if (fs_read_file(statp, 4096, &stat_text, NULL, &ignored) < 0 || stat(statp, &st) < 0)
+            continue;
+        if (fs_read_file(cmdp, 65536, &cmd, &cmdlen, &ignored) < 0)
+            cmd = xstrdup("");
+        for (size_t i = 0; i + 1 < cmdlen; i++)
+            if (cmd[i] == '\0')
+                cmd[i] = ' ';
+        const char *rp = strrchr(stat_text, ')');
+        int ppid = 0;
+        char state = '?';
+        if (rp != NULL)
+            sscanf(rp + 2, "%c %d", &state, &ppid);
+        char uid[16], ppids[16];
+        snprintf(uid, sizeof uid, "%u", (unsigned)st.st_uid);
+        snprintf(ppids, sizeof ppids, "%d", ppid);
+        json_array_append_new(procs, json_pack("[s,s,s,s,s,s,s,s]", uid, de->d_name, ppids, "0",
+                                               "", "?", "00:00:00", cmd));
+    }
+    return json_pack("{s:[s,s,s,s,s,s,s,s],s:o}", "Titles", "UID", "PID", "PPID", "C", "STIME",
+                     "TTY", "TIME", "CMD", "Processes", procs);
+}
