@@ -1,0 +1,411 @@
+/* /containers/... routes. */
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <time.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "container/container.h"
+#include "container/logfile.h"
+#include "container/manager.h"
+#include "error.h"
+#include "fsutil.h"
+#include "handlers.h"
+
+
+static const char *id_of(struct api_request *req)
+{
+    return api_request_var(req, "id");
+}
+
+static int list(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    struct api_filters f;
+    if (api_request_filters(req, &f, err) < 0)
+        return -1;
+    static const char *const allowed[] = { "status", "name", "id", "label", "ancestor", NULL };
+    if (api_filters_validate(&f, allowed, err) < 0) {
+        api_filters_release(&f);
+        return -1;
+    }
+    bool all = api_request_query_bool(req, "all") || api_filters_get(&f, "status") != NULL;
+    long long limit = -1;
+    if (api_request_query_int(req, "limit", -1, &limit, err) < 0) {
+        api_filters_release(&f);
+        return -1;
+    }
+    json_t *items = ctr_list_json(s->containers, all, err);
+    if (items == NULL) {
+        api_filters_release(&f);
+        return -1;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        if (limit > 0 && (long long)json_array_size(out) >= limit)
+            break;
+        const char *state = json_string_value(json_object_get(it, "State"));
+        const char *id = json_string_value(json_object_get(it, "Id"));
+        const char *name = json_string_value(json_array_get(json_object_get(it, "Names"), 0));
+        if (!api_filters_match(&f, "status", state))
+            continue;
+        char *const *names = api_filters_get(&f, "name");
+        bool ok = names == NULL;
+        for (size_t k = 0; names != NULL && names[k] != NULL; k++)
+            ok |= name != NULL && strstr(name, names[k]) != NULL;
+        char *const *ids = api_filters_get(&f, "id");
+        bool id_ok = ids == NULL;
+        for (size_t k = 0; ids != NULL && ids[k] != NULL; k++)
+            id_ok |= strncmp(id, ids[k], strlen(ids[k])) == 0;
+        char *const *labels = api_filters_get(&f, "label");
+        bool label_ok = true;
+        for (size_t k = 0; labels != NULL && labels[k] != NULL; k++) {
+            const char *eq = strchr(labels[k], '=');
+            auto_free char *key = eq != NULL ? strndup(labels[k], (size_t)(eq - labels[k]))
+                                             : xstrdup(labels[k]);
+            const char *v = json_string_value(json_object_get(json_object_get(it, "Labels"), key));
+            label_ok &= v != NULL && (eq == NULL || strcmp(v, eq + 1) == 0);
+        }
+        if (ok && id_ok && label_ok)
+            json_array_append(out, it);
+    }
+    json_decref(items);
+    api_filters_release(&f);
+    return api_reply_json(req, 200, out, err);
+}
+
+static int create(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *body = NULL;
+    if (api_request_body_json(req, &body, err) < 0)
+        return -1;
+    auto_free char *id = NULL;
+    int rc = ctr_create(s->containers, api_request_query(req, "name"), body, &id, err);
+    json_decref(body);
+    if (rc < 0)
+        return -1;
+    return api_reply_json(req, 201, json_pack("{s:s,s:[]}", "Id", id, "Warnings"), err);
+}
+
+static int inspect(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *j = ctr_inspect(s->containers, id_of(req), err);
+    return j != NULL ? api_reply_json(req, 200, j, err) : -1;
+}
+
+static int start(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    int rc = ctr_start(s->containers, id_of(req), err);
+    return rc < 0 ? -1 : api_reply_empty(req, rc == 1 ? 304 : 204, err);
+}
+
+static int query_timeout(struct api_request *req, long long *t, struct merr *err)
+{
+    const char *key = api_request_query(req, "t") != NULL ? "t" : "timeout";
+    return api_request_query_int(req, key, -1, t, err);
+}
+
+static int stop(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    long long t = -1;
+    if (query_timeout(req, &t, err) < 0)
+        return -1;
+    int rc = ctr_stop(s->containers, id_of(req), (int)t, api_request_query(req, "signal"), err);
+    return rc < 0 ? -1 : api_reply_empty(req, rc == 1 ? 304 : 204, err);
+}
+
+static int restart(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    long long t = -1;
+    if (query_timeout(req, &t, err) < 0 || ctr_restart(s->containers, id_of(req), (int)t, err) < 0)
+        return -1;
+    return api_reply_empty(req, 204, err);
+}
+
+static int kill_(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    if (ctr_kill(s->containers, id_of(req), api_request_query(req, "signal"), err) < 0)
+        return -1;
+    return api_reply_empty(req, 204, err);
+}
+
+static int remove_(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    if (ctr_remove(s->containers, id_of(req), api_request_query_bool(req, "force"), err) < 0)
+        return -1;
+    return api_reply_empty(req, 204, err);
+}
+
+/* The CLI sends wait before start and needs the headers at once, the body at exit. */
+static int wait_(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    const char *cond = api_request_query(req, "condition");
+    enum ctr_wait_condition c = CTR_WAIT_NOT_RUNNING;
+    if (cond != NULL && strcmp(cond, "next-exit") == 0)
+        c = CTR_WAIT_NEXT_EXIT;
+    else if (cond != NULL && strcmp(cond, "removed") == 0)
+        c = CTR_WAIT_REMOVED;
+    else if (cond != NULL && cond[0] != '\0' && strcmp(cond, "not-running") != 0)
+        return merr_set(err, MERR_INVALID, 0, "invalid condition: \"%s\"", cond);
+    struct ctr_waiter *w = NULL;
+    if (ctr_wait_prepare(s->containers, id_of(req), c, &w, err) < 0)
+        return -1;
+    int rc = api_stream_begin(req, 200, API_MEDIA_JSON, err);
+    int code = 0;
+    auto_free char *error = NULL;
+    if (rc == 0)
+        rc = ctr_wait_finish(w, api_request_cancel_fd(req), &code, &error, err);
+    ctr_waiter_free(w);
+    if (rc < 0)
+        return -1;
+    json_t *body = json_pack("{s:i,s:o}", "StatusCode", code, "Error",
+                             error != NULL ? json_pack("{s:s}", "Message", error) : json_null());
+    rc = api_stream_write_json(req, body, err);
+    json_decref(body);
+    return rc < 0 ? -1 : api_stream_end(req, err);
+}
+
+/* ---- attach, logs ---- */
+
+static int read_full(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int forward_frame(struct api_request *req, int sub_fd, bool tty, bool timestamps,
+                         struct merr *err, bool *ended)
+{
+    unsigned char hdr[8];
+    if (read_full(sub_fd, hdr, sizeof hdr) < 0) {
+        *ended = true;
+        return 0;
+    }
+    size_t len = ((size_t)hdr[4] << 24) | ((size_t)hdr[5] << 16) | ((size_t)hdr[6] << 8) | hdr[7];
+    auto_free char *buf = malloc(len + 64);
+    if (buf == NULL || read_full(sub_fd, buf, len) < 0) {
+        *ended = true;
+        return 0;
+    }
+    const char *payload = buf;
+    auto_free char *stamped = NULL;
+    if (timestamps) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        auto_free char *t = fmt_rfc3339_nano((int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+        stamped = xcalloc(strlen(t) + 2 + len, 1);
+        size_t n = (size_t)sprintf(stamped, "%s ", t);
+        memcpy(stamped + n, buf, len);
+        payload = stamped;
+        len += n;
+    }
+    return tty ? api_stream_write(req, payload, len, err)
+               : api_stream_frame(req, (enum stdcopy_stream)hdr[0], payload, len, err);
+}
+
+int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
+                  stdin_eof_fn on_stdin_eof, void *eof_data, struct merr *err)
+{
+    bool stdin_open = stdin_fd >= 0;
+    for (;;) {
+        struct pollfd p[3] = {
+            { .fd = sub_fd, .events = POLLIN },
+            { .fd = api_request_cancel_fd(req), .events = POLLIN },
+            { .fd = api_request_fd(req), .events = stdin_open ? POLLIN : 0 },
+        };
+        int r = poll(p, 3, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || p[1].revents != 0)
+            return 0;
+        if (p[2].revents & (POLLERR | POLLNVAL))
+            return 0;
+        if (p[2].revents & (POLLIN | POLLHUP)) {
+            if (!stdin_open)
+                return 0; /* the client hung up */
+            char buf[16384];
+            ssize_t n = api_stream_read(req, buf, sizeof buf, err);
+            if (n > 0) {
+                const char *q = buf;
+                while (n > 0) {
+                    ssize_t w = write(stdin_fd, q, (size_t)n);
+                    if (w < 0 && errno == EINTR)
+                        continue;
+                    if (w < 0)
+                        break; /* the container closed its stdin: keep streaming output */
+                    q += w;
+                    n -= w;
+                }
+            } else {
+                stdin_open = false; /* half-close (or close_notify): stdin EOF, output goes on */
+                if (on_stdin_eof != NULL)
+                    on_stdin_eof(eof_data);
+            }
+        }
+        if (p[0].revents != 0) {
+            bool ended = false;
+            if (forward_frame(req, sub_fd, tty, timestamps, err, &ended) < 0)
+                return -1;
+            if (ended)
+                return 0;
+        }
+    }
+}
+
+struct stdin_ctx {
+    struct ctr_manager *m;
+    const char *id;
+    int *stdin_fd;
+};
+
+static void close_container_stdin(void *data)
+{
+    struct stdin_ctx *c = data;
+    ctr_detach_stdin(c->m, c->id, *c->stdin_fd);
+    *c->stdin_fd = -1;
+}
+
+static int attach(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    char id[65];
+    bool tty = false;
+    if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0)
+        return -1;
+    bool want_stdin = api_request_query_bool(req, "stdin");
+    struct ctr_output_sub sub = { -1 };
+    int stdin_fd = -1;
+    bool once = false;
+    if (ctr_attach(s->containers, id, want_stdin, &sub, &stdin_fd, &once, err) < 0)
+        return -1;
+    int rc = api_hijack(req, tty, err);
+    struct stdin_ctx sc = { s->containers, id, &stdin_fd };
+    if (rc == 0)
+        rc = handlers_pump(req, sub.fd, tty, false, stdin_fd, close_container_stdin, &sc, err);
+    close(sub.fd);
+    if (stdin_fd >= 0)
+        close(stdin_fd);
+    return rc;
+}
+
+struct log_sink {
+    struct api_request *req;
+    bool tty;
+};
+
+static int log_sink(void *data, int stream, const char *payload, size_t len, struct merr *err)
+{
+    struct log_sink *ls = data;
+    return ls->tty ? api_stream_write(ls->req, payload, len, err)
+                   : api_stream_frame(ls->req, (enum stdcopy_stream)stream, payload, len, err);
+}
+
+static int query_time(struct api_request *req, const char *key, int64_t *out, struct merr *err)
+{
+    const char *v = api_request_query(req, key);
+    *out = 0;
+    if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
+        return 0;
+    return parse_timestamp(v, out, err);
+}
+
+static int logs(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    char id[65];
+    bool tty = false;
+    if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0)
+        return -1;
+    struct ctr_logs_opts o = {
+        .stdout_ = api_request_query_bool(req, "stdout"),
+        .stderr_ = api_request_query_bool(req, "stderr"),
+        .follow = api_request_query_bool(req, "follow"),
+        .timestamps = api_request_query_bool(req, "timestamps"),
+        .tail = -1,
+    };
+    if (!o.stdout_ && !o.stderr_)
+        return merr_set(err, MERR_INVALID, 0, "Bad parameters: you must choose at least one stream");
+    const char *tail = api_request_query(req, "tail");
+    if (tail != NULL && tail[0] != '\0' && strcmp(tail, "all") != 0) {
+        char *end = NULL;
+        long long n = strtoll(tail, &end, 10);
+        o.tail = *end == '\0' && n >= 0 ? n : -1;
+    }
+    if (query_time(req, "since", &o.since_ns, err) < 0 || query_time(req, "until", &o.until_ns, err) < 0)
+        return -1;
+    const char *media = tty || !api_request_version_ge(req, 1, 42) ? API_MEDIA_RAW_STREAM
+                                                                  : API_MEDIA_MULTIPLEXED_STREAM;
+    if (api_stream_begin(req, 200, media, err) < 0)
+        return -1;
+    struct log_sink ls = { req, tty };
+    struct ctr_output_sub sub = { -1 };
+    int rc = ctr_logs(s->containers, id, &o, log_sink, &ls, &sub, err);
+    if (rc == 0 && sub.fd >= 0)
+        rc = handlers_pump(req, sub.fd, tty, o.timestamps, -1, NULL, NULL, err);
+    if (sub.fd >= 0)
+        close(sub.fd);
+    return rc < 0 ? -1 : api_stream_end(req, err);
+}
+
+static int resize(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    long long h = 0, w = 0;
+    if (api_request_query_int(req, "h", 0, &h, err) < 0 || api_request_query_int(req, "w", 0, &w, err) < 0)
+        return -1;
+    if (h <= 0 || w <= 0 || h > 65535 || w > 65535)
+        return merr_set(err, MERR_INVALID, 0, "invalid TTY size %lldx%lld", h, w);
+    if (ctr_resize(s->containers, id_of(req), (unsigned short)h, (unsigned short)w, err) < 0)
+        return -1;
+    return api_reply_empty(req, 200, err);
+}
+
+static int top(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *j = ctr_top(s->containers, id_of(req), err);
+    return j != NULL ? api_reply_json(req, 200, j, err) : -1;
+}
+
+static const struct api_route routes[] = {
+    { "GET", "/containers/json", list, 0 },
+    { "POST", "/containers/create", create, 0 },
+    { "GET", "/containers/{id}/json", inspect, 0 },
+    { "POST", "/containers/{id}/start", start, API_ROUTE_WORKER },
+    { "POST", "/containers/{id}/stop", stop, API_ROUTE_WORKER },
+    { "POST", "/containers/{id}/restart", restart, API_ROUTE_WORKER },
+    { "POST", "/containers/{id}/kill", kill_, 0 },
+    { "POST", "/containers/{id}/wait", wait_, API_ROUTE_WORKER },
+    { "DELETE", "/containers/{id}", remove_, API_ROUTE_WORKER },
+    { "POST", "/containers/{id}/attach", attach, API_ROUTE_WORKER },
+    { "GET", "/containers/{id}/logs", logs, API_ROUTE_WORKER },
+    { "POST", "/containers/{id}/resize", resize, 0 },
+    { "GET", "/containers/{id}/top", top, 0 },
+};
+
+int handlers_register_containers(struct api_router *r, struct engine_services *s, struct merr *err)
+{
+    return api_router_add_table(r, routes, sizeof routes / sizeof routes[0], s, err);
+}

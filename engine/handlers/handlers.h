@@ -1,0 +1,41 @@
+/* Docker API routes for containers, exec and images: thin HTTP adapters over the container
+ * manager and the image store. */
+#ifndef MACHINE_ENGINE_HANDLERS_H
+#define MACHINE_ENGINE_HANDLERS_H
+
+#include "cleanup.h"
+
+struct api_router;
+struct ctr_manager;
+struct image_store;
+struct registry_config;
+struct merr;
+
+struct engine_services {
+    struct ctr_manager *containers;
+    struct image_store *images;
+    const struct registry_config *registry;
+};
+
+int handlers_register_containers(struct api_router *r, struct engine_services *s,
+                                 struct merr *err) MUST_CHECK;
+int handlers_register_exec(struct api_router *r, struct engine_services *s,
+                           struct merr *err) MUST_CHECK;
+int handlers_register_images(struct api_router *r, struct engine_services *s,
+                             struct merr *err) MUST_CHECK;
+
+/* struct ctr_image_source.resolve over the image store (data = struct image_store *). */
+#include <jansson.h>
+int handlers_image_resolve(void *data, const char *ref, char **image_id, json_t **config,
+                           char ***lowerdirs, struct merr *err) MUST_CHECK;
+
+/* Copies a live output subscription (stdcopy frames on sub_fd) to a hijacked or chunked
+ * connection until the subscription ends, the client goes or the server stops. With stdin_fd,
+ * the client's input is written there (half-close = stdin EOF → on_stdin_eof). Pure plumbing
+ * shared by attach and logs -f. */
+struct api_request;
+typedef void (*stdin_eof_fn)(void *data);
+int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
+                  stdin_eof_fn on_stdin_eof, void *eof_data, struct merr *err) MUST_CHECK;
+
+#endif

@@ -1,0 +1,157 @@
+/* /images/... routes, and the image source the container manager uses. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "container/manager.h"
+#include "error.h"
+#include "fsutil.h"
+#include "handlers.h"
+#include "image/image.h"
+
+static int reply_text_json(struct api_request *req, char *text, struct merr *err)
+{
+    if (text == NULL)
+        return -1;
+    int rc = api_reply_raw(req, 200, API_MEDIA_JSON, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+static int list(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    return reply_text_json(req, image_list_json(s->images, err), err);
+}
+
+static int inspect(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    const char *name = api_request_var(req, "name");
+    char *text = image_inspect_json(s->images, name, err);
+    if (text == NULL && err->code == MERR_NOT_FOUND)
+        merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", name);
+    return reply_text_json(req, text, err);
+}
+
+struct pull_ctx {
+    struct api_request *req;
+    bool failed;
+};
+
+static void on_progress(const char *line, void *opaque)
+{
+    struct pull_ctx *p = opaque;
+    struct merr err;
+    if (!p->failed && api_stream_write(p->req, line, strlen(line), &err) < 0)
+        p->failed = true; /* the client went away; the pull finishes for the next one */
+}
+
+static int create(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    const char *from = api_request_query(req, "fromImage");
+    const char *tag = api_request_query(req, "tag");
+    if (from == NULL || from[0] == '\0') {
+        if (api_request_query(req, "fromSrc") != NULL)
+            return merr_set(err, MERR_UNSUPPORTED, 0, "image import is not supported; use docker load");
+        return merr_set(err, MERR_INVALID, 0, "fromImage is required");
+    }
+    auto_free char *ref = NULL;
+    if (tag != NULL && tag[0] != '\0')
+        ref = xasprintf("%s%s%s", from, strncmp(tag, "sha256:", 7) == 0 ? "@" : ":", tag);
+    else
+        ref = xstrdup(from);
+    if (api_stream_begin(req, 200, API_MEDIA_JSON, err) < 0)
+        return -1;
+    struct pull_ctx p = { req, false };
+    struct merr perr = MERR_INIT;
+    if (image_pull(s->images, s->registry, ref, api_request_query(req, "platform"),
+                   api_request_header(req, "X-Registry-Auth"), on_progress, &p, NULL, &perr) < 0) {
+        /* Errors after the 200 travel in the stream, as docker does. */
+        json_t *e = json_pack("{s:{s:s},s:s}", "errorDetail", "message", perr.msg, "error", perr.msg);
+        int rc = api_stream_write_json(req, e, err);
+        json_decref(e);
+        if (rc < 0)
+            return -1;
+    }
+    return api_stream_end(req, err);
+}
+
+static bool in_use(const char *image_id, void *ctx)
+{
+    return ctr_image_in_use(ctx, image_id);
+}
+
+static int remove_(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    const char *name = api_request_var(req, "name");
+    char *report = NULL;
+    if (image_remove(s->images, name, api_request_query_bool(req, "force"), in_use, s->containers,
+                     &report, err) < 0) {
+        if (err->code == MERR_NOT_FOUND)
+            merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", name);
+        else if (err->code == MERR_BUSY)
+            err->code = MERR_EXISTS; /* 409 conflict, as docker */
+        return -1;
+    }
+    return reply_text_json(req, report, err);
+}
+
+static int tag(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    const char *repo = api_request_query(req, "repo");
+    const char *t = api_request_query(req, "tag");
+    if (repo == NULL || repo[0] == '\0')
+        return merr_set(err, MERR_INVALID, 0, "repository name must be given");
+    auto_free char *id = image_lookup(s->images, api_request_var(req, "name"), err);
+    if (id == NULL)
+        return -1;
+    auto_free char *ref = xasprintf("%s:%s", repo, t != NULL && t[0] != '\0' ? t : "latest");
+    if (image_tag(s->images, id, ref, err) < 0)
+        return -1;
+    return api_reply_empty(req, 201, err);
+}
+
+static const struct api_route routes[] = {
+    { "GET", "/images/json", list, 0 },
+    { "POST", "/images/create", create, API_ROUTE_WORKER },
+    { "GET", "/images/{name}/json", inspect, 0 },
+    { "DELETE", "/images/{name}", remove_, API_ROUTE_WORKER },
+    { "POST", "/images/{name}/tag", tag, 0 },
+};
+
+int handlers_register_images(struct api_router *r, struct engine_services *s, struct merr *err)
+{
+    return api_router_add_table(r, routes, sizeof routes / sizeof routes[0], s, err);
+}
+
+int handlers_image_resolve(void *data, const char *ref, char **image_id, json_t **config,
+                           char ***lowerdirs, struct merr *err)
+{
+    struct image_store *images = data;
+    auto_free char *id = image_lookup(images, ref, err);
+    if (id == NULL)
+        return -1;
+    auto_free char *text = image_config_json(images, id, err);
+    if (text == NULL)
+        return -1;
+    json_error_t jerr;
+    json_t *full = json_loads(text, 0, &jerr);
+    if (full == NULL)
+        return merr_set(err, MERR_CORRUPT, 0, "image %s has an invalid config: %s", id, jerr.text);
+    char **dirs = image_layer_dirs(images, id, err);
+    if (dirs == NULL) {
+        json_decref(full);
+        return -1;
+    }
+    json_t *cfg = json_object_get(full, "config");
+    *config = json_is_object(cfg) ? json_incref(cfg) : json_object();
+    json_decref(full);
+    *lowerdirs = dirs;
+    *image_id = steal_pointer(&id);
+    return 0;
+}
