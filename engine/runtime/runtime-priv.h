@@ -12,6 +12,13 @@
 
 struct sock_fprog;
 
+/* Marks a call whose failure is deliberately ignored (cleanup on an error
+ * path, a best-effort write). */
+static inline void rt_best_effort(int result)
+{
+    (void)result;
+}
+
 /* ---- parse.c: pure parsers over buffers -------------------------------- */
 
 /* One line of /proc/PID/mountinfo; strings point into the (modified) buffer,
@@ -112,5 +119,110 @@ MUST_CHECK int rt_seccomp_build(uint64_t caps, struct rt_bpf **out, struct merr 
 void rt_bpf_free(struct rt_bpf *bpf);
 DEFINE_CLEANUP(struct rt_bpf, rt_bpf_free)
 size_t rt_bpf_len(const struct rt_bpf *bpf);
+
+/* ---- the runtime context and its cgroup manager ----------------------- */
+
+struct rt_cgroup;
+
+/* A cgroup manager: one per layout, chosen once by rt_runtime_new(). */
+struct rt_cgroup_ops {
+    const char *name;
+    /* Fills cg->dirs for container id; with create, makes the directories
+     * (and enables v2 controllers on the way), else keeps the existing ones. */
+    int (*open)(struct rt_cgroup *cg, bool create, struct merr *err);
+    int (*set_resources)(struct rt_cgroup *cg, const struct rt_resources *res, struct merr *err);
+    /* v1 devices cgroup: docker's default allow-list, or everything. */
+    int (*set_devices)(struct rt_cgroup *cg, bool allow_all, struct merr *err);
+    int (*oom_killed)(struct rt_cgroup *cg, bool *out, struct merr *err);
+    int (*stats)(struct rt_cgroup *cg, struct rt_stats *out, struct merr *err);
+    /* Thaws a frozen cgroup so SIGKILL can land; may be NULL. */
+    void (*thaw)(struct rt_cgroup *cg);
+};
+extern const struct rt_cgroup_ops rt_cgroup_v1_ops;
+extern const struct rt_cgroup_ops rt_cgroup_hybrid_ops;
+extern const struct rt_cgroup_ops rt_cgroup_v2_ops;
+
+struct rt_runtime {
+    char cgroup_root[256];
+    char cgroup_parent[128];
+    enum rt_cgroup_mode mode;
+    const struct rt_cgroup_ops *cg_ops;
+    /* v1/hybrid: the hierarchies the runtime uses; hybrid: the cgroup2 mount. */
+    struct rt_cg_hierarchy hier[RT_CG_MAX_HIERARCHIES];
+    size_t n_hier;
+    char unified[256];
+    const struct mlog *log;
+};
+
+/* Builds the runtime context from already-gathered facts (the seam the unit
+ * tests use instead of statfs() and a real mountinfo). */
+MUST_CHECK int rt_runtime_init_from(struct rt_runtime *rt, const struct rt_runtime_config *config,
+                                    enum rt_cgroup_mode mode, char *mountinfo, struct merr *err);
+
+#define RT_CG_MAX_DIRS (RT_CG_MAX_HIERARCHIES + 1)
+struct rt_cgroup {
+    const struct rt_runtime *rt;
+    char id[RT_ID_MAX + 1];
+    size_t n_dirs;
+    char dirs[RT_CG_MAX_DIRS][512];   /* absolute directories, one per hierarchy */
+    char names[RT_CG_MAX_DIRS][128];  /* hierarchy name inside /sys/fs/cgroup ("memory") */
+    /* index into dirs for each controller, -1 when absent */
+    int memory, cpu, cpuacct, pids, devices, freezer, unified;
+};
+
+MUST_CHECK int rt_cgroup_open(const struct rt_runtime *rt, const char *id, bool create,
+                              struct rt_cgroup **out, struct merr *err);
+void rt_cgroup_free(struct rt_cgroup *cg);
+DEFINE_CLEANUP(struct rt_cgroup, rt_cgroup_free)
+/* Moves pid (0: the caller) into every directory of cg. Allocation-free, so a
+ * freshly cloned child may call it. */
+MUST_CHECK int rt_cgroup_attach(const struct rt_cgroup *cg, pid_t pid, struct merr *err);
+/* Kills every process left in cg, then removes its directories (bounded). */
+MUST_CHECK int rt_cgroup_destroy(struct rt_cgroup *cg, struct merr *err);
+/* Whether any directory of cg still exists. */
+bool rt_cgroup_exists(const struct rt_cgroup *cg);
+
+/* Small file helpers for cgroupfs (and /proc). rt_read_all reads a whole
+ * (procfs) file into a NUL-terminated malloc'd buffer, capped at 8 MiB. */
+MUST_CHECK int rt_read_all(const char *path, char **out, struct merr *err);
+MUST_CHECK int rt_write_file(const char *dir, const char *file, const char *value,
+                             struct merr *err);
+/* Reads at most size-1 bytes, NUL-terminated; returns the length. */
+MUST_CHECK ssize_t rt_read_file(const char *dir, const char *file, char *buf, size_t size,
+                                struct merr *err);
+MUST_CHECK int rt_read_u64(const char *dir, const char *file, uint64_t *out, struct merr *err);
+
+/* ---- the cloned child (runtime.c, mounts.c) ------------------------------ */
+
+/* Everything the container's first process (or an exec'd one) needs, prepared
+ * by the engine before clone so the child only makes system calls: after a
+ * raw clone of a possibly multi-threaded engine, malloc may be unusable. */
+struct rt_child {
+    const struct rt_spec *spec;    /* rt_start only; NULL for rt_exec */
+    const struct rt_process *proc;
+    const struct rt_cgroup *cg;
+    enum rt_cgroup_mode cg_mode;
+    char *const *argv;
+    char *const *envp;
+    const char *path;              /* PATH for the argv[0] lookup */
+    uint64_t caps;
+    const struct sock_fprog *seccomp; /* NULL: no filter (privileged) */
+    const char *const *masked;
+    const char *const *readonly;
+    int target_pidfd;              /* rt_exec: the container's first process */
+    pid_t target_pid;
+};
+
+extern const char *const rt_default_masked_paths[];
+extern const char *const rt_default_readonly_paths[];
+
+/* Host side: mounts the overlay (or a lone read-only lower dir) at spec->rootfs. */
+MUST_CHECK int rt_rootfs_mount(const struct rt_spec *spec, struct merr *err);
+/* Host side: unmounts rootfs if something is mounted there. */
+MUST_CHECK int rt_rootfs_umount(const char *rootfs, struct merr *err);
+/* Child side, in the new mount namespace: /proc, /dev, /sys, cgroups, bind
+ * mounts, pivot_root, masked and read-only paths. Refuses a rootfs whose
+ * /proc, /dev or /sys is a symlink (MERR_INVALID). */
+MUST_CHECK int rt_child_mount(const struct rt_child *ch, struct merr *err);
 
 #endif
