@@ -57,7 +57,7 @@ int rt_write_file(const char *dir, const char *file, const char *value, struct m
     char path[1024];
     if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
         return merr_set(err, MERR_INVALID, ENAMETOOLONG, "cannot write '%s/%s'", dir, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC); /* O_TRUNC: as runc */
     if (fd < 0)
         return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno,
                         "cannot open '%s'", path);
@@ -133,7 +133,7 @@ static bool hierarchy_wanted(const char *controllers)
 
 static bool parent_valid(const char *parent)
 {
-    if (parent[0] == '\0' || parent[0] == '/')
+    if (parent[0] == '\0' || parent[0] == '/' || strstr(parent, "//") != NULL)
         return false;
     /* slash-separated components, each a valid id (so no "." or "..") */
     char copy[128];
