@@ -231,6 +231,23 @@ static const struct dev_node dev_nodes[] = {
     { "random", 1, 8 },  { "urandom", 1, 9 }, { "tty", 5, 0 },
 };
 
+/* Binds the pty on fd 0 to /dev/console. The fd was opened in the engine's
+ * mount namespace, and a bind source must be in ours: go through the pty's
+ * path in our copy of the host /dev/pts, checked to be the same device. */
+static int bind_console(int rootfd, struct merr *err)
+{
+    char path[256];
+    ssize_t n = readlink("/proc/self/fd/0", path, sizeof path - 1);
+    if (n <= 0)
+        return merr_set(err, MERR_IO, errno, "cannot find the container's tty");
+    path[n] = '\0';
+    struct stat by_fd, by_path;
+    if (fstat(0, &by_fd) < 0 || stat(path, &by_path) < 0 || !S_ISCHR(by_fd.st_mode) ||
+        by_fd.st_rdev != by_path.st_rdev)
+        return merr_set(err, MERR_INVALID, 0, "the container's tty '%s' is not a pty", path);
+    return mount_in_root(rootfd, path, "/dev/console", NULL, MS_BIND, NULL, true, err);
+}
+
 static int setup_dev(int rootfd, const struct rt_child *ch, struct merr *err)
 {
     if (mount_in_root(rootfd, NULL, "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME,
@@ -265,9 +282,7 @@ static int setup_dev(int rootfd, const struct rt_child *ch, struct merr *err)
                       NULL, true, err) < 0)
         return -1;
     /* a tty container's console is its pty (fd 0, already installed) */
-    if (ch->proc->tty &&
-        mount_in_root(rootfd, "/proc/self/fd/0", "/dev/console", NULL, MS_BIND, NULL, true, err) <
-            0)
+    if (ch->proc->tty && bind_console(rootfd, err) < 0)
         return -1;
     return 0;
 }

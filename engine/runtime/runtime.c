@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -222,11 +221,13 @@ static int child_drop_privileges(const struct rt_child *ch, struct merr *err)
     }
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         return merr_set(err, MERR_IO, errno, "cannot keep capabilities");
-    if (setgroups(p->n_additional_gids, p->additional_gids) < 0)
+    /* raw system calls: glibc's wrappers would try to change the credentials
+     * of the engine's other threads, which this clone does not have */
+    if (syscall(SYS_setgroups, p->n_additional_gids, p->additional_gids) < 0)
         return merr_set(err, MERR_IO, errno, "cannot set supplementary groups");
-    if (setresgid(p->gid, p->gid, p->gid) < 0)
+    if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
         return merr_set(err, MERR_IO, errno, "cannot set gid %u", (unsigned)p->gid);
-    if (setresuid(p->uid, p->uid, p->uid) < 0)
+    if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
         return merr_set(err, MERR_IO, errno, "cannot set uid %u", (unsigned)p->uid);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
         return merr_set(err, MERR_IO, errno, "cannot reset keep-capabilities");

@@ -666,6 +666,135 @@ static void test_exec_joins_container(void **state)
     close_box(&b);
 }
 
+static void test_network_none(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    struct box b;
+    box_init(&b, (const char *const[]){ "sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/flags",
+                                        NULL });
+    char out[256];
+    assert_int_equal(run(&b, out, sizeof out, NULL), 0);
+    assert_string_equal(out, "lo\n0x9\n"); /* only lo, IFF_UP|IFF_LOOPBACK */
+}
+
+static void test_tty(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(master >= 0);
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(slave >= 0);
+    struct box b;
+    box_init(&b, (const char *const[]){ "sh", "-c",
+                                        "test -t 0 && test -t 1 && echo tty; "
+                                        "test -c /dev/console && echo console",
+                                        NULL });
+    b.spec.process.tty = true;
+    b.spec.process.stdio[0] = b.spec.process.stdio[1] = b.spec.process.stdio[2] = slave;
+    struct rt_container *c = NULL;
+    struct merr err = MERR_INIT;
+    int rc = rt_start(rt, &b.spec, &c, &err);
+    if (rc < 0)
+        print_message("rt_start: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    close(slave);
+    assert_int_equal(rt_decode_status(wait_status(rt_container_pid(c))), 0);
+    char out[256];
+    ssize_t n = read(master, out, sizeof out - 1); /* the pty keeps what was written */
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_string_equal(out, "tty\r\nconsole\r\n");
+    close(master);
+    assert_int_equal(rt_container_destroy(c, &err), 0);
+    assert_clean(&b);
+    close_box(&b);
+}
+
+static void test_bind_mounts(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    char vol[600], file[700], escape[700];
+    snprintf(vol, sizeof vol, "%s/volume", tmpdir);
+    mkdir(vol, 0755);
+    snprintf(file, sizeof file, "%s/data.txt", vol);
+    write_text(file, "from the host\n");
+    /* an image layer with /evil -> /etc: the bind must land inside the rootfs */
+    char layer[600];
+    snprintf(layer, sizeof layer, "%s/evil-layer", tmpdir);
+    mkdir(layer, 0755);
+    snprintf(escape, sizeof escape, "%s/evil", layer);
+    unlink(escape);
+    assert_int_equal(symlink("/etc", escape), 0);
+
+    struct box b;
+    box_init(&b, (const char *const[]){
+                     "sh", "-c",
+                     "cat /data/data.txt; echo more > /data/new.txt && echo wrote; "
+                     "(echo x > /ro/x) 2>/dev/null && echo ro-writable || echo ro-refused; "
+                     "cat /etc/vol/data.txt",
+                     NULL });
+    b.lowers[0] = layer;
+    b.lowers[1] = base_layer;
+    struct rt_bind_mount mounts[] = {
+        { .source = vol, .destination = "/data" },
+        { .source = vol, .destination = "/ro", .readonly = true },
+        { .source = vol, .destination = "/evil/vol" },
+    };
+    b.spec.mounts = mounts;
+    b.spec.n_mounts = 3;
+    char out[512];
+    assert_int_equal(run(&b, out, sizeof out, NULL), 0);
+    assert_string_equal(out, "from the host\nwrote\nro-refused\nfrom the host\n");
+    snprintf(file, sizeof file, "%s/new.txt", vol);
+    assert_int_equal(access(file, F_OK), 0);
+    assert_int_equal(access("/etc/vol", F_OK), -1); /* nothing was created on the host */
+}
+
+static void test_privileged_and_groups(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    struct box b;
+    box_init(&b, (const char *const[]){ "sh", "-c",
+                                        "grep -E '^(CapEff|Seccomp):' /proc/self/status; "
+                                        "wc -c < /proc/interrupts | grep -qv '^0$' && echo unmasked",
+                                        NULL });
+    b.spec.process.privileged = true;
+    char out[256], want[256];
+    assert_int_equal(run(&b, out, sizeof out, NULL), 0);
+    /* privileged gets everything the engine itself may hand out */
+    char status[4096] = "";
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    size_t got = fread(status, 1, sizeof status - 1, f);
+    status[got] = '\0';
+    fclose(f);
+    char *bnd = strstr(status, "CapBnd:\t");
+    assert_non_null(bnd);
+    snprintf(want, sizeof want, "CapEff:\t%.16s\nSeccomp:\t0\nunmasked\n", bnd + 8);
+    assert_string_equal(out, want);
+
+    /* a user with supplementary groups, cap_add/cap_drop */
+    box_init(&b, (const char *const[]){ "sh", "-c", "id -G; grep ^CapBnd /proc/self/status",
+                                        NULL });
+    static const gid_t groups[] = { 29, 1000 };
+    b.spec.process.uid = 1000;
+    b.spec.process.gid = 1000;
+    b.spec.process.additional_gids = groups;
+    b.spec.process.n_additional_gids = 2;
+    b.spec.process.cap_add = (const char *const[]){ "NET_ADMIN", NULL };
+    b.spec.process.cap_drop = (const char *const[]){ "ALL", NULL };
+    assert_int_equal(run(&b, out, sizeof out, NULL), 0);
+    snprintf(want, sizeof want, "1000 29\nCapBnd:\t%016llx\n",
+             (unsigned long long)(UINT64_C(1) << CAP_NET_ADMIN));
+    assert_string_equal(out, want);
+}
+
 static uint64_t own_start_time(void)
 {
     FILE *f = fopen("/proc/self/stat", "r");
@@ -743,6 +872,10 @@ int main(void)
         cmocka_unit_test(test_pids_limit),
         cmocka_unit_test(test_exec_joins_container),
         cmocka_unit_test(test_adopt_after_restart),
+        cmocka_unit_test(test_network_none),
+        cmocka_unit_test(test_tty),
+        cmocka_unit_test(test_bind_mounts),
+        cmocka_unit_test(test_privileged_and_groups),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
