@@ -299,10 +299,23 @@ static _Noreturn void child_finish(const struct rt_child *ch, bool create_cwd)
     child_fail(&err);
 }
 
+/* Until execve() this process is an image of the engine binary: keep
+ * container processes from opening its /proc/PID/exe (CVE-2019-5736, runc
+ * does the same). execve() makes the user's binary dumpable again. */
+static void child_hide_engine(void)
+{
+    struct merr err = MERR_INIT;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        merr_set(&err, MERR_IO, errno, "cannot make the container process non-dumpable");
+        child_fail(&err);
+    }
+}
+
 static _Noreturn void child_start(const struct rt_child *ch, int sync_fd)
 {
     struct merr err = MERR_INIT;
     const struct rt_spec *spec = ch->spec;
+    child_hide_engine();
     if (child_setup_fds(ch->proc->stdio, sync_fd, -1, &err) < 0 || wait_go(&err) < 0)
         child_fail(&err);
     /* after the engine moved us into our cgroup, so that it is our root */
@@ -683,6 +696,7 @@ static _Noreturn void child_exec_intermediate(const struct rt_child *shared, int
     struct merr err = MERR_INIT;
     struct rt_child local = *shared;
     const struct rt_child *ch = &local;
+    child_hide_engine();
     if (child_setup_fds(ch->proc->stdio, sync_fd, shared->target_pidfd, &err) < 0)
         child_fail(&err);
     if (shared->target_pidfd >= 0)

@@ -71,7 +71,8 @@ static void build_layers(void)
                                         "home/app" };
     static const char *const applets[] = { "sh",   "echo", "cat",  "ls",   "hostname", "sleep",
                                            "dd",   "grep", "wc",   "seq",  "head",     "id",
-                                           "true", "false", "kill", "touch", "test", "pwd", "tr" };
+                                           "true", "false", "kill", "touch", "test", "pwd", "tr",
+                                           "readlink", "sort" };
     char path[1024];
     snprintf(base_layer, sizeof base_layer, "%s/base", tmpdir);
     assert_int_equal(mkdir(base_layer, 0755), 0);
@@ -795,6 +796,55 @@ static void test_privileged_and_groups(void **state)
     assert_string_equal(out, want);
 }
 
+static void test_engine_binary_untouchable(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_READY();
+    /* this test program plays the engine: its binary must stay as it is */
+    char self[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    struct stat before, after;
+    assert_int_equal(stat(self, &before), 0);
+
+    struct box b;
+    box_init(&b, (const char *const[]){ "sleep", "30", NULL });
+    struct rt_container *c = NULL;
+    struct merr err = MERR_INIT;
+    assert_int_equal(rt_start(rt, &b.spec, &c, &err), 0);
+    int out[2];
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    /* every process visible in the container runs the image's busybox, and
+     * writing through /proc/PID/exe changes nothing on the host */
+    struct rt_process p = {
+        .argv = (const char *const[]){ "sh", "-c",
+                                       "for e in /proc/[0-9]*/exe; do readlink $e; "
+                                       "echo pwned >> $e; done 2>/dev/null | sort -u",
+                                       NULL },
+        .env = base_env,
+        .stdio = { -1, out[1], out[1] },
+    };
+    pid_t pid;
+    assert_int_equal(rt_exec(c, &p, NULL, &pid, &err), 0);
+    close(out[1]);
+    char buf[512];
+    read_all(out[0], buf, sizeof buf);
+    close(out[0]);
+    (void)wait_status(pid);
+    assert_string_equal(buf, "/bin/busybox\n");
+    assert_int_equal(stat(self, &after), 0);
+    assert_int_equal(before.st_size, after.st_size);
+    assert_int_equal(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+    assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+
+    assert_int_equal(rt_kill(c, SIGKILL, &err), 0);
+    (void)wait_status(rt_container_pid(c));
+    assert_int_equal(rt_container_destroy(c, &err), 0);
+    assert_clean(&b);
+    close_box(&b);
+}
+
 static uint64_t own_start_time(void)
 {
     FILE *f = fopen("/proc/self/stat", "r");
@@ -876,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_tty),
         cmocka_unit_test(test_bind_mounts),
         cmocka_unit_test(test_privileged_and_groups),
+        cmocka_unit_test(test_engine_binary_untouchable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
