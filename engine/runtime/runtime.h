@@ -1,0 +1,205 @@
+/* Low-level container runtime of machine-engine: mounts an overlay rootfs,
+ * clones the container's first process into fresh namespaces, puts it into
+ * its own cgroup, applies docker's default security profile and execs the
+ * user's binary directly (the engine never re-executes itself inside a
+ * container). The engine's container manager drives it; this module holds no
+ * global state: everything lives in a struct rt_runtime passed in.
+ *
+ * Reaping is the caller's job: the container's first process (and every
+ * rt_exec process) is a child of the calling process. Decode its wait status
+ * with rt_decode_status(), ask rt_oom_killed(), then rt_container_destroy(). */
+#ifndef MACHINE_ENGINE_RUNTIME_H
+#define MACHINE_ENGINE_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cleanup.h"
+#include "error.h"
+
+struct mlog;
+struct rt_runtime;
+struct rt_container;
+
+enum rt_cgroup_mode {
+    RT_CGROUP_V1,     /* only v1 hierarchies under the cgroup root */
+    RT_CGROUP_HYBRID, /* v1 controllers + a controller-less cgroup2 at <root>/unified */
+    RT_CGROUP_V2,     /* the cgroup root is cgroup2 */
+};
+
+struct rt_runtime_config {
+    const char *cgroup_root;   /* NULL: "/sys/fs/cgroup" */
+    const char *cgroup_parent; /* NULL: "machine-engine"; containers go to <parent>/<id> */
+    const struct mlog *log;    /* may be NULL */
+};
+
+/* Detects the cgroup layout once and chooses the matching cgroup manager. */
+MUST_CHECK int rt_runtime_new(const struct rt_runtime_config *config, struct rt_runtime **out,
+                              struct merr *err);
+void rt_runtime_free(struct rt_runtime *rt);
+enum rt_cgroup_mode rt_runtime_cgroup_mode(const struct rt_runtime *rt);
+DEFINE_CLEANUP(struct rt_runtime, rt_runtime_free)
+
+enum rt_network_mode {
+    RT_NET_NONE, /* new network namespace with only lo, up */
+    RT_NET_HOST, /* the host's network namespace */
+    RT_NET_PATH, /* join the namespace at rt_spec.netns_path (e.g. /run/netns/x) */
+};
+
+/* 0 (or -1 where noted) means "not set". */
+struct rt_resources {
+    int64_t memory;      /* bytes */
+    int64_t memory_swap; /* memory+swap bytes; 0: same as memory (no swap), -1: unlimited */
+    int64_t nano_cpus;   /* 1e9 = one CPU; converted to a CFS quota over a 100 ms period */
+    int64_t cpu_quota;   /* microseconds; ignored when nano_cpus is set */
+    int64_t cpu_period;  /* microseconds */
+    int64_t cpu_shares;  /* v1 cpu.shares; converted to cpu.weight on v2 */
+    int64_t pids_limit;  /* 0 or -1: unlimited */
+};
+
+struct rt_bind_mount {
+    const char *source;      /* host path */
+    const char *destination; /* absolute path inside the container */
+    bool readonly;
+};
+
+/* The stdio the first process (or an exec) gets as fds 0, 1, 2: pipe ends or
+ * a pty slave the caller created; -1 means /dev/null. The caller keeps
+ * ownership of these fds. */
+struct rt_process {
+    const char *const *argv; /* argv[0] is looked up in PATH from env when it has no '/' */
+    const char *const *env;  /* NULL-terminated "K=V" list */
+    const char *cwd;         /* absolute, inside the container; NULL: "/" */
+    uid_t uid;
+    gid_t gid;
+    const gid_t *additional_gids;
+    size_t n_additional_gids;
+    bool tty;      /* stdio[0] is a pty slave: make it the controlling terminal */
+    int stdio[3];
+    const char *const *cap_add;  /* names like "NET_ADMIN" / "CAP_NET_ADMIN" / "ALL" */
+    const char *const *cap_drop;
+    bool privileged;        /* all capabilities, no seccomp */
+    bool no_new_privileges; /* docker --security-opt no-new-privileges */
+};
+
+struct rt_spec {
+    const char *id; /* [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters */
+
+    /* Root filesystem: an overlay of lowerdirs (NULL-terminated, top first)
+     * with upperdir/workdir, mounted at rootfs (an existing empty directory). */
+    const char *const *lowerdirs;
+    const char *upperdir;
+    const char *workdir;
+    const char *rootfs;
+    bool readonly_rootfs;
+
+    struct rt_process process;
+    const char *hostname; /* NULL: keep the (new) UTS namespace's name */
+
+    enum rt_network_mode network;
+    const char *netns_path; /* RT_NET_PATH only */
+
+    struct rt_resources resources;
+
+    const struct rt_bind_mount *mounts; /* extra bind mounts (volumes) */
+    size_t n_mounts;
+
+    /* NULL: docker's default lists; an empty list (just NULL) disables. Ignored
+     * (nothing masked) for privileged containers. */
+    const char *const *masked_paths;
+    const char *const *readonly_paths;
+};
+
+/* Mounts the rootfs, creates the cgroup, starts the first process and returns
+ * once it has exec'd the user's binary. On failure everything made is undone.
+ * Error codes: MERR_NOT_FOUND when the binary does not exist (docker maps it
+ * to 127), MERR_PERM when it cannot be executed (126), MERR_INVALID for a bad
+ * spec or an unsafe rootfs (a symlinked /proc, a cwd outside the rootfs). */
+MUST_CHECK int rt_start(struct rt_runtime *rt, const struct rt_spec *spec, struct rt_container **out,
+                        struct merr *err);
+
+pid_t rt_container_pid(const struct rt_container *c);
+/* A pidfd for the first process (poll() readable once it exits), or -1. */
+int rt_container_pidfd(const struct rt_container *c);
+const char *rt_container_id(const struct rt_container *c);
+
+/* What the caller persists to find a container again after an engine restart. */
+#define RT_ID_MAX 128
+struct rt_state {
+    char id[RT_ID_MAX + 1];
+    pid_t pid;
+    uint64_t start_time; /* /proc/PID/stat field 22: defeats PID reuse */
+    char rootfs[4096];   /* where the overlay is mounted */
+};
+void rt_container_state(const struct rt_container *c, struct rt_state *out);
+
+/* After a restart: returns 1 and a handle when st->pid is still the same
+ * process, 0 after cleaning up its leftovers (processes in its cgroup, the
+ * cgroup directories, the rootfs mount) when it is gone. */
+MUST_CHECK int rt_adopt(struct rt_runtime *rt, const struct rt_state *st, struct rt_container **out,
+                        struct merr *err);
+
+/* Signals the first process (pidfd_send_signal when available). */
+MUST_CHECK int rt_kill(struct rt_container *c, int sig, struct merr *err);
+
+/* Sends sig, waits up to timeout_ms for the first process to exit, then sends
+ * SIGKILL and waits up to kill_timeout_ms. Does not reap. Returns 0 once it has
+ * exited, MERR_TIMEOUT if it is still there. */
+MUST_CHECK int rt_stop(struct rt_container *c, int sig, int timeout_ms, int kill_timeout_ms,
+                       struct merr *err);
+
+/* Whether the kernel OOM-killed a process of the container (call after the
+ * first process exited, before rt_container_destroy). */
+MUST_CHECK int rt_oom_killed(struct rt_container *c, bool *out, struct merr *err);
+
+struct rt_stats {
+    uint64_t memory_usage;         /* bytes */
+    uint64_t memory_limit;         /* bytes; UINT64_MAX when unlimited */
+    uint64_t memory_inactive_file; /* bytes docker subtracts from usage */
+    uint64_t cpu_usage_ns;
+    uint64_t pids_current;
+    uint64_t pids_limit; /* UINT64_MAX when unlimited */
+};
+MUST_CHECK int rt_stats(struct rt_container *c, struct rt_stats *out, struct merr *err);
+
+/* Updates the limits of a running container (docker update). */
+MUST_CHECK int rt_update_resources(struct rt_container *c, const struct rt_resources *res,
+                                   struct merr *err);
+
+/* Starts a process inside a running container: joins its namespaces and its
+ * cgroup, with the same capability/seccomp/fd hygiene as rt_start. extra_env
+ * entries override process->env entries of the same name. *pid_out is a child
+ * of the caller, which reaps it. */
+MUST_CHECK int rt_exec(struct rt_container *c, const struct rt_process *process,
+                       const char *const *extra_env, pid_t *pid_out, struct merr *err);
+
+/* Kills whatever is left in the cgroup, removes the cgroup directories and
+ * unmounts the rootfs, then frees c. The first process must have exited (and
+ * should have been reaped). Frees c even when cleanup fails. */
+MUST_CHECK int rt_container_destroy(struct rt_container *c, struct merr *err);
+
+/* Frees the handle only, leaving the container running (engine shutdown). */
+void rt_container_release(struct rt_container *c);
+DEFINE_CLEANUP(struct rt_container, rt_container_release)
+
+/* waitpid() status -> docker exit code: the exit status, or 128 + signal. */
+int rt_decode_status(int wstatus);
+
+/* Resolves docker's User field ("name", "uid", "name:group", "uid:gid", ...,
+ * "" for root) against the image's /etc/passwd and /etc/group contents
+ * (either may be NULL when the file is missing). Numeric ids need no entry.
+ * Errors: MERR_NOT_FOUND for an unknown name, MERR_INVALID for a bad spec. */
+#define RT_USER_MAX_GROUPS 64
+struct rt_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t additional_gids[RT_USER_MAX_GROUPS]; /* supplementary groups from /etc/group */
+    size_t n_additional_gids;
+    char home[256]; /* from passwd, "/" when unknown */
+};
+MUST_CHECK int rt_user_resolve(const char *user, const char *passwd, const char *group,
+                               struct rt_user *out, struct merr *err);
+
+#endif
