@@ -274,6 +274,8 @@ static void *io_thread(void *opaque)
 
 /* ---- start ---- */
 
+static bool wait_idle_locked(struct ctr_manager *m, struct ctr_entry *e, int timeout_ms);
+
 /* A file of the image as the container would see it: upper layer first, then the lower layers
  * top-down; a whiteout (char device) hides it. NULL when absent. */
 static char *read_image_file(const char *upper, char *const *lower, const char *rel)
@@ -515,6 +517,8 @@ int ctr_start(struct ctr_manager *m, const char *ref, struct merr *err)
         rc = 1;
         goto out;
     }
+    if (e->io_running && e->rt == NULL)
+        wait_idle_locked(m, e, 5000); /* the previous run is still being wound up */
     if (st == CTR_REMOVING || st == CTR_DEAD || e->io_running) {
         merr_set(err, MERR_EXISTS, 0, "container %s cannot be started now (%s)", ref,
                  ctr_status_name(st));
@@ -551,6 +555,16 @@ bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_
     return e->removed || !e->io_running || e->exit_seq != seq;
 }
 
+/* Waits until no output thread owns e (its previous run is fully finished). */
+static bool wait_idle_locked(struct ctr_manager *m, struct ctr_entry *e, int timeout_ms)
+{
+    struct timespec until = deadline_in(timeout_ms);
+    while (!e->removed && e->io_running && e->rt == NULL)
+        if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
+            break;
+    return !e->io_running;
+}
+
 static int signal_of(const char *name, int def, struct merr *err)
 {
     if (name == NULL || name[0] == '\0')
@@ -573,7 +587,7 @@ int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *
     if (c->state.status == CTR_RESTARTING && e->rt == NULL) {
         c->state.stopped_by_user = true; /* cancels the pending restart */
         pthread_cond_broadcast(&m->changed);
-        run_wait_stopped_locked(m, e, e->exit_seq - 1, 5000);
+        wait_idle_locked(m, e, 5000);
         rc = 0;
         goto out;
     }
@@ -636,8 +650,8 @@ int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct me
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
     int rc = -1;
     if (e != NULL) {
-        run_wait_stopped_locked(m, e, e->exit_seq, 0);
-        rc = e->rt != NULL ? 0 : run_start_locked(m, e, err);
+        wait_idle_locked(m, e, 5000);
+        rc = e->rt != NULL || e->io_running ? 0 : run_start_locked(m, e, err);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
