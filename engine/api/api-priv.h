@@ -140,8 +140,14 @@ MUST_CHECK int api_listen_tcp(const struct api_listen_spec *spec, int *fd_out, s
 #include <http_parser.h>
 #include <pthread.h>
 
-enum api_ep_kind { API_EP_LISTENER, API_EP_CONN, API_EP_WATCH, API_EP_NOTIFY, API_EP_STOP,
-                    API_EP_DEAD };
+enum api_ep_kind {
+    API_EP_LISTENER,
+    API_EP_CONN,
+    API_EP_WATCH,
+    API_EP_NOTIFY,
+    API_EP_STOP,
+    API_EP_DEAD, /* a connection freed during the current epoll batch */
+};
 
 /* First member of everything registered with epoll. */
 struct api_ep_item {

@@ -787,14 +787,14 @@ int api_server_run(struct api_server *srv, int stop_fd, struct merr *err)
     if (stop_fd >= 0 && ep_add(srv, stop_fd, EPOLLIN, &srv->stop_ep, err) < 0)
         return -1;
     bool stopping = false;
+    int rc = 0;
     while (!stopping) {
         struct epoll_event events[64];
         int n = epoll_wait(srv->epfd, events, 64, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            merr_set(err, MERR_IO, errno, "epoll_wait failed");
-            stopping = true;
+            rc = merr_set(err, MERR_IO, errno, "epoll_wait failed");
             break;
         }
         srv->in_batch = true;
@@ -828,5 +828,5 @@ int api_server_run(struct api_server *srv, int stop_fd, struct merr *err)
     if (stop_fd >= 0)
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, stop_fd, NULL);
     shutdown_server(srv);
-    return err != NULL && err->code != MERR_OK ? -1 : 0;
+    return rc;
 }

@@ -80,8 +80,10 @@ static int h_hijack(struct api_request *req, void *data, struct merr *err)
     bool tty = api_request_query_bool(req, "tty");
     if (api_hijack(req, tty, err) < 0)
         return -1;
-    char got[256] = "got:";
-    size_t n = 4;
+    size_t body_len;
+    const char *body = api_request_body(req, &body_len);
+    char got[256];
+    size_t n = (size_t)snprintf(got, sizeof got, "%.*sgot:", (int)body_len, body);
     while (n < sizeof got) {
         ssize_t r = api_stream_read(req, got + n, sizeof got - n, err);
         if (r < 0)
@@ -396,6 +398,23 @@ static void test_hijack_upgrade_half_close(void **state)
     close(fd);
 }
 
+/* exec start: a JSON body precedes the hijacked stream on the wire */
+static void test_hijack_with_body(void **state)
+{
+    struct fixture *f = *state;
+    int fd = client_connect(f);
+    send_text(fd, "POST /v1.45/hijack?tty=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                  "Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n"
+                  "{\"Tty\":true}\nstdin");
+    shutdown(fd, SHUT_WR);
+    char *all = read_until(fd, NULL, 0, NULL);
+    assert_true(strncmp(all, "HTTP/1.1 101 UPGRADED\r\n", 23) == 0);
+    assert_non_null(strstr(all, "Content-Type: application/vnd.docker.raw-stream\r\n"));
+    assert_non_null(strstr(all, "\r\n\r\n{\"Tty\":true}\ngot:stdin"));
+    free(all);
+    close(fd);
+}
+
 static void test_hijack_tty_and_old_clients(void **state)
 {
     struct fixture *f = *state;
@@ -469,6 +488,7 @@ int main(void)
         T(test_vars_query_headers),
         T(test_worker_stream_then_keepalive),
         T(test_hijack_upgrade_half_close),
+        T(test_hijack_with_body),
         T(test_hijack_tty_and_old_clients),
         T(test_events_end_on_shutdown),
         T(test_events_client_leaves),
