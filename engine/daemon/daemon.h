@@ -1,0 +1,81 @@
+/* The machine-engine daemon: command-line configuration, the pid file, and
+ * struct engine, the one context that owns every subsystem (no globals).
+ * Subsystems plug their API routes into the server in engine_new(). */
+#ifndef MACHINE_ENGINE_DAEMON_H
+#define MACHINE_ENGINE_DAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "log.h"
+
+#define ENGINE_DEFAULT_HOST "unix:///var/run/machine-engine.sock"
+#define ENGINE_DEFAULT_DATA_ROOT "/var/lib/machine-engine"
+#define ENGINE_DEFAULT_PIDFILE "/var/run/machine-engine.pid"
+
+struct engine_config {
+    char **hosts; /* NULL-terminated -H values, validated */
+    char *data_root;
+    char *pidfile;
+    char **insecure_registries;
+    char **registry_mirrors; /* normalized with a trailing '/' */
+    char **labels;           /* key=value */
+    enum mlog_level log_level;
+    bool tlsverify;
+    char *tlscacert;
+    char *tlscert;
+    char *tlskey;
+    bool show_version;
+    bool show_help;
+    /* Test hook (env MACHINE_ENGINE_TEST_PUBLISH_DELAY_MS, set by main). */
+    unsigned unix_publish_delay_ms;
+};
+
+/* Parses dockerd-style flags (argv[0] is skipped). Pure: touches nothing but
+ * cfg; on failure cfg is released. MERR_INVALID for bad input, MERR_PERM for
+ * a non-loopback TCP host without --tlsverify. */
+MUST_CHECK int engine_config_parse(struct engine_config *cfg, int argc, char *const argv[],
+                                   struct merr *err);
+void engine_config_release(struct engine_config *cfg);
+const char *engine_config_usage(void);
+
+/* ---- pid file -------------------------------------------------------------- */
+
+struct pidfile;
+
+/* Refuses (MERR_BUSY) when the file is locked or names a live process. */
+MUST_CHECK int pidfile_acquire(const char *path, struct pidfile **out, struct merr *err);
+/* Removes the file if it is still ours. */
+void pidfile_release(struct pidfile *pf);
+/* Parses "1234\n"; MERR_CORRUPT otherwise. */
+MUST_CHECK int pidfile_parse(const char *text, pid_t *out, struct merr *err);
+
+/* ---- the engine ------------------------------------------------------------ */
+
+struct api_server;
+struct pidfile;
+
+struct engine {
+    const struct engine_config *cfg; /* borrowed, outlives the engine */
+    const struct mlog *log;
+    struct pidfile *pidfile;
+    char engine_id[64];
+    char **warnings; /* for GET /info */
+    struct api_server *server;
+    struct api_system *system;
+};
+
+MUST_CHECK struct engine *engine_new(const struct engine_config *cfg, const struct mlog *log,
+                                     struct merr *err);
+/* Serves until stop_fd (e.g. a signalfd) becomes readable. */
+MUST_CHECK int engine_run(struct engine *e, int stop_fd, struct merr *err);
+/* Stops everything and removes the sockets and the pid file. */
+void engine_free(struct engine *e);
+DEFINE_CLEANUP(struct engine, engine_free)
+
+const char *engine_version(void);
+const char *engine_git_commit(void);
+
+#endif

@@ -1,0 +1,206 @@
+/* struct engine: builds every subsystem from the configuration, plugs their
+ * routes into the API server, and tears everything down again. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+
+#ifndef ENGINE_GIT_COMMIT
+#define ENGINE_GIT_COMMIT "unknown"
+#endif
+#ifndef ENGINE_BUILD_TIME
+#define ENGINE_BUILD_TIME ""
+#endif
+
+const char *engine_version(void)
+{
+    return MACHINE_VERSION;
+}
+
+const char *engine_git_commit(void)
+{
+    return ENGINE_GIT_COMMIT;
+}
+
+/* mkdir -p with mode for the missing components. */
+static int make_dirs(const char *path, mode_t mode, struct merr *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return merr_set(err, MERR_INVALID, 0, "path '%s' is too long", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return merr_set(err, MERR_IO, errno, "cannot create '%s'", buf);
+        *p = saved;
+        if (saved == '\0')
+            return 0;
+    }
+}
+
+/* The daemon's ID survives restarts: <data-root>/engine-id, a random UUID. */
+static int load_engine_id(const char *data_root, char *id, size_t size, struct merr *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/engine-id", data_root);
+    FILE *auto_fclose f = fopen(path, "re");
+    if (f != NULL && fgets(id, (int)size, f) != NULL) {
+        id[strcspn(id, "\n")] = '\0';
+        if (strlen(id) == 36)
+            return 0;
+    }
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        return merr_set(err, MERR_IO, errno, "cannot get random bytes");
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    snprintf(id, size,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+             r[15]);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int auto_close fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create '%s'", tmp);
+    if (dprintf(fd, "%s\n", id) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot write '%s'", path);
+    return 0;
+}
+
+/* Container and image counts for GET /info. The container manager and the
+ * image store answer here once they exist. */
+static int engine_counts(void *data, struct api_system_counts *out, struct merr *err)
+{
+    memset(out, 0, sizeof *out);
+    return 0;
+}
+
+static int push_warning(struct engine *e, const char *text, struct merr *err)
+{
+    size_t n = 0;
+    while (e->warnings != NULL && e->warnings[n] != NULL)
+        n++;
+    char **grown = realloc(e->warnings, (n + 2) * sizeof *grown);
+    if (grown == NULL)
+        return merr_set(err, MERR_NOMEM, 0, "out of memory");
+    e->warnings = grown;
+    grown[n] = strdup(text);
+    grown[n + 1] = NULL;
+    return grown[n] != NULL ? 0 : merr_set(err, MERR_NOMEM, 0, "out of memory");
+}
+
+/* Every subsystem registers its routes here. */
+static int engine_register_routes(struct engine *e, struct merr *err)
+{
+    struct api_router *router = api_server_router(e->server);
+    if (api_system_register(router, e->system, err) < 0)
+        return -1;
+    /* containers_register(router, e->containers), images_register(...) go here */
+    return 0;
+}
+
+static int engine_listen(struct engine *e, struct merr *err)
+{
+    for (char **h = e->cfg->hosts; *h != NULL; h++) {
+        struct api_listen_spec spec;
+        if (api_listen_spec_parse(*h, e->cfg->tlsverify, &spec, err) < 0)
+            return -1;
+        int r = api_server_listen(e->server, &spec, err);
+        if (r == 0 && spec.kind == API_LISTEN_TCP && !spec.tls) {
+            char warning[512];
+            snprintf(warning, sizeof warning,
+                     "WARNING: API is accessible on http://%s:%u without encryption.",
+                     spec.host, spec.port);
+            mlog_warn(e->log, "%s", warning + strlen("WARNING: "));
+            r = push_warning(e, warning, err);
+        }
+        api_listen_spec_release(&spec);
+        if (r < 0)
+            return merr_prefix(err, "cannot listen on '%s'", *h);
+        mlog_info(e->log, "API listen on %s", *h);
+    }
+    return 0;
+}
+
+struct engine *engine_new(const struct engine_config *cfg, const struct mlog *log,
+                          struct merr *err)
+{
+    struct engine *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        merr_set(err, MERR_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    e->cfg = cfg;
+    e->log = log;
+    if (pidfile_acquire(cfg->pidfile, &e->pidfile, err) < 0)
+        goto fail;
+    if (make_dirs(cfg->data_root, 0711, err) < 0 ||
+        load_engine_id(cfg->data_root, e->engine_id, sizeof e->engine_id, err) < 0)
+        goto fail;
+    e->system = calloc(1, sizeof *e->system);
+    if (e->system == NULL) {
+        merr_set(err, MERR_NOMEM, 0, "out of memory");
+        goto fail;
+    }
+    struct api_server_config scfg = {
+        .server_version = engine_version(),
+        .log = log,
+        .tls = NULL, /* TLS transport: a later change */
+        .unix_publish_delay_ms = cfg->unix_publish_delay_ms,
+    };
+    e->server = api_server_new(&scfg, err);
+    if (e->server == NULL)
+        goto fail;
+    if (engine_listen(e, err) < 0)
+        goto fail;
+    *e->system = (struct api_system){
+        .engine_id = e->engine_id,
+        .server_version = engine_version(),
+        .git_commit = engine_git_commit(),
+        .build_time = ENGINE_BUILD_TIME,
+        .data_root = cfg->data_root,
+        .labels = cfg->labels,
+        .insecure_registries = cfg->insecure_registries,
+        .registry_mirrors = cfg->registry_mirrors,
+        .warnings = e->warnings,
+        .debug = cfg->log_level == MLOG_DEBUG,
+        .counts = engine_counts,
+        .counts_data = e,
+    };
+    if (engine_register_routes(e, err) < 0)
+        goto fail;
+    return e;
+fail:
+    engine_free(e);
+    return NULL;
+}
+
+int engine_run(struct engine *e, int stop_fd, struct merr *err)
+{
+    mlog_info(e->log, "machine-engine %s (%s) started, data root '%s'", engine_version(),
+              engine_git_commit(), e->cfg->data_root);
+    return api_server_run(e->server, stop_fd, err);
+}
+
+void engine_free(struct engine *e)
+{
+    if (e == NULL)
+        return;
+    api_server_free(e->server);
+    free(e->system);
+    cleanup_strvp(&e->warnings);
+    pidfile_release(e->pidfile);
+    free(e);
+}
