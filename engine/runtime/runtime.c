@@ -276,6 +276,21 @@ static void child_exec(const struct rt_child *ch, struct merr *err)
 }
 
 /* Shared tail of a container's first process and of an exec'd process. */
+/* The engine blocks SIGTERM/SIGINT (signalfd) and ignores SIGPIPE; blocked and ignored
+ * signals survive execve(), so the container's process would inherit them. */
+static void child_reset_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &sa, NULL); /* EINVAL for libc-reserved signals is fine */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static _Noreturn void child_finish(const struct rt_child *ch, bool create_cwd)
 {
     struct merr err = MERR_INIT;
@@ -293,6 +308,7 @@ static _Noreturn void child_finish(const struct rt_child *ch, bool create_cwd)
         close_range(SYNC_FD, ~0U, CLOSE_RANGE_CLOEXEC) < 0 ||
         child_drop_privileges(ch, &err) < 0)
         child_fail(&err);
+    child_reset_signals();
     struct msg m = { .type = MSG_EXEC };
     send_msg(SYNC_FD, &m);
     child_exec(ch, &err);
