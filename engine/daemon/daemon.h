@@ -56,6 +56,13 @@ MUST_CHECK int pidfile_parse(const char *text, pid_t *out, struct merr *err);
 
 struct api_server;
 struct pidfile;
+struct api_tls;
+struct rt_runtime;
+struct image_store;
+struct ctr_manager;
+
+#include "handlers/handlers.h"
+#include "image/image.h"
 
 struct engine {
     const struct engine_config *cfg; /* borrowed, outlives the engine */
@@ -65,6 +72,12 @@ struct engine {
     char **warnings; /* for GET /info */
     struct api_server *server;
     struct api_system *system;
+    struct api_tls *tls;
+    struct rt_runtime *rt;
+    struct image_store *images;
+    struct ctr_manager *containers;
+    struct registry_config registry;
+    struct engine_services services;
 };
 
 MUST_CHECK struct engine *engine_new(const struct engine_config *cfg, const struct mlog *log,

@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/tls.h"
+#include "container/manager.h"
+#include "fsutil.h"
+#include "runtime/runtime.h"
 
 #ifndef ENGINE_GIT_COMMIT
 #define ENGINE_GIT_COMMIT "unknown"
@@ -83,7 +87,19 @@ static int load_engine_id(const char *data_root, char *id, size_t size, struct m
  * image store answer here once they exist. */
 static int engine_counts(void *data, struct api_system_counts *out, struct merr *err)
 {
+    struct engine *e = data;
     memset(out, 0, sizeof *out);
+    if (e->containers != NULL)
+        ctr_counts(e->containers, &out->containers, &out->running, &out->paused, &out->stopped);
+    if (e->images != NULL) {
+        char *text = image_list_json(e->images, err);
+        if (text == NULL)
+            return -1;
+        json_t *j = json_loads(text, 0, NULL);
+        out->images = (long long)json_array_size(j);
+        json_decref(j);
+        free(text);
+    }
     return 0;
 }
 
@@ -105,9 +121,47 @@ static int push_warning(struct engine *e, const char *text, struct merr *err)
 static int engine_register_routes(struct engine *e, struct merr *err)
 {
     struct api_router *router = api_server_router(e->server);
-    if (api_system_register(router, e->system, err) < 0)
+    if (api_system_register(router, e->system, err) < 0 ||
+        handlers_register_containers(router, &e->services, err) < 0 ||
+        handlers_register_exec(router, &e->services, err) < 0 ||
+        handlers_register_images(router, &e->services, err) < 0)
         return -1;
-    /* containers_register(router, e->containers), images_register(...) go here */
+    return 0;
+}
+
+/* The image store, the runtime and the container manager, which recovers the containers a
+ * previous engine left behind. */
+static int engine_services_new(struct engine *e, struct merr *err)
+{
+    const struct engine_config *cfg = e->cfg;
+    auto_free char *image_root = path_join(cfg->data_root, "image");
+    auto_free char *ctr_root = path_join(cfg->data_root, "containers");
+    e->images = image_store_open(image_root, e->log, err);
+    if (e->images == NULL)
+        return -1;
+    registry_config_init(&e->registry);
+    e->registry.insecure_registries = (const char *const *)cfg->insecure_registries;
+    e->registry.mirrors = (const char *const *)cfg->registry_mirrors;
+    e->registry.log = e->log;
+    struct rt_runtime_config rcfg = { .log = e->log };
+    if (rt_runtime_new(&rcfg, &e->rt, err) < 0)
+        return -1;
+    struct ctr_manager_config mcfg = {
+        .root = ctr_root,
+        .rt = e->rt,
+        .images = { .resolve = handlers_image_resolve, .data = e->images },
+        .log = e->log,
+    };
+    if (ctr_manager_new(&mcfg, &e->containers, err) < 0 || ctr_manager_recover(e->containers, err) < 0)
+        return -1;
+    e->services = (struct engine_services){
+        .containers = e->containers,
+        .images = e->images,
+        .registry = &e->registry,
+    };
+    if (push_warning(e, "the default network behaves like 'none' plus loopback until bridge "
+                        "networking lands; use --network host for host networking", err) < 0)
+        return -1;
     return 0;
 }
 
@@ -154,10 +208,15 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
         merr_set(err, MERR_NOMEM, 0, "out of memory");
         goto fail;
     }
+    if (cfg->tlsverify &&
+        api_tls_new(cfg->tlscacert, cfg->tlscert, cfg->tlskey, &e->tls, err) < 0)
+        goto fail;
+    if (engine_services_new(e, err) < 0)
+        goto fail;
     struct api_server_config scfg = {
         .server_version = engine_version(),
         .log = log,
-        .tls = NULL, /* TLS transport: a later change */
+        .tls = e->tls != NULL ? api_tls_transport(e->tls) : NULL,
         .unix_publish_delay_ms = cfg->unix_publish_delay_ms,
     };
     e->server = api_server_new(&scfg, err);
@@ -199,6 +258,10 @@ void engine_free(struct engine *e)
     if (e == NULL)
         return;
     api_server_free(e->server);
+    ctr_manager_free(e->containers);
+    rt_runtime_free(e->rt);
+    image_store_free(e->images);
+    api_tls_free(e->tls);
     free(e->system);
     cleanup_strvp(&e->warnings);
     pidfile_release(e->pidfile);
