@@ -714,6 +714,28 @@ static void test_tampered_blob(void **state)
     pull_with_tampered_blob(e, -1, (long)(author - cfg), "M");
 }
 
+static void test_config_disagrees_with_layers(void **state)
+{
+    struct env *e = *state;
+    SKIP_IF_NEEDED(e);
+    static const char *const refs[] = { "test/bad:diffid", "test/bad:count" };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(run("rm -rf %s/store-case10", e->tmp), 0);
+        struct image_store *s = open_store(e, "store-case10");
+        struct events ev = { 0 };
+        struct merr err = MERR_INIT;
+        char *id = NULL;
+        assert_int_equal(pull(e, s, refs[i], NULL, &ev, &id, &err), -1);
+        assert_int_equal(err.code, MERR_CORRUPT);
+        assert_int_equal(dir_entries(e, "store-case10", "layers/sha256"), 0);
+        assert_int_equal(dir_entries(e, "store-case10", "images/sha256"), 0);
+        assert_int_equal(dir_entries(e, "store-case10", "blobs/sha256"), 0);
+        assert_int_equal(dir_entries(e, "store-case10", "tmp"), 0);
+        free(ev.all);
+        image_store_free(s);
+    }
+}
+
 static void test_bad_references(void **state)
 {
     struct env *e = *state;
@@ -818,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_remove),
         cmocka_unit_test(test_zstd_layers),
         cmocka_unit_test(test_tampered_blob),
+        cmocka_unit_test(test_config_disagrees_with_layers),
         cmocka_unit_test(test_bad_references),
         cmocka_unit_test(test_mirror_for_docker_io),
         cmocka_unit_test(test_kill_during_pull),

@@ -21,8 +21,10 @@
 #     test/img-v2s2:v1   Docker schema2 (skopeo --format v2s2)
 #     test/img-zstd:v1   OCI manifest with zstd layers
 #     test/multi:v1      the index (skopeo copy --all)
+#     test/bad:diffid    config names a wrong DiffID for layer 1
+#     test/bad:count     config lists 2 DiffIDs for 3 layers
 
-IMAGES_VERSION=4 # bump when the images change: the cache key
+IMAGES_VERSION=5 # bump when the images change: the cache key
 IMAGES_CACHE=${MACHINE_TEST_CACHE:-/var/cache/machine-tests}/images-v$IMAGES_VERSION
 
 images_need() {
@@ -70,6 +72,22 @@ images_blob() { # LAYOUT DIGEST
 
 images_tag_digest() { # LAYOUT TAG
     jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$1/index.json"
+}
+
+# Tags a copy of manifest M whose config went through the jq filter.
+images_bad_variant() { # LAYOUT MANIFEST TAG JQ-FILTER
+    local L=$1 m=$2 tag=$3 filter=$4 cfg newcfg size man msize
+    cfg=$(images_blob "$L" "$m" | jq -r .config.digest)
+    newcfg=$(images_blob "$L" "$cfg" | jq -c "$filter" | images_put_blob "$L")
+    size=$(images_blob "$L" "$newcfg" | wc -c)
+    man=$(images_blob "$L" "$m" | jq -c --arg d "$newcfg" --argjson s "$size" \
+        '.config.digest = $d | .config.size = $s | del(.annotations)' | images_put_blob "$L")
+    msize=$(images_blob "$L" "$man" | wc -c)
+    jq -c --arg d "$man" --argjson s "$msize" --arg t "$tag" \
+        '.manifests += [{mediaType:"application/vnd.oci.image.manifest.v1+json", digest:$d, size:$s,
+                         annotations:{"org.opencontainers.image.ref.name":$t}}]' \
+        "$L/index.json" >"$L/index.json.new"
+    mv "$L/index.json.new" "$L/index.json"
 }
 
 images_build_layout() { # LAYOUT WORKDIR
@@ -143,6 +161,12 @@ images_build_layout() { # LAYOUT WORKDIR
         "$L/index.json" >"$L/index.json.new"
     mv "$L/index.json.new" "$L/index.json"
 
+    # Broken on purpose (case 10): a config whose diff_ids name another layer, and
+    # one that lists fewer diff_ids than the manifest has layers.
+    images_bad_variant "$L" "$m1" bad-diffid \
+        '.rootfs.diff_ids[1] = "sha256:0000000000000000000000000000000000000000000000000000000000000000"'
+    images_bad_variant "$L" "$m1" bad-count 'del(.rootfs.diff_ids[2])'
+
     # The same image with zstd layers, in its own layout (pushed with --preserve-digests
     # so skopeo cannot substitute the gzip blobs the registry already has).
     skopeo --insecure-policy copy -q --dest-compress --dest-compress-format zstd \
@@ -166,6 +190,11 @@ images_build() {
     touch "$work/.complete"
     rm -rf "$IMAGES_CACHE"
     mv "$work" "$IMAGES_CACHE" # atomic: a half-built cache is never used
+    # drop layouts of older versions of this script
+    local old
+    for old in "$(dirname "$IMAGES_CACHE")"/images-v*; do
+        [ "$old" = "$IMAGES_CACHE" ] || rm -rf "$old"
+    done
 }
 
 images_push() { # ADDR
@@ -174,7 +203,9 @@ images_push() { # ADDR
     "${sk[@]}" "oci:$L:v1" "docker://$addr/test/img:v1" &&
         "${sk[@]}" --format v2s2 "oci:$L:v1" "docker://$addr/test/img-v2s2:v1" &&
         "${sk[@]}" --preserve-digests "oci:$IMAGES_CACHE/layout-zstd:v1" "docker://$addr/test/img-zstd:v1" &&
-        "${sk[@]}" --all "oci:$L:multi" "docker://$addr/test/multi:v1"
+        "${sk[@]}" --all "oci:$L:multi" "docker://$addr/test/multi:v1" &&
+        "${sk[@]}" --preserve-digests "oci:$L:bad-diffid" "docker://$addr/test/bad:diffid" &&
+        "${sk[@]}" --preserve-digests "oci:$L:bad-count" "docker://$addr/test/bad:count"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
