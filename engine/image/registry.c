@@ -701,6 +701,8 @@ static int registry_request(struct registry_client *c, struct request *rq, struc
             }
             return merr_set(err, MERR_INTERNAL, 0, "%s: cancelled", what);
         }
+        if (x->too_large && x->sink != NULL && x->payload_started)
+            return merr_set(err, MERR_CORRUPT, 0, "%s: larger than its descriptor says", what);
         if (x->too_large)
             return merr_set(err, MERR_INVALID, 0, "%s: response too large", what);
         if (x->range_bad)
