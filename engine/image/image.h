@@ -26,7 +26,8 @@ struct image_store;
  * every pull that uses the config. */
 struct registry_config {
     const char *const *insecure_registries; /* "host[:port]": plain HTTP allowed */
-    const char *const *mirrors;             /* "https://mirror:port" for docker.io */
+    const char *const *mirrors;             /* "https://mirror:port" for docker.io (tried
+                                             * first, never sent credentials) */
     const char *docker_io_endpoint;         /* NULL: https://registry-1.docker.io */
     const char *ca_file;                    /* NULL: the system bundle */
     long connect_timeout_ms;                /* per connection attempt */

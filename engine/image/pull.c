@@ -391,7 +391,9 @@ static int fetch_top(struct pull *p, struct merr *err)
     for (size_t i = 0; endpoints[i] != NULL; i++) {
         bool last = endpoints[i + 1] == NULL;
         registry_client_free(p->client);
-        p->client = registry_client_new(p->cfg, endpoints[i], p->ref.path, p->creds, err);
+        /* Mirrors come first and never get the credentials meant for docker.io. */
+        const struct registry_creds *creds = last ? p->creds : NULL;
+        p->client = registry_client_new(p->cfg, endpoints[i], p->ref.path, creds, err);
         if (p->client == NULL)
             return -1;
         if (registry_ping(p->client, err) == 0 &&
@@ -603,6 +605,8 @@ static int pull_run(struct pull *p, char **image_id_out, struct merr *err)
         had_image = p->jobs[i].exists;
     if (!had_image && download_layers(p, err) < 0)
         return -1;
+    if (atomic_load(&p->abort))
+        return merr_set(err, MERR_INTERNAL, 0, "pull cancelled");
     bool tag_unchanged = false;
     pthread_mutex_lock(&p->s->lock);
     int r = commit_locked(p, &tag_unchanged, err);
