@@ -1,0 +1,110 @@
+/* Images for machine-engine: registry pull into a content-addressed store.
+ *
+ * Layout under the data root:
+ *   blobs/sha256/<hex>                 manifests, configs and layer blobs, verified by digest
+ *   layers/sha256/<chainid-hex>/       diff/ (overlayfs form), diffid, size, parent
+ *   images/sha256/<config-hex>         image record (image ID = config digest)
+ *   repositories.json                  "repo:tag" and "repo@digest" → image ID
+ *   tmp/                               work area; everything in it is removed at open
+ * Layers are shared between images by ChainID. Nothing becomes visible under a
+ * digest before it has been verified and synced. */
+#ifndef ENGINE_IMAGE_IMAGE_H
+#define ENGINE_IMAGE_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+
+struct merr;
+struct mlog;
+struct image_store;
+
+/* Registry settings the daemon fills (from --insecure-registry, --registry-mirror).
+ * Arrays are NULL-terminated; the strings belong to the caller and must outlive
+ * every pull that uses the config. */
+struct registry_config {
+    const char *const *insecure_registries; /* "host[:port]": plain HTTP allowed */
+    const char *const *mirrors;             /* "https://mirror:port" for docker.io (tried
+                                             * first, never sent credentials) */
+    const char *docker_io_endpoint;         /* NULL: https://registry-1.docker.io */
+    const char *ca_file;                    /* NULL: the system bundle */
+    long connect_timeout_ms;                /* per connection attempt */
+    long low_speed_time_s;                  /* abort a transfer slower than ... */
+    long low_speed_limit;                   /* ... this many bytes/s for that long */
+    long request_timeout_s;                 /* whole request, for manifests and tokens */
+    unsigned max_attempts;                  /* per request, including the first */
+    long backoff_base_ms;                   /* first retry delay (doubled each time) */
+    long backoff_max_ms;                    /* cap of one delay, Retry-After included */
+    unsigned max_parallel_layers;           /* concurrent layer downloads (≤ 3 used) */
+    const struct mlog *log;                 /* debug log, may be NULL */
+};
+
+/* Sensible defaults: 10 s connect, 30 s under 1 KiB/s, 60 s requests, 5 attempts,
+ * backoff 500 ms doubling to 10 s, 3 parallel layers. */
+void registry_config_init(struct registry_config *rc);
+
+/* Opens (creating when needed) the store under root and removes leftovers in tmp/. */
+MUST_CHECK struct image_store *image_store_open(const char *root, const struct mlog *log,
+                                                struct merr *err);
+void image_store_free(struct image_store *s);
+DEFINE_CLEANUP(struct image_store, image_store_free)
+
+/* Limits passed to layer extraction (defaults: 64 GiB uncompressed, 4M entries). */
+void image_store_set_layer_limits(struct image_store *s, uint64_t max_uncompressed,
+                                  uint64_t max_entries);
+
+/* Receives one docker-style JSON progress line, terminated by "\r\n", ready to be
+ * forwarded verbatim on POST /images/create. Called from pull threads, never
+ * concurrently. Returning < 0 (the client went away) cancels the pull. */
+typedef int (*image_progress_fn)(const char *line, void *ctx);
+
+/* Pulls ref ("alpine", "127.0.0.1:5000/x/y:tag", "name@sha256:...") for platform
+ * ("os/arch[/variant]", NULL: the host's) with credentials from a docker
+ * X-Registry-Auth header (may be NULL). On success *image_id_out (if non-NULL)
+ * gets "sha256:<hex>". Nothing is committed unless every digest verified. */
+MUST_CHECK int image_pull(struct image_store *s, const struct registry_config *rc,
+                          const char *ref, const char *platform, const char *x_registry_auth,
+                          image_progress_fn cb, void *cb_ctx, char **image_id_out,
+                          struct merr *err);
+
+/* Resolves a name ("alpine", "alpine:3", "repo@sha256:..."), a full ID
+ * ("sha256:<hex>" or <hex>) or a unique ID prefix to "sha256:<hex>" (malloc'd).
+ * MERR_NOT_FOUND when nothing matches, MERR_INVALID for an ambiguous prefix. */
+MUST_CHECK char *image_lookup(struct image_store *s, const char *name, struct merr *err);
+
+/* GET /images/json: a JSON array of {Id, ParentId, RepoTags, RepoDigests, Created,
+ * Size, SharedSize, VirtualSize, Labels, Containers}. */
+MUST_CHECK char *image_list_json(struct image_store *s, struct merr *err);
+
+/* GET /images/{name}/json: {Id, RepoTags, RepoDigests, Parent, Comment, Created,
+ * Author, Config, Architecture, Variant, Os, Size, VirtualSize, RootFS, Metadata}. */
+MUST_CHECK char *image_inspect_json(struct image_store *s, const char *name, struct merr *err);
+
+/* The raw image config JSON (Env, Cmd, Entrypoint, WorkingDir, User are under "config"). */
+MUST_CHECK char *image_config_json(struct image_store *s, const char *image_id, struct merr *err);
+
+/* Paths of the image's layer diff directories, top layer first, for an overlay
+ * lowerdir. NULL-terminated, free with the auto_strv cleanup or strv loop. An image
+ * without layers gives an empty list. */
+MUST_CHECK char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr *err);
+
+/* Says whether a container uses image_id (the engine's container store answers). */
+typedef bool (*image_in_use_fn)(const char *image_id, void *ctx);
+
+/* DELETE /images/{name}. By name: untags; the image itself (and the layers and
+ * blobs no other image needs) goes when its last reference goes. By ID: removes
+ * every reference and the image. Refuses with MERR_BUSY when a container uses the
+ * image or (by ID) it is tagged in several repositories, unless force. With force
+ * an in-use image is only untagged. *report_out gets the docker reply
+ * [{"Untagged":"alpine:latest"},{"Deleted":"sha256:..."}]. */
+MUST_CHECK int image_remove(struct image_store *s, const char *name, bool force,
+                            image_in_use_fn in_use, void *in_use_ctx, char **report_out,
+                            struct merr *err);
+
+/* Adds "repo:tag" for an existing image (docker tag). */
+MUST_CHECK int image_tag(struct image_store *s, const char *image_id, const char *ref,
+                         struct merr *err);
+
+#endif
