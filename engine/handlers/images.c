@@ -40,12 +40,13 @@ struct pull_ctx {
     bool failed;
 };
 
-static void on_progress(const char *line, void *opaque)
+static int on_progress(const char *line, void *opaque)
 {
     struct pull_ctx *p = opaque;
     struct merr err;
     if (!p->failed && api_stream_write(p->req, line, strlen(line), &err) < 0)
-        p->failed = true; /* the client went away; the pull finishes for the next one */
+        p->failed = true; /* the client went away; the pull still finishes for the next one */
+    return 0;
 }
 
 static int create(struct api_request *req, void *data, struct merr *err)
