@@ -146,8 +146,10 @@ static int rm_run(struct cli *cli, struct parsed_args *a, struct merr *err)
         else
             rc = -1;
         if (rc < 0) {
-            if (e.code == MERR_CORRUPT && !force)
-                merr_prefix(&e, "use -f to remove it anyway");
+            if (e.code == MERR_CORRUPT && !force) {
+                size_t len = strlen(e.msg);
+                snprintf(e.msg + len, sizeof e.msg - len, " (use -f to remove it anyway)");
+            }
             if (a->positional[1] == NULL) {
                 *err = e;
                 return -1;

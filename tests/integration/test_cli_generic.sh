@@ -11,7 +11,7 @@ M=${MACHINE_BIN:?MACHINE_BIN must point at the machine binary}
 T=$(mktemp -d /tmp/machine-cli-XXXXXX)
 export MACHINE_STORAGE_PATH=$T/store
 export MACHINE_SSH_WAIT_MS=20000
-trap 'testhost_cleanup_all; rm -rf "$T"' EXIT
+testhost_on_exit "rm -rf '$T'"
 
 ssh-keygen -q -t ed25519 -N '' -C machine-test -f "$T/id"
 ssh-keygen -q -t ed25519 -N '' -C stranger -f "$T/stranger"
@@ -144,12 +144,12 @@ set -e
 
 step "two concurrent creates of one name: exactly one wins"
 for i in 1 2; do
-    ( "$M" create -d generic --generic-ip-address "$IP1" --generic-ssh-key "$T/id" -q twin \
+    ( set +e; "$M" create -d generic --generic-ip-address "$IP1" --generic-ssh-key "$T/id" -q twin \
         >"$T/twin.$i.out" 2>&1; echo $? >"$T/twin.$i.rc" ) &
 done
 wait
-wins=$(cat "$T/twin.1.rc" "$T/twin.2.rc" | grep -c '^0$' || true)
-assert_eq "$wins" 1 "exactly one concurrent create succeeds"
+assert_eq "$(sort "$T/twin.1.rc" "$T/twin.2.rc" | tr '\n' ' ')" "0 1 " "exactly one concurrent create succeeds"
+assert_contains "$(cat "$T/twin.1.out" "$T/twin.2.out")" "already exists" "the loser says why"
 assert_eq "$("$M" inspect -f '{{.Lifecycle.Status}}' twin)" "created" "the winner is complete"
 
 step "kill -9 during create never leaves an unreadable config"
