@@ -1,10 +1,43 @@
-/* engine/layer/layer.h */
+/* Hardened extraction of image layers into overlayfs diff directories, and the
+ * reverse (a diff directory back to a layer tar for `docker save`).
+ *
+ * Nothing outside `dest` is ever written: every entry is created relative to a
+ * directory fd of dest, parents are resolved as if dest were "/", the final
+ * component is never followed, hardlinks never get their metadata changed, and
+ * no external decompressor is ever run.
+ *
+ * Error codes: MERR_INVALID for hostile or unsupported content (path escapes,
+ * bad whiteouts, absurd devices, limits exceeded), MERR_CORRUPT for a damaged
+ * compressed stream or tar, MERR_IO (or MERR_PERM) for a failed system call,
+ * MERR_NOMEM. After a failure dest is in an unspecified state: delete it with
+ * layer_remove_tree(). */
+#ifndef MACHINE_ENGINE_LAYER_H
+#define MACHINE_ENGINE_LAYER_H
 #include <stdint.h>
 struct merr;
 enum layer_compression { LAYER_COMP_NONE, LAYER_COMP_GZIP, LAYER_COMP_ZSTD, LAYER_COMP_DETECT };
+/* A NULL limits pointer or a 0 field means the default below. */
 struct layer_limits { uint64_t max_uncompressed; uint64_t max_entries; };
 struct layer_result { char diff_id[72]; /* "sha256:<hex>" of the uncompressed tar */ uint64_t size; };
+
+#define LAYER_DEFAULT_MAX_UNCOMPRESSED (64ULL << 30) /* 64 GiB */
+#define LAYER_DEFAULT_MAX_ENTRIES (1ULL << 20)
+
 /* Reads a (compressed) layer tar from fd until EOF and extracts it into dest (an existing empty dir)
  * in overlayfs form (whiteouts → 0:0 char devices, opaque dirs → trusted.overlay.opaque=y). */
 int layer_extract_fd(int fd, enum layer_compression comp, const char *dest,
-                     const struct layer_limits *lim, struct layer_result *res, struct merr *err);
+                     const struct layer_limits *lim, struct layer_result *res, struct merr *err)
+    __attribute__((warn_unused_result));
+
+/* Writes the diff directory src to out_fd as an uncompressed tar (sorted, no
+ * record padding beyond the two end blocks), turning overlay whiteouts back into
+ * `.wh.<name>` entries and opaque directories into `.wh..wh..opq` entries. res
+ * (may be NULL) receives the DiffID and size of the bytes written. */
+int layer_tar_dir(const char *src, int out_fd, struct layer_result *res, struct merr *err)
+    __attribute__((warn_unused_result));
+
+/* rm -rf that never follows symlinks (dirfd + unlinkat) and uses a bounded number
+ * of file descriptors however deep the tree. A missing path is not an error. */
+int layer_remove_tree(const char *path, struct merr *err) __attribute__((warn_unused_result));
+
+#endif
