@@ -111,6 +111,7 @@ void ctr_manager_free(struct ctr_manager *m)
         if (e->rt != NULL)
             rt_container_release(e->rt); /* leave it running */
         e->rt = NULL;
+        run_close_subs(e);
         mgr_entry_unref_locked(m, e);
     }
     free(m->entries);

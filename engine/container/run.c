@@ -461,9 +461,18 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
                                                                              : 125;
         free(c->state.error);
         c->state.error = xstrdup(err->msg);
+        /* Attached clients and waiters learn that nothing will run; an AutoRemove container
+         * goes, as docker does when its start fails. */
+        run_close_subs(e);
+        e->exit_seq++;
+        pthread_cond_broadcast(&m->changed);
         struct merr ignored;
-        if (mgr_persist_locked(m, e, &ignored) < 0)
+        if (c->config->auto_remove && !e->io_running && !e->removed) {
+            if (mgr_remove_locked(m, e, &ignored) < 0)
+                mlog_warn(m->log, "%s", ignored.msg);
+        } else if (mgr_persist_locked(m, e, &ignored) < 0) {
             mlog_warn(m->log, "%s", ignored.msg);
+        }
         return -1;
     }
     pthread_mutex_lock(&e->out_lock);
