@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <locale.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -96,7 +97,15 @@ static struct archive_entry *tb_entry(const char *name, mode_t type, mode_t perm
 
 static void tb_put(struct tarb *tb, struct archive_entry *e, const void *data, size_t len)
 {
-    assert_true(archive_write_header(tb->a, e) >= ARCHIVE_WARN);
+    /* libarchive's pax writer needs a UTF-8 locale for names set with
+     * _utf8 (it crashes in "C"); the extractor itself runs in "C". */
+    locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    assert_true(utf8 != (locale_t)0);
+    locale_t old = uselocale(utf8);
+    int r = archive_write_header(tb->a, e);
+    uselocale(old);
+    freelocale(utf8);
+    assert_true(r >= ARCHIVE_WARN);
     if (len > 0)
         assert_int_equal(archive_write_data(tb->a, data, len), (la_ssize_t)len);
     archive_entry_free(e);
@@ -452,6 +461,10 @@ static void test_uid_map(void **state)
 
 /* ---- normal layers ---- */
 
+#define LONG_NAME                                                                                  \
+    "long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+    "/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
 static struct buf normal_layer(void)
 {
     struct tarb *tb = tb_new();
@@ -466,6 +479,12 @@ static struct buf normal_layer(void)
     tb_symlink(tb, "lib", "usr/lib");
     tb_hardlink(tb, "usr/bin/tool2", "usr/bin/tool", 0644);
     tb_file(tb, "implicit/parent/file", 0640, "x");
+    /* a UTF-8 name in a pax header (what Go writes) and a name past ustar's 100 bytes */
+    struct archive_entry *u = tb_entry("", AE_IFREG, 0644);
+    archive_entry_set_pathname_utf8(u, "caf\xc3\xa9/na\xc3\xafve.txt");
+    archive_entry_set_size(u, 1);
+    tb_put(tb, u, "u", 1);
+    tb_file(tb, LONG_NAME, 0644, "long");
     struct archive_entry *e = tb_entry("owned", AE_IFREG, 0600);
     archive_entry_set_uid(e, 1234);
     archive_entry_set_gid(e, 5678);
@@ -519,6 +538,10 @@ static void test_normal_layer(void **state)
     free(s);
     assert_lstat(f, "implicit/parent", &st);
     assert_int_equal(st.st_mode & 07777, 0755);
+    assert_lstat(f, "caf\xc3\xa9/na\xc3\xafve.txt", &st);
+    assert_int_equal(st.st_size, 1);
+    assert_lstat(f, LONG_NAME, &st);
+    assert_int_equal(st.st_size, 4);
     assert_lstat(f, "owned", &st);
     if (privileged()) {
         assert_int_equal(st.st_uid, 1234);
@@ -1182,6 +1205,10 @@ static void test_tar_roundtrip(void **state)
     tb_dir(tb, "ro/", 0500);
     tb_file(tb, "ro/f", 0444, "ro");
     tb_dev(tb, "fifo", AE_IFIFO, 0, 0);
+    tb_file(tb, LONG_NAME, 0644, "long");
+    struct archive_entry *u = tb_entry("", AE_IFREG, 0644);
+    archive_entry_set_pathname_utf8(u, "caf\xc3\xa9");
+    tb_put(tb, u, NULL, 0);
     if (root) {
         tb_file(tb, "d/.wh..wh..opq", 0600, "");
         tb_file(tb, "d/.wh.gone", 0600, "");
