@@ -640,7 +640,7 @@ int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
                                                                  : LAYER_DEFAULT_MAX_UNCOMPRESSED,
         .resolve_flags = opts != NULL && opts->force_fallback_resolve ? LAYER_RESOLVE_FALLBACK : 0,
         .can_chown = geteuid() == 0,
-        .in_userns = running_in_userns(),
+        .in_userns = (opts != NULL && opts->assume_userns) || running_in_userns(),
     };
     int r = -1;
     ctx.rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

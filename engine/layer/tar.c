@@ -338,7 +338,7 @@ static int write_one(struct tar_ctx *ctx, int dirfd, const char *name, const cha
 static int walk_dir(struct tar_ctx *ctx, int dirfd, const char *prefix, struct merr *err)
 {
     auto_strv char **names = NULL;
-    size_t count;
+    size_t count = 0;
     if (sorted_names(dirfd, &names, &count, err) < 0)
         return merr_prefix(err, "'%s'", prefix[0] ? prefix : ".");
     for (size_t i = 0; i < count; i++) {
