@@ -22,6 +22,9 @@ struct ctr_entry {
     struct rt_container *rt;
     int stdin_w;    /* container stdin (pipe write end or a dup of the pty master), -1 */
     int pty_master; /* -1 without a TTY */
+    /* Prepared before start when a client attaches first (docker run attaches, then starts):
+     * the pty's slave side, or the read end of the stdin pipe; handed to the container. */
+    int pty_slave, stdin_r;
     int out_r, err_r;
     bool io_running; /* an I/O thread owns this container's output */
     uint64_t exit_seq; /* bumped at every exit */

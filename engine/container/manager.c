@@ -55,6 +55,7 @@ static struct ctr_entry *entry_new(const struct ctr_manager *m, struct container
     e->upper = path_join(e->dir, "upper");
     e->work = path_join(e->dir, "work");
     e->stdin_w = e->pty_master = e->out_r = e->err_r = -1;
+    e->pty_slave = e->stdin_r = -1;
     e->refs = 1; /* the manager's list */
     pthread_mutex_init(&e->out_lock, NULL);
     return e;

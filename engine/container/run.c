@@ -330,6 +330,25 @@ static int open_pty(int *master, int *slave, struct merr *err)
     return 0;
 }
 
+/* The input side exists from the first attach on, so input sent before start is kept. */
+static int prepare_input_locked(struct ctr_entry *e, struct merr *err)
+{
+    const struct ctr_config *cfg = e->c->config;
+    if (cfg->tty && e->pty_master < 0) {
+        if (open_pty(&e->pty_master, &e->pty_slave, err) < 0)
+            return -1;
+        if (cfg->open_stdin)
+            e->stdin_w = dup(e->pty_master);
+    } else if (!cfg->tty && cfg->open_stdin && e->stdin_w < 0 && e->stdin_r < 0) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return merr_set(err, MERR_IO, errno, "cannot create a pipe");
+        e->stdin_r = p[0];
+        e->stdin_w = p[1];
+    }
+    return 0;
+}
+
 /* docker run exit codes come from the start error's wording. */
 static void explain_start_error(struct merr *err, const char *argv0)
 {
@@ -382,16 +401,15 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         env = strv_push(env, home_env);
 
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
+    if (prepare_input_locked(e, err) < 0)
+        return -1;
     int child[3] = { -1, -1, -1 };
-    int pty_master = -1, stdin_w = -1, out_r = -1, err_r = -1;
+    int pty_master = e->pty_master, stdin_w = e->stdin_w, out_r = -1, err_r = -1;
     int pipes[2];
     if (c->config->tty) {
-        if (open_pty(&pty_master, &child[0], err) < 0)
-            return -1;
-        child[1] = child[2] = child[0];
-        if (c->config->open_stdin)
-            stdin_w = dup(pty_master);
+        child[0] = child[1] = child[2] = e->pty_slave;
     } else {
+        child[0] = e->stdin_r;
         if (pipe2(pipes, O_CLOEXEC) < 0)
             return merr_set(err, MERR_IO, errno, "cannot create a pipe");
         out_r = pipes[0];
@@ -403,11 +421,9 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         }
         err_r = pipes[0];
         child[2] = pipes[1];
-        if (c->config->open_stdin && pipe2(pipes, O_CLOEXEC) == 0) {
-            child[0] = pipes[0];
-            stdin_w = pipes[1];
-        }
     }
+    e->pty_slave = e->stdin_r = -1; /* closed below, with the other child ends */
+    e->pty_master = e->stdin_w = -1;
     struct rt_spec spec = {
         .id = c->id,
         .lowerdirs = (const char *const *)lower,
@@ -755,7 +771,8 @@ int ctr_attach(struct ctr_manager *m, const char *ref, bool want_stdin, struct c
     pthread_mutex_lock(&e->out_lock);
     rc = subscribe(e, sub, err);
     pthread_mutex_unlock(&e->out_lock);
-    if (rc == 0 && want_stdin && e->stdin_w >= 0)
+    if (rc == 0 && want_stdin && prepare_input_locked(e, err) == 0 &&
+        e->stdin_w >= 0)
         *stdin_fd = dup(e->stdin_w);
 out:
     pthread_mutex_unlock(&m->lock);

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# machine-engine driven by the real docker CLI (28.x, and Debian's 20.10) over its Unix socket,
+# pulling from a real docker-registry on loopback with test images built offline.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib/assert.sh"
+source "$here/lib/registry.sh"
+source "$here/lib/images.sh"
+
+ENGINE=${MACHINE_BUILD:?}/engine/machine-engine
+DOCKER=/usr/local/bin/docker
+[ -x "$ENGINE" ] || fail "no engine binary at $ENGINE"
+T=$(mktemp -d /tmp/machine-engine-docker-XXXXXX)
+engine_pid=
+cleanup() {
+    [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null
+    registry_cleanup 2>/dev/null || true
+    # containers the test left behind are killed with the engine's cgroups
+    umount -R "$T"/root/containers/*/rootfs 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+registry_start "$T/registry"
+images_build
+images_push "$REGISTRY_ADDR"
+IMG=$REGISTRY_ADDR/test/img:v1
+
+start_engine() {
+    "$ENGINE" -H "unix://$T/engine.sock" --data-root "$T/root" --pidfile "$T/engine.pid" \
+        --log-level debug >>"$T/engine.log" 2>&1 &
+    engine_pid=$!
+    for _ in $(seq 100); do [ -S "$T/engine.sock" ] && return 0; sleep 0.1; done
+    cat "$T/engine.log" >&2
+    fail "engine did not start"
+}
+start_engine
+export DOCKER_HOST=unix://$T/engine.sock
+d() { "$DOCKER" "$@"; }
+
+step() { printf '\n--- %s\n' "$*" >&2; }
+
+step "pull"
+out=$(d pull "$IMG" 2>&1) || { cat "$T/engine.log" >&2; fail "pull failed: $out"; }
+assert_contains "$out" "Pull complete" "pull progress"
+assert_contains "$out" "Digest: sha256:" "pull digest line"
+assert_contains "$out" "Status: Downloaded newer image for $IMG" "pull status line"
+assert_contains "$(d pull "$IMG" 2>&1)" "Image is up to date" "second pull is a no-op"
+assert_contains "$(d images --format '{{.Repository}}:{{.Tag}}')" "$IMG" "images lists the pulled image"
+d pull "$REGISTRY_ADDR/test/img-v2s2:v1" >/dev/null || fail "pull of a Docker schema2 image"
+d pull "$REGISTRY_ADDR/test/multi:v1" >/dev/null || fail "pull of a two-platform OCI index"
+
+step "run: output and exit codes"
+assert_eq "$(d run --rm "$IMG" echo hi)" "hi" "run --rm echo"
+assert_exit 0 d run --rm "$IMG" true
+assert_exit 1 d run --rm "$IMG" false
+assert_exit 3 d run --rm "$IMG" sh -c 'exit 3'
+assert_exit 127 d run --rm "$IMG" no-such-command
+assert_eq "$(d run --rm "$IMG" cat /data/b 2>/dev/null || echo missing)" "$(d run --rm "$IMG" cat /data/b)" "layer files visible"
+assert_eq "$(d run --rm "$IMG" sh -c 'ls /data/deleteme 2>/dev/null || echo gone')" "gone" "whiteouts hide deleted files"
+assert_eq "$(d run --rm "$IMG" ls /opq | tr '\n' ' ')" "new.txt " "opaque directories hide lower content"
+assert_eq "$(d run --rm -e FOO=bar "$IMG" sh -c 'echo $FOO')" "bar" "env passed"
+assert_eq "$(d run --rm -w /data "$IMG" pwd)" "/data" "workdir"
+assert_eq "$(d run --rm -u nobody "$IMG" id -u)" "65534" "user by name from the image's passwd"
+assert_eq "$(echo piped | d run --rm -i "$IMG" cat)" "piped" "stdin with -i"
+assert_eq "$(/usr/bin/docker -H "$DOCKER_HOST" run --rm "$IMG" echo old-cli)" "old-cli" "docker 20.10 CLI"
+
+step "detached containers: ps, logs, exec, stop, kill, rm"
+id=$(d run -d --name web "$IMG" sh -c 'echo started; echo err >&2; exec sleep 300')
+for _ in $(seq 50); do d logs web 2>/dev/null | grep -q started && break; sleep 0.1; done
+assert_contains "$(d ps --format '{{.Names}} {{.Status}}')" "web Up" "ps shows the running container"
+assert_eq "$(d logs web 2>/dev/null)" "started" "logs stdout"
+assert_eq "$(d logs web 2>&1 >/dev/null)" "err" "logs stderr"
+assert_eq "$(d exec web echo inside)" "inside" "exec"
+assert_exit 4 d exec web sh -c 'exit 4'
+assert_eq "$(d exec web hostname)" "${id:0:12}" "hostname is the short ID"
+assert_eq "$(d inspect -f '{{.State.Running}} {{.Name}}' web)" "true /web" "inspect"
+assert_contains "$(d top web)" "sleep 300" "top"
+start=$(date +%s)
+d stop -t 1 web >/dev/null
+[ $(( $(date +%s) - start )) -le 5 ] || fail "stop -t 1 took too long"
+assert_eq "$(d inspect -f '{{.State.Status}} {{.State.ExitCode}}' web)" "exited 137" "stop kills after the timeout"
+assert_exit 1 d rm "$IMG" 2>/dev/null
+d start web >/dev/null
+assert_eq "$(d inspect -f '{{.State.Status}}' web)" "running" "restart of a stopped container"
+d kill web >/dev/null
+assert_eq "$(d wait web)" "137" "wait returns the exit code"
+d rm web >/dev/null
+assert_exit 1 d inspect web
+
+step "resource limits"
+assert_exit 137 d run --rm --memory 32m "$IMG" sh -c 'dd if=/dev/zero bs=64M count=1 of=/dev/null'
+d run --name oom --memory 32m "$IMG" sh -c 'dd if=/dev/zero bs=64M count=1 of=/dev/null' || true
+assert_eq "$(d inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' oom)" "true 137" "OOMKilled reported"
+d rm oom >/dev/null
+out=$(d run --rm --pids-limit 32 "$IMG" sh -c 'for i in $(seq 100); do sleep 5 & done 2>/dev/null; sleep 1; ls /proc | grep -c "^[0-9]"' 2>/dev/null || true)
+[ -n "$out" ] && [ "$out" -le 33 ] || fail "pids limit not enforced: $out processes"
+
+step "interactive run -it and exec -it (tmux)"
+tmux kill-server 2>/dev/null || true
+tmux new-session -d -s it -x 100 -y 30 "DOCKER_HOST=$DOCKER_HOST $DOCKER run -it --rm $IMG sh; echo EXIT=\$? > $T/it-exit; sleep 30"
+for _ in $(seq 50); do tmux capture-pane -p -t it | grep -q '#' && break; sleep 0.2; done
+tmux send-keys -t it 'tty; stty size; exit 6' Enter
+for _ in $(seq 50); do [ -s "$T/it-exit" ] && break; sleep 0.2; done
+screen=$(tmux capture-pane -p -t it)
+tmux kill-server 2>/dev/null || true
+assert_contains "$screen" "/dev/pts/" "run -it has a TTY"
+assert_contains "$screen" "30 100" "run -it has the terminal's size"
+assert_eq "$(cat "$T/it-exit" 2>/dev/null)" "EXIT=6" "run -it exit status"
+
+step "rmi, version, info"
+assert_contains "$(d version --format '{{.Server.Version}}')" "." "version"
+assert_contains "$(d info --format '{{.OSType}}')" "linux" "info"
+d rmi "$REGISTRY_ADDR/test/img-v2s2:v1" >/dev/null
+assert_exit 1 d image inspect "$REGISTRY_ADDR/test/img-v2s2:v1"
+
+step "engine restart: the truth in ps, nothing leaked"
+d run -d --name survivor "$IMG" sleep 300 >/dev/null
+kill -9 "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
+start_engine
+assert_contains "$(d ps -a --format '{{.Names}} {{.Status}}')" "survivor Exited" "a container of a dead engine is marked exited"
+assert_contains "$(d inspect -f '{{.State.Error}}' survivor)" "engine" "with the reason"
+grep -q "$T/root/containers" /proc/self/mountinfo && fail "mounts leaked after engine restart"
+d rm survivor >/dev/null
+
+pass
