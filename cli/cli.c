@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,10 +21,11 @@ static const struct cli_command cmd_help = {
 };
 
 static const struct cli_command *const commands[] = {
-    &cmd_active, &cmd_config, &cmd_create, &cmd_env,     &cmd_inspect, &cmd_ip,
-    &cmd_kill,   &cmd_ls,     &cmd_restart, &cmd_rm,     &cmd_scp,     &cmd_ssh,
-    &cmd_start,  &cmd_status, &cmd_stop,   &cmd_url,     &cmd_version, &cmd_help,
-    NULL,
+    &cmd_active,  &cmd_config, &cmd_create, &cmd_env,     &cmd_inspect,
+    &cmd_ip,      &cmd_kill,   &cmd_ls,     &cmd_provision, &cmd_regenerate_certs,
+    &cmd_restart, &cmd_rm,     &cmd_scp,    &cmd_ssh,     &cmd_start,
+    &cmd_status,  &cmd_stop,   &cmd_upgrade, &cmd_url,    &cmd_version,
+    &cmd_help,    NULL,
 };
 
 static const struct opt_spec global_opts[] = {
@@ -162,6 +164,7 @@ int cli_main(int argc, char **argv)
             .ssh_wait_ms = env_int("MACHINE_SSH_WAIT_MS", 120000),
             .ssh_timeout_ms = env_int("MACHINE_SSH_TIMEOUT_MS", 30000),
             .state_timeout_ms = env_int("MACHINE_STATE_TIMEOUT_MS", 10000),
+            .provision = cli_provision_hook,
         },
     };
     struct merr err = MERR_INIT;

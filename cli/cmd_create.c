@@ -12,6 +12,7 @@
 #include "lifecycle.h"
 #include "machine.h"
 #include "netutil.h"
+#include "provision.h"
 
 static const struct opt_spec create_common_opts[] = {
     { "driver", 'd', OPT_STRING, "driver to create the machine with", NULL, "MACHINE_DRIVER" },
@@ -179,6 +180,12 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
     const char *name = a.positional[0];
     if (machine_validate_name(name, err) < 0)
         goto out;
+    if (d->uses_ssh && cli->ctx.provision != NULL) {
+        /* Fail before anything is made when there is no engine to install. */
+        auto_free char *bundle = provision_find_bundle(err);
+        if (bundle == NULL)
+            goto out;
+    }
     m = machine_new(name, d->name);
     if (driver_apply_flags(d, m, lookup_flag, &a, err) < 0 || fill_engine_options(m, &a, err) < 0)
         goto out;
@@ -192,7 +199,8 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
     if (lifecycle_create(&cli->ctx, d, m, err) < 0)
         goto out;
     if (!args_get_bool(&a, "quiet"))
-        fprintf(cli->out, "Machine '%s' is ready. To see how to connect: %s env %s\n", m->name,
+        fprintf(cli->out,
+                "Engine is up and running! To point your docker client at it: eval $(%s env %s)\n",
                 cli->prog, m->name);
     rc = 0;
 out:

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "driver.h"
+#include "engine.h"
 #include "error.h"
 #include "fsutil.h"
 #include "lifecycle.h"
@@ -74,6 +75,14 @@ static int env_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     const struct driver *d = lifecycle_driver(&cli->ctx, m, err);
     if (d == NULL)
         return -1;
+    /* Check the connection first, as docker-machine does; renew a certificate that no longer
+     * names the machine's address instead of only telling the user to. */
+    if (cli_renew_certs_if_needed(&cli->ctx, m, cli->err, err) < 0)
+        return -1;
+    auto_free char *version = cli_engine_version(&cli->ctx, m, 10000, err);
+    if (version == NULL)
+        return merr_prefix(err, "cannot reach the engine of '%s' (is it running? 'machine "
+                                "provision %s' reinstalls it)", m->name, m->name);
     struct driver_ctx dctx;
     lifecycle_driver_ctx(&cli->ctx, &dctx);
     auto_free char *url = driver_get_url(d, &dctx, m, err);

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "driver.h"
+#include "engine.h"
 #include "error.h"
 #include "fsutil.h"
 #include "lifecycle.h"
@@ -228,9 +229,11 @@ static int version_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     auto_machine struct machine *m = cli_load_machine(cli, a->positional[0], err);
     if (m == NULL)
         return -1;
-    return merr_set(err, MERR_UNSUPPORTED, 0,
-                    "cannot query the engine version of '%s': no engine is installed on it yet",
-                    m->name);
+    auto_free char *v = cli_engine_version(&cli->ctx, m, 10000, err);
+    if (v == NULL)
+        return -1;
+    fprintf(cli->out, "%s\n", v);
+    return 0;
 }
 
 const struct cli_command cmd_version = {

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "driver.h"
+#include "engine.h"
 #include "error.h"
 #include "fsutil.h"
 #include "lifecycle.h"
@@ -31,6 +32,7 @@ struct ls_row {
     const struct driver *d;
     enum machine_state state;
     char *url;
+    char *docker;
     char *error;
     bool active;
     long response_ms;
@@ -81,6 +83,18 @@ static void query_row(struct ls_job *job, struct ls_row *r)
         r->url = driver_get_url(r->d, &dctx, r->m, &err);
         if (r->url == NULL && r->error == NULL)
             r->error = xstrdup(err.msg);
+    }
+    if (r->state == MSTATE_RUNNING && strcmp(r->m->status, MACHINE_STATUS_CREATED) == 0) {
+        struct merr e = MERR_INIT;
+        if (cli_renew_certs_if_needed(&job->cli->ctx, r->m, job->cli->err, &e) < 0 && r->error == NULL)
+            r->error = xstrdup(e.msg);
+        r->docker = cli_engine_version(&job->cli->ctx, r->m, job->timeout_ms, &e);
+        if (r->docker == NULL) {
+            if (e.code == MERR_TIMEOUT)
+                r->state = MSTATE_TIMEOUT;
+            if (r->error == NULL)
+                r->error = xstrdup(e.msg);
+        }
     }
     if (strcmp(r->m->status, MACHINE_STATUS_CREATING) == 0 && r->error == NULL)
         r->error = xstrdup("still being created (or the create was interrupted)");
@@ -178,22 +192,24 @@ static json_t *row_json(const struct ls_row *r)
     return json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "Name", r->name, "Active",
                      r->active ? "*" : "-", "ActiveHost", r->active, "DriverName",
                      r->m != NULL ? r->m->driver_name : "", "State", machine_state_name(r->state),
-                     "URL", r->url != NULL ? r->url : "", "Swarm", "", "DockerVersion", "",
+                     "URL", r->url != NULL ? r->url : "", "Swarm", "", "DockerVersion",
+                     r->docker != NULL ? r->docker : "Unknown",
                      "Error", r->error != NULL ? r->error : "", "ResponseTime",
                      (json_int_t)r->response_ms);
 }
 
 static void print_table(struct cli *cli, struct ls_row *rows, size_t n, char *const *filters)
 {
-    fprintf(cli->out, "%-16s %-7s %-10s %-9s %-28s %s\n", "NAME", "ACTIVE", "DRIVER", "STATE", "URL",
-            "ERRORS");
+    fprintf(cli->out, "%-16s %-7s %-10s %-9s %-28s %-9s %s\n", "NAME", "ACTIVE", "DRIVER", "STATE",
+            "URL", "DOCKER", "ERRORS");
     for (size_t i = 0; i < n; i++) {
         struct ls_row *r = &rows[i];
         if (!row_passes(r, filters))
             continue;
-        fprintf(cli->out, "%-16s %-7s %-10s %-9s %-28s %s\n", r->name, r->active ? "*" : "-",
+        fprintf(cli->out, "%-16s %-7s %-10s %-9s %-28s %-9s %s\n", r->name, r->active ? "*" : "-",
                 r->m != NULL ? r->m->driver_name : "", machine_state_name(r->state),
-                r->url != NULL ? r->url : "", r->error != NULL ? r->error : "");
+                r->url != NULL ? r->url : "", r->docker != NULL ? r->docker : "Unknown",
+                r->error != NULL ? r->error : "");
     }
 }
 
@@ -267,6 +283,7 @@ static int ls_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     for (size_t i = 0; i < n; i++) {
         machine_free(rows[i].m);
         free(rows[i].url);
+        free(rows[i].docker);
         free(rows[i].error);
     }
     free(rows);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "engine.h"
 #include "error.h"
 #include "fsutil.h"
 #include "lifecycle.h"
@@ -59,6 +60,9 @@ static int ssh_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     auto_machine struct machine *m = cli_load_machine(cli, name, err);
     if (m == NULL || require_ssh_ready(m, err) < 0)
         return -1;
+    struct merr renew = MERR_INIT;
+    if (cli_renew_certs_if_needed(&cli->ctx, m, cli->err, &renew) < 0)
+        fprintf(cli->err, "warning: %s\n", renew.msg);
     if (cli->ctx.external_ssh)
         return exec_external(cli, m, cmd, err);
     struct ssh_conn *c = NULL;

@@ -8,6 +8,8 @@
 #include "store.h"
 
 struct driver;
+struct machine;
+struct merr;
 
 typedef void (*progress_fn)(void *opaque, const char *step);
 
@@ -21,6 +23,8 @@ struct machine_ctx {
     int state_timeout_ms;                /* bound on one driver state query */
     progress_fn progress;                /* one line per lifecycle step, or NULL */
     void *progress_opaque;
+    /* Installs the engine on a freshly created SSH machine (provision/); NULL: register only. */
+    int (*provision)(const struct machine_ctx *ctx, struct machine *m, struct merr *err);
 };
 
 #endif

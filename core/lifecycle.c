@@ -255,6 +255,8 @@ int lifecycle_create(const struct machine_ctx *ctx, const struct driver *d, stru
         if (detect_os(ctx, m, err) < 0)
             return mark_failed(ctx, m, err);
         progress(ctx, "Detected %s", m->os.pretty_name != NULL ? m->os.pretty_name : m->os.id);
+        if (ctx->provision != NULL && ctx->provision(ctx, m, err) < 0)
+            return mark_failed(ctx, m, err);
     }
 
     machine_set_status(m, MACHINE_STATUS_CREATED, NULL);

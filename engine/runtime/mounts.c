@@ -242,9 +242,18 @@ static int bind_console(int rootfd, struct merr *err)
         return merr_set(err, MERR_IO, errno, "cannot find the container's tty");
     path[n] = '\0';
     struct stat by_fd, by_path;
-    if (fstat(0, &by_fd) < 0 || stat(path, &by_path) < 0 || !S_ISCHR(by_fd.st_mode) ||
-        by_fd.st_rdev != by_path.st_rdev)
+    if (fstat(0, &by_fd) < 0 || !S_ISCHR(by_fd.st_mode))
         return merr_set(err, MERR_INVALID, 0, "the container's tty '%s' is not a pty", path);
+    if (stat(path, &by_path) < 0 || by_fd.st_rdev != by_path.st_rdev) {
+        /* The link text can name the pty from outside our root (an engine that itself runs
+         * chrooted); unix98 pty slaves are /dev/pts/N with N from the device number. */
+        unsigned maj = major(by_fd.st_rdev), min = minor(by_fd.st_rdev);
+        if (maj < 136 || maj > 143)
+            return merr_set(err, MERR_INVALID, 0, "the container's tty '%s' is not a pty", path);
+        snprintf(path, sizeof path, "/dev/pts/%u", (maj - 136) * 256 + min);
+        if (stat(path, &by_path) < 0 || by_fd.st_rdev != by_path.st_rdev)
+            return merr_set(err, MERR_INVALID, 0, "the container's tty '%s' is not a pty", path);
+    }
     return mount_in_root(rootfd, path, "/dev/console", NULL, MS_BIND, NULL, true, err);
 }
 

@@ -30,7 +30,7 @@ registry_write_config() { # STATEDIR PORT
         echo "    uploadpurging:"
         echo "      enabled: false"
         echo "http:"
-        echo "  addr: 127.0.0.1:$port"
+        echo "  addr: ${REGISTRY_HOST:-127.0.0.1}:$port"
         if [ -n "${REGISTRY_HTPASSWD:-}" ]; then
             echo "auth:"
             echo "  htpasswd:"
@@ -42,7 +42,7 @@ registry_write_config() { # STATEDIR PORT
 
 # True once something accepts connections on 127.0.0.1:PORT.
 registry_port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    (exec 3<>"/dev/tcp/${REGISTRY_HOST:-127.0.0.1}/$1") 2>/dev/null
 }
 
 registry_start() { # STATEDIR [OWNER_PID]
@@ -64,8 +64,8 @@ registry_start() { # STATEDIR [OWNER_PID]
         done
         if kill -0 "$pid" 2>/dev/null && registry_port_open "$port"; then
             echo "$pid" >"$dir/registry.pid"
-            echo "127.0.0.1:$port" >"$dir/addr"
-            REGISTRY_ADDR=127.0.0.1:$port
+            echo "${REGISTRY_HOST:-127.0.0.1}:$port" >"$dir/addr"
+            REGISTRY_ADDR=${REGISTRY_HOST:-127.0.0.1}:$port
             REGISTRY_STORAGE=$dir/storage
             REGISTRY_DIR=$dir
             if [ -n "$owner" ]; then

@@ -295,10 +295,15 @@ testhost__guard_release() {
 testhost__init_script() {
     cat <<'EOF'
 set -e
-root=$1 name=$2
+root=$1 name=$2 data=$3
 mount --make-rprivate /
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+# A container host: this machine's cgroup hierarchies, and a data directory on a real
+# filesystem for the engine (overlayfs cannot use the host's own overlay root as upper).
+mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+mkdir -p "$root/var/lib/machine-engine"
+mount --bind "$data" "$root/var/lib/machine-engine"
 mount -t tmpfs -o nosuid,mode=0755,size=64m tmpfs "$root/dev"
 for n in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
     set -- $n
@@ -387,6 +392,14 @@ testhost_ip() {
     testhost__get "$dir" ip
 }
 
+# The root-namespace side of NAME's link: where NAME reaches services of this machine (a
+# registry the test binds there, for example).
+testhost_gateway() {
+    local dir
+    dir=$(testhost__hostdir "$1") || return 1
+    testhost__get "$dir" rootip
+}
+
 testhost_up() {
     local name=${1:-} lower dir ns veth idx ip upid i pubkey
     case "$name" in
@@ -404,7 +417,7 @@ testhost_up() {
     printf '%s\n' "$ns" >"$dir/netns"
     printf '%s\n' "$veth" >"$dir/veth"
 
-    mkdir -p "$dir/upper" "$dir/work" "$dir/root"
+    mkdir -p "$dir/upper" "$dir/work" "$dir/root" "$dir/engine-data"
     mount -t overlay overlay -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/work" "$dir/root" ||
         { testhost__err "cannot mount overlay for '$name'"; testhost_down "$name"; return 1; }
     touch "$dir/mounted"
@@ -432,7 +445,7 @@ testhost_up() {
     # setsid: no terminal signals; --kill-child: the host dies with its unshare.
     setsid nsenter --net="/run/netns/$ns" \
         unshare --mount --pid --uts --ipc --fork --kill-child --propagation private \
-        bash -c "$(testhost__init_script)" testhost-init "$dir/root" "$name" \
+        bash -c "$(testhost__init_script)" testhost-init "$dir/root" "$name" "$dir/engine-data" \
         </dev/null >"$dir/init.log" 2>&1 &
     upid=$!
     disown "$upid" 2>/dev/null || true
