@@ -367,7 +367,8 @@ json_t *ctr_list_json(struct ctr_manager *m, bool all, struct merr *err)
     int64_t now = mgr_now_ns();
     pthread_mutex_lock(&m->lock);
     struct ctr_entry **sorted = xcalloc(m->n_entries + 1, sizeof *sorted);
-    memcpy(sorted, m->entries, m->n_entries * sizeof *sorted);
+    if (m->n_entries > 0)
+        memcpy(sorted, m->entries, m->n_entries * sizeof *sorted);
     qsort(sorted, m->n_entries, sizeof *sorted, cmp_created_desc);
     for (size_t i = 0; i < m->n_entries; i++) {
         enum ctr_status st = sorted[i]->c->state.status;

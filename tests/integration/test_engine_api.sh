@@ -100,8 +100,8 @@ check "docker info shows the server version" grep -q "Server Version: $VERSION" 
 check "docker info lists the insecure registry" grep -q "127.0.0.1:5000" <<<"$out"
 
 out=$(timeout 20 "$DOCKER" -H "unix://$SOCK" ps 2>&1); rc=$?
-check "docker ps fails (no container routes yet) without hanging" failed_fast $rc
-check "docker ps explains why" grep -q "Error response from daemon: page not found" <<<"$out"
+check "docker ps answers" test "$rc" -eq 0
+check "docker ps prints the table" grep -q "^CONTAINER ID" <<<"$out"
 
 # ---- curl ------------------------------------------------------------------------
 head=$(ucurl -I http://localhost/_ping | tr -d '\r')

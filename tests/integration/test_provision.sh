@@ -7,9 +7,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib/assert.sh"
-source "$here/lib/testhost.sh"
 source "$here/lib/registry.sh"
 source "$here/lib/images.sh"
+source "$here/lib/testhost.sh" # last: its EXIT trap runs every cleanup (testhost_on_exit)
 
 M=${MACHINE_BIN:?}
 BUILD=${MACHINE_BUILD:?}
