@@ -27,10 +27,14 @@ images_push "$REGISTRY_ADDR"
 IMG=$REGISTRY_ADDR/test/img:v1
 
 start_engine() {
+    rm -f "$T/engine.sock" # a killed engine leaves its socket behind
     "$ENGINE" -H "unix://$T/engine.sock" --data-root "$T/root" --pidfile "$T/engine.pid" \
         --log-level debug >>"$T/engine.log" 2>&1 &
     engine_pid=$!
-    for _ in $(seq 100); do [ -S "$T/engine.sock" ] && return 0; sleep 0.1; done
+    for _ in $(seq 100); do
+        [ -S "$T/engine.sock" ] && curl -sf --unix-socket "$T/engine.sock" http://x/_ping >/dev/null && return 0
+        sleep 0.1
+    done
     cat "$T/engine.log" >&2
     fail "engine did not start"
 }
