@@ -29,19 +29,7 @@ int cli_provision_hook(const struct machine_ctx *ctx, struct machine *m, struct 
 char *cli_engine_version(const struct machine_ctx *ctx, const struct machine *m, int timeout_ms,
                          struct merr *err)
 {
-    const struct driver *d = lifecycle_driver(ctx, m, err);
-    if (d == NULL)
-        return NULL;
-    struct driver_ctx dctx;
-    lifecycle_driver_ctx(ctx, &dctx);
-    auto_free char *url = driver_get_url(d, &dctx, m, err);
-    if (url == NULL)
-        return NULL;
-    auto_free char *ca = store_machine_file(&ctx->store, m->name, "ca.pem");
-    auto_free char *cert = store_machine_file(&ctx->store, m->name, "cert.pem");
-    auto_free char *key = store_machine_file(&ctx->store, m->name, "key.pem");
-    struct engine_endpoint ep = { .url = url, .ca = ca, .cert = cert, .key = key, .timeout_ms = timeout_ms };
-    return engine_version(&ep, err);
+    return provision_engine_version(ctx, m, timeout_ms, err);
 }
 
 int cli_renew_certs_if_needed(const struct machine_ctx *ctx, struct machine *m, FILE *out,

@@ -68,7 +68,7 @@ static int fsync_dir_of(const char *path, struct merr *err)
     return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int fs_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -90,7 +90,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
     auto_close int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return merr_set(err, MERR_IO, errno, "cannot create '%s'", tmp);
-    if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, mode) < 0 || fs_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
         int e = errno;
         unlink(tmp);
         return merr_set(err, MERR_IO, e, "cannot write '%s'", path);

@@ -31,6 +31,9 @@ void fs_unlock(int fd);
 
 bool fs_exists(const char *path);
 
+/* write(2) until everything is written (EINTR retried); -1 with errno on failure. */
+int fs_write_all(int fd, const void *data, size_t len);
+
 /* Copies a file (mode preserved unless mode != 0) atomically. */
 int fs_copy_file(const char *src, const char *dst, mode_t mode, struct merr *err) MUST_CHECK;
 

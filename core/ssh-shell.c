@@ -10,21 +10,8 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "ssh-priv.h"
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Moves bytes until the channel closes; SIGWINCH arrives on a signalfd (no handler, no global). */
 static int relay(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, int winch_fd, struct merr *err)
@@ -39,7 +26,7 @@ static int relay(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, int winch_fd, struct m
             ssize_t n;
             while ((n = libssh2_channel_read_ex(ch, stream, buf, sizeof buf)) > 0) {
                 progress = true;
-                if (write_all(stream == 0 ? STDOUT_FILENO : STDERR_FILENO, buf, (size_t)n) < 0) {
+                if (fs_write_all(stream == 0 ? STDOUT_FILENO : STDERR_FILENO, buf, (size_t)n) < 0) {
                     rc = merr_set(err, MERR_IO, errno, "cannot write to the terminal");
                     goto out;
                 }

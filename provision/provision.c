@@ -284,8 +284,8 @@ static int step_service(struct prov *p, struct merr *err)
                     NULL, err);
 }
 
-char *provision_wait_engine(const struct machine_ctx *ctx, const struct machine *m, int total_ms,
-                            struct merr *err)
+char *provision_engine_version(const struct machine_ctx *ctx, const struct machine *m, int timeout_ms,
+                               struct merr *err)
 {
     const struct driver *d = lifecycle_driver(ctx, m, err);
     if (d == NULL)
@@ -298,14 +298,20 @@ char *provision_wait_engine(const struct machine_ctx *ctx, const struct machine 
     auto_free char *ca = store_machine_file(&ctx->store, m->name, "ca.pem");
     auto_free char *cert = store_machine_file(&ctx->store, m->name, "cert.pem");
     auto_free char *key = store_machine_file(&ctx->store, m->name, "key.pem");
-    struct engine_endpoint ep = { .url = url, .ca = ca, .cert = cert, .key = key, .timeout_ms = 5000 };
+    struct engine_endpoint ep = { .url = url, .ca = ca, .cert = cert, .key = key, .timeout_ms = timeout_ms };
+    return engine_version(&ep, err);
+}
+
+char *provision_wait_engine(const struct machine_ctx *ctx, const struct machine *m, int total_ms,
+                            struct merr *err)
+{
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (int attempt = 0; attempt < 10000; attempt++) {
-        char *v = engine_version(&ep, err);
+        char *v = provision_engine_version(ctx, m, 5000, err);
         if (v != NULL)
             return v;
-        if (err->code == MERR_AUTH)
+        if (err->code == MERR_AUTH || err->code == MERR_NOT_FOUND)
             return NULL; /* a certificate problem does not fix itself by waiting */
         clock_gettime(CLOCK_MONOTONIC, &now);
         long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;

@@ -32,6 +32,10 @@ int provision_issue_server_cert(const struct machine_ctx *ctx, const struct mach
 /* Installs the machine's certificates on the host and restarts the engine (cert renewal). */
 int provision_install_certs(const struct machine_ctx *ctx, struct machine *m, struct merr *err) MUST_CHECK;
 
+/* The engine's version over mutual TLS with the machine's client certificate (one attempt). */
+char *provision_engine_version(const struct machine_ctx *ctx, const struct machine *m, int timeout_ms,
+                               struct merr *err) MUST_CHECK;
+
 /* Waits (bounded) until the engine's TLS API answers; returns its version. */
 char *provision_wait_engine(const struct machine_ctx *ctx, const struct machine *m, int total_ms,
                             struct merr *err) MUST_CHECK;

@@ -28,22 +28,6 @@
 
 /* ---- output fan-out ---- */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Frame = stdcopy header + payload; subscribers that went away are dropped. */
 static void emit(struct ctr_manager *m, struct ctr_entry *e, int stream, const char *data, size_t len)
 {
@@ -58,7 +42,7 @@ static void emit(struct ctr_manager *m, struct ctr_entry *e, int stream, const c
     struct ctr_sub **pp = &e->subs;
     while (*pp != NULL) {
         struct ctr_sub *s = *pp;
-        if (write_all(s->wfd, hdr, sizeof hdr) < 0 || write_all(s->wfd, data, len) < 0) {
+        if (fs_write_all(s->wfd, hdr, sizeof hdr) < 0 || fs_write_all(s->wfd, data, len) < 0) {
             close(s->wfd);
             *pp = s->next;
             free(s);
