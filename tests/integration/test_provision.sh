@@ -87,6 +87,23 @@ cp "$T/rogue/cert.pem" "$T/other-ca.pem"
 mkdir -p "$T/wrongca" && cp "$T/other-ca.pem" "$T/wrongca/ca.pem" && cp "$certs/cert.pem" "$certs/key.pem" "$T/wrongca/"
 assert_exit 1 env DOCKER_CERT_PATH="$T/wrongca" "$DOCKER" version
 
+step "machine refuses an engine whose certificate is from another CA (security case 2)"
+cp "$certs/ca.pem" "$T/ca.pem.good"
+cp "$T/other-ca.pem" "$certs/ca.pem"
+out=$("$M" env h1 2>&1) && fail "env accepted an engine certificate from another CA"
+assert_contains "$out" "TLS verification" "the error says why"
+cp "$T/ca.pem.good" "$certs/ca.pem"
+
+step "upgrade keeps images and containers"
+"$DOCKER" run -d --name keeper "$IMG" sleep 300 >/dev/null
+"$DOCKER" stop -t 0 keeper >/dev/null
+out=$("$M" upgrade h1 2>&1) || fail "upgrade: $out"
+assert_contains "$out" "Upgraded 'h1'" "upgrade reports the engine"
+eval "$("$M" env h1)"
+assert_contains "$("$DOCKER" ps -a --format '{{.Names}}')" "keeper" "containers survive an upgrade"
+assert_contains "$("$DOCKER" images --format '{{.Repository}}')" "test/img" "images survive an upgrade"
+"$DOCKER" rm keeper >/dev/null
+
 step "the address changes: machine env renews the certificate"
 NEWIP=$(testhost_set_ip h1)
 "$M" inspect h1 >/dev/null
@@ -113,5 +130,13 @@ step "rm, then create again on the same host"
     --engine-insecure-registry "$REGISTRY_ADDR" -q h1 >/dev/null || fail "create again"
 eval "$("$M" env h1)"
 assert_eq "$("$DOCKER" run --rm "$IMG" echo recreated)" "recreated" "docker after rm + create"
+
+step "a sudo user instead of root"
+testhost_up h2 >/dev/null
+IP2=$(testhost_ip h2)
+out=$("$M" create -d generic --generic-ip-address "$IP2" --generic-ssh-user debian \
+    --generic-ssh-key "$T/id" -q h2 2>&1) || fail "create as a sudo user: $out"
+eval "$("$M" env h2)"
+assert_eq "$("$DOCKER" version --format '{{.Server.Os}}')" "linux" "engine installed through sudo answers"
 
 pass
