@@ -222,6 +222,13 @@ static void conn_close_fd(struct api_conn *conn)
 {
     if (conn->fd < 0)
         return;
+    /* A graceful end: close_notify (TLS) and FIN, then drop what the peer already sent, so the
+     * kernel does not answer unread data with a reset the client reports as an error. */
+    if (conn->io->shutdown_write != NULL)
+        conn->io->shutdown_write(conn->io_ctx, conn->fd);
+    char drain[4096];
+    for (int i = 0; i < 16 && recv(conn->fd, drain, sizeof drain, MSG_DONTWAIT) > 0; i++)
+        ;
     conn->io->release(conn->io_ctx);
     conn->io_ctx = NULL;
     close(conn->fd); /* also removes it from epoll */
