@@ -117,6 +117,22 @@ assert_contains "$screen" "IS-A-TTY" "run -it has a TTY"
 assert_contains "$screen" "30 100" "run -it has the terminal's size"
 assert_eq "$(cat "$T/it-exit" 2>/dev/null)" "EXIT=6" "run -it exit status"
 
+step "logs -f follows, exec -it has a TTY"
+d run -d --name ticker "$IMG" sh -c 'for i in 1 2 3; do echo tick$i; sleep 1; done' >/dev/null
+assert_eq "$(timeout 20 "$DOCKER" logs -f ticker | tr '\n' ' ')" "tick1 tick2 tick3 " "logs -f follows until exit"
+d rm ticker >/dev/null
+d run -d --name shell "$IMG" sleep 300 >/dev/null
+tmux new-session -d -s ex -x 90 -y 20 "DOCKER_HOST=$DOCKER_HOST $DOCKER exec -it shell sh; echo EXIT=\$? > $T/ex-exit; sleep 30"
+for _ in $(seq 50); do tmux capture-pane -p -t ex | grep -q '#' && break; sleep 0.2; done
+tmux send-keys -t ex 'test -t 0 && echo IS-A-TTY; stty size; exit 9' Enter
+for _ in $(seq 50); do [ -s "$T/ex-exit" ] && break; sleep 0.2; done
+screen=$(tmux capture-pane -p -t ex)
+tmux kill-server 2>/dev/null || true
+assert_contains "$screen" "IS-A-TTY" "exec -it has a TTY"
+assert_contains "$screen" "20 90" "exec -it has the terminal's size"
+assert_eq "$(cat "$T/ex-exit" 2>/dev/null)" "EXIT=9" "exec -it exit status"
+d rm -f shell >/dev/null
+
 step "rmi, version, info"
 assert_contains "$(d version --format '{{.Server.Version}}')" "." "version"
 assert_contains "$(d info --format '{{.OSType}}')" "linux" "info"
