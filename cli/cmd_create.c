@@ -23,6 +23,7 @@ static const struct opt_spec create_common_opts[] = {
       NULL, NULL },
     { "engine-registry-mirror", 0, OPT_LIST, "registry mirror for the engine", NULL, NULL },
     { "engine-storage-driver", 0, OPT_STRING, "engine storage driver", NULL, NULL },
+    { "engine-port", 0, OPT_INT, "port of the engine's TLS API", "2376", NULL },
     { "tls-san", 0, OPT_LIST, "extra subject alternative name for the engine's certificate", NULL,
       NULL },
     { "quiet", 'q', OPT_BOOL, "print no progress lines", NULL, NULL },
@@ -125,6 +126,15 @@ static int fill_engine_options(struct machine *m, const struct parsed_args *a, s
     for (char *const *s = m->auth.sans; *s != NULL; s++)
         if ((*s)[0] == '\0' || strpbrk(*s, " ,/") != NULL)
             return merr_set(err, MERR_INVALID, 0, "invalid --tls-san '%s'", *s);
+    if (args_values(a, "engine-port") != NULL) {
+        long port = 0;
+        if (args_get_int(a, "engine-port", &port, err) < 0)
+            return -1;
+        if (port <= 0 || port > 65535)
+            return merr_set(err, MERR_INVALID, 0, "invalid --engine-port %ld: must be 1-65535", port);
+        m->engine.port = (int)port;
+        machine_driver_set_int(m, DKEY_ENGINE_PORT, port); /* drivers that keep their own copy */
+    }
     const char *sd = args_get(a, "engine-storage-driver");
     free(m->engine.storage_driver);
     m->engine.storage_driver = sd != NULL ? xstrdup(sd) : NULL;

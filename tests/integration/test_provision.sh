@@ -135,8 +135,9 @@ step "a sudo user instead of root"
 testhost_up h2 >/dev/null
 IP2=$(testhost_ip h2)
 out=$("$M" create -d generic --generic-ip-address "$IP2" --generic-ssh-user debian \
-    --generic-ssh-key "$T/id" -q h2 2>&1) || fail "create as a sudo user: $out"
+    --generic-ssh-key "$T/id" --engine-port 12376 -q h2 2>&1) || fail "create as a sudo user: $out"
 eval "$("$M" env h2)"
+assert_eq "$DOCKER_HOST" "tcp://$IP2:12376" "--engine-port moves the TLS API"
 assert_eq "$("$DOCKER" version --format '{{.Server.Os}}')" "linux" "engine installed through sudo answers"
 
 pass
