@@ -139,6 +139,28 @@ assert_contains "$(d info --format '{{.OSType}}')" "linux" "info"
 d rmi "$REGISTRY_ADDR/test/img-v2s2:v1" >/dev/null
 assert_exit 1 d image inspect "$REGISTRY_ADDR/test/img-v2s2:v1"
 
+step "a malicious layer fails the pull and writes nothing outside the data root"
+sentinel=/tmp/machine-evil-$$-$RANDOM
+images_evil_push "$REGISTRY_ADDR" "$sentinel"
+out=$(d pull "$REGISTRY_ADDR/test/evil:v1" 2>&1) && fail "the malicious image was pulled: $out"
+[ ! -e "$sentinel" ] || { rm -f "$sentinel"; fail "a layer wrote outside the rootfs"; }
+assert__ok "escaping layer refused: $(printf '%s' "$out" | tail -1)"
+assert_exit 1 d image inspect "$REGISTRY_ADDR/test/evil:v1"
+
+step "kill -9 of the engine during a 110 MB pull, then a re-pull succeeds"
+images_big_push "$REGISTRY_ADDR"
+BIG=$REGISTRY_ADDR/bench/big:v1
+d pull -q "$BIG" >/dev/null 2>&1 &
+pull_pid=$!
+for _ in $(seq 100); do [ -n "$(ls -A "$T/root/image/tmp" 2>/dev/null)" ] && break; sleep 0.05; done
+kill -9 "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
+wait "$pull_pid" 2>/dev/null || true
+start_engine
+assert_eq "$(ls -A "$T/root/image/tmp" | wc -l)" "0" "temp files of the interrupted pull are collected"
+d pull -q "$BIG" >/dev/null || fail "re-pull after the crash"
+assert_eq "$(d run --rm "$BIG" wc -c /data/blob | awk '{print $1}')" "110000000" "the re-pulled image is whole"
+d rmi "$BIG" >/dev/null
+
 step "engine restart: the truth in ps, nothing leaked"
 d run -d --name survivor "$IMG" sleep 300 >/dev/null
 kill -9 "$engine_pid"; wait "$engine_pid" 2>/dev/null || true

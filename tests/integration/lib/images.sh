@@ -219,3 +219,47 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         ;;
     esac
 fi
+
+# A >=100 MB image (busybox + 110 MB of incompressible data in its own layer), cached; pushed
+# as bench/big:v1. Used by the crash-during-pull test and bench/engine-vs-dockerd.
+images_big_push() { # ADDR
+    local layout=${MACHINE_TEST_CACHE:-/var/cache/machine-tests}/big-v1 w
+    if [ ! -d "$layout" ]; then
+        w=$(mktemp -d)
+        umoci init --layout "$w/l" && umoci new --image "$w/l:big"
+        umoci config --image "$w/l:big" --os linux --architecture amd64 --config.cmd /bin/sh \
+            --config.env PATH=/bin
+        umoci unpack --image "$w/l:big" "$w/b" >/dev/null
+        images_busybox_root "$w/b/rootfs"
+        head -c 110000000 /dev/urandom >"$w/b/rootfs/data/blob"
+        umoci repack --image "$w/l:big" "$w/b" && umoci gc --layout "$w/l"
+        mkdir -p "$(dirname "$layout")"
+        mv "$w/l" "$layout.tmp.$$" && mv -T "$layout.tmp.$$" "$layout" 2>/dev/null || rm -rf "$layout.tmp.$$"
+        rm -rf "$w"
+    fi
+    skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:big" "docker://$1/bench/big:v1"
+}
+
+# An image whose last layer tries to escape the rootfs (security cases 12, 13): a `../` path and a
+# hardlink to a host file. Pushed as test/evil:v1; SENTINEL is the host path it aims at.
+images_evil_push() { # ADDR SENTINEL
+    local addr=$1 sentinel=$2 w
+    w=$(mktemp -d)
+    cp -a "$IMAGES_LAYOUT" "$w/l"
+    python3 - "$w/evil.tar" "$sentinel" <<'PY'
+import io, sys, tarfile
+out, sentinel = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    data = b"escaped\n"
+    ti = tarfile.TarInfo("../../../../../../.." + sentinel)
+    ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data))
+    hl = tarfile.TarInfo("data/shadow-link")
+    hl.type = tarfile.LNKTYPE
+    hl.linkname = "../../../../../../../etc/shadow"
+    t.addfile(hl)
+PY
+    umoci raw add-layer --image "$w/l:v1" --tag evil "$w/evil.tar"
+    skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$w/l:evil" "docker://$addr/test/evil:v1"
+    rm -rf "$w"
+}
