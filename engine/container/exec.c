@@ -167,6 +167,7 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     pthread_mutex_lock(&m->lock);
     int rc = -1;
     int child[3] = { -1, -1, -1 };
+    auto_strv char **env = NULL; /* before any goto: the cleanup runs at every exit */
     struct ctr_exec *x = find_exec_locked(m, exec_id, err);
     if (x == NULL)
         goto out;
@@ -219,7 +220,7 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
             io->stdin_fd = fds[1];
         }
     }
-    auto_strv char **env = strv_dup(e->c->plan.env);
+    env = strv_dup(e->c->plan.env);
     if (x->tty)
         env = strv_push(env, "TERM=xterm");
     struct rt_process p = {
