@@ -222,6 +222,8 @@ static bool match_here(const char *pat, const char *path, struct var_span *vars,
     }
     if (*pat == '\0')
         return *path == '\0';
+    if (idx >= API_MAX_VARS)
+        return false; /* patterns are checked at registration; this keeps the bound explicit */
     const char *end = strchr(pat, '}');
     for (size_t k = strlen(path); k >= 1; k--) {
         if (match_here(end + 1, path + k, vars, idx + 1)) {
