@@ -104,6 +104,12 @@ assert_contains "$("$DOCKER" ps -a --format '{{.Names}}')" "keeper" "containers 
 assert_contains "$("$DOCKER" images --format '{{.Repository}}')" "test/img" "images survive an upgrade"
 "$DOCKER" rm keeper >/dev/null
 
+step "regenerate-certs reissues the server certificate"
+before=$(openssl x509 -noout -serial -in "$certs/server.pem")
+"$M" regenerate-certs -f h1 >/dev/null || fail "regenerate-certs"
+[ "$(openssl x509 -noout -serial -in "$certs/server.pem")" != "$before" ] || fail "server cert not reissued"
+assert_eq "$("$DOCKER" run --rm "$IMG" echo regenerated)" "regenerated" "docker works after regenerate-certs"
+
 step "the address changes: machine env renews the certificate"
 NEWIP=$(testhost_set_ip h1)
 "$M" inspect h1 >/dev/null
