@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps build check unit integration demo clean
+.PHONY: all deps build check unit integration fuzz demo clean
 
 all: build
 
@@ -14,9 +14,19 @@ build: deps
 	cmake -S . -B $(BUILD) -DMACHINE_SANITIZE=ON
 	cmake --build $(BUILD) -j$(JOBS)
 
-# Every test: unit, then integration (real sshd, registry, ... in network namespaces).
+# Every test: unit, then integration (real sshd, registry, ... in network namespaces), then the
+# libFuzzer targets for a bounded time (security case 30).
 check: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1200 -j1
+	$(MAKE) fuzz
+
+# clang build of tests/fuzz (coverage + ASan/UBSan), each target run FUZZ_SECONDS.
+FUZZ_BUILD ?= $(BUILD)-fuzz
+FUZZ_SECONDS ?= 20
+fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DMACHINE_FUZZ=ON -DMACHINE_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_image_parsers fuzz_layer seeds_layer
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
