@@ -331,7 +331,9 @@ static int known_hosts_load(LIBSSH2_SESSION *s, const char *path, struct known_h
         char *nl = strchr(line, '\n');
         size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
         lineno++;
-        if (libssh2_knownhost_readline(k->kh, line, len, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+        /* libssh2 1.10 treats the last byte it is given as the line terminator:
+         * hand it the '\n' (or the final NUL) too, or it cuts the key short. */
+        if (libssh2_knownhost_readline(k->kh, line, len + 1, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
             return merr_set(err, MERR_CORRUPT, 0, "cannot parse known hosts file '%s' line %u",
                             path, lineno);
         line += len + (nl != NULL);
@@ -941,8 +943,9 @@ static int pump_loop(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, struct ssh_pump *p
     int64_t silent_limit = c->timeout_ms > 2 * ka * 1000 + 1000 ? c->timeout_ms
                                                                  : 2 * ka * 1000 + 1000;
     c->last_rx_ms = ssh_now_ms();
-    st->in_readable = p->in_fd >= 0;
+    st->in_readable = false; /* only poll() may say so: a read must never block */
     st->in_done = p->in_fd < 0 && p->in_len == 0;
+    int idle_spins = 0;
     for (;;) {
         bool progress = false, out_ended = false, err_ended = false;
         if (pump_stdin(c, ch, p, st, &progress, err) < 0)
@@ -963,8 +966,18 @@ static int pump_loop(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, struct ssh_pump *p
             return 0; /* closed without EOF */
         }
         pump_resize(ch, p, st);
-        if (progress || libssh2_poll_channel_read(ch, 0) || libssh2_poll_channel_read(ch, 1))
+        if (progress) {
+            idle_spins = 0;
             continue;
+        }
+        /* Reading one stream can queue packets of the other inside libssh2,
+         * where poll() cannot see them. (libssh2_poll_channel_read is no help:
+         * it fails once a short packet such as a keepalive reply is queued.) */
+        unsigned long queued = 0;
+        libssh2_channel_window_read_ex(ch, &queued, NULL);
+        if (queued > 0 && ++idle_spins < 3)
+            continue;
+        idle_spins = 0;
         if (c->rx_closed)
             return merr_set(err, MERR_UNREACHABLE, 0, "connection to '%s' lost", c->host);
         if (pump_wait(c, p, st, silent_limit, err) < 0)
