@@ -143,9 +143,8 @@ static int sink_put(struct ssh_sink *s, const char *data, size_t n, const char *
     return 0;
 }
 
-/* Drains one stream until libssh2 would block. Returns bytes moved, 0 when the
- * stream has ended (or the transport failed), -EAGAIN-like 0 is told apart by
- * *would_block; < 0 on error. */
+/* Drains one stream until libssh2 would block. Returns the bytes moved (and
+ * sets *ended when libssh2 reports the end of the stream), or -1 on error. */
 static ssize_t drain_stream(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, int stream,
                             struct ssh_sink *sink, char *buf, bool *ended, struct merr *err)
 {

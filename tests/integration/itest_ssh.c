@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -215,10 +216,53 @@ static void start_sshd(struct env *e, const char *hostkey_name)
     fail_msg("sshd did not listen on port %d", e->port);
 }
 
+/* Sends sig to every process below root (sshd's per-connection processes and
+ * the commands they run), found through /proc. */
+static void signal_descendants(pid_t root, int sig)
+{
+    enum { MAXP = 8192 };
+    static pid_t pids[MAXP], ppids[MAXP];
+    size_t n = 0;
+    auto_closedir DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && n < MAXP) {
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (pid <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[len] = '\0';
+        char *rp = strrchr(buf, ')'); /* the command name may contain anything */
+        int ppid = 0;
+        if (rp == NULL || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+            continue;
+        pids[n] = pid;
+        ppids[n++] = ppid;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pid_t up = ppids[i];
+        for (int hops = 0; hops < 32 && up > 1 && up != root; hops++) {
+            size_t j = 0;
+            while (j < n && pids[j] != up)
+                j++;
+            up = j < n ? ppids[j] : 0;
+        }
+        if (up == root)
+            kill(pids[i], sig);
+    }
+}
+
 static void stop_sshd(struct env *e)
 {
     if (e->sshd <= 0)
         return;
+    signal_descendants(e->sshd, SIGKILL); /* sessions left behind by failed tests */
     kill(e->sshd, SIGTERM);
     for (int i = 0; i < 60; i++) {
         if (waitpid(e->sshd, NULL, WNOHANG) == e->sshd) {
@@ -400,6 +444,53 @@ static void test_exec_stdin_larger_than_window(void **state)
     /* a command that ignores its input still finishes */
     assert_int_equal(ssh_exec(c, "exit 0", in, n, NULL, NULL, NULL, NULL, &status, &err), 0);
     assert_int_equal(status, 0);
+}
+
+/* A command may run far longer than the per-operation timeout as long as the
+ * server keeps answering keepalives. */
+static void test_exec_outlives_operation_timeout(void **state)
+{
+    struct env *e = env_or_skip(state);
+    struct ssh_target t = target(e);
+    t.timeout_ms = 2000;
+    struct merr err = MERR_INIT;
+    auto_ssh_conn struct ssh_conn *c = NULL;
+    assert_int_equal(ssh_connect(&t, &c, &err), 0);
+    int status = -1;
+    int64_t start = now_ms();
+    assert_int_equal(ssh_exec(c, "sleep 7; exit 6", NULL, 0, NULL, NULL, NULL, NULL, &status, &err),
+                     0);
+    assert_int_equal(status, 6);
+    assert_true(now_ms() - start >= 7000);
+}
+
+/* A server that stops answering in the middle of a command is detected. */
+static void test_exec_detects_frozen_server(void **state)
+{
+    struct env *e = env_or_skip(state);
+    struct ssh_target t = target(e);
+    t.timeout_ms = 2000;
+    struct merr err = MERR_INIT;
+    auto_ssh_conn struct ssh_conn *c = NULL;
+    assert_int_equal(ssh_connect(&t, &c, &err), 0);
+
+    pid_t freezer = fork(); /* freezes the session once the command is running */
+    assert_true(freezer >= 0);
+    if (freezer == 0) {
+        sleep_ms(1000);
+        signal_descendants(e->sshd, SIGSTOP);
+        _exit(0);
+    }
+    int status = -1;
+    int64_t start = now_ms();
+    int r = ssh_exec(c, "sleep 20", NULL, 0, NULL, NULL, NULL, NULL, &status, &err);
+    int64_t elapsed = now_ms() - start;
+    waitpid(freezer, NULL, 0);
+    signal_descendants(e->sshd, SIGCONT);
+    signal_descendants(e->sshd, SIGKILL);
+    assert_int_equal(r, -1);
+    assert_int_equal(err.code, MERR_TIMEOUT);
+    assert_true(elapsed < 12000);
 }
 
 static void test_exec_capture_is_capped(void **state)
@@ -915,6 +1006,8 @@ int main(void)
         cmocka_unit_test(test_exec_status_and_streams),
         cmocka_unit_test(test_exec_stdin_larger_than_window),
         cmocka_unit_test(test_exec_capture_is_capped),
+        cmocka_unit_test(test_exec_outlives_operation_timeout),
+        cmocka_unit_test(test_exec_detects_frozen_server),
         cmocka_unit_test(test_exec_stream_fds),
         cmocka_unit_test(test_sftp_files),
         cmocka_unit_test(test_sftp_directory_trees),
