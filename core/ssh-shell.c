@@ -1,6 +1,10 @@
-/* Interactive sessions: a PTY with the local terminal's type and size, raw mode while it runs. */
+/* Interactive sessions on the caller's terminal: a PTY sized like the local
+ * terminal, raw mode while the session runs, SIGWINCH forwarded as a window
+ * change. Without a terminal on stdin this is a plain streamed command. */
+#include "ssh-priv.h"
+
 #include <errno.h>
-#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,126 +14,113 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "fsutil.h"
-#include "ssh-priv.h"
 
-/* Moves bytes until the channel closes; SIGWINCH arrives on a signalfd (no handler, no global). */
-static int relay(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, int winch_fd, struct merr *err)
+#define DEFAULT_TERM "xterm"
+
+/* Everything changed in the process for the session, undone in one place. */
+struct tty_session {
+    int tty_fd;
+    struct termios saved;
+    bool raw;
+    sigset_t saved_mask;
+    bool mask_changed;
+    int winch_fd;
+};
+
+static void tty_session_restore(struct tty_session *t)
 {
-    libssh2_session_set_blocking(c->session, 0);
-    char buf[16384];
-    bool in_open = true;
-    int rc = 0;
-    for (;;) {
-        bool progress = false;
-        for (int stream = 0; stream < 2; stream++) {
-            ssize_t n;
-            while ((n = libssh2_channel_read_ex(ch, stream, buf, sizeof buf)) > 0) {
-                progress = true;
-                if (fs_write_all(stream == 0 ? STDOUT_FILENO : STDERR_FILENO, buf, (size_t)n) < 0) {
-                    rc = merr_set(err, MERR_IO, errno, "cannot write to the terminal");
-                    goto out;
-                }
-            }
-            if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
-                rc = ssh_fail(c, err, "the session broke");
-                goto out;
-            }
-        }
-        if (libssh2_channel_eof(ch))
-            break;
-        struct pollfd p[3] = {
-            { .fd = c->fd, .events = POLLIN },
-            { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
-            { .fd = winch_fd, .events = POLLIN },
-        };
-        if (libssh2_session_block_directions(c->session) & LIBSSH2_SESSION_BLOCK_OUTBOUND)
-            p[0].events |= POLLOUT;
-        if (!progress && poll(p, 3, 15000) == 0) {
-            int ignored;
-            libssh2_keepalive_send(c->session, &ignored);
-            continue;
-        }
-        if (p[2].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(winch_fd, &si, sizeof si) > 0) {
-                struct winsize ws;
-                if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
-                    while (libssh2_channel_request_pty_size(ch, ws.ws_col, ws.ws_row) ==
-                           LIBSSH2_ERROR_EAGAIN)
-                        ssh_wait_socket(c, 1000, err);
-            }
-        }
-        if (p[1].revents & (POLLIN | POLLHUP)) {
-            ssize_t r = read(STDIN_FILENO, buf, sizeof buf);
-            if (r <= 0) {
-                in_open = false;
-                while (libssh2_channel_send_eof(ch) == LIBSSH2_ERROR_EAGAIN)
-                    ssh_wait_socket(c, 1000, err);
-            } else {
-                const char *q = buf;
-                while (r > 0) {
-                    ssize_t w = libssh2_channel_write(ch, q, (size_t)r);
-                    if (w == LIBSSH2_ERROR_EAGAIN) {
-                        if (ssh_wait_socket(c, c->timeout_ms, err) < 0) {
-                            rc = -1;
-                            goto out;
-                        }
-                        continue;
-                    }
-                    if (w < 0) {
-                        rc = ssh_fail(c, err, "the session broke");
-                        goto out;
-                    }
-                    q += w;
-                    r -= w;
-                }
-            }
-        }
+    if (t->raw)
+        (void)tcsetattr(t->tty_fd, TCSADRAIN, &t->saved);
+    t->raw = false;
+    if (t->winch_fd >= 0)
+        close(t->winch_fd);
+    t->winch_fd = -1;
+    if (t->mask_changed)
+        (void)pthread_sigmask(SIG_SETMASK, &t->saved_mask, NULL);
+    t->mask_changed = false;
+}
+
+/* SIGWINCH arrives on a signalfd, so no handler or global state is needed. */
+static int tty_session_watch_winch(struct tty_session *t, struct merr *err)
+{
+    sigset_t winch;
+    sigemptyset(&winch);
+    sigaddset(&winch, SIGWINCH);
+    int r = pthread_sigmask(SIG_BLOCK, &winch, &t->saved_mask);
+    if (r != 0)
+        return merr_set(err, MERR_IO, r, "cannot block SIGWINCH");
+    t->mask_changed = true;
+    t->winch_fd = signalfd(-1, &winch, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (t->winch_fd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create signalfd");
+    return 0;
+}
+
+static int tty_session_make_raw(struct tty_session *t, struct merr *err)
+{
+    struct termios raw = t->saved;
+    cfmakeraw(&raw);
+    if (tcsetattr(t->tty_fd, TCSADRAIN, &raw) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot put the terminal in raw mode");
+    t->raw = true;
+    return 0;
+}
+
+static int request_pty(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, int tty_fd, struct merr *err)
+{
+    const char *term = getenv("TERM");
+    if (term == NULL || term[0] == '\0')
+        term = DEFAULT_TERM;
+    struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+    if (ioctl(tty_fd, TIOCGWINSZ, &ws) < 0 || ws.ws_row == 0 || ws.ws_col == 0) {
+        ws.ws_row = 24;
+        ws.ws_col = 80;
     }
+    int rc = libssh2_channel_request_pty_ex(ch, term, (unsigned)strlen(term), NULL, 0, ws.ws_col,
+                                            ws.ws_row, ws.ws_xpixel, ws.ws_ypixel);
+    if (rc < 0)
+        return ssh_fail(c, rc, err, "cannot get a terminal on '%s'", c->host);
+    return 0;
+}
+
+static int run_with_pty(struct ssh_conn *c, const char *cmd, int *exit_status, struct merr *err)
+{
+    struct tty_session t = { .tty_fd = STDIN_FILENO, .winch_fd = -1 };
+    if (tcgetattr(t.tty_fd, &t.saved) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot read terminal settings");
+
+    LIBSSH2_CHANNEL *ch = NULL;
+    if (ssh_channel_open(c, &ch, err) < 0)
+        return -1;
+    int ret = -1;
+    if (request_pty(c, ch, t.tty_fd, err) < 0 || ssh_channel_start(c, ch, cmd, err) < 0 ||
+        tty_session_watch_winch(&t, err) < 0 || tty_session_make_raw(&t, err) < 0)
+        goto out;
+    struct ssh_pump p = {
+        .in_fd = STDIN_FILENO,
+        .out = { .fd = STDOUT_FILENO },
+        .err = { .fd = STDERR_FILENO },
+        .winch_fd = t.winch_fd,
+        .tty_fd = t.tty_fd,
+    };
+    if (ssh_pump_run(c, ch, &p, err) < 0)
+        goto out;
+    tty_session_restore(&t);
+    ret = ssh_channel_finish(c, ch, exit_status, err);
+    ch = NULL;
 out:
-    libssh2_session_set_blocking(c->session, 1);
-    if (rc == 0) {
-        libssh2_channel_close(ch);
-        libssh2_channel_wait_closed(ch);
-    }
-    return rc;
+    tty_session_restore(&t);
+    if (ch != NULL)
+        ssh_channel_abort(c, ch);
+    return ret;
 }
 
 int ssh_interactive(struct ssh_conn *c, const char *cmd, int *exit_status, struct merr *err)
 {
-    if (!isatty(STDIN_FILENO)) {
-        /* No terminal: no PTY, plain streams (what `ssh host cmd < file` does). */
-        return ssh_exec_stream(c, cmd != NULL ? cmd : "exec \"${SHELL:-/bin/sh}\" -l", STDIN_FILENO,
-                               STDOUT_FILENO, STDERR_FILENO, exit_status, err);
-    }
-    struct winsize ws = { .ws_row = 24, .ws_col = 80 };
-    ioctl(STDIN_FILENO, TIOCGWINSZ, &ws);
-    const char *term = getenv("TERM");
-    LIBSSH2_CHANNEL *ch = ssh_open_exec(c, cmd, term != NULL && term[0] != '\0' ? term : "xterm",
-                                        ws.ws_col, ws.ws_row, err);
-    if (ch == NULL)
-        return -1;
-    sigset_t winch, old;
-    sigemptyset(&winch);
-    sigaddset(&winch, SIGWINCH);
-    sigprocmask(SIG_BLOCK, &winch, &old);
-    int wfd = signalfd(-1, &winch, SFD_CLOEXEC | SFD_NONBLOCK);
-    struct termios saved, raw;
-    bool have_termios = tcgetattr(STDIN_FILENO, &saved) == 0;
-    if (have_termios) {
-        raw = saved;
-        cfmakeraw(&raw);
-        tcsetattr(STDIN_FILENO, TCSADRAIN, &raw);
-    }
-    int rc = relay(c, ch, wfd, err);
-    if (have_termios)
-        tcsetattr(STDIN_FILENO, TCSADRAIN, &saved);
-    if (wfd >= 0)
-        close(wfd);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0)
-        *exit_status = ssh_channel_status(ch);
-    libssh2_channel_free(ch);
-    return rc;
+    if (c == NULL)
+        return merr_set(err, MERR_INVALID, 0, "invalid ssh_interactive arguments");
+    if (!isatty(STDIN_FILENO))
+        return ssh_run_stream(c, cmd, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, exit_status,
+                              err);
+    return run_with_pty(c, cmd, exit_status, err);
 }

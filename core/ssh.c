@@ -1,583 +1,734 @@
-#include "ssh.h"
+/* SSH client on libssh2: TCP connect, handshake, host key pinning, publickey
+ * authentication, readiness wait, and the argv for the system ssh. Commands run
+ * in ssh-exec.c, SFTP in ssh-sftp.c, interactive sessions in ssh-shell.c.
+ *
+ * The session stays in libssh2's blocking mode with libssh2_session_set_timeout,
+ * so every protocol step (handshake, auth, channel requests, SFTP) is bounded.
+ * Only the data pump of a running command (ssh-exec.c) switches to non-blocking
+ * mode, with its own liveness check. */
+#include "ssh-priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "error.h"
-#include "fsutil.h"
-#include "netutil.h"
-#include "ssh-priv.h"
-#include "sshkey.h"
 
-#define CAPTURE_MAX (16u << 20)
-#define IO_CHUNK 32768
+#define DEFAULT_TIMEOUT_MS 10000
+#define KNOWN_HOSTS_MAX (1024 * 1024)
+#define KNOWN_HOSTS_LINE_MAX 16384
 
-/* libssh2 needs one process-wide initialisation; pthread_once keeps it race-free. */
-static pthread_once_t libssh2_once = PTHREAD_ONCE_INIT;
-static void init_libssh2(void)
-{
-    libssh2_init(0);
-}
+/* Host key algorithms we accept, best first. libssh2 1.10 cannot verify
+ * rsa-sha2-256/512 host key signatures (only the SHA-1 "ssh-rsa" one, which
+ * OpenSSH >= 8.8 no longer offers), so RSA comes last; ssh-dss is never used. */
+static const char HOSTKEY_ALGS[] =
+    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,ssh-rsa";
 
-static long now_ms(void)
+int64_t ssh_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int ssh_fail(struct ssh_conn *c, struct merr *err, const char *what)
+static int effective_timeout(int timeout_ms)
 {
+    return timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+}
+
+/* libssh2's own recv, plus liveness bookkeeping for the pump. */
+static LIBSSH2_RECV_FUNC(conn_recv)
+{
+    struct ssh_conn *c = *abstract;
+    ssize_t r = recv(socket, buffer, length, flags);
+    if (r > 0) {
+        c->last_rx_ms = ssh_now_ms();
+    } else if (r == 0) {
+        c->rx_closed = true;
+    } else {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -EAGAIN;
+        if (errno != EINTR)
+            c->rx_closed = true;
+        return -errno;
+    }
+    return r;
+}
+
+static const char *sftp_status_name(unsigned long status)
+{
+    switch (status) {
+    case LIBSSH2_FX_EOF: return "end of file";
+    case LIBSSH2_FX_NO_SUCH_FILE: return "no such file";
+    case LIBSSH2_FX_PERMISSION_DENIED: return "permission denied";
+    case LIBSSH2_FX_FAILURE: return "failure";
+    case LIBSSH2_FX_NO_SUCH_PATH: return "no such path";
+    case LIBSSH2_FX_FILE_ALREADY_EXISTS: return "file already exists";
+    case LIBSSH2_FX_WRITE_PROTECT: return "write protected";
+    case LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM: return "no space left on device";
+    case LIBSSH2_FX_QUOTA_EXCEEDED: return "quota exceeded";
+    case LIBSSH2_FX_NOT_A_DIRECTORY: return "not a directory";
+    case LIBSSH2_FX_DIR_NOT_EMPTY: return "directory not empty";
+    default: return "error";
+    }
+}
+
+static enum merr_code sftp_status_code(unsigned long status)
+{
+    switch (status) {
+    case LIBSSH2_FX_NO_SUCH_FILE:
+    case LIBSSH2_FX_NO_SUCH_PATH:
+        return MERR_NOT_FOUND;
+    case LIBSSH2_FX_PERMISSION_DENIED:
+    case LIBSSH2_FX_WRITE_PROTECT:
+        return MERR_PERM;
+    case LIBSSH2_FX_FILE_ALREADY_EXISTS:
+        return MERR_EXISTS;
+    default:
+        return MERR_REMOTE;
+    }
+}
+
+static enum merr_code libssh2_code(int rc)
+{
+    switch (rc) {
+    case LIBSSH2_ERROR_TIMEOUT:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+        return MERR_TIMEOUT;
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_BANNER_RECV:
+    case LIBSSH2_ERROR_BANNER_SEND:
+        return MERR_UNREACHABLE;
+    case LIBSSH2_ERROR_AUTHENTICATION_FAILED:
+    case LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED:
+        return MERR_AUTH;
+    case LIBSSH2_ERROR_ALLOC:
+        return MERR_NOMEM;
+    case LIBSSH2_ERROR_FILE:
+        return MERR_CRYPTO;
+    case LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED:
+    case LIBSSH2_ERROR_CHANNEL_FAILURE:
+        return MERR_REMOTE;
+    default:
+        return MERR_PROTOCOL;
+    }
+}
+
+int ssh_fail(struct ssh_conn *c, int rc, struct merr *err, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+
     char *msg = NULL;
-    int code = libssh2_session_last_error(c->session, &msg, NULL, 0);
-    enum merr_code mc = MERR_PROTOCOL;
-    if (code == LIBSSH2_ERROR_TIMEOUT)
-        mc = MERR_TIMEOUT;
-    else if (code == LIBSSH2_ERROR_SOCKET_RECV || code == LIBSSH2_ERROR_SOCKET_SEND ||
-             code == LIBSSH2_ERROR_SOCKET_DISCONNECT || code == LIBSSH2_ERROR_SOCKET_TIMEOUT)
-        mc = MERR_UNREACHABLE;
-    else if (code == LIBSSH2_ERROR_AUTHENTICATION_FAILED || code == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED ||
-             code == LIBSSH2_ERROR_FILE)
-        mc = MERR_AUTH;
-    return merr_set(err, mc, 0, "%s on %s: %s", what, c->where,
-                    msg != NULL && msg[0] != '\0' ? msg : "unknown SSH error");
+    if (c != NULL && c->session != NULL)
+        libssh2_session_last_error(c->session, &msg, NULL, 0);
+    if (msg == NULL || msg[0] == '\0')
+        msg = "unknown libssh2 error";
+
+    if (rc == LIBSSH2_ERROR_SFTP_PROTOCOL && c != NULL && c->sftp != NULL) {
+        unsigned long st = libssh2_sftp_last_error(c->sftp);
+        return merr_set(err, sftp_status_code(st), 0, "%s: %s", what, sftp_status_name(st));
+    }
+    if (c != NULL && c->rx_closed && libssh2_code(rc) == MERR_PROTOCOL)
+        return merr_set(err, MERR_UNREACHABLE, 0, "%s: connection closed by '%s'", what, c->host);
+    return merr_set(err, libssh2_code(rc), 0, "%s: %s", what, msg);
 }
 
-int ssh_wait_socket(struct ssh_conn *c, int timeout_ms, struct merr *err)
+/* ---- TCP ---------------------------------------------------------------- */
+
+static enum merr_code connect_errno_code(int e)
 {
-    int dir = libssh2_session_block_directions(c->session);
-    struct pollfd p = { .fd = c->fd, .events = 0 };
-    if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
-        p.events |= POLLIN;
-    if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
-        p.events |= POLLOUT;
-    if (p.events == 0)
-        p.events = POLLIN;
-    int r;
-    do {
-        r = poll(&p, 1, timeout_ms > 0 ? timeout_ms : -1);
-    } while (r < 0 && errno == EINTR);
-    if (r == 0)
-        return merr_set(err, MERR_TIMEOUT, 0, "SSH connection to %s timed out after %d ms",
-                        c->where, timeout_ms);
-    if (r < 0)
-        return merr_set(err, MERR_IO, errno, "cannot wait for %s", c->where);
+    return e == ETIMEDOUT ? MERR_TIMEOUT : MERR_UNREACHABLE;
+}
+
+/* Tries each address in turn within one overall deadline. */
+static int tcp_connect(const char *host, int port, int timeout_ms, int *out, struct merr *err)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0)
+        return merr_set(err, MERR_UNREACHABLE, 0, "cannot resolve '%s': %s", host,
+                        gai_strerror(rc));
+
+    int64_t deadline = ssh_now_ms() + timeout_ms;
+    int last_errno = ECONNREFUSED;
+    bool timed_out = false;
+    for (struct addrinfo *ai = res; ai != NULL && !timed_out; ai = ai->ai_next) {
+        auto_close int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            if (errno != EINPROGRESS) {
+                last_errno = errno;
+                continue;
+            }
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            int n;
+            do {
+                int64_t left = deadline - ssh_now_ms();
+                n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+            } while (n < 0 && errno == EINTR);
+            if (n == 0) {
+                timed_out = true;
+                continue;
+            }
+            int soerr = 0;
+            socklen_t len = sizeof soerr;
+            if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+                soerr = errno;
+            if (soerr != 0) {
+                last_errno = soerr;
+                continue;
+            }
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        freeaddrinfo(res);
+        *out = steal_fd(&fd);
+        return 0;
+    }
+    freeaddrinfo(res);
+    if (timed_out)
+        return merr_set(err, MERR_TIMEOUT, 0, "cannot connect to '%s' port %d: timed out after %d ms",
+                        host, port, timeout_ms);
+    return merr_set(err, connect_errno_code(last_errno), last_errno,
+                    "cannot connect to '%s' port %d", host, port);
+}
+
+/* ---- known_hosts pinning -------------------------------------------------- */
+
+/* How the host appears in known_hosts: "host" for port 22, else "[host]:port". */
+static char *known_hosts_label(const char *host, int port)
+{
+    char *label = NULL;
+    int r = port == 22 ? asprintf(&label, "%s", host) : asprintf(&label, "[%s]:%d", host, port);
+    return r < 0 ? NULL : label;
+}
+
+static int knownhost_key_type(int hostkey_type)
+{
+    switch (hostkey_type) {
+    case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
+    case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
+    case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519;
+    default: return 0;
+    }
+}
+
+static const char *knownhost_alg_name(int key_type)
+{
+    switch (key_type) {
+    case LIBSSH2_KNOWNHOST_KEY_SSHRSA: return "ssh-rsa";
+    case LIBSSH2_KNOWNHOST_KEY_ECDSA_256: return "ecdsa-sha2-nistp256";
+    case LIBSSH2_KNOWNHOST_KEY_ECDSA_384: return "ecdsa-sha2-nistp384";
+    case LIBSSH2_KNOWNHOST_KEY_ECDSA_521: return "ecdsa-sha2-nistp521";
+    case LIBSSH2_KNOWNHOST_KEY_ED25519: return "ssh-ed25519";
+    default: return NULL;
+    }
+}
+
+struct known_hosts {
+    LIBSSH2_KNOWNHOSTS *kh;
+    char *raw; /* the file as read, so that recording a key keeps every other line */
+    size_t raw_len;
+};
+
+static void known_hosts_release(struct known_hosts *k)
+{
+    if (k->kh != NULL)
+        libssh2_knownhost_free(k->kh);
+    free(k->raw);
+    k->kh = NULL;
+    k->raw = NULL;
+}
+
+static int read_small_file(const char *path, size_t max, char **data, size_t *len,
+                           struct merr *err)
+{
+    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno,
+                        "cannot open '%s'", path);
+    size_t cap = 4096, n = 0;
+    auto_free char *buf = malloc(cap);
+    if (buf == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot read '%s'", path);
+    for (;;) {
+        if (n + 1 == cap) {
+            if (cap > max)
+                return merr_set(err, MERR_CORRUPT, 0, "'%s' is larger than %zu bytes", path, max);
+            char *p = realloc(buf, cap * 2);
+            if (p == NULL)
+                return merr_set(err, MERR_NOMEM, ENOMEM, "cannot read '%s'", path);
+            buf = p;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return merr_set(err, MERR_IO, errno, "cannot read '%s'", path);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    *len = n;
+    *data = steal_pointer(&buf);
     return 0;
 }
+
+/* Loads path (a missing file is an empty list) into a libssh2 collection. */
+static int known_hosts_load(LIBSSH2_SESSION *s, const char *path, struct known_hosts *k,
+                            struct merr *err)
+{
+    k->kh = libssh2_knownhost_init(s);
+    if (k->kh == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate known hosts");
+    struct merr rerr = MERR_INIT;
+    if (read_small_file(path, KNOWN_HOSTS_MAX, &k->raw, &k->raw_len, &rerr) < 0) {
+        if (rerr.code == MERR_NOT_FOUND)
+            return 0;
+        *err = rerr;
+        return -1;
+    }
+    if (strlen(k->raw) != k->raw_len)
+        return merr_set(err, MERR_CORRUPT, 0, "known hosts file '%s' contains NUL bytes", path);
+    unsigned lineno = 0;
+    for (char *line = k->raw; *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+        lineno++;
+        /* libssh2 1.10 treats the last byte it is given as the line terminator:
+         * hand it the '\n' (or the final NUL) too, or it cuts the key short. */
+        if (libssh2_knownhost_readline(k->kh, line, len + 1, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+            return merr_set(err, MERR_CORRUPT, 0, "cannot parse known hosts file '%s' line %u",
+                            path, lineno);
+        line += len + (nl != NULL);
+    }
+    return 0;
+}
+
+/* Type of a plain entry pinned for label, or 0: used to ask the server for that
+ * key type first, the way OpenSSH orders its host key algorithms. */
+static int known_hosts_pinned_type(struct known_hosts *k, const char *label,
+                                   struct libssh2_knownhost **entry)
+{
+    struct libssh2_knownhost *prev = NULL, *cur;
+    while (libssh2_knownhost_get(k->kh, &cur, prev) == 0) {
+        if ((cur->typemask & LIBSSH2_KNOWNHOST_TYPE_MASK) == LIBSSH2_KNOWNHOST_TYPE_PLAIN &&
+            cur->name != NULL && strcmp(cur->name, label) == 0) {
+            if (entry != NULL)
+                *entry = cur;
+            return cur->typemask & LIBSSH2_KNOWNHOST_KEY_MASK;
+        }
+        prev = cur;
+    }
+    return 0;
+}
+
+static int set_hostkey_preference(struct ssh_conn *c, int pinned_type, struct merr *err)
+{
+    const char *first = knownhost_alg_name(pinned_type);
+    char prefs[sizeof HOSTKEY_ALGS + 64];
+    if (first != NULL)
+        snprintf(prefs, sizeof prefs, "%s,%s", first, HOSTKEY_ALGS);
+    else
+        snprintf(prefs, sizeof prefs, "%s", HOSTKEY_ALGS);
+    int rc = libssh2_session_method_pref(c->session, LIBSSH2_METHOD_HOSTKEY, prefs);
+    if (rc < 0)
+        return ssh_fail(c, rc, err, "cannot set host key algorithms");
+    return 0;
+}
+
+static int record_host_key(struct ssh_conn *c, struct known_hosts *k, const char *path,
+                           const char *label, const char *key, size_t keylen, int key_type,
+                           struct merr *err)
+{
+    struct libssh2_knownhost *entry = NULL;
+    int rc = libssh2_knownhost_addc(k->kh, label, NULL, key, keylen, NULL, 0,
+                                    LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
+                                        key_type,
+                                    &entry);
+    if (rc < 0)
+        return ssh_fail(c, rc, err, "cannot record host key of '%s'", label);
+    auto_free char *line = malloc(KNOWN_HOSTS_LINE_MAX);
+    if (line == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot record host key of '%s'", label);
+    size_t linelen = 0;
+    rc = libssh2_knownhost_writeline(k->kh, entry, line, KNOWN_HOSTS_LINE_MAX, &linelen,
+                                     LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+    if (rc < 0)
+        return ssh_fail(c, rc, err, "cannot format host key of '%s'", label);
+
+    bool need_nl = k->raw_len > 0 && k->raw[k->raw_len - 1] != '\n';
+    size_t total = k->raw_len + need_nl + linelen;
+    auto_free char *content = malloc(total + 1);
+    if (content == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot record host key of '%s'", label);
+    if (k->raw_len > 0)
+        memcpy(content, k->raw, k->raw_len);
+    if (need_nl)
+        content[k->raw_len] = '\n';
+    memcpy(content + k->raw_len + need_nl, line, linelen);
+    content[total] = '\0';
+    if (ssh_write_file_atomic(path, content, total, 0600, err) < 0)
+        return merr_prefix(err, "cannot record host key of '%s'", label);
+    return 0;
+}
+
+/* Accepts the server's key if it is pinned, pins it on first contact, and
+ * refuses anything else: a different key of the same type or a key of another
+ * type than the pinned one (a server must not escape the pin by offering a
+ * different algorithm). */
+static int verify_host_key(struct ssh_conn *c, struct known_hosts *k, const char *path,
+                           const char *label, struct merr *err)
+{
+    size_t keylen = 0;
+    int hostkey_type = 0;
+    const char *key = libssh2_session_hostkey(c->session, &keylen, &hostkey_type);
+    if (key == NULL || keylen == 0)
+        return ssh_fail(c, libssh2_session_last_errno(c->session), err,
+                        "no host key from '%s'", label);
+    if (sshkey_fingerprint_sha256(key, keylen, c->host_fingerprint, err) < 0)
+        return -1;
+    int key_type = knownhost_key_type(hostkey_type);
+    if (key_type == 0)
+        return merr_set(err, MERR_PROTOCOL, 0, "unsupported host key type %d from '%s'",
+                        hostkey_type, label);
+
+    /* Key type 0 compares against entries of every type: any entry for the
+     * label that is not this exact key is a mismatch. */
+    struct libssh2_knownhost *found = NULL;
+    int r = libssh2_knownhost_check(k->kh, label, key, keylen,
+                                    LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW,
+                                    &found);
+    switch (r) {
+    case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+        return 0;
+    case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+        return record_host_key(c, k, path, label, key, keylen, key_type, err);
+    case LIBSSH2_KNOWNHOST_CHECK_MISMATCH: {
+        char pinned[SSHKEY_FINGERPRINT_MAX] = "(unreadable)";
+        struct merr ignored = MERR_INIT;
+        if (found != NULL && found->key != NULL &&
+            sshkey_fingerprint_base64(found->key, pinned, &ignored) < 0)
+            snprintf(pinned, sizeof pinned, "(unreadable)");
+        return merr_set(err, MERR_HOSTKEY, 0,
+                        "host key for '%s' has changed: pinned %s, server offered %s; if the "
+                        "machine was re-created, remove its entry from '%s'",
+                        label, pinned, c->host_fingerprint, path);
+    }
+    default:
+        return ssh_fail(c, libssh2_session_last_errno(c->session), err,
+                        "cannot check host key of '%s'", label);
+    }
+}
+
+int ssh_pinned_fingerprint(const struct ssh_target *t, char *out, size_t outsz, struct merr *err)
+{
+    if (t == NULL || t->host == NULL || t->known_hosts_path == NULL)
+        return merr_set(err, MERR_INVALID, 0, "incomplete ssh target");
+    LIBSSH2_SESSION *s = libssh2_session_init();
+    if (s == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot create ssh session");
+    struct known_hosts k = { 0 };
+    auto_free char *label = known_hosts_label(t->host, t->port);
+    int ret = -1;
+    struct libssh2_knownhost *entry = NULL;
+    char fp[SSHKEY_FINGERPRINT_MAX];
+    if (label == NULL)
+        merr_set(err, MERR_NOMEM, ENOMEM, "cannot read known hosts");
+    else if (known_hosts_load(s, t->known_hosts_path, &k, err) < 0)
+        ;
+    else if (known_hosts_pinned_type(&k, label, &entry) == 0 || entry->key == NULL)
+        merr_set(err, MERR_NOT_FOUND, 0, "no host key pinned for '%s' in '%s'", label,
+                 t->known_hosts_path);
+    else if (sshkey_fingerprint_base64(entry->key, fp, err) == 0) {
+        snprintf(out, outsz, "%s", fp);
+        ret = 0;
+    }
+    known_hosts_release(&k);
+    libssh2_session_free(s);
+    return ret;
+}
+
+/* ---- connect -------------------------------------------------------------- */
 
 void ssh_conn_free(struct ssh_conn *c)
 {
     if (c == NULL)
         return;
     if (c->session != NULL) {
+        /* Bounded by the session timeout; a dead peer cannot hold us here. */
         libssh2_session_set_blocking(c->session, 1);
-        libssh2_session_set_timeout(c->session, 2000);
-        libssh2_session_disconnect(c->session, "bye");
+        if (c->sftp != NULL)
+            libssh2_sftp_shutdown(c->sftp);
+        if (!c->rx_closed)
+            libssh2_session_disconnect(c->session, "bye");
         libssh2_session_free(c->session);
     }
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c->where);
+    if (c->sock >= 0)
+        close(c->sock);
+    free(c->host);
     free(c);
 }
 
-/* ---- host keys ---- */
-
-static int knownhost_keybits(int hostkey_type)
+const char *ssh_conn_host_fingerprint(const struct ssh_conn *c)
 {
-    switch (hostkey_type) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA:
-        return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-    case LIBSSH2_HOSTKEY_TYPE_DSS:
-        return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
-        return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
-        return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
-        return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-    case LIBSSH2_HOSTKEY_TYPE_ED25519:
-        return LIBSSH2_KNOWNHOST_KEY_ED25519;
-    default:
-        return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
-    }
+    return c->host_fingerprint;
 }
 
-static char *host_entry_name(const struct ssh_target *t)
+static int authenticate(struct ssh_conn *c, const struct ssh_target *t, const char *key,
+                        size_t keylen, struct merr *err)
 {
-    if (t->port == 22)
-        return xstrdup(t->host);
-    return xasprintf("[%s]:%d", t->host, t->port);
-}
-
-/* The fingerprint of a stored entry (its key is base64 text in the file). */
-static char *entry_fingerprint(const struct libssh2_knownhost *e)
-{
-    const char *k = e->key;
-    /* Entries carry "type base64" or just base64 depending on how they were read. */
-    const char *space = strchr(k, ' ');
-    if (space != NULL)
-        k = space + 1;
-    unsigned char *blob = NULL;
-    long n = sshkey_unbase64(k, &blob);
-    if (n <= 0) {
-        free(blob);
-        return xstrdup("(unreadable)");
+    size_t ulen = strlen(t->user);
+    char *methods = libssh2_userauth_list(c->session, t->user, (unsigned)ulen);
+    if (methods == NULL) {
+        if (libssh2_userauth_authenticated(c->session))
+            return 0; /* the server accepted "none" */
+        return ssh_fail(c, libssh2_session_last_errno(c->session), err,
+                        "cannot list authentication methods of '%s'", c->host);
     }
-    char *fp = sshkey_fingerprint(blob, (size_t)n);
-    free(blob);
-    return fp;
-}
-
-static int save_known_hosts(LIBSSH2_KNOWNHOSTS *kh, const char *path, struct merr *err)
-{
-    auto_free char *tmp = xasprintf("%s.tmp-%d", path, (int)getpid());
-    if (libssh2_knownhost_writefile(kh, tmp, LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0) {
-        unlink(tmp);
-        return merr_set(err, MERR_IO, 0, "cannot write '%s'", tmp);
-    }
-    auto_free char *text = NULL;
-    size_t len = 0;
-    int rc = fs_read_file(tmp, 1u << 20, &text, &len, err);
-    unlink(tmp);
+    if (strstr(methods, "publickey") == NULL)
+        return merr_set(err, MERR_AUTH, 0, "'%s' does not accept public keys (offers: %s)",
+                        c->host, methods);
+    int rc = libssh2_userauth_publickey_frommemory(c->session, t->user, ulen, NULL, 0, key,
+                                                   keylen, NULL);
+    if (rc == LIBSSH2_ERROR_FILE)
+        return ssh_fail(c, rc, err, "cannot use private key '%s'", t->key_path);
     if (rc < 0)
-        return -1;
-    return fs_write_atomic(path, text, len, 0600, err);
+        return ssh_fail(c, rc, err, "authentication as '%s' on '%s' with key '%s' failed",
+                        t->user, c->host, t->key_path);
+    return 0;
 }
 
-static int check_host_key(struct ssh_conn *c, const struct ssh_target *t, struct merr *err)
+static int validate_target(const struct ssh_target *t, struct merr *err)
 {
-    size_t len = 0;
-    int type = 0;
-    const char *key = libssh2_session_hostkey(c->session, &len, &type);
-    if (key == NULL)
-        return ssh_fail(c, err, "no host key");
-    auto_free char *offered = sshkey_fingerprint((const unsigned char *)key, len);
-    auto_free char *name = host_entry_name(t);
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(c->session);
-    if (kh == NULL)
-        return ssh_fail(c, err, "cannot initialise known hosts");
-    int rc = -1;
-    if (fs_exists(t->known_hosts_path) &&
-        libssh2_knownhost_readfile(kh, t->known_hosts_path, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-        merr_set(err, MERR_CORRUPT, 0, "cannot read known hosts '%s'", t->known_hosts_path);
+    if (t == NULL || t->host == NULL || t->host[0] == '\0' || t->user == NULL ||
+        t->user[0] == '\0' || t->key_path == NULL || t->known_hosts_path == NULL)
+        return merr_set(err, MERR_INVALID, 0, "incomplete ssh target");
+    if (t->port <= 0 || t->port > 65535)
+        return merr_set(err, MERR_INVALID, 0, "invalid ssh port %d", t->port);
+    return 0;
+}
+
+static void wipe_free(char *p, size_t len)
+{
+    if (p != NULL)
+        OPENSSL_cleanse(p, len);
+    free(p);
+}
+
+static int connect_session(struct ssh_conn *c, const struct ssh_target *t, const char *key,
+                           size_t keylen, struct merr *err)
+{
+    auto_free char *label = known_hosts_label(t->host, t->port);
+    if (label == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot connect to '%s'", t->host);
+
+    c->session = libssh2_session_init_ex(NULL, NULL, NULL, c);
+    if (c->session == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot create ssh session");
+    libssh2_session_callback_set(c->session, LIBSSH2_CALLBACK_RECV, (void *)conn_recv);
+    libssh2_session_set_blocking(c->session, 1);
+    libssh2_session_set_timeout(c->session, c->timeout_ms);
+
+    /* Local work first: nothing goes on the wire before the pin is readable. */
+    struct known_hosts k = { 0 };
+    int ret = -1;
+    if (known_hosts_load(c->session, t->known_hosts_path, &k, err) < 0)
+        goto out;
+    if (set_hostkey_preference(c, known_hosts_pinned_type(&k, label, NULL), err) < 0)
+        goto out;
+
+    if (tcp_connect(t->host, t->port, c->timeout_ms, &c->sock, err) < 0)
+        goto out;
+    c->last_rx_ms = ssh_now_ms();
+    int rc = libssh2_session_handshake(c->session, c->sock);
+    if (rc < 0) {
+        ssh_fail(c, rc, err, "ssh handshake with '%s' failed", label);
         goto out;
     }
-    struct libssh2_knownhost *found = NULL;
-    int check = libssh2_knownhost_checkp(kh, t->host, t->port, key, len,
-                                         LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW,
-                                         &found);
-    if (check == LIBSSH2_KNOWNHOST_CHECK_MATCH) {
-        rc = 0;
+    if (verify_host_key(c, &k, t->known_hosts_path, label, err) < 0)
         goto out;
-    }
-    /* Any pinned entry for this host that did not match (even of another key type) is a
-     * changed key: never silently pin a second one. */
-    struct libssh2_knownhost *e = NULL, *prev = NULL;
-    while (libssh2_knownhost_get(kh, &e, prev) == 0) {
-        if (e->name != NULL && strcmp(e->name, name) == 0) {
-            char *stored = entry_fingerprint(e);
-            merr_set(err, MERR_HOSTKEY, 0,
-                     "the host key of %s has changed: it was %s and is now %s; if the host "
-                     "was reinstalled, remove its line from '%s'",
-                     name, stored, offered, t->known_hosts_path);
-            free(stored);
-            goto out;
-        }
-        prev = e;
-    }
-    if (check == LIBSSH2_KNOWNHOST_CHECK_FAILURE) {
-        merr_set(err, MERR_HOSTKEY, 0, "cannot check the host key of %s", name);
+    if (authenticate(c, t, key, keylen, err) < 0)
         goto out;
-    }
-    if (libssh2_knownhost_addc(kh, name, NULL, key, len, NULL, 0,
-                               LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                   knownhost_keybits(type),
-                               NULL) != 0) {
-        ssh_fail(c, err, "cannot record the host key");
-        goto out;
-    }
-    rc = save_known_hosts(kh, t->known_hosts_path, err);
+
+    /* Keepalives let the pump notice a dead server while a command runs. */
+    int interval = c->timeout_ms / 3000;
+    libssh2_keepalive_config(c->session, 1, (unsigned)(interval < 2 ? 2 : interval));
+    ret = 0;
 out:
-    libssh2_knownhost_free(kh);
-    return rc;
-}
-
-/* ---- connect ---- */
-
-static void tune_socket(int fd)
-{
-    int one = 1, idle = 15, intvl = 5, cnt = 4;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    known_hosts_release(&k);
+    return ret;
 }
 
 int ssh_connect(const struct ssh_target *t, struct ssh_conn **out, struct merr *err)
 {
-    if (t->key_path == NULL || t->known_hosts_path == NULL || t->user == NULL)
-        return merr_set(err, MERR_INVALID, 0, "incomplete SSH target");
-    if (sshkey_check_private_perms(t->key_path, err) < 0)
+    if (validate_target(t, err) < 0)
         return -1;
-    pthread_once(&libssh2_once, init_libssh2);
-    int timeout = t->timeout_ms > 0 ? t->timeout_ms : 30000;
-    int fd = net_dial(t->host, t->port, timeout, err);
-    if (fd < 0)
+    /* Reads the key with the permission check before any network traffic. */
+    char *key = NULL;
+    size_t keylen = 0;
+    if (sshkey_read_private(t->key_path, &key, &keylen, err) < 0)
         return -1;
-    tune_socket(fd);
-    struct ssh_conn *c = xcalloc(1, sizeof *c);
-    c->fd = fd;
-    c->timeout_ms = timeout;
-    c->where = xasprintf("%s@%s:%d", t->user, t->host, t->port);
-    c->session = libssh2_session_init();
-    if (c->session == NULL) {
-        ssh_conn_free(c);
-        return merr_set(err, MERR_NOMEM, 0, "cannot create an SSH session");
+
+    struct ssh_conn *c = calloc(1, sizeof *c);
+    if (c == NULL || (c->host = strdup(t->host)) == NULL) {
+        free(c);
+        wipe_free(key, keylen);
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot connect to '%s'", t->host);
     }
-    libssh2_session_set_blocking(c->session, 1);
-    libssh2_session_set_timeout(c->session, timeout);
-    /* libssh2's default host key order is kept: its method_pref filtering of unknown names
-     * copies overlapping memory (seen with ASan on 1.10). */
-    if (libssh2_session_handshake(c->session, fd) != 0) {
-        ssh_fail(c, err, "SSH handshake failed");
-        if (err->code == MERR_PROTOCOL)
-            err->code = MERR_UNREACHABLE; /* e.g. not an SSH server yet, or it went away */
+    c->sock = -1;
+    c->port = t->port;
+    c->timeout_ms = effective_timeout(t->timeout_ms);
+
+    int r = connect_session(c, t, key, keylen, err);
+    wipe_free(key, keylen);
+    if (r < 0) {
         ssh_conn_free(c);
         return -1;
     }
-    if (check_host_key(c, t, err) < 0) {
-        ssh_conn_free(c);
-        return -1;
-    }
-    if (libssh2_userauth_publickey_fromfile_ex(c->session, t->user, (unsigned)strlen(t->user), NULL,
-                                               t->key_path, NULL) != 0) {
-        ssh_fail(c, err, "SSH authentication failed");
-        if (err->code != MERR_TIMEOUT && err->code != MERR_UNREACHABLE)
-            err->code = MERR_AUTH;
-        ssh_conn_free(c);
-        return -1;
-    }
-    libssh2_keepalive_config(c->session, 1, 15);
     *out = c;
     return 0;
 }
 
 int ssh_wait_ready(const struct ssh_target *t, int total_ms, int interval_ms, struct merr *err)
 {
-    long deadline = now_ms() + total_ms;
-    struct ssh_target bounded = *t;
-    for (int attempt = 0; attempt < 100000; attempt++) {
-        long left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        if (bounded.timeout_ms <= 0 || bounded.timeout_ms > left)
-            bounded.timeout_ms = (int)(left > 1000 ? left : 1000);
-        struct ssh_conn *c = NULL;
-        if (ssh_connect(&bounded, &c, err) == 0) {
-            int status = -1;
-            char *o = NULL, *e = NULL;
-            size_t ol, el;
-            int rc = ssh_exec(c, "exit 0", NULL, 0, &o, &ol, &e, &el, &status, err);
-            free(o);
-            free(e);
-            ssh_conn_free(c);
-            if (rc == 0 && status == 0)
+    if (validate_target(t, err) < 0)
+        return -1;
+    if (interval_ms < 10)
+        interval_ms = 10;
+    int64_t start = ssh_now_ms(), deadline = start + (total_ms > 0 ? total_ms : 0);
+    struct merr last = MERR_INIT;
+    int attempts = 0;
+    for (;;) {
+        attempts++;
+        int64_t left = deadline - ssh_now_ms();
+        struct ssh_target bounded = *t;
+        int per_op = effective_timeout(t->timeout_ms);
+        bounded.timeout_ms = left < per_op ? (left > 100 ? (int)left : 100) : per_op;
+
+        merr_clear(&last);
+        auto_ssh_conn struct ssh_conn *c = NULL;
+        int status = -1;
+        if (ssh_connect(&bounded, &c, &last) == 0 &&
+            ssh_exec(c, "exit 0", NULL, 0, NULL, NULL, NULL, NULL, &status, &last) == 0) {
+            if (status == 0)
                 return 0;
-            if (rc == 0)
-                merr_set(err, MERR_REMOTE, 0, "'exit 0' returned %d on %s", status, t->host);
-        } else if (err->code == MERR_HOSTKEY || err->code == MERR_PERM || err->code == MERR_AUTH ||
-                   err->code == MERR_INVALID || err->code == MERR_CORRUPT) {
+            merr_set(&last, MERR_REMOTE, 0, "'exit 0' returned %d", status);
+        }
+        if (last.code == MERR_HOSTKEY || last.code == MERR_PERM || last.code == MERR_INVALID ||
+            last.code == MERR_NOT_FOUND || last.code == MERR_CORRUPT) {
+            *err = last;
             return -1;
         }
-        long sleep_ms = deadline - now_ms();
-        if (sleep_ms > interval_ms)
-            sleep_ms = interval_ms;
-        if (sleep_ms > 0) {
-            struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000 };
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (err->code == MERR_OK)
-        merr_set(err, MERR_TIMEOUT, 0, "SSH on %s:%d did not answer", t->host, t->port);
-    return merr_prefix(err, "gave up after %d s", total_ms / 1000);
-}
-
-/* ---- exec ---- */
-
-LIBSSH2_CHANNEL *ssh_open_exec(struct ssh_conn *c, const char *cmd, const char *term, int cols,
-                               int rows, struct merr *err)
-{
-    libssh2_session_set_blocking(c->session, 1);
-    LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(c->session);
-    if (ch == NULL) {
-        ssh_fail(c, err, "cannot open an SSH channel");
-        return NULL;
-    }
-    if (term != NULL &&
-        libssh2_channel_request_pty_ex(ch, term, (unsigned)strlen(term), NULL, 0, cols, rows, 0, 0) != 0) {
-        ssh_fail(c, err, "cannot get a PTY");
-        libssh2_channel_free(ch);
-        return NULL;
-    }
-    int rc = cmd != NULL ? libssh2_channel_exec(ch, cmd) : libssh2_channel_shell(ch);
-    if (rc != 0) {
-        ssh_fail(c, err, "cannot start the remote command");
-        libssh2_channel_free(ch);
-        return NULL;
-    }
-    return ch;
-}
-
-int ssh_channel_status(LIBSSH2_CHANNEL *ch)
-{
-    char *sig = NULL;
-    size_t siglen = 0;
-    if (libssh2_channel_get_exit_signal(ch, &sig, &siglen, NULL, NULL, NULL, NULL) == 0 && sig != NULL) {
-        static const struct {
-            const char *name;
-            int num;
-        } sigs[] = { { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ABRT", SIGABRT },
-                     { "KILL", SIGKILL }, { "SEGV", SIGSEGV }, { "PIPE", SIGPIPE }, { "TERM", SIGTERM },
-                     { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 } };
-        int num = SIGTERM;
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            if (strcmp(sig, sigs[i].name) == 0)
-                num = sigs[i].num;
-        free(sig);
-        return 128 + num;
-    }
-    return libssh2_channel_get_exit_status(ch);
-}
-
-/* Where a stream's bytes go: a capture buffer or a local fd. */
-struct sink {
-    int fd;
-    char *buf;
-    size_t len, cap;
-};
-
-static int sink_put(struct sink *s, const char *data, size_t n, struct merr *err)
-{
-    if (s->fd >= 0) {
-        while (n > 0) {
-            ssize_t w = write(s->fd, data, n);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0)
-                return errno == EPIPE ? 0 : merr_set(err, MERR_IO, errno, "cannot write output");
-            data += w;
-            n -= (size_t)w;
-        }
-        return 0;
-    }
-    if (s->len + n > CAPTURE_MAX)
-        return merr_set(err, MERR_PROTOCOL, 0, "remote command output exceeds %u bytes", CAPTURE_MAX);
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = (s->len + n + 1) * 2;
-        char *nb = realloc(s->buf, cap);
-        if (nb == NULL)
-            return merr_set(err, MERR_NOMEM, ENOMEM, "cannot capture output");
-        s->buf = nb;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, data, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-    return 0;
-}
-
-/* The non-blocking pump shared by exec forms: stdin from a buffer or an fd, both outputs. */
-struct pump {
-    const char *in_data;
-    size_t in_len, in_off;
-    int in_fd;
-    struct sink out, errs;
-};
-
-static int pump_channel(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, struct pump *p, struct merr *err)
-{
-    libssh2_session_set_blocking(c->session, 0);
-    bool in_done = p->in_fd < 0 && p->in_data == NULL;
-    if (in_done)
-        libssh2_channel_send_eof(ch);
-    char buf[IO_CHUNK];
-    char inbuf[IO_CHUNK];
-    size_t inbuf_len = 0, inbuf_off = 0;
-    int rc = 0;
-    for (;;) {
-        bool progress = false;
-        for (int stream = 0; stream < 2; stream++) {
-            ssize_t n;
-            while ((n = libssh2_channel_read_ex(ch, stream, buf, sizeof buf)) > 0) {
-                progress = true;
-                if (sink_put(stream == 0 ? &p->out : &p->errs, buf, (size_t)n, err) < 0) {
-                    rc = -1;
-                    goto out;
-                }
-            }
-            if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
-                rc = ssh_fail(c, err, "reading remote output failed");
-                goto out;
-            }
-        }
-        if (!in_done) {
-            if (p->in_data != NULL) {
-                if (p->in_off < p->in_len) {
-                    ssize_t w = libssh2_channel_write(ch, p->in_data + p->in_off, p->in_len - p->in_off);
-                    if (w > 0) {
-                        p->in_off += (size_t)w;
-                        progress = true;
-                    } else if (w < 0 && w != LIBSSH2_ERROR_EAGAIN) {
-                        rc = ssh_fail(c, err, "writing remote input failed");
-                        goto out;
-                    }
-                }
-                if (p->in_off >= p->in_len) {
-                    in_done = true;
-                    libssh2_channel_send_eof(ch);
-                }
-            } else {
-                if (inbuf_off == inbuf_len) {
-                    struct pollfd pf = { .fd = p->in_fd, .events = POLLIN };
-                    if (poll(&pf, 1, 0) > 0) {
-                        ssize_t r = read(p->in_fd, inbuf, sizeof inbuf);
-                        if (r > 0) {
-                            inbuf_len = (size_t)r;
-                            inbuf_off = 0;
-                        } else if (r == 0 || errno != EINTR) {
-                            in_done = true;
-                            libssh2_channel_send_eof(ch);
-                        }
-                        progress = true;
-                    }
-                }
-                if (inbuf_off < inbuf_len) {
-                    ssize_t w = libssh2_channel_write(ch, inbuf + inbuf_off, inbuf_len - inbuf_off);
-                    if (w > 0) {
-                        inbuf_off += (size_t)w;
-                        progress = true;
-                    } else if (w < 0 && w != LIBSSH2_ERROR_EAGAIN) {
-                        rc = ssh_fail(c, err, "writing remote input failed");
-                        goto out;
-                    }
-                }
-            }
-        }
-        if (libssh2_channel_eof(ch))
+        left = deadline - ssh_now_ms();
+        if (left <= 0)
             break;
-        if (!progress) {
-            int ignored;
-            libssh2_keepalive_send(c->session, &ignored);
-            struct pollfd pf[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = -1 } };
-            int dir = libssh2_session_block_directions(c->session);
-            if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
-                pf[0].events |= POLLOUT;
-            if (!in_done && p->in_fd >= 0 && inbuf_off == inbuf_len)
-                pf[1] = (struct pollfd){ .fd = p->in_fd, .events = POLLIN };
-            if (poll(pf, 2, 1000) < 0 && errno != EINTR) {
-                rc = merr_set(err, MERR_IO, errno, "cannot wait for %s", c->where);
-                goto out;
-            }
-        }
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 0 };
+        int64_t nap = interval_ms < left ? interval_ms : left;
+        ts.tv_sec = nap / 1000;
+        ts.tv_nsec = (long)(nap % 1000) * 1000000;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
     }
-    libssh2_session_set_blocking(c->session, 1);
-    libssh2_channel_close(ch);
-    libssh2_channel_wait_closed(ch);
-out:
-    libssh2_session_set_blocking(c->session, 1);
-    return rc;
+    return merr_set(err, MERR_TIMEOUT, 0, "ssh on '%s' port %d not ready after %lld ms (%d attempts): %s",
+                    t->host, t->port, (long long)(ssh_now_ms() - start), attempts, last.msg);
 }
 
-int ssh_exec(struct ssh_conn *c, const char *cmd, const void *stdin_data, size_t stdin_len,
-             char **out, size_t *out_len, char **errout, size_t *errout_len, int *exit_status,
-             struct merr *err)
+/* ---- system ssh ------------------------------------------------------------------ */
+
+static bool safe_word(const char *s)
 {
-    LIBSSH2_CHANNEL *ch = ssh_open_exec(c, cmd, NULL, 0, 0, err);
-    if (ch == NULL)
-        return -1;
-    struct pump p = { .in_data = stdin_data, .in_len = stdin_len, .in_fd = -1 };
-    p.out.fd = p.errs.fd = -1;
-    int rc = pump_channel(c, ch, &p, err);
-    if (rc == 0)
-        *exit_status = ssh_channel_status(ch);
-    libssh2_channel_free(ch);
-    if (rc < 0) {
-        free(p.out.buf);
-        free(p.errs.buf);
-        return -1;
-    }
-    *out = p.out.buf != NULL ? p.out.buf : xstrdup("");
-    *out_len = p.out.len;
-    *errout = p.errs.buf != NULL ? p.errs.buf : xstrdup("");
-    *errout_len = p.errs.len;
-    return 0;
+    return s != NULL && s[0] != '\0' && s[0] != '-' && strpbrk(s, "@ \t\r\n") == NULL;
 }
-
-int ssh_exec_stream(struct ssh_conn *c, const char *cmd, int in_fd, int out_fd, int err_fd,
-                    int *exit_status, struct merr *err)
-{
-    LIBSSH2_CHANNEL *ch = ssh_open_exec(c, cmd, NULL, 0, 0, err);
-    if (ch == NULL)
-        return -1;
-    struct pump p = { .in_fd = in_fd };
-    p.out.fd = out_fd;
-    p.errs.fd = err_fd;
-    int rc = pump_channel(c, ch, &p, err);
-    if (rc == 0)
-        *exit_status = ssh_channel_status(ch);
-    libssh2_channel_free(ch);
-    return rc;
-}
-
-/* ---- the system ssh ---- */
 
 char **ssh_external_argv(const struct ssh_target *t, bool tty, char *const *cmd, struct merr *err)
 {
-    char port[16], timeout[48], kh[4200];
-    snprintf(port, sizeof port, "%d", t->port);
-    snprintf(timeout, sizeof timeout, "ConnectTimeout=%d",
-             t->timeout_ms > 0 ? (t->timeout_ms + 999) / 1000 : 30);
-    if (snprintf(kh, sizeof kh, "UserKnownHostsFile=%s", t->known_hosts_path) >= (int)sizeof kh) {
-        merr_set(err, MERR_INVALID, 0, "known_hosts path is too long");
+    if (t == NULL || !safe_word(t->host) || !safe_word(t->user) || t->key_path == NULL ||
+        t->known_hosts_path == NULL || strchr(t->known_hosts_path, '"') != NULL) {
+        merr_set(err, MERR_INVALID, 0, "invalid ssh target for the system ssh client");
         return NULL;
     }
-    auto_free char *dest = xasprintf("%s@%s", t->user, t->host);
-    const char *fixed[] = { "ssh", "-i", t->key_path, "-p", port, "-o", "IdentitiesOnly=yes",
-                            "-o", kh, "-o", "StrictHostKeyChecking=yes", "-o", timeout,
-                            "-o", "LogLevel=ERROR", "-o", "GlobalKnownHostsFile=/dev/null" };
-    size_t n = sizeof fixed / sizeof fixed[0];
-    char **argv = xcalloc(n + 8 + (cmd != NULL ? 64 : 0), sizeof *argv);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        argv[k++] = xstrdup(fixed[i]);
-    if (tty)
-        argv[k++] = xstrdup("-t");
-    argv[k++] = xstrdup(dest);
+    if (t->port <= 0 || t->port > 65535) {
+        merr_set(err, MERR_INVALID, 0, "invalid ssh port %d", t->port);
+        return NULL;
+    }
     size_t ncmd = 0;
     while (cmd != NULL && cmd[ncmd] != NULL)
         ncmd++;
-    if (ncmd > 0) {
-        char **grown = realloc(argv, (k + ncmd + 2) * sizeof *argv);
-        if (grown == NULL)
-            abort();
-        argv = grown;
-        argv[k++] = xstrdup("--");
-        for (size_t i = 0; i < ncmd; i++)
-            argv[k++] = xstrdup(cmd[i]);
+
+    int timeout_s = (effective_timeout(t->timeout_ms) + 999) / 1000;
+    /* ssh splits UserKnownHostsFile on whitespace unless the value is quoted. */
+    bool quote = strpbrk(t->known_hosts_path, " \t") != NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", t->port);
+
+    auto_strv char **argv = calloc(22 + ncmd, sizeof *argv);
+    if (argv == NULL)
+        goto nomem;
+    size_t n = 0;
+    const char *fixed[] = { "ssh", "-i", t->key_path, "-p", port, "-o", "IdentitiesOnly=yes",
+                            "-o" };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if ((argv[n++] = strdup(fixed[i])) == NULL)
+            goto nomem;
+    if (asprintf(&argv[n++], quote ? "UserKnownHostsFile=\"%s\"" : "UserKnownHostsFile=%s",
+                 t->known_hosts_path) < 0) {
+        argv[--n] = NULL;
+        goto nomem;
     }
-    argv[k] = NULL;
-    return argv;
+    const char *opts[] = { "-o", "StrictHostKeyChecking=yes", "-o" };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if ((argv[n++] = strdup(opts[i])) == NULL)
+            goto nomem;
+    if (asprintf(&argv[n++], "ConnectTimeout=%d", timeout_s) < 0) {
+        argv[--n] = NULL;
+        goto nomem;
+    }
+    if ((argv[n++] = strdup("-o")) == NULL || (argv[n++] = strdup("LogLevel=ERROR")) == NULL)
+        goto nomem;
+    if (asprintf(&argv[n++], "%s@%s", t->user, t->host) < 0) {
+        argv[--n] = NULL;
+        goto nomem;
+    }
+    if (tty && (argv[n++] = strdup("-t")) == NULL)
+        goto nomem;
+    if (ncmd > 0 && (argv[n++] = strdup("--")) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < ncmd; i++)
+        if ((argv[n++] = strdup(cmd[i])) == NULL)
+            goto nomem;
+    return steal_pointer(&argv);
+nomem:
+    merr_set(err, MERR_NOMEM, ENOMEM, "cannot build ssh command line");
+    return NULL;
 }
