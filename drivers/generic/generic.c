@@ -85,7 +85,7 @@ static int generic_precreate_check(const struct driver_ctx *ctx, struct machine 
         check_port(m, DKEY_ENGINE_PORT, "generic-engine-port", err) < 0)
         return -1;
     const char *user = machine_driver_str(m, DKEY_SSH_USER);
-    if (user == NULL || user[0] == '\0' || strpbrk(user, "@: /") != NULL)
+    if (user == NULL || user[0] == '\0' || user[0] == '-' || strpbrk(user, "@: /\t\n") != NULL)
         return merr_set(err, MERR_INVALID, 0, "invalid --generic-ssh-user '%s'",
                         user != NULL ? user : "");
 
