@@ -2,6 +2,7 @@
  * atomic writes and PEM loading. The one translation of OpenSSL errors lives
  * here too (certs_ossl_fail). */
 #include "certs-priv.h"
+#include "fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -232,21 +233,6 @@ int certs_read_file(const char *path, bool private_key, char **data, size_t *len
     return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int certs_stage_file(const char *path, const void *data, size_t len, mode_t mode,
                      char **tmp_out, struct merr *err)
 {
@@ -268,7 +254,7 @@ int certs_stage_file(const char *path, const void *data, size_t len, mode_t mode
     const char *what = NULL;
     if (fchmod(fd, mode) < 0)
         e = errno, what = "set mode of";
-    else if (write_all(fd, data, len) < 0)
+    else if (fs_write_all(fd, data, len) < 0)
         e = errno, what = "write";
     else if (fsync(fd) < 0)
         e = errno, what = "sync";

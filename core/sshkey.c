@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "ssh-priv.h"
 
 #define ED25519_KEY_LEN 32
@@ -202,21 +203,6 @@ static int format_ed25519_public(const unsigned char pub[ED25519_KEY_LEN], const
     return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int ssh_write_file_atomic(const char *path, const void *data, size_t len, int mode,
                           struct merr *err)
 {
@@ -226,7 +212,7 @@ int ssh_write_file_atomic(const char *path, const void *data, size_t len, int mo
     auto_close int fd = mkostemp(tmp, O_CLOEXEC); /* created 0600 */
     if (fd < 0)
         return merr_set(err, MERR_IO, errno, "cannot create '%s'", tmp);
-    if (fchmod(fd, (mode_t)mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, (mode_t)mode) < 0 || fs_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
         int e = errno;
         unlink(tmp);
         return merr_set(err, MERR_IO, e, "cannot write '%s'", tmp);
