@@ -182,6 +182,8 @@ struct api_request {
     struct abuf field, value; /* header being parsed */
     bool in_value;
     struct abuf body;
+    size_t body_off; /* api_request_body_read position in a buffered body */
+    bool streaming;  /* API_ROUTE_STREAM_BODY: the body is parsed as the handler reads it */
     bool too_large;
     bool complete;
     bool keep_alive;
@@ -209,6 +211,8 @@ void api_request_free(struct api_request *req);
 MUST_CHECK int api_conn_send(struct api_conn *conn, const void *data, size_t len, struct merr *err);
 MUST_CHECK int api_conn_flush_blocking(struct api_conn *conn, struct merr *err);
 int api_conn_cancel_fd(const struct api_conn *conn);
+/* Waits on a worker until the connection has events or the server stops (MERR_IO). */
+MUST_CHECK int api_request_wait_fd(struct api_request *req, short events, struct merr *err);
 const char *api_conn_server_header(const struct api_conn *conn);
 const struct mlog *api_conn_log(const struct api_conn *conn);
 

@@ -97,6 +97,10 @@ typedef int (*api_handler_fn)(struct api_request *req, void *data, struct merr *
 
 enum api_route_flags {
     API_ROUTE_WORKER = 1 << 0, /* run on a worker thread that owns the connection */
+    /* A worker route dispatched as soon as the headers are in: the body (any size, no
+     * API_BODY_MAX cap) is read with api_request_body_read(). A body the handler leaves
+     * unread closes the connection after the reply. */
+    API_ROUTE_STREAM_BODY = 1 << 1,
 };
 
 /* Patterns are literal paths with {var} segments; a variable matches one or
@@ -173,6 +177,9 @@ const struct mlog *api_request_log(const struct api_request *req);
 
 /* Decoded query value (first occurrence), NULL if absent. */
 const char *api_request_query(const struct api_request *req, const char *key);
+/* Every value of a repeated key (names=a&names=b), in order; NULL-terminated list of borrowed
+ * strings to free() (not the strings), or NULL when out of memory. */
+const char **api_request_query_all(const struct api_request *req, const char *key);
 /* Like moby's BoolValue: absent, "", "0", "no", "false", "none" are false. */
 bool api_request_query_bool(const struct api_request *req, const char *key);
 /* *out = def when absent; MERR_INVALID when not an integer. */
@@ -180,6 +187,12 @@ MUST_CHECK int api_request_query_int(const struct api_request *req, const char *
                                      long long *out, struct merr *err);
 
 const char *api_request_body(const struct api_request *req, size_t *len);
+/* Reads the next bytes of the request body (chunked or with Content-Length): bytes read, 0 at
+ * its end, -1 on error (MERR_PROTOCOL for a malformed body, MERR_IO when the client goes away
+ * before its end or the server stops). Works on every worker route: for buffered bodies it
+ * returns the buffered bytes. Blocks. */
+MUST_CHECK ssize_t api_request_body_read(struct api_request *req, void *buf, size_t len,
+                                         struct merr *err);
 /* Parses the body as JSON; an empty body gives *out = NULL. */
 MUST_CHECK int api_request_body_json(const struct api_request *req, struct json_t **out,
                                      struct merr *err);

@@ -79,6 +79,18 @@ const char *api_request_query(const struct api_request *req, const char *key)
     return api_kv_get(req->query, req->n_query, key, false);
 }
 
+const char **api_request_query_all(const struct api_request *req, const char *key)
+{
+    const char **out = calloc(req->n_query + 1, sizeof *out);
+    if (out == NULL)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < req->n_query; i++)
+        if (strcmp(req->query[i].key, key) == 0)
+            out[n++] = req->query[i].value;
+    return out;
+}
+
 bool api_request_query_bool(const struct api_request *req, const char *key)
 {
     return api_bool_value(api_request_query(req, key));
@@ -333,7 +345,7 @@ int api_hijack(struct api_request *req, bool tty, struct merr *err)
 }
 
 /* Waits until fd is ready for events or the server stops (then -1). */
-static int wait_fd(struct api_request *req, short events, struct merr *err)
+int api_request_wait_fd(struct api_request *req, short events, struct merr *err)
 {
     struct pollfd pfd[2] = {
         { .fd = req->conn->fd, .events = events },
@@ -366,7 +378,7 @@ ssize_t api_stream_read(struct api_request *req, void *buf, size_t len, struct m
         return 0;
     for (;;) {
         bool pending = conn->io->pending != NULL && conn->io->pending(conn->io_ctx) > 0;
-        if (!pending && wait_fd(req, POLLIN, err) < 0)
+        if (!pending && api_request_wait_fd(req, POLLIN, err) < 0)
             return -1;
         ssize_t n = conn->io->read(conn->io_ctx, conn->fd, buf, len);
         if (n > 0)
@@ -399,7 +411,7 @@ int api_request_wait_closed(struct api_request *req, struct merr *err)
         return merr_set(err, MERR_INTERNAL, 0, "waiting needs a worker route");
     char scratch[4096];
     while (!conn->peer_eof) {
-        if (wait_fd(req, POLLIN | POLLRDHUP, err) < 0)
+        if (api_request_wait_fd(req, POLLIN | POLLRDHUP, err) < 0)
             return 0; /* server stopping */
         ssize_t n = conn->io->read(conn->io_ctx, conn->fd, scratch, sizeof scratch);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {

@@ -180,6 +180,31 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return abuf_append(&req->value, at, len, NULL);
 }
 
+/* Whether the request's route reads its body as a stream (looked up before the body arrives;
+ * anything unusual answers false and the normal dispatch reports it). */
+static bool route_streams_body(const struct api_server *srv, const struct api_request *req)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (req->url.len == 0 || http_parser_parse_url(req->url.data, req->url.len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH)))
+        return false;
+    struct merr err = MERR_INIT;
+    auto_free char *path = api_url_decode(req->url.data + u.field_data[UF_PATH].off,
+                                          u.field_data[UF_PATH].len, false, &err);
+    char version[16];
+    const char *rest;
+    bool has_version;
+    if (path == NULL ||
+        api_path_split_version(path, version, sizeof version, &rest, &has_version, &err) < 0)
+        return false;
+    struct api_route_match m = { 0 };
+    bool streams = api_router_match(srv->router, req->method, rest, &m, &err) > 0 &&
+                   (m.route->flags & API_ROUTE_STREAM_BODY);
+    api_route_match_release(&m);
+    return streams;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct api_request *req = parser_req(p);
@@ -189,6 +214,13 @@ static int on_headers_complete(http_parser *p)
     req->head_only = p->method == HTTP_HEAD;
     req->keep_alive = http_should_keep_alive(p);
     req->upgrade = p->upgrade;
+    if (route_streams_body(((struct api_conn *)p->data)->srv, req)) {
+        /* Dispatched now; the worker parses the body as it reads it. */
+        req->streaming = true;
+        req->body.max = 0;
+        http_parser_pause(p, 1);
+        return 0;
+    }
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > req->body.max) {
         req->too_large = true;
         return -1;
@@ -424,7 +456,7 @@ static void dispatch(struct api_conn *conn)
         api_request_finish(req, r, &err);
         return;
     }
-    if (req->match.route->flags & API_ROUTE_WORKER) {
+    if (req->match.route->flags & (API_ROUTE_WORKER | API_ROUTE_STREAM_BODY)) {
         conn->in_worker = true;
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
         conn->polling_out = false;
@@ -555,6 +587,63 @@ static void accept_conns(struct api_server *srv, struct listener *l)
     }
 }
 
+/* ---- streamed request bodies ----------------------------------------------- */
+
+#define BODY_FEED_MAX ((size_t)64 << 10)
+
+ssize_t api_request_body_read(struct api_request *req, void *buf, size_t len, struct merr *err)
+{
+    struct api_conn *conn = req->conn;
+    if (!conn->in_worker)
+        return merr_set(err, MERR_INTERNAL, 0, "reading a body needs a worker route");
+    if (!req->streaming) {
+        size_t left = req->body.len - req->body_off;
+        size_t n = left < len ? left : len;
+        memcpy(buf, req->body.data + req->body_off, n);
+        req->body_off += n;
+        return (ssize_t)n;
+    }
+    for (;;) {
+        if (req->body.len > 0) {
+            size_t n = req->body.len < len ? req->body.len : len;
+            memcpy(buf, req->body.data, n);
+            abuf_consume(&req->body, n);
+            return (ssize_t)n;
+        }
+        if (req->complete)
+            return 0;
+        if (conn->in.len == 0) {
+            if (conn->peer_eof)
+                return merr_set(err, MERR_IO, 0, "the client ended the request body early");
+            bool pending = conn->io->pending != NULL && conn->io->pending(conn->io_ctx) > 0;
+            if (!pending && api_request_wait_fd(req, POLLIN, err) < 0)
+                return -1;
+            char tmp[READ_CHUNK];
+            ssize_t n = conn->io->read(conn->io_ctx, conn->fd, tmp, sizeof tmp);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                conn->peer_eof = true;
+            else if (n > 0 && abuf_append(&conn->in, tmp, (size_t)n, err) < 0)
+                return -1;
+            continue;
+        }
+        /* Small feeds keep the parsed body (req->body) bounded. */
+        size_t feed = conn->in.len < BODY_FEED_MAX ? conn->in.len : BODY_FEED_MAX;
+        size_t n = http_parser_execute(&conn->parser, &conn->srv->settings, conn->in.data, feed);
+        enum http_errno perr = HTTP_PARSER_ERRNO(&conn->parser);
+        abuf_consume(&conn->in, n);
+        if (perr == HPE_PAUSED) { /* the end of the message */
+            http_parser_pause(&conn->parser, 0);
+            continue;
+        }
+        if (perr != HPE_OK) {
+            conn->want_close = true;
+            req->complete = true;
+            return merr_set(err, MERR_PROTOCOL, 0, "malformed request body: %s",
+                            http_errno_description(perr));
+        }
+    }
+}
+
 /* ---- workers --------------------------------------------------------------- */
 
 static void *worker_main(void *arg)
@@ -565,6 +654,11 @@ static void *worker_main(void *arg)
     struct merr err = MERR_INIT;
     int rc = req->match.route->handler(req, req->match.data, &err);
     api_request_finish(req, rc, &err);
+    if (!req->complete) {
+        /* A body left unread: the rest of the input is not a request. */
+        conn->want_close = true;
+        req->complete = true;
+    }
     struct merr ferr = MERR_INIT;
     if (api_conn_flush_blocking(conn, &ferr) < 0 || conn->want_close)
         conn_close_fd(conn);

@@ -97,6 +97,34 @@ static int h_hijack(struct api_request *req, void *data, struct merr *err)
     return api_stream_frame(req, STDCOPY_STDOUT, got, n, err);
 }
 
+/* Streams the whole body (no size cap) and answers with its length and byte sum;
+ * ?max=N stops after N bytes (the rest is left unread). */
+static int h_sink(struct api_request *req, void *data, struct merr *err)
+{
+    long long max;
+    if (api_request_query_int(req, "max", -1, &max, err) < 0)
+        return -1;
+    unsigned long long len = 0, sum = 0;
+    char buf[7000]; /* not a divisor of anything the tests send */
+    for (;;) {
+        size_t want = sizeof buf;
+        if (max >= 0 && (unsigned long long)max - len < want)
+            want = (size_t)((unsigned long long)max - len);
+        if (want == 0)
+            break;
+        ssize_t n = api_request_body_read(req, buf, want, err);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            sum += (unsigned char)buf[i];
+        len += (unsigned long long)n;
+    }
+    return api_reply_json(req, 200, json_pack("{s:I, s:I}", "len", (json_int_t)len, "sum",
+                                              (json_int_t)sum), err);
+}
+
 static const struct api_system test_system = { .server_version = "0.1.0" };
 
 static const struct api_route test_routes[] = {
@@ -105,6 +133,8 @@ static const struct api_route test_routes[] = {
     { "GET", "/fail", h_fail, 0 },
     { "GET", "/stream", h_stream, API_ROUTE_WORKER },
     { "POST", "/hijack", h_hijack, API_ROUTE_WORKER },
+    { "POST", "/sink", h_sink, API_ROUTE_STREAM_BODY },
+    { "POST", "/sink-buffered", h_sink, API_ROUTE_WORKER },
 };
 
 /* ---- fixture ----------------------------------------------------------------- */
@@ -308,6 +338,89 @@ static void test_body_limit(void **state)
     free(r);
 }
 
+static void send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* A streamed body far above max_body (1 KiB here) arrives whole, with Content-Length and
+ * chunked, and the connection stays usable for the next request. */
+static void test_stream_body(void **state)
+{
+    struct fixture *f = *state;
+    size_t big = (size_t)5 << 20;
+    char *body = malloc(big);
+    unsigned long long sum = 0;
+    for (size_t i = 0; i < big; i++) {
+        body[i] = (char)(i * 7 + 3);
+        sum += (unsigned char)body[i];
+    }
+    int fd = client_connect(f);
+    char head[256];
+    snprintf(head, sizeof head, "POST /v1.45/sink HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", big);
+    send_text(fd, head);
+    send_all(fd, body, big);
+    send_text(fd, "GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"); /* pipelined after the body */
+    char *r = read_until(fd, "\r\n\r\nOK", 1, NULL);
+    char expect[128];
+    snprintf(expect, sizeof expect, "{\"len\":%zu,\"sum\":%llu}", big, sum);
+    assert_non_null(strstr(r, expect));
+    free(r);
+    /* chunked, in uneven chunks */
+    send_text(fd, "POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    unsigned long long csum = 0;
+    size_t clen = 0;
+    for (size_t off = 0, step = 1; off < big; off += step, step = step * 3 + 1) {
+        size_t n = off + step > big ? big - off : step;
+        char sz[32];
+        snprintf(sz, sizeof sz, "%zx\r\n", n);
+        send_text(fd, sz);
+        send_all(fd, body + off, n);
+        send_text(fd, "\r\n");
+        for (size_t i = 0; i < n; i++)
+            csum += (unsigned char)body[off + i];
+        clen += n;
+    }
+    send_text(fd, "0\r\n\r\n");
+    r = read_until(fd, NULL, 0, NULL);
+    snprintf(expect, sizeof expect, "{\"len\":%zu,\"sum\":%llu}", clen, csum);
+    assert_non_null(strstr(r, expect));
+    free(r);
+    close(fd);
+    free(body);
+}
+
+/* A handler that stops reading early still answers; the connection then closes, since the
+ * unread rest of the body is not a request. A client that leaves mid-body ends the handler. */
+static void test_stream_body_unread_and_cut(void **state)
+{
+    struct fixture *f = *state;
+    int fd = client_connect(f);
+    send_text(fd, "POST /sink?max=10 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+    send_text(fd, "0123456789abcdefghij");
+    char *r = read_until(fd, NULL, 0, NULL); /* EOF: closed by the server */
+    assert_non_null(strstr(r, "{\"len\":10,"));
+    free(r);
+    close(fd);
+    fd = client_connect(f);
+    send_text(fd, "POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc");
+    shutdown(fd, SHUT_WR);
+    r = read_until(fd, NULL, 0, NULL);
+    assert_null(strstr(r, "\"len\""));
+    free(r);
+    close(fd);
+    /* the server is fine afterwards; a buffered worker route reads its body the same way */
+    r = roundtrip_close(f, "POST /sink-buffered HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           "Content-Length: 3\r\n\r\nabc");
+    assert_non_null(strstr(r, "{\"len\":3,\"sum\":294}"));
+    free(r);
+}
+
 static void test_json_body(void **state)
 {
     char *r = roundtrip_close(*state, "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -484,6 +597,8 @@ int main(void)
         T(test_head_ping),
         T(test_body_limit),
         T(test_json_body),
+        T(test_stream_body),
+        T(test_stream_body_unread_and_cut),
         T(test_errors),
         T(test_vars_query_headers),
         T(test_worker_stream_then_keepalive),
