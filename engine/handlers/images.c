@@ -117,7 +117,108 @@ static int tag(struct api_request *req, void *data, struct merr *err)
     return api_reply_empty(req, 201, err);
 }
 
+/* ---- docker save ---- */
+
+struct save_ctx {
+    struct api_request *req;
+    bool begun;
+};
+
+static int save_write(void *opaque, const void *buf, size_t len, struct merr *err)
+{
+    struct save_ctx *c = opaque;
+    if (!c->begun) {
+        if (api_stream_begin(c->req, 200, "application/x-tar", err) < 0)
+            return -1;
+        c->begun = true;
+    }
+    return api_stream_write(c->req, buf, len, err);
+}
+
+static int save_names(struct api_request *req, struct engine_services *s, const char *const *names,
+                      struct merr *err)
+{
+    struct save_ctx c = { req, false };
+    if (image_save(s->images, names, save_write, &c, err) < 0)
+        return -1; /* before the first byte: an error reply; after: the connection closes */
+    return api_stream_end(req, err);
+}
+
+static int save_many(struct api_request *req, void *data, struct merr *err)
+{
+    auto_free const char **names = api_request_query_all(req, "names");
+    if (names == NULL)
+        return merr_set(err, MERR_NOMEM, 0, "out of memory");
+    return save_names(req, data, names, err);
+}
+
+static int save_one(struct api_request *req, void *data, struct merr *err)
+{
+    const char *names[] = { api_request_var(req, "name"), NULL };
+    return save_names(req, data, names, err);
+}
+
+/* ---- docker load ---- */
+
+#define LOAD_DRAIN_MAX ((size_t)1 << 30)
+
+struct load_ctx {
+    struct api_request *req;
+    bool begun;
+    bool gone;
+};
+
+static ssize_t load_read(void *opaque, void *buf, size_t len, struct merr *err)
+{
+    struct load_ctx *c = opaque;
+    return api_request_body_read(c->req, buf, len, err);
+}
+
+static int load_progress(const char *line, void *opaque)
+{
+    struct load_ctx *c = opaque;
+    struct merr err = MERR_INIT;
+    if (c->gone)
+        return -1;
+    if ((!c->begun && api_stream_begin(c->req, 200, API_MEDIA_JSON, &err) < 0) ||
+        api_stream_write(c->req, line, strlen(line), &err) < 0) {
+        c->gone = true;
+        return -1;
+    }
+    c->begun = true;
+    return 0;
+}
+
+static int load(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    struct load_ctx c = { req, false, false };
+    if (image_load(s->images, load_read, &c, load_progress, &c, err) == 0) {
+        if (!c.begun && api_stream_begin(req, 200, API_MEDIA_JSON, err) < 0)
+            return -1;
+        return api_stream_end(req, err);
+    }
+    /* Read what the client still sends (bounded), so it gets our answer instead of a reset. */
+    char scratch[16384];
+    struct merr ignored = MERR_INIT;
+    for (size_t total = 0; total < LOAD_DRAIN_MAX;) {
+        ssize_t n = api_request_body_read(req, scratch, sizeof scratch, &ignored);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+    if (!c.begun)
+        return -1;
+    json_t *e = json_pack("{s:{s:s},s:s}", "errorDetail", "message", err->msg, "error", err->msg);
+    int rc = api_stream_write_json(req, e, err);
+    json_decref(e);
+    return rc < 0 ? -1 : api_stream_end(req, err);
+}
+
 static const struct api_route routes[] = {
+    { "GET", "/images/get", save_many, API_ROUTE_WORKER },
+    { "GET", "/images/{name}/get", save_one, API_ROUTE_WORKER },
+    { "POST", "/images/load", load, API_ROUTE_STREAM_BODY },
     { "GET", "/images/json", list, 0 },
     { "POST", "/images/create", create, API_ROUTE_WORKER },
     { "GET", "/images/{name}/json", inspect, 0 },

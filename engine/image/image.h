@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cleanup.h"
 
@@ -107,4 +108,19 @@ MUST_CHECK int image_remove(struct image_store *s, const char *name, bool force,
 MUST_CHECK int image_tag(struct image_store *s, const char *image_id, const char *ref,
                          struct merr *err);
 
+/* ---- docker save / docker load (archive.c) ---- */
+/* Receives the archive's bytes in order; < 0 (with err set) aborts. */
+typedef int (*image_write_fn)(void *ctx, const void *buf, size_t len, struct merr *err);
+/* Fills buf with the next bytes: count, 0 at the end, -1 with err set. */
+typedef ssize_t (*image_read_fn)(void *ctx, void *buf, size_t len, struct merr *err);
+/* Writes the named images (names or IDs; every one is resolved before a byte is written) as one
+ * tar: an OCI layout (oci-layout, index.json, blobs/sha256/...) plus docker's manifest.json. */
+MUST_CHECK int image_save(struct image_store *s, const char *const *names, image_write_fn write,
+                          void *ctx, struct merr *err);
+/* Reads a `docker save` archive (manifest.json, legacy or OCI-layout entries, gzip allowed)
+ * or a plain OCI layout (index.json) and stores its images and tags. Blobs named by digest must
+ * match it and every layer must match its config's DiffID (MERR_CORRUPT), or nothing of that
+ * image is committed. cb gets {"stream":"Loaded image: name:tag\n"} lines. */
+MUST_CHECK int image_load(struct image_store *s, image_read_fn read, void *read_ctx,
+                          image_progress_fn cb, void *cb_ctx, struct merr *err);
 #endif
