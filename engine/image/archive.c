@@ -59,75 +59,35 @@ struct save_image {
 
 struct saver {
     struct image_store *s;
-    struct archive *a;
-    image_write_fn write;
-    void *ctx;
-    struct merr *err; /* the first write error, reported instead of libarchive's text */
-    bool write_failed;
+    struct tarw tar;
     json_t *written; /* set of blob digests already in the tar */
 };
-
-static la_ssize_t save_write_cb(struct archive *a, void *opaque, const void *buf, size_t len)
-{
-    (void)a;
-    struct saver *sv = opaque;
-    if (sv->write(sv->ctx, buf, len, sv->err) < 0) {
-        sv->write_failed = true;
-        return -1;
-    }
-    return (la_ssize_t)len;
-}
-
-static int archive_fail(struct saver *sv, const char *what, struct merr *err)
-{
-    if (sv->write_failed)
-        return -1; /* err already holds the writer's error */
-    return merr_set(err, MERR_IO, archive_errno(sv->a), "cannot write %s: %s", what,
-                    archive_error_string(sv->a));
-}
-
-static int put_header(struct saver *sv, const char *name, bool dir, int64_t size, struct merr *err)
-{
-    struct archive_entry *e = archive_entry_new();
-    if (e == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    archive_entry_set_pathname(e, name);
-    archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
-    archive_entry_set_perm(e, dir ? 0755 : 0644);
-    archive_entry_set_size(e, dir ? 0 : size);
-    archive_entry_set_mtime(e, 0, 0);
-    int r = archive_write_header(sv->a, e);
-    archive_entry_free(e);
-    return r == ARCHIVE_OK ? 0 : archive_fail(sv, name, err);
-}
 
 static int put_data(struct saver *sv, const char *name, const void *buf, size_t len,
                     struct merr *err)
 {
-    if (put_header(sv, name, false, (int64_t)len, err) < 0)
+    if (tarw_header(&sv->tar, name, false, len, err) < 0)
         return -1;
-    if (len > 0 && archive_write_data(sv->a, buf, len) != (la_ssize_t)len)
-        return archive_fail(sv, name, err);
-    return 0;
+    return len > 0 ? tarw_data(&sv->tar, buf, len, err) : 0;
 }
 
 /* Copies an open file of `size` bytes into the tar under name. */
-static int put_fd(struct saver *sv, const char *name, int fd, int64_t size, struct merr *err)
+static int put_fd(struct saver *sv, const char *name, int fd, uint64_t size, struct merr *err)
 {
-    if (put_header(sv, name, false, size, err) < 0)
+    if (tarw_header(&sv->tar, name, false, size, err) < 0)
         return -1;
     auto_free char *buf = malloc(IO_CHUNK);
     if (buf == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    for (int64_t left = size; left > 0;) {
-        ssize_t n = read(fd, buf, left < (int64_t)IO_CHUNK ? (size_t)left : IO_CHUNK);
+    for (uint64_t left = size; left > 0;) {
+        ssize_t n = read(fd, buf, left < IO_CHUNK ? (size_t)left : IO_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return merr_set(err, MERR_IO, n < 0 ? errno : EIO, "cannot read '%s'", name);
-        if (archive_write_data(sv->a, buf, (size_t)n) != n)
-            return archive_fail(sv, name, err);
-        left -= n;
+        if (tarw_data(&sv->tar, buf, (size_t)n, err) < 0)
+            return -1;
+        left -= (uint64_t)n;
     }
     return 0;
 }
@@ -140,50 +100,26 @@ static bool mark_written(struct saver *sv, const char *digest)
     return true;
 }
 
-/* A layer blob as stored; when the blob is gone (never the case for pulled or loaded images),
- * the layer is tarred again from its diff directory and goes out uncompressed. */
+/* A layer as the blob the store keeps for it (every pulled or loaded layer has one). */
 static int put_layer(struct saver *sv, json_t *layer, json_t *desc_out, struct merr *err)
 {
     const char *blob = json_string_value(json_object_get(layer, "blob"));
-    const char *chain = json_string_value(json_object_get(layer, "chain"));
     const char *media = json_string_value(json_object_get(layer, "media_type"));
-    auto_close int fd = -1;
-    char digest[DIGEST_BUF_LEN] = "";
-    auto_free char *tmp = NULL;
-    if (blob != NULL && digest_is_valid(blob)) {
-        auto_free char *path = store_path(sv->s, "blobs/sha256/%s", digest_hex(blob));
-        fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-        snprintf(digest, sizeof digest, "%s", blob);
-    }
-    if (fd < 0) {
-        if (chain == NULL || !digest_is_valid(chain))
-            return merr_set(err, MERR_CORRUPT, 0, "image record names no usable layer");
-        auto_free char *dir = NULL;
-        if (store_tmp_dir(sv->s, &dir, err) < 0)
-            return -1;
-        tmp = xasprintf("%s.tar", dir);
-        rmdir(dir);
-        auto_free char *diff = store_path(sv->s, "layers/sha256/%s/diff", digest_hex(chain));
-        struct layer_result res;
-        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return merr_set(err, MERR_IO, errno, "cannot create '%s'", tmp);
-        unlink(tmp);
-        if (layer_tar_dir(diff, fd, &res, err) < 0 || lseek(fd, 0, SEEK_SET) < 0)
-            return merr_prefix(err, "cannot export layer %s", chain);
-        snprintf(digest, sizeof digest, "%s", res.diff_id);
-        media = NULL;
-    }
+    if (blob == NULL || !digest_is_valid(blob))
+        return merr_set(err, MERR_CORRUPT, 0, "image record names no layer blob");
+    auto_free char *path = store_path(sv->s, "blobs/sha256/%s", digest_hex(blob));
+    auto_close int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     struct stat st;
-    if (fstat(fd, &st) < 0)
-        return merr_set(err, MERR_IO, errno, "cannot stat layer %s", digest);
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno,
+                        "layer blob %s is missing from the store; pull the image again", blob);
     json_object_set_new(desc_out, "mediaType", json_string(layer_media_type(media)));
-    json_object_set_new(desc_out, "digest", json_string(digest));
+    json_object_set_new(desc_out, "digest", json_string(blob));
     json_object_set_new(desc_out, "size", json_integer((json_int_t)st.st_size));
-    if (!mark_written(sv, digest))
+    if (!mark_written(sv, blob))
         return 0;
-    auto_free char *name = xasprintf("blobs/sha256/%s", digest_hex(digest));
-    return put_fd(sv, name, fd, (int64_t)st.st_size, err);
+    auto_free char *name = xasprintf("blobs/sha256/%s", digest_hex(blob));
+    return put_fd(sv, name, fd, (uint64_t)st.st_size, err);
 }
 
 static int put_blob_buf(struct saver *sv, const char *digest, const char *buf, size_t len,
@@ -344,26 +280,17 @@ int image_save(struct image_store *s, const char *const *names, image_write_fn w
     struct save_image *ims = NULL;
     size_t n = 0;
     int rc = save_resolve(s, names, &ims, &n, err);
-    struct saver sv = { .s = s, .write = write, .ctx = ctx, .err = err, .written = json_object() };
-    if (rc == 0) {
-        sv.a = archive_write_new();
-        if (sv.a == NULL || archive_write_set_format_pax_restricted(sv.a) != ARCHIVE_OK ||
-            archive_write_set_bytes_per_block(sv.a, 64 * 1024) != ARCHIVE_OK ||
-            archive_write_set_bytes_in_last_block(sv.a, 1) != ARCHIVE_OK ||
-            archive_write_open(sv.a, &sv, NULL, save_write_cb, NULL) != ARCHIVE_OK)
-            rc = merr_set(err, MERR_INTERNAL, 0, "cannot start the archive");
-    }
-    if (rc == 0 && (put_header(&sv, "blobs", true, 0, err) < 0 ||
-                    put_header(&sv, "blobs/sha256", true, 0, err) < 0))
+    struct saver sv = { .s = s, .tar = { .write = write, .ctx = ctx }, .written = json_object() };
+    if (rc == 0 && (tarw_header(&sv.tar, "blobs/", true, 0, err) < 0 ||
+                    tarw_header(&sv.tar, "blobs/sha256/", true, 0, err) < 0))
         rc = -1;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = save_one(&sv, &ims[i], err);
     if (rc == 0)
         rc = save_indexes(&sv, ims, n, err);
-    if (rc == 0 && archive_write_close(sv.a) != ARCHIVE_OK)
-        rc = archive_fail(&sv, "the end of the archive", err);
-    if (sv.a != NULL)
-        archive_write_free(sv.a);
+    if (rc == 0)
+        rc = tarw_close(&sv.tar, err);
+    tarw_release(&sv.tar);
     for (size_t i = 0; i < n; i++) {
         json_decref(ims[i].tags);
         json_decref(ims[i].record);

@@ -6,6 +6,7 @@
  * and every DiffID has been verified is anything renamed into the store, in order:
  * layer blobs and layer dirs (parents first), config and manifests, image record,
  * then the tag. Any failure removes every temp file and commits nothing. */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -644,6 +645,18 @@ int image_pull(struct image_store *s, const struct registry_config *rc, const ch
     struct registry_creds creds;
     if (x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
         return -1;
+    pthread_mutex_lock(&s->lock);
+    if (!s->curl_ready) {
+        CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
+        s->curl_ready = cc == CURLE_OK;
+        if (cc != CURLE_OK) {
+            pthread_mutex_unlock(&s->lock);
+            registry_creds_clear(&creds);
+            return merr_set(err, MERR_INTERNAL, 0, "cannot initialise libcurl: %s",
+                            curl_easy_strerror(cc));
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
     pthread_mutex_init(&p.lock, NULL);
     pthread_mutex_init(&p.progress_lock, NULL);
     p.creds = &creds;

@@ -256,7 +256,6 @@ struct image_store *image_store_open(const char *root, const struct mlog *log, s
         }
     }
     pthread_mutex_init(&s->lock, NULL);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     return steal_pointer(&s);
 }
 
@@ -265,7 +264,8 @@ void image_store_free(struct image_store *s)
     if (s == NULL)
         return;
     pthread_mutex_destroy(&s->lock);
-    curl_global_cleanup();
+    if (s->curl_ready)
+        curl_global_cleanup();
     free(s->root);
     free(s);
 }

@@ -1,0 +1,123 @@
+/* A small ustar writer for docker save. The engine's bundle links libarchive statically, and
+ * libarchive's writer pulls in every archive format with their libraries (libxml2 for xar,
+ * liblzma, libbz2), so save writes its few, simple entries itself: regular files and
+ * directories, names up to 100 bytes, sizes past 8 GiB in base-256 as GNU tar, Go's archive/tar
+ * and libarchive read them. Reading stays with libarchive. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "image/internal.h"
+
+#define TAR_BLOCK 512
+#define TARW_BUF (64u << 10)
+
+static void octal(char *field, size_t width, uint64_t v)
+{
+    snprintf(field, width, "%0*llo", (int)width - 1, (unsigned long long)v);
+}
+
+int tar_header_encode(char block[TAR_BLOCK], const char *name, bool dir, uint64_t size,
+                      struct merr *err)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 100)
+        return merr_set(err, MERR_INVALID, 0, "tar entry name '%s' is empty or too long", name);
+    memset(block, 0, TAR_BLOCK);
+    memcpy(block, name, n);
+    octal(block + 100, 8, dir ? 0755 : 0644);
+    octal(block + 108, 8, 0);          /* uid */
+    octal(block + 116, 8, 0);          /* gid */
+    if (!dir && size >= (1ull << 33)) { /* 11 octal digits hold < 8 GiB */
+        block[124] = (char)0x80;
+        for (int i = 0; i < 8; i++)
+            block[135 - i] = (char)((size >> (8 * i)) & 0xff);
+    } else {
+        octal(block + 124, 12, dir ? 0 : size);
+    }
+    octal(block + 136, 12, 0); /* mtime: fixed, so saves are reproducible */
+    block[156] = dir ? '5' : '0';
+    memcpy(block + 257, "ustar", 6);
+    memcpy(block + 263, "00", 2);
+    memset(block + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < TAR_BLOCK; i++)
+        sum += (unsigned char)block[i];
+    snprintf(block + 148, 8, "%06o", sum); /* six digits, NUL, then the space already there */
+    block[155] = ' ';
+    return 0;
+}
+
+static int flush(struct tarw *w, struct merr *err)
+{
+    if (w->len == 0)
+        return 0;
+    int rc = w->write(w->ctx, w->buf, w->len, err);
+    w->len = 0;
+    return rc;
+}
+
+static int put(struct tarw *w, const void *data, size_t len, struct merr *err)
+{
+    if (w->buf == NULL && (w->buf = malloc(TARW_BUF)) == NULL)
+        return merr_set(err, MERR_NOMEM, 0, "cannot allocate");
+    const char *p = data;
+    while (len > 0) {
+        size_t room = TARW_BUF - w->len;
+        size_t n = len < room ? len : room;
+        if (p != NULL)
+            memcpy(w->buf + w->len, p, n);
+        else
+            memset(w->buf + w->len, 0, n);
+        w->len += n;
+        len -= n;
+        if (p != NULL)
+            p += n;
+        if (w->len == TARW_BUF && flush(w, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int tarw_header(struct tarw *w, const char *name, bool dir, uint64_t size, struct merr *err)
+{
+    if (w->left > 0)
+        return merr_set(err, MERR_INTERNAL, 0, "tar entry before the previous one ended");
+    char block[TAR_BLOCK];
+    if (tar_header_encode(block, name, dir, size, err) < 0 || put(w, block, TAR_BLOCK, err) < 0)
+        return -1;
+    w->left = dir ? 0 : size;
+    w->pad = (TAR_BLOCK - (w->left % TAR_BLOCK)) % TAR_BLOCK;
+    return 0;
+}
+
+int tarw_data(struct tarw *w, const void *data, size_t len, struct merr *err)
+{
+    if (len > w->left)
+        return merr_set(err, MERR_INTERNAL, 0, "tar entry data beyond its size");
+    if (put(w, data, len, err) < 0)
+        return -1;
+    w->left -= len;
+    if (w->left == 0 && w->pad > 0) {
+        size_t pad = w->pad;
+        w->pad = 0;
+        return put(w, NULL, pad, err);
+    }
+    return 0;
+}
+
+int tarw_close(struct tarw *w, struct merr *err)
+{
+    if (w->left > 0)
+        return merr_set(err, MERR_INTERNAL, 0, "tar entry shorter than its size");
+    if (put(w, NULL, 2 * TAR_BLOCK, err) < 0)
+        return -1;
+    return flush(w, err);
+}
+
+void tarw_release(struct tarw *w)
+{
+    free(w->buf);
+    w->buf = NULL;
+}
