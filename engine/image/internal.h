@@ -17,6 +17,27 @@ struct registry_creds;
 DEFINE_CLEANUP(json_t, json_decref)
 #define auto_json __attribute__((cleanup(cleanup_json_decrefp)))
 
+/* ---- libcurl, loaded on demand (curlapi.c) ---- */
+#include <curl/curl.h>
+struct curl_api {
+    void *handle; /* NULL until loaded */
+    CURLcode (*global_init)(long flags);
+    void (*global_cleanup)(void);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
+    CURLcode (*easy_perform)(CURL *h);
+    void (*easy_cleanup)(CURL *h);
+    const char *(*easy_strerror)(CURLcode cc);
+    char *(*easy_escape)(CURL *h, const char *s, int len);
+    void (*free)(void *p);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+};
+/* dlopen()s libcurl and runs curl_global_init once; a loaded api is left as is. Not
+ * thread-safe: the image store calls it under its lock. */
+MUST_CHECK int curl_api_load(struct curl_api *api, struct merr *err);
+void curl_api_unload(struct curl_api *api);
+
 /* ---- registry client (registry.c) ---- */
 
 struct registry_client;
@@ -30,7 +51,9 @@ MUST_CHECK char **registry_endpoints(const struct registry_config *cfg, const st
 /* True when plain HTTP is allowed to hostport (loopback, or listed as insecure). */
 bool registry_host_insecure(const struct registry_config *cfg, const char *hostport);
 
+/* curl: a loaded libcurl (curl_api_load), borrowed for the client's lifetime. */
 MUST_CHECK struct registry_client *registry_client_new(const struct registry_config *cfg,
+                                                       const struct curl_api *curl,
                                                        const char *base_url, const char *repo_path,
                                                        const struct registry_creds *creds,
                                                        struct merr *err);
@@ -80,9 +103,9 @@ struct image_store {
     uint64_t max_layer_uncompressed;
     uint64_t max_layer_entries;
     pthread_mutex_t lock; /* tags, image records, layer commit and removal */
-    /* libcurl (and the TLS library under it) is initialised at the first pull, not at start:
-     * an idle engine never pays for it (about 2 MiB of resident memory). Under lock. */
-    bool curl_ready;
+    /* libcurl is loaded and initialised at the first pull, not at start: an idle engine never
+     * pays for it (about 5 MiB of resident memory). Under lock. */
+    struct curl_api curl;
 };
 
 /* malloc'd "<root>/<fmt...>" */

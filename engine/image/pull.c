@@ -6,7 +6,6 @@
  * and every DiffID has been verified is anything renamed into the store, in order:
  * layer blobs and layer dirs (parents first), config and manifests, image record,
  * then the tag. Any failure removes every temp file and commits nothing. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -394,7 +393,7 @@ static int fetch_top(struct pull *p, struct merr *err)
         registry_client_free(p->client);
         /* Mirrors come first and never get the credentials meant for docker.io. */
         const struct registry_creds *creds = last ? p->creds : NULL;
-        p->client = registry_client_new(p->cfg, endpoints[i], p->ref.path, creds, err);
+        p->client = registry_client_new(p->cfg, &p->s->curl, endpoints[i], p->ref.path, creds, err);
         if (p->client == NULL)
             return -1;
         if (registry_ping(p->client, err) == 0 &&
@@ -646,17 +645,12 @@ int image_pull(struct image_store *s, const struct registry_config *rc, const ch
     if (x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
         return -1;
     pthread_mutex_lock(&s->lock);
-    if (!s->curl_ready) {
-        CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
-        s->curl_ready = cc == CURLE_OK;
-        if (cc != CURLE_OK) {
-            pthread_mutex_unlock(&s->lock);
-            registry_creds_clear(&creds);
-            return merr_set(err, MERR_INTERNAL, 0, "cannot initialise libcurl: %s",
-                            curl_easy_strerror(cc));
-        }
-    }
+    int loaded = curl_api_load(&s->curl, err);
     pthread_mutex_unlock(&s->lock);
+    if (loaded < 0) {
+        registry_creds_clear(&creds);
+        return -1;
+    }
     pthread_mutex_init(&p.lock, NULL);
     pthread_mutex_init(&p.progress_lock, NULL);
     p.creds = &creds;

@@ -31,6 +31,7 @@
 
 struct registry_client {
     const struct registry_config *cfg;
+    const struct curl_api *curl;
     char *base_url;  /* "https://host:port", no trailing slash */
     char *repo_path; /* "library/alpine" */
     pthread_mutex_t lock;     /* auth state; held while fetching a token */
@@ -160,7 +161,7 @@ char **registry_endpoints(const struct registry_config *cfg, const struct image_
 /* ---- client ---- */
 
 struct registry_client *registry_client_new(const struct registry_config *cfg,
-                                            const char *base_url, const char *repo_path,
+                                            const struct curl_api *curl, const char *base_url, const char *repo_path,
                                             const struct registry_creds *creds, struct merr *err)
 {
     struct registry_client *c = calloc(1, sizeof *c);
@@ -169,6 +170,7 @@ struct registry_client *registry_client_new(const struct registry_config *cfg,
         return NULL;
     }
     c->cfg = cfg;
+    c->curl = curl;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->rng_lock, NULL);
     c->base_url = strdup(base_url);
@@ -399,7 +401,7 @@ struct request {
 static CURLcode perform(struct registry_client *c, const struct request *rq, struct xfer *x)
 {
     const struct registry_config *cfg = c->cfg;
-    CURL *h = curl_easy_init();
+    CURL *h = c->curl->easy_init();
     if (h == NULL)
         return CURLE_OUT_OF_MEMORY;
     struct curl_slist *hdrs = NULL;
@@ -407,44 +409,44 @@ static CURLcode perform(struct registry_client *c, const struct request *rq, str
     if (rq->accept != NULL) {
         auto_free char *a = NULL;
         if (asprintf(&a, "Accept: %s", rq->accept) >= 0)
-            hdrs = curl_slist_append(hdrs, a);
+            hdrs = c->curl->slist_append(hdrs, a);
     }
     if (rq->authorization != NULL)
-        hdrs = curl_slist_append(hdrs, rq->authorization);
+        hdrs = c->curl->slist_append(hdrs, rq->authorization);
     char range[64];
     if (rq->stream && x->delivered > 0) {
         snprintf(range, sizeof range, "%llu-", (unsigned long long)x->delivered);
-        curl_easy_setopt(h, CURLOPT_RANGE, range);
+        c->curl->easy_setopt(h, CURLOPT_RANGE, range);
     }
     snprintf(line, sizeof line, "Expect:");
-    hdrs = curl_slist_append(hdrs, line);
+    hdrs = c->curl->slist_append(hdrs, line);
 
-    curl_easy_setopt(h, CURLOPT_URL, rq->url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+    c->curl->easy_setopt(h, CURLOPT_URL, rq->url);
+    c->curl->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    c->curl->easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
+    c->curl->easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    c->curl->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    c->curl->easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    c->curl->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    c->curl->easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
     /* Never re-send credentials to a host a redirect points at (CVE-2020-15157). */
-    curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, cfg->low_speed_limit);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, cfg->low_speed_time_s);
+    c->curl->easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    c->curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    c->curl->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, cfg->low_speed_limit);
+    c->curl->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, cfg->low_speed_time_s);
     if (!rq->stream)
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, cfg->request_timeout_s);
+        c->curl->easy_setopt(h, CURLOPT_TIMEOUT, cfg->request_timeout_s);
     if (cfg->ca_file != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
+        c->curl->easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
     if (rq->post_fields != NULL)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->post_fields);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-    CURLcode cc = curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
+        c->curl->easy_setopt(h, CURLOPT_POSTFIELDS, rq->post_fields);
+    c->curl->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    c->curl->easy_setopt(h, CURLOPT_HEADERDATA, x);
+    c->curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    c->curl->easy_setopt(h, CURLOPT_WRITEDATA, x);
+    CURLcode cc = c->curl->easy_perform(h);
+    c->curl->easy_cleanup(h);
+    c->curl->slist_free_all(hdrs);
     return cc;
 }
 
@@ -548,17 +550,17 @@ static int fetch_token(struct registry_client *c, struct merr *err)
     if (!url_may_get_credentials(c, ch->realm))
         return merr_set(err, MERR_AUTH, 0, "refusing token realm '%.200s': not https",
                         ch->realm);
-    CURL *esc = curl_easy_init();
+    CURL *esc = c->curl->easy_init();
     if (esc == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     auto_free char *scope = NULL;
     if (asprintf(&scope, "repository:%s:pull", c->repo_path) < 0) {
-        curl_easy_cleanup(esc);
+        c->curl->easy_cleanup(esc);
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     }
-    char *e_service = curl_easy_escape(esc, ch->service, 0);
-    char *e_scope = curl_easy_escape(esc, scope, 0);
-    char *e_refresh = c->identitytoken ? curl_easy_escape(esc, c->identitytoken, 0) : NULL;
+    char *e_service = c->curl->easy_escape(esc, ch->service, 0);
+    char *e_scope = c->curl->easy_escape(esc, scope, 0);
+    char *e_refresh = c->identitytoken ? c->curl->easy_escape(esc, c->identitytoken, 0) : NULL;
     auto_free char *url = NULL;
     auto_free char *form = NULL;
     int r;
@@ -576,13 +578,13 @@ static int fetch_token(struct registry_client *c, struct merr *err)
                      strchr(ch->realm, '?') ? '&' : '?', e_service ? e_service : "",
                      e_scope ? e_scope : "");
     }
-    curl_free(e_service);
-    curl_free(e_scope);
+    c->curl->free(e_service);
+    c->curl->free(e_scope);
     if (e_refresh != NULL) {
         explicit_bzero(e_refresh, strlen(e_refresh));
-        curl_free(e_refresh);
+        c->curl->free(e_refresh);
     }
-    curl_easy_cleanup(esc);
+    c->curl->easy_cleanup(esc);
     if (r < 0)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
 
@@ -601,7 +603,7 @@ static int fetch_token(struct registry_client *c, struct merr *err)
             if (!last && curl_transient(cc) && backoff_wait(c, attempt, "", err) == 0)
                 continue;
             merr_set(err, cc == CURLE_OPERATION_TIMEDOUT ? MERR_TIMEOUT : MERR_UNREACHABLE, 0,
-                     "cannot get token from '%.200s': %s", ch->realm, curl_easy_strerror(cc));
+                     "cannot get token from '%.200s': %s", ch->realm, c->curl->easy_strerror(cc));
             break;
         }
         if (status_transient(x.status) && !last) {
@@ -709,14 +711,14 @@ static int registry_request(struct registry_client *c, struct request *rq, struc
             return merr_set(err, MERR_PROTOCOL, 0, "%s: bad Content-Range '%s'", what,
                             x->content_range);
         if (cc != CURLE_OK) {
-            mlog_debug(c->cfg->log, "registry: %s: %s", what, curl_easy_strerror(cc));
+            mlog_debug(c->cfg->log, "registry: %s: %s", what, c->curl->easy_strerror(cc));
             if (!last && curl_transient(cc)) {
                 if (backoff_wait(c, attempt, "", err) < 0)
                     return -1;
                 continue;
             }
             return merr_set(err, cc == CURLE_OPERATION_TIMEDOUT ? MERR_TIMEOUT : MERR_UNREACHABLE,
-                            0, "%s: %s", what, curl_easy_strerror(cc));
+                            0, "%s: %s", what, c->curl->easy_strerror(cc));
         }
         if (x->status == 401 && !reauthed) {
             reauthed = true;

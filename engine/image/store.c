@@ -2,7 +2,6 @@
  * index. Every file becomes visible only by rename() of a synced temp file from
  * <root>/tmp/, and tmp/ is emptied at open, so a crash never leaves a partial
  * object under a digest (case 23). */
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -264,8 +263,7 @@ void image_store_free(struct image_store *s)
     if (s == NULL)
         return;
     pthread_mutex_destroy(&s->lock);
-    if (s->curl_ready)
-        curl_global_cleanup();
+    curl_api_unload(&s->curl);
     free(s->root);
     free(s);
 }

@@ -171,6 +171,7 @@ struct fixture {
     char digest[DIGEST_BUF_LEN];
     struct server a, b, c;
     struct registry_config rc;
+    struct curl_api curl;
     atomic_int hits;      /* scenario counter */
     const char *scenario;
 };
@@ -188,13 +189,17 @@ static int setup(void **state)
     f->rc.max_attempts = 4;
     f->rc.backoff_base_ms = 20;
     f->rc.backoff_max_ms = 2000;
+    struct merr err = MERR_INIT;
+    assert_int_equal(curl_api_load(&f->curl, &err), 0);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    free(*state);
+    struct fixture *f = *state;
+    curl_api_unload(&f->curl);
+    free(f);
     return 0;
 }
 
@@ -225,7 +230,7 @@ static struct registry_client *client_for(struct fixture *f, struct server *srv,
     char url[64];
     snprintf(url, sizeof url, "http://%s:%d", srv->ip, srv->port);
     struct merr err = MERR_INIT;
-    struct registry_client *c = registry_client_new(&f->rc, url, "test/img", creds, &err);
+    struct registry_client *c = registry_client_new(&f->rc, &f->curl, url, "test/img", creds, &err);
     assert_non_null(c);
     return c;
 }
