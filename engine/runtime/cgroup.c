@@ -154,7 +154,9 @@ int rt_runtime_init_from(struct rt_runtime *rt, const struct rt_runtime_config *
                                                                      : "/sys/fs/cgroup";
     const char *parent = config != NULL && config->cgroup_parent != NULL ? config->cgroup_parent
                                                                          : "machine-engine";
-    *rt = (struct rt_runtime){ .mode = mode, .log = config != NULL ? config->log : NULL };
+    *rt = (struct rt_runtime){ .mode = mode,
+                               .log = config != NULL ? config->log : NULL,
+                               .seccomp_lock = PTHREAD_MUTEX_INITIALIZER };
     if (root[0] != '/' || snprintf(rt->cgroup_root, sizeof rt->cgroup_root, "%s", root) >=
                               (int)sizeof rt->cgroup_root)
         return merr_set(err, MERR_INVALID, 0, "invalid cgroup root '%s'", root);
@@ -220,6 +222,9 @@ int rt_runtime_new(const struct rt_runtime_config *config, struct rt_runtime **o
 
 void rt_runtime_free(struct rt_runtime *rt)
 {
+    if (rt == NULL)
+        return;
+    rt_bpf_free(rt->seccomp_cache);
     free(rt);
 }
 

@@ -3,6 +3,7 @@
 #ifndef MACHINE_ENGINE_RUNTIME_PRIV_H
 #define MACHINE_ENGINE_RUNTIME_PRIV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,6 +117,11 @@ struct rt_bpf {
     struct sock_fprog *prog; /* points into this allocation */
 };
 MUST_CHECK int rt_seccomp_build(uint64_t caps, struct rt_bpf **out, struct merr *err);
+struct rt_runtime;
+/* The same program for a copy to own: built once per capability set and kept in the runtime
+ * (compiling docker's profile costs several milliseconds of every container start). */
+MUST_CHECK int rt_seccomp_get(struct rt_runtime *rt, uint64_t caps, struct rt_bpf **out,
+                              struct merr *err);
 void rt_bpf_free(struct rt_bpf *bpf);
 DEFINE_CLEANUP(struct rt_bpf, rt_bpf_free)
 size_t rt_bpf_len(const struct rt_bpf *bpf);
@@ -152,6 +158,9 @@ struct rt_runtime {
     size_t n_hier;
     char unified[256];
     const struct mlog *log;
+    pthread_mutex_t seccomp_lock;
+    struct rt_bpf *seccomp_cache; /* the last program built, for seccomp_cache_caps */
+    uint64_t seccomp_cache_caps;
 };
 
 /* Builds the runtime context from already-gathered facts (the seam the unit

@@ -441,8 +441,8 @@ static const char *env_path(const char *const *env)
 static const char *const empty_env[] = { NULL };
 
 /* The part of the child context common to start and exec. */
-static int prepare_process(const struct rt_process *p, struct rt_child *ch, struct rt_bpf **bpf,
-                           struct merr *err)
+static int prepare_process(struct rt_runtime *rt, const struct rt_process *p, struct rt_child *ch,
+                           struct rt_bpf **bpf, struct merr *err)
 {
     if (p->argv == NULL || p->argv[0] == NULL || p->argv[0][0] == '\0')
         return merr_set(err, MERR_INVALID, 0, "no command to run");
@@ -452,7 +452,7 @@ static int prepare_process(const struct rt_process *p, struct rt_child *ch, stru
         return -1;
     *bpf = NULL;
     if (!p->privileged) {
-        if (rt_seccomp_build(ch->caps, bpf, err) < 0)
+        if (rt_seccomp_get(rt, ch->caps, bpf, err) < 0)
             return -1;
         ch->seccomp = (*bpf)->prog;
     }
@@ -535,7 +535,7 @@ int rt_start(struct rt_runtime *rt, const struct rt_spec *spec, struct rt_contai
         return -1;
     struct rt_child ch = { .spec = spec, .cg_mode = rt->mode, .target_pidfd = -1 };
     __attribute__((cleanup(cleanup_rt_bpf_freep))) struct rt_bpf *bpf = NULL;
-    if (prepare_process(&spec->process, &ch, &bpf, err) < 0)
+    if (prepare_process(rt, &spec->process, &ch, &bpf, err) < 0)
         return merr_prefix(err, "cannot start '%s'", spec->id);
     ch.masked = spec->masked_paths != NULL ? spec->masked_paths : rt_default_masked_paths;
     ch.readonly = spec->readonly_paths != NULL ? spec->readonly_paths : rt_default_readonly_paths;
@@ -766,7 +766,7 @@ int rt_exec(struct rt_container *c, const struct rt_process *process, const char
                            .target_pidfd = c->pidfd,
                            .target_pid = c->pid };
     __attribute__((cleanup(cleanup_rt_bpf_freep))) struct rt_bpf *bpf = NULL;
-    if (prepare_process(process, &ch, &bpf, err) < 0)
+    if (prepare_process(c->rt, process, &ch, &bpf, err) < 0)
         return merr_prefix(err, "cannot exec in '%s'", c->id);
     auto_free char **envp = merge_env(process->env, extra_env);
     if (envp == NULL)

@@ -243,3 +243,34 @@ int rt_seccomp_build(uint64_t caps, struct rt_bpf **out, struct merr *err)
         return -1;
     return export_bpf(ctx, out, err);
 }
+
+int rt_seccomp_get(struct rt_runtime *rt, uint64_t caps, struct rt_bpf **out, struct merr *err)
+{
+    pthread_mutex_lock(&rt->seccomp_lock);
+    int rc = 0;
+    if (rt->seccomp_cache == NULL || rt->seccomp_cache_caps != caps) {
+        struct rt_bpf *fresh = NULL;
+        rc = rt_seccomp_build(caps, &fresh, err);
+        if (rc == 0) {
+            rt_bpf_free(rt->seccomp_cache);
+            rt->seccomp_cache = fresh;
+            rt->seccomp_cache_caps = caps;
+        }
+    }
+    if (rc == 0) {
+        const struct sock_fprog *src = rt->seccomp_cache->prog;
+        size_t bytes = (size_t)src->len * sizeof(struct sock_filter);
+        struct rt_bpf_impl *b = malloc(sizeof *b + bytes);
+        if (b == NULL) {
+            rc = merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate seccomp filter");
+        } else {
+            memcpy(b->insns, src->filter, bytes);
+            b->prog.len = src->len;
+            b->prog.filter = b->insns;
+            b->pub.prog = &b->prog;
+            *out = &b->pub;
+        }
+    }
+    pthread_mutex_unlock(&rt->seccomp_lock);
+    return rc;
+}

@@ -534,9 +534,37 @@ static void test_seccomp_builds(void **state)
     rt_bpf_free(NULL);
 }
 
+/* The runtime keeps the last program: a second start gets the same instructions in its own copy,
+ * another capability set gets its own program. */
+static void test_seccomp_cached_per_caps(void **state)
+{
+    (void)state;
+    struct rt_runtime rt = { .seccomp_lock = PTHREAD_MUTEX_INITIALIZER };
+    struct merr err = MERR_INIT;
+    uint64_t def = rt_caps_default_mask(), admin = def | bit(CAP_SYS_ADMIN);
+    struct rt_bpf *fresh = NULL, *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(rt_seccomp_build(def, &fresh, &err), 0);
+    assert_int_equal(rt_seccomp_get(&rt, def, &a, &err), 0);
+    assert_int_equal(rt_seccomp_get(&rt, def, &b, &err), 0);
+    assert_ptr_not_equal(a, b);
+    assert_ptr_not_equal(a->prog->filter, b->prog->filter);
+    assert_int_equal(rt_bpf_len(a), rt_bpf_len(fresh));
+    assert_memory_equal(a->prog->filter, fresh->prog->filter, rt_bpf_len(a) * sizeof(struct sock_filter));
+    assert_memory_equal(b->prog->filter, fresh->prog->filter, rt_bpf_len(b) * sizeof(struct sock_filter));
+    assert_int_equal(rt_seccomp_get(&rt, admin, &c, &err), 0);
+    assert_int_not_equal(rt_bpf_len(c), rt_bpf_len(a));
+    rt_bpf_free(a); /* copies outlive each other and the cache */
+    rt_bpf_free(fresh);
+    rt_bpf_free(c);
+    assert_int_equal(BPF_CLASS(b->prog->filter[rt_bpf_len(b) - 1].code), BPF_RET);
+    rt_bpf_free(b);
+    rt_bpf_free(rt.seccomp_cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seccomp_cached_per_caps),
         cmocka_unit_test(test_mountinfo_fields),
         cmocka_unit_test(test_mountinfo_malformed),
         cmocka_unit_test(test_cg_hierarchies_hybrid),
