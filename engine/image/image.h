@@ -109,7 +109,7 @@ MUST_CHECK int image_tag(struct image_store *s, const char *image_id, const char
                          struct merr *err);
 
 /* ---- docker save / docker load (archive.c) ---- */
-/* Receives the archive's bytes in order; < 0 (with err set) aborts. */
+/* Receives the archive's bytes in order; < 0 (with err set) aborts (a tarw_write_fn). */
 typedef int (*image_write_fn)(void *ctx, const void *buf, size_t len, struct merr *err);
 /* Fills buf with the next bytes: count, 0 at the end, -1 with err set. */
 typedef ssize_t (*image_read_fn)(void *ctx, void *buf, size_t len, struct merr *err);

@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "image/image.h"
 #include "image/reference.h"
+#include "tarw.h"
 
 struct registry_creds;
 
@@ -160,24 +161,4 @@ const char *tags_get(json_t *tags, const char *key);
 /* Removes key; true when it existed. */
 bool tags_remove(json_t *tags, const char *key);
 
-/* ---- a small tar writer for docker save (tarw.c) ---- */
-struct tarw {
-    image_write_fn write;
-    void *ctx;
-    char *buf;
-    size_t len;
-    uint64_t left; /* data bytes the current entry still expects */
-    size_t pad;
-};
-/* One ustar header block: a regular file (0644) or a directory (0755), uid/gid 0, mtime 0; a
- * name of 1..100 bytes (MERR_INVALID otherwise); sizes of 8 GiB and more in base-256. */
-MUST_CHECK int tar_header_encode(char block[512], const char *name, bool dir, uint64_t size,
-                                 struct merr *err);
-/* Entries: a header, then exactly `size` bytes of data (padding is added); close ends the
- * archive (two zero blocks) and flushes. Output goes to write in pieces of up to 64 KiB. */
-MUST_CHECK int tarw_header(struct tarw *w, const char *name, bool dir, uint64_t size,
-                           struct merr *err);
-MUST_CHECK int tarw_data(struct tarw *w, const void *data, size_t len, struct merr *err);
-MUST_CHECK int tarw_close(struct tarw *w, struct merr *err);
-void tarw_release(struct tarw *w);
 #endif

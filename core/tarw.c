@@ -1,14 +1,10 @@
-/* A small ustar writer for docker save. The engine's bundle links libarchive statically, and
- * libarchive's writer pulls in every archive format with their libraries (libxml2 for xar,
- * liblzma, libbz2), so save writes its few, simple entries itself: regular files and
- * directories, names up to 100 bytes, sizes past 8 GiB in base-256 as GNU tar, Go's archive/tar
- * and libarchive read them. Reading stays with libarchive. */
+/* A small ustar writer (see tarw.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "image/internal.h"
+#include "tarw.h"
 
 #define TAR_BLOCK 512
 #define TARW_BUF (64u << 10)

@@ -1,4 +1,4 @@
-/* The ustar writer of docker save (engine/image/tarw.c): what it writes, libarchive reads back
+/* The ustar writer of docker save and the kvm config disk (core/tarw.c): what it writes, libarchive reads back
  * exactly (names, types, sizes, contents, checksums), including a base-256 size past 8 GiB. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <archive_entry.h>
 
 #include "error.h"
-#include "image/internal.h"
+#include "tarw.h"
 
 struct sink {
     char *buf;
