@@ -47,6 +47,14 @@ static const char *prescan_driver(char *const *argv)
     return env != NULL && env[0] != '\0' ? env : NULL;
 }
 
+static bool wants_help(char *const *argv)
+{
+    for (size_t i = 0; argv[i] != NULL && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
 static struct opt_spec *build_specs(const struct driver *d, size_t *n)
 {
     size_t nd = 0;
@@ -161,6 +169,15 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
     char *const *argv = raw->positional;
     const char *dname = prescan_driver(argv);
     const struct driver *d = dname != NULL ? driver_find(cli->ctx.drivers, dname) : NULL;
+    if (dname == NULL && !wants_help(argv)) {
+        /* No -d: the first driver that says it is usable here (kvm when libvirt answers). */
+        struct driver_ctx dctx;
+        lifecycle_driver_ctx(&cli->ctx, &dctx);
+        for (const struct driver *const *p = cli->ctx.drivers; *p != NULL && d == NULL; p++)
+            if ((*p)->usable != NULL && (*p)->usable(&dctx))
+                d = *p;
+        dname = d != NULL ? d->name : NULL;
+    }
     size_t n_specs = 0;
     auto_free struct opt_spec *specs = build_specs(d, &n_specs);
     struct parsed_args a;
@@ -175,7 +192,9 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
     int rc = -1;
     auto_machine struct machine *m = NULL;
     if (dname == NULL) {
-        merr_set(err, MERR_INVALID, 0, "missing --driver (-d); see 'machine create --help'");
+        merr_set(err, MERR_INVALID, 0,
+                 "missing --driver (-d): no default driver is usable here (kvm needs a running "
+                 "libvirtd); see 'machine create --help'");
         goto out;
     }
     if (d == NULL) {

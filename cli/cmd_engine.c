@@ -109,7 +109,20 @@ static int run_provision(struct cli *cli, struct parsed_args *a, bool upgrade, s
         struct progress_state ps = { cli->out };
         cli->ctx.progress = print_step;
         cli->ctx.progress_opaque = &ps;
-        int rc = cli_provision_hook(&cli->ctx, m, err);
+        int rc = 0;
+        const struct driver *d = lifecycle_driver(&cli->ctx, m, err);
+        if (upgrade && d != NULL && d->upgrade != NULL) {
+            /* A VM boots the current machine-os image first; its data disk stays. */
+            struct driver_ctx dctx;
+            lifecycle_driver_ctx(&cli->ctx, &dctx);
+            print_step(&ps, "Booting the current machine-os image");
+            rc = driver_upgrade(d, &dctx, m, err) < 0 || store_save_machine(&cli->ctx.store, m, err) < 0 ||
+                         lifecycle_wait_ssh(&cli->ctx, m, err) < 0
+                     ? -1
+                     : 0;
+        }
+        if (rc == 0)
+            rc = cli_provision_hook(&cli->ctx, m, err);
         cli->ctx.progress = NULL;
         if (rc < 0) {
             machine_set_status(m, MACHINE_STATUS_ERROR, err->msg);

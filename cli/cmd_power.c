@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "engine.h"
 #include "driver.h"
 #include "error.h"
 #include "fsutil.h"
@@ -20,6 +21,7 @@ struct power_op {
     const char *verb;  /* "Starting" */
     const char *done;  /* "started" */
     driver_op_fn op;
+    bool boots;        /* the machine comes up (again): its address may have changed */
 };
 
 static int power_one(struct cli *cli, const char *name, const struct power_op *p, struct merr *err)
@@ -42,6 +44,14 @@ static int power_one(struct cli *cli, const char *name, const struct power_op *p
     if (store_save_machine(&cli->ctx.store, m, err) < 0)
         return -1;
     fprintf(cli->out, "Machine \"%s\" was %s.\n", name, p->done);
+    if (p->boots && d->uses_ssh && d->start != NULL) {
+        /* A VM may come back on another address: its engine certificate must name it. */
+        close(lock);
+        lock = -1;
+        if (lifecycle_wait_ssh(&cli->ctx, m, err) < 0 ||
+            cli_renew_certs_if_needed(&cli->ctx, m, cli->out, err) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -65,10 +75,10 @@ static int power_run(struct cli *cli, struct parsed_args *a, const struct power_
     return 0;
 }
 
-#define POWER_COMMAND(cname, verb_, done_, op_, summary_)                                          \
+#define POWER_COMMAND(cname, verb_, done_, op_, boots_, summary_)                                  \
     static int cname##_run(struct cli *cli, struct parsed_args *a, struct merr *err)               \
     {                                                                                              \
-        static const struct power_op p = { verb_, done_, op_ };                                    \
+        static const struct power_op p = { verb_, done_, op_, boots_ };                            \
         return power_run(cli, a, &p, err);                                                         \
     }                                                                                              \
     const struct cli_command cmd_##cname = {                                                       \
@@ -100,10 +110,10 @@ static int kill_op(const struct driver *d, const struct driver_ctx *ctx, struct 
     return driver_kill(d, ctx, m, err);
 }
 
-POWER_COMMAND(start, "Starting", "started", start_op, "Start machines")
-POWER_COMMAND(stop, "Stopping", "stopped", stop_op, "Stop machines")
-POWER_COMMAND(restart, "Restarting", "restarted", restart_op, "Restart machines")
-POWER_COMMAND(kill, "Killing", "killed", kill_op, "Kill (power off) machines")
+POWER_COMMAND(start, "Starting", "started", start_op, true, "Start machines")
+POWER_COMMAND(stop, "Stopping", "stopped", stop_op, false, "Stop machines")
+POWER_COMMAND(restart, "Restarting", "restarted", restart_op, true, "Restart machines")
+POWER_COMMAND(kill, "Killing", "killed", kill_op, false, "Kill (power off) machines")
 
 static const struct opt_spec rm_opts[] = {
     { "force", 'f', OPT_BOOL, "remove the local config even if the driver cannot remove the machine",

@@ -35,6 +35,7 @@ DRIVER_WRAPPER(start, "start")
 DRIVER_WRAPPER(stop, "stop")
 DRIVER_WRAPPER(restart, "restart")
 DRIVER_WRAPPER(kill, "kill")
+DRIVER_WRAPPER(upgrade, "upgrade")
 
 int driver_precreate_check(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
                            struct merr *err)

@@ -43,6 +43,9 @@ struct driver {
     const char *description;
     const struct driver_flag *flags; /* terminated by an entry with name == NULL */
     bool uses_ssh;                   /* false for `none`: no SSH, no provisioning */
+    /* Whether the driver can work here right now (create's default driver is the first usable
+     * one that has this op). */
+    bool (*usable)(const struct driver_ctx *ctx);
 
     int (*precreate_check)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
     int (*create)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
@@ -51,6 +54,9 @@ struct driver {
     int (*stop)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
     int (*restart)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
     int (*kill)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    /* VM drivers: boot the current machine-os image, keeping the data disk (`machine upgrade`,
+     * before the engine is provisioned again). */
+    int (*upgrade)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
     int (*get_state)(const struct driver_ctx *ctx, const struct machine *m,
                      enum machine_state *state, struct merr *err);
     /* Returns a malloc'd address; NULL op: the Driver.IPAddress field. */
@@ -74,6 +80,8 @@ int driver_start(const struct driver *d, const struct driver_ctx *ctx, struct ma
 int driver_stop(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
                 struct merr *err) MUST_CHECK;
 int driver_restart(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
+                   struct merr *err) MUST_CHECK;
+int driver_upgrade(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
                    struct merr *err) MUST_CHECK;
 int driver_kill(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
                 struct merr *err) MUST_CHECK;

@@ -184,7 +184,7 @@ static int detect_os(const struct machine_ctx *ctx, struct machine *m, struct me
     return 0;
 }
 
-static int wait_for_ssh(const struct machine_ctx *ctx, const struct machine *m, struct merr *err)
+int lifecycle_wait_ssh(const struct machine_ctx *ctx, const struct machine *m, struct merr *err)
 {
     struct machine_ssh ms;
     if (machine_ssh_init(ctx, m, &ms, err) < 0)
@@ -249,7 +249,7 @@ int lifecycle_create(const struct machine_ctx *ctx, const struct driver *d, stru
 
     if (d->uses_ssh) {
         progress(ctx, "Waiting for SSH");
-        if (wait_for_ssh(ctx, m, err) < 0)
+        if (lifecycle_wait_ssh(ctx, m, err) < 0)
             return mark_failed(ctx, m, err);
         progress(ctx, "Detecting the operating system");
         if (detect_os(ctx, m, err) < 0)

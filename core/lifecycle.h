@@ -22,6 +22,9 @@ int lifecycle_create(const struct machine_ctx *ctx, const struct driver *d, stru
 int lifecycle_remove(const struct machine_ctx *ctx, struct machine *m, bool force,
                      struct merr *err) MUST_CHECK;
 
+/* Waits (bounded by ctx->ssh_wait_ms) until the machine's SSH server answers. */
+int lifecycle_wait_ssh(const struct machine_ctx *ctx, const struct machine *m,
+                       struct merr *err) MUST_CHECK;
 /* The driver for a stored machine, or MERR_NOT_FOUND naming the unknown driver. */
 const struct driver *lifecycle_driver(const struct machine_ctx *ctx, const struct machine *m,
                                       struct merr *err) MUST_CHECK;

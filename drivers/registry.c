@@ -5,6 +5,7 @@
 #include "driver.h"
 
 static const struct driver *const drivers[] = {
+    &driver_kvm,
     &driver_generic,
     &driver_none,
     NULL,

@@ -134,7 +134,12 @@ static int put_root(struct prov *p, const void *data, size_t len, const char *pa
         return -1;
     auto_free char *qt = sh_quote(tmp);
     auto_free char *qp = sh_quote(path);
-    auto_free char *script = xasprintf("install -D -m %o %s %s && rm -f %s", mode, qt, qp, qt);
+    /* POSIX tools only (busybox hosts such as machine-os have no `install`); the file appears
+     * whole under its name (rename), owned by root. */
+    auto_free char *qn = xasprintf("%s.new", qp);
+    auto_free char *script = xasprintf("mkdir -p \"$(dirname %s)\" && cp %s %s && chown 0:0 %s && "
+                                       "chmod %o %s && mv -f %s %s && rm -f %s",
+                                       qp, qt, qn, qn, mode, qn, qn, qp, qt);
     return run_root(p, script, NULL, err);
 }
 

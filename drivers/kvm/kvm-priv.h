@@ -1,0 +1,62 @@
+/* Internals of the kvm driver shared with its unit tests: the pure XML builders and choices
+ * (kvm-xml.c), the KVM probe (kvm-probe.c) and the libvirt steps (kvm.c). */
+#ifndef MACHINE_KVM_PRIV_H
+#define MACHINE_KVM_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+#include "machine.h"
+
+struct merr;
+
+#define KVM_DEFAULT_URI "qemu:///system"
+#define KVM_POOL_NAME "machine"
+#define KVM_POOL_DIR "/var/lib/libvirt/images/machine"
+#define KVM_NETWORK_NAME "machine"
+#define KVM_CONFIG_DISK_BYTES (1u << 20)
+
+/* ---- pure (kvm-xml.c) ---------------------------------------------------- */
+
+struct kvm_domain_spec {
+    const char *name;
+    const char *type;        /* "kvm" or "qemu" */
+    unsigned memory_mib;
+    unsigned cpus;
+    const char *iso_path;    /* the boot ISO (a volume's path) */
+    const char *data_path;   /* raw data disk, virtio serial machine-data */
+    const char *config_path; /* raw config disk, virtio serial machine-config, read-only */
+    const char *network;     /* libvirt network name */
+};
+/* Every value is XML-escaped. NULL when out of memory. */
+char *kvm_domain_xml(const struct kvm_domain_spec *s);
+/* A NAT network with DHCP over prefix.2-prefix.254 on prefix.1/24 ("192.168.42"). */
+char *kvm_network_xml(const char *name, const char *prefix);
+/* A raw volume of capacity bytes, allocated sparsely. */
+char *kvm_volume_xml(const char *name, uint64_t capacity);
+/* A dir storage pool at path. */
+char *kvm_pool_xml(const char *name, const char *path);
+
+/* The first 192.168.N.0/24 (N from 42 up) that overlaps none of the used IPv4 networks
+ * ("a.b.c.d/len" strings). MERR_NOT_FOUND when all are taken. out gets "192.168.N". */
+int kvm_pick_subnet(const char *const *used, size_t n_used, char out[16], struct merr *err) MUST_CHECK;
+/* The "a.b.c.d/len" of every <ip address=... netmask=...|prefix=...> in a network's XML,
+ * appended to *list (malloc'd strings). */
+int kvm_network_xml_subnets(const char *xml, char ***list, size_t *n, struct merr *err) MUST_CHECK;
+
+/* virDomainState values (as ints, so this stays pure) to machine states. */
+enum machine_state kvm_state_from_libvirt(int state);
+
+/* The config disk: a ustar archive with hostname and authorized_keys, zero padded to
+ * KVM_CONFIG_DISK_BYTES. */
+int kvm_config_disk(const char *hostname, const char *authorized_keys, char **out, size_t *len,
+                    struct merr *err) MUST_CHECK;
+
+/* ---- KVM probe (kvm-probe.c) --------------------------------------------- */
+
+/* True when `qemu -accel kvm` boots kernel to its first console line within timeout_ms. */
+bool kvm_probe_runs_guest(const char *kernel, int timeout_ms);
+
+#endif

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# A private libvirtd for VM tests and benchmarks: the calling script re-execs itself in new
+# mount and network namespaces (libvirt_enter "$0" "$@" as its first line), where libvirt's
+# state, sockets and logs live on tmpfs and its networks and guests exist only in that network
+# namespace. Everything the test runs after that (the machine CLI, the docker CLI, a registry)
+# runs inside too.
+#     libvirt_enter "$0" "$@"     # re-exec; returns inside the namespaces
+#     libvirt_start               # virtlogd + libvirtd, bounded wait for the socket
+#     libvirt_stop
+libvirt_enter() {
+    if [ "${MACHINE_IN_LIBVIRT_NS:-}" != 1 ]; then
+        export MACHINE_IN_LIBVIRT_NS=1
+        exec unshare --mount --net --propagation private --fork -- bash "$@"
+    fi
+    ip link set lo up
+    local d
+    for d in /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+        mkdir -p "$d"
+        mount -t tmpfs -o mode=0755 tmpfs "$d"
+    done
+    mkdir -p /var/lib/libvirt/images /var/lib/libvirt/qemu /var/lib/libvirt/dnsmasq
+    # a private copy of the configuration: no autostarted default network here
+    local etc
+    etc=$(mktemp -d /tmp/libvirt-etc-XXXXXX)
+    cp -a /etc/libvirt/. "$etc/"
+    rm -f "$etc"/qemu/networks/autostart/*.xml
+    mount --bind "$etc" /etc/libvirt
+}
+
+libvirt_start() {
+    command -v libvirtd >/dev/null || { echo "libvirtd is missing (scripts/install-deps)" >&2; return 1; }
+    virtlogd -d
+    libvirtd -d
+    local _
+    for _ in $(seq 150); do
+        [ -S /run/libvirt/libvirt-sock ] && virsh -c qemu:///system version >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    echo "libvirtd did not start" >&2
+    return 1
+}
+
+libvirt_stop() {
+    local p
+    for p in $(pidof libvirtd virtlogd dnsmasq qemu-system-x86_64 2>/dev/null); do
+        kill "$p" 2>/dev/null || true
+    done
+}
