@@ -8,6 +8,7 @@
  * backoff honouring Retry-After (case 28). Every handle has connect and
  * low-speed timeouts. */
 #include <curl/curl.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -68,6 +69,27 @@ static bool list_has(const char *const *list, const char *s)
     return false;
 }
 
+/* An IPv4 host inside an insecure "a.b.c.d/len" entry (dockerd accepts CIDRs too). */
+static bool in_insecure_cidr(const struct registry_config *cfg, const char *host)
+{
+    struct in_addr h;
+    if (cfg->insecure_registries == NULL || inet_pton(AF_INET, host, &h) != 1)
+        return false;
+    for (const char *const *e = cfg->insecure_registries; *e != NULL; e++) {
+        char net[INET_ADDRSTRLEN];
+        unsigned len;
+        char extra;
+        struct in_addr n;
+        if (sscanf(*e, "%15[0-9.]/%u%c", net, &len, &extra) != 2 || len > 32 ||
+            inet_pton(AF_INET, net, &n) != 1)
+            continue;
+        uint32_t mask = len == 0 ? 0 : 0xffffffffu << (32 - len);
+        if ((ntohl(h.s_addr) & mask) == (ntohl(n.s_addr) & mask))
+            return true;
+    }
+    return false;
+}
+
 bool registry_host_insecure(const struct registry_config *cfg, const char *hostport)
 {
     if (host_is_loopback(hostport))
@@ -79,9 +101,9 @@ bool registry_host_insecure(const struct registry_config *cfg, const char *hostp
     snprintf(host, sizeof host, "%s", hostport);
     char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
     if (colon == NULL)
-        return false;
+        return in_insecure_cidr(cfg, host);
     colon[host[0] == '[' ? 1 : 0] = '\0';
-    return list_has(cfg->insecure_registries, host);
+    return list_has(cfg->insecure_registries, host) || in_insecure_cidr(cfg, host);
 }
 
 /* "https://h:p/" → host "h:p"; false for other schemes. */

@@ -59,6 +59,19 @@ static void test_schemes(void **state)
     strv_free(v);
     assert_false(registry_host_insecure(&rc, "example"));
     assert_false(registry_host_insecure(&rc, "127.0.0.1.example"));
+
+    /* CIDR entries, as dockerd's --insecure-registry 10.0.0.0/8 */
+    const char *cidrs[] = { "192.168.0.0/16", "10.1.2.3/32", "bogus/99", NULL };
+    rc.insecure_registries = cidrs;
+    assert_true(registry_host_insecure(&rc, "192.168.42.1:5000"));
+    assert_true(registry_host_insecure(&rc, "192.168.255.9"));
+    assert_true(registry_host_insecure(&rc, "10.1.2.3:443"));
+    assert_false(registry_host_insecure(&rc, "10.1.2.4:443"));
+    assert_false(registry_host_insecure(&rc, "192.169.0.1:5000"));
+    assert_false(registry_host_insecure(&rc, "192.168.1.1.example:5000"));
+    v = endpoints(&rc, "192.168.42.1:5000/x", &err);
+    assert_string_equal(v[0], "http://192.168.42.1:5000");
+    strv_free(v);
 }
 
 static void test_docker_io_and_mirrors(void **state)
