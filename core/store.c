@@ -194,7 +194,14 @@ int store_remove_machine(const struct store *s, const char *name, struct merr *e
             return merr_set(err, MERR_NOT_FOUND, 0, "machine '%s' does not exist", name);
         return merr_set(err, MERR_IO, errno, "cannot remove '%s'", dir);
     }
-    return fs_remove_tree(trash, err);
+    if (fs_remove_tree(trash, err) < 0)
+        return -1;
+    /* The machine's lock file goes too (rm holds it): nothing of the machine stays behind. A
+     * process that waited on it finds the machine gone when it loads it. */
+    auto_free char *lock = xasprintf("%s/.lock-%s", s->machines_dir, name);
+    if (unlink(lock) < 0 && errno != ENOENT)
+        return merr_set(err, MERR_IO, errno, "cannot remove '%s'", lock);
+    return 0;
 }
 
 int store_lock_machine(const struct store *s, const char *name, int timeout_ms, struct merr *err)

@@ -29,6 +29,7 @@ struct kvm_domain_spec {
     const char *data_path;   /* raw data disk, virtio serial machine-data */
     const char *config_path; /* raw config disk, virtio serial machine-config, read-only */
     const char *network;     /* libvirt network name */
+    const char *console_log; /* the serial console copied to this file (virtlogd), or NULL */
 };
 /* Every value is XML-escaped. NULL when out of memory. */
 char *kvm_domain_xml(const struct kvm_domain_spec *s);

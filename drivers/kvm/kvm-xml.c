@@ -44,13 +44,16 @@ char *kvm_domain_xml(const struct kvm_domain_spec *s)
                    *data = esc(s->data_path), *cfg = esc(s->config_path), *net = esc(s->network);
     if (!name || !type || !iso || !data || !cfg || !net)
         return NULL;
+    auto_free char *log = s->console_log != NULL ? esc(s->console_log) : NULL;
+    auto_free char *log_el =
+        log != NULL ? xasprintf("      <log file='%s' append='off'/>\n", log) : NULL;
     return xasprintf(
         "<domain type='%s'>\n"
         "  <name>%s</name>\n"
         "  <memory unit='MiB'>%u</memory>\n"
         "  <vcpu>%u</vcpu>\n"
         "  <os>\n"
-        "    <type arch='x86_64'>hvm</type>\n"
+        "    <type arch='x86_64' machine='pc'>hvm</type>\n"
         "    <boot dev='cdrom'/>\n"
         "  </os>\n"
         "  <features><acpi/><apic/></features>\n"
@@ -62,7 +65,7 @@ char *kvm_domain_xml(const struct kvm_domain_spec *s)
         "    <disk type='file' device='cdrom'>\n"
         "      <driver name='qemu' type='raw'/>\n"
         "      <source file='%s'/>\n"
-        "      <target dev='sda' bus='sata'/>\n"
+        "      <target dev='hdc' bus='ide'/>\n"
         "      <readonly/>\n"
         "    </disk>\n"
         "    <disk type='file' device='disk'>\n"
@@ -82,13 +85,17 @@ char *kvm_domain_xml(const struct kvm_domain_spec *s)
         "      <source network='%s'/>\n"
         "      <model type='virtio'/>\n"
         "    </interface>\n"
-        "    <serial type='pty'><target port='0'/></serial>\n"
+        "    <serial type='pty'>\n"
+        "%s"
+        "      <target port='0'/>\n"
+        "    </serial>\n"
         "    <console type='pty'><target type='serial' port='0'/></console>\n"
         "    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>\n"
         "  </devices>\n"
         "</domain>\n",
         type, name, s->memory_mib, s->cpus,
-        strcmp(s->type, "kvm") == 0 ? "host-passthrough" : "host-model", iso, data, cfg, net);
+        strcmp(s->type, "kvm") == 0 ? "host-passthrough" : "host-model", iso, data, cfg, net,
+        log_el != NULL ? log_el : "");
 }
 
 char *kvm_network_xml(const char *name, const char *prefix)

@@ -19,6 +19,7 @@
 #include "driver.h"
 #include "error.h"
 #include "fsutil.h"
+#include "log.h"
 #include "kvm-priv.h"
 #include "registry.h"
 #include "sshkey.h"
@@ -34,6 +35,7 @@
 #define K_IMAGE "Image"
 #define IMAGE_NAME "machine-os.iso"
 #define IP_WAIT_MS 180000
+#define CONSOLE_LOG_DIR "/var/log/libvirt/qemu"
 #define STOP_WAIT_MS 90000
 
 static const struct driver_flag kvm_flags[] = {
@@ -460,7 +462,33 @@ static int kvm_precreate_check(const struct driver_ctx *ctx, struct machine *m, 
     return 0;
 }
 
-static const char *resolve_type(const struct machine *m, virConnectPtr c)
+/* The probe's answer is kept in the store until the host reboots (boot_id): it costs a few
+ * seconds where KVM does not work. */
+static bool probe_cached(const struct driver_ctx *ctx, const char *kernel)
+{
+    auto_free char *boot_id = NULL;
+    size_t n = 0;
+    struct merr ignored = MERR_INIT;
+    if (fs_read_file("/proc/sys/kernel/random/boot_id", 128, &boot_id, &n, &ignored) < 0)
+        return kvm_probe_runs_guest(kernel, 4000);
+    boot_id[strcspn(boot_id, "\n")] = '\0';
+    auto_free char *path = path_join(ctx->store->root, "kvm-probe");
+    auto_free char *cached = NULL;
+    if (fs_read_file(path, 256, &cached, &n, &ignored) == 0) {
+        char id[128], verdict[16];
+        if (sscanf(cached, "%127s %15s", id, verdict) == 2 && strcmp(id, boot_id) == 0)
+            return strcmp(verdict, "kvm") == 0;
+    }
+    bool ok = kvm_probe_runs_guest(kernel, 4000);
+    auto_free char *text = xasprintf("%s %s\n", boot_id, ok ? "kvm" : "qemu");
+    if (fs_write_atomic(path, text, strlen(text), 0644, &ignored) < 0) {
+        /* only a cache */
+    }
+    return ok;
+}
+
+static const char *resolve_type(const struct driver_ctx *ctx, const struct machine *m,
+                                virConnectPtr c)
 {
     const char *type = machine_driver_str(m, K_TYPE);
     if (type != NULL && strcmp(type, "auto") != 0)
@@ -477,7 +505,7 @@ static const char *resolve_type(const struct machine *m, virConnectPtr c)
     const char *slash = image != NULL ? strrchr(image, '/') : NULL;
     if (slash != NULL)
         kernel = xasprintf("%.*s/vmlinuz", (int)(slash - image), image);
-    return kvm_probe_runs_guest(kernel, 4000) ? "kvm" : "qemu";
+    return probe_cached(ctx, kernel) ? "kvm" : "qemu";
 }
 
 /* What create made, so a failure can undo exactly that. */
@@ -529,8 +557,9 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     if (fs_read_file(pub, 64 * 1024, &pubtext, &publen, err) < 0)
         return -1;
 
-    const char *type = resolve_type(m, c);
+    const char *type = resolve_type(ctx, m, c);
     machine_driver_set_str(m, K_TYPE, type);
+    mlog_debug(ctx->log, "kvm: domain type %s", type);
     const char *netname = machine_driver_str(m, K_NETWORK);
     bool ours = netname == NULL || netname[0] == '\0';
     if (ours)
@@ -542,6 +571,7 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
         return -1;
     machine_driver_set_int(m, K_NET_OURS, ours);
     made.network = created;
+    mlog_debug(ctx->log, "kvm: network '%s' ready%s", netname, created ? " (created)" : "");
 
     int rc = -1;
     auto_pool virStoragePoolPtr pool = ensure_pool(c, err);
@@ -569,6 +599,7 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
         data == NULL ? NULL : make_volume(c, pool, cfg_name, cfg_len, cfg, cfg_len, NULL, err);
     if (cfgv == NULL)
         goto out;
+    mlog_debug(ctx->log, "kvm: volumes ready");
     auto_free char *iso_path = virStorageVolGetPath(iso), *data_path = virStorageVolGetPath(data),
                    *cfg_path = virStorageVolGetPath(cfgv);
     struct kvm_domain_spec spec = {
@@ -581,6 +612,10 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
         .config_path = cfg_path,
         .network = netname,
     };
+    /* The console goes to libvirt's log directory too, when it is this host's. */
+    auto_free char *console_log = NULL;
+    if (uri_is_local(uri_of(m)) && access(CONSOLE_LOG_DIR, W_OK) == 0)
+        spec.console_log = console_log = xasprintf(CONSOLE_LOG_DIR "/%s-console.log", m->name);
     auto_free char *xml = iso_path && data_path && cfg_path ? kvm_domain_xml(&spec) : NULL;
     if (xml == NULL) {
         virt_fail(err, MERR_IO, "cannot find the volumes' paths");
@@ -592,10 +627,12 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
         goto out;
     }
     made.domain = true;
+    mlog_debug(ctx->log, "kvm: domain defined, starting");
     if (virDomainCreate(dom) < 0) {
         virt_fail(err, MERR_IO, "cannot start the VM");
         goto out;
     }
+    mlog_debug(ctx->log, "kvm: started, waiting for an address");
     rc = wait_ip(dom, m, IP_WAIT_MS, err);
 out:
     if (rc < 0)

@@ -96,8 +96,14 @@ static void test_missing_and_corrupt(void **state)
     assert_null(store_load_machine(&s, "empty", &err));
     assert_int_equal(err.code, MERR_CORRUPT);
 
+    int lock = store_lock_machine(&s, "broken", 1000, &err);
+    assert_true(lock >= 0);
+    auto_free char *lock_path = xasprintf("%s/.lock-broken", s.machines_dir);
+    assert_true(fs_exists(lock_path));
     assert_int_equal(store_remove_machine(&s, "broken", &err), 0);
+    close(lock);
     assert_false(fs_exists(cfg));
+    assert_false(fs_exists(lock_path)); /* nothing of the machine is left */
     assert_int_equal(store_remove_machine(&s, "broken", &err), -1);
     assert_int_equal(err.code, MERR_NOT_FOUND);
     store_release(&s);
