@@ -573,14 +573,18 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     made.network = created;
     mlog_debug(ctx->log, "kvm: network '%s' ready%s", netname, created ? " (created)" : "");
 
+    /* Everything with a cleanup is declared before the first goto. */
     int rc = -1;
-    auto_pool virStoragePoolPtr pool = ensure_pool(c, err);
+    auto_vol virStorageVolPtr iso = NULL, data = NULL, cfgv = NULL;
+    auto_dom virDomainPtr dom = NULL;
+    auto_free char *iso_path = NULL, *data_path = NULL, *cfg_path = NULL, *xml = NULL;
+    auto_free char *console_log = NULL, *cfg = NULL;
     auto_free char *iso_name = vol_name(m, "boot.iso"), *data_name = vol_name(m, "data.img"),
                    *cfg_name = vol_name(m, "config.img");
-    auto_free char *cfg = NULL;
     size_t cfg_len = 0;
     const char *image = machine_driver_str(m, K_IMAGE);
     struct stat st;
+    auto_pool virStoragePoolPtr pool = ensure_pool(c, err);
     if (pool == NULL || kvm_config_disk(m->name, pubtext, &cfg, &cfg_len, err) < 0)
         goto out;
     if (image == NULL || stat(image, &st) < 0) {
@@ -588,20 +592,18 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
         goto out;
     }
     made.pool_vols = true;
-    auto_vol virStorageVolPtr iso = make_volume(c, pool, iso_name, (uint64_t)st.st_size, NULL,
-                                                (size_t)st.st_size, image, err);
-    auto_vol virStorageVolPtr data =
-        iso == NULL ? NULL
-                    : make_volume(c, pool, data_name,
-                                  (uint64_t)machine_driver_int(m, K_DISK, 20000) << 20, NULL,
-                                  0, NULL, err);
-    auto_vol virStorageVolPtr cfgv =
-        data == NULL ? NULL : make_volume(c, pool, cfg_name, cfg_len, cfg, cfg_len, NULL, err);
+    iso = make_volume(c, pool, iso_name, (uint64_t)st.st_size, NULL, (size_t)st.st_size, image, err);
+    if (iso != NULL)
+        data = make_volume(c, pool, data_name, (uint64_t)machine_driver_int(m, K_DISK, 20000) << 20,
+                           NULL, 0, NULL, err);
+    if (data != NULL)
+        cfgv = make_volume(c, pool, cfg_name, cfg_len, cfg, cfg_len, NULL, err);
     if (cfgv == NULL)
         goto out;
     mlog_debug(ctx->log, "kvm: volumes ready");
-    auto_free char *iso_path = virStorageVolGetPath(iso), *data_path = virStorageVolGetPath(data),
-                   *cfg_path = virStorageVolGetPath(cfgv);
+    iso_path = virStorageVolGetPath(iso);
+    data_path = virStorageVolGetPath(data);
+    cfg_path = virStorageVolGetPath(cfgv);
     struct kvm_domain_spec spec = {
         .name = m->name,
         .type = type,
@@ -613,15 +615,14 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
         .network = netname,
     };
     /* The console goes to libvirt's log directory too, when it is this host's. */
-    auto_free char *console_log = NULL;
     if (uri_is_local(uri_of(m)) && access(CONSOLE_LOG_DIR, W_OK) == 0)
         spec.console_log = console_log = xasprintf(CONSOLE_LOG_DIR "/%s-console.log", m->name);
-    auto_free char *xml = iso_path && data_path && cfg_path ? kvm_domain_xml(&spec) : NULL;
+    xml = iso_path && data_path && cfg_path ? kvm_domain_xml(&spec) : NULL;
     if (xml == NULL) {
         virt_fail(err, MERR_IO, "cannot find the volumes' paths");
         goto out;
     }
-    auto_dom virDomainPtr dom = virDomainDefineXML(c, xml);
+    dom = virDomainDefineXML(c, xml);
     if (dom == NULL) {
         virt_fail(err, MERR_IO, "cannot define the VM");
         goto out;
