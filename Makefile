@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps build check unit integration fuzz demo clean
+.PHONY: all deps build check unit integration vm fuzz demo demo-generic clean
 
 all: build
 
@@ -14,8 +14,9 @@ build: deps
 	cmake -S . -B $(BUILD) -DMACHINE_SANITIZE=ON
 	cmake --build $(BUILD) -j$(JOBS)
 
-# Every test: unit, then integration (real sshd, registry, ... in network namespaces), then the
-# libFuzzer targets for a bounded time (security case 30).
+# Every test: unit, integration (real sshd, registry, ... in network namespaces) and vm
+# (machine-os under qemu TCG, libvirtd in its own namespaces), then the libFuzzer targets for a
+# bounded time (security case 30).
 check: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1200 -j1
 	$(MAKE) fuzz
@@ -34,8 +35,14 @@ unit: build
 integration: build
 	cd $(BUILD) && ctest --output-on-failure -L integration
 
+vm: build
+	cd $(BUILD) && ctest --output-on-failure -L vm
+
 demo: build
 	./scripts/demo $(BUILD)
+
+demo-generic: build
+	./scripts/demo-generic $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
