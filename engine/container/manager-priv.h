@@ -75,8 +75,10 @@ void run_close_subs(struct ctr_entry *e);
 void mgr_emit(struct ctr_manager *m, const struct container *c, const char *action, json_t *extra);
 
 /* mounts.c */
-json_t *mounts_resolve(struct ctr_manager *m, const json_t *host_config, const json_t *image_config,
-                       const char *ctr_id, struct merr *err) MUST_CHECK;
+/* create_config: the request's Config (its Volumes are `-v /path` anonymous volumes). */
+json_t *mounts_resolve(struct ctr_manager *m, const json_t *create_config,
+                       const json_t *host_config, const json_t *image_config, const char *ctr_id,
+                       struct merr *err) MUST_CHECK;
 void mounts_release(struct ctr_manager *m, const json_t *mounts, const char *ctr_id,
                     bool remove_anonymous);
 void mounts_reref(struct ctr_manager *m, const json_t *mounts, const char *ctr_id);

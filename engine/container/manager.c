@@ -271,7 +271,8 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     }
     c->image_ref = xstrdup(c->config->image);
     mgr_random_hex(c->id, CTR_ID_LEN / 2);
-    c->mounts = mounts_resolve(m, c->config->raw_host_config, image_config, c->id, err);
+    c->mounts = mounts_resolve(m, c->config->raw_config, c->config->raw_host_config, image_config,
+                               c->id, err);
     json_decref(image_config);
     if (c->mounts == NULL) {
         container_free(c);

@@ -83,11 +83,18 @@ static int check_bind_source(struct mnt_spec *s, struct merr *err)
     return fs_mkdir_p(s->source, 0755, err);
 }
 
-json_t *mounts_resolve(struct ctr_manager *m, const json_t *host_config, const json_t *image_config,
-                       const char *ctr_id, struct merr *err)
+json_t *mounts_resolve(struct ctr_manager *m, const json_t *create_config,
+                       const json_t *host_config, const json_t *image_config, const char *ctr_id,
+                       struct merr *err)
 {
     struct mnt_list l = { 0 };
-    if (mnt_list_from_config(host_config, json_object_get(image_config, "Volumes"), &l, err) < 0)
+    /* `-v /path` travels in Config.Volumes, next to the image's VOLUME entries */
+    json_t *anon = json_object();
+    json_object_update(anon, json_object_get(image_config, "Volumes"));
+    json_object_update(anon, json_object_get(create_config, "Volumes"));
+    int rc = mnt_list_from_config(host_config, anon, &l, err);
+    json_decref(anon);
+    if (rc < 0)
         return NULL;
     json_t *out = json_array();
     for (size_t i = 0; i < l.n; i++) {
