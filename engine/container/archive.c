@@ -22,12 +22,14 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
 #include "machine.h"
+#include "tarw.h"
 #include "manager-priv.h"
 #include "volume/volume.h"
 
@@ -402,86 +404,79 @@ int ctr_archive_stat(struct ctr_manager *m, const char *ref, const char *path,
     return rc;
 }
 
-/* ---- tar out ---- */
+/* ---- tar out (core/tarw: libarchive's writer would pull every format into the bundle) ---- */
 
-struct tar_out {
-    ctr_archive_write_fn write;
-    void *data;
-    struct merr *err;
-    bool failed;
-};
+static int add_tree(struct tarw *w, int parent, const char *leaf, const char *name, int depth,
+                    struct merr *err);
 
-static la_ssize_t tar_write_cb(struct archive *a, void *opaque, const void *buf, size_t len)
+static int add_entry(struct tarw *w, int dirfd, const char *leaf, const char *name,
+                     const struct stat *st, int depth, struct merr *err)
 {
-    struct tar_out *t = opaque;
-    if (t->write(t->data, buf, len, t->err) < 0) {
-        t->failed = true;
-        archive_set_error(a, EIO, "client went away");
-        return -1;
+    struct tarw_meta meta = {
+        .name = name,
+        .mode = st->st_mode & 07777,
+        .uid = st->st_uid,
+        .gid = st->st_gid,
+        .mtime = st->st_mtim.tv_sec,
+    };
+    char target[NAME_MAX_LEN];
+    auto_close int fd = -1;
+    switch (st->st_mode & S_IFMT) {
+    case S_IFDIR: {
+        auto_free char *dname = xasprintf("%s/", name);
+        meta.name = dname;
+        meta.type = '5';
+        if (tarw_entry(w, &meta, err) < 0)
+            return -1;
+        return add_tree(w, dirfd, leaf, name, depth + 1, err);
     }
-    return (la_ssize_t)len;
-}
-
-static int archive_fail(struct archive *a, struct tar_out *t, struct merr *err, const char *what)
-{
-    if (t != NULL && t->failed)
-        return -1; /* err already says why */
-    return merr_set(err, MERR_IO, archive_errno(a), "%s: %s", what, archive_error_string(a));
-}
-
-static int add_tree(struct archive *a, struct tar_out *t, int dirfd, const char *leaf,
-                    const char *name, int depth, struct merr *err);
-
-static int add_entry(struct archive *a, struct tar_out *t, int dirfd, const char *leaf,
-                     const char *name, const struct stat *st, int depth, struct merr *err)
-{
-    struct archive_entry *ent = archive_entry_new();
-    archive_entry_copy_stat(ent, st);
-    archive_entry_set_pathname(ent, name);
-    int fd = -1;
-    if (S_ISLNK(st->st_mode)) {
-        char target[NAME_MAX_LEN];
+    case S_IFLNK: {
         ssize_t n = readlinkat(dirfd, leaf, target, sizeof target - 1);
-        target[n > 0 ? n : 0] = '\0';
-        archive_entry_set_symlink(ent, target);
-    } else if (S_ISREG(st->st_mode)) {
+        if (n < 0)
+            return 0; /* gone meanwhile */
+        target[n] = '\0';
+        meta.type = '2';
+        meta.linkname = target;
+        return tarw_entry(w, &meta, err);
+    }
+    case S_IFREG: {
         fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         struct stat now;
-        if (fd < 0 || fstat(fd, &now) < 0 || !S_ISREG(now.st_mode)) {
-            if (fd >= 0)
-                close(fd);
-            archive_entry_free(ent);
-            return 0; /* changed under us: skip it */
-        }
-        archive_entry_set_size(ent, now.st_size);
-    } else if (!S_ISDIR(st->st_mode)) {
-        archive_entry_set_size(ent, 0);
-    }
-    if (archive_write_header(a, ent) != ARCHIVE_OK) {
-        archive_entry_free(ent);
-        if (fd >= 0)
-            close(fd);
-        return archive_fail(a, t, err, "cannot write the archive");
-    }
-    archive_entry_free(ent);
-    int rc = 0;
-    if (fd >= 0) {
+        if (fd < 0 || fstat(fd, &now) < 0 || !S_ISREG(now.st_mode))
+            return 0; /* replaced under us: skipped */
+        meta.type = '0';
+        meta.size = (uint64_t)now.st_size;
+        if (tarw_entry(w, &meta, err) < 0)
+            return -1;
         char *buf = xcalloc(1, IO_CHUNK);
-        int64_t left = st->st_size;
-        ssize_t n;
-        while (left > 0 && (n = read(fd, buf, IO_CHUNK)) > 0) {
-            if (archive_write_data(a, buf, (size_t)n) < 0) {
-                rc = archive_fail(a, t, err, "cannot write the archive");
-                break;
+        uint64_t left = meta.size;
+        int rc = 0;
+        while (rc == 0 && left > 0) {
+            ssize_t n = read(fd, buf, left < IO_CHUNK ? (size_t)left : IO_CHUNK);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) { /* shrank while read: pad with zeros to the size announced */
+                memset(buf, 0, IO_CHUNK);
+                n = (ssize_t)(left < IO_CHUNK ? left : IO_CHUNK);
             }
-            left -= n;
+            rc = tarw_data(w, buf, (size_t)n, err);
+            left -= (uint64_t)n;
         }
         free(buf);
-        close(fd);
+        return rc;
     }
-    if (rc == 0 && S_ISDIR(st->st_mode))
-        rc = add_tree(a, t, dirfd, leaf, name, depth + 1, err);
-    return rc;
+    case S_IFIFO:
+        meta.type = '6';
+        return tarw_entry(w, &meta, err);
+    case S_IFCHR:
+    case S_IFBLK:
+        meta.type = S_ISCHR(st->st_mode) ? '3' : '4';
+        meta.devmajor = major(st->st_rdev);
+        meta.devminor = minor(st->st_rdev);
+        return tarw_entry(w, &meta, err);
+    default:
+        return 0; /* sockets */
+    }
 }
 
 static int cmp_names(const void *x, const void *y)
@@ -489,8 +484,8 @@ static int cmp_names(const void *x, const void *y)
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static int add_tree(struct archive *a, struct tar_out *t, int parent, const char *leaf,
-                    const char *name, int depth, struct merr *err)
+static int add_tree(struct tarw *w, int parent, const char *leaf, const char *name, int depth,
+                    struct merr *err)
 {
     if (depth > MAX_DEPTH)
         return merr_set(err, MERR_INVALID, 0, "directory tree too deep at '%s'", name);
@@ -520,7 +515,7 @@ static int add_tree(struct archive *a, struct tar_out *t, int parent, const char
         if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         auto_free char *child = xasprintf("%s/%s", name, names[i]);
-        rc = add_entry(a, t, dirfd(d), names[i], child, &st, depth, err);
+        rc = add_entry(w, dirfd(d), names[i], child, &st, depth, err);
     }
     strv_free(names);
     closedir(d);
@@ -539,15 +534,7 @@ int ctr_archive_get(struct ctr_manager *m, const char *ref, const char *path,
     int rc = stat_at(r.fd, path, ref, st_out, &pfd, &leaf, err);
     if (rc == 0)
         rc = begin(data, st_out, err);
-    struct archive *a = NULL;
-    struct tar_out t = { .write = write, .data = data, .err = err };
-    if (rc == 0) {
-        a = archive_write_new();
-        if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-            archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-            archive_write_open(a, &t, NULL, tar_write_cb, NULL) != ARCHIVE_OK)
-            rc = archive_fail(a, &t, err, "cannot start the archive");
-    }
+    struct tarw w = { .write = write, .ctx = data };
     if (rc == 0) {
         struct stat st;
         bool dot = strcmp(leaf, ".") == 0;
@@ -555,13 +542,11 @@ int ctr_archive_get(struct ctr_manager *m, const char *ref, const char *path,
             rc = merr_set(err, MERR_NOT_FOUND, errno, "Could not find the file %s in container %s",
                           path, ref);
         else
-            rc = add_entry(a, &t, pfd, leaf, dot ? "." : leaf, &st, 0, err);
+            rc = add_entry(&w, pfd, leaf, dot ? "." : leaf, &st, 0, err);
     }
-    if (a != NULL) {
-        if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
-            rc = archive_fail(a, &t, err, "cannot finish the archive");
-        archive_write_free(a);
-    }
+    if (rc == 0)
+        rc = tarw_close(&w, err);
+    tarw_release(&w);
     if (pfd >= 0)
         close(pfd);
     root_close(&r);
