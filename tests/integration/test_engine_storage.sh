@@ -13,14 +13,14 @@ source "$here/lib/engine.sh"
 DOCKER=/usr/local/bin/docker
 T=$(mktemp -d /tmp/machine-storage-XXXXXX)
 ENGINE_ARGS=()
-racer=
+evpid=
 cleanup() {
     local rc=$?
-    [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null
-    [ -n "$racer" ] && kill "$racer" 2>/dev/null
+    [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null || true
+    [ -z "$evpid" ] || kill "$evpid" 2>/dev/null || true
     engine_stop
     registry_cleanup 2>/dev/null || true
-    grep -o "$T[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -181,7 +181,9 @@ evpid=$!
 sleep 0.5
 d run --rm --name live "$IMG" true
 for _ in $(seq 50); do grep -q "destroy live" "$T/live" && break; sleep 0.1; done
-kill $evpid 2>/dev/null; wait $evpid 2>/dev/null || true
+kill "$evpid" 2>/dev/null || true
+wait "$evpid" 2>/dev/null || true
+evpid=
 assert_contains "$(cat "$T/live")" "start live" "live events stream"
 assert_contains "$(d events --since 1m --until 0s --filter type=volume --format '{{.Action}}')" "create" \
     "volume events"
