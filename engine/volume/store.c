@@ -297,7 +297,8 @@ json_t *vol_list(struct vol_store *s, const struct api_filters *f, struct merr *
 
 static int remove_locked(struct vol_store *s, struct vol *v, bool force, struct merr *err)
 {
-    if (v->n_users > 0 && !force) {
+    (void)force; /* docker refuses an in-use volume even with --force */
+    if (v->n_users > 0) {
         char users[512] = "";
         size_t o = 0;
         for (size_t i = 0; i < v->n_users && o < sizeof users - 80; i++)
@@ -323,6 +324,7 @@ int vol_remove(struct vol_store *s, const char *name, bool force, struct merr *e
     pthread_mutex_lock(&s->lock);
     struct vol *v = find_locked(s, name);
     int rc = v != NULL ? remove_locked(s, v, force, err)
+           : force     ? 0 /* -f: a missing volume is not an error */
                        : merr_set(err, MERR_NOT_FOUND, 0, "get %s: no such volume", name);
     pthread_mutex_unlock(&s->lock);
     return rc;

@@ -83,7 +83,8 @@ json_t *vol_inspect(struct vol_store *s, const char *name, struct merr *err) MUS
 /* All volumes' inspect JSON; filters: name, label, dangling, driver (NULL: all). */
 struct api_filters;
 json_t *vol_list(struct vol_store *s, const struct api_filters *f, struct merr *err) MUST_CHECK;
-/* MERR_EXISTS "remove NAME: volume is in use - [ID, ...]" unless force. */
+/* MERR_EXISTS "remove NAME: volume is in use - [ID, ...]", even with force; force makes a
+ * missing volume no error. */
 int vol_remove(struct vol_store *s, const char *name, bool force, struct merr *err) MUST_CHECK;
 /* Removes unused volumes (anonymous only unless all); {VolumesDeleted, SpaceReclaimed}. */
 json_t *vol_prune(struct vol_store *s, bool all, const struct api_filters *f,

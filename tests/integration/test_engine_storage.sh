@@ -59,6 +59,17 @@ assert_eq "$(d run --rm -v "$T/host:/data/a-symlink/../../esc" "$IMG" cat /esc/i
     "destination with .. stays in the rootfs"
 [ ! -e /esc ] || fail "a mount destination escaped to the host"
 
+# A symlink the container put in its own filesystem (here with docker cp) points at /tmp; the
+# next start mounts below it: the target must be made inside the rootfs, not in the host's /tmp.
+inner=$(basename "$T")-inner
+d create --name esc -v "$T/host:/link/$inner" "$IMG" cat "/link/$inner/in.txt" >/dev/null
+mkdir -p "$T/linktar"
+ln -s /tmp "$T/linktar/link"
+tar -C "$T/linktar" -cf - link | d cp - esc:/
+assert_eq "$(d start -a esc)" "from-host" "bind below a container symlink works"
+[ ! -e "/tmp/$inner" ] || fail "a mount target was created on the host through a container symlink"
+d rm esc >/dev/null
+
 step "named volumes: copy-up, survive rm, seen by the next container"
 assert_eq "$(d run --rm -v vol1:/data "$IMG" cat /data/a)" "file a" "copy-up of the image's /data"
 assert_eq "$(d run --rm -v vol1:/data "$IMG" sh -c 'ls /data/deleteme 2>/dev/null || echo gone')" "gone" \
@@ -79,6 +90,18 @@ assert_contains "$out" "volume is in use" "volume rm refuses an in-use volume"
 d rm holder >/dev/null
 d volume rm vol2 >/dev/null || fail "volume rm after the container went"
 assert_exit 1 d volume inspect vol2
+d volume create pruneme >/dev/null
+d run --rm -v keepme:/k "$IMG" true
+d create --name anonholder -v /held -v vol1:/data "$IMG" true >/dev/null
+d volume prune -f >/dev/null
+assert_exit 0 d volume inspect pruneme # named volumes stay unless --all (API >= 1.42)
+d volume prune -af >/dev/null
+assert_exit 1 d volume inspect pruneme
+assert_exit 1 d volume inspect keepme
+held=$(d inspect -f '{{range .Mounts}}{{if eq .Destination "/held"}}{{.Name}}{{end}}{{end}}' anonholder)
+d volume inspect "$held" >/dev/null || fail "prune removed an anonymous volume in use"
+d rm -v anonholder >/dev/null
+d volume inspect vol1 >/dev/null || fail "rm -v removed a named volume"
 assert_contains "$(d inspect -f '{{json .Mounts}}' "$(d create -v vol1:/data "$IMG" true)")" '"Name":"vol1"' \
     "inspect Mounts names the volume"
 d container prune -f >/dev/null 2>&1 || d rm "$(d ps -aq)" >/dev/null
