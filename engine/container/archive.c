@@ -560,7 +560,8 @@ struct tar_in {
     void *data;
     struct merr *err;
     bool failed;
-    char buf[IO_CHUNK];
+    char buf[IO_CHUNK];  /* raw archive bytes handed to libarchive */
+    char body[IO_CHUNK]; /* entry contents: never the buffer libarchive is reading from */
 };
 
 static la_ssize_t tar_read_cb(struct archive *a, void *opaque, const void **buf)
@@ -655,14 +656,14 @@ static int copy_body(struct archive *a, int fd, const char *name, struct tar_in 
                      struct merr *err)
 {
     for (;;) {
-        la_ssize_t n = archive_read_data(a, t->buf, sizeof t->buf);
+        la_ssize_t n = archive_read_data(a, t->body, sizeof t->body);
         if (n == 0)
             return 0;
         if (n < 0)
             return t->failed ? -1
                              : merr_set(err, MERR_INVALID, 0, "cannot read '%s' from the archive: %s",
                                         name, archive_error_string(a));
-        if (fs_write_all(fd, t->buf, (size_t)n) < 0)
+        if (fs_write_all(fd, t->body, (size_t)n) < 0)
             return merr_set(err, MERR_IO, errno, "cannot write '%s'", name);
     }
 }
