@@ -211,6 +211,14 @@ assert_contains "$(cat "$T/live")" "start live" "live events stream"
 assert_contains "$(d events --since 1m --until 0s --filter type=volume --format '{{.Action}}')" "create" \
     "volume events"
 
+step "docker 20.10 CLI (API 1.41)"
+old() { /usr/bin/docker -H "$DOCKER_HOST" "$@"; }
+old volume create oldcli >/dev/null
+assert_contains "$(old volume ls -q)" "oldcli" "20.10 volume ls"
+old cp "$T/into.txt" cp1:/tmp/old.txt
+assert_eq "$(old cp cp1:/tmp/old.txt -  | tar -xOf -)" "into" "20.10 cp in and out"
+old volume rm oldcli >/dev/null
+
 step "cleanup: rm leaves no mounts, kill -9 + restart leaves no stale mounts"
 d rm -f cp1 >/dev/null
 d container prune -f >/dev/null 2>&1 || true
