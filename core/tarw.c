@@ -76,6 +76,102 @@ static int put(struct tarw *w, const void *data, size_t len, struct merr *err)
     return 0;
 }
 
+/* A numeric field: octal when it fits, GNU base-256 otherwise. */
+static void number(char *field, size_t width, uint64_t v)
+{
+    if (v < (1ull << (3 * (width - 1)))) {
+        octal(field, width, v);
+        return;
+    }
+    memset(field, 0, width);
+    field[0] = (char)0x80;
+    for (size_t i = 0; i < width - 1 && i < 8; i++)
+        field[width - 1 - i] = (char)((v >> (8 * i)) & 0xff);
+}
+
+static void checksum(char *block)
+{
+    memset(block + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < TAR_BLOCK; i++)
+        sum += (unsigned char)block[i];
+    snprintf(block + 148, 8, "%06o", sum);
+    block[155] = ' ';
+}
+
+static void meta_block(char *block, const struct tarw_meta *m, const char *name, const char *link,
+                       char type, uint64_t size)
+{
+    memset(block, 0, TAR_BLOCK);
+    memcpy(block, name, strnlen(name, 100));
+    number(block + 100, 8, m->mode & 07777);
+    number(block + 108, 8, m->uid);
+    number(block + 116, 8, m->gid);
+    number(block + 124, 12, size);
+    number(block + 136, 12, m->mtime > 0 ? (uint64_t)m->mtime : 0);
+    block[156] = type;
+    if (link != NULL)
+        memcpy(block + 157, link, strnlen(link, 100));
+    memcpy(block + 257, "ustar", 6);
+    memcpy(block + 263, "00", 2);
+    if (type == '3' || type == '4') {
+        number(block + 329, 8, m->devmajor);
+        number(block + 337, 8, m->devminor);
+    }
+    checksum(block);
+}
+
+/* "%d key=value\n" where the count includes itself. */
+static void pax_record(char **buf, size_t *len, const char *key, const char *value)
+{
+    size_t body = strlen(key) + strlen(value) + 3; /* ' ', '=', '\n' */
+    size_t total = body + 1;
+    while (total != body + (size_t)snprintf(NULL, 0, "%zu", total))
+        total = body + (size_t)snprintf(NULL, 0, "%zu", total);
+    char *n = realloc(*buf, *len + total + 1);
+    if (n == NULL)
+        abort();
+    *buf = n;
+    *len += (size_t)sprintf(n + *len, "%zu %s=%s\n", total, key, value);
+}
+
+int tarw_entry(struct tarw *w, const struct tarw_meta *m, struct merr *err)
+{
+    if (w->left > 0)
+        return merr_set(err, MERR_INTERNAL, 0, "tar entry before the previous one ended");
+    size_t nlen = strlen(m->name);
+    if (nlen == 0)
+        return merr_set(err, MERR_INVALID, 0, "empty tar entry name");
+    bool long_name = nlen > 100, long_link = m->linkname != NULL && strlen(m->linkname) > 100;
+    char block[TAR_BLOCK];
+    if (long_name || long_link) {
+        char *pax = NULL;
+        size_t plen = 0;
+        if (long_name)
+            pax_record(&pax, &plen, "path", m->name);
+        if (long_link)
+            pax_record(&pax, &plen, "linkpath", m->linkname);
+        struct tarw_meta pm = { .mode = 0644 };
+        meta_block(block, &pm, "PaxHeader", NULL, 'x', plen);
+        size_t pad = (TAR_BLOCK - plen % TAR_BLOCK) % TAR_BLOCK;
+        int rc = put(w, block, TAR_BLOCK, err);
+        if (rc == 0)
+            rc = put(w, pax, plen, err);
+        if (rc == 0)
+            rc = put(w, NULL, pad, err);
+        free(pax);
+        if (rc < 0)
+            return -1;
+    }
+    uint64_t size = m->type == '0' ? m->size : 0;
+    meta_block(block, m, m->name, m->linkname, m->type, size);
+    if (put(w, block, TAR_BLOCK, err) < 0)
+        return -1;
+    w->left = size;
+    w->pad = (TAR_BLOCK - (w->left % TAR_BLOCK)) % TAR_BLOCK;
+    return 0;
+}
+
 int tarw_header(struct tarw *w, const char *name, bool dir, uint64_t size, struct merr *err)
 {
     if (w->left > 0)

@@ -34,6 +34,19 @@ MUST_CHECK int tar_header_encode(char block[512], const char *name, bool dir, ui
  * archive (two zero blocks) and flushes. Output goes to write in pieces of up to 64 KiB. */
 MUST_CHECK int tarw_header(struct tarw *w, const char *name, bool dir, uint64_t size,
                            struct merr *err);
+/* Any entry type with its metadata (docker cp): names and link targets past 100 bytes go in a
+ * PAX extended header before the ustar one. */
+struct tarw_meta {
+    const char *name;
+    char type;            /* '0' file, '5' directory, '2' symlink, '6' fifo, '3' char, '4' block */
+    const char *linkname; /* symlink target ('2'), else NULL */
+    unsigned mode;        /* permission bits, with setuid/setgid/sticky */
+    unsigned long uid, gid;
+    int64_t mtime;     /* seconds */
+    uint64_t size;     /* files only */
+    unsigned devmajor, devminor;
+};
+MUST_CHECK int tarw_entry(struct tarw *w, const struct tarw_meta *m, struct merr *err);
 MUST_CHECK int tarw_data(struct tarw *w, const void *data, size_t len, struct merr *err);
 MUST_CHECK int tarw_close(struct tarw *w, struct merr *err);
 void tarw_release(struct tarw *w);

@@ -202,6 +202,8 @@ struct api_request {
     bool ended;
     bool hijacked;
     int status;
+    struct api_kv *reply_headers; /* api_reply_add_header */
+    size_t n_reply_headers;
 };
 
 struct api_request *api_request_new(struct api_conn *conn);

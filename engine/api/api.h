@@ -225,6 +225,9 @@ MUST_CHECK int api_request_filters(const struct api_request *req, struct api_fil
  * found, 409 conflict, 401/403, 501 unsupported, 503 unavailable, 500. */
 int api_status_from_merr(const struct merr *err);
 
+/* Adds a header to the reply this request will send (api_reply_* or api_stream_begin);
+ * name and value are copied. Used by the archive routes (X-Docker-Container-Path-Stat). */
+void api_reply_add_header(struct api_request *req, const char *name, const char *value);
 /* Sends body (compact JSON + "\n", Content-Type: application/json) and
  * releases it; a NULL body is answered with 500. */
 MUST_CHECK int api_reply_json(struct api_request *req, int status, struct json_t *body,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsutil.h"
 #include "log.h"
 
 struct api_request *api_request_new(struct api_conn *conn)
@@ -32,6 +33,7 @@ void api_request_free(struct api_request *req)
     abuf_release(&req->body);
     api_kvs_free(req->headers, req->n_headers);
     api_kvs_free(req->query, req->n_query);
+    api_kvs_free(req->reply_headers, req->n_reply_headers);
     free(req->path);
     api_route_match_release(&req->match);
     free(req);
@@ -151,6 +153,17 @@ int api_request_cancel_fd(const struct api_request *req)
 
 /* ---- replies -------------------------------------------------------------- */
 
+void api_reply_add_header(struct api_request *req, const char *name, const char *value)
+{
+    struct api_kv *kv = realloc(req->reply_headers, (req->n_reply_headers + 1) * sizeof *kv);
+    if (kv == NULL)
+        abort();
+    req->reply_headers = kv;
+    kv[req->n_reply_headers].key = xstrdup(name);
+    kv[req->n_reply_headers].value = xstrdup(value);
+    req->n_reply_headers++;
+}
+
 static int send_head(struct api_request *req, struct abuf *buf, struct merr *err)
 {
     int r = api_conn_send(req->conn, buf->data, buf->len, err);
@@ -171,8 +184,8 @@ int api_reply_full(struct api_request *req, int status, const char *content_type
         .content_length = no_body ? API_LENGTH_NONE : (long long)len,
         .close = !req->keep_alive,
         .server = api_conn_server_header(req->conn),
-        .extra = extra,
-        .n_extra = n_extra,
+        .extra = extra != NULL ? extra : req->reply_headers,
+        .n_extra = extra != NULL ? n_extra : req->n_reply_headers,
     };
     struct abuf buf = { 0 };
     if (api_build_head(&buf, &head, err) < 0 ||
@@ -246,6 +259,8 @@ int api_stream_begin(struct api_request *req, int status, const char *content_ty
         .content_length = API_LENGTH_CHUNKED,
         .close = !req->keep_alive,
         .server = api_conn_server_header(req->conn),
+        .extra = req->reply_headers,
+        .n_extra = req->n_reply_headers,
     };
     struct abuf buf = { 0 };
     if (api_build_head(&buf, &head, err) < 0) {

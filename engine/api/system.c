@@ -273,26 +273,6 @@ static int handle_info(struct api_request *req, void *data, struct merr *err)
     return api_reply_json(req, 200, info, err);
 }
 
-/* No events are produced yet: the stream stays open (empty) until the client
- * leaves, the server stops, or `until` has passed. */
-static int handle_events(struct api_request *req, void *data, struct merr *err)
-{
-    const char *until = api_request_query(req, "until");
-    if (api_stream_begin(req, 200, API_MEDIA_JSON, err) < 0)
-        return -1;
-    if (until != NULL && *until != '\0') {
-        char *end;
-        double t = strtod(until, &end);
-        if (*end != '\0')
-            return 0; /* RFC 3339 times are not parsed yet: end at once */
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        if (t <= (double)now.tv_sec)
-            return 0;
-    }
-    return api_request_wait_closed(req, err);
-}
-
 int api_system_register(struct api_router *router, const struct api_system *sys,
                         struct merr *err)
 {
@@ -301,7 +281,6 @@ int api_system_register(struct api_router *router, const struct api_system *sys,
         { "HEAD", "/_ping", handle_ping, 0 },
         { "GET", "/version", handle_version, 0 },
         { "GET", "/info", handle_info, 0 },
-        { "GET", "/events", handle_events, API_ROUTE_WORKER },
     };
     return api_router_add_table(router, routes, sizeof routes / sizeof routes[0], (void *)sys,
                                 err);

@@ -44,6 +44,9 @@ struct container {
     struct ctr_config *config;
     struct ctr_process_plan plan;
     struct ctr_state state;
+    /* Resolved mounts (mnt_spec_to_json entries + Source/Driver for volumes), fixed at create;
+     * may be NULL for records written before volumes existed. */
+    json_t *mounts;
 };
 
 void container_free(struct container *c);
@@ -61,5 +64,7 @@ char *ctr_status_text(const struct ctr_state *st, int64_t now_ns);
 /* GET /containers/json entry and GET /containers/{id}/json body. */
 json_t *ctr_ps_json(const struct container *c, int64_t now_ns);
 json_t *ctr_inspect_json(const struct container *c, const char *rootfs, const char *log_path);
+/* The "Mounts" array of inspect and ps (mounts.c). */
+json_t *ctr_mounts_public(const json_t *mounts);
 
 #endif

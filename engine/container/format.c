@@ -127,12 +127,14 @@ json_t *ctr_ps_json(const struct container *c, int64_t now_ns)
     auto_free char *cmd = command_string(c->plan.argv);
     auto_free char *slash_name = xasprintf("/%s", c->name);
     const char *net = c->config->network_mode;
-    return json_pack("{s:s,s:[s],s:s,s:s,s:s,s:I,s:[],s:O,s:s,s:s,s:{s:s},s:{s:{}},s:[]}", "Id",
-                     c->id, "Names", slash_name, "Image", c->image_ref, "ImageID", c->image_id,
-                     "Command", cmd, "Created", (json_int_t)(c->created_ns / 1000000000), "Ports",
-                     "Labels", c->plan.labels, "State", ctr_status_name(c->state.status), "Status",
-                     status, "HostConfig", "NetworkMode", net, "NetworkSettings", "Networks",
-                     "Mounts");
+    json_t *j = json_pack("{s:s,s:[s],s:s,s:s,s:s,s:I,s:[],s:O,s:s,s:s,s:{s:s},s:{s:{}}}", "Id",
+                          c->id, "Names", slash_name, "Image", c->image_ref, "ImageID",
+                          c->image_id, "Command", cmd, "Created",
+                          (json_int_t)(c->created_ns / 1000000000), "Ports", "Labels",
+                          c->plan.labels, "State", ctr_status_name(c->state.status), "Status",
+                          status, "HostConfig", "NetworkMode", net, "NetworkSettings", "Networks");
+    json_object_set_new(j, "Mounts", ctr_mounts_public(c->mounts));
+    return j;
 }
 
 json_t *ctr_inspect_json(const struct container *c, const char *rootfs, const char *log_path)
@@ -179,7 +181,7 @@ json_t *ctr_inspect_json(const struct container *c, const char *rootfs, const ch
         st->exit_code, "Error", st->error != NULL ? st->error : "", "StartedAt", started,
         "FinishedAt", finished);
 
-    return json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:o,s:{s:s,s:{}},"
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:o,s:{s:s,s:{}},"
                      "s:{s:s,s:{}},s:[]}",
                      "Id", c->id, "Created", created, "Path", path, "Args", args, "State", state,
                      "Image", c->image_id, "ResolvConfPath", "", "HostnamePath", "", "HostsPath",
@@ -187,4 +189,6 @@ json_t *ctr_inspect_json(const struct container *c, const char *rootfs, const ch
                      "RestartCount", st->restart_count, "Driver", "overlay2", "Platform", "linux",
                      "Config", config, "HostConfig", host_config, "GraphDriver", "Name",
                      "overlay2", "Data", "NetworkSettings", "Bridge", "", "Networks", "Mounts");
+    json_object_set_new(j, "Mounts", ctr_mounts_public(c->mounts));
+    return j;
 }

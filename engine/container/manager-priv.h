@@ -7,6 +7,7 @@
 
 #include "container.h"
 #include "manager.h"
+#include "runtime/runtime.h"
 
 struct rt_container;
 
@@ -45,6 +46,8 @@ struct ctr_manager {
     struct rt_runtime *rt;
     struct ctr_image_source images;
     const struct mlog *log;
+    struct vol_store *volumes; /* may be NULL */
+    struct evt_bus *events;    /* may be NULL */
     struct ctr_entry **entries;
     size_t n_entries;
     struct ctr_exec **execs;
@@ -58,13 +61,35 @@ int mgr_persist_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *
 int64_t mgr_now_ns(void);
 void mgr_random_hex(char *out, size_t nbytes);
 /* Removes a stopped container (lock held); frees the entry when nobody refers to it. */
-int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err) MUST_CHECK;
+int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, bool remove_volumes,
+                      struct merr *err) MUST_CHECK;
 
 /* run.c */
 int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err) MUST_CHECK;
 /* Waits (lock held, released while waiting) until e's I/O thread is gone or timeout_ms passes. */
 bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_t seq, int timeout_ms);
 void run_close_subs(struct ctr_entry *e);
+
+/* Container events ("create", "start", "die", ...) with the image, name and labels as
+ * attributes; extra (stolen, may be NULL) adds more. */
+void mgr_emit(struct ctr_manager *m, const struct container *c, const char *action, json_t *extra);
+
+/* mounts.c */
+/* create_config: the request's Config (its Volumes are `-v /path` anonymous volumes). */
+json_t *mounts_resolve(struct ctr_manager *m, const json_t *create_config,
+                       const json_t *host_config, const json_t *image_config, const char *ctr_id,
+                       struct merr *err) MUST_CHECK;
+void mounts_release(struct ctr_manager *m, const json_t *mounts, const char *ctr_id,
+                    bool remove_anonymous);
+void mounts_reref(struct ctr_manager *m, const json_t *mounts, const char *ctr_id);
+struct mounts_plan {
+    struct rt_bind_mount *items;
+    size_t n;
+};
+/* layers: the container's upper dir then the image's layers, top first (for copy-up). */
+int mounts_prepare(struct ctr_manager *m, const struct container *c, char *const *layers,
+                   struct mounts_plan *plan, struct merr *err) MUST_CHECK;
+void mounts_plan_release(struct mounts_plan *p);
 
 /* exec.c */
 void exec_forget_container_locked(struct ctr_manager *m, const char *ctr_id);

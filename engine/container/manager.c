@@ -14,6 +14,7 @@
 #include "log.h"
 #include "machine.h"
 #include "manager-priv.h"
+#include "events/events.h"
 #include "runtime/runtime.h"
 
 #define RECORD_FILE "record.json"
@@ -98,6 +99,8 @@ int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **o
     m->rt = cfg->rt;
     m->images = cfg->images;
     m->log = cfg->log;
+    m->volumes = cfg->volumes;
+    m->events = cfg->events;
     *out = m;
     return 0;
 }
@@ -159,6 +162,21 @@ int mgr_persist_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *
     int rc = fs_write_atomic(path, text, strlen(text), 0600, err);
     free(text);
     return rc;
+}
+
+void mgr_emit(struct ctr_manager *m, const struct container *c, const char *action, json_t *extra)
+{
+    if (m->events == NULL) {
+        json_decref(extra);
+        return;
+    }
+    json_t *attrs = json_is_object(c->plan.labels) ? json_deep_copy(c->plan.labels) : json_object();
+    json_object_set_new(attrs, "image", json_string(c->image_ref));
+    json_object_set_new(attrs, "name", json_string(c->name));
+    if (extra != NULL)
+        json_object_update(attrs, extra);
+    json_decref(extra);
+    evt_emit(m->events, "container", action, c->id, attrs);
 }
 
 static void add_entry_locked(struct ctr_manager *m, struct ctr_entry *e)
@@ -246,13 +264,20 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     }
     strv_free(lower);
     int rc = ctr_plan(c->config, image_config, &c->plan, err);
-    json_decref(image_config);
     if (rc < 0) {
+        json_decref(image_config);
         container_free(c);
         return -1;
     }
     c->image_ref = xstrdup(c->config->image);
     mgr_random_hex(c->id, CTR_ID_LEN / 2);
+    c->mounts = mounts_resolve(m, c->config->raw_config, c->config->raw_host_config, image_config,
+                               c->id, err);
+    json_decref(image_config);
+    if (c->mounts == NULL) {
+        container_free(c);
+        return -1;
+    }
     c->created_ns = mgr_now_ns();
     c->state.status = CTR_CREATED;
 
@@ -265,6 +290,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
                  "have to remove (or rename) that container to be able to reuse that name.",
                  wanted, by);
         pthread_mutex_unlock(&m->lock);
+        mounts_release(m, c->mounts, c->id, true);
         container_free(c);
         return -1;
     }
@@ -273,6 +299,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     if (mkdir(e->dir, 0700) < 0) {
         merr_set(err, MERR_IO, errno, "cannot create '%s'", e->dir);
         pthread_mutex_unlock(&m->lock);
+        mounts_release(m, c->mounts, c->id, true);
         entry_free(e);
         return -1;
     }
@@ -281,17 +308,20 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
         if (fs_remove_tree(e->dir, &ignored) < 0)
             mlog_warn(m->log, "%s", ignored.msg);
         pthread_mutex_unlock(&m->lock);
+        mounts_release(m, c->mounts, c->id, true);
         entry_free(e);
         return -1;
     }
     add_entry_locked(m, e);
+    mgr_emit(m, c, "create", NULL);
     *id_out = xstrdup(c->id);
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
 
-int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, bool remove_volumes,
+                      struct merr *err)
 {
     e->c->state.status = CTR_REMOVING;
     exec_forget_container_locked(m, e->c->id);
@@ -303,13 +333,16 @@ int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *e
         return merr_set(err, MERR_IO, 0, "cannot remove container %s: %s", e->c->id, rm_err.msg);
     }
     drop_entry_locked(m, e);
+    mounts_release(m, e->c->mounts, e->c->id, remove_volumes || e->c->config->auto_remove);
+    mgr_emit(m, e->c, "destroy", NULL);
     e->removed = true;
     pthread_cond_broadcast(&m->changed);
     mgr_entry_unref_locked(m, e);
     return 0;
 }
 
-int ctr_remove(struct ctr_manager *m, const char *ref, bool force, struct merr *err)
+int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_volumes,
+               struct merr *err)
 {
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
@@ -349,7 +382,7 @@ int ctr_remove(struct ctr_manager *m, const char *ref, bool force, struct merr *
             goto out;
         }
     }
-    rc = mgr_remove_locked(m, e, err);
+    rc = mgr_remove_locked(m, e, remove_volumes, err);
 out:
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -514,9 +547,12 @@ int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
         if (st == CTR_REMOVING || c->config->auto_remove) {
             if (fs_remove_tree(e->dir, &lerr) < 0)
                 mlog_warn(m->log, "%s", lerr.msg);
+            mounts_reref(m, c->mounts, c->id);
+            mounts_release(m, c->mounts, c->id, c->config->auto_remove);
             entry_free(e);
             continue;
         }
+        mounts_reref(m, c->mounts, c->id);
         add_entry_locked(m, e);
         if (was_running && mgr_persist_locked(m, e, &lerr) < 0)
             mlog_warn(m->log, "%s", lerr.msg);

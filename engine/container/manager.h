@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cleanup.h"
 
@@ -24,11 +25,15 @@ struct ctr_image_source {
     void *data;
 };
 
+struct vol_store;
+struct evt_bus;
 struct ctr_manager_config {
     const char *root; /* <data-root>/containers */
     struct rt_runtime *rt;
     struct ctr_image_source images;
     const struct mlog *log;
+    struct vol_store *volumes; /* named and anonymous volumes; NULL: none */
+    struct evt_bus *events;    /* container events; may be NULL */
 };
 
 int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **out,
@@ -50,7 +55,9 @@ int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *
              struct merr *err) MUST_CHECK;
 int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct merr *err) MUST_CHECK;
 int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct merr *err) MUST_CHECK;
-int ctr_remove(struct ctr_manager *m, const char *ref, bool force, struct merr *err) MUST_CHECK;
+/* remove_volumes (rm -v): the container's anonymous volumes go too. */
+int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_volumes,
+               struct merr *err) MUST_CHECK;
 
 enum ctr_wait_condition { CTR_WAIT_NOT_RUNNING, CTR_WAIT_NEXT_EXIT, CTR_WAIT_REMOVED };
 /* Two steps so the HTTP layer can send its headers between them: prepare registers the waiter
@@ -72,6 +79,11 @@ int ctr_lookup(struct ctr_manager *m, const char *ref, char id[65], bool *tty,
 bool ctr_image_in_use(struct ctr_manager *m, const char *image_id);
 void ctr_counts(struct ctr_manager *m, long long *total, long long *running, long long *paused,
                 long long *stopped);
+/* Samples a container's cgroup counters (stats.c). *running is false, and out zeroed, when it
+ * is not running. id and name (without '/') are filled either way; *name is malloc'd. */
+struct rt_stats;
+int ctr_stats(struct ctr_manager *m, const char *ref, struct rt_stats *out, bool *running,
+              char id[65], char **name, struct merr *err) MUST_CHECK;
 /* `top`: ps -ef style rows of the container's processes. */
 json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
 int ctr_resize(struct ctr_manager *m, const char *ref, unsigned short h, unsigned short w,
@@ -100,6 +112,42 @@ typedef int (*ctr_log_sink_fn)(void *data, int stream, const char *payload, size
                                struct merr *err);
 int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts *o,
              ctr_log_sink_fn sink, void *data, struct ctr_output_sub *sub, struct merr *err) MUST_CHECK;
+
+/* ---- docker cp (archive.c): paths resolve inside the container's root, never outside ---- */
+struct ctr_path_stat {
+    char name[256];
+    int64_t size;
+    uint32_t mode; /* Go os.FileMode bits */
+    int64_t mtime_ns;
+    char link_target[4096]; /* symlinks: the target as an absolute container path */
+};
+/* X-Docker-Container-Path-Stat: base64 of {"name","size","mode","mtime","linkTarget"}. */
+char *ctr_path_stat_header(const struct ctr_path_stat *st);
+uint32_t ctr_go_file_mode(unsigned int st_mode);
+/* "/a/b" → "/a" + "b"; "/a/." → "/a" + "."; "/" → "/" + ".". */
+int ctr_archive_split(const char *path, char **parent, char **leaf, struct merr *err) MUST_CHECK;
+/* A tar entry name relative to the extraction directory, cleaned; MERR_INVALID when it climbs
+ * out ("../x"). "" for the directory itself. */
+int ctr_archive_entry_path(const char *name, char **out, struct merr *err) MUST_CHECK;
+
+/* MERR_NOT_FOUND "Could not find the file P in container C". */
+int ctr_archive_stat(struct ctr_manager *m, const char *ref, const char *path,
+                     struct ctr_path_stat *out, struct merr *err) MUST_CHECK;
+/* GET: begin is called once the path is known (send the headers), then the tar is written. */
+typedef int (*ctr_archive_begin_fn)(void *data, const struct ctr_path_stat *st, struct merr *err);
+typedef int (*ctr_archive_write_fn)(void *data, const void *buf, size_t len, struct merr *err);
+int ctr_archive_get(struct ctr_manager *m, const char *ref, const char *path,
+                    struct ctr_path_stat *st, ctr_archive_begin_fn begin,
+                    ctr_archive_write_fn write, void *data, struct merr *err) MUST_CHECK;
+/* PUT: extracts a tar (plain or gzip) read from read() into the directory path. */
+typedef ssize_t (*ctr_archive_read_fn)(void *data, void *buf, size_t len, struct merr *err);
+struct ctr_archive_put_opts {
+    bool no_overwrite_dir_non_dir;
+    bool copy_uid_gid; /* keep the archive's owners; otherwise root */
+};
+int ctr_archive_put(struct ctr_manager *m, const char *ref, const char *path,
+                    const struct ctr_archive_put_opts *o, ctr_archive_read_fn read, void *data,
+                    struct merr *err) MUST_CHECK;
 
 /* ---- exec ---- */
 int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, char **exec_id,

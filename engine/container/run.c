@@ -195,6 +195,13 @@ static void *io_thread(void *opaque)
     if (rt_oom_killed(e->rt, &oom, &err) < 0)
         mlog_debug(m->log, "oom check of %s: %s", e->c->id, err.msg);
     st->oom_killed = oom;
+    if (oom)
+        mgr_emit(m, e->c, "oom", NULL);
+    {
+        char code[16];
+        snprintf(code, sizeof code, "%d", st->exit_code);
+        mgr_emit(m, e->c, "die", json_pack("{s:s}", "exitCode", code));
+    }
     if (rt_container_destroy(e->rt, &err) < 0)
         mlog_warn(m->log, "cleanup of container %s: %s", e->c->id, err.msg);
     e->rt = NULL;
@@ -249,7 +256,7 @@ static void *io_thread(void *opaque)
     }
     e->io_running = false;
     pthread_cond_broadcast(&m->changed);
-    if (e->c->config->auto_remove && !e->removed && mgr_remove_locked(m, e, &err) < 0)
+    if (e->c->config->auto_remove && !e->removed && mgr_remove_locked(m, e, true, &err) < 0)
         mlog_warn(m->log, "auto-remove of %s: %s", e->c->id, err.msg);
     mgr_entry_unref_locked(m, e);
     pthread_mutex_unlock(&m->lock);
@@ -384,9 +391,21 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
     if (!has_env(env, "HOME"))
         env = strv_push(env, home_env);
 
+    struct mounts_plan mplan = { 0 };
+    {
+        auto_strv char **layers = strv_push(NULL, e->upper);
+        for (size_t i = 0; lower != NULL && lower[i] != NULL; i++)
+            layers = strv_push(layers, lower[i]);
+        if (mounts_prepare(m, c, layers, &mplan, err) < 0)
+            return -1;
+    }
+
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
     if (prepare_input_locked(e, err) < 0)
+    {
+        mounts_plan_release(&mplan);
         return -1;
+    }
     int child[3] = { -1, -1, -1 };
     int pty_master = e->pty_master, stdin_w = e->stdin_w, out_r = -1, err_r = -1;
     int pipes[2];
@@ -394,13 +413,16 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         child[0] = child[1] = child[2] = e->pty_slave;
     } else {
         child[0] = e->stdin_r;
-        if (pipe2(pipes, O_CLOEXEC) < 0)
+        if (pipe2(pipes, O_CLOEXEC) < 0) {
+            mounts_plan_release(&mplan);
             return merr_set(err, MERR_IO, errno, "cannot create a pipe");
+        }
         out_r = pipes[0];
         child[1] = pipes[1];
         if (pipe2(pipes, O_CLOEXEC) < 0) {
             close(out_r);
             close(child[1]);
+            mounts_plan_release(&mplan);
             return merr_set(err, MERR_IO, errno, "cannot create a pipe");
         }
         err_r = pipes[0];
@@ -440,9 +462,12 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             .cpu_shares = c->config->cpu_shares,
             .pids_limit = c->config->pids_limit,
         },
+        .mounts = mplan.items,
+        .n_mounts = mplan.n,
     };
     struct rt_container *rc = NULL;
     int rc_start = rt_start(m->rt, &spec, &rc, err);
+    mounts_plan_release(&mplan);
     for (int i = 0; i < 3; i++)
         if (child[i] >= 0 && (i == 0 || child[i] != child[i - 1]))
             close(child[i]);
@@ -468,7 +493,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         pthread_cond_broadcast(&m->changed);
         struct merr ignored;
         if (c->config->auto_remove && !e->io_running && !e->removed) {
-            if (mgr_remove_locked(m, e, &ignored) < 0)
+            if (mgr_remove_locked(m, e, true, &ignored) < 0)
                 mlog_warn(m->log, "%s", ignored.msg);
         } else if (mgr_persist_locked(m, e, &ignored) < 0) {
             mlog_warn(m->log, "%s", ignored.msg);
@@ -510,6 +535,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
     pthread_attr_destroy(&attr);
     if (mgr_persist_locked(m, e, err) < 0)
         mlog_warn(m->log, "%s", err->msg);
+    mgr_emit(m, c, "start", NULL);
     pthread_cond_broadcast(&m->changed);
     return 0;
 }
@@ -621,6 +647,8 @@ int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *
         run_wait_stopped_locked(m, e, seq, 15000);
     }
     bool stopped = e->removed || e->exit_seq != seq;
+    if (stopped)
+        mgr_emit(m, c, "stop", NULL);
     mgr_entry_unref_locked(m, e);
     rc = stopped ? 0 : merr_set(err, MERR_TIMEOUT, 0, "container %s did not stop", ref);
 out:
@@ -646,6 +674,11 @@ int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct 
     if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT)
         e->c->state.stopped_by_user = true;
     rc = rt_kill(e->rt, sig, err);
+    if (rc == 0) {
+        char signum[16];
+        snprintf(signum, sizeof signum, "%d", sig);
+        mgr_emit(m, e->c, "kill", json_pack("{s:s}", "signal", signum));
+    }
 out:
     pthread_mutex_unlock(&m->lock);
     return rc;

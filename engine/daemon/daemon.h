@@ -76,6 +76,8 @@ struct engine {
     struct rt_runtime *rt;
     struct image_store *images;
     struct ctr_manager *containers;
+    struct vol_store *volumes;
+    struct evt_bus *events;
     struct registry_config registry;
     struct engine_services services;
 };

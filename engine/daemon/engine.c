@@ -14,6 +14,8 @@
 #include "api/api.h"
 #include "api/tls.h"
 #include "container/manager.h"
+#include "events/events.h"
+#include "volume/volume.h"
 #include "fsutil.h"
 #include "runtime/runtime.h"
 
@@ -124,7 +126,8 @@ static int engine_register_routes(struct engine *e, struct merr *err)
     if (api_system_register(router, e->system, err) < 0 ||
         handlers_register_containers(router, &e->services, err) < 0 ||
         handlers_register_exec(router, &e->services, err) < 0 ||
-        handlers_register_images(router, &e->services, err) < 0)
+        handlers_register_images(router, &e->services, err) < 0 ||
+        handlers_register_storage(router, &e->services, err) < 0)
         return -1;
     return 0;
 }
@@ -146,11 +149,18 @@ static int engine_services_new(struct engine *e, struct merr *err)
     struct rt_runtime_config rcfg = { .log = e->log };
     if (rt_runtime_new(&rcfg, &e->rt, err) < 0)
         return -1;
+    e->events = evt_bus_new(0);
+    auto_free char *vol_root = path_join(cfg->data_root, "volumes");
+    struct vol_store_config vcfg = { .root = vol_root, .log = e->log, .events = e->events };
+    if (vol_store_new(&vcfg, &e->volumes, err) < 0)
+        return -1;
     struct ctr_manager_config mcfg = {
         .root = ctr_root,
         .rt = e->rt,
         .images = { .resolve = handlers_image_resolve, .data = e->images },
         .log = e->log,
+        .volumes = e->volumes,
+        .events = e->events,
     };
     if (ctr_manager_new(&mcfg, &e->containers, err) < 0 || ctr_manager_recover(e->containers, err) < 0)
         return -1;
@@ -158,6 +168,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .containers = e->containers,
         .images = e->images,
         .registry = &e->registry,
+        .volumes = e->volumes,
+        .events = e->events,
     };
     if (push_warning(e, "the default network behaves like 'none' plus loopback until bridge "
                         "networking lands; use --network host for host networking", err) < 0)
@@ -259,6 +271,8 @@ void engine_free(struct engine *e)
         return;
     api_server_free(e->server);
     ctr_manager_free(e->containers);
+    vol_store_free(e->volumes);
+    evt_bus_free(e->events);
     rt_runtime_free(e->rt);
     image_store_free(e->images);
     api_tls_free(e->tls);

@@ -143,7 +143,8 @@ static int kill_(struct api_request *req, void *data, struct merr *err)
 static int remove_(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    if (ctr_remove(s->containers, id_of(req), api_request_query_bool(req, "force"), err) < 0)
+    if (ctr_remove(s->containers, id_of(req), api_request_query_bool(req, "force"),
+                   api_request_query_bool(req, "v"), err) < 0)
         return -1;
     return api_reply_empty(req, 204, err);
 }

@@ -10,11 +10,15 @@ struct ctr_manager;
 struct image_store;
 struct registry_config;
 struct merr;
+struct vol_store;
+struct evt_bus;
 
 struct engine_services {
     struct ctr_manager *containers;
     struct image_store *images;
     const struct registry_config *registry;
+    struct vol_store *volumes;
+    struct evt_bus *events;
 };
 
 int handlers_register_containers(struct api_router *r, struct engine_services *s,
@@ -23,6 +27,12 @@ int handlers_register_exec(struct api_router *r, struct engine_services *s,
                            struct merr *err) MUST_CHECK;
 int handlers_register_images(struct api_router *r, struct engine_services *s,
                              struct merr *err) MUST_CHECK;
+/* /volumes, /events, /containers/{id}/stats and /containers/{id}/archive. */
+int handlers_register_storage(struct api_router *r, struct engine_services *s,
+                              struct merr *err) MUST_CHECK;
+
+int handlers_register_archive(struct api_router *r, struct engine_services *s,
+                              struct merr *err) MUST_CHECK;
 
 /* struct ctr_image_source.resolve over the image store (data = struct image_store *). */
 #include <jansson.h>

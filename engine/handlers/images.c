@@ -7,6 +7,7 @@
 #include "container/manager.h"
 #include "error.h"
 #include "fsutil.h"
+#include "events/events.h"
 #include "handlers.h"
 #include "image/image.h"
 
@@ -76,6 +77,8 @@ static int create(struct api_request *req, void *data, struct merr *err)
         json_decref(e);
         if (rc < 0)
             return -1;
+    } else {
+        evt_emit(s->events, "image", "pull", ref, json_pack("{s:s}", "name", ref));
     }
     return api_stream_end(req, err);
 }
@@ -98,6 +101,7 @@ static int remove_(struct api_request *req, void *data, struct merr *err)
             err->code = MERR_EXISTS; /* 409 conflict, as docker */
         return -1;
     }
+    evt_emit(s->events, "image", "delete", name, json_pack("{s:s}", "name", name));
     return reply_text_json(req, report, err);
 }
 
@@ -114,6 +118,7 @@ static int tag(struct api_request *req, void *data, struct merr *err)
     auto_free char *ref = xasprintf("%s:%s", repo, t != NULL && t[0] != '\0' ? t : "latest");
     if (image_tag(s->images, id, ref, err) < 0)
         return -1;
+    evt_emit(s->events, "image", "tag", id, json_pack("{s:s}", "name", ref));
     return api_reply_empty(req, 201, err);
 }
 

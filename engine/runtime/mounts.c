@@ -397,6 +397,17 @@ static int mount_before_pivot(int rootfd, const struct rt_child *ch, struct merr
         const struct rt_bind_mount *m = &spec->mounts[i];
         if (m->source == NULL || m->destination == NULL || m->destination[0] != '/')
             return merr_set(err, MERR_INVALID, 0, "invalid bind mount %zu", i);
+        /* destinations resolve inside the rootfs (RESOLVE_IN_ROOT): an image symlink cannot
+         * send a mount outside it */
+        if (m->fstype != NULL) {
+            unsigned long f = (m->flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME |
+                                           MS_SYNCHRONOUS | MS_RDONLY)) |
+                              (m->readonly ? MS_RDONLY : 0);
+            if (mount_in_root(rootfd, m->source, m->destination, m->fstype, f, m->data, false,
+                              err) < 0)
+                return -1;
+            continue;
+        }
         if (mount_in_root(rootfd, m->source, m->destination, NULL,
                           MS_BIND | MS_REC | (m->readonly ? MS_RDONLY : 0), NULL, false, err) < 0)
             return -1;

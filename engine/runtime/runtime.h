@@ -60,9 +60,12 @@ struct rt_resources {
 };
 
 struct rt_bind_mount {
-    const char *source;      /* host path */
+    const char *source;      /* host path (a bind), or the device name for fstype */
     const char *destination; /* absolute path inside the container */
     bool readonly;
+    const char *fstype;  /* NULL: bind source; "tmpfs": a new filesystem of that type */
+    const char *data;    /* fstype only: mount data ("size=64m,mode=1777"), may be NULL */
+    unsigned long flags; /* fstype only: MS_NOSUID, MS_NODEV, MS_NOEXEC, ... */
 };
 
 /* The stdio the first process (or an exec) gets as fds 0, 1, 2: pipe ends or
@@ -103,7 +106,7 @@ struct rt_spec {
 
     struct rt_resources resources;
 
-    const struct rt_bind_mount *mounts; /* extra bind mounts (volumes) */
+    const struct rt_bind_mount *mounts; /* extra mounts (volumes, binds, tmpfs), in order */
     size_t n_mounts;
 
     /* NULL: docker's default lists; an empty list (just NULL) disables. Ignored
@@ -179,6 +182,11 @@ MUST_CHECK int rt_exec(struct rt_container *c, const struct rt_process *process,
  * unmounts the rootfs, then frees c. The first process must have exited (and
  * should have been reaped). Frees c even when cleanup fails. */
 MUST_CHECK int rt_container_destroy(struct rt_container *c, struct merr *err);
+
+/* Mounts spec's overlay (lowerdirs, upperdir, workdir) at spec->rootfs in the caller's mount
+ * namespace, as rt_start does: for a stopped container's files (docker cp), from a thread that
+ * unshared its mount namespace so the mount dies with it (view.c). */
+MUST_CHECK int rt_mount_rootfs(const struct rt_spec *spec, struct merr *err);
 
 /* Frees the handle only, leaving the container running (engine shutdown). */
 void rt_container_release(struct rt_container *c);

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "api/api-priv.h"
+#include "events/events.h"
+#include "handlers/handlers.h"
 
 #define IO_TIMEOUT_MS 5000
 
@@ -34,6 +36,8 @@ struct fixture {
     pthread_t thread;
     int run_rc;
     bool running;
+    struct evt_bus *events;
+    struct engine_services services; /* only the event bus: /events is served */
 };
 
 /* ---- test handlers ---------------------------------------------------------- */
@@ -161,6 +165,9 @@ static int setup(void **state)
     assert_int_equal(api_router_add_table(api_server_router(f->srv), test_routes,
                                           sizeof test_routes / sizeof test_routes[0], NULL, &err),
                      0);
+    f->events = evt_bus_new(0);
+    f->services.events = f->events;
+    assert_int_equal(handlers_register_storage(api_server_router(f->srv), &f->services, &err), 0);
     struct api_listen_spec spec;
     char addr[160];
     snprintf(addr, sizeof addr, "unix://%s", f->sock);
@@ -190,6 +197,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     stop_server(f);
     api_server_free(f->srv);
+    evt_bus_free(f->events);
     close(f->stop_fd);
     struct stat st;
     assert_int_equal(lstat(f->sock, &st), -1); /* the socket is removed */
@@ -587,6 +595,35 @@ static void test_events_client_leaves(void **state)
     free(r);
 }
 
+static void test_events_live_and_filtered(void **state)
+{
+    struct fixture *f = *state;
+    int fd = client_connect(f);
+    /* docker events --filter type=volume (the CLI's encoding) */
+    send_text(fd, "GET /v1.45/events?filters=%7B%22type%22%3A%7B%22volume%22%3Atrue%7D%7D "
+                  "HTTP/1.1\r\nHost: x\r\n\r\n");
+    free(read_until(fd, "\r\n\r\n", 1, NULL));
+    evt_emit(f->events, "container", "start", "c1", NULL); /* filtered out */
+    evt_emit(f->events, "volume", "create", "v1", NULL);
+    char *got = read_until(fd, "\"Action\":\"create\"", 1, NULL);
+    assert_non_null(strstr(got, "\"Type\":\"volume\""));
+    assert_null(strstr(got, "\"c1\""));
+    free(got);
+    close(fd);
+    /* since/until in the past: replayed, then the stream ends */
+    fd = client_connect(f);
+    char req[160];
+    snprintf(req, sizeof req,
+             "GET /events?since=1&until=%lld HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             (long long)time(NULL) + 1);
+    send_text(fd, req);
+    char *all = read_until(fd, "0\r\n\r\n", 1, NULL);
+    assert_non_null(strstr(all, "\"c1\""));
+    assert_non_null(strstr(all, "\"v1\""));
+    free(all);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -607,6 +644,7 @@ int main(void)
         T(test_hijack_tty_and_old_clients),
         T(test_events_end_on_shutdown),
         T(test_events_client_leaves),
+        T(test_events_live_and_filtered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,12 +144,76 @@ static void test_refusals(void **state)
     free(failing.buf);
 }
 
+/* docker cp's entries: every type with owners, modes and times; long names and link targets
+ * in a PAX header. */
+static void test_entries_with_metadata(void **state)
+{
+    (void)state;
+    struct sink out = { .fail_after = -1 };
+    struct tarw w = { .write = sink_write, .ctx = &out };
+    struct merr err = MERR_INIT;
+    char long_name[300], long_link[200];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    memcpy(long_name, "dir/", 4);
+    memset(long_link, 'l', sizeof long_link - 1);
+    long_link[sizeof long_link - 1] = '\0';
+    const struct tarw_meta entries[] = {
+        { .name = "dir/", .type = '5', .mode = 01777, .uid = 1000, .gid = 100, .mtime = 1700000000 },
+        { .name = long_name, .type = '0', .mode = 04755, .size = 3, .mtime = 5 },
+        { .name = "dir/ln", .type = '2', .linkname = long_link, .mode = 0777 },
+        { .name = "dir/fifo", .type = '6', .mode = 0600 },
+        { .name = "dir/null", .type = '3', .mode = 0666, .devmajor = 1, .devminor = 3 },
+        { .name = "dir/big-uid", .type = '0', .uid = 3000000000ul, .gid = 42 },
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        assert_int_equal(tarw_entry(&w, &entries[i], &err), 0);
+        if (entries[i].size > 0)
+            assert_int_equal(tarw_data(&w, "abc", 3, &err), 0);
+    }
+    assert_int_equal(tarw_close(&w, &err), 0);
+    tarw_release(&w);
+
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    assert_int_equal(archive_read_open_memory(a, out.buf, out.len), ARCHIVE_OK);
+    struct archive_entry *e;
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_string_equal(archive_entry_pathname(e), "dir/");
+    assert_int_equal(archive_entry_filetype(e), AE_IFDIR);
+    assert_int_equal(archive_entry_perm(e), 01777);
+    assert_int_equal(archive_entry_uid(e), 1000);
+    assert_int_equal(archive_entry_gid(e), 100);
+    assert_int_equal(archive_entry_mtime(e), 1700000000);
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_string_equal(archive_entry_pathname(e), long_name);
+    assert_int_equal(archive_entry_perm(e), 04755);
+    char got[8] = { 0 };
+    assert_int_equal(archive_read_data(a, got, sizeof got), 3);
+    assert_string_equal(got, "abc");
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_int_equal(archive_entry_filetype(e), AE_IFLNK);
+    assert_string_equal(archive_entry_symlink(e), long_link);
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_int_equal(archive_entry_filetype(e), AE_IFIFO);
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_int_equal(archive_entry_filetype(e), AE_IFCHR);
+    assert_int_equal(archive_entry_rdevmajor(e), 1);
+    assert_int_equal(archive_entry_rdevminor(e), 3);
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_int_equal(archive_entry_uid(e), 3000000000ll);
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_EOF);
+    archive_read_free(a);
+    free(out.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_through_libarchive),
         cmocka_unit_test(test_size_past_8gib_in_base256),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_entries_with_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
