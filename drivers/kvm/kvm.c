@@ -175,7 +175,9 @@ static virStoragePoolPtr ensure_pool(virConnectPtr c, struct merr *err)
         virStoragePoolSetAutostart(p, 1);
     }
     int active = virStoragePoolIsActive(p);
-    if (active == 0 && virStoragePoolCreate(p, 0) < 0) {
+    /* a defined pool whose directory went away is built again */
+    if (active == 0 && virStoragePoolCreate(p, 0) < 0 &&
+        (virStoragePoolBuild(p, 0) < 0 || virStoragePoolCreate(p, 0) < 0)) {
         virt_fail(err, MERR_IO, "cannot start the storage pool '" KVM_POOL_NAME "'");
         virStoragePoolFree(p);
         return NULL;

@@ -24,10 +24,13 @@ libvirt_enter() {
     mount --bind "$cache" /var/cache/libvirt
     mkdir -p /var/lib/libvirt/images /var/lib/libvirt/qemu /var/lib/libvirt/dnsmasq /var/log/libvirt/qemu
     # a private copy of the configuration: no autostarted default network here
-    local etc
-    etc=$(mktemp -d /tmp/libvirt-etc-XXXXXX)
+    local etc=/var/lib/libvirt/.etc # on the private tmpfs: gone with the namespace
+    mkdir -p "$etc"
     cp -a /etc/libvirt/. "$etc/"
-    rm -f "$etc"/qemu/networks/autostart/*.xml
+    # nothing defined on this host leaks in: no pools, networks or domains, no autostart
+    rm -f "$etc"/qemu/networks/autostart/*.xml "$etc"/storage/autostart/*.xml "$etc"/storage/*.xml \
+        "$etc"/qemu/*.xml
+    find "$etc/qemu/networks" -maxdepth 1 -name '*.xml' ! -name default.xml -delete 2>/dev/null || true
     mount --bind "$etc" /etc/libvirt
 }
 
