@@ -36,15 +36,17 @@ libvirt_enter() {
 
 libvirt_start() {
     command -v libvirtd >/dev/null || { echo "libvirtd is missing (scripts/install-deps)" >&2; return 1; }
-    virtlogd -d
+    # pid files on the private tmpfs: a libvirtd of the host (or of another test) keeps its own
+    virtlogd -d -p /run/libvirt/virtlogd.pid
     # libvirtd gets its own view where /dev/kvm is /dev/null: on machines whose KVM cannot run a
     # guest (shared/reference/environment.md) its capability probe would hang on KVM for a
     # minute at the first define. The machine CLI still sees the real /dev/kvm, so its own probe
     # (drivers/kvm/kvm-probe.c) is what decides between kvm and TCG.
     if [ -e /dev/kvm ]; then
-        unshare --mount --propagation private -- sh -c 'mount --bind /dev/null /dev/kvm && exec libvirtd -d'
+        unshare --mount --propagation private -- \
+            sh -c 'mount --bind /dev/null /dev/kvm && exec libvirtd -d -p /run/libvirt/libvirtd.pid'
     else
-        libvirtd -d
+        libvirtd -d -p /run/libvirt/libvirtd.pid
     fi
     local _
     for _ in $(seq 150); do
@@ -59,9 +61,11 @@ libvirt_start() {
     return 1
 }
 
-libvirt_stop() {
-    local p
+libvirt_stop() { # only the daemons and guests of this network namespace
+    local p me
+    me=$(readlink /proc/self/ns/net)
     for p in $(pidof libvirtd virtlogd dnsmasq qemu-system-x86_64 2>/dev/null); do
-        kill "$p" 2>/dev/null || true
+        [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$me" ] && kill "$p" 2>/dev/null
     done
+    return 0
 }
