@@ -189,7 +189,8 @@ int lifecycle_wait_ssh(const struct machine_ctx *ctx, const struct machine *m, s
     struct machine_ssh ms;
     if (machine_ssh_init(ctx, m, &ms, err) < 0)
         return -1;
-    int rc = ssh_wait_ready(&ms.target, ctx->ssh_wait_ms, 1000, err);
+    /* a booting VM answers within a quarter second of its sshd starting */
+    int rc = ssh_wait_ready(&ms.target, ctx->ssh_wait_ms, 250, err);
     machine_ssh_release(&ms);
     if (rc < 0)
         merr_prefix(err, "waiting for SSH on '%s'", m->name);

@@ -422,7 +422,7 @@ static int wait_ip(virDomainPtr dom, struct machine *m, int total_ms, struct mer
         if (virDomainGetState(dom, &st, &reason, 0) == 0 && st != VIR_DOMAIN_RUNNING &&
             st != VIR_DOMAIN_BLOCKED)
             return merr_set(err, MERR_REMOTE, 0, "the VM '%s' stopped while booting", m->name);
-        sleep_ms(500);
+        sleep_ms(200);
     }
     return merr_set(err, MERR_TIMEOUT, 0, "the VM '%s' got no address within %d s", m->name,
                     total_ms / 1000);
