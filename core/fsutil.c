@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,4 +240,23 @@ int fs_copy_file(const char *src, const char *dst, mode_t mode, struct merr *err
         mode = st.st_mode & 07777;
     }
     return fs_write_atomic(dst, data, len, mode, err);
+}
+
+char *fs_find_beside_exe(const char *const *rel)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    for (size_t i = 0; rel[i] != NULL; i++) {
+        char *p = xasprintf("%s/%s", exe, rel[i]);
+        if (access(p, R_OK) == 0)
+            return p;
+        free(p);
+    }
+    return NULL;
 }

@@ -30,6 +30,9 @@ int fs_lock(const char *path, int timeout_ms, struct merr *err) MUST_CHECK;
 void fs_unlock(int fd);
 
 bool fs_exists(const char *path);
+/* The first readable file among the paths rel[] (NULL-terminated) taken relative to the directory
+ * of the running program, e.g. "../machine-os/machine-os.iso"; NULL if none. */
+char *fs_find_beside_exe(const char *const *rel);
 
 /* write(2) until everything is written (EINTR retried); -1 with errno on failure. */
 int fs_write_all(int fd, const void *data, size_t len);

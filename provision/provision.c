@@ -338,21 +338,11 @@ char *provision_find_bundle(struct merr *err)
         merr_set(err, MERR_NOT_FOUND, errno, "cannot read MACHINE_ENGINE_BUNDLE '%s'", env);
         return NULL;
     }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL)
-            *slash = '\0';
-        const char *rel[] = { "/../" BUNDLE_NAME, "/../lib/machine/" BUNDLE_NAME, "/" BUNDLE_NAME };
-        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-            char *p = xasprintf("%s%s", exe, rel[i]);
-            if (access(p, R_OK) == 0)
-                return p;
-            free(p);
-        }
-    }
+    static const char *const rel[] = { "../" BUNDLE_NAME, "../lib/machine/" BUNDLE_NAME,
+                                       BUNDLE_NAME, NULL };
+    char *found = fs_find_beside_exe(rel);
+    if (found != NULL)
+        return found;
     merr_set(err, MERR_NOT_FOUND, 0,
              "cannot find the engine bundle (%s): build it with 'make -C build engine-bundle' or "
              "set MACHINE_ENGINE_BUNDLE",

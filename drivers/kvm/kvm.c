@@ -132,22 +132,11 @@ static char *find_image(const struct machine *m, struct merr *err)
         merr_set(err, MERR_INVALID, errno, "cannot read --kvm-image '%s'", flag);
         return NULL;
     }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL)
-            *slash = '\0';
-        const char *rel[] = { "/../machine-os/" IMAGE_NAME, "/../lib/machine/" IMAGE_NAME,
-                              "/" IMAGE_NAME };
-        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-            char *p = xasprintf("%s%s", exe, rel[i]);
-            if (access(p, R_OK) == 0)
-                return p;
-            free(p);
-        }
-    }
+    static const char *const rel[] = { "../machine-os/" IMAGE_NAME, "../lib/machine/" IMAGE_NAME,
+                                       IMAGE_NAME, NULL };
+    char *found = fs_find_beside_exe(rel);
+    if (found != NULL)
+        return found;
     merr_set(err, MERR_NOT_FOUND, 0,
              "cannot find the boot image (%s): build it with 'make -C build machine-os' or pass "
              "--kvm-image",

@@ -248,9 +248,23 @@ static void test_lock_excludes(void **state)
     test_tmpdir_remove(root);
 }
 
+/* Files shipped next to the program (the engine bundle, machine-os.iso) are found relative to
+ * the running binary: this test program finds itself, in order, and nothing that is missing. */
+static void test_find_beside_exe(void **state)
+{
+    (void)state;
+    const char *const rel[] = { "no-such-file", "../tests/test_store", "test_store", NULL };
+    auto_free char *p = fs_find_beside_exe(rel);
+    assert_non_null(p);
+    assert_non_null(strstr(p, "/../tests/test_store"));
+    const char *const none[] = { "no-such-file", "../no/such", NULL };
+    assert_null(fs_find_beside_exe(none));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_find_beside_exe),
         cmocka_unit_test(test_open_creates_private_dirs),
         cmocka_unit_test(test_round_trip_and_list),
         cmocka_unit_test(test_missing_and_corrupt),
