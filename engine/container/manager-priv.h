@@ -44,6 +44,7 @@ struct ctr_manager {
     char *root;
     struct rt_runtime *rt;
     struct ctr_image_source images;
+    struct ctr_network_hooks net;
     const struct mlog *log;
     struct ctr_entry **entries;
     size_t n_entries;

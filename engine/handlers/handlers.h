@@ -9,18 +9,22 @@ struct api_router;
 struct ctr_manager;
 struct image_store;
 struct registry_config;
+struct net_service;
 struct merr;
 
 struct engine_services {
     struct ctr_manager *containers;
     struct image_store *images;
     const struct registry_config *registry;
+    struct net_service *net;
 };
 
 int handlers_register_containers(struct api_router *r, struct engine_services *s,
                                  struct merr *err) MUST_CHECK;
 int handlers_register_exec(struct api_router *r, struct engine_services *s,
                            struct merr *err) MUST_CHECK;
+int handlers_register_networks(struct api_router *r, struct engine_services *s,
+                               struct merr *err) MUST_CHECK;
 int handlers_register_images(struct api_router *r, struct engine_services *s,
                              struct merr *err) MUST_CHECK;
 
