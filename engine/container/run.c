@@ -349,6 +349,31 @@ static void explain_start_error(struct merr *err, const char *argv0)
                  "failed to create task for container: exec: \"%s\": permission denied", argv0);
 }
 
+/* A start that failed: the exit code docker run reports, attached clients and waiters told,
+ * an AutoRemove container removed. Returns -1. */
+static int start_failed(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+{
+    struct container *c = e->c;
+    c->state.exit_code = strstr(err->msg, "not found") != NULL          ? 127
+                         : strstr(err->msg, "permission denied") != NULL ? 126
+                                                                         : 125;
+    free(c->state.error);
+    c->state.error = xstrdup(err->msg);
+    /* Attached clients and waiters learn that nothing will run; an AutoRemove container
+     * goes, as docker does when its start fails. */
+    run_close_subs(e);
+    e->exit_seq++;
+    pthread_cond_broadcast(&m->changed);
+    struct merr ignored;
+    if (c->config->auto_remove && !e->io_running && !e->removed) {
+        if (mgr_remove_locked(m, e, &ignored) < 0)
+            mlog_warn(m->log, "%s", ignored.msg);
+    } else if (mgr_persist_locked(m, e, &ignored) < 0) {
+        mlog_warn(m->log, "%s", ignored.msg);
+    }
+    return -1;
+}
+
 /* The namespace the container joins: host, none (loopback only), another container's
  * (container:NAME), or one the network hooks built, with its /etc files. */
 static int network_for_start(struct ctr_manager *m, struct ctr_entry *e, const char *hostname,
@@ -437,7 +462,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
     enum rt_network_mode net_mode;
     char netns[4096];
     if (network_for_start(m, e, hostname, &net, &net_mode, netns, sizeof netns, err) < 0)
-        return -1;
+        return start_failed(m, e, err);
     struct rt_bind_mount net_mounts[3];
     size_t n_net_mounts = 0;
     const char *const net_files[3][2] = { { net.hosts, "/etc/hosts" },
@@ -527,24 +552,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             close(out_r);
         if (err_r >= 0)
             close(err_r);
-        c->state.exit_code = strstr(err->msg, "not found") != NULL          ? 127
-                             : strstr(err->msg, "permission denied") != NULL ? 126
-                                                                             : 125;
-        free(c->state.error);
-        c->state.error = xstrdup(err->msg);
-        /* Attached clients and waiters learn that nothing will run; an AutoRemove container
-         * goes, as docker does when its start fails. */
-        run_close_subs(e);
-        e->exit_seq++;
-        pthread_cond_broadcast(&m->changed);
-        struct merr ignored;
-        if (c->config->auto_remove && !e->io_running && !e->removed) {
-            if (mgr_remove_locked(m, e, &ignored) < 0)
-                mlog_warn(m->log, "%s", ignored.msg);
-        } else if (mgr_persist_locked(m, e, &ignored) < 0) {
-            mlog_warn(m->log, "%s", ignored.msg);
-        }
-        return -1;
+        return start_failed(m, e, err);
     }
     pthread_mutex_lock(&e->out_lock);
     e->log = fopen(e->log_path, "ae");

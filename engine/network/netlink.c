@@ -81,7 +81,7 @@ static int link_up(struct nl_sock *s, const char *name, struct merr *err)
 static int addr_add(struct nl_sock *s, const char *ifname, uint32_t ip, unsigned prefix,
                     struct merr *err)
 {
-    int ifindex = rtnl_link_name2i(NULL, ifname);
+    int ifindex;
     struct rtnl_link *link = NULL;
     int r = rtnl_link_get_kernel(s, 0, ifname, &link);
     if (r < 0)
