@@ -236,9 +236,17 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
     if (!mode_is_special(mode)) {
         bool dflt = strcmp(mode, "default") == 0 || strcmp(mode, "bridge") == 0;
         struct net_network *n = dflt ? svc_default_network(s) : svc_network_find(s, mode, err);
-        if (n == NULL)
+        if (n == NULL && dflt && strcmp(mode, "default") == 0) {
+            free(c->mode); /* --bridge none: the default network is 'none' */
+            c->mode = xstrdup("none");
+        } else if (n == NULL) {
+            if (dflt)
+                merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", mode);
             goto out;
-        if (strcmp(n->driver, "host") == 0 || strcmp(n->driver, "null") == 0) {
+        }
+        if (n == NULL) {
+            /* no default bridge */
+        } else if (strcmp(n->driver, "host") == 0 || strcmp(n->driver, "null") == 0) {
             free(c->mode);
             c->mode = xstrdup(strcmp(n->driver, "host") == 0 ? "host" : "none");
         } else {
@@ -309,7 +317,7 @@ static int write_hosts(struct net_service *s, const struct net_ctr *c, struct me
     }
     const struct net_network *dflt = svc_default_network(s);
     for (size_t i = 0; i < c->n_eps; i++) {
-        if (strcmp(c->eps[i].network_id, dflt->id) == 0)
+        if (dflt != NULL && strcmp(c->eps[i].network_id, dflt->id) == 0)
             continue; /* like docker: no names on the default bridge */
         for (const struct net_ctr *o = s->ctrs; o != NULL; o = o->next) {
             const struct net_ep *e = o->running && o != c ? ep_on(o, c->eps[i].network_id) : NULL;

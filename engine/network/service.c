@@ -189,6 +189,22 @@ static struct net_network *builtin(struct net_service *s, const char *name, cons
 static int ensure_builtins(struct net_service *s, const struct net_service_config *cfg,
                            struct merr *err)
 {
+    if (cfg->bridge != NULL && strcmp(cfg->bridge, "none") == 0) {
+        /* dockerd's --bridge=none: no default bridge; the default network is 'none' */
+        for (size_t i = 0; i < s->n_nets; i++)
+            if (s->nets[i]->builtin && strcmp(s->nets[i]->driver, "bridge") == 0) {
+                auto_free char *file = xasprintf("%s.json", s->nets[i]->id);
+                auto_free char *path = path_join(s->networks_dir, file);
+                unlink(path);
+                network_free(s->nets[i]);
+                s->nets[i] = s->nets[--s->n_nets];
+                break;
+            }
+        return svc_network_persist(s, builtin(s, "host", "host"), err) < 0 ||
+                       svc_network_persist(s, builtin(s, "none", "null"), err) < 0
+                   ? -1
+                   : 0;
+    }
     struct net_subnet sub;
     uint32_t gw;
     if (net_cidr_parse(cfg->bip != NULL ? cfg->bip : NET_DEFAULT_BIP, &sub, &gw, err) < 0)
@@ -289,15 +305,20 @@ int net_service_new(const struct net_service_config *cfg, struct net_service **o
     remove_stale_netns(s);
     s->fw = net_fw_new(s->log);
     s->proxy = net_proxy_new(s->log, err);
-    if (s->proxy == NULL || bridges_up(s, err) < 0)
+    if (s->proxy == NULL)
         goto fail;
     struct merr fwerr = MERR_INIT;
+    /* Not fatal: containers on a network whose bridge is missing fail to start, with the reason. */
+    if (bridges_up(s, &fwerr) < 0)
+        mlog_warn(s->log, "%s", fwerr.msg);
+    fwerr = (struct merr)MERR_INIT;
     if (svc_firewall_sync(s, &fwerr) < 0)
         mlog_warn(s->log, "outbound NAT is unavailable: %s", fwerr.msg);
     if (nl_sysctl_write("/proc/sys/net/ipv4/ip_forward", "1", &fwerr) < 0)
         mlog_warn(s->log, "%s", fwerr.msg);
-    mlog_info(s->log, "networking: bridge %s on %s, firewall %s", svc_default_network(s)->bridge,
-              cfg->bip != NULL ? cfg->bip : NET_DEFAULT_BIP, net_fw_name(s->fw));
+    struct net_network *dflt = svc_default_network(s);
+    mlog_info(s->log, "networking: default bridge %s, firewall %s",
+              dflt != NULL ? dflt->bridge : "none", net_fw_name(s->fw));
     *out = s;
     return 0;
 fail:
