@@ -29,6 +29,14 @@ peer_pid=
 cleanup() {
     cp "$T/engine.log" /tmp/machine-nettest-engine.log 2>/dev/null || true
     [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null
+    # containers of a failed run outlive the engine: kill them through their cgroups (ours only)
+    local dir cg
+    for dir in "$T"/root/containers/*/; do
+        [ -d "$dir" ] || continue
+        for cg in /sys/fs/cgroup/pids/machine-engine /sys/fs/cgroup/machine-engine; do
+            [ -f "$cg/$(basename "$dir")/cgroup.procs" ] && xargs -r kill -9 <"$cg/$(basename "$dir")/cgroup.procs" 2>/dev/null
+        done
+    done
     [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null
     registry_cleanup 2>/dev/null || true
     umount -R "$T"/root/containers/*/rootfs 2>/dev/null || true
