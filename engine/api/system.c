@@ -14,9 +14,6 @@
 #include <unistd.h>
 
 #define CGROUP2_MAGIC 0x63677270LL
-#define NETWORK_WARNING                                                                            \
-    "WARNING: container networking is not implemented yet: every network behaves like "         \
-    "'none' (loopback only)"
 
 /* ---- host facts ------------------------------------------------------------ */
 
@@ -173,7 +170,6 @@ static json_t *registry_config_json(const struct api_system *sys)
 static json_t *warnings_json(const struct api_system *sys)
 {
     json_t *w = json_array();
-    json_array_append_new(w, json_string(NETWORK_WARNING));
     for (char *const *s = sys->warnings; s != NULL && *s != NULL; s++)
         json_array_append_new(w, json_string(*s));
     return w;

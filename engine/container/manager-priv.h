@@ -45,6 +45,7 @@ struct ctr_manager {
     char *root;
     struct rt_runtime *rt;
     struct ctr_image_source images;
+    struct ctr_network_hooks net;
     const struct mlog *log;
     struct vol_store *volumes; /* may be NULL */
     struct evt_bus *events;    /* may be NULL */

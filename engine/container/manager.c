@@ -98,6 +98,7 @@ int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **o
     m->root = xstrdup(cfg->root);
     m->rt = cfg->rt;
     m->images = cfg->images;
+    m->net = cfg->net;
     m->log = cfg->log;
     m->volumes = cfg->volumes;
     m->events = cfg->events;
@@ -236,6 +237,8 @@ static char *generate_name(struct ctr_manager *m)
 static int check_network_mode(const char *mode, struct merr *err)
 {
     static const char *const ok[] = { "default", "bridge", "none", "host" };
+    if (strncmp(mode, "container:", 10) == 0 && mode[10] != '\0')
+        return 0;
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(mode, ok[i]) == 0)
             return 0;
@@ -249,7 +252,8 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
         return -1;
     struct container *c = xcalloc(1, sizeof *c);
     c->config = ctr_config_from_create(body, err);
-    if (c->config == NULL || check_network_mode(c->config->network_mode, err) < 0) {
+    if (c->config == NULL ||
+        (m->net.create == NULL && check_network_mode(c->config->network_mode, err) < 0)) {
         container_free(c);
         return -1;
     }
@@ -273,8 +277,8 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     mgr_random_hex(c->id, CTR_ID_LEN / 2);
     c->mounts = mounts_resolve(m, c->config->raw_config, c->config->raw_host_config, image_config,
                                c->id, err);
-    json_decref(image_config);
     if (c->mounts == NULL) {
+        json_decref(image_config);
         container_free(c);
         return -1;
     }
@@ -291,6 +295,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
                  wanted, by);
         pthread_mutex_unlock(&m->lock);
         mounts_release(m, c->mounts, c->id, true);
+        json_decref(image_config);
         container_free(c);
         return -1;
     }
@@ -300,18 +305,23 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
         merr_set(err, MERR_IO, errno, "cannot create '%s'", e->dir);
         pthread_mutex_unlock(&m->lock);
         mounts_release(m, c->mounts, c->id, true);
+        json_decref(image_config);
         entry_free(e);
         return -1;
     }
-    if (mgr_persist_locked(m, e, err) < 0) {
+    if (mgr_persist_locked(m, e, err) < 0 ||
+        (m->net.create != NULL &&
+         m->net.create(m->net.data, c->id, c->name, body, image_config, err) < 0)) {
         struct merr ignored;
         if (fs_remove_tree(e->dir, &ignored) < 0)
             mlog_warn(m->log, "%s", ignored.msg);
         pthread_mutex_unlock(&m->lock);
         mounts_release(m, c->mounts, c->id, true);
+        json_decref(image_config);
         entry_free(e);
         return -1;
     }
+    json_decref(image_config);
     add_entry_locked(m, e);
     mgr_emit(m, c, "create", NULL);
     *id_out = xstrdup(c->id);
@@ -325,6 +335,8 @@ int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, bool remove_vo
 {
     e->c->state.status = CTR_REMOVING;
     exec_forget_container_locked(m, e->c->id);
+    if (m->net.remove != NULL)
+        m->net.remove(m->net.data, e->c->id);
     struct merr rm_err = MERR_INIT;
     if (fs_remove_tree(e->dir, &rm_err) < 0) {
         e->c->state.status = CTR_DEAD;
@@ -407,7 +419,10 @@ json_t *ctr_list_json(struct ctr_manager *m, bool all, struct merr *err)
         enum ctr_status st = sorted[i]->c->state.status;
         if (!all && st != CTR_RUNNING && st != CTR_PAUSED && st != CTR_RESTARTING)
             continue;
-        json_array_append_new(arr, ctr_ps_json(sorted[i]->c, now));
+        json_t *item = ctr_ps_json(sorted[i]->c, now);
+        if (m->net.describe != NULL)
+            m->net.describe(m->net.data, sorted[i]->c->id, item, true);
+        json_array_append_new(arr, item);
     }
     free(sorted);
     pthread_mutex_unlock(&m->lock);
@@ -419,6 +434,8 @@ json_t *ctr_inspect(struct ctr_manager *m, const char *ref, struct merr *err)
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
     json_t *j = e != NULL ? ctr_inspect_json(e->c, e->rootfs, e->log_path) : NULL;
+    if (j != NULL && m->net.describe != NULL)
+        m->net.describe(m->net.data, e->c->id, j, false);
     pthread_mutex_unlock(&m->lock);
     return j;
 }
@@ -509,6 +526,8 @@ static void settle_orphan(struct ctr_manager *m, struct ctr_entry *e)
             mlog_warn(m->log, "cannot check container %s: %s", e->c->id, err.msg);
         st->exit_code = 255;
     }
+    if (m->net.stop != NULL)
+        m->net.stop(m->net.data, e->c->id);
     st->status = CTR_EXITED;
     st->pid = 0;
     st->finished_ns = mgr_now_ns();

@@ -27,10 +27,31 @@ struct ctr_image_source {
 
 struct vol_store;
 struct evt_bus;
+/* Networking, behind a seam (engine/network). Without it (NULL members) every container but
+ * --network host gets a namespace with only loopback. */
+struct ctr_net_run {
+    char *netns_path;               /* the namespace to join; NULL: none plus loopback */
+    char *hosts, *resolv, *hostname; /* files bind-mounted over /etc/... (may be NULL) */
+};
+struct ctr_network_hooks {
+    /* Validates and records the network part of a create request. */
+    int (*create)(void *data, const char *id, const char *name, const json_t *body,
+                  const json_t *image_config, struct merr *err);
+    /* Prepares the container's network before it starts; stop undoes it (idempotent). */
+    int (*start)(void *data, const char *id, const char *hostname, struct ctr_net_run *out,
+                 struct merr *err);
+    void (*stop)(void *data, const char *id);
+    void (*remove)(void *data, const char *id);
+    /* Adds NetworkSettings (and for ps the Ports array) to a rendered container. */
+    void (*describe)(void *data, const char *id, json_t *obj, bool ps);
+    void *data;
+};
+
 struct ctr_manager_config {
     const char *root; /* <data-root>/containers */
     struct rt_runtime *rt;
     struct ctr_image_source images;
+    struct ctr_network_hooks net;
     const struct mlog *log;
     struct vol_store *volumes; /* named and anonymous volumes; NULL: none */
     struct evt_bus *events;    /* container events; may be NULL */

@@ -82,6 +82,8 @@ static int subscribe(struct ctr_entry *e, struct ctr_output_sub *sub, struct mer
     return 0;
 }
 
+static void network_stop(struct ctr_manager *m, const char *id);
+
 /* ---- the output thread ---- */
 
 struct io_args {
@@ -205,6 +207,7 @@ static void *io_thread(void *opaque)
     if (rt_container_destroy(e->rt, &err) < 0)
         mlog_warn(m->log, "cleanup of container %s: %s", e->c->id, err.msg);
     e->rt = NULL;
+    network_stop(m, e->c->id);
     if (e->stdin_w >= 0)
         close(e->stdin_w);
     if (e->pty_master >= 0)
@@ -353,6 +356,77 @@ static void explain_start_error(struct merr *err, const char *argv0)
                  "failed to create task for container: exec: \"%s\": permission denied", argv0);
 }
 
+/* A start that failed: the exit code docker run reports, attached clients and waiters told,
+ * an AutoRemove container removed. Returns -1. */
+static int start_failed(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+{
+    struct container *c = e->c;
+    c->state.exit_code = strstr(err->msg, "not found") != NULL          ? 127
+                         : strstr(err->msg, "permission denied") != NULL ? 126
+                                                                         : 125;
+    free(c->state.error);
+    c->state.error = xstrdup(err->msg);
+    /* Attached clients and waiters learn that nothing will run; an AutoRemove container
+     * goes, as docker does when its start fails. */
+    run_close_subs(e);
+    e->exit_seq++;
+    pthread_cond_broadcast(&m->changed);
+    struct merr ignored;
+    if (c->config->auto_remove && !e->io_running && !e->removed) {
+        if (mgr_remove_locked(m, e, true, &ignored) < 0)
+            mlog_warn(m->log, "%s", ignored.msg);
+    } else if (mgr_persist_locked(m, e, &ignored) < 0) {
+        mlog_warn(m->log, "%s", ignored.msg);
+    }
+    return -1;
+}
+
+/* The namespace the container joins: host, none (loopback only), another container's
+ * (container:NAME), or one the network hooks built, with its /etc files. */
+static int network_for_start(struct ctr_manager *m, struct ctr_entry *e, const char *hostname,
+                             struct ctr_net_run *net, enum rt_network_mode *mode, char *ns,
+                             size_t ns_size, struct merr *err)
+{
+    const char *want = e->c->config->network_mode;
+    memset(net, 0, sizeof *net);
+    *mode = RT_NET_NONE;
+    if (strcmp(want, "host") == 0) {
+        *mode = RT_NET_HOST;
+    } else if (strncmp(want, "container:", 10) == 0) {
+        struct ctr_entry *other = mgr_find_locked(m, want + 10, err);
+        if (other == NULL)
+            return -1;
+        if (other->rt == NULL || other == e)
+            return merr_set(err, MERR_EXISTS, 0, "cannot join network of a non running container: %s",
+                            want + 10);
+        snprintf(ns, ns_size, "/proc/%d/ns/net", (int)rt_container_pid(other->rt));
+        *mode = RT_NET_PATH;
+    } else if (strcmp(want, "none") != 0 && m->net.start != NULL) {
+        if (m->net.start(m->net.data, e->c->id, hostname, net, err) < 0)
+            return -1;
+        if (net->netns_path != NULL) {
+            snprintf(ns, ns_size, "%s", net->netns_path);
+            *mode = RT_NET_PATH;
+        }
+    }
+    return 0;
+}
+
+static void net_run_release(struct ctr_net_run *net)
+{
+    free(net->netns_path);
+    free(net->hosts);
+    free(net->resolv);
+    free(net->hostname);
+    memset(net, 0, sizeof *net);
+}
+
+static void network_stop(struct ctr_manager *m, const char *id)
+{
+    if (m->net.stop != NULL)
+        m->net.stop(m->net.data, id);
+}
+
 int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
 {
     struct container *c = e->c;
@@ -391,19 +465,40 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
     if (!has_env(env, "HOME"))
         env = strv_push(env, home_env);
 
+    struct ctr_net_run net;
+    enum rt_network_mode net_mode;
+    char netns[4096];
+    if (network_for_start(m, e, hostname, &net, &net_mode, netns, sizeof netns, err) < 0)
+        return start_failed(m, e, err);
     struct mounts_plan mplan = { 0 };
     {
         auto_strv char **layers = strv_push(NULL, e->upper);
         for (size_t i = 0; lower != NULL && lower[i] != NULL; i++)
             layers = strv_push(layers, lower[i]);
-        if (mounts_prepare(m, c, layers, &mplan, err) < 0)
-            return -1;
+        if (mounts_prepare(m, c, layers, &mplan, err) < 0) {
+            net_run_release(&net);
+            network_stop(m, c->id);
+            return start_failed(m, e, err);
+        }
     }
+    /* The network's /etc files first, then the user's mounts (which may cover them). */
+    auto_free struct rt_bind_mount *all_mounts = xcalloc(3 + mplan.n, sizeof *all_mounts);
+    size_t n_mounts = 0;
+    const char *const net_files[3][2] = { { net.hosts, "/etc/hosts" },
+                                          { net.resolv, "/etc/resolv.conf" },
+                                          { net.hostname, "/etc/hostname" } };
+    for (size_t i = 0; i < 3; i++)
+        if (net_files[i][0] != NULL)
+            all_mounts[n_mounts++] = (struct rt_bind_mount){ .source = net_files[i][0],
+                                                             .destination = net_files[i][1] };
+    for (size_t i = 0; i < mplan.n; i++)
+        all_mounts[n_mounts++] = mplan.items[i];
 
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
-    if (prepare_input_locked(e, err) < 0)
-    {
+    if (prepare_input_locked(e, err) < 0) {
         mounts_plan_release(&mplan);
+        net_run_release(&net);
+        network_stop(m, c->id);
         return -1;
     }
     int child[3] = { -1, -1, -1 };
@@ -415,6 +510,8 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         child[0] = e->stdin_r;
         if (pipe2(pipes, O_CLOEXEC) < 0) {
             mounts_plan_release(&mplan);
+            net_run_release(&net);
+            network_stop(m, c->id);
             return merr_set(err, MERR_IO, errno, "cannot create a pipe");
         }
         out_r = pipes[0];
@@ -423,6 +520,8 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             close(out_r);
             close(child[1]);
             mounts_plan_release(&mplan);
+            net_run_release(&net);
+            network_stop(m, c->id);
             return merr_set(err, MERR_IO, errno, "cannot create a pipe");
         }
         err_r = pipes[0];
@@ -452,7 +551,8 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             .privileged = c->config->privileged,
         },
         .hostname = hostname,
-        .network = strcmp(c->config->network_mode, "host") == 0 ? RT_NET_HOST : RT_NET_NONE,
+        .network = net_mode,
+        .netns_path = net_mode == RT_NET_PATH ? netns : NULL,
         .resources = {
             .memory = c->config->memory,
             .memory_swap = c->config->memory_swap,
@@ -462,16 +562,18 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             .cpu_shares = c->config->cpu_shares,
             .pids_limit = c->config->pids_limit,
         },
-        .mounts = mplan.items,
-        .n_mounts = mplan.n,
+        .mounts = all_mounts,
+        .n_mounts = n_mounts,
     };
     struct rt_container *rc = NULL;
     int rc_start = rt_start(m->rt, &spec, &rc, err);
     mounts_plan_release(&mplan);
+    net_run_release(&net);
     for (int i = 0; i < 3; i++)
         if (child[i] >= 0 && (i == 0 || child[i] != child[i - 1]))
             close(child[i]);
     if (rc_start < 0) {
+        network_stop(m, c->id);
         explain_start_error(err, c->plan.argv[0]);
         if (pty_master >= 0)
             close(pty_master);
@@ -481,24 +583,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             close(out_r);
         if (err_r >= 0)
             close(err_r);
-        c->state.exit_code = strstr(err->msg, "not found") != NULL          ? 127
-                             : strstr(err->msg, "permission denied") != NULL ? 126
-                                                                             : 125;
-        free(c->state.error);
-        c->state.error = xstrdup(err->msg);
-        /* Attached clients and waiters learn that nothing will run; an AutoRemove container
-         * goes, as docker does when its start fails. */
-        run_close_subs(e);
-        e->exit_seq++;
-        pthread_cond_broadcast(&m->changed);
-        struct merr ignored;
-        if (c->config->auto_remove && !e->io_running && !e->removed) {
-            if (mgr_remove_locked(m, e, true, &ignored) < 0)
-                mlog_warn(m->log, "%s", ignored.msg);
-        } else if (mgr_persist_locked(m, e, &ignored) < 0) {
-            mlog_warn(m->log, "%s", ignored.msg);
-        }
-        return -1;
+        return start_failed(m, e, err);
     }
     pthread_mutex_lock(&e->out_lock);
     e->log = fopen(e->log_path, "ae");

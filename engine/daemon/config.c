@@ -22,6 +22,10 @@ static const struct flag_def flags[] = {
     { "host", 'H', FLAG_LIST, FIELD(hosts) },
     { "data-root", 0, FLAG_STRING, FIELD(data_root) },
     { "pidfile", 'p', FLAG_STRING, FIELD(pidfile) },
+    { "exec-root", 0, FLAG_STRING, FIELD(exec_root) },
+    { "bridge", 'b', FLAG_STRING, FIELD(bridge) },
+    { "bip", 0, FLAG_STRING, FIELD(bip) },
+    { "default-address-pool", 0, FLAG_STRING, FIELD(default_address_pool) },
     { "insecure-registry", 0, FLAG_LIST, FIELD(insecure_registries) },
     { "registry-mirror", 0, FLAG_LIST, FIELD(registry_mirrors) },
     { "label", 0, FLAG_LIST, FIELD(labels) },
@@ -48,6 +52,13 @@ const char *engine_config_usage(void)
            "                                (default " ENGINE_DEFAULT_DATA_ROOT ")\n"
            "  -p, --pidfile string          Path of the pid file\n"
            "                                (default " ENGINE_DEFAULT_PIDFILE ")\n"
+           "      --exec-root string        Root of runtime state (network namespaces)\n"
+           "                                (default " ENGINE_DEFAULT_EXEC_ROOT ")\n"
+           "  -b, --bridge string           Interface of the default bridge (default machine0)\n"
+           "      --bip string              Address/prefix of the default bridge\n"
+           "                                (default 172.18.0.1/16)\n"
+           "      --default-address-pool string  Subnets of user networks\n"
+           "                                (default base=172.19.0.0/16,size=24)\n"
            "      --insecure-registry list  Registries (host[:port] or CIDR) reached without TLS\n"
            "      --registry-mirror list    Mirrors for docker.io (http[s]://host[:port])\n"
            "      --label list              Daemon labels (key=value)\n"
@@ -261,7 +272,8 @@ static int validate(struct engine_config *cfg, struct merr *err)
         if (validate_insecure_registry(*r, err) < 0)
             return -1;
     if (set_default(&cfg->data_root, ENGINE_DEFAULT_DATA_ROOT, err) < 0 ||
-        set_default(&cfg->pidfile, ENGINE_DEFAULT_PIDFILE, err) < 0)
+        set_default(&cfg->pidfile, ENGINE_DEFAULT_PIDFILE, err) < 0 ||
+        set_default(&cfg->exec_root, ENGINE_DEFAULT_EXEC_ROOT, err) < 0)
         return -1;
     if (cfg->data_root[0] != '/')
         return merr_set(err, MERR_INVALID, 0, "--data-root '%s' must be an absolute path",
@@ -306,6 +318,10 @@ void engine_config_release(struct engine_config *cfg)
     cleanup_strvp(&cfg->labels);
     free(cfg->data_root);
     free(cfg->pidfile);
+    free(cfg->exec_root);
+    free(cfg->bridge);
+    free(cfg->bip);
+    free(cfg->default_address_pool);
     free(cfg->tlscacert);
     free(cfg->tlscert);
     free(cfg->tlskey);

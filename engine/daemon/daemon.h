@@ -14,11 +14,16 @@
 #define ENGINE_DEFAULT_HOST "unix:///var/run/machine-engine.sock"
 #define ENGINE_DEFAULT_DATA_ROOT "/var/lib/machine-engine"
 #define ENGINE_DEFAULT_PIDFILE "/var/run/machine-engine.pid"
+#define ENGINE_DEFAULT_EXEC_ROOT "/var/run/machine-engine"
 
 struct engine_config {
     char **hosts; /* NULL-terminated -H values, validated */
     char *data_root;
+    char *exec_root; /* network namespaces live in <exec-root>/netns */
     char *pidfile;
+    char *bridge;       /* the default bridge's interface (NULL: machine0) */
+    char *bip;          /* the default bridge's address/prefix (NULL: 172.18.0.1/16) */
+    char *default_address_pool; /* base=CIDR,size=N for user networks */
     char **insecure_registries;
     char **registry_mirrors; /* normalized with a trailing '/' */
     char **labels;           /* key=value */
@@ -60,6 +65,7 @@ struct api_tls;
 struct rt_runtime;
 struct image_store;
 struct ctr_manager;
+struct net_service;
 
 #include "handlers/handlers.h"
 #include "image/image.h"
@@ -78,6 +84,7 @@ struct engine {
     struct ctr_manager *containers;
     struct vol_store *volumes;
     struct evt_bus *events;
+    struct net_service *net;
     struct registry_config registry;
     struct engine_services services;
 };

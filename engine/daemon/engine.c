@@ -17,6 +17,7 @@
 #include "events/events.h"
 #include "volume/volume.h"
 #include "fsutil.h"
+#include "network/network.h"
 #include "runtime/runtime.h"
 
 #ifndef ENGINE_GIT_COMMIT
@@ -119,6 +120,46 @@ static int push_warning(struct engine *e, const char *text, struct merr *err)
     return grown[n] != NULL ? 0 : merr_set(err, MERR_NOMEM, 0, "out of memory");
 }
 
+/* ---- the container manager's network hooks, over the network service ---- */
+
+static int net_hook_create(void *data, const char *id, const char *name, const json_t *body,
+                           const json_t *image_config, struct merr *err)
+{
+    return net_ctr_create(data, id, name, body, image_config, err);
+}
+
+static int net_hook_start(void *data, const char *id, const char *hostname, struct ctr_net_run *out,
+                          struct merr *err)
+{
+    struct net_ctr_run run;
+    if (net_ctr_start(data, id, hostname, &run, err) < 0)
+        return -1;
+    *out = (struct ctr_net_run){ .netns_path = run.netns_path, .hosts = run.hosts,
+                                 .resolv = run.resolv, .hostname = run.hostname };
+    return 0;
+}
+
+static void net_hook_stop(void *data, const char *id)
+{
+    net_ctr_stop(data, id);
+}
+
+static void net_hook_remove(void *data, const char *id)
+{
+    net_ctr_remove(data, id);
+}
+
+static void net_hook_describe(void *data, const char *id, json_t *obj, bool ps)
+{
+    net_ctr_describe(data, id, obj, ps);
+}
+
+static int net_ctr_lookup(void *data, const char *ref, char id[65], struct merr *err)
+{
+    struct engine *e = data;
+    return ctr_lookup(e->containers, ref, id, NULL, err);
+}
+
 /* Every subsystem registers its routes here. */
 static int engine_register_routes(struct engine *e, struct merr *err)
 {
@@ -127,7 +168,8 @@ static int engine_register_routes(struct engine *e, struct merr *err)
         handlers_register_containers(router, &e->services, err) < 0 ||
         handlers_register_exec(router, &e->services, err) < 0 ||
         handlers_register_images(router, &e->services, err) < 0 ||
-        handlers_register_storage(router, &e->services, err) < 0)
+        handlers_register_storage(router, &e->services, err) < 0 ||
+        handlers_register_networks(router, &e->services, err) < 0)
         return -1;
     return 0;
 }
@@ -154,10 +196,24 @@ static int engine_services_new(struct engine *e, struct merr *err)
     struct vol_store_config vcfg = { .root = vol_root, .log = e->log, .events = e->events };
     if (vol_store_new(&vcfg, &e->volumes, err) < 0)
         return -1;
+    struct net_service_config ncfg = {
+        .data_root = cfg->data_root,
+        .exec_root = cfg->exec_root,
+        .bridge = cfg->bridge,
+        .bip = cfg->bip,
+        .default_pool = cfg->default_address_pool,
+        .log = e->log,
+        .ctr_lookup = net_ctr_lookup,
+        .ctr_data = e,
+    };
+    if (net_service_new(&ncfg, &e->net, err) < 0)
+        return merr_prefix(err, "cannot set up networking");
     struct ctr_manager_config mcfg = {
         .root = ctr_root,
         .rt = e->rt,
         .images = { .resolve = handlers_image_resolve, .data = e->images },
+        .net = { .create = net_hook_create, .start = net_hook_start, .stop = net_hook_stop,
+                 .remove = net_hook_remove, .describe = net_hook_describe, .data = e->net },
         .log = e->log,
         .volumes = e->volumes,
         .events = e->events,
@@ -170,9 +226,11 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .registry = &e->registry,
         .volumes = e->volumes,
         .events = e->events,
+        .net = e->net,
     };
-    if (push_warning(e, "the default network behaves like 'none' plus loopback until bridge "
-                        "networking lands; use --network host for host networking", err) < 0)
+    if (strcmp(net_service_firewall(e->net), "none") == 0 &&
+        push_warning(e, "WARNING: neither nftables nor iptables is usable: containers have no "
+                        "outbound NAT", err) < 0)
         return -1;
     return 0;
 }
@@ -273,6 +331,7 @@ void engine_free(struct engine *e)
     ctr_manager_free(e->containers);
     vol_store_free(e->volumes);
     evt_bus_free(e->events);
+    net_service_free(e->net);
     rt_runtime_free(e->rt);
     image_store_free(e->images);
     api_tls_free(e->tls);

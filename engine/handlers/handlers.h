@@ -9,6 +9,7 @@ struct api_router;
 struct ctr_manager;
 struct image_store;
 struct registry_config;
+struct net_service;
 struct merr;
 struct vol_store;
 struct evt_bus;
@@ -19,12 +20,15 @@ struct engine_services {
     const struct registry_config *registry;
     struct vol_store *volumes;
     struct evt_bus *events;
+    struct net_service *net;
 };
 
 int handlers_register_containers(struct api_router *r, struct engine_services *s,
                                  struct merr *err) MUST_CHECK;
 int handlers_register_exec(struct api_router *r, struct engine_services *s,
                            struct merr *err) MUST_CHECK;
+int handlers_register_networks(struct api_router *r, struct engine_services *s,
+                               struct merr *err) MUST_CHECK;
 int handlers_register_images(struct api_router *r, struct engine_services *s,
                              struct merr *err) MUST_CHECK;
 /* /volumes, /events, /containers/{id}/stats and /containers/{id}/archive. */

@@ -46,7 +46,8 @@ check() { # check <description> <command...>
 # start_engine <socket> <pidfile> [extra flags...]: sets STARTED_PID
 start_engine() {
     local sock=$1 pidfile=$2; shift 2
-    "$ENGINE" -H "unix://$sock" --data-root "$TMP/root" --pidfile "$pidfile" "$@" \
+    # --bridge none: this test needs no container networking, so the host's network is untouched
+    "$ENGINE" -H "unix://$sock" --data-root "$TMP/root" --pidfile "$pidfile" --bridge none "$@" \
         2>>"$TMP/engine.log" &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")

@@ -133,7 +133,7 @@ unshare --mount --pid --fork --kill-child=SIGTERM sh -c '
     mount --bind "$R" "$R" && mount -t proc proc "$R/proc" && mount --rbind /sys "$R/sys" &&
     mount --rbind /dev "$R/dev" &&
     exec chroot "$R" /machine-engine/bin/machine-engine -H unix:///run/engine.sock \
-        --data-root /data --pidfile /run/engine.pid' sh "$R" >"$T/engine.log" 2>&1 &
+        --data-root /data --pidfile /run/engine.pid --bridge none' sh "$R" >"$T/engine.log" 2>&1 &
 ns_pid=$!
 SOCK=$R/run/engine.sock
 for _ in $(seq 1 100); do

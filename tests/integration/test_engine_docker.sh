@@ -3,6 +3,12 @@
 # pulling from a real docker-registry on loopback with test images built offline.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# The engine builds a bridge and NAT rules for the default network: run the whole test in a
+# network (and mount) namespace of its own so the host's network is never touched.
+if [ -z "${MACHINE_ENGINE_DOCKER_INNER:-}" ] && [ "$(id -u)" -eq 0 ]; then
+    exec env MACHINE_ENGINE_DOCKER_INNER=1 unshare --net --mount --propagation private bash "$0" "$@"
+fi
+[ -n "${MACHINE_ENGINE_DOCKER_INNER:-}" ] && ip link set lo up
 source "$here/lib/assert.sh"
 source "$here/lib/registry.sh"
 source "$here/lib/images.sh"
@@ -28,7 +34,7 @@ IMG=$REGISTRY_ADDR/test/img:v1
 
 start_engine() {
     rm -f "$T/engine.sock" # a killed engine leaves its socket behind
-    "$ENGINE" -H "unix://$T/engine.sock" --data-root "$T/root" --pidfile "$T/engine.pid" \
+    "$ENGINE" -H "unix://$T/engine.sock" --data-root "$T/root" --exec-root "$T/exec" --pidfile "$T/engine.pid" \
         --log-level debug >>"$T/engine.log" 2>&1 &
     engine_pid=$!
     for _ in $(seq 100); do

@@ -1,0 +1,158 @@
+/* /networks/... routes: thin HTTP adapters over the network service. */
+#include <jansson.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "error.h"
+#include "fsutil.h"
+#include "handlers.h"
+#include "network/network.h"
+
+static bool any_substring(char *const *values, const char *s)
+{
+    for (size_t k = 0; values != NULL && values[k] != NULL; k++)
+        if (s != NULL && strstr(s, values[k]) != NULL)
+            return true;
+    return values == NULL;
+}
+
+static bool any_prefix(char *const *values, const char *s)
+{
+    for (size_t k = 0; values != NULL && values[k] != NULL; k++)
+        if (s != NULL && strncmp(s, values[k], strlen(values[k])) == 0)
+            return true;
+    return values == NULL;
+}
+
+static bool labels_match(char *const *values, const json_t *labels)
+{
+    for (size_t k = 0; values != NULL && values[k] != NULL; k++) {
+        const char *eq = strchr(values[k], '=');
+        auto_free char *key = eq != NULL ? strndup(values[k], (size_t)(eq - values[k]))
+                                         : xstrdup(values[k]);
+        const char *v = json_string_value(json_object_get(labels, key));
+        if (v == NULL || (eq != NULL && strcmp(v, eq + 1) != 0))
+            return false;
+    }
+    return true;
+}
+
+static bool type_match(char *const *values, const json_t *net)
+{
+    if (values == NULL)
+        return true;
+    const char *name = json_string_value(json_object_get(net, "Name"));
+    bool builtin = strcmp(name, "bridge") == 0 || strcmp(name, "host") == 0 ||
+                   strcmp(name, "none") == 0;
+    for (size_t k = 0; values[k] != NULL; k++)
+        if (strcmp(values[k], builtin ? "builtin" : "custom") == 0)
+            return true;
+    return false;
+}
+
+static int list(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    struct api_filters f;
+    if (api_request_filters(req, &f, err) < 0)
+        return -1;
+    static const char *const allowed[] = { "name", "id", "label", "driver", "type", "scope",
+                                           "dangling", NULL };
+    if (api_filters_validate(&f, allowed, err) < 0) {
+        api_filters_release(&f);
+        return -1;
+    }
+    json_t *all = net_list(s->net, err);
+    json_t *out = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(all, i, n) {
+        const char *name = json_string_value(json_object_get(n, "Name"));
+        const char *id = json_string_value(json_object_get(n, "Id"));
+        if (!any_substring(api_filters_get(&f, "name"), name) ||
+            !any_prefix(api_filters_get(&f, "id"), id) ||
+            !labels_match(api_filters_get(&f, "label"), json_object_get(n, "Labels")) ||
+            !api_filters_match(&f, "driver", json_string_value(json_object_get(n, "Driver"))) ||
+            !api_filters_match(&f, "scope", "local") || !type_match(api_filters_get(&f, "type"), n))
+            continue;
+        json_array_append(out, n);
+    }
+    json_decref(all);
+    api_filters_release(&f);
+    return api_reply_json(req, 200, out, err);
+}
+
+static int inspect(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *j = net_inspect(s->net, api_request_var(req, "id"), err);
+    return j != NULL ? api_reply_json(req, 200, j, err) : -1;
+}
+
+static int create(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *body = NULL;
+    if (api_request_body_json(req, &body, err) < 0)
+        return -1;
+    auto_free char *id = NULL;
+    int rc = net_create(s->net, body, &id, err);
+    json_decref(body);
+    if (rc < 0)
+        return -1;
+    return api_reply_json(req, 201, json_pack("{s:s,s:s}", "Id", id, "Warning", ""), err);
+}
+
+static int remove_(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    if (net_remove(s->net, api_request_var(req, "id"), err) < 0)
+        return -1;
+    return api_reply_empty(req, 204, err);
+}
+
+static int connect_(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *body = NULL;
+    if (api_request_body_json(req, &body, err) < 0)
+        return -1;
+    int rc = net_connect(s->net, api_request_var(req, "id"), body, err);
+    json_decref(body);
+    return rc < 0 ? -1 : api_reply_empty(req, 200, err);
+}
+
+static int disconnect(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *body = NULL;
+    if (api_request_body_json(req, &body, err) < 0)
+        return -1;
+    int rc = net_disconnect(s->net, api_request_var(req, "id"), body, err);
+    json_decref(body);
+    return rc < 0 ? -1 : api_reply_empty(req, 200, err);
+}
+
+static int prune(struct api_request *req, void *data, struct merr *err)
+{
+    struct engine_services *s = data;
+    json_t *gone = net_prune(s->net, err);
+    if (gone == NULL)
+        return -1;
+    return api_reply_json(req, 200, json_pack("{s:o}", "NetworksDeleted", gone), err);
+}
+
+static const struct api_route routes[] = {
+    { "GET", "/networks", list, 0 },
+    { "GET", "/networks/{id}", inspect, 0 },
+    { "POST", "/networks/create", create, API_ROUTE_WORKER },
+    { "DELETE", "/networks/{id}", remove_, API_ROUTE_WORKER },
+    { "POST", "/networks/{id}/connect", connect_, API_ROUTE_WORKER },
+    { "POST", "/networks/{id}/disconnect", disconnect, API_ROUTE_WORKER },
+    { "POST", "/networks/prune", prune, API_ROUTE_WORKER },
+};
+
+int handlers_register_networks(struct api_router *r, struct engine_services *s, struct merr *err)
+{
+    return api_router_add_table(r, routes, sizeof routes / sizeof routes[0], s, err);
+}

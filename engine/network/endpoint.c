@@ -1,0 +1,779 @@
+/* Containers on networks: their records, start (namespace, veths, ports, files) and stop,
+ * connect/disconnect, and the /etc/hosts files kept in sync between containers that share
+ * a network. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "machine.h"
+#include "service-priv.h"
+
+#define RECORD_MAX (1u << 20)
+
+/* ---- records ---- */
+
+static void ep_release(struct net_ep *e)
+{
+    free(e->network_id);
+    strv_free(e->aliases);
+}
+
+static void ctr_free(struct net_ctr *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n_eps; i++)
+        ep_release(&c->eps[i]);
+    free(c->eps);
+    free(c->name);
+    free(c->mode);
+    json_decref(c->port_bindings);
+    json_decref(c->exposed);
+    free(c->hostname);
+    free(c->netns);
+    free(c->bound);
+    free(c);
+}
+
+static struct net_ctr *ctr_find(struct net_service *s, const char *id)
+{
+    for (struct net_ctr *c = s->ctrs; c != NULL; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return c;
+    return NULL;
+}
+
+static char *ctr_dir(struct net_service *s, const char *id)
+{
+    return path_join(s->ctrs_dir, id);
+}
+
+static json_t *strv_to_json(char *const *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static char **json_to_strv(const json_t *a)
+{
+    char **v = NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(a, i, it)
+        if (json_is_string(it))
+            v = strv_push(v, json_string_value(it));
+    return v;
+}
+
+static int ctr_persist(struct net_service *s, const struct net_ctr *c, struct merr *err)
+{
+    json_t *eps = json_array();
+    for (size_t i = 0; i < c->n_eps; i++) {
+        char ip[NET_IP_STR] = "";
+        if (c->eps[i].want_ip != 0)
+            net_ip_str(c->eps[i].want_ip, ip);
+        json_array_append_new(eps, json_pack("{s:s,s:o,s:s}", "NetworkID", c->eps[i].network_id,
+                                             "Aliases", strv_to_json(c->eps[i].aliases),
+                                             "IPv4Address", ip));
+    }
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:O?,s:b,s:O}", "Id", c->id, "Name", c->name, "Mode",
+                          c->mode, "Endpoints", eps, "PortBindings", c->port_bindings,
+                          "PublishAllPorts", c->publish_all, "ExposedPorts", c->exposed);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    auto_free char *dir = ctr_dir(s, c->id);
+    auto_free char *path = path_join(dir, "record.json");
+    int rc = fs_mkdir_p(dir, 0700, err) < 0 ? -1 : fs_write_atomic(path, text, strlen(text), 0600, err);
+    free(text);
+    return rc;
+}
+
+static struct net_ctr *ctr_from_json(const json_t *j)
+{
+    const char *id = json_string_value(json_object_get(j, "Id"));
+    const char *name = json_string_value(json_object_get(j, "Name"));
+    const char *mode = json_string_value(json_object_get(j, "Mode"));
+    if (id == NULL || strlen(id) != 64 || name == NULL || mode == NULL)
+        return NULL;
+    struct net_ctr *c = xcalloc(1, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->name = xstrdup(name);
+    c->mode = xstrdup(mode);
+    json_t *eps = json_object_get(j, "Endpoints");
+    c->eps = xcalloc(json_array_size(eps) + 1, sizeof *c->eps);
+    size_t i;
+    json_t *it;
+    json_array_foreach(eps, i, it) {
+        const char *nid = json_string_value(json_object_get(it, "NetworkID"));
+        if (nid == NULL)
+            continue;
+        struct net_ep *e = &c->eps[c->n_eps++];
+        e->network_id = xstrdup(nid);
+        e->aliases = json_to_strv(json_object_get(it, "Aliases"));
+        const char *ip = json_string_value(json_object_get(it, "IPv4Address"));
+        struct merr ignored;
+        if (ip != NULL && ip[0] != '\0' && net_ip_parse(ip, &e->want_ip, &ignored) < 0)
+            e->want_ip = 0;
+    }
+    json_t *pb = json_object_get(j, "PortBindings");
+    c->port_bindings = json_is_object(pb) ? json_incref(pb) : NULL;
+    c->publish_all = json_is_true(json_object_get(j, "PublishAllPorts"));
+    json_t *ex = json_object_get(j, "ExposedPorts");
+    c->exposed = json_is_object(ex) ? json_incref(ex) : json_object();
+    return c;
+}
+
+int svc_load_containers(struct net_service *s, struct merr *err)
+{
+    auto_closedir DIR *d = opendir(s->ctrs_dir);
+    if (d == NULL)
+        return merr_set(err, MERR_IO, errno, "cannot read '%s'", s->ctrs_dir);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strlen(de->d_name) != 64)
+            continue;
+        auto_free char *dir = ctr_dir(s, de->d_name);
+        auto_free char *path = path_join(dir, "record.json");
+        auto_free char *text = NULL;
+        struct merr lerr = MERR_INIT;
+        if (fs_read_file(path, RECORD_MAX, &text, NULL, &lerr) < 0)
+            continue;
+        json_t *j = json_loads(text, 0, NULL);
+        struct net_ctr *c = j != NULL ? ctr_from_json(j) : NULL;
+        json_decref(j);
+        if (c == NULL) {
+            mlog_warn(s->log, "ignoring network record '%s'", path);
+            continue;
+        }
+        c->next = s->ctrs;
+        s->ctrs = c;
+    }
+    return 0;
+}
+
+void svc_free_containers(struct net_service *s)
+{
+    while (s->ctrs != NULL) {
+        struct net_ctr *c = s->ctrs;
+        s->ctrs = c->next;
+        ctr_free(c);
+    }
+}
+
+/* ---- create ---- */
+
+static bool mode_is_special(const char *mode)
+{
+    return strcmp(mode, "none") == 0 || strcmp(mode, "host") == 0 ||
+           strncmp(mode, "container:", 10) == 0;
+}
+
+static void add_ep(struct net_ctr *c, const struct net_network *n, const json_t *ep_cfg)
+{
+    struct net_ep *g = realloc(c->eps, (c->n_eps + 1) * sizeof *g);
+    if (g == NULL)
+        abort();
+    c->eps = g;
+    struct net_ep *e = &c->eps[c->n_eps++];
+    memset(e, 0, sizeof *e);
+    e->network_id = xstrdup(n->id);
+    e->aliases = json_to_strv(json_object_get(ep_cfg, "Aliases"));
+    const char *ip = json_string_value(
+        json_object_get(json_object_get(ep_cfg, "IPAMConfig"), "IPv4Address"));
+    struct merr ignored;
+    if (ip != NULL && ip[0] != '\0' && net_ip_parse(ip, &e->want_ip, &ignored) < 0)
+        e->want_ip = 0;
+}
+
+static void merge_exposed(json_t *into, const json_t *from)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)from, k, v) {
+        struct net_port p;
+        struct merr ignored;
+        if (net_port_parse(k, &p, &ignored) < 0)
+            continue;
+        auto_free char *key = xasprintf("%u/%s", p.port, net_proto_name(p.proto));
+        json_object_set_new(into, key, json_object());
+    }
+}
+
+int net_ctr_create(struct net_service *s, const char *id, const char *name, const json_t *body,
+                   const json_t *image_config, struct merr *err)
+{
+    const json_t *hc = json_object_get(body, "HostConfig");
+    const char *mode = json_string_value(json_object_get(hc, "NetworkMode"));
+    if (mode == NULL || mode[0] == '\0')
+        mode = "default";
+    const json_t *eps = json_object_get(json_object_get(body, "NetworkingConfig"), "EndpointsConfig");
+    struct net_ctr *c = xcalloc(1, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->name = xstrdup(name);
+    c->mode = xstrdup(mode);
+    c->exposed = json_object();
+    merge_exposed(c->exposed, json_object_get(image_config, "ExposedPorts"));
+    merge_exposed(c->exposed, json_object_get(body, "ExposedPorts"));
+    merge_exposed(c->exposed, json_object_get(hc, "PortBindings"));
+    json_t *pb = json_object_get(hc, "PortBindings");
+    c->port_bindings = json_is_object(pb) ? json_deep_copy(pb) : NULL;
+    c->publish_all = json_is_true(json_object_get(hc, "PublishAllPorts"));
+    struct net_port_binding *b = NULL;
+    size_t nb = 0;
+    pthread_mutex_lock(&s->lock);
+    int rc = -1;
+    if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb, err) < 0)
+        goto out;
+    if (!mode_is_special(mode)) {
+        bool dflt = strcmp(mode, "default") == 0 || strcmp(mode, "bridge") == 0;
+        struct net_network *n = dflt ? svc_default_network(s) : svc_network_find(s, mode, err);
+        if (n == NULL && dflt && strcmp(mode, "default") == 0) {
+            free(c->mode); /* --bridge none: the default network is 'none' */
+            c->mode = xstrdup("none");
+        } else if (n == NULL) {
+            if (dflt)
+                merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", mode);
+            goto out;
+        }
+        if (n == NULL) {
+            /* no default bridge */
+        } else if (strcmp(n->driver, "host") == 0 || strcmp(n->driver, "null") == 0) {
+            free(c->mode);
+            c->mode = xstrdup(strcmp(n->driver, "host") == 0 ? "host" : "none");
+        } else {
+            add_ep(c, n, json_object_get(eps, n->name));
+            /* more networks in EndpointsConfig (API 1.44+) */
+            const char *k;
+            json_t *v;
+            json_object_foreach((json_t *)eps, k, v) {
+                struct merr ignored;
+                struct net_network *extra = svc_network_find(s, k, &ignored);
+                if (extra != NULL && extra != n && strcmp(extra->driver, "bridge") == 0)
+                    add_ep(c, extra, v);
+            }
+        }
+    }
+    if (ctr_persist(s, c, err) < 0)
+        goto out;
+    c->next = s->ctrs;
+    s->ctrs = c;
+    c = NULL;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&s->lock);
+    free(b);
+    ctr_free(c);
+    return rc;
+}
+
+void net_ctr_remove(struct net_service *s, const char *id)
+{
+    net_ctr_stop(s, id);
+    pthread_mutex_lock(&s->lock);
+    for (struct net_ctr **pp = &s->ctrs; *pp != NULL; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) != 0)
+            continue;
+        struct net_ctr *c = *pp;
+        *pp = c->next;
+        ctr_free(c);
+        break;
+    }
+    auto_free char *dir = ctr_dir(s, id);
+    struct merr e = MERR_INIT;
+    if (fs_remove_tree(dir, &e) < 0)
+        mlog_warn(s->log, "%s", e.msg);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- hosts files ---- */
+
+static const struct net_ep *ep_on(const struct net_ctr *c, const char *network_id)
+{
+    for (size_t i = 0; i < c->n_eps; i++)
+        if (strcmp(c->eps[i].network_id, network_id) == 0)
+            return &c->eps[i];
+    return NULL;
+}
+
+/* The container's own line, then every running container sharing a user network. */
+static int write_hosts(struct net_service *s, const struct net_ctr *c, struct merr *err)
+{
+    size_t cap = 8, n = 0;
+    struct net_host_entry *ents = xcalloc(cap, sizeof *ents);
+    char ***names = xcalloc(cap, sizeof *names);
+    if (c->n_eps > 0 && c->eps[0].ip != 0) {
+        names[n] = strv_push(NULL, c->hostname);
+        ents[n] = (struct net_host_entry){ c->eps[0].ip, (const char *const *)names[n] };
+        n++;
+    }
+    const struct net_network *dflt = svc_default_network(s);
+    for (size_t i = 0; i < c->n_eps; i++) {
+        if (dflt != NULL && strcmp(c->eps[i].network_id, dflt->id) == 0)
+            continue; /* like docker: no names on the default bridge */
+        for (const struct net_ctr *o = s->ctrs; o != NULL; o = o->next) {
+            const struct net_ep *e = o->running && o != c ? ep_on(o, c->eps[i].network_id) : NULL;
+            if (e == NULL || e->ip == 0)
+                continue;
+            if (n + 1 >= cap) {
+                cap *= 2;
+                ents = realloc(ents, cap * sizeof *ents);
+                names = realloc(names, cap * sizeof *names);
+                if (ents == NULL || names == NULL)
+                    abort();
+            }
+            char **v = strv_push(NULL, o->name);
+            for (size_t k = 0; e->aliases != NULL && e->aliases[k] != NULL; k++)
+                v = strv_push(v, e->aliases[k]);
+            char short_id[13];
+            snprintf(short_id, sizeof short_id, "%.12s", o->id);
+            v = strv_push(v, short_id);
+            names[n] = v;
+            ents[n] = (struct net_host_entry){ e->ip, (const char *const *)v };
+            n++;
+        }
+    }
+    auto_free char *text = net_hosts_text(ents, n);
+    for (size_t i = 0; i < n; i++)
+        strv_free(names[i]);
+    free(names);
+    free(ents);
+    /* rewritten in place: the container's bind mount pins this inode */
+    auto_free char *dir = ctr_dir(s, c->id);
+    auto_free char *path = path_join(dir, "hosts");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot write '%s'", path);
+    int r = fs_write_all(fd, text, strlen(text));
+    int e = errno;
+    close(fd);
+    return r < 0 ? merr_set(err, MERR_IO, e, "cannot write '%s'", path) : 0;
+}
+
+/* After c joined or left: every running container sharing one of its networks. */
+static void sync_hosts(struct net_service *s, const struct net_ctr *c, const char *extra_network)
+{
+    for (struct net_ctr *o = s->ctrs; o != NULL; o = o->next) {
+        if (!o->running)
+            continue;
+        bool shares = o == c || (extra_network != NULL && ep_on(o, extra_network) != NULL);
+        for (size_t i = 0; i < c->n_eps && !shares; i++)
+            shares = ep_on(o, c->eps[i].network_id) != NULL;
+        struct merr e = MERR_INIT;
+        if (shares && o->n_eps > 0 && write_hosts(s, o, &e) < 0)
+            mlog_warn(s->log, "%s", e.msg);
+    }
+}
+
+/* ---- start / stop ---- */
+
+static void mac_of(uint32_t ip, char out[18])
+{
+    snprintf(out, 18, "02:42:%02x:%02x:%02x:%02x", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
+             ip & 255);
+}
+
+static int pick_ip(struct net_service *s, const struct net_network *n, const struct net_ep *want,
+                   uint32_t *out, struct merr *err)
+{
+    size_t cap = 16, k = 0;
+    uint32_t *used = xcalloc(cap, sizeof *used);
+    for (const struct net_ctr *o = s->ctrs; o != NULL; o = o->next) {
+        const struct net_ep *e = o->running ? ep_on(o, n->id) : NULL;
+        if (e == NULL || e->ip == 0)
+            continue;
+        if (k == cap) {
+            cap *= 2;
+            used = realloc(used, cap * sizeof *used);
+            if (used == NULL)
+                abort();
+        }
+        used[k++] = e->ip;
+    }
+    int rc = 0;
+    if (want->want_ip != 0) {
+        bool taken = want->want_ip == n->gateway || !net_subnet_contains(&n->subnet, want->want_ip);
+        for (size_t i = 0; i < k && !taken; i++)
+            taken = used[i] == want->want_ip;
+        char ip[NET_IP_STR];
+        net_ip_str(want->want_ip, ip);
+        rc = taken ? merr_set(err, MERR_EXISTS, 0, "address %s is not available on network %s", ip,
+                              n->name)
+                   : 0;
+        *out = want->want_ip;
+    } else {
+        rc = net_ipam_pick(&n->subnet, n->gateway, used, k, out, err);
+    }
+    free(used);
+    return rc;
+}
+
+/* Plugs endpoint e (index idx) of a running container into its network. */
+static int ep_attach(struct net_service *s, struct net_ctr *c, struct net_ep *e, size_t idx,
+                     struct merr *err)
+{
+    struct net_network *n = svc_network_find(s, e->network_id, err);
+    if (n == NULL)
+        return -1;
+    if (nl_bridge_ensure(n->bridge, n->gateway, n->subnet.prefix, err) < 0 ||
+        pick_ip(s, n, e, &e->ip, err) < 0)
+        return -1;
+    char hex[9];
+    svc_random_hex(hex, 4);
+    snprintf(e->host_if, sizeof e->host_if, "veth%.7s", hex);
+    snprintf(e->ifname, sizeof e->ifname, "eth%zu", idx);
+    mac_of(e->ip, e->mac);
+    svc_random_hex(e->ep_id, 32);
+    if (nl_veth_attach(n->bridge, e->host_if, c->netns, e->ifname, e->ip, n->subnet.prefix,
+                       idx == 0 ? n->gateway : 0, e->mac, err) < 0) {
+        e->ip = 0;
+        e->host_if[0] = '\0';
+        return merr_prefix(err, "network %s", n->name);
+    }
+    return 0;
+}
+
+static void ep_detach(struct net_service *s, struct net_ep *e)
+{
+    struct merr err = MERR_INIT;
+    if (e->host_if[0] != '\0' && nl_link_delete(e->host_if, &err) < 0)
+        mlog_warn(s->log, "%s", err.msg);
+    e->ip = 0;
+    e->host_if[0] = '\0';
+    e->ep_id[0] = '\0';
+}
+
+static void stop_locked(struct net_service *s, struct net_ctr *c)
+{
+    net_proxy_remove_owner(s->proxy, c->id);
+    for (size_t i = 0; i < c->n_eps; i++)
+        ep_detach(s, &c->eps[i]);
+    if (c->netns != NULL) {
+        struct merr err = MERR_INIT;
+        if (nl_netns_remove(c->netns, &err) < 0)
+            mlog_warn(s->log, "%s", err.msg);
+    }
+    free(c->netns);
+    c->netns = NULL;
+    free(c->bound);
+    c->bound = NULL;
+    c->n_bound = 0;
+    bool was = c->running;
+    c->running = false;
+    if (was)
+        sync_hosts(s, c, NULL);
+}
+
+void net_ctr_stop(struct net_service *s, const char *id)
+{
+    pthread_mutex_lock(&s->lock);
+    struct net_ctr *c = ctr_find(s, id);
+    if (c != NULL)
+        stop_locked(s, c);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void net_ctr_run_release(struct net_ctr_run *r)
+{
+    free(r->netns_path);
+    free(r->hosts);
+    free(r->resolv);
+    free(r->hostname);
+    memset(r, 0, sizeof *r);
+}
+
+static int publish_ports(struct net_service *s, struct net_ctr *c, struct merr *err)
+{
+    struct net_port_binding *b = NULL;
+    size_t nb = 0;
+    if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb, err) < 0)
+        return -1;
+    c->bound = xcalloc(nb + 1, sizeof *c->bound);
+    for (size_t i = 0; i < nb; i++) {
+        uint16_t got = 0;
+        if (net_proxy_add(s->proxy, c->id, b[i].proto, b[i].host_ip, b[i].host_port, c->eps[0].ip,
+                          b[i].container_port, &got, err) < 0) {
+            free(b);
+            return -1;
+        }
+        c->bound[c->n_bound++] = (struct net_port_bound){ b[i], got };
+    }
+    free(b);
+    return 0;
+}
+
+static int write_files(struct net_service *s, struct net_ctr *c, struct net_ctr_run *out,
+                       struct merr *err)
+{
+    auto_free char *dir = ctr_dir(s, c->id);
+    if (fs_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    out->hosts = path_join(dir, "hosts");
+    out->resolv = path_join(dir, "resolv.conf");
+    out->hostname = path_join(dir, "hostname");
+    auto_free char *host_resolv = NULL;
+    struct merr ignored;
+    if (fs_read_file("/etc/resolv.conf", 65536, &host_resolv, NULL, &ignored) < 0)
+        host_resolv = NULL;
+    auto_free char *resolv = net_resolv_text(host_resolv, NULL);
+    auto_free char *hostname = xasprintf("%s\n", c->hostname);
+    if (fs_write_atomic(out->resolv, resolv, strlen(resolv), 0644, err) < 0 ||
+        fs_write_atomic(out->hostname, hostname, strlen(hostname), 0644, err) < 0)
+        return -1;
+    return 0;
+}
+
+int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
+                  struct net_ctr_run *out, struct merr *err)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->lock);
+    struct net_ctr *c = ctr_find(s, id);
+    int rc = 0;
+    if (c == NULL || mode_is_special(c->mode) || c->n_eps == 0)
+        goto out;
+    stop_locked(s, c); /* leftovers of a run that was not wound up */
+    free(c->hostname);
+    c->hostname = xstrdup(hostname);
+    c->netns = path_join(s->netns_dir, c->id);
+    rc = -1;
+    if (nl_netns_create(c->netns, err) < 0) {
+        free(c->netns);
+        c->netns = NULL;
+        goto out;
+    }
+    c->running = true; /* from here on stop_locked undoes everything */
+    for (size_t i = 0; i < c->n_eps; i++)
+        if (ep_attach(s, c, &c->eps[i], i, err) < 0)
+            goto undo;
+    if (publish_ports(s, c, err) < 0 || write_files(s, c, out, err) < 0)
+        goto undo;
+    sync_hosts(s, c, NULL);
+    out->netns_path = xstrdup(c->netns);
+    rc = 0;
+    goto out;
+undo:
+    stop_locked(s, c);
+    net_ctr_run_release(out);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- describe ---- */
+
+static json_t *ep_json(struct net_service *s, const struct net_ctr *c, const struct net_ep *e)
+{
+    struct merr ignored;
+    struct net_network *n = svc_network_find(s, e->network_id, &ignored);
+    char ip[NET_IP_STR] = "", gw[NET_IP_STR] = "";
+    if (e->ip != 0) {
+        net_ip_str(e->ip, ip);
+        if (n != NULL)
+            net_ip_str(n->gateway, gw);
+    }
+    json_t *aliases = e->aliases != NULL ? strv_to_json(e->aliases) : json_null();
+    return json_pack("{s:n,s:n,s:o,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:s,s:n}", "IPAMConfig", "Links",
+                     "Aliases", aliases, "NetworkID", e->network_id, "EndpointID", e->ep_id,
+                     "Gateway", gw, "IPAddress", ip, "IPPrefixLen",
+                     e->ip != 0 && n != NULL ? (int)n->subnet.prefix : 0, "IPv6Gateway", "",
+                     "GlobalIPv6Address", "", "GlobalIPv6PrefixLen", 0, "MacAddress",
+                     e->ip != 0 ? e->mac : "", "DriverOpts");
+}
+
+static const char *ep_network_name(struct net_service *s, const struct net_ep *e)
+{
+    struct merr ignored;
+    struct net_network *n = svc_network_find(s, e->network_id, &ignored);
+    return n != NULL ? n->name : e->network_id;
+}
+
+void net_ctr_describe(struct net_service *s, const char *id, json_t *obj, bool ps)
+{
+    pthread_mutex_lock(&s->lock);
+    struct net_ctr *c = ctr_find(s, id);
+    if (c == NULL) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    json_t *nets = json_object();
+    for (size_t i = 0; i < c->n_eps; i++)
+        json_object_set_new(nets, ep_network_name(s, &c->eps[i]), ep_json(s, c, &c->eps[i]));
+    if (c->n_eps == 0 && (strcmp(c->mode, "none") == 0 || strcmp(c->mode, "host") == 0)) {
+        struct merr ignored;
+        struct net_network *n = svc_network_find(s, c->mode, &ignored);
+        struct net_ep fake = { .network_id = n != NULL ? n->id : (char *)"" };
+        json_object_set_new(nets, c->mode, ep_json(s, c, &fake));
+    }
+    json_t *ns = json_object_get(obj, "NetworkSettings");
+    if (!json_is_object(ns)) {
+        ns = json_object();
+        json_object_set_new(obj, "NetworkSettings", ns);
+    }
+    json_object_set_new(ns, "Networks", nets);
+    if (ps) {
+        json_object_set_new(obj, "Ports", net_ports_ps_json(c->bound, c->n_bound, c->exposed));
+    } else {
+        const struct net_ep *first = c->n_eps > 0 ? &c->eps[0] : NULL;
+        struct merr ignored;
+        struct net_network *n = first != NULL ? svc_network_find(s, first->network_id, &ignored) : NULL;
+        bool on_default = n != NULL && n->builtin;
+        char ip[NET_IP_STR] = "", gw[NET_IP_STR] = "";
+        if (on_default && first->ip != 0) {
+            net_ip_str(first->ip, ip);
+            net_ip_str(n->gateway, gw);
+        }
+        json_object_set_new(ns, "Ports", c->running ? net_ports_settings_json(c->bound, c->n_bound, c->exposed)
+                                                    : json_object());
+        json_object_set_new(ns, "SandboxKey", json_string(c->netns != NULL ? c->netns : ""));
+        json_object_set_new(ns, "SandboxID", json_string(c->netns != NULL ? c->id : ""));
+        json_object_set_new(ns, "HairpinMode", json_false());
+        json_object_set_new(ns, "LinkLocalIPv6Address", json_string(""));
+        json_object_set_new(ns, "LinkLocalIPv6PrefixLen", json_integer(0));
+        json_object_set_new(ns, "IPAddress", json_string(ip));
+        json_object_set_new(ns, "Gateway", json_string(gw));
+        json_object_set_new(ns, "IPPrefixLen", json_integer(ip[0] != '\0' ? (int)n->subnet.prefix : 0));
+        json_object_set_new(ns, "MacAddress", json_string(ip[0] != '\0' ? first->mac : ""));
+        json_object_set_new(ns, "EndpointID", json_string(ip[0] != '\0' ? first->ep_id : ""));
+        json_object_set_new(ns, "GlobalIPv6Address", json_string(""));
+        json_object_set_new(ns, "GlobalIPv6PrefixLen", json_integer(0));
+        json_object_set_new(ns, "IPv6Gateway", json_string(""));
+        json_object_set_new(ns, "Bridge", json_string(""));
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- helpers for service.c ---- */
+
+json_t *svc_network_containers_json(struct net_service *s, const struct net_network *n)
+{
+    json_t *o = json_object();
+    for (const struct net_ctr *c = s->ctrs; c != NULL; c = c->next) {
+        const struct net_ep *e = c->running ? ep_on(c, n->id) : NULL;
+        if (e == NULL || e->ip == 0)
+            continue;
+        char ip[NET_IP_STR];
+        net_ip_str(e->ip, ip);
+        auto_free char *cidr = xasprintf("%s/%u", ip, n->subnet.prefix);
+        json_object_set_new(o, c->id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "Name", c->name,
+                                                "EndpointID", e->ep_id, "MacAddress", e->mac,
+                                                "IPv4Address", cidr, "IPv6Address", ""));
+    }
+    return o;
+}
+
+bool svc_network_in_use(struct net_service *s, const struct net_network *n)
+{
+    for (const struct net_ctr *c = s->ctrs; c != NULL; c = c->next)
+        if (c->running && ep_on(c, n->id) != NULL)
+            return true;
+    return false;
+}
+
+bool svc_network_referenced(struct net_service *s, const struct net_network *n)
+{
+    for (const struct net_ctr *c = s->ctrs; c != NULL; c = c->next)
+        if (ep_on(c, n->id) != NULL)
+            return true;
+    return false;
+}
+
+static void drop_ep(struct net_ctr *c, size_t i)
+{
+    ep_release(&c->eps[i]);
+    memmove(&c->eps[i], &c->eps[i + 1], (c->n_eps - i - 1) * sizeof *c->eps);
+    c->n_eps--;
+}
+
+void svc_forget_network(struct net_service *s, const struct net_network *n)
+{
+    for (struct net_ctr *c = s->ctrs; c != NULL; c = c->next)
+        for (size_t i = 0; i < c->n_eps; i++)
+            if (strcmp(c->eps[i].network_id, n->id) == 0) {
+                drop_ep(c, i);
+                struct merr e = MERR_INIT;
+                if (ctr_persist(s, c, &e) < 0)
+                    mlog_warn(s->log, "%s", e.msg);
+                break;
+            }
+}
+
+/* ---- connect / disconnect ---- */
+
+int net_connect(struct net_service *s, const char *ref, const json_t *body, struct merr *err)
+{
+    const char *cref = json_string_value(json_object_get(body, "Container"));
+    char id[65];
+    if (cref == NULL || s->ctr_lookup(s->ctr_data, cref, id, err) < 0)
+        return cref == NULL ? merr_set(err, MERR_INVALID, 0, "no container given") : -1;
+    pthread_mutex_lock(&s->lock);
+    int rc = -1;
+    struct net_network *n = svc_network_find(s, ref, err);
+    struct net_ctr *c = ctr_find(s, id);
+    if (n == NULL)
+        goto out;
+    if (c == NULL) {
+        merr_set(err, MERR_NOT_FOUND, 0, "No such container: %s", cref);
+        goto out;
+    }
+    if (strcmp(n->driver, "bridge") != 0 || mode_is_special(c->mode)) {
+        merr_set(err, MERR_PERM, 0, "container cannot be disconnected from host network or "
+                                    "connected to host network");
+        goto out;
+    }
+    if (ep_on(c, n->id) != NULL) {
+        merr_set(err, MERR_PERM, 0, "endpoint with name %s already exists in network %s", c->name,
+                 n->name);
+        goto out;
+    }
+    add_ep(c, n, json_object_get(body, "EndpointConfig"));
+    if (c->running && c->netns != NULL) {
+        if (ep_attach(s, c, &c->eps[c->n_eps - 1], c->n_eps - 1, err) < 0) {
+            drop_ep(c, c->n_eps - 1);
+            goto out;
+        }
+        sync_hosts(s, c, NULL);
+    }
+    rc = ctr_persist(s, c, err);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int net_disconnect(struct net_service *s, const char *ref, const json_t *body, struct merr *err)
+{
+    const char *cref = json_string_value(json_object_get(body, "Container"));
+    char id[65];
+    if (cref == NULL || s->ctr_lookup(s->ctr_data, cref, id, err) < 0)
+        return cref == NULL ? merr_set(err, MERR_INVALID, 0, "no container given") : -1;
+    pthread_mutex_lock(&s->lock);
+    int rc = -1;
+    struct net_network *n = svc_network_find(s, ref, err);
+    struct net_ctr *c = ctr_find(s, id);
+    if (n == NULL)
+        goto out;
+    size_t i = 0;
+    while (c != NULL && i < c->n_eps && strcmp(c->eps[i].network_id, n->id) != 0)
+        i++;
+    if (c == NULL || i == c->n_eps) {
+        merr_set(err, MERR_PERM, 0, "container %s is not connected to network %s", cref, n->name);
+        goto out;
+    }
+    ep_detach(s, &c->eps[i]);
+    auto_free char *nid = xstrdup(n->id);
+    drop_ep(c, i);
+    if (c->running)
+        sync_hosts(s, c, nid);
+    rc = ctr_persist(s, c, err);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}

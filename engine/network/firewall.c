@@ -1,0 +1,273 @@
+/* Outbound NAT for the engine's networks. Two backends behind one small vtable: nftables
+ * through libnftables with a table of our own (cleanup = delete the table), or iptables
+ * commands with a chain of our own where nft is not usable. Rule texts come from pure
+ * builders; the backends only run them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <nftables/libnftables.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "machine.h"
+#include "network-priv.h"
+
+extern char **environ;
+
+/* ---- pure builders ---- */
+
+char *net_fw_nft_script(const struct net_fw_net *nets, size_t n)
+{
+    /* "add" then "delete" makes the delete succeed whether or not the table exists; the whole
+     * buffer is one transaction, so the rules are never half there. */
+    char *s = xstrdup("add table ip " NET_FW_TABLE "\ndelete table ip " NET_FW_TABLE "\n");
+    if (n == 0)
+        return s;
+    char *t = xasprintf("%stable ip " NET_FW_TABLE " {\n"
+                        "\tchain postrouting {\n"
+                        "\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
+                        s);
+    free(s);
+    s = t;
+    for (size_t i = 0; i < n; i++) {
+        if (nets[i].internal)
+            continue;
+        t = xasprintf("%s\t\tip saddr %s oifname != \"%s\" masquerade\n", s, nets[i].subnet,
+                      nets[i].bridge);
+        free(s);
+        s = t;
+    }
+    t = xasprintf("%s\t}\n}\n", s);
+    free(s);
+    return t;
+}
+
+static char **argv_of(const char *first, ...)
+{
+    char **v = NULL;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a != NULL; a = va_arg(ap, const char *))
+        v = strv_push(v, a);
+    va_end(ap);
+    return v;
+}
+
+static char ***argvv_push(char ***vv, size_t *n, char **argv)
+{
+    char ***g = realloc(vv, (*n + 2) * sizeof *g);
+    if (g == NULL)
+        abort();
+    g[(*n)++] = argv;
+    g[*n] = NULL;
+    return g;
+}
+
+void net_argvv_free(char ***v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        strv_free(v[i]);
+    free(v);
+}
+
+char ***net_fw_iptables_setup(const struct net_fw_net *nets, size_t n)
+{
+    char ***vv = NULL;
+    size_t k = 0;
+    vv = argvv_push(vv, &k, argv_of("?iptables", "-w", "-t", "nat", "-N", NET_FW_CHAIN, NULL));
+    vv = argvv_push(vv, &k, argv_of("iptables", "-w", "-t", "nat", "-F", NET_FW_CHAIN, NULL));
+    /* -C fails when the jump is missing: then -A adds it (run_all skips -A after a good -C) */
+    vv = argvv_push(vv, &k, argv_of("?iptables", "-w", "-t", "nat", "-C", "POSTROUTING", "-j",
+                                    NET_FW_CHAIN, NULL));
+    vv = argvv_push(vv, &k, argv_of("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j",
+                                    NET_FW_CHAIN, NULL));
+    for (size_t i = 0; i < n; i++) {
+        if (nets[i].internal)
+            continue;
+        vv = argvv_push(vv, &k, argv_of("iptables", "-w", "-t", "nat", "-A", NET_FW_CHAIN, "-s",
+                                        nets[i].subnet, "!", "-o", nets[i].bridge, "-j",
+                                        "MASQUERADE", NULL));
+    }
+    return vv;
+}
+
+char ***net_fw_iptables_teardown(void)
+{
+    char ***vv = NULL;
+    size_t k = 0;
+    vv = argvv_push(vv, &k, argv_of("?iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-j",
+                                    NET_FW_CHAIN, NULL));
+    vv = argvv_push(vv, &k, argv_of("?iptables", "-w", "-t", "nat", "-F", NET_FW_CHAIN, NULL));
+    vv = argvv_push(vv, &k, argv_of("?iptables", "-w", "-t", "nat", "-X", NET_FW_CHAIN, NULL));
+    return vv;
+}
+
+/* ---- backends ---- */
+
+struct fw_ops {
+    const char *name;
+    int (*apply)(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err);
+    int (*clear)(struct net_fw *fw, struct merr *err);
+};
+
+struct net_fw {
+    const struct fw_ops *ops;
+    struct nft_ctx *nft;
+    const struct mlog *log;
+};
+
+static int nft_run(struct net_fw *fw, const char *script, struct merr *err)
+{
+    if (nft_run_cmd_from_buffer(fw->nft, script) != 0) {
+        const char *msg = nft_ctx_get_error_buffer(fw->nft);
+        char first[256];
+        snprintf(first, sizeof first, "%s", msg != NULL ? msg : "");
+        first[strcspn(first, "\n")] = '\0';
+        return merr_set(err, MERR_IO, 0, "nftables refused the rules: %s", first);
+    }
+    return 0;
+}
+
+static int nft_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err)
+{
+    auto_free char *script = net_fw_nft_script(nets, n);
+    return nft_run(fw, script, err);
+}
+
+static int nft_clear(struct net_fw *fw, struct merr *err)
+{
+    auto_free char *script = net_fw_nft_script(NULL, 0);
+    return nft_run(fw, script, err);
+}
+
+static int run_argv(char *const *argv, const char *binary)
+{
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    int r = posix_spawn(&pid, binary, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0)
+        return -1;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static const char *iptables_binary(void)
+{
+    static const char *const paths[] = { "/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables" };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (access(paths[i], X_OK) == 0)
+            return paths[i];
+    return NULL;
+}
+
+static int run_all(char ***vv, struct merr *err)
+{
+    const char *bin = iptables_binary();
+    if (bin == NULL)
+        return merr_set(err, MERR_NOT_FOUND, 0, "cannot find 'iptables'");
+    bool skip_next = false;
+    for (size_t i = 0; vv[i] != NULL; i++) {
+        if (skip_next) {
+            skip_next = false;
+            continue;
+        }
+        bool optional = vv[i][0][0] == '?';
+        char *saved = vv[i][0];
+        vv[i][0] = (char *)"iptables";
+        int r = run_argv(vv[i], bin);
+        vv[i][0] = saved;
+        bool is_check = strcmp(vv[i][4], "-C") == 0;
+        if (is_check && r == 0)
+            skip_next = true; /* the jump exists */
+        if (r < 0 && !optional)
+            return merr_set(err, MERR_IO, 0, "'iptables %s %s %s' failed", vv[i][3], vv[i][4],
+                            vv[i][5]);
+    }
+    return 0;
+}
+
+static int ipt_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err)
+{
+    char ***vv = net_fw_iptables_setup(nets, n);
+    int r = run_all(vv, err);
+    net_argvv_free(vv);
+    return r;
+}
+
+static int ipt_clear(struct net_fw *fw, struct merr *err)
+{
+    char ***vv = net_fw_iptables_teardown();
+    int r = run_all(vv, err);
+    net_argvv_free(vv);
+    return r;
+}
+
+static int none_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err)
+{
+    return 0;
+}
+
+static int none_clear(struct net_fw *fw, struct merr *err)
+{
+    return 0;
+}
+
+static const struct fw_ops nft_ops = { .name = "nftables", .apply = nft_apply, .clear = nft_clear };
+static const struct fw_ops ipt_ops = { .name = "iptables", .apply = ipt_apply, .clear = ipt_clear };
+static const struct fw_ops none_ops = { .name = "none", .apply = none_apply, .clear = none_clear };
+
+struct net_fw *net_fw_new(const struct mlog *log)
+{
+    struct net_fw *fw = xcalloc(1, sizeof *fw);
+    fw->log = log;
+    fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (fw->nft != NULL) {
+        nft_ctx_buffer_output(fw->nft);
+        nft_ctx_buffer_error(fw->nft);
+        if (nft_run_cmd_from_buffer(fw->nft, "list tables ip") == 0) {
+            fw->ops = &nft_ops;
+            return fw;
+        }
+        nft_ctx_free(fw->nft);
+        fw->nft = NULL;
+    }
+    fw->ops = iptables_binary() != NULL ? &ipt_ops : &none_ops;
+    return fw;
+}
+
+const char *net_fw_name(const struct net_fw *fw)
+{
+    return fw->ops->name;
+}
+
+int net_fw_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err)
+{
+    return fw->ops->apply(fw, nets, n, err);
+}
+
+int net_fw_clear(struct net_fw *fw, struct merr *err)
+{
+    return fw->ops->clear(fw, err);
+}
+
+void net_fw_free(struct net_fw *fw)
+{
+    if (fw == NULL)
+        return;
+    if (fw->nft != NULL)
+        nft_ctx_free(fw->nft);
+    free(fw);
+}

@@ -1,0 +1,154 @@
+/* Internals of the network module shared by its files and its unit tests: addresses and IPAM,
+ * port specs, the texts of /etc/hosts and resolv.conf, firewall rule texts, netlink and netns
+ * helpers, the port proxy. The pure parts take buffers and touch nothing. */
+#ifndef MACHINE_ENGINE_NETWORK_PRIV_H
+#define MACHINE_ENGINE_NETWORK_PRIV_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+
+struct merr;
+struct mlog;
+
+/* ---- addresses and IPAM (ipam.c, pure) ---- */
+
+/* IPv4 addresses are kept in host byte order. */
+struct net_subnet {
+    uint32_t addr; /* the network address (host bits clear) */
+    unsigned prefix;
+};
+
+#define NET_IP_STR 16
+void net_ip_str(uint32_t ip, char out[NET_IP_STR]);
+int net_ip_parse(const char *s, uint32_t *out, struct merr *err) MUST_CHECK;
+/* "172.18.0.0/16". With keep_host (for --bip 172.18.0.1/16) *host receives the address as
+ * written; otherwise host bits must be clear. MERR_INVALID on anything else. */
+int net_cidr_parse(const char *s, struct net_subnet *out, uint32_t *host, struct merr *err) MUST_CHECK;
+/* "172.18.0.0/16" into out (at least 20 bytes). */
+void net_subnet_str(const struct net_subnet *s, char *out, size_t size);
+uint32_t net_subnet_mask(unsigned prefix);
+bool net_subnet_contains(const struct net_subnet *s, uint32_t ip);
+bool net_subnet_overlaps(const struct net_subnet *a, const struct net_subnet *b);
+/* The lowest usable address of s that is neither the gateway nor in used (network and
+ * broadcast addresses excluded). MERR_EXISTS when the subnet is full. */
+int net_ipam_pick(const struct net_subnet *s, uint32_t gateway, const uint32_t *used, size_t n_used,
+                  uint32_t *out, struct merr *err) MUST_CHECK;
+/* A /size subnet of pool that overlaps none of taken. MERR_EXISTS when the pool is exhausted. */
+int net_pool_pick(const struct net_subnet *pool, unsigned size, const struct net_subnet *taken,
+                  size_t n_taken, struct net_subnet *out, struct merr *err) MUST_CHECK;
+/* dockerd's --default-address-pool "base=172.80.0.0/16,size=24". */
+int net_pool_parse(const char *s, struct net_subnet *base, unsigned *size, struct merr *err) MUST_CHECK;
+
+/* ---- published ports (ports.c, pure) ---- */
+
+enum net_proto { NET_TCP, NET_UDP };
+const char *net_proto_name(enum net_proto p);
+
+struct net_port {
+    enum net_proto proto;
+    uint16_t port;
+};
+/* "80", "80/tcp", "53/udp". */
+int net_port_parse(const char *s, struct net_port *out, struct merr *err) MUST_CHECK;
+
+struct net_port_binding {
+    enum net_proto proto;
+    uint16_t container_port;
+    char host_ip[NET_IP_STR]; /* "" = every address */
+    uint16_t host_port;       /* 0 = any free port (-P, or -p 80) */
+};
+
+/* HostConfig.PortBindings ({"80/tcp":[{"HostIp":"","HostPort":"8080"}]}), plus with publish_all
+ * every port of exposed (the union of Config.ExposedPorts and the image's) without a binding.
+ * Any of the JSON arguments may be NULL. *out is malloc'd. */
+int net_port_bindings_parse(const json_t *port_bindings, const json_t *exposed, bool publish_all,
+                            struct net_port_binding **out, size_t *n, struct merr *err) MUST_CHECK;
+
+/* A binding after start: the host port the proxy got. */
+struct net_port_bound {
+    struct net_port_binding b;
+    uint16_t host_port;
+};
+/* NetworkSettings.Ports: {"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"18080"}], "443/tcp":null}. */
+json_t *net_ports_settings_json(const struct net_port_bound *bound, size_t n, const json_t *exposed);
+/* The Ports array of GET /containers/json. */
+json_t *net_ports_ps_json(const struct net_port_bound *bound, size_t n, const json_t *exposed);
+
+/* ---- files the container sees (files.c, pure) ---- */
+
+struct net_host_entry {
+    uint32_t ip;
+    const char *const *names; /* NULL-terminated: name, aliases, short ID */
+};
+/* /etc/hosts: localhost lines, then one line per entry (the container's own first). */
+char *net_hosts_text(const struct net_host_entry *entries, size_t n);
+/* resolv.conf: with dns_server, "nameserver <it>" plus host's search/options lines; otherwise
+ * the host's file without loopback nameservers (which cannot work from inside). */
+char *net_resolv_text(const char *host_resolv, const char *dns_server);
+
+/* ---- firewall (firewall.c) ---- */
+
+struct net_fw_net {
+    const char *bridge; /* interface name */
+    const char *subnet; /* "172.18.0.0/16" */
+    bool internal;      /* no NAT to the outside */
+};
+
+#define NET_FW_TABLE "machine-engine"
+#define NET_FW_CHAIN "MACHINE-ENGINE"
+/* One nft transaction that replaces our table with masquerade rules for nets (pure). */
+char *net_fw_nft_script(const struct net_fw_net *nets, size_t n);
+/* The iptables commands (argv vectors, NULL-terminated list) that set up / tear down the same
+ * (pure). Setup commands whose failure is fine (chain exists) are marked by a leading "?". */
+char ***net_fw_iptables_setup(const struct net_fw_net *nets, size_t n);
+char ***net_fw_iptables_teardown(void);
+void net_argvv_free(char ***v);
+
+struct net_fw;
+/* Chooses nftables (libnftables) when the kernel answers, else iptables when installed, else a
+ * backend that does nothing (NAT unavailable, reported by net_fw_name). */
+struct net_fw *net_fw_new(const struct mlog *log);
+const char *net_fw_name(const struct net_fw *fw);
+int net_fw_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err) MUST_CHECK;
+int net_fw_clear(struct net_fw *fw, struct merr *err) MUST_CHECK;
+void net_fw_free(struct net_fw *fw);
+
+/* ---- netlink and namespaces (netlink.c) ---- */
+
+/* Creates (or finds) bridge name with gw/prefix on it, up. */
+int nl_bridge_ensure(const char *name, uint32_t gw, unsigned prefix, struct merr *err) MUST_CHECK;
+/* Removes a link in the current namespace; a missing one is fine. */
+int nl_link_delete(const char *name, struct merr *err) MUST_CHECK;
+bool nl_link_exists(const char *name);
+/* veth host_if <-> ifname inside the namespace at netns_path: the host end enslaved to bridge
+ * and up, the other renamed ifname with ip/prefix, up; with gw also the default route. lo up. */
+int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
+                   const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw,
+                   const char *mac, struct merr *err) MUST_CHECK;
+/* Deletes ifname inside the namespace (docker network disconnect of a running container). */
+int nl_netns_link_delete(const char *netns_path, const char *ifname, struct merr *err) MUST_CHECK;
+/* A new network namespace held by a bind mount on path (created). */
+int nl_netns_create(const char *path, struct merr *err) MUST_CHECK;
+/* Unmounts and unlinks; a missing one is fine. */
+int nl_netns_remove(const char *path, struct merr *err) MUST_CHECK;
+int nl_sysctl_write(const char *path, const char *value, struct merr *err) MUST_CHECK;
+
+/* ---- userland port proxy (proxy.c) ---- */
+
+struct net_proxy;
+struct net_proxy *net_proxy_new(const struct mlog *log, struct merr *err) MUST_CHECK;
+void net_proxy_free(struct net_proxy *p);
+/* Listens on host_ip:host_port (0: the kernel picks; *bound gets the port) and forwards each
+ * connection (tcp) or datagram flow (udp) to target_ip:target_port. owner groups listeners for
+ * removal. MERR_EXISTS when the port is taken. */
+int net_proxy_add(struct net_proxy *p, const char *owner, enum net_proto proto, const char *host_ip,
+                  uint16_t host_port, uint32_t target_ip, uint16_t target_port, uint16_t *bound,
+                  struct merr *err) MUST_CHECK;
+/* Closes owner's listeners and connections. */
+void net_proxy_remove_owner(struct net_proxy *p, const char *owner);
+
+#endif

@@ -1,0 +1,83 @@
+/* Internals shared by service.c (networks) and endpoint.c (containers on them). */
+#ifndef MACHINE_ENGINE_NETWORK_SERVICE_PRIV_H
+#define MACHINE_ENGINE_NETWORK_SERVICE_PRIV_H
+
+#include <pthread.h>
+
+#include "network-priv.h"
+#include "network.h"
+
+struct net_network {
+    char id[65];
+    char *name;
+    char *driver; /* "bridge", "host", "null" */
+    char *bridge; /* bridge networks: the interface */
+    struct net_subnet subnet;
+    uint32_t gateway;
+    bool internal, attachable, builtin;
+    json_t *labels, *options;
+    int64_t created_ns;
+};
+
+/* A container on one network. */
+struct net_ep {
+    char *network_id;
+    char **aliases;      /* NULL-terminated, may be NULL */
+    uint32_t want_ip;    /* IPAMConfig.IPv4Address, 0: any */
+    /* while running */
+    uint32_t ip;
+    char ep_id[65];
+    char host_if[16], ifname[16], mac[18];
+};
+
+struct net_ctr {
+    char id[65];
+    char *name;
+    char *mode; /* HostConfig.NetworkMode */
+    struct net_ep *eps;
+    size_t n_eps;
+    json_t *port_bindings; /* as sent */
+    bool publish_all;
+    json_t *exposed; /* {"80/tcp":{}} */
+    /* while running */
+    bool running;
+    char *hostname;
+    char *netns;
+    struct net_port_bound *bound;
+    size_t n_bound;
+    struct net_ctr *next;
+};
+
+struct net_service {
+    pthread_mutex_t lock;
+    const struct mlog *log;
+    char *root, *networks_dir, *ctrs_dir, *netns_dir;
+    struct net_subnet pool;
+    unsigned pool_size;
+    struct net_network **nets;
+    size_t n_nets;
+    struct net_ctr *ctrs;
+    struct net_fw *fw;
+    struct net_proxy *proxy;
+    int (*ctr_lookup)(void *data, const char *ref, char id[65], struct merr *err);
+    void *ctr_data;
+};
+
+int64_t svc_now_ns(void);
+void svc_random_hex(char *out, size_t nbytes);
+struct net_network *svc_network_find(struct net_service *s, const char *ref, struct merr *err);
+struct net_network *svc_default_network(struct net_service *s);
+int svc_network_persist(struct net_service *s, const struct net_network *n, struct merr *err) MUST_CHECK;
+int svc_firewall_sync(struct net_service *s, struct merr *err) MUST_CHECK;
+
+/* endpoint.c */
+int svc_load_containers(struct net_service *s, struct merr *err) MUST_CHECK;
+void svc_free_containers(struct net_service *s);
+/* Containers running on n, for network inspect. */
+json_t *svc_network_containers_json(struct net_service *s, const struct net_network *n);
+bool svc_network_in_use(struct net_service *s, const struct net_network *n); /* running endpoints */
+bool svc_network_referenced(struct net_service *s, const struct net_network *n); /* any endpoint */
+/* Drops n from stopped containers' records. */
+void svc_forget_network(struct net_service *s, const struct net_network *n);
+
+#endif

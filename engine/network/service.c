@@ -1,0 +1,557 @@
+/* The network service: networks (built-in and user-defined), their bridges and NAT rules, and
+ * persistence. Container endpoints live in endpoint.c. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "machine.h"
+#include "service-priv.h"
+
+#define RECORD_MAX (1u << 20)
+
+int64_t svc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void svc_random_hex(char *out, size_t nbytes)
+{
+    unsigned char buf[32];
+    if (nbytes > sizeof buf)
+        nbytes = sizeof buf;
+    if (getrandom(buf, nbytes, 0) != (ssize_t)nbytes)
+        abort();
+    for (size_t i = 0; i < nbytes; i++)
+        sprintf(out + 2 * i, "%02x", buf[i]);
+}
+
+static void network_free(struct net_network *n)
+{
+    if (n == NULL)
+        return;
+    free(n->name);
+    free(n->driver);
+    free(n->bridge);
+    json_decref(n->labels);
+    json_decref(n->options);
+    free(n);
+}
+
+static json_t *network_to_json(const struct net_network *n)
+{
+    char sub[32], gw[NET_IP_STR];
+    net_subnet_str(&n->subnet, sub, sizeof sub);
+    net_ip_str(n->gateway, gw);
+    return json_pack("{s:s,s:s,s:s,s:s?,s:s,s:s,s:b,s:b,s:b,s:O,s:O,s:I}", "Id", n->id, "Name",
+                     n->name, "Driver", n->driver, "Bridge", n->bridge, "Subnet", sub, "Gateway",
+                     gw, "Internal", n->internal, "Attachable", n->attachable, "Builtin",
+                     n->builtin, "Labels", n->labels, "Options", n->options, "Created",
+                     (json_int_t)n->created_ns);
+}
+
+static struct net_network *network_from_json(const json_t *j, struct merr *err)
+{
+    const char *id = json_string_value(json_object_get(j, "Id"));
+    const char *name = json_string_value(json_object_get(j, "Name"));
+    const char *driver = json_string_value(json_object_get(j, "Driver"));
+    if (id == NULL || strlen(id) != 64 || name == NULL || driver == NULL) {
+        merr_set(err, MERR_CORRUPT, 0, "network record without Id, Name or Driver");
+        return NULL;
+    }
+    struct net_network *n = xcalloc(1, sizeof *n);
+    snprintf(n->id, sizeof n->id, "%s", id);
+    n->name = xstrdup(name);
+    n->driver = xstrdup(driver);
+    const char *br = json_string_value(json_object_get(j, "Bridge"));
+    n->bridge = br != NULL ? xstrdup(br) : NULL;
+    const char *sub = json_string_value(json_object_get(j, "Subnet"));
+    const char *gw = json_string_value(json_object_get(j, "Gateway"));
+    if (strcmp(driver, "bridge") == 0 &&
+        (net_cidr_parse(sub, &n->subnet, NULL, err) < 0 || net_ip_parse(gw, &n->gateway, err) < 0)) {
+        network_free(n);
+        return NULL;
+    }
+    n->internal = json_is_true(json_object_get(j, "Internal"));
+    n->attachable = json_is_true(json_object_get(j, "Attachable"));
+    n->builtin = json_is_true(json_object_get(j, "Builtin"));
+    n->labels = json_incref(json_object_get(j, "Labels"));
+    if (!json_is_object(n->labels)) {
+        json_decref(n->labels);
+        n->labels = json_object();
+    }
+    n->options = json_incref(json_object_get(j, "Options"));
+    if (!json_is_object(n->options)) {
+        json_decref(n->options);
+        n->options = json_object();
+    }
+    n->created_ns = json_integer_value(json_object_get(j, "Created"));
+    return n;
+}
+
+int svc_network_persist(struct net_service *s, const struct net_network *n, struct merr *err)
+{
+    json_t *j = network_to_json(n);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    auto_free char *file = xasprintf("%s.json", n->id);
+    auto_free char *path = path_join(s->networks_dir, file);
+    int rc = fs_write_atomic(path, text, strlen(text), 0600, err);
+    free(text);
+    return rc;
+}
+
+static void add_network(struct net_service *s, struct net_network *n)
+{
+    struct net_network **g = realloc(s->nets, (s->n_nets + 1) * sizeof *g);
+    if (g == NULL)
+        abort();
+    s->nets = g;
+    s->nets[s->n_nets++] = n;
+}
+
+struct net_network *svc_network_find(struct net_service *s, const char *ref, struct merr *err)
+{
+    for (size_t i = 0; i < s->n_nets; i++)
+        if (strcmp(s->nets[i]->id, ref) == 0 || strcmp(s->nets[i]->name, ref) == 0)
+            return s->nets[i];
+    struct net_network *found = NULL;
+    size_t len = strlen(ref);
+    for (size_t i = 0; len > 0 && len < 64 && i < s->n_nets; i++) {
+        if (strncmp(s->nets[i]->id, ref, len) != 0)
+            continue;
+        if (found != NULL) {
+            merr_set(err, MERR_INVALID, 0, "network %s is ambiguous", ref);
+            return NULL;
+        }
+        found = s->nets[i];
+    }
+    if (found == NULL)
+        merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", ref);
+    return found;
+}
+
+struct net_network *svc_default_network(struct net_service *s)
+{
+    for (size_t i = 0; i < s->n_nets; i++)
+        if (s->nets[i]->builtin && strcmp(s->nets[i]->driver, "bridge") == 0)
+            return s->nets[i];
+    return NULL;
+}
+
+/* NAT rules for every bridge network, as one transaction. */
+int svc_firewall_sync(struct net_service *s, struct merr *err)
+{
+    struct net_fw_net *fw = xcalloc(s->n_nets + 1, sizeof *fw);
+    char (*subs)[32] = xcalloc(s->n_nets + 1, sizeof *subs);
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_nets; i++) {
+        const struct net_network *net = s->nets[i];
+        if (strcmp(net->driver, "bridge") != 0)
+            continue;
+        net_subnet_str(&net->subnet, subs[n], sizeof subs[n]);
+        fw[n] = (struct net_fw_net){ .bridge = net->bridge, .subnet = subs[n], .internal = net->internal };
+        n++;
+    }
+    int rc = net_fw_apply(s->fw, fw, n, err);
+    free(fw);
+    free(subs);
+    return rc;
+}
+
+static struct net_network *builtin(struct net_service *s, const char *name, const char *driver)
+{
+    for (size_t i = 0; i < s->n_nets; i++)
+        if (s->nets[i]->builtin && strcmp(s->nets[i]->name, name) == 0)
+            return s->nets[i];
+    struct net_network *n = xcalloc(1, sizeof *n);
+    svc_random_hex(n->id, 32);
+    n->name = xstrdup(name);
+    n->driver = xstrdup(driver);
+    n->builtin = true;
+    n->labels = json_object();
+    n->options = json_object();
+    n->created_ns = svc_now_ns();
+    add_network(s, n);
+    return n;
+}
+
+/* The built-in networks: bridge (from --bridge / --bip), host, none. */
+static int ensure_builtins(struct net_service *s, const struct net_service_config *cfg,
+                           struct merr *err)
+{
+    if (cfg->bridge != NULL && strcmp(cfg->bridge, "none") == 0) {
+        /* dockerd's --bridge=none: no default bridge; the default network is 'none' */
+        for (size_t i = 0; i < s->n_nets; i++)
+            if (s->nets[i]->builtin && strcmp(s->nets[i]->driver, "bridge") == 0) {
+                auto_free char *file = xasprintf("%s.json", s->nets[i]->id);
+                auto_free char *path = path_join(s->networks_dir, file);
+                unlink(path);
+                network_free(s->nets[i]);
+                s->nets[i] = s->nets[--s->n_nets];
+                break;
+            }
+        return svc_network_persist(s, builtin(s, "host", "host"), err) < 0 ||
+                       svc_network_persist(s, builtin(s, "none", "null"), err) < 0
+                   ? -1
+                   : 0;
+    }
+    struct net_subnet sub;
+    uint32_t gw;
+    if (net_cidr_parse(cfg->bip != NULL ? cfg->bip : NET_DEFAULT_BIP, &sub, &gw, err) < 0)
+        return merr_prefix(err, "invalid --bip");
+    if (gw == sub.addr)
+        gw = sub.addr + 1;
+    struct net_network *br = builtin(s, "bridge", "bridge");
+    free(br->bridge);
+    br->bridge = xstrdup(cfg->bridge != NULL ? cfg->bridge : NET_DEFAULT_BRIDGE);
+    br->subnet = sub;
+    br->gateway = gw;
+    json_object_set_new(br->options, "com.docker.network.bridge.name", json_string(br->bridge));
+    json_object_set_new(br->options, "com.docker.network.bridge.default_bridge", json_string("true"));
+    struct net_network *nets[] = { br, builtin(s, "host", "host"), builtin(s, "none", "null") };
+    for (size_t i = 0; i < 3; i++)
+        if (svc_network_persist(s, nets[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static int load_networks(struct net_service *s, struct merr *err)
+{
+    auto_closedir DIR *d = opendir(s->networks_dir);
+    if (d == NULL)
+        return merr_set(err, MERR_IO, errno, "cannot read '%s'", s->networks_dir);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len != 69 || strcmp(de->d_name + 64, ".json") != 0)
+            continue;
+        auto_free char *path = path_join(s->networks_dir, de->d_name);
+        auto_free char *text = NULL;
+        struct merr lerr = MERR_INIT;
+        json_t *j = NULL;
+        struct net_network *n = NULL;
+        if (fs_read_file(path, RECORD_MAX, &text, NULL, &lerr) == 0 &&
+            (j = json_loads(text, 0, NULL)) != NULL)
+            n = network_from_json(j, &lerr);
+        json_decref(j);
+        if (n == NULL) {
+            mlog_warn(s->log, "ignoring network record '%s': %s", path, lerr.msg);
+            continue;
+        }
+        add_network(s, n);
+    }
+    return 0;
+}
+
+/* Leftovers of a previous engine: every namespace (their veths go with them). */
+static void remove_stale_netns(struct net_service *s)
+{
+    auto_closedir DIR *d = opendir(s->netns_dir);
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        auto_free char *path = path_join(s->netns_dir, de->d_name);
+        struct merr e = MERR_INIT;
+        if (nl_netns_remove(path, &e) < 0)
+            mlog_warn(s->log, "%s", e.msg);
+        else
+            mlog_info(s->log, "removed the network namespace of container %s", de->d_name);
+    }
+}
+
+static int bridges_up(struct net_service *s, struct merr *err)
+{
+    for (size_t i = 0; i < s->n_nets; i++) {
+        const struct net_network *n = s->nets[i];
+        if (strcmp(n->driver, "bridge") == 0 &&
+            nl_bridge_ensure(n->bridge, n->gateway, n->subnet.prefix, err) < 0)
+            return merr_prefix(err, "network %s", n->name);
+    }
+    return 0;
+}
+
+int net_service_new(const struct net_service_config *cfg, struct net_service **out,
+                    struct merr *err)
+{
+    struct net_service *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    s->log = cfg->log;
+    s->ctr_lookup = cfg->ctr_lookup;
+    s->ctr_data = cfg->ctr_data;
+    s->root = path_join(cfg->data_root, "network");
+    s->networks_dir = path_join(s->root, "networks");
+    s->ctrs_dir = path_join(s->root, "containers");
+    s->netns_dir = path_join(cfg->exec_root, "netns");
+    if (net_pool_parse(cfg->default_pool != NULL ? cfg->default_pool : NET_DEFAULT_POOL, &s->pool,
+                       &s->pool_size, err) < 0) {
+        merr_prefix(err, "invalid --default-address-pool");
+        goto fail;
+    }
+    if (fs_mkdir_p(s->networks_dir, 0700, err) < 0 || fs_mkdir_p(s->ctrs_dir, 0700, err) < 0 ||
+        fs_mkdir_p(s->netns_dir, 0700, err) < 0 || load_networks(s, err) < 0 ||
+        ensure_builtins(s, cfg, err) < 0 || svc_load_containers(s, err) < 0)
+        goto fail;
+    remove_stale_netns(s);
+    s->fw = net_fw_new(s->log);
+    s->proxy = net_proxy_new(s->log, err);
+    if (s->proxy == NULL)
+        goto fail;
+    struct merr fwerr = MERR_INIT;
+    /* Not fatal: containers on a network whose bridge is missing fail to start, with the reason. */
+    if (bridges_up(s, &fwerr) < 0)
+        mlog_warn(s->log, "%s", fwerr.msg);
+    fwerr = (struct merr)MERR_INIT;
+    if (svc_firewall_sync(s, &fwerr) < 0)
+        mlog_warn(s->log, "outbound NAT is unavailable: %s", fwerr.msg);
+    if (nl_sysctl_write("/proc/sys/net/ipv4/ip_forward", "1", &fwerr) < 0)
+        mlog_warn(s->log, "%s", fwerr.msg);
+    struct net_network *dflt = svc_default_network(s);
+    mlog_info(s->log, "networking: default bridge %s, firewall %s",
+              dflt != NULL ? dflt->bridge : "none", net_fw_name(s->fw));
+    *out = s;
+    return 0;
+fail:
+    net_service_free(s);
+    return -1;
+}
+
+void net_service_free(struct net_service *s)
+{
+    if (s == NULL)
+        return;
+    net_proxy_free(s->proxy);
+    net_fw_free(s->fw);
+    for (size_t i = 0; i < s->n_nets; i++)
+        network_free(s->nets[i]);
+    free(s->nets);
+    svc_free_containers(s);
+    free(s->root);
+    free(s->networks_dir);
+    free(s->ctrs_dir);
+    free(s->netns_dir);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+const char *net_service_firewall(const struct net_service *s)
+{
+    return net_fw_name(s->fw);
+}
+
+/* ---- the /networks API ---- */
+
+static json_t *network_api_json(struct net_service *s, const struct net_network *n, bool verbose)
+{
+    auto_free char *created = NULL;
+    {
+        time_t secs = (time_t)(n->created_ns / 1000000000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char base[32];
+        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+        created = xasprintf("%s.%09lldZ", base, (long long)(n->created_ns % 1000000000));
+    }
+    json_t *ipam_cfg = json_array();
+    if (strcmp(n->driver, "bridge") == 0) {
+        char sub[32], gw[NET_IP_STR];
+        net_subnet_str(&n->subnet, sub, sizeof sub);
+        net_ip_str(n->gateway, gw);
+        json_array_append_new(ipam_cfg, json_pack("{s:s,s:s}", "Subnet", sub, "Gateway", gw));
+    }
+    json_t *containers = verbose ? svc_network_containers_json(s, n) : json_object();
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:{s:s,s:n,s:o},s:b,s:b,s:b,s:{s:s},s:b,s:o,s:O,s:O}",
+                     "Name", n->name, "Id", n->id, "Created", created, "Scope", "local", "Driver",
+                     n->driver, "EnableIPv6", 0, "IPAM", "Driver", "default", "Options", "Config",
+                     ipam_cfg, "Internal", n->internal, "Attachable", n->attachable, "Ingress", 0,
+                     "ConfigFrom", "Network", "", "ConfigOnly", 0, "Containers", containers,
+                     "Options", n->options, "Labels", n->labels);
+}
+
+json_t *net_list(struct net_service *s, struct merr *err)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n_nets; i++)
+        json_array_append_new(a, network_api_json(s, s->nets[i], false));
+    pthread_mutex_unlock(&s->lock);
+    return a;
+}
+
+json_t *net_inspect(struct net_service *s, const char *ref, struct merr *err)
+{
+    pthread_mutex_lock(&s->lock);
+    struct net_network *n = svc_network_find(s, ref, err);
+    json_t *j = n != NULL ? network_api_json(s, n, true) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return j;
+}
+
+static int valid_name(const char *name, struct merr *err)
+{
+    if (name == NULL || name[0] == '\0')
+        return merr_set(err, MERR_INVALID, 0, "network name must not be empty");
+    for (const char *p = name; *p != '\0'; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  (p != name && (*p == '_' || *p == '.' || *p == '-'));
+        if (!ok || p - name > 200)
+            return merr_set(err, MERR_INVALID, 0, "invalid network name '%s'", name);
+    }
+    return 0;
+}
+
+/* IPAM of a create request: the first IPAM.Config entry, or a subnet from the pool. */
+static int choose_subnet(struct net_service *s, const json_t *body, struct net_subnet *sub,
+                         uint32_t *gw, struct merr *err)
+{
+    struct net_subnet *taken = xcalloc(s->n_nets + 1, sizeof *taken);
+    size_t n_taken = 0;
+    for (size_t i = 0; i < s->n_nets; i++)
+        if (strcmp(s->nets[i]->driver, "bridge") == 0)
+            taken[n_taken++] = s->nets[i]->subnet;
+    const json_t *cfg = json_array_get(json_object_get(json_object_get(body, "IPAM"), "Config"), 0);
+    const char *want = json_string_value(json_object_get(cfg, "Subnet"));
+    const char *want_gw = json_string_value(json_object_get(cfg, "Gateway"));
+    int rc = 0;
+    if (want != NULL && want[0] != '\0') {
+        rc = net_cidr_parse(want, sub, NULL, err);
+        for (size_t i = 0; rc == 0 && i < n_taken; i++)
+            if (net_subnet_overlaps(sub, &taken[i]))
+                rc = merr_set(err, MERR_EXISTS, 0, "Pool overlaps with other one on this address space");
+    } else {
+        rc = net_pool_pick(&s->pool, s->pool_size, taken, n_taken, sub, err);
+    }
+    free(taken);
+    if (rc < 0)
+        return -1;
+    *gw = sub->addr + 1;
+    if (want_gw != NULL && want_gw[0] != '\0') {
+        if (net_ip_parse(want_gw, gw, err) < 0)
+            return -1;
+        if (!net_subnet_contains(sub, *gw) || *gw == sub->addr)
+            return merr_set(err, MERR_INVALID, 0, "gateway %s is not in subnet %s", want_gw, want);
+    }
+    return 0;
+}
+
+int net_create(struct net_service *s, const json_t *body, char **id, struct merr *err)
+{
+    const char *name = json_string_value(json_object_get(body, "Name"));
+    const char *driver = json_string_value(json_object_get(body, "Driver"));
+    if (valid_name(name, err) < 0)
+        return -1;
+    if (driver != NULL && driver[0] != '\0' && strcmp(driver, "bridge") != 0)
+        return merr_set(err, MERR_UNSUPPORTED, 0, "plugin \"%s\" not found", driver);
+    pthread_mutex_lock(&s->lock);
+    struct net_network *n = NULL;
+    int rc = -1;
+    for (size_t i = 0; i < s->n_nets; i++)
+        if (strcmp(s->nets[i]->name, name) == 0) {
+            merr_set(err, MERR_EXISTS, 0, "network with name %s already exists", name);
+            goto out;
+        }
+    n = xcalloc(1, sizeof *n);
+    if (choose_subnet(s, body, &n->subnet, &n->gateway, err) < 0)
+        goto out;
+    svc_random_hex(n->id, 32);
+    n->name = xstrdup(name);
+    n->driver = xstrdup("bridge");
+    n->bridge = xasprintf("mbr-%.11s", n->id);
+    n->internal = json_is_true(json_object_get(body, "Internal"));
+    n->attachable = json_is_true(json_object_get(body, "Attachable"));
+    json_t *labels = json_object_get(body, "Labels");
+    json_t *options = json_object_get(body, "Options");
+    n->labels = json_is_object(labels) ? json_deep_copy(labels) : json_object();
+    n->options = json_is_object(options) ? json_deep_copy(options) : json_object();
+    n->created_ns = svc_now_ns();
+    if (nl_bridge_ensure(n->bridge, n->gateway, n->subnet.prefix, err) < 0 ||
+        svc_network_persist(s, n, err) < 0) {
+        struct merr ignored;
+        if (nl_link_delete(n->bridge, &ignored) < 0)
+            mlog_warn(s->log, "%s", ignored.msg);
+        goto out;
+    }
+    add_network(s, n);
+    struct merr fwerr = MERR_INIT;
+    if (svc_firewall_sync(s, &fwerr) < 0)
+        mlog_warn(s->log, "%s", fwerr.msg);
+    *id = xstrdup(n->id);
+    n = NULL;
+    rc = 0;
+out:
+    if (n != NULL)
+        network_free(n);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int remove_locked(struct net_service *s, struct net_network *n, struct merr *err)
+{
+    if (n->builtin)
+        return merr_set(err, MERR_PERM, 0, "%s is a pre-defined network and cannot be removed",
+                        n->name);
+    if (svc_network_in_use(s, n))
+        return merr_set(err, MERR_EXISTS, 0,
+                        "error while removing network: network %s id %s has active endpoints",
+                        n->name, n->id);
+    svc_forget_network(s, n);
+    if (nl_link_delete(n->bridge, err) < 0)
+        return -1;
+    auto_free char *file = xasprintf("%s.json", n->id);
+    auto_free char *path = path_join(s->networks_dir, file);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return merr_set(err, MERR_IO, errno, "cannot remove '%s'", path);
+    for (size_t i = 0; i < s->n_nets; i++)
+        if (s->nets[i] == n) {
+            memmove(&s->nets[i], &s->nets[i + 1], (s->n_nets - i - 1) * sizeof *s->nets);
+            s->n_nets--;
+            break;
+        }
+    network_free(n);
+    struct merr fwerr = MERR_INIT;
+    if (svc_firewall_sync(s, &fwerr) < 0)
+        mlog_warn(s->log, "%s", fwerr.msg);
+    return 0;
+}
+
+int net_remove(struct net_service *s, const char *ref, struct merr *err)
+{
+    pthread_mutex_lock(&s->lock);
+    struct net_network *n = svc_network_find(s, ref, err);
+    int rc = n != NULL ? remove_locked(s, n, err) : -1;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+json_t *net_prune(struct net_service *s, struct merr *err)
+{
+    json_t *gone = json_array();
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n_nets;) {
+        struct net_network *n = s->nets[i];
+        if (n->builtin || svc_network_referenced(s, n)) {
+            i++;
+            continue;
+        }
+        auto_free char *name = xstrdup(n->name);
+        struct merr e = MERR_INIT;
+        if (remove_locked(s, n, &e) < 0) {
+            mlog_warn(s->log, "prune: %s", e.msg);
+            i++;
+            continue;
+        }
+        json_array_append_new(gone, json_string(name));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return gone;
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# machine-engine networking driven by the real docker CLI: the default bridge, published ports
+# (from loopback and from "another machine"), user networks with names and aliases, outbound
+# NAT, --network none/host/container:, cleanup, and reconciliation after kill -9.
+#
+# The engine creates bridges, veths and NAT rules, so the whole test (engine included) runs in
+# a fresh network and mount namespace made here; "another machine" is a second namespace
+# ("peer") joined to ours by a veth: 10.99.0.1 (ours) <-> 10.99.0.2 (peer). No traffic leaves
+# these namespaces.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$(id -u)" -ne 0 ]; then
+    echo "skip: needs root (namespaces, bridges)"
+    exit 77
+fi
+if [ -z "${MACHINE_NETTEST_INNER:-}" ]; then
+    exec env MACHINE_NETTEST_INNER=1 unshare --net --mount --propagation private bash "$0" "$@"
+fi
+source "$here/lib/assert.sh"
+source "$here/lib/registry.sh"
+source "$here/lib/images.sh"
+
+ENGINE=${MACHINE_BUILD:?}/engine/machine-engine
+DOCKER=/usr/local/bin/docker
+[ -x "$ENGINE" ] || fail "no engine binary at $ENGINE"
+T=$(mktemp -d /tmp/machine-engine-net-XXXXXX)
+engine_pid=
+peer_pid=
+cleanup() {
+    cp "$T/engine.log" /tmp/machine-nettest-engine.log 2>/dev/null || true
+    [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null
+    # containers of a failed run outlive the engine: kill them through their cgroups (ours only)
+    local dir cg
+    for dir in "$T"/root/containers/*/; do
+        [ -d "$dir" ] || continue
+        for cg in /sys/fs/cgroup/pids/machine-engine /sys/fs/cgroup/machine-engine; do
+            [ -f "$cg/$(basename "$dir")/cgroup.procs" ] && xargs -r kill -9 <"$cg/$(basename "$dir")/cgroup.procs" 2>/dev/null
+        done
+    done
+    [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null
+    registry_cleanup 2>/dev/null || true
+    umount -R "$T"/root/containers/*/rootfs 2>/dev/null || true
+    for f in "$T"/exec/netns/*; do [ -e "$f" ] && umount "$f" 2>/dev/null; done
+    ip netns del peer 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+step() { printf '\n--- %s\n' "$*" >&2; }
+
+ip link set lo up
+# "another machine": a namespace behind a veth
+mkdir -p /run/netns
+mount -t tmpfs tmpfs /run/netns
+ip netns add peer
+ip link add vpeer0 type veth peer name vpeer1
+ip link set vpeer1 netns peer
+ip addr add 10.99.0.1/24 dev vpeer0
+ip link set vpeer0 up
+ip netns exec peer ip addr add 10.99.0.2/24 dev vpeer1
+ip netns exec peer ip link set vpeer1 up
+ip netns exec peer ip link set lo up
+
+registry_start "$T/registry"
+images_build
+images_push "$REGISTRY_ADDR"
+IMG=$REGISTRY_ADDR/test/img:v1
+
+start_engine() {
+    rm -f "$T/engine.sock"
+    "$ENGINE" -H "unix://$T/engine.sock" --data-root "$T/root" --exec-root "$T/exec" \
+        --pidfile "$T/engine.pid" --bip 172.18.0.1/16 --log-level debug >>"$T/engine.log" 2>&1 &
+    engine_pid=$!
+    for _ in $(seq 100); do
+        [ -S "$T/engine.sock" ] && curl -sf --unix-socket "$T/engine.sock" http://x/_ping >/dev/null && return 0
+        sleep 0.1
+    done
+    cat "$T/engine.log" >&2
+    fail "engine did not start"
+}
+start_engine
+export DOCKER_HOST=unix://$T/engine.sock
+d() { "$DOCKER" "$@"; }
+# bounded polling: CMD until it succeeds, at most 10 s
+wait_for() { for _ in $(seq 50); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
+# An HTTP GET inside a container: the image's static busybox wget needs glibc's NSS modules
+# (it crashes without them), nc resolves names from /etc/hosts by itself. Prints the body's
+# last line. Arguments: HOST PORT.
+HTTP_GET='printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 "$1" "$2" | tail -n 1'
+veths() { ip -o link show type veth | grep -c ' veth' || true; }
+
+d pull -q "$IMG" >/dev/null || fail "pull"
+assert_eq "$(d info --format '{{json .Warnings}}' | grep -c "behaves like 'none'" || true)" "0" "info no longer says the default network is 'none'"
+assert_contains "$(d network ls --format '{{.Name}} {{.Driver}}')" "bridge bridge" "network ls shows the default bridge"
+ip link show machine0 >/dev/null || fail "the default bridge machine0 exists"
+assert__ok "bridge machine0 exists"
+[[ "$(nft list table ip machine-engine)" == *172.18.0.0/16* ]] || fail "masquerade rule for the default subnet"
+assert__ok "NAT rule for 172.18.0.0/16 in table ip machine-engine"
+
+step "published port: httpd on the default bridge"
+d run -d --name web -p 18080:80 "$IMG" sh -c 'mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+wait_for curl -sf --max-time 2 http://127.0.0.1:18080/ || { tail -20 "$T/engine.log"; fail "port 18080 never answered"; }
+assert_eq "$(curl -sf --max-time 5 http://127.0.0.1:18080/)" "hello-from-web" "curl 127.0.0.1:18080 gets the page"
+assert_eq "$(ip netns exec peer curl -sf --max-time 5 http://10.99.0.1:18080/)" "hello-from-web" "another machine reaches the published port"
+assert_contains "$(d port web)" "80/tcp -> 0.0.0.0:18080" "docker port"
+assert_contains "$(d ps --format '{{.Names}} {{.Ports}}')" "web 0.0.0.0:18080->80/tcp" "ps PORTS column"
+ip=$(d inspect -f '{{.NetworkSettings.IPAddress}}' web)
+case "$ip" in 172.18.*) assert__ok "container address $ip from the default subnet" ;; *) fail "bad address '$ip'" ;; esac
+assert_eq "$(d inspect -f '{{.NetworkSettings.Gateway}}' web)" "172.18.0.1" "the host is the gateway"
+assert_eq "$(curl -sf --max-time 5 "http://$ip:80/")" "hello-from-web" "the host reaches the container's address"
+assert_eq "$(d exec web cat /etc/hostname)" "$(d inspect -f '{{.Config.Hostname}}' web)" "/etc/hostname"
+assert_contains "$(d exec web cat /etc/hosts)" "$ip" "/etc/hosts names the container"
+d exec web test -f /etc/resolv.conf || fail "/etc/resolv.conf"
+assert__ok "/etc/resolv.conf exists"
+assert_exit 125 d run --rm -p 18080:80 "$IMG" true 2>/dev/null
+d run -d --name pall -P --expose 7000 "$IMG" httpd -f -p 7000 >/dev/null
+hp=$(d port pall 7000/tcp | head -1 | sed 's/.*://')
+[ -n "$hp" ] && [ "$hp" -gt 0 ] || fail "-P published 7000 on a host port"
+assert__ok "-P published 7000/tcp on host port $hp"
+d rm -f pall >/dev/null
+
+step "outbound NAT to another machine"
+mkdir -p "$T/peerwww" && echo from-peer >"$T/peerwww/index.html"
+ip netns exec peer busybox httpd -f -p 10.99.0.2:8081 -h "$T/peerwww" &
+peer_pid=$!
+wait_for ip netns exec peer curl -sf --max-time 1 http://10.99.0.2:8081/
+assert_eq "$(d run --rm "$IMG" sh -c "$HTTP_GET" - 10.99.0.2 8081)" "from-peer" "container reaches 10.99.0.2 through NAT"
+
+step "stop frees the port and the veth"
+d stop -t 1 web >/dev/null
+assert_exit 7 curl -s --max-time 2 http://127.0.0.1:18080/
+assert_eq "$(veths)" "0" "no veth left after stop"
+[ -z "$(ls -A "$T/exec/netns")" ] || fail "netns mount left after stop"
+grep -q "$T/exec/netns" /proc/self/mountinfo && fail "netns still mounted"
+assert__ok "no netns left after stop"
+d start web >/dev/null
+wait_for curl -sf --max-time 2 http://127.0.0.1:18080/ || fail "port after restart"
+assert__ok "the port comes back with start"
+d rm -f web >/dev/null
+
+step "user network: names and aliases"
+d network create appnet >/dev/null
+assert_contains "$(d network ls --format '{{.Name}}')" "appnet" "network ls"
+sub=$(d network inspect -f '{{(index .IPAM.Config 0).Subnet}}' appnet)
+assert_contains "$sub" "172.19." "subnet from the default address pool"
+d run -d --name srv --network appnet --network-alias db "$IMG" sh -c 'mkdir -p /w && echo srv-page > /w/index.html && exec httpd -f -p 80 -h /w' >/dev/null
+d run -d --name cli --network appnet "$IMG" sleep 300 >/dev/null
+assert_eq "$(d exec cli sh -c "$HTTP_GET" - srv 80)" "srv-page" "reach by name"
+assert_eq "$(d exec cli sh -c "$HTTP_GET" - db 80)" "srv-page" "reach by alias"
+assert_contains "$(d network inspect -f '{{range .Containers}}{{.Name}} {{end}}' appnet)" "srv" "network inspect lists containers"
+d run -d --name late "$IMG" sleep 300 >/dev/null
+d network connect appnet late
+assert_eq "$(d exec late sh -c "$HTTP_GET" - srv 80)" "srv-page" "network connect of a running container"
+assert_contains "$(d exec cli cat /etc/hosts)" "late" "hosts kept in sync on connect"
+d network disconnect appnet late
+assert_exit 1 d exec cli grep -q late /etc/hosts
+out=$(d network rm appnet 2>&1) && fail "network rm with running containers succeeded"
+assert__ok "network rm refused while containers run: $out"
+d rm -f srv cli late >/dev/null
+d network rm appnet >/dev/null
+assert_exit 1 d network inspect appnet
+[[ "$(ip -o link show)" == *mbr-* ]] && fail "bridge left after network rm"
+[[ "$(nft list table ip machine-engine)" == *"$sub"* ]] && fail "NAT rule left after network rm"
+assert__ok "network rm leaves no bridge and no rule"
+
+step "--network none, host, container:"
+assert_eq "$(d run --rm --network none "$IMG" sh -c 'ls /sys/class/net | tr "\n" " "')" "lo " "none: only lo"
+assert_contains "$(d run --rm --network host "$IMG" ls /sys/class/net)" "vpeer0" "host: the host's interfaces"
+d run -d --name base "$IMG" sleep 300 >/dev/null
+bip=$(d inspect -f '{{.NetworkSettings.IPAddress}}' base)
+assert_contains "$(d run --rm --network container:base "$IMG" ip -o -4 addr show eth0)" "$bip" "container: shares the other's namespace"
+d rm -f base >/dev/null
+
+step "engine kill -9 and restart reconcile"
+d run -d --name survivor -p 18081:80 "$IMG" sleep 300 >/dev/null
+kill -9 "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
+start_engine
+assert_eq "$(veths)" "0" "no veth after restart"
+[ -z "$(ls -A "$T/exec/netns")" ] || fail "netns left after restart"
+assert__ok "no netns after restart"
+d start survivor >/dev/null
+assert_eq "$(d port survivor)" "80/tcp -> 0.0.0.0:18081" "ports rebuilt on start after the restart"
+d rm -f survivor >/dev/null
+assert_eq "$(veths)" "0" "no veth after rm"
+grep -q "$T/exec" /proc/self/mountinfo && fail "mounts left"
+assert__ok "no mounts left"
+
+pass
