@@ -756,6 +756,7 @@ int net_disconnect(struct net_service *s, const char *ref, const json_t *body, s
         return cref == NULL ? merr_set(err, MERR_INVALID, 0, "no container given") : -1;
     pthread_mutex_lock(&s->lock);
     int rc = -1;
+    auto_free char *nid = NULL; /* before the first goto: cleanup must never see garbage */
     struct net_network *n = svc_network_find(s, ref, err);
     struct net_ctr *c = ctr_find(s, id);
     if (n == NULL)
@@ -768,7 +769,7 @@ int net_disconnect(struct net_service *s, const char *ref, const json_t *body, s
         goto out;
     }
     ep_detach(s, &c->eps[i]);
-    auto_free char *nid = xstrdup(n->id);
+    nid = xstrdup(n->id);
     drop_ep(c, i);
     if (c->running)
         sync_hosts(s, c, nid);
