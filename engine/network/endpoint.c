@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -454,6 +455,7 @@ static void ep_detach(struct net_service *s, struct net_ep *e)
 static void stop_locked(struct net_service *s, struct net_ctr *c)
 {
     net_proxy_remove_owner(s->proxy, c->id);
+    net_dns_remove_owner(s->dns, c->id);
     for (size_t i = 0; i < c->n_eps; i++)
         ep_detach(s, &c->eps[i]);
     if (c->netns != NULL) {
@@ -510,7 +512,7 @@ static int publish_ports(struct net_service *s, struct net_ctr *c, struct merr *
     return 0;
 }
 
-static int write_files(struct net_service *s, struct net_ctr *c, struct net_ctr_run *out,
+static int write_files(struct net_service *s, struct net_ctr *c, bool dns, struct net_ctr_run *out,
                        struct merr *err)
 {
     auto_free char *dir = ctr_dir(s, c->id);
@@ -523,12 +525,107 @@ static int write_files(struct net_service *s, struct net_ctr *c, struct net_ctr_
     struct merr ignored;
     if (fs_read_file("/etc/resolv.conf", 65536, &host_resolv, NULL, &ignored) < 0)
         host_resolv = NULL;
-    auto_free char *resolv = net_resolv_text(host_resolv, NULL);
+    auto_free char *resolv = net_resolv_text(host_resolv, dns ? NET_DNS_ADDR : NULL);
     auto_free char *hostname = xasprintf("%s\n", c->hostname);
     if (fs_write_atomic(out->resolv, resolv, strlen(resolv), 0644, err) < 0 ||
         fs_write_atomic(out->hostname, hostname, strlen(hostname), 0644, err) < 0)
         return -1;
     return 0;
+}
+
+/* Like dockerd: containers on a user-defined network use the embedded DNS server. */
+static bool on_user_network(struct net_service *s, const struct net_ctr *c)
+{
+    const struct net_network *dflt = svc_default_network(s);
+    for (size_t i = 0; i < c->n_eps; i++)
+        if (dflt == NULL || strcmp(c->eps[i].network_id, dflt->id) != 0)
+            return true;
+    return false;
+}
+
+static int dns_attach(struct net_service *s, const struct net_ctr *c, struct merr *err)
+{
+    uint32_t addr;
+    int fd;
+    if (net_ip_parse(NET_DNS_ADDR, &addr, err) < 0 ||
+        nl_netns_udp_bind(c->netns, addr, 53, &fd, err) < 0 || net_dns_add(s->dns, c->id, fd, err) < 0)
+        return merr_prefix(err, "embedded DNS");
+    return 0;
+}
+
+static bool name_is(const struct net_ctr *o, const struct net_ep *e, const char *name)
+{
+    if (strcasecmp(o->name, name) == 0 || strcasecmp(o->id, name) == 0 ||
+        (strlen(name) == 12 && strncasecmp(o->id, name, 12) == 0))
+        return true;
+    for (size_t k = 0; e->aliases != NULL && e->aliases[k] != NULL; k++)
+        if (strcasecmp(e->aliases[k], name) == 0)
+            return true;
+    return false;
+}
+
+/* Adds the addresses of containers called name on c's user networks (only on network
+ * only_net when given) to ips. Whether any matched. */
+static bool lookup_on(struct net_service *s, const struct net_ctr *c, const char *name,
+                      const char *only_net, uint32_t *ips, size_t cap, size_t *n)
+{
+    const struct net_network *dflt = svc_default_network(s);
+    bool found = false;
+    for (size_t i = 0; i < c->n_eps; i++) {
+        const char *nid = c->eps[i].network_id;
+        if ((dflt != NULL && strcmp(nid, dflt->id) == 0) || (only_net != NULL && strcmp(nid, only_net) != 0))
+            continue; /* like docker: no names on the default bridge */
+        for (const struct net_ctr *o = s->ctrs; o != NULL; o = o->next) {
+            const struct net_ep *e = o->running ? ep_on(o, nid) : NULL;
+            if (e == NULL || e->ip == 0 || !name_is(o, e, name))
+                continue;
+            found = true;
+            bool dup = false;
+            for (size_t k = 0; k < *n && !dup; k++)
+                dup = ips[k] == e->ip;
+            if (!dup && *n < cap)
+                ips[(*n)++] = e->ip;
+        }
+    }
+    return found;
+}
+
+/* name without the suffix ".<suffix>" into out, or false. */
+static bool strip_suffix(const char *name, const char *suffix, char *out, size_t size)
+{
+    size_t nl = strlen(name), sl = strlen(suffix);
+    if (sl == 0 || nl <= sl + 1 || nl - sl - 1 >= size || name[nl - sl - 1] != '.' ||
+        strcasecmp(name + nl - sl, suffix) != 0)
+        return false;
+    memcpy(out, name, nl - sl - 1);
+    out[nl - sl - 1] = '\0';
+    return true;
+}
+
+int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap)
+{
+    struct net_service *s = data;
+    pthread_mutex_lock(&s->lock);
+    const struct net_ctr *c = ctr_find(s, owner);
+    size_t n = 0;
+    bool found = false;
+    if (c != NULL && c->running) {
+        found = lookup_on(s, c, name, NULL, ips, cap, &n);
+        char base[NET_DNS_NAME_MAX];
+        /* "web.appnet": web on network appnet */
+        for (size_t i = 0; i < c->n_eps && !found; i++) {
+            struct merr ignored;
+            const struct net_network *net = svc_network_find(s, c->eps[i].network_id, &ignored);
+            if (net != NULL && strip_suffix(name, net->name, base, sizeof base))
+                found = lookup_on(s, c, base, net->id, ips, cap, &n);
+        }
+        /* "web.corp.example" when a resolver appended the host's search domain */
+        for (size_t i = 0; s->dns_search != NULL && s->dns_search[i] != NULL && !found; i++)
+            if (strip_suffix(name, s->dns_search[i], base, sizeof base))
+                found = lookup_on(s, c, base, NULL, ips, cap, &n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found ? (int)n : -1;
 }
 
 int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
@@ -554,7 +651,9 @@ int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
     for (size_t i = 0; i < c->n_eps; i++)
         if (ep_attach(s, c, &c->eps[i], i, err) < 0)
             goto undo;
-    if (publish_ports(s, c, err) < 0 || write_files(s, c, out, err) < 0)
+    bool dns = on_user_network(s, c);
+    if ((dns && dns_attach(s, c, err) < 0) || publish_ports(s, c, err) < 0 ||
+        write_files(s, c, dns, out, err) < 0)
         goto undo;
     sync_hosts(s, c, NULL);
     out->netns_path = xstrdup(c->netns);
@@ -740,6 +839,9 @@ int net_connect(struct net_service *s, const char *ref, const json_t *body, stru
             drop_ep(c, c->n_eps - 1);
             goto out;
         }
+        struct merr derr = MERR_INIT; /* names resolve through 127.0.0.11 from now on */
+        if (!net_dns_has(s->dns, c->id) && on_user_network(s, c) && dns_attach(s, c, &derr) < 0)
+            mlog_warn(s->log, "%s", derr.msg);
         sync_hosts(s, c, NULL);
     }
     rc = ctr_persist(s, c, err);

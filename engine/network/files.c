@@ -67,7 +67,8 @@ char *net_resolv_text(const char *host_resolv, const char *dns_server)
     if (dns_server != NULL) {
         sb_add(&b, "nameserver ");
         sb_add(&b, dns_server);
-        sb_add(&b, "\n");
+        /* like dockerd's embedded DNS: "web" is asked as it is before any search domain */
+        sb_add(&b, "\noptions ndots:0\n");
     }
     const char *p = host_resolv != NULL ? host_resolv : "";
     while (*p != '\0') {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -148,6 +149,8 @@ struct ns_job {
     uint32_t ip, gw;
     unsigned prefix;
     const char *bind_to; /* new namespace: its bind mount */
+    uint16_t port;
+    int fd; /* nl_netns_udp_bind's socket */
     struct merr err;
     int rc;
 };
@@ -320,6 +323,35 @@ int nl_netns_link_delete(const char *netns_path, const char *ifname, struct merr
 {
     struct ns_job job = { .netns_path = netns_path, .fn = job_delete_link, .ifname = ifname };
     return run_in_netns(&job, err);
+}
+
+static int job_udp_bind(struct ns_job *job, struct merr *err)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create a socket");
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(job->port),
+                             .sin_addr.s_addr = htonl(job->ip) };
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        int e = errno;
+        close(fd);
+        char ip[NET_IP_STR];
+        net_ip_str(job->ip, ip);
+        return merr_set(err, MERR_IO, e, "cannot bind %s:%u", ip, job->port);
+    }
+    job->fd = fd;
+    return 0;
+}
+
+int nl_netns_udp_bind(const char *netns_path, uint32_t ip, uint16_t port, int *fd,
+                      struct merr *err)
+{
+    struct ns_job job = { .netns_path = netns_path, .fn = job_udp_bind, .ip = ip, .port = port,
+                          .fd = -1 };
+    if (run_in_netns(&job, err) < 0)
+        return -1;
+    *fd = job.fd;
+    return 0;
 }
 
 int nl_sysctl_write(const char *path, const char *value, struct merr *err)

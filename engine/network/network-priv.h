@@ -90,6 +90,60 @@ char *net_hosts_text(const struct net_host_entry *entries, size_t n);
  * the host's file without loopback nameservers (which cannot work from inside). */
 char *net_resolv_text(const char *host_resolv, const char *dns_server);
 
+/* ---- DNS messages (dnsmsg.c, pure) ---- */
+
+#define NET_DNS_NAME_MAX 1025 /* a decoded name and its NUL */
+#define NET_DNS_MAX_MSG 4096  /* the largest query accepted */
+#define NET_DNS_UDP_MAX 512   /* the largest reply built */
+
+struct net_dns_query {
+    uint16_t id;
+    bool rd;
+    unsigned opcode;
+    char name[NET_DNS_NAME_MAX]; /* lower case, no trailing dot; "" for the root */
+    uint16_t qtype, qclass;
+    size_t question_end; /* offset just past the question */
+};
+/* A query with one question. MERR_INVALID for anything malformed (or a response),
+ * MERR_UNSUPPORTED for an opcode other than QUERY (q->id and q->opcode are set then). */
+int net_dns_query_parse(const uint8_t *msg, size_t len, struct net_dns_query *q,
+                        struct merr *err) MUST_CHECK;
+/* The reply to query (parsed into q): rcode, and for an A (or ANY) question in class IN an
+ * A record per address, as many as fit in 512 bytes. Returns its length, 0 if cap is short. */
+size_t net_dns_reply_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
+                           const uint32_t *ips, size_t n_ips, uint8_t *out, size_t cap);
+/* A bare header answering an unparsable query (FORMERR, NOTIMP). 0 when len < 12. */
+size_t net_dns_error_build(const uint8_t *query, size_t len, int rcode, uint8_t *out, size_t cap);
+/* The IPv4 "nameserver" addresses of a resolv.conf text, at most cap. */
+size_t net_resolv_nameservers(const char *text, uint32_t *out, size_t cap);
+/* The domains of its "search" (or "domain") lines, lower case, NULL-terminated; NULL: none. */
+char **net_resolv_search(const char *text);
+
+/* ---- the embedded DNS server (dns.c) ---- */
+
+#define NET_DNS_ADDR "127.0.0.11"
+
+/* Addresses of name as seen by the container owner (n, at most cap), or -1 when unknown. */
+typedef int (*net_dns_lookup_fn)(void *data, const char *owner, const char *name, uint32_t *ips,
+                                 size_t cap);
+struct net_dns_config {
+    const struct mlog *log;
+    net_dns_lookup_fn lookup;
+    void *data;
+    /* where names the lookup does not know are forwarded (in the engine's namespace) */
+    uint32_t upstreams[3];
+    uint16_t upstream_port; /* 0: 53 */
+    size_t n_upstreams;
+};
+struct net_dns;
+struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err) MUST_CHECK;
+void net_dns_free(struct net_dns *d);
+/* Serves queries arriving on the bound UDP socket fd (taken over, even on failure) for owner. */
+int net_dns_add(struct net_dns *d, const char *owner, int fd, struct merr *err) MUST_CHECK;
+bool net_dns_has(struct net_dns *d, const char *owner);
+/* Closes owner's sockets and drops its queries in flight. */
+void net_dns_remove_owner(struct net_dns *d, const char *owner);
+
 /* ---- firewall (firewall.c) ---- */
 
 struct net_fw_net {
@@ -129,6 +183,9 @@ bool nl_link_exists(const char *name);
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
                    const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw,
                    const char *mac, struct merr *err) MUST_CHECK;
+/* A UDP socket bound to ip:port inside the namespace at netns_path (it stays there). */
+int nl_netns_udp_bind(const char *netns_path, uint32_t ip, uint16_t port, int *fd,
+                      struct merr *err) MUST_CHECK;
 /* Deletes ifname inside the namespace (docker network disconnect of a running container). */
 int nl_netns_link_delete(const char *netns_path, const char *ifname, struct merr *err) MUST_CHECK;
 /* A new network namespace held by a bind mount on path (created). */

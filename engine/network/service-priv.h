@@ -59,6 +59,8 @@ struct net_service {
     struct net_ctr *ctrs;
     struct net_fw *fw;
     struct net_proxy *proxy;
+    struct net_dns *dns;
+    char **dns_search; /* the host's search domains, stripped from names asked */
     int (*ctr_lookup)(void *data, const char *ref, char id[65], struct merr *err);
     void *ctr_data;
 };
@@ -77,6 +79,8 @@ void svc_free_containers(struct net_service *s);
 json_t *svc_network_containers_json(struct net_service *s, const struct net_network *n);
 bool svc_network_in_use(struct net_service *s, const struct net_network *n); /* running endpoints */
 bool svc_network_referenced(struct net_service *s, const struct net_network *n); /* any endpoint */
+/* net_dns_lookup_fn: names on owner's user networks (takes the lock). */
+int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap);
 /* Drops n from stopped containers' records. */
 void svc_forget_network(struct net_service *s, const struct net_network *n);
 

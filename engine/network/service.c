@@ -281,6 +281,19 @@ static int bridges_up(struct net_service *s, struct merr *err)
     return 0;
 }
 
+/* The embedded DNS server, forwarding to the host's nameservers as they are now. */
+static struct net_dns *dns_start(struct net_service *s, struct merr *err)
+{
+    struct net_dns_config cfg = { .log = s->log, .lookup = svc_dns_lookup, .data = s };
+    auto_free char *resolv = NULL;
+    struct merr ignored;
+    if (fs_read_file("/etc/resolv.conf", 65536, &resolv, NULL, &ignored) == 0) {
+        cfg.n_upstreams = net_resolv_nameservers(resolv, cfg.upstreams, 3);
+        s->dns_search = net_resolv_search(resolv);
+    }
+    return net_dns_new(&cfg, err);
+}
+
 int net_service_new(const struct net_service_config *cfg, struct net_service **out,
                     struct merr *err)
 {
@@ -305,7 +318,7 @@ int net_service_new(const struct net_service_config *cfg, struct net_service **o
     remove_stale_netns(s);
     s->fw = net_fw_new(s->log);
     s->proxy = net_proxy_new(s->log, err);
-    if (s->proxy == NULL)
+    if (s->proxy == NULL || (s->dns = dns_start(s, err)) == NULL)
         goto fail;
     struct merr fwerr = MERR_INIT;
     /* Not fatal: containers on a network whose bridge is missing fail to start, with the reason. */
@@ -330,12 +343,14 @@ void net_service_free(struct net_service *s)
 {
     if (s == NULL)
         return;
+    net_dns_free(s->dns);
     net_proxy_free(s->proxy);
     net_fw_free(s->fw);
     for (size_t i = 0; i < s->n_nets; i++)
         network_free(s->nets[i]);
     free(s->nets);
     svc_free_containers(s);
+    strv_free(s->dns_search);
     free(s->root);
     free(s->networks_dir);
     free(s->ctrs_dir);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # machine-engine networking driven by the real docker CLI: the default bridge, published ports
 # (from loopback and from "another machine"), user networks with names and aliases, outbound
-# NAT, --network none/host/container:, cleanup, and reconciliation after kill -9.
+# NAT, the embedded DNS server (names, aliases, forwarding to the host's nameserver), UDP
+# ports, --network none/host/container:, cleanup, and reconciliation after kill -9.
 #
 # The engine creates bridges, veths and NAT rules, so the whole test (engine included) runs in
 # a fresh network and mount namespace made here; "another machine" is a second namespace
@@ -26,6 +27,7 @@ DOCKER=/usr/local/bin/docker
 T=$(mktemp -d /tmp/machine-engine-net-XXXXXX)
 engine_pid=
 peer_pid=
+dns_pid=
 cleanup() {
     cp "$T/engine.log" /tmp/machine-nettest-engine.log 2>/dev/null || true
     [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null
@@ -38,6 +40,7 @@ cleanup() {
         done
     done
     [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null
+    [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null
     registry_cleanup 2>/dev/null || true
     umount -R "$T"/root/containers/*/rootfs 2>/dev/null || true
     for f in "$T"/exec/netns/*; do [ -e "$f" ] && umount "$f" 2>/dev/null; done
@@ -59,6 +62,15 @@ ip link set vpeer0 up
 ip netns exec peer ip addr add 10.99.0.2/24 dev vpeer1
 ip netns exec peer ip link set vpeer1 up
 ip netns exec peer ip link set lo up
+
+# the host's nameserver is a dnsmasq on "another machine" (this mount namespace's own
+# /etc/resolv.conf says so): the embedded DNS server forwards what it does not know there
+ip netns exec peer dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --listen-address=10.99.0.2 --bind-interfaces --user=root --pid-file= \
+    --address=/outside.test/10.99.0.77 &
+dns_pid=$!
+printf 'nameserver 10.99.0.2\nsearch corp.test\n' >"$T/resolv.conf"
+mount --bind "$T/resolv.conf" /etc/resolv.conf
 
 registry_start "$T/registry"
 images_build
@@ -109,14 +121,33 @@ assert_eq "$(d inspect -f '{{.NetworkSettings.Gateway}}' web)" "172.18.0.1" "the
 assert_eq "$(curl -sf --max-time 5 "http://$ip:80/")" "hello-from-web" "the host reaches the container's address"
 assert_eq "$(d exec web cat /etc/hostname)" "$(d inspect -f '{{.Config.Hostname}}' web)" "/etc/hostname"
 assert_contains "$(d exec web cat /etc/hosts)" "$ip" "/etc/hosts names the container"
-d exec web test -f /etc/resolv.conf || fail "/etc/resolv.conf"
-assert__ok "/etc/resolv.conf exists"
+resolv=$(d exec web cat /etc/resolv.conf)
+assert_contains "$resolv" "nameserver 10.99.0.2" "default bridge: the host's nameservers in resolv.conf"
+[[ "$resolv" == *127.0.0.11* ]] && fail "default bridge container uses the embedded DNS"
+assert__ok "default bridge: no embedded DNS (like docker)"
 assert_exit 125 d run --rm -p 18080:80 "$IMG" true 2>/dev/null
 d run -d --name pall -P --expose 7000 "$IMG" httpd -f -p 7000 >/dev/null
 hp=$(d port pall 7000/tcp | head -1 | sed 's/.*://')
 [ -n "$hp" ] && [ "$hp" -gt 0 ] || fail "-P published 7000 on a host port"
 assert__ok "-P published 7000/tcp on host port $hp"
 d rm -f pall >/dev/null
+
+step "published UDP port"
+cc -static -O2 -o "$T/udp-echo" "${MACHINE_SRC:?}/tests/helpers/udp-echo.c" || fail "cannot build udp-echo"
+# HOST PORT: sends "ping" from a connected UDP socket (bash's /dev/udp), prints the answer
+# (one datagram: dd reads it whole, where read(1) would read a byte and drop the rest)
+udp_ask() { timeout 5 bash -c 'exec 3<>"/dev/udp/$1/$2" && echo ping >&3 && timeout 2 dd bs=2048 count=1 <&3 2>/dev/null' - "$@"; }
+d run -d --name udp -p 15353:5353/udp "$IMG" sleep 300 >/dev/null
+d cp "$T/udp-echo" udp:/udp-echo
+d exec -d udp /udp-echo 5353
+wait_for udp_ask 127.0.0.1 15353 || fail "udp port 15353 never answered"
+assert_eq "$(udp_ask 127.0.0.1 15353)" "echo:ping" "a datagram to 127.0.0.1:15353/udp is answered by the container"
+assert_eq "$(ip netns exec peer bash -c "$(declare -f udp_ask); udp_ask 10.99.0.1 15353")" "echo:ping" "another machine reaches the published UDP port"
+assert_contains "$(d port udp)" "5353/udp -> 0.0.0.0:15353" "docker port shows the UDP port"
+assert_contains "$(d ps --format '{{.Names}} {{.Ports}}')" "udp 0.0.0.0:15353->5353/udp" "ps PORTS column shows the UDP port"
+d rm -f udp >/dev/null
+[[ "$(ss -Hlun 'sport = :15353')" == "" ]] || fail "udp port 15353 still bound after rm"
+assert__ok "UDP port freed by rm"
 
 step "outbound NAT to another machine"
 mkdir -p "$T/peerwww" && echo from-peer >"$T/peerwww/index.html"
@@ -147,6 +178,14 @@ d run -d --name cli --network appnet "$IMG" sleep 300 >/dev/null
 assert_eq "$(d exec cli sh -c "$HTTP_GET" - srv 80)" "srv-page" "reach by name"
 assert_eq "$(d exec cli sh -c "$HTTP_GET" - db 80)" "srv-page" "reach by alias"
 assert_contains "$(d network inspect -f '{{range .Containers}}{{.Name}} {{end}}' appnet)" "srv" "network inspect lists containers"
+assert_contains "$(d exec cli cat /etc/resolv.conf)" "nameserver 127.0.0.11" "user network: resolv.conf names the embedded DNS server"
+srv_ip=$(d inspect -f '{{(index .NetworkSettings.Networks "appnet").IPAddress}}' srv)
+# busybox's nslookup asks the nameserver only (never /etc/hosts)
+assert_contains "$(d exec cli nslookup srv 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers a container name"
+assert_contains "$(d exec cli nslookup DB 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers an alias (any case)"
+assert_contains "$(d exec cli nslookup "$(d inspect -f '{{.Id}}' srv | cut -c1-12)" 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers a short ID"
+assert_contains "$(d exec cli nslookup srv.appnet 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers NAME.NETWORK"
+assert_contains "$(d exec cli nslookup outside.test 2>&1 || true)" "Address: 10.99.0.77" "other names are forwarded to the host's nameserver"
 d run -d --name late "$IMG" sleep 300 >/dev/null
 d network connect appnet late
 assert_eq "$(d exec late sh -c "$HTTP_GET" - srv 80)" "srv-page" "network connect of a running container"
@@ -155,7 +194,10 @@ d network disconnect appnet late
 assert_exit 1 d exec cli grep -q late /etc/hosts
 out=$(d network rm appnet 2>&1) && fail "network rm with running containers succeeded"
 assert__ok "network rm refused while containers run: $out"
-d rm -f srv cli late >/dev/null
+d rm -f srv >/dev/null
+[[ "$(d exec cli nslookup srv 2>&1 || true)" == *"$srv_ip"* ]] && fail "a removed container's name still resolves"
+assert__ok "a removed container's name no longer resolves"
+d rm -f cli late >/dev/null
 d network rm appnet >/dev/null
 assert_exit 1 d network inspect appnet
 [[ "$(ip -o link show)" == *mbr-* ]] && fail "bridge left after network rm"

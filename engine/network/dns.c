@@ -1,0 +1,399 @@
+/* The embedded DNS server (dockerd's 127.0.0.11): containers on user-defined networks get
+ * "nameserver 127.0.0.11"; a UDP socket bound there inside each such container's namespace is
+ * served by one epoll thread here. Names of containers (names, aliases, IDs) on the asking
+ * container's networks are answered from the lookup function; every other question is
+ * forwarded to the host's nameservers from the engine's own namespace (so a loopback resolver
+ * of the host works too) and the answer relayed back as is.
+ *
+ * Locking: the thread reads a datagram under the lock, answers the lookup without it (the
+ * lookup takes the network service's lock, which is held while sockets are added or
+ * removed), then sends under the lock again if the socket is still there. Removed objects
+ * are freed by the thread itself between two waits. */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "network-priv.h"
+
+#define DNS_MAX_EVENTS 32
+#define DNS_MAX_FORWARDS 256    /* queries in flight to upstreams, all containers */
+#define DNS_BURST 16            /* datagrams read per wake-up from one socket */
+#define DNS_UPSTREAM_WAIT_MS 2000 /* then the next upstream, then nothing: the client retries */
+#define DNS_MAX_IPS 32
+
+enum dns_kind { DNS_LISTENER, DNS_FORWARD, DNS_WAKE };
+
+struct dns_listener {
+    enum dns_kind kind; /* DNS_LISTENER: first, so epoll data points here */
+    char owner[65];
+    int fd;
+    bool dead;
+    struct dns_listener *next;
+};
+
+struct dns_forward {
+    enum dns_kind kind; /* DNS_FORWARD */
+    struct dns_listener *from;
+    int fd; /* connected to the upstream */
+    struct sockaddr_in client;
+    uint16_t id;
+    size_t attempt;
+    uint8_t query[NET_DNS_MAX_MSG];
+    size_t len;
+    struct timespec deadline;
+    bool dead;
+    struct dns_forward *next;
+};
+
+struct net_dns {
+    pthread_mutex_t lock;
+    struct net_dns_config cfg;
+    int ep, wake;
+    bool stop;
+    pthread_t thread;
+    struct dns_listener *listeners, *dead_listeners;
+    struct dns_forward *forwards, *dead_forwards;
+    size_t n_forwards;
+};
+
+static const enum dns_kind wake_kind = DNS_WAKE;
+
+static struct timespec deadline_in(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static bool passed(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static void forward_kill(struct net_dns *d, struct dns_forward *f)
+{
+    if (f->dead)
+        return;
+    f->dead = true;
+    close(f->fd);
+    struct dns_forward **pp = &d->forwards;
+    while (*pp != NULL && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp == f)
+        *pp = f->next;
+    d->n_forwards--;
+    f->next = d->dead_forwards;
+    d->dead_forwards = f;
+}
+
+static void listener_kill(struct net_dns *d, struct dns_listener *l)
+{
+    for (struct dns_forward *f = d->forwards, *next; f != NULL; f = next) {
+        next = f->next;
+        if (f->from == l)
+            forward_kill(d, f);
+    }
+    l->dead = true;
+    close(l->fd);
+    struct dns_listener **pp = &d->listeners;
+    while (*pp != NULL && *pp != l)
+        pp = &(*pp)->next;
+    if (*pp == l)
+        *pp = l->next;
+    l->next = d->dead_listeners;
+    d->dead_listeners = l;
+}
+
+static void free_dead(struct net_dns *d)
+{
+    while (d->dead_forwards != NULL) {
+        struct dns_forward *f = d->dead_forwards;
+        d->dead_forwards = f->next;
+        free(f);
+    }
+    while (d->dead_listeners != NULL) {
+        struct dns_listener *l = d->dead_listeners;
+        d->dead_listeners = l->next;
+        free(l);
+    }
+}
+
+/* Sends f's query to its current upstream on a fresh connected socket. Locked. */
+static int forward_send(struct net_dns *d, struct dns_forward *f)
+{
+    if (f->fd >= 0) {
+        epoll_ctl(d->ep, EPOLL_CTL_DEL, f->fd, NULL);
+        close(f->fd);
+    }
+    f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (f->fd < 0)
+        return -1;
+    uint16_t port = d->cfg.upstream_port != 0 ? d->cfg.upstream_port : NS_DEFAULTPORT;
+    struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(d->cfg.upstreams[f->attempt]) };
+    struct epoll_event e = { .events = EPOLLIN, .data.ptr = f };
+    if (connect(f->fd, (struct sockaddr *)&up, sizeof up) < 0 ||
+        send(f->fd, f->query, f->len, 0) < 0 || epoll_ctl(d->ep, EPOLL_CTL_ADD, f->fd, &e) < 0)
+        return -1;
+    f->deadline = deadline_in(DNS_UPSTREAM_WAIT_MS);
+    return 0;
+}
+
+static void reply(struct dns_listener *l, const struct sockaddr_in *client, const uint8_t *msg,
+                  size_t len)
+{
+    if (!l->dead && len > 0)
+        (void)sendto(l->fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)client, sizeof *client);
+}
+
+/* Locked. Forwards, or answers SERVFAIL when no upstream can take it. */
+static void forward(struct net_dns *d, struct dns_listener *l, const struct sockaddr_in *client,
+                    const uint8_t *msg, size_t len)
+{
+    if (d->cfg.n_upstreams > 0 && d->n_forwards < DNS_MAX_FORWARDS) {
+        struct dns_forward *f = xcalloc(1, sizeof *f);
+        f->kind = DNS_FORWARD;
+        f->from = l;
+        f->fd = -1;
+        f->client = *client;
+        f->id = (uint16_t)(msg[0] << 8 | msg[1]);
+        memcpy(f->query, msg, len);
+        f->len = len;
+        f->next = d->forwards;
+        d->forwards = f;
+        d->n_forwards++;
+        if (forward_send(d, f) == 0)
+            return;
+        forward_kill(d, f);
+    }
+    uint8_t out[NET_DNS_UDP_MAX];
+    reply(l, client, out, net_dns_error_build(msg, len, ns_r_servfail, out, sizeof out));
+}
+
+/* Called unlocked (l stays allocated: only this thread frees it); takes the lock itself. */
+static void serve_one(struct net_dns *d, struct dns_listener *l, const uint8_t *msg, size_t len,
+                      const struct sockaddr_in *client, const char *owner)
+{
+    struct net_dns_query q;
+    struct merr err = MERR_INIT;
+    uint8_t out[NET_DNS_UDP_MAX];
+    size_t out_len = 0;
+    int r = net_dns_query_parse(msg, len, &q, &err);
+    bool fwd = false;
+    if (r < 0 && err.code == MERR_UNSUPPORTED) {
+        out_len = net_dns_error_build(msg, len, ns_r_notimpl, out, sizeof out);
+    } else if (r < 0) {
+        bool is_response = len >= 3 && (msg[2] & 0x80);
+        if (!is_response) /* never answer an answer */
+            out_len = net_dns_error_build(msg, len, ns_r_formerr, out, sizeof out);
+    } else {
+        uint32_t ips[DNS_MAX_IPS];
+        int n = q.qclass == ns_c_in && q.name[0] != '\0'
+                    ? d->cfg.lookup(d->cfg.data, owner, q.name, ips, DNS_MAX_IPS)
+                    : -1;
+        if (n >= 0) /* a container's name: A records; no AAAA, but the name exists */
+            out_len = net_dns_reply_build(msg, &q, ns_r_noerror, ips, (size_t)n, out, sizeof out);
+        else
+            fwd = true;
+    }
+    pthread_mutex_lock(&d->lock);
+    if (fwd && !l->dead)
+        forward(d, l, client, msg, len);
+    else
+        reply(l, client, out, out_len);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void from_container(struct net_dns *d, struct dns_listener *l)
+{
+    for (int i = 0; i < DNS_BURST; i++) {
+        uint8_t msg[NET_DNS_MAX_MSG];
+        struct sockaddr_in client;
+        socklen_t cl = sizeof client;
+        char owner[65];
+        pthread_mutex_lock(&d->lock);
+        ssize_t n = l->dead ? -1
+                            : recvfrom(l->fd, msg, sizeof msg, MSG_DONTWAIT | MSG_TRUNC,
+                                       (struct sockaddr *)&client, &cl);
+        memcpy(owner, l->owner, sizeof owner);
+        pthread_mutex_unlock(&d->lock);
+        if (n < 0)
+            return;
+        if ((size_t)n > sizeof msg || cl != sizeof client || client.sin_family != AF_INET)
+            continue; /* truncated or not IPv4: dropped */
+        serve_one(d, l, msg, (size_t)n, &client, owner);
+    }
+}
+
+/* Locked. */
+static void from_upstream(struct net_dns *d, struct dns_forward *f)
+{
+    uint8_t msg[NET_DNS_MAX_MSG];
+    ssize_t n = recv(f->fd, msg, sizeof msg, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    /* only the answer to this query; a refused port (ICMP) ends this upstream's turn */
+    if (n >= 12 && (size_t)n <= sizeof msg && (msg[0] << 8 | msg[1]) == f->id && (msg[2] & 0x80)) {
+        reply(f->from, &f->client, msg, (size_t)n);
+        forward_kill(d, f);
+    } else if (n < 0) {
+        f->deadline = deadline_in(0);
+    }
+}
+
+/* Locked. Queries whose upstream did not answer in time go to the next one, or are dropped. */
+static void sweep(struct net_dns *d)
+{
+    for (struct dns_forward *f = d->forwards, *next; f != NULL; f = next) {
+        next = f->next;
+        if (!passed(&f->deadline))
+            continue;
+        if (++f->attempt < d->cfg.n_upstreams && forward_send(d, f) == 0)
+            continue;
+        forward_kill(d, f);
+    }
+}
+
+static void *dns_loop(void *opaque)
+{
+    struct net_dns *d = opaque;
+    struct epoll_event evs[DNS_MAX_EVENTS];
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        free_dead(d);
+        bool stop = d->stop;
+        int wait_ms = d->forwards != NULL ? 200 : 5000;
+        pthread_mutex_unlock(&d->lock);
+        if (stop)
+            return NULL;
+        int n = epoll_wait(d->ep, evs, DNS_MAX_EVENTS, wait_ms);
+        for (int i = 0; i < n; i++) {
+            enum dns_kind kind = *(enum dns_kind *)evs[i].data.ptr;
+            if (kind == DNS_WAKE) {
+                uint64_t v;
+                if (read(d->wake, &v, sizeof v) < 0)
+                    continue;
+            } else if (kind == DNS_LISTENER) {
+                from_container(d, evs[i].data.ptr);
+            } else if (kind == DNS_FORWARD) {
+                pthread_mutex_lock(&d->lock);
+                struct dns_forward *f = evs[i].data.ptr;
+                if (!f->dead)
+                    from_upstream(d, f);
+                pthread_mutex_unlock(&d->lock);
+            }
+        }
+        pthread_mutex_lock(&d->lock);
+        sweep(d);
+        pthread_mutex_unlock(&d->lock);
+    }
+}
+
+struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err)
+{
+    struct net_dns *d = xcalloc(1, sizeof *d);
+    pthread_mutex_init(&d->lock, NULL);
+    d->cfg = *cfg;
+    if (d->cfg.n_upstreams > sizeof d->cfg.upstreams / sizeof d->cfg.upstreams[0])
+        d->cfg.n_upstreams = sizeof d->cfg.upstreams / sizeof d->cfg.upstreams[0];
+    d->ep = epoll_create1(EPOLL_CLOEXEC);
+    d->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event e = { .events = EPOLLIN, .data.ptr = (void *)&wake_kind };
+    if (d->ep < 0 || d->wake < 0 || epoll_ctl(d->ep, EPOLL_CTL_ADD, d->wake, &e) < 0 ||
+        pthread_create(&d->thread, NULL, dns_loop, d) != 0) {
+        merr_set(err, MERR_IO, errno, "cannot start the embedded DNS server");
+        if (d->ep >= 0)
+            close(d->ep);
+        if (d->wake >= 0)
+            close(d->wake);
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int net_dns_add(struct net_dns *d, const char *owner, int fd, struct merr *err)
+{
+    struct dns_listener *l = xcalloc(1, sizeof *l);
+    l->kind = DNS_LISTENER;
+    snprintf(l->owner, sizeof l->owner, "%s", owner);
+    l->fd = fd;
+    pthread_mutex_lock(&d->lock);
+    struct epoll_event e = { .events = EPOLLIN, .data.ptr = l };
+    if (epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
+        int er = errno;
+        pthread_mutex_unlock(&d->lock);
+        close(fd);
+        free(l);
+        return merr_set(err, MERR_IO, er, "cannot watch the DNS socket");
+    }
+    l->next = d->listeners;
+    d->listeners = l;
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+bool net_dns_has(struct net_dns *d, const char *owner)
+{
+    pthread_mutex_lock(&d->lock);
+    bool found = false;
+    for (struct dns_listener *l = d->listeners; l != NULL && !found; l = l->next)
+        found = strcmp(l->owner, owner) == 0;
+    pthread_mutex_unlock(&d->lock);
+    return found;
+}
+
+void net_dns_remove_owner(struct net_dns *d, const char *owner)
+{
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&d->lock);
+    for (struct dns_listener *l = d->listeners, *next; l != NULL; l = next) {
+        next = l->next;
+        if (strcmp(l->owner, owner) == 0)
+            listener_kill(d, l);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void net_dns_free(struct net_dns *d)
+{
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stop = true;
+    while (d->listeners != NULL)
+        listener_kill(d, d->listeners);
+    pthread_mutex_unlock(&d->lock);
+    uint64_t one = 1;
+    if (write(d->wake, &one, sizeof one) < 0)
+        mlog_debug(d->cfg.log, "cannot wake the DNS server");
+    pthread_join(d->thread, NULL);
+    free_dead(d);
+    close(d->ep);
+    close(d->wake);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
