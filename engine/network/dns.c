@@ -1,6 +1,7 @@
 /* The embedded DNS server (dockerd's 127.0.0.11): containers on user-defined networks get
  * "nameserver 127.0.0.11"; a UDP socket bound there inside each such container's namespace is
- * served by one epoll thread here. Names of containers (names, aliases, IDs) on the asking
+ * served by one epoll thread here, and a TCP socket beside it (for answers too big for a
+ * datagram) by a short-lived thread per connection, bounded in number, queries and time. Names of containers (names, aliases, IDs) on the asking
  * container's networks are answered from the lookup function; every other question is
  * forwarded to the host's nameservers from the engine's own namespace (so a loopback resolver
  * of the host works too) and the answer relayed back as is.
@@ -12,7 +13,9 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,11 @@
 #define DNS_BURST 16            /* datagrams read per wake-up from one socket */
 #define DNS_UPSTREAM_WAIT_MS 2000 /* then the next upstream, then nothing: the client retries */
 #define DNS_MAX_IPS 32
+#define DNS_TCP_WORKERS 16      /* connections served at once, all containers */
+#define DNS_TCP_QUERIES 64      /* queries per connection */
+#define DNS_TCP_IO_S 10         /* a client or an upstream silent this long is dropped */
+#define DNS_TCP_CONNECT_MS 2000
+#define DNS_TCP_MAX_REPLY 65535
 
 enum dns_kind { DNS_LISTENER, DNS_FORWARD, DNS_WAKE };
 
@@ -40,6 +48,7 @@ struct dns_listener {
     enum dns_kind kind; /* DNS_LISTENER: first, so epoll data points here */
     char owner[65];
     int fd;
+    bool tcp;
     bool dead;
     struct dns_listener *next;
 };
@@ -58,8 +67,20 @@ struct dns_forward {
     struct dns_forward *next;
 };
 
+/* A TCP connection, served by its own thread. */
+struct dns_worker {
+    struct net_dns *d;
+    char owner[65];
+    int fd;    /* the client */
+    int up_fd; /* the upstream being asked, or -1 */
+    struct dns_worker *next;
+};
+
 struct net_dns {
     pthread_mutex_t lock;
+    pthread_cond_t workers_done;
+    struct dns_worker *workers;
+    size_t n_workers;
     struct net_dns_config cfg;
     int ep, wake;
     bool stop;
@@ -191,38 +212,228 @@ static void forward(struct net_dns *d, struct dns_listener *l, const struct sock
     reply(l, client, out, net_dns_error_build(msg, len, ns_r_servfail, out, sizeof out));
 }
 
-/* Called unlocked (l stays allocated: only this thread frees it); takes the lock itself. */
-static void serve_one(struct net_dns *d, struct dns_listener *l, const uint8_t *msg, size_t len,
-                      const struct sockaddr_in *client, const char *owner)
+enum dns_verdict { DNS_DROP, DNS_ANSWER, DNS_FORWARD_IT };
+
+/* What to do with query msg from owner's container: an answer built into out, a forward, or
+ * nothing (an answer is never answered). Unlocked: the lookup takes the service's lock. */
+static enum dns_verdict decide(struct net_dns *d, const char *owner, const uint8_t *msg,
+                               size_t len, uint8_t out[NET_DNS_UDP_MAX], size_t *out_len)
 {
     struct net_dns_query q;
     struct merr err = MERR_INIT;
-    uint8_t out[NET_DNS_UDP_MAX];
-    size_t out_len = 0;
     int r = net_dns_query_parse(msg, len, &q, &err);
-    bool fwd = false;
+    *out_len = 0;
     if (r < 0 && err.code == MERR_UNSUPPORTED) {
-        out_len = net_dns_error_build(msg, len, ns_r_notimpl, out, sizeof out);
+        *out_len = net_dns_error_build(msg, len, ns_r_notimpl, out, NET_DNS_UDP_MAX);
     } else if (r < 0) {
-        bool is_response = len >= 3 && (msg[2] & 0x80);
-        if (!is_response) /* never answer an answer */
-            out_len = net_dns_error_build(msg, len, ns_r_formerr, out, sizeof out);
+        if (len >= 3 && (msg[2] & 0x80))
+            return DNS_DROP;
+        *out_len = net_dns_error_build(msg, len, ns_r_formerr, out, NET_DNS_UDP_MAX);
     } else {
         uint32_t ips[DNS_MAX_IPS];
         int n = q.qclass == ns_c_in && q.name[0] != '\0'
                     ? d->cfg.lookup(d->cfg.data, owner, q.name, ips, DNS_MAX_IPS)
                     : -1;
-        if (n >= 0) /* a container's name: A records; no AAAA, but the name exists */
-            out_len = net_dns_reply_build(msg, &q, ns_r_noerror, ips, (size_t)n, out, sizeof out);
-        else
-            fwd = true;
+        if (n < 0)
+            return DNS_FORWARD_IT;
+        /* a container's name: A records; no AAAA, but the name exists */
+        *out_len = net_dns_reply_build(msg, &q, ns_r_noerror, ips, (size_t)n, out, NET_DNS_UDP_MAX);
     }
+    return *out_len > 0 ? DNS_ANSWER : DNS_DROP;
+}
+
+/* Called unlocked (l stays allocated: only this thread frees it); takes the lock itself. */
+static void serve_one(struct net_dns *d, struct dns_listener *l, const uint8_t *msg, size_t len,
+                      const struct sockaddr_in *client, const char *owner)
+{
+    uint8_t out[NET_DNS_UDP_MAX];
+    size_t out_len;
+    enum dns_verdict v = decide(d, owner, msg, len, out, &out_len);
     pthread_mutex_lock(&d->lock);
-    if (fwd && !l->dead)
+    if (v == DNS_FORWARD_IT && !l->dead)
         forward(d, l, client, msg, len);
-    else
+    else if (v == DNS_ANSWER)
         reply(l, client, out, out_len);
     pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- TCP ---- */
+
+static int read_full(int fd, uint8_t *buf, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1; /* EOF, error, or SO_RCVTIMEO */
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int write_framed(int fd, const uint8_t *msg, size_t len)
+{
+    uint8_t hdr[2] = { (uint8_t)(len >> 8), (uint8_t)len };
+    return fs_write_all(fd, hdr, 2) < 0 || fs_write_all(fd, msg, len) < 0 ? -1 : 0;
+}
+
+static void io_timeouts(int fd)
+{
+    struct timeval tv = { .tv_sec = DNS_TCP_IO_S };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* A blocking TCP connection to upstream i (bounded connect), published in w->up_fd so that
+ * removal can shut it down. */
+static int upstream_connect(struct dns_worker *w, size_t i)
+{
+    struct net_dns *d = w->d;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    uint16_t port = d->cfg.upstream_port != 0 ? d->cfg.upstream_port : NS_DEFAULTPORT;
+    struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(d->cfg.upstreams[i]) };
+    int r = connect(fd, (struct sockaddr *)&up, sizeof up);
+    if (r < 0 && errno == EINPROGRESS) {
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        int e = 0;
+        socklen_t el = sizeof e;
+        r = poll(&p, 1, DNS_TCP_CONNECT_MS) == 1 &&
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0
+                ? 0
+                : -1;
+    }
+    if (r < 0 || fcntl(fd, F_SETFL, 0) < 0) {
+        close(fd);
+        return -1;
+    }
+    io_timeouts(fd);
+    pthread_mutex_lock(&d->lock);
+    w->up_fd = fd;
+    pthread_mutex_unlock(&d->lock);
+    return fd;
+}
+
+static void upstream_close(struct dns_worker *w)
+{
+    pthread_mutex_lock(&w->d->lock);
+    int fd = w->up_fd;
+    w->up_fd = -1;
+    pthread_mutex_unlock(&w->d->lock);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* The upstreams' answer to msg over TCP, relayed as is; SERVFAIL when none gives one. */
+static int tcp_forward(struct dns_worker *w, const uint8_t *msg, size_t len)
+{
+    uint8_t *ans = NULL;
+    size_t alen = 0;
+    for (size_t i = 0; i < w->d->cfg.n_upstreams && ans == NULL; i++) {
+        int fd = upstream_connect(w, i);
+        uint8_t hdr[2];
+        if (fd >= 0 && write_framed(fd, msg, len) == 0 && read_full(fd, hdr, 2) == 0) {
+            alen = (size_t)(hdr[0] << 8 | hdr[1]);
+            ans = alen >= 12 ? xcalloc(1, alen) : NULL;
+            if (ans != NULL && (read_full(fd, ans, alen) < 0 || memcmp(ans, msg, 2) != 0)) {
+                free(ans);
+                ans = NULL;
+            }
+        }
+        upstream_close(w);
+    }
+    int rc;
+    if (ans != NULL) {
+        rc = write_framed(w->fd, ans, alen);
+        free(ans);
+    } else {
+        uint8_t out[NET_DNS_UDP_MAX];
+        size_t n = net_dns_error_build(msg, len, ns_r_servfail, out, sizeof out);
+        rc = n > 0 ? write_framed(w->fd, out, n) : -1;
+    }
+    return rc;
+}
+
+static void *tcp_worker(void *opaque)
+{
+    struct dns_worker *w = opaque;
+    struct net_dns *d = w->d;
+    io_timeouts(w->fd);
+    uint8_t *msg = xcalloc(1, NET_DNS_MAX_MSG);
+    for (int i = 0; i < DNS_TCP_QUERIES; i++) {
+        uint8_t hdr[2];
+        if (read_full(w->fd, hdr, 2) < 0)
+            break;
+        size_t len = (size_t)(hdr[0] << 8 | hdr[1]);
+        if (len < 12 || len > NET_DNS_MAX_MSG || read_full(w->fd, msg, len) < 0)
+            break;
+        uint8_t out[NET_DNS_UDP_MAX];
+        size_t out_len;
+        enum dns_verdict v = decide(d, w->owner, msg, len, out, &out_len);
+        int r = v == DNS_ANSWER       ? write_framed(w->fd, out, out_len)
+                : v == DNS_FORWARD_IT ? tcp_forward(w, msg, len)
+                                      : -1;
+        if (r < 0)
+            break;
+    }
+    free(msg);
+    pthread_mutex_lock(&d->lock);
+    for (struct dns_worker **pp = &d->workers; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    close(w->fd);
+    d->n_workers--;
+    pthread_cond_broadcast(&d->workers_done);
+    pthread_mutex_unlock(&d->lock);
+    free(w);
+    return NULL;
+}
+
+/* Locked. A connection on l gets a thread, if there is room. */
+static void tcp_accept(struct net_dns *d, struct dns_listener *l)
+{
+    int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (d->stop || d->n_workers >= DNS_TCP_WORKERS) {
+        close(fd);
+        return;
+    }
+    struct dns_worker *w = xcalloc(1, sizeof *w);
+    w->d = d;
+    memcpy(w->owner, l->owner, sizeof w->owner);
+    w->fd = fd;
+    w->up_fd = -1;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &attr, tcp_worker, w) != 0) {
+        close(fd);
+        free(w);
+    } else {
+        w->next = d->workers;
+        d->workers = w;
+        d->n_workers++;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* Locked. Wakes owner's (or, with NULL, every) worker out of its reads. */
+static void workers_shutdown(struct net_dns *d, const char *owner)
+{
+    for (struct dns_worker *w = d->workers; w != NULL; w = w->next) {
+        if (owner != NULL && strcmp(w->owner, owner) != 0)
+            continue;
+        shutdown(w->fd, SHUT_RDWR);
+        if (w->up_fd >= 0)
+            shutdown(w->up_fd, SHUT_RDWR);
+    }
 }
 
 static void from_container(struct net_dns *d, struct dns_listener *l)
@@ -295,7 +506,15 @@ static void *dns_loop(void *opaque)
                 if (read(d->wake, &v, sizeof v) < 0)
                     continue;
             } else if (kind == DNS_LISTENER) {
-                from_container(d, evs[i].data.ptr);
+                struct dns_listener *l = evs[i].data.ptr;
+                if (l->tcp) {
+                    pthread_mutex_lock(&d->lock);
+                    if (!l->dead)
+                        tcp_accept(d, l);
+                    pthread_mutex_unlock(&d->lock);
+                } else {
+                    from_container(d, l);
+                }
             } else if (kind == DNS_FORWARD) {
                 pthread_mutex_lock(&d->lock);
                 struct dns_forward *f = evs[i].data.ptr;
@@ -314,6 +533,7 @@ struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err)
 {
     struct net_dns *d = xcalloc(1, sizeof *d);
     pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->workers_done, NULL);
     d->cfg = *cfg;
     if (d->cfg.n_upstreams > sizeof d->cfg.upstreams / sizeof d->cfg.upstreams[0])
         d->cfg.n_upstreams = sizeof d->cfg.upstreams / sizeof d->cfg.upstreams[0];
@@ -327,6 +547,7 @@ struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err)
             close(d->ep);
         if (d->wake >= 0)
             close(d->wake);
+        pthread_cond_destroy(&d->workers_done);
         pthread_mutex_destroy(&d->lock);
         free(d);
         return NULL;
@@ -334,25 +555,38 @@ struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err)
     return d;
 }
 
-int net_dns_add(struct net_dns *d, const char *owner, int fd, struct merr *err)
+/* Locked. */
+static int listen_on(struct net_dns *d, const char *owner, int fd, bool tcp, struct merr *err)
 {
     struct dns_listener *l = xcalloc(1, sizeof *l);
     l->kind = DNS_LISTENER;
     snprintf(l->owner, sizeof l->owner, "%s", owner);
     l->fd = fd;
-    pthread_mutex_lock(&d->lock);
+    l->tcp = tcp;
     struct epoll_event e = { .events = EPOLLIN, .data.ptr = l };
     if (epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
         int er = errno;
-        pthread_mutex_unlock(&d->lock);
         close(fd);
         free(l);
         return merr_set(err, MERR_IO, er, "cannot watch the DNS socket");
     }
     l->next = d->listeners;
     d->listeners = l;
-    pthread_mutex_unlock(&d->lock);
     return 0;
+}
+
+int net_dns_add(struct net_dns *d, const char *owner, int udp_fd, int tcp_fd, struct merr *err)
+{
+    pthread_mutex_lock(&d->lock);
+    int rc = listen_on(d, owner, udp_fd, false, err);
+    if (tcp_fd >= 0 && rc < 0)
+        close(tcp_fd);
+    else if (tcp_fd >= 0)
+        rc = listen_on(d, owner, tcp_fd, true, err);
+    pthread_mutex_unlock(&d->lock);
+    if (rc < 0)
+        net_dns_remove_owner(d, owner);
+    return rc;
 }
 
 bool net_dns_has(struct net_dns *d, const char *owner)
@@ -375,6 +609,7 @@ void net_dns_remove_owner(struct net_dns *d, const char *owner)
         if (strcmp(l->owner, owner) == 0)
             listener_kill(d, l);
     }
+    workers_shutdown(d, owner);
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -391,9 +626,17 @@ void net_dns_free(struct net_dns *d)
     if (write(d->wake, &one, sizeof one) < 0)
         mlog_debug(d->cfg.log, "cannot wake the DNS server");
     pthread_join(d->thread, NULL);
+    /* connection threads end at once on their shut-down sockets; waiting stays bounded by
+     * their I/O timeouts */
+    pthread_mutex_lock(&d->lock);
+    workers_shutdown(d, NULL);
+    while (d->n_workers > 0)
+        pthread_cond_wait(&d->workers_done, &d->lock);
+    pthread_mutex_unlock(&d->lock);
     free_dead(d);
     close(d->ep);
     close(d->wake);
+    pthread_cond_destroy(&d->workers_done);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -546,9 +547,15 @@ static bool on_user_network(struct net_service *s, const struct net_ctr *c)
 static int dns_attach(struct net_service *s, const struct net_ctr *c, struct merr *err)
 {
     uint32_t addr;
-    int fd;
+    int udp = -1, tcp = -1;
     if (net_ip_parse(NET_DNS_ADDR, &addr, err) < 0 ||
-        nl_netns_udp_bind(c->netns, addr, 53, &fd, err) < 0 || net_dns_add(s->dns, c->id, fd, err) < 0)
+        nl_netns_bind(c->netns, SOCK_DGRAM, addr, 53, &udp, err) < 0)
+        return merr_prefix(err, "embedded DNS");
+    if (nl_netns_bind(c->netns, SOCK_STREAM, addr, 53, &tcp, err) < 0) {
+        close(udp);
+        return merr_prefix(err, "embedded DNS");
+    }
+    if (net_dns_add(s->dns, c->id, udp, tcp, err) < 0)
         return merr_prefix(err, "embedded DNS");
     return 0;
 }

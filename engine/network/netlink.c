@@ -149,8 +149,9 @@ struct ns_job {
     uint32_t ip, gw;
     unsigned prefix;
     const char *bind_to; /* new namespace: its bind mount */
+    int type; /* nl_netns_bind: SOCK_DGRAM or SOCK_STREAM (listening) */
     uint16_t port;
-    int fd; /* nl_netns_udp_bind's socket */
+    int fd;
     struct merr err;
     int rc;
 };
@@ -325,14 +326,15 @@ int nl_netns_link_delete(const char *netns_path, const char *ifname, struct merr
     return run_in_netns(&job, err);
 }
 
-static int job_udp_bind(struct ns_job *job, struct merr *err)
+static int job_bind(struct ns_job *job, struct merr *err)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, job->type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return merr_set(err, MERR_IO, errno, "cannot create a socket");
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(job->port),
                              .sin_addr.s_addr = htonl(job->ip) };
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        (job->type == SOCK_STREAM && listen(fd, 16) < 0)) {
         int e = errno;
         close(fd);
         char ip[NET_IP_STR];
@@ -343,11 +345,11 @@ static int job_udp_bind(struct ns_job *job, struct merr *err)
     return 0;
 }
 
-int nl_netns_udp_bind(const char *netns_path, uint32_t ip, uint16_t port, int *fd,
-                      struct merr *err)
+int nl_netns_bind(const char *netns_path, int type, uint32_t ip, uint16_t port, int *fd,
+                  struct merr *err)
 {
-    struct ns_job job = { .netns_path = netns_path, .fn = job_udp_bind, .ip = ip, .port = port,
-                          .fd = -1 };
+    struct ns_job job = { .netns_path = netns_path, .fn = job_bind, .type = type, .ip = ip,
+                          .port = port, .fd = -1 };
     if (run_in_netns(&job, err) < 0)
         return -1;
     *fd = job.fd;

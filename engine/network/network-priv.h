@@ -138,8 +138,10 @@ struct net_dns_config {
 struct net_dns;
 struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err) MUST_CHECK;
 void net_dns_free(struct net_dns *d);
-/* Serves queries arriving on the bound UDP socket fd (taken over, even on failure) for owner. */
-int net_dns_add(struct net_dns *d, const char *owner, int fd, struct merr *err) MUST_CHECK;
+/* Serves queries for owner arriving on the bound UDP socket udp_fd and the listening TCP
+ * socket tcp_fd (-1: none); both are taken over, even on failure. */
+int net_dns_add(struct net_dns *d, const char *owner, int udp_fd, int tcp_fd,
+                struct merr *err) MUST_CHECK;
 bool net_dns_has(struct net_dns *d, const char *owner);
 /* Closes owner's sockets and drops its queries in flight. */
 void net_dns_remove_owner(struct net_dns *d, const char *owner);
@@ -183,9 +185,10 @@ bool nl_link_exists(const char *name);
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
                    const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw,
                    const char *mac, struct merr *err) MUST_CHECK;
-/* A UDP socket bound to ip:port inside the namespace at netns_path (it stays there). */
-int nl_netns_udp_bind(const char *netns_path, uint32_t ip, uint16_t port, int *fd,
-                      struct merr *err) MUST_CHECK;
+/* A non-blocking socket of type (SOCK_DGRAM, or SOCK_STREAM listening) bound to ip:port
+ * inside the namespace at netns_path (it stays there). */
+int nl_netns_bind(const char *netns_path, int type, uint32_t ip, uint16_t port, int *fd,
+                  struct merr *err) MUST_CHECK;
 /* Deletes ifname inside the namespace (docker network disconnect of a running container). */
 int nl_netns_link_delete(const char *netns_path, const char *ifname, struct merr *err) MUST_CHECK;
 /* A new network namespace held by a bind mount on path (created). */

@@ -186,6 +186,12 @@ assert_contains "$(d exec cli nslookup DB 2>&1 || true)" "Address: $srv_ip" "emb
 assert_contains "$(d exec cli nslookup "$(d inspect -f '{{.Id}}' srv | cut -c1-12)" 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers a short ID"
 assert_contains "$(d exec cli nslookup srv.appnet 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers NAME.NETWORK"
 assert_contains "$(d exec cli nslookup outside.test 2>&1 || true)" "Address: 10.99.0.77" "other names are forwarded to the host's nameserver"
+# DNS over TCP (what resolvers fall back to for big answers): a framed A query for "srv"
+srv_hex=$(printf '%02x' ${srv_ip//./ })
+tcp_answer=$(printf '\x00\x15\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03srv\x00\x00\x01\x00\x01' |
+    d exec -i cli timeout 3 nc 127.0.0.11 53 | od -An -tx1 -v | tr -d ' \n' || true)
+assert_contains "$tcp_answer" "1234" "DNS over TCP: the answer carries the query's ID"
+assert_contains "$tcp_answer" "$srv_hex" "DNS over TCP answers a container name"
 d run -d --name late "$IMG" sleep 300 >/dev/null
 d network connect appnet late
 assert_eq "$(d exec late sh -c "$HTTP_GET" - srv 80)" "srv-page" "network connect of a running container"

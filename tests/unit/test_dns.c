@@ -1,7 +1,7 @@
 /* The embedded DNS server: query parsing and reply building (read back with glibc's
  * ns_parserr, an independent decoder), resolv.conf nameservers, and the server itself over
  * loopback UDP sockets: local names answered, others forwarded to an upstream (a socket this
- * test plays), the next upstream after one that refuses, SERVFAIL without upstreams, FORMERR,
+ * test plays), the next upstream after one that refuses, the same over TCP, SERVFAIL without upstreams, FORMERR,
  * nothing after the owner is removed. */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -211,6 +211,56 @@ static void send_to(int fd, uint16_t port, const uint8_t *msg, size_t len)
     assert_int_equal(sendto(fd, msg, len, 0, (struct sockaddr *)&a, sizeof a), (ssize_t)len);
 }
 
+static int tcp_listener(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    return fd;
+}
+
+static uint16_t port_of(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+    return ntohs(a.sin_port);
+}
+
+static int tcp_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = { .tv_sec = 5 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void tcp_send(int fd, const uint8_t *msg, size_t len)
+{
+    uint8_t hdr[2] = { (uint8_t)(len >> 8), (uint8_t)len };
+    assert_int_equal(write(fd, hdr, 2), 2);
+    assert_int_equal(write(fd, msg, len), (ssize_t)len);
+}
+
+/* One framed message into buf; its length. */
+static size_t tcp_recv(int fd, uint8_t *buf, size_t cap)
+{
+    uint8_t hdr[2];
+    assert_int_equal(recv(fd, hdr, 2, MSG_WAITALL), 2);
+    size_t len = (size_t)(hdr[0] << 8 | hdr[1]);
+    assert_true(len <= cap);
+    assert_int_equal(recv(fd, buf, len, MSG_WAITALL), (ssize_t)len);
+    return len;
+}
+
 static int lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap)
 {
     if (strcmp(owner, "ctr1") != 0 || strcmp(name, "web") != 0 || cap < 1)
@@ -233,7 +283,10 @@ static void test_server(void **state)
     struct net_dns *d = net_dns_new(&cfg, &err);
     assert_non_null(d);
     int lfd = udp_socket(&lport, 0);
-    assert_int_equal(net_dns_add(d, "ctr1", lfd, &err), 0);
+    int tfd = tcp_listener(0);
+    uint16_t tport = port_of(tfd);
+    int up_tcp = tcp_listener(up2_port); /* TCP upstream on the UDP upstream's port */
+    assert_int_equal(net_dns_add(d, "ctr1", lfd, tfd, &err), 0);
     assert_true(net_dns_has(d, "ctr1"));
     assert_false(net_dns_has(d, "ctr2"));
     int client = udp_socket(&cport, 3000);
@@ -278,17 +331,38 @@ static void test_server(void **state)
     assert_int_equal(got, 12);
     assert_int_equal(r[3] & 0xf, ns_r_formerr);
 
-    /* removed: nothing answers any more */
+    /* over TCP: a container's name, then a forward over TCP to the upstream */
+    int tc = tcp_connect(tport);
+    n = mkquery("web", ns_t_a, q, sizeof q);
+    tcp_send(tc, q, n);
+    got = (ssize_t)tcp_recv(tc, r, sizeof r);
+    assert_int_equal(ns_initparse(r, (int)got, &m), 0);
+    assert_int_equal(ns_msg_count(m, ns_s_an), 1);
+    n = mkquery("big.example.test", ns_t_txt, q, sizeof q);
+    tcp_send(tc, q, n);
+    int upc = accept(up_tcp, NULL, NULL);
+    assert_true(upc >= 0);
+    size_t qn = tcp_recv(upc, r, sizeof r);
+    assert_int_equal(qn, n);
+    assert_memory_equal(r, q, n);
+    static uint8_t big[3000]; /* more than a datagram holds */
+    memcpy(big, q, 12);
+    big[2] |= 0x80;
+    tcp_send(upc, big, sizeof big);
+    close(upc);
+    assert_int_equal(tcp_recv(tc, r, sizeof r), sizeof big);
+    assert_memory_equal(r, big, sizeof big);
+
+    /* removed: nothing answers any more, the open TCP connection ends */
     net_dns_remove_owner(d, "ctr1");
+    assert_int_equal(recv(tc, r, 1, 0), 0);
+    close(tc);
+    close(up_tcp);
     assert_false(net_dns_has(d, "ctr1"));
     struct timeval tv = { .tv_sec = 0, .tv_usec = 300000 };
     setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     n = mkquery("web", ns_t_a, q, sizeof q);
-    (void)sendto(client, q, n, 0,
-                 (struct sockaddr *)&(struct sockaddr_in){ .sin_family = AF_INET,
-                                                           .sin_port = htons(lport),
-                                                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
-                 sizeof(struct sockaddr_in));
+    send_to(client, lport, q, n);
     assert_true(recv(client, r, sizeof r, 0) < 0);
     net_dns_free(d);
     close(client);
@@ -303,7 +377,7 @@ static void test_server_no_upstream(void **state)
     assert_non_null(d);
     uint16_t lport, cport;
     int lfd = udp_socket(&lport, 0);
-    assert_int_equal(net_dns_add(d, "ctr1", lfd, &err), 0);
+    assert_int_equal(net_dns_add(d, "ctr1", lfd, -1, &err), 0);
     int client = udp_socket(&cport, 3000);
     uint8_t q[512], r[512];
     size_t n = mkquery("elsewhere.test", ns_t_a, q, sizeof q);
