@@ -3,7 +3,9 @@
  * nftables or iptables), one network namespace and one veth pair per container and network,
  * published ports through a userland proxy, and the container's /etc/hosts, /etc/resolv.conf
  * and /etc/hostname (hosts files are kept in sync, so containers on a network reach each other
- * by name and alias).
+ * by name and alias). Containers on user-defined networks also get an embedded DNS server at
+ * 127.0.0.11 (UDP and TCP) that answers those names and forwards others to the host's
+ * nameservers.
  *
  * State: networks and per-container network settings in <data-root>/network/ (JSON, atomic
  * writes); namespaces bind-mounted under <exec-root>/netns/. At startup every namespace left
