@@ -49,6 +49,8 @@ struct dns_listener {
     char owner[65];
     int fd;
     bool tcp;
+    uint32_t upstreams[3]; /* the container's own (--dns), else the configured ones */
+    size_t n_upstreams;
     bool dead;
     struct dns_listener *next;
 };
@@ -71,6 +73,8 @@ struct dns_forward {
 struct dns_worker {
     struct net_dns *d;
     char owner[65];
+    uint32_t upstreams[3];
+    size_t n_upstreams;
     int fd;    /* the client */
     int up_fd; /* the upstream being asked, or -1 */
     struct dns_worker *next;
@@ -172,7 +176,7 @@ static int forward_send(struct net_dns *d, struct dns_forward *f)
         return -1;
     uint16_t port = d->cfg.upstream_port != 0 ? d->cfg.upstream_port : NS_DEFAULTPORT;
     struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(d->cfg.upstreams[f->attempt]) };
+                              .sin_addr.s_addr = htonl(f->from->upstreams[f->attempt]) };
     struct epoll_event e = { .events = EPOLLIN, .data.ptr = f };
     if (connect(f->fd, (struct sockaddr *)&up, sizeof up) < 0 ||
         send(f->fd, f->query, f->len, 0) < 0 || epoll_ctl(d->ep, EPOLL_CTL_ADD, f->fd, &e) < 0)
@@ -192,7 +196,7 @@ static void reply(struct dns_listener *l, const struct sockaddr_in *client, cons
 static void forward(struct net_dns *d, struct dns_listener *l, const struct sockaddr_in *client,
                     const uint8_t *msg, size_t len)
 {
-    if (d->cfg.n_upstreams > 0 && d->n_forwards < DNS_MAX_FORWARDS) {
+    if (l->n_upstreams > 0 && d->n_forwards < DNS_MAX_FORWARDS) {
         struct dns_forward *f = xcalloc(1, sizeof *f);
         f->kind = DNS_FORWARD;
         f->from = l;
@@ -295,7 +299,7 @@ static int upstream_connect(struct dns_worker *w, size_t i)
         return -1;
     uint16_t port = d->cfg.upstream_port != 0 ? d->cfg.upstream_port : NS_DEFAULTPORT;
     struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(d->cfg.upstreams[i]) };
+                              .sin_addr.s_addr = htonl(w->upstreams[i]) };
     int r = connect(fd, (struct sockaddr *)&up, sizeof up);
     if (r < 0 && errno == EINPROGRESS) {
         struct pollfd p = { .fd = fd, .events = POLLOUT };
@@ -332,7 +336,7 @@ static int tcp_forward(struct dns_worker *w, const uint8_t *msg, size_t len)
 {
     uint8_t *ans = NULL;
     size_t alen = 0;
-    for (size_t i = 0; i < w->d->cfg.n_upstreams && ans == NULL; i++) {
+    for (size_t i = 0; i < w->n_upstreams && ans == NULL; i++) {
         int fd = upstream_connect(w, i);
         uint8_t hdr[2];
         if (fd >= 0 && write_framed(fd, msg, len) == 0 && read_full(fd, hdr, 2) == 0) {
@@ -407,6 +411,8 @@ static void tcp_accept(struct net_dns *d, struct dns_listener *l)
     struct dns_worker *w = xcalloc(1, sizeof *w);
     w->d = d;
     memcpy(w->owner, l->owner, sizeof w->owner);
+    memcpy(w->upstreams, l->upstreams, sizeof w->upstreams);
+    w->n_upstreams = l->n_upstreams;
     w->fd = fd;
     w->up_fd = -1;
     pthread_attr_t attr;
@@ -480,7 +486,7 @@ static void sweep(struct net_dns *d)
         next = f->next;
         if (!passed(&f->deadline))
             continue;
-        if (++f->attempt < d->cfg.n_upstreams && forward_send(d, f) == 0)
+        if (++f->attempt < f->from->n_upstreams && forward_send(d, f) == 0)
             continue;
         forward_kill(d, f);
     }
@@ -556,13 +562,20 @@ struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err)
 }
 
 /* Locked. */
-static int listen_on(struct net_dns *d, const char *owner, int fd, bool tcp, struct merr *err)
+static int listen_on(struct net_dns *d, const char *owner, int fd, bool tcp,
+                     const uint32_t *upstreams, size_t n_upstreams, struct merr *err)
 {
     struct dns_listener *l = xcalloc(1, sizeof *l);
     l->kind = DNS_LISTENER;
     snprintf(l->owner, sizeof l->owner, "%s", owner);
     l->fd = fd;
     l->tcp = tcp;
+    if (n_upstreams == 0) {
+        upstreams = d->cfg.upstreams;
+        n_upstreams = d->cfg.n_upstreams;
+    }
+    l->n_upstreams = n_upstreams < 3 ? n_upstreams : 3;
+    memcpy(l->upstreams, upstreams, l->n_upstreams * sizeof *upstreams);
     struct epoll_event e = { .events = EPOLLIN, .data.ptr = l };
     if (epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
         int er = errno;
@@ -575,14 +588,15 @@ static int listen_on(struct net_dns *d, const char *owner, int fd, bool tcp, str
     return 0;
 }
 
-int net_dns_add(struct net_dns *d, const char *owner, int udp_fd, int tcp_fd, struct merr *err)
+int net_dns_add(struct net_dns *d, const char *owner, int udp_fd, int tcp_fd,
+                const uint32_t *upstreams, size_t n_upstreams, struct merr *err)
 {
     pthread_mutex_lock(&d->lock);
-    int rc = listen_on(d, owner, udp_fd, false, err);
+    int rc = listen_on(d, owner, udp_fd, false, upstreams, n_upstreams, err);
     if (tcp_fd >= 0 && rc < 0)
         close(tcp_fd);
     else if (tcp_fd >= 0)
-        rc = listen_on(d, owner, tcp_fd, true, err);
+        rc = listen_on(d, owner, tcp_fd, true, upstreams, n_upstreams, err);
     pthread_mutex_unlock(&d->lock);
     if (rc < 0)
         net_dns_remove_owner(d, owner);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -41,6 +42,9 @@ static void ctr_free(struct net_ctr *c)
     free(c->hostname);
     free(c->netns);
     free(c->bound);
+    strv_free(c->dns.servers);
+    strv_free(c->dns.search);
+    strv_free(c->dns.options);
     free(c);
 }
 
@@ -87,9 +91,11 @@ static int ctr_persist(struct net_service *s, const struct net_ctr *c, struct me
                                              "Aliases", strv_to_json(c->eps[i].aliases),
                                              "IPv4Address", ip));
     }
-    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:O?,s:b,s:O}", "Id", c->id, "Name", c->name, "Mode",
-                          c->mode, "Endpoints", eps, "PortBindings", c->port_bindings,
-                          "PublishAllPorts", c->publish_all, "ExposedPorts", c->exposed);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:O?,s:b,s:O,s:o,s:o,s:o}", "Id", c->id, "Name",
+                          c->name, "Mode", c->mode, "Endpoints", eps, "PortBindings",
+                          c->port_bindings, "PublishAllPorts", c->publish_all, "ExposedPorts",
+                          c->exposed, "Dns", strv_to_json(c->dns.servers), "DnsSearch",
+                          strv_to_json(c->dns.search), "DnsOptions", strv_to_json(c->dns.options));
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     auto_free char *dir = ctr_dir(s, c->id);
@@ -131,6 +137,9 @@ static struct net_ctr *ctr_from_json(const json_t *j)
     c->publish_all = json_is_true(json_object_get(j, "PublishAllPorts"));
     json_t *ex = json_object_get(j, "ExposedPorts");
     c->exposed = json_is_object(ex) ? json_incref(ex) : json_object();
+    c->dns.servers = json_to_strv(json_object_get(j, "Dns"));
+    c->dns.search = json_to_strv(json_object_get(j, "DnsSearch"));
+    c->dns.options = json_to_strv(json_object_get(j, "DnsOptions"));
     return c;
 }
 
@@ -210,6 +219,24 @@ static void merge_exposed(json_t *into, const json_t *from)
     }
 }
 
+/* --dns takes addresses; search domains and options are single words (they become lines of
+ * resolv.conf). */
+static int dns_settings_check(const struct net_dns_settings *d, struct merr *err)
+{
+    for (size_t i = 0; d->servers != NULL && d->servers[i] != NULL; i++) {
+        unsigned char buf[16];
+        if (inet_pton(AF_INET, d->servers[i], buf) != 1 && inet_pton(AF_INET6, d->servers[i], buf) != 1)
+            return merr_set(err, MERR_INVALID, 0, "%s is not an ip address", d->servers[i]);
+    }
+    char **lists[] = { d->search, d->options };
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; lists[k] != NULL && lists[k][i] != NULL; i++)
+            if (lists[k][i][0] == '\0' || strpbrk(lists[k][i], " \t\r\n#;") != NULL)
+                return merr_set(err, MERR_INVALID, 0, "invalid DNS %s '%s'",
+                                k == 0 ? "search domain" : "option", lists[k][i]);
+    return 0;
+}
+
 int net_ctr_create(struct net_service *s, const char *id, const char *name, const json_t *body,
                    const json_t *image_config, struct merr *err)
 {
@@ -229,11 +256,15 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
     json_t *pb = json_object_get(hc, "PortBindings");
     c->port_bindings = json_is_object(pb) ? json_deep_copy(pb) : NULL;
     c->publish_all = json_is_true(json_object_get(hc, "PublishAllPorts"));
+    c->dns.servers = json_to_strv(json_object_get(hc, "Dns"));
+    c->dns.search = json_to_strv(json_object_get(hc, "DnsSearch"));
+    c->dns.options = json_to_strv(json_object_get(hc, "DnsOptions"));
     struct net_port_binding *b = NULL;
     size_t nb = 0;
     pthread_mutex_lock(&s->lock);
     int rc = -1;
-    if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb, err) < 0)
+    if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb, err) < 0 ||
+        dns_settings_check(&c->dns, err) < 0)
         goto out;
     if (!mode_is_special(mode)) {
         bool dflt = strcmp(mode, "default") == 0 || strcmp(mode, "bridge") == 0;
@@ -526,7 +557,7 @@ static int write_files(struct net_service *s, struct net_ctr *c, bool dns, struc
     struct merr ignored;
     if (fs_read_file("/etc/resolv.conf", 65536, &host_resolv, NULL, &ignored) < 0)
         host_resolv = NULL;
-    auto_free char *resolv = net_resolv_text(host_resolv, dns ? NET_DNS_ADDR : NULL);
+    auto_free char *resolv = net_resolv_text(host_resolv, dns, &c->dns);
     auto_free char *hostname = xasprintf("%s\n", c->hostname);
     if (fs_write_atomic(out->resolv, resolv, strlen(resolv), 0644, err) < 0 ||
         fs_write_atomic(out->hostname, hostname, strlen(hostname), 0644, err) < 0)
@@ -555,7 +586,15 @@ static int dns_attach(struct net_service *s, const struct net_ctr *c, struct mer
         close(udp);
         return merr_prefix(err, "embedded DNS");
     }
-    if (net_dns_add(s->dns, c->id, udp, tcp, err) < 0)
+    /* --dns servers are the embedded server's upstreams for this container (IPv4 ones) */
+    uint32_t ups[3];
+    size_t n_ups = 0;
+    for (size_t i = 0; c->dns.servers != NULL && c->dns.servers[i] != NULL && n_ups < 3; i++) {
+        struct merr ignored;
+        if (net_ip_parse(c->dns.servers[i], &ups[n_ups], &ignored) == 0)
+            n_ups++;
+    }
+    if (net_dns_add(s->dns, c->id, udp, tcp, ups, n_ups, err) < 0)
         return merr_prefix(err, "embedded DNS");
     return 0;
 }

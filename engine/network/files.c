@@ -52,40 +52,61 @@ char *net_hosts_text(const struct net_host_entry *entries, size_t n)
     return b.s;
 }
 
-static bool loopback_nameserver(const char *line)
+static bool loopback_nameserver(const char *addr)
 {
-    const char *p = line + strlen("nameserver");
-    while (*p == ' ' || *p == '\t')
-        p++;
-    return strncmp(p, "127.", 4) == 0 || strncmp(p, "::1", 3) == 0;
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
 }
 
-char *net_resolv_text(const char *host_resolv, const char *dns_server)
+static void add_lines(struct sbuf *b, const char *key, char *const *v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+        sb_add(b, key);
+        sb_add(b, " ");
+        sb_add(b, v[i]);
+        sb_add(b, "\n");
+    }
+}
+
+char *net_resolv_text(const char *host_resolv, bool embedded, const struct net_dns_settings *user)
 {
     struct sbuf b = { 0 };
     sb_add(&b, "");
-    if (dns_server != NULL) {
-        sb_add(&b, "nameserver ");
-        sb_add(&b, dns_server);
-        /* like dockerd's embedded DNS: "web" is asked as it is before any search domain */
-        sb_add(&b, "\noptions ndots:0\n");
+    bool own_servers = user != NULL && user->servers != NULL && user->servers[0] != NULL;
+    bool own_search = user != NULL && user->search != NULL && user->search[0] != NULL;
+    bool own_options = user != NULL && user->options != NULL && user->options[0] != NULL;
+    if (embedded) {
+        /* like dockerd's: "web" is asked as it is before any search domain */
+        sb_add(&b, "nameserver " NET_DNS_ADDR "\noptions ndots:0\n");
+    } else if (own_servers) {
+        add_lines(&b, "nameserver", user->servers);
     }
+    size_t n_servers = 0;
     const char *p = host_resolv != NULL ? host_resolv : "";
     while (*p != '\0') {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        size_t len = strcspn(p, "\n");
         char *line = strndup(p, len);
         if (line == NULL)
             abort();
-        bool ns = strncmp(line, "nameserver", 10) == 0 && (line[10] == ' ' || line[10] == '\t');
-        bool keep = ns ? dns_server == NULL && !loopback_nameserver(line)
-                       : strncmp(line, "search", 6) == 0 || strncmp(line, "options", 7) == 0;
+        p += len + (p[len] == '\n');
+        char addr[64] = "";
+        bool ns = sscanf(line, "nameserver %63s", addr) == 1;
+        bool search = strncmp(line, "search", 6) == 0 || strncmp(line, "domain", 6) == 0;
+        bool options = strncmp(line, "options", 7) == 0;
+        /* a loopback resolver of the host cannot work from inside */
+        bool keep = ns ? !embedded && !own_servers && !loopback_nameserver(addr)
+                       : (search && !own_search) || (options && !own_options);
         if (keep) {
             sb_add(&b, line);
             sb_add(&b, "\n");
+            n_servers += ns;
         }
         free(line);
-        p += len + (nl != NULL);
     }
+    if (!embedded && !own_servers && n_servers == 0) /* dockerd's fallback */
+        sb_add(&b, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    if (own_search)
+        add_lines(&b, "search", user->search);
+    if (own_options)
+        add_lines(&b, "options", user->options);
     return b.s;
 }

@@ -86,9 +86,16 @@ struct net_host_entry {
 };
 /* /etc/hosts: localhost lines, then one line per entry (the container's own first). */
 char *net_hosts_text(const struct net_host_entry *entries, size_t n);
-/* resolv.conf: with dns_server, "nameserver <it>" plus host's search/options lines; otherwise
- * the host's file without loopback nameservers (which cannot work from inside). */
-char *net_resolv_text(const char *host_resolv, const char *dns_server);
+/* What a container asked for: --dns, --dns-search, --dns-option (each NULL-terminated or
+ * NULL: the host's). */
+struct net_dns_settings {
+    char **servers, **search, **options;
+};
+/* A container's resolv.conf. embedded: the embedded DNS server and "options ndots:0" (the
+ * asked servers become that server's upstreams); otherwise the asked servers, else the
+ * host's without loopback ones (they cannot work from inside), else 8.8.8.8 and 8.8.4.4 as
+ * dockerd does. Asked search domains and options replace the host's. */
+char *net_resolv_text(const char *host_resolv, bool embedded, const struct net_dns_settings *user);
 
 /* ---- DNS messages (dnsmsg.c, pure) ---- */
 
@@ -139,9 +146,10 @@ struct net_dns;
 struct net_dns *net_dns_new(const struct net_dns_config *cfg, struct merr *err) MUST_CHECK;
 void net_dns_free(struct net_dns *d);
 /* Serves queries for owner arriving on the bound UDP socket udp_fd and the listening TCP
- * socket tcp_fd (-1: none); both are taken over, even on failure. */
+ * socket tcp_fd (-1: none); both are taken over, even on failure. Unknown names go to
+ * upstreams (n_upstreams of them, at most 3; none: the configured ones). */
 int net_dns_add(struct net_dns *d, const char *owner, int udp_fd, int tcp_fd,
-                struct merr *err) MUST_CHECK;
+                const uint32_t *upstreams, size_t n_upstreams, struct merr *err) MUST_CHECK;
 bool net_dns_has(struct net_dns *d, const char *owner);
 /* Closes owner's sockets and drops its queries in flight. */
 void net_dns_remove_owner(struct net_dns *d, const char *owner);

@@ -39,6 +39,7 @@ struct net_ctr {
     json_t *port_bindings; /* as sent */
     bool publish_all;
     json_t *exposed; /* {"80/tcp":{}} */
+    struct net_dns_settings dns; /* HostConfig.Dns, DnsSearch, DnsOptions */
     /* while running */
     bool running;
     char *hostname;

@@ -28,6 +28,7 @@ T=$(mktemp -d /tmp/machine-engine-net-XXXXXX)
 engine_pid=
 peer_pid=
 dns_pid=
+dns2_pid=
 cleanup() {
     cp "$T/engine.log" /tmp/machine-nettest-engine.log 2>/dev/null || true
     [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null
@@ -41,6 +42,7 @@ cleanup() {
     done
     [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null
     [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null
+    [ -n "$dns2_pid" ] && kill "$dns2_pid" 2>/dev/null
     registry_cleanup 2>/dev/null || true
     umount -R "$T"/root/containers/*/rootfs 2>/dev/null || true
     for f in "$T"/exec/netns/*; do [ -e "$f" ] && umount "$f" 2>/dev/null; done
@@ -69,6 +71,12 @@ ip netns exec peer dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resol
     --listen-address=10.99.0.2 --bind-interfaces --user=root --pid-file= \
     --address=/outside.test/10.99.0.77 &
 dns_pid=$!
+# a second nameserver there, for --dns
+ip netns exec peer ip addr add 10.99.0.3/24 dev vpeer1
+ip netns exec peer dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --listen-address=10.99.0.3 --bind-interfaces --user=root --pid-file= \
+    --address=/outside.test/10.99.0.88 &
+dns2_pid=$!
 printf 'nameserver 10.99.0.2\nsearch corp.test\n' >"$T/resolv.conf"
 mount --bind "$T/resolv.conf" /etc/resolv.conf
 
@@ -125,6 +133,9 @@ resolv=$(d exec web cat /etc/resolv.conf)
 assert_contains "$resolv" "nameserver 10.99.0.2" "default bridge: the host's nameservers in resolv.conf"
 [[ "$resolv" == *127.0.0.11* ]] && fail "default bridge container uses the embedded DNS"
 assert__ok "default bridge: no embedded DNS (like docker)"
+resolv=$(d run --rm --dns 10.99.0.3 --dns-search corp.example --dns-option timeout:1 "$IMG" cat /etc/resolv.conf)
+assert_eq "$resolv" "$(printf 'nameserver 10.99.0.3\nsearch corp.example\noptions timeout:1')" "--dns, --dns-search, --dns-option make resolv.conf"
+assert_contains "$(d run --rm --dns 10.99.0.3 "$IMG" nslookup outside.test 2>&1 || true)" "Address: 10.99.0.88" "default bridge: --dns is the container's nameserver"
 assert_exit 125 d run --rm -p 18080:80 "$IMG" true 2>/dev/null
 d run -d --name pall -P --expose 7000 "$IMG" httpd -f -p 7000 >/dev/null
 hp=$(d port pall 7000/tcp | head -1 | sed 's/.*://')
@@ -186,6 +197,7 @@ assert_contains "$(d exec cli nslookup DB 2>&1 || true)" "Address: $srv_ip" "emb
 assert_contains "$(d exec cli nslookup "$(d inspect -f '{{.Id}}' srv | cut -c1-12)" 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers a short ID"
 assert_contains "$(d exec cli nslookup srv.appnet 2>&1 || true)" "Address: $srv_ip" "embedded DNS answers NAME.NETWORK"
 assert_contains "$(d exec cli nslookup outside.test 2>&1 || true)" "Address: 10.99.0.77" "other names are forwarded to the host's nameserver"
+assert_contains "$(d run --rm --network appnet --dns 10.99.0.3 "$IMG" nslookup outside.test 2>&1 || true)" "Address: 10.99.0.88" "user network: --dns servers are where the embedded DNS forwards"
 # DNS over TCP (what resolvers fall back to for big answers): a framed A query for "srv"
 srv_hex=$(printf '%02x' ${srv_ip//./ })
 tcp_answer=$(printf '\x00\x15\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03srv\x00\x00\x01\x00\x01' |

@@ -286,7 +286,7 @@ static void test_server(void **state)
     int tfd = tcp_listener(0);
     uint16_t tport = port_of(tfd);
     int up_tcp = tcp_listener(up2_port); /* TCP upstream on the UDP upstream's port */
-    assert_int_equal(net_dns_add(d, "ctr1", lfd, tfd, &err), 0);
+    assert_int_equal(net_dns_add(d, "ctr1", lfd, tfd, NULL, 0, &err), 0);
     assert_true(net_dns_has(d, "ctr1"));
     assert_false(net_dns_has(d, "ctr2"));
     int client = udp_socket(&cport, 3000);
@@ -369,6 +369,30 @@ static void test_server(void **state)
     close(up2);
 }
 
+/* --dns on a user network: the container's own upstreams, not the configured ones */
+static void test_server_own_upstreams(void **state)
+{
+    uint16_t up_port, lport, cport;
+    int up = udp_socket(&up_port, 3000);
+    struct net_dns_config cfg = { .lookup = lookup, .upstreams = { 0x7f000002u },
+                                  .upstream_port = up_port, .n_upstreams = 1 };
+    struct merr err = MERR_INIT;
+    struct net_dns *d = net_dns_new(&cfg, &err);
+    assert_non_null(d);
+    int lfd = udp_socket(&lport, 0);
+    static const uint32_t own[] = { 0x7f000001u };
+    assert_int_equal(net_dns_add(d, "ctr1", lfd, -1, own, 1, &err), 0);
+    int client = udp_socket(&cport, 3000);
+    uint8_t q[512], r[512];
+    size_t n = mkquery("elsewhere.test", ns_t_a, q, sizeof q);
+    send_to(client, lport, q, n);
+    assert_int_equal(recv(up, r, sizeof r, 0), (ssize_t)n);
+    assert_memory_equal(r, q, n);
+    net_dns_free(d);
+    close(client);
+    close(up);
+}
+
 static void test_server_no_upstream(void **state)
 {
     struct net_dns_config cfg = { .lookup = lookup };
@@ -377,7 +401,7 @@ static void test_server_no_upstream(void **state)
     assert_non_null(d);
     uint16_t lport, cport;
     int lfd = udp_socket(&lport, 0);
-    assert_int_equal(net_dns_add(d, "ctr1", lfd, -1, &err), 0);
+    assert_int_equal(net_dns_add(d, "ctr1", lfd, -1, NULL, 0, &err), 0);
     int client = udp_socket(&cport, 3000);
     uint8_t q[512], r[512];
     size_t n = mkquery("elsewhere.test", ns_t_a, q, sizeof q);
@@ -396,7 +420,7 @@ int main(void)
         cmocka_unit_test(test_query_parse),        cmocka_unit_test(test_query_parse_rejects),
         cmocka_unit_test(test_reply_build),        cmocka_unit_test(test_error_build),
         cmocka_unit_test(test_resolv_nameservers), cmocka_unit_test(test_resolv_search),
-        cmocka_unit_test(test_server),
+        cmocka_unit_test(test_server),             cmocka_unit_test(test_server_own_upstreams),
         cmocka_unit_test(test_server_no_upstream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

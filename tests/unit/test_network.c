@@ -177,12 +177,29 @@ static void test_resolv_text(void **state)
 {
     const char *host = "# generated\nnameserver 127.0.0.53\nnameserver 10.1.2.3\n"
                        "search example.org\noptions edns0\n";
-    char *t = net_resolv_text(host, NULL);
+    char *t = net_resolv_text(host, false, NULL);
     assert_string_equal(t, "nameserver 10.1.2.3\nsearch example.org\noptions edns0\n");
     free(t);
-    t = net_resolv_text(host, "127.0.0.11");
+    t = net_resolv_text(host, true, NULL);
     assert_string_equal(t, "nameserver 127.0.0.11\noptions ndots:0\nsearch example.org\n"
                            "options edns0\n");
+    free(t);
+    /* only a loopback resolver on the host (systemd-resolved): dockerd's public fallback */
+    t = net_resolv_text("nameserver 127.0.0.53\nsearch lan\n", false, NULL);
+    assert_string_equal(t, "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    free(t);
+    /* --dns, --dns-search, --dns-option replace the host's */
+    char *servers[] = { "10.9.9.9", NULL }, *search[] = { "corp.test", NULL },
+         *options[] = { "timeout:1", "attempts:2", NULL };
+    struct net_dns_settings user = { servers, search, options };
+    t = net_resolv_text(host, false, &user);
+    assert_string_equal(t, "nameserver 10.9.9.9\nsearch corp.test\noptions timeout:1\n"
+                           "options attempts:2\n");
+    free(t);
+    /* on a user network the servers go to the embedded server instead */
+    t = net_resolv_text(host, true, &user);
+    assert_string_equal(t, "nameserver 127.0.0.11\noptions ndots:0\nsearch corp.test\n"
+                           "options timeout:1\noptions attempts:2\n");
     free(t);
 }
 
