@@ -45,6 +45,7 @@ static void ctr_free(struct net_ctr *c)
     strv_free(c->dns.servers);
     strv_free(c->dns.search);
     strv_free(c->dns.options);
+    strv_free(c->extra_hosts);
     free(c);
 }
 
@@ -96,6 +97,7 @@ static int ctr_persist(struct net_service *s, const struct net_ctr *c, struct me
                           c->port_bindings, "PublishAllPorts", c->publish_all, "ExposedPorts",
                           c->exposed, "Dns", strv_to_json(c->dns.servers), "DnsSearch",
                           strv_to_json(c->dns.search), "DnsOptions", strv_to_json(c->dns.options));
+    json_object_set_new(j, "ExtraHosts", strv_to_json(c->extra_hosts));
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     auto_free char *dir = ctr_dir(s, c->id);
@@ -140,6 +142,7 @@ static struct net_ctr *ctr_from_json(const json_t *j)
     c->dns.servers = json_to_strv(json_object_get(j, "Dns"));
     c->dns.search = json_to_strv(json_object_get(j, "DnsSearch"));
     c->dns.options = json_to_strv(json_object_get(j, "DnsOptions"));
+    c->extra_hosts = json_to_strv(json_object_get(j, "ExtraHosts"));
     return c;
 }
 
@@ -219,6 +222,18 @@ static void merge_exposed(json_t *into, const json_t *from)
     }
 }
 
+static int extra_hosts_check(char *const *specs, struct merr *err)
+{
+    for (size_t i = 0; specs != NULL && specs[i] != NULL; i++) {
+        char *name = NULL, *ip = NULL;
+        if (net_extra_host_parse(specs[i], &name, &ip, err) < 0)
+            return -1;
+        free(name);
+        free(ip);
+    }
+    return 0;
+}
+
 /* --dns takes addresses; search domains and options are single words (they become lines of
  * resolv.conf). */
 static int dns_settings_check(const struct net_dns_settings *d, struct merr *err)
@@ -259,12 +274,13 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
     c->dns.servers = json_to_strv(json_object_get(hc, "Dns"));
     c->dns.search = json_to_strv(json_object_get(hc, "DnsSearch"));
     c->dns.options = json_to_strv(json_object_get(hc, "DnsOptions"));
+    c->extra_hosts = json_to_strv(json_object_get(hc, "ExtraHosts"));
     struct net_port_binding *b = NULL;
     size_t nb = 0;
     pthread_mutex_lock(&s->lock);
     int rc = -1;
     if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb, err) < 0 ||
-        dns_settings_check(&c->dns, err) < 0)
+        dns_settings_check(&c->dns, err) < 0 || extra_hosts_check(c->extra_hosts, err) < 0)
         goto out;
     if (!mode_is_special(mode)) {
         bool dflt = strcmp(mode, "default") == 0 || strcmp(mode, "bridge") == 0;
@@ -374,11 +390,18 @@ static int write_hosts(struct net_service *s, const struct net_ctr *c, struct me
             n++;
         }
     }
-    auto_free char *text = net_hosts_text(ents, n);
+    auto_free char *base = net_hosts_text(ents, n);
     for (size_t i = 0; i < n; i++)
         strv_free(names[i]);
     free(names);
     free(ents);
+    /* --add-host; host-gateway is the host's address on the default bridge, like dockerd's */
+    struct merr ignored;
+    const struct net_network *gwnet = dflt != NULL ? dflt
+                                      : c->n_eps > 0 ? svc_network_find(s, c->eps[0].network_id, &ignored)
+                                                     : NULL;
+    auto_free char *extra = net_extra_hosts_text(c->extra_hosts, gwnet != NULL ? gwnet->gateway : 0);
+    auto_free char *text = xasprintf("%s%s", base, extra);
     /* rewritten in place: the container's bind mount pins this inode */
     auto_free char *dir = ctr_dir(s, c->id);
     auto_free char *path = path_join(dir, "hosts");

@@ -1,8 +1,10 @@
 /* The texts of the container's /etc/hosts and /etc/resolv.conf. Pure. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "fsutil.h"
 #include "network-priv.h"
 
@@ -108,5 +110,55 @@ char *net_resolv_text(const char *host_resolv, bool embedded, const struct net_d
         add_lines(&b, "search", user->search);
     if (own_options)
         add_lines(&b, "options", user->options);
+    return b.s;
+}
+
+int net_extra_host_parse(const char *spec, char **name, char **ip, struct merr *err)
+{
+    /* the name never holds ':' or '=', the address may (IPv6): split at the first one */
+    size_t k = strcspn(spec, ":=");
+    const char *addr = spec + k + 1;
+    unsigned char buf[16];
+    bool name_ok = k > 0 && k < 256 && spec[k] != '\0';
+    for (size_t i = 0; name_ok && i < k; i++)
+        name_ok = strchr(" \t\r\n#", spec[i]) == NULL;
+    if (!name_ok)
+        return merr_set(err, MERR_INVALID, 0, "invalid extra host '%s': want NAME:IP", spec);
+    if (addr[0] == '[' && addr[strlen(addr) - 1] == ']') { /* docker 28 writes [::1] too */
+        char inner[64];
+        snprintf(inner, sizeof inner, "%.*s", (int)strlen(addr) - 2, addr + 1);
+        if (inet_pton(AF_INET6, inner, buf) != 1)
+            return merr_set(err, MERR_INVALID, 0, "invalid IP address in add-host: '%s'", addr);
+        *ip = xstrdup(inner);
+    } else if (strcmp(addr, "host-gateway") == 0 || inet_pton(AF_INET, addr, buf) == 1 ||
+               inet_pton(AF_INET6, addr, buf) == 1) {
+        *ip = xstrdup(addr);
+    } else {
+        return merr_set(err, MERR_INVALID, 0, "invalid IP address in add-host: '%s'", addr);
+    }
+    *name = strndup(spec, k);
+    if (*name == NULL)
+        abort();
+    return 0;
+}
+
+char *net_extra_hosts_text(char *const *specs, uint32_t gateway)
+{
+    struct sbuf b = { 0 };
+    sb_add(&b, "");
+    for (size_t i = 0; specs != NULL && specs[i] != NULL; i++) {
+        char *name = NULL, *ip = NULL;
+        struct merr ignored;
+        if (net_extra_host_parse(specs[i], &name, &ip, &ignored) < 0)
+            continue;
+        char gw[NET_IP_STR];
+        net_ip_str(gateway, gw);
+        sb_add(&b, strcmp(ip, "host-gateway") == 0 ? gw : ip);
+        sb_add(&b, "\t");
+        sb_add(&b, name);
+        sb_add(&b, "\n");
+        free(name);
+        free(ip);
+    }
     return b.s;
 }

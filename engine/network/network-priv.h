@@ -86,6 +86,11 @@ struct net_host_entry {
 };
 /* /etc/hosts: localhost lines, then one line per entry (the container's own first). */
 char *net_hosts_text(const struct net_host_entry *entries, size_t n);
+/* --add-host "NAME:IP" (or NAME=IP; IP may be IPv6, [IPv6], or host-gateway). *name and *ip
+ * are malloc'd. MERR_INVALID otherwise. */
+int net_extra_host_parse(const char *spec, char **name, char **ip, struct merr *err) MUST_CHECK;
+/* /etc/hosts lines "IP\tNAME" of valid specs; host-gateway becomes gateway. */
+char *net_extra_hosts_text(char *const *specs, uint32_t gateway);
 /* What a container asked for: --dns, --dns-search, --dns-option (each NULL-terminated or
  * NULL: the host's). */
 struct net_dns_settings {

@@ -40,6 +40,7 @@ struct net_ctr {
     bool publish_all;
     json_t *exposed; /* {"80/tcp":{}} */
     struct net_dns_settings dns; /* HostConfig.Dns, DnsSearch, DnsOptions */
+    char **extra_hosts;          /* HostConfig.ExtraHosts */
     /* while running */
     bool running;
     char *hostname;

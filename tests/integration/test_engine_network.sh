@@ -133,6 +133,13 @@ resolv=$(d exec web cat /etc/resolv.conf)
 assert_contains "$resolv" "nameserver 10.99.0.2" "default bridge: the host's nameservers in resolv.conf"
 [[ "$resolv" == *127.0.0.11* ]] && fail "default bridge container uses the embedded DNS"
 assert__ok "default bridge: no embedded DNS (like docker)"
+hosts=$(d run --rm --add-host db.example:10.99.0.9 --add-host host.docker.internal:host-gateway "$IMG" cat /etc/hosts)
+assert_contains "$hosts" "$(printf '10.99.0.9\tdb.example')" "--add-host NAME:IP lands in /etc/hosts"
+assert_contains "$hosts" "$(printf '172.18.0.1\thost.docker.internal')" "--add-host host-gateway is the host's bridge address"
+# the docker CLI checks --add-host itself: the engine's own check, through the API
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/engine.sock" -H 'Content-Type: application/json' \
+    -d "{\"Image\":\"$IMG\",\"HostConfig\":{\"ExtraHosts\":[\"db:not-an-ip\"]}}" http://x/containers/create)
+assert_eq "$code" "400" "the engine refuses an extra host whose address is not one"
 resolv=$(d run --rm --dns 10.99.0.3 --dns-search corp.example --dns-option timeout:1 "$IMG" cat /etc/resolv.conf)
 assert_eq "$resolv" "$(printf 'nameserver 10.99.0.3\nsearch corp.example\noptions timeout:1')" "--dns, --dns-search, --dns-option make resolv.conf"
 assert_contains "$(d run --rm --dns 10.99.0.3 "$IMG" nslookup outside.test 2>&1 || true)" "Address: 10.99.0.88" "default bridge: --dns is the container's nameserver"

@@ -203,6 +203,35 @@ static void test_resolv_text(void **state)
     free(t);
 }
 
+static void test_extra_hosts(void **state)
+{
+    char *name = NULL, *addr = NULL;
+    struct merr err = MERR_INIT;
+    assert_int_equal(net_extra_host_parse("db:10.0.0.5", &name, &addr, &err), 0);
+    assert_string_equal(name, "db");
+    assert_string_equal(addr, "10.0.0.5");
+    free(name);
+    free(addr);
+    assert_int_equal(net_extra_host_parse("v6=fd00::1", &name, &addr, &err), 0);
+    assert_string_equal(addr, "fd00::1");
+    free(name);
+    free(addr);
+    assert_int_equal(net_extra_host_parse("v6b:[::1]", &name, &addr, &err), 0);
+    assert_string_equal(addr, "::1");
+    free(name);
+    free(addr);
+    static const char *const bad[] = { "db", ":10.0.0.5", "db:", "db:10.0.0.256", "db:nohost",
+                                       "bad name:10.0.0.1", "db:[10.0.0.1]" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(net_extra_host_parse(bad[i], &name, &addr, &err), -1);
+        assert_int_equal(err.code, MERR_INVALID);
+    }
+    char *specs[] = { "db:10.0.0.5", "host.docker.internal:host-gateway", "x:[fd00::2]", NULL };
+    char *t = net_extra_hosts_text(specs, ip("172.18.0.1"));
+    assert_string_equal(t, "10.0.0.5\tdb\n172.18.0.1\thost.docker.internal\nfd00::2\tx\n");
+    free(t);
+}
+
 static void test_nft_script(void **state)
 {
     struct net_fw_net nets[] = { { "machine0", "172.18.0.0/16", false },
@@ -251,7 +280,7 @@ int main(void)
         cmocka_unit_test(test_cidr),          cmocka_unit_test(test_overlap_and_pool),
         cmocka_unit_test(test_ipam_pick),     cmocka_unit_test(test_port_bindings),
         cmocka_unit_test(test_ports_json),    cmocka_unit_test(test_hosts_text),
-        cmocka_unit_test(test_resolv_text),   cmocka_unit_test(test_nft_script),
+        cmocka_unit_test(test_resolv_text),   cmocka_unit_test(test_extra_hosts),   cmocka_unit_test(test_nft_script),
         cmocka_unit_test(test_iptables_argv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
