@@ -23,6 +23,38 @@ extern char **environ;
 
 /* ---- pure builders ---- */
 
+static char *append(char *s, char *more)
+{
+    char *t = xasprintf("%s%s", s, more);
+    free(s);
+    free(more);
+    return t;
+}
+
+/* Like dockerd's bridge driver: a network's containers do not reach another network's, and an
+ * internal network's reach nothing beyond their bridge. Empty when no rule is needed. */
+static char *nft_forward_rules(const struct net_fw_net *nets, size_t n)
+{
+    char *s = xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        const char *br = nets[i].bridge;
+        if (nets[i].internal) {
+            s = append(s, xasprintf("\t\tiifname \"%s\" oifname != \"%s\" drop\n", br, br));
+            s = append(s, xasprintf("\t\toifname \"%s\" iifname != \"%s\" drop\n", br, br));
+            continue;
+        }
+        char *others = xstrdup("");
+        for (size_t k = 0; k < n; k++)
+            if (k != i && !nets[k].internal)
+                others = append(others, xasprintf("%s\"%s\"", others[0] != '\0' ? ", " : "",
+                                                  nets[k].bridge));
+        if (others[0] != '\0')
+            s = append(s, xasprintf("\t\tiifname \"%s\" oifname { %s } drop\n", br, others));
+        free(others);
+    }
+    return s;
+}
+
 char *net_fw_nft_script(const struct net_fw_net *nets, size_t n)
 {
     /* "add" then "delete" makes the delete succeed whether or not the table exists; the whole
@@ -30,23 +62,22 @@ char *net_fw_nft_script(const struct net_fw_net *nets, size_t n)
     char *s = xstrdup("add table ip " NET_FW_TABLE "\ndelete table ip " NET_FW_TABLE "\n");
     if (n == 0)
         return s;
-    char *t = xasprintf("%stable ip " NET_FW_TABLE " {\n"
-                        "\tchain postrouting {\n"
-                        "\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
-                        s);
-    free(s);
-    s = t;
-    for (size_t i = 0; i < n; i++) {
-        if (nets[i].internal)
-            continue;
-        t = xasprintf("%s\t\tip saddr %s oifname != \"%s\" masquerade\n", s, nets[i].subnet,
-                      nets[i].bridge);
-        free(s);
-        s = t;
-    }
-    t = xasprintf("%s\t}\n}\n", s);
-    free(s);
-    return t;
+    s = append(s, xstrdup("table ip " NET_FW_TABLE " {\n"
+                          "\tchain postrouting {\n"
+                          "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"));
+    for (size_t i = 0; i < n; i++)
+        if (!nets[i].internal)
+            s = append(s, xasprintf("\t\tip saddr %s oifname != \"%s\" masquerade\n",
+                                    nets[i].subnet, nets[i].bridge));
+    s = append(s, xstrdup("\t}\n"));
+    char *fwd = nft_forward_rules(nets, n);
+    if (fwd[0] != '\0')
+        s = append(s, xasprintf("\tchain forward {\n"
+                                "\t\ttype filter hook forward priority filter; policy accept;\n"
+                                "%s\t}\n",
+                                fwd));
+    free(fwd);
+    return append(s, xstrdup("}\n"));
 }
 
 static char **argv_of(const char *first, ...)
@@ -109,6 +140,69 @@ char ***net_fw_iptables_teardown(void)
     return vv;
 }
 
+#define IPT_FILTER(...) argv_of("iptables", "-w", "-t", "filter", __VA_ARGS__, NULL)
+#define IPT_FILTER_OPT(...) argv_of("?iptables", "-w", "-t", "filter", __VA_ARGS__, NULL)
+
+char ***net_fw_iptables_forward_setup(const struct net_fw_net *nets, size_t n)
+{
+    char ***vv = NULL;
+    size_t k = 0;
+    vv = argvv_push(vv, &k, IPT_FILTER_OPT("-N", NET_FW_FWD_CHAIN));
+    vv = argvv_push(vv, &k, IPT_FILTER("-F", NET_FW_FWD_CHAIN));
+    vv = argvv_push(vv, &k, IPT_FILTER_OPT("-C", "FORWARD", "-j", NET_FW_FWD_CHAIN));
+    vv = argvv_push(vv, &k, IPT_FILTER("-I", "FORWARD", "1", "-j", NET_FW_FWD_CHAIN));
+    /* the drops first (isolation, internal networks), then what our bridges may send */
+    for (size_t i = 0; i < n; i++) {
+        const char *br = nets[i].bridge;
+        if (nets[i].internal) {
+            vv = argvv_push(vv, &k, IPT_FILTER("-A", NET_FW_FWD_CHAIN, "-i", br, "!", "-o", br, "-j", "DROP"));
+            vv = argvv_push(vv, &k, IPT_FILTER("-A", NET_FW_FWD_CHAIN, "-o", br, "!", "-i", br, "-j", "DROP"));
+            continue;
+        }
+        for (size_t j = 0; j < n; j++)
+            if (j != i && !nets[j].internal)
+                vv = argvv_push(vv, &k, IPT_FILTER("-A", NET_FW_FWD_CHAIN, "-i", br, "-o",
+                                                   nets[j].bridge, "-j", "DROP"));
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *br = nets[i].bridge;
+        vv = argvv_push(vv, &k, IPT_FILTER("-A", NET_FW_FWD_CHAIN, "-i", br, "-o", br, "-j", "ACCEPT"));
+        if (nets[i].internal)
+            continue;
+        vv = argvv_push(vv, &k, IPT_FILTER("-A", NET_FW_FWD_CHAIN, "-i", br, "-j", "ACCEPT"));
+        vv = argvv_push(vv, &k, IPT_FILTER("-A", NET_FW_FWD_CHAIN, "-o", br, "-m", "conntrack",
+                                           "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"));
+    }
+    return vv;
+}
+
+char ***net_fw_iptables_forward_teardown(void)
+{
+    char ***vv = NULL;
+    size_t k = 0;
+    vv = argvv_push(vv, &k, IPT_FILTER_OPT("-D", "FORWARD", "-j", NET_FW_FWD_CHAIN));
+    vv = argvv_push(vv, &k, IPT_FILTER_OPT("-F", NET_FW_FWD_CHAIN));
+    vv = argvv_push(vv, &k, IPT_FILTER_OPT("-X", NET_FW_FWD_CHAIN));
+    return vv;
+}
+
+bool net_fw_forward_blocked(const char *rules, bool *ours)
+{
+    bool drop = false;
+    *ours = false;
+    const char *p = rules != NULL ? rules : "";
+    while (*p != '\0') {
+        size_t len = strcspn(p, "\n");
+        if (len == strlen("-P FORWARD DROP") && strncmp(p, "-P FORWARD DROP", len) == 0)
+            drop = true;
+        static const char jump[] = "-A FORWARD -j " NET_FW_FWD_CHAIN;
+        if (len == strlen(jump) && strncmp(p, jump, len) == 0)
+            *ours = true;
+        p += len + (p[len] == '\n');
+    }
+    return drop;
+}
+
 /* ---- backends ---- */
 
 struct fw_ops {
@@ -147,21 +241,46 @@ static int nft_clear(struct net_fw *fw, struct merr *err)
     return nft_run(fw, script, err);
 }
 
-static int run_argv(char *const *argv, const char *binary)
+#define CAPTURE_MAX (256u * 1024)
+
+/* Runs binary; with out, its standard output (at most CAPTURE_MAX) is returned there. */
+static int run_capture(char *const *argv, const char *binary, char **out)
 {
+    int pipefd[2] = { -1, -1 };
+    if (out != NULL && pipe2(pipefd, O_CLOEXEC) < 0)
+        return -1;
     pid_t pid;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (out != NULL)
+        posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    else
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     int r = posix_spawn(&pid, binary, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    if (out != NULL) {
+        close(pipefd[1]);
+        size_t len = 0;
+        char *buf = xcalloc(1, CAPTURE_MAX + 1);
+        ssize_t n;
+        while (r == 0 && len < CAPTURE_MAX &&
+               ((n = read(pipefd[0], buf + len, CAPTURE_MAX - len)) > 0 || (n < 0 && errno == EINTR)))
+            len += n > 0 ? (size_t)n : 0;
+        close(pipefd[0]);
+        *out = buf;
+    }
     if (r != 0)
         return -1;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int run_argv(char *const *argv, const char *binary)
+{
+    return run_capture(argv, binary, NULL);
 }
 
 static const char *iptables_binary(void)
@@ -253,13 +372,41 @@ const char *net_fw_name(const struct net_fw *fw)
     return fw->ops->name;
 }
 
+/* The iptables filter chain that lets our bridges' traffic past a FORWARD policy of DROP
+ * (dockerd's, a host firewall's): installed while the policy is DROP, always with the
+ * iptables backend (its isolation rules live there), removed otherwise. Failures are
+ * warnings: NAT and isolation do not depend on it. */
+static void forward_sync(struct net_fw *fw, const struct net_fw_net *nets, size_t n)
+{
+    const char *bin = iptables_binary();
+    if (bin == NULL)
+        return;
+    char *const list[] = { "iptables", "-w", "-t", "filter", "-S", "FORWARD", NULL };
+    auto_free char *rules = NULL;
+    if (run_capture(list, bin, &rules) < 0 && fw->ops != &ipt_ops)
+        return; /* no filter table: nothing blocks */
+    bool ours = false;
+    bool blocked = net_fw_forward_blocked(rules, &ours);
+    bool install = n > 0 && (blocked || fw->ops == &ipt_ops);
+    if (!install && !ours)
+        return;
+    char ***vv = install ? net_fw_iptables_forward_setup(nets, n) : net_fw_iptables_forward_teardown();
+    struct merr err = MERR_INIT;
+    if (run_all(vv, &err) < 0)
+        mlog_warn(fw->log, "forwarding rules for the engine's networks: %s", err.msg);
+    net_argvv_free(vv);
+}
+
 int net_fw_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err)
 {
-    return fw->ops->apply(fw, nets, n, err);
+    int r = fw->ops->apply(fw, nets, n, err);
+    forward_sync(fw, nets, n);
+    return r;
 }
 
 int net_fw_clear(struct net_fw *fw, struct merr *err)
 {
+    forward_sync(fw, NULL, 0);
     return fw->ops->clear(fw, err);
 }
 

@@ -169,12 +169,20 @@ struct net_fw_net {
 
 #define NET_FW_TABLE "machine-engine"
 #define NET_FW_CHAIN "MACHINE-ENGINE"
-/* One nft transaction that replaces our table with masquerade rules for nets (pure). */
+/* One nft transaction that replaces our table: masquerade rules for nets, and a forward chain
+ * that keeps networks apart and internal networks in (pure). */
 char *net_fw_nft_script(const struct net_fw_net *nets, size_t n);
 /* The iptables commands (argv vectors, NULL-terminated list) that set up / tear down the same
  * (pure). Setup commands whose failure is fine (chain exists) are marked by a leading "?". */
 char ***net_fw_iptables_setup(const struct net_fw_net *nets, size_t n);
 char ***net_fw_iptables_teardown(void);
+#define NET_FW_FWD_CHAIN "MACHINE-ENGINE-FWD"
+/* The filter chain jumped to from the top of FORWARD: isolation and internal-network drops,
+ * then accepts for what our bridges send and the replies to it (pure). */
+char ***net_fw_iptables_forward_setup(const struct net_fw_net *nets, size_t n);
+char ***net_fw_iptables_forward_teardown(void);
+/* Over `iptables -S FORWARD`: whether the policy is DROP; *ours: whether our jump is there. */
+bool net_fw_forward_blocked(const char *rules, bool *ours);
 void net_argvv_free(char ***v);
 
 struct net_fw;

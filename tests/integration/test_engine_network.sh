@@ -97,6 +97,9 @@ start_engine() {
     cat "$T/engine.log" >&2
     fail "engine did not start"
 }
+# a host whose firewall drops forwarded traffic (dockerd sets this policy): the engine lets its
+# own bridges' traffic through, so every NAT check below runs under it
+iptables -w -P FORWARD DROP
 start_engine
 export DOCKER_HOST=unix://$T/engine.sock
 d() { "$DOCKER" "$@"; }
@@ -115,6 +118,7 @@ ip link show machine0 >/dev/null || fail "the default bridge machine0 exists"
 assert__ok "bridge machine0 exists"
 [[ "$(nft list table ip machine-engine)" == *172.18.0.0/16* ]] || fail "masquerade rule for the default subnet"
 assert__ok "NAT rule for 172.18.0.0/16 in table ip machine-engine"
+assert_eq "$(iptables -w -S FORWARD | grep -c -- '-j MACHINE-ENGINE-FWD' || true)" "1" "FORWARD policy DROP: the engine's accept chain is jumped to"
 
 step "published port: httpd on the default bridge"
 d run -d --name web -p 18080:80 "$IMG" sh -c 'mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
@@ -219,6 +223,33 @@ d network disconnect appnet late
 assert_exit 1 d exec cli grep -q late /etc/hosts
 out=$(d network rm appnet 2>&1) && fail "network rm with running containers succeeded"
 assert__ok "network rm refused while containers run: $out"
+step "isolation between networks, internal networks"
+# a GET with a 2 s connect timeout: prints nothing when the address cannot be reached
+GET2='printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 "$1" "$2" | tail -n 1'
+d network create othernet >/dev/null
+assert_eq "$(d run --rm --network othernet "$IMG" sh -c "$GET2" - "$srv_ip" 80 || true)" "" "a container on another network cannot reach srv's address"
+d run -d --name both --network othernet "$IMG" sleep 300 >/dev/null
+d network connect appnet both
+assert_eq "$(d exec both sh -c "$HTTP_GET" - srv 80)" "srv-page" "a container on both networks reaches srv"
+[[ "$(nft list table ip machine-engine)" == *"chain forward"* ]] || fail "no forward chain with two networks"
+assert__ok "nft forward chain keeps the networks apart"
+d network create --internal intnet >/dev/null
+d run -d --name inside --network intnet "$IMG" sh -c 'mkdir -p /w && echo inside-page > /w/index.html && exec httpd -f -p 80 -h /w' >/dev/null
+assert_eq "$(d run --rm --network intnet "$IMG" sh -c "$HTTP_GET" - inside 80)" "inside-page" "internal network: its containers reach each other"
+assert_eq "$(d run --rm --network intnet "$IMG" sh -c "$GET2" - 10.99.0.2 8081 || true)" "" "internal network: no way out to another machine"
+assert_eq "$(d run --rm --network othernet "$IMG" sh -c "$HTTP_GET" - 10.99.0.2 8081)" "from-peer" "an ordinary network still reaches it"
+# the host's policy back to ACCEPT: the next firewall sync removes the accept chain, and the
+# nftables rules alone keep the networks apart
+iptables -w -P FORWARD ACCEPT
+d rm -f inside >/dev/null
+d network rm intnet >/dev/null
+[[ "$(iptables -w -S)" == *MACHINE-ENGINE-FWD* ]] && fail "accept chain left under policy ACCEPT"
+assert__ok "FORWARD policy ACCEPT: no iptables chain of ours"
+assert_eq "$(d run --rm --network othernet "$IMG" sh -c "$GET2" - "$srv_ip" 80 || true)" "" "nftables alone: a container on another network cannot reach srv's address"
+iptables -w -P FORWARD DROP
+d rm -f both >/dev/null
+d network rm othernet >/dev/null
+
 d rm -f srv >/dev/null
 [[ "$(d exec cli nslookup srv 2>&1 || true)" == *"$srv_ip"* ]] && fail "a removed container's name still resolves"
 assert__ok "a removed container's name no longer resolves"
@@ -227,6 +258,7 @@ d network rm appnet >/dev/null
 assert_exit 1 d network inspect appnet
 [[ "$(ip -o link show)" == *mbr-* ]] && fail "bridge left after network rm"
 [[ "$(nft list table ip machine-engine)" == *"$sub"* ]] && fail "NAT rule left after network rm"
+[[ "$(nft list table ip machine-engine)" == *"chain forward"* ]] && fail "forward chain left with only the default network"
 assert__ok "network rm leaves no bridge and no rule"
 
 step "--network none, host, container:"
@@ -242,6 +274,7 @@ d run -d --name survivor -p 18081:80 "$IMG" sleep 300 >/dev/null
 kill -9 "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
 start_engine
 assert_eq "$(veths)" "0" "no veth after restart"
+assert_eq "$(iptables -w -S FORWARD | grep -c -- '-j MACHINE-ENGINE-FWD' || true)" "1" "one jump to the accept chain after the restart"
 [ -z "$(ls -A "$T/exec/netns")" ] || fail "netns left after restart"
 assert__ok "no netns after restart"
 d start survivor >/dev/null

@@ -245,7 +245,18 @@ static void test_nft_script(void **state)
                            "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
                            "\t\tip saddr 172.18.0.0/16 oifname != \"machine0\" masquerade\n"
                            "\t\tip saddr 172.19.0.0/24 oifname != \"mbr-0123456789a\" masquerade\n"
+                           "\t}\n"
+                           "\tchain forward {\n"
+                           "\t\ttype filter hook forward priority filter; policy accept;\n"
+                           "\t\tiifname \"machine0\" oifname { \"mbr-0123456789a\" } drop\n"
+                           "\t\tiifname \"mbr-0123456789a\" oifname { \"machine0\" } drop\n"
+                           "\t\tiifname \"mbr-internal\" oifname != \"mbr-internal\" drop\n"
+                           "\t\toifname \"mbr-internal\" iifname != \"mbr-internal\" drop\n"
                            "\t}\n}\n");
+    free(s);
+    /* one ordinary network: NAT only, no forward chain */
+    s = net_fw_nft_script(nets, 1);
+    assert_null(strstr(s, "forward"));
     free(s);
     s = net_fw_nft_script(NULL, 0); /* cleanup: the table goes, nothing else */
     assert_string_equal(s, "add table ip machine-engine\ndelete table ip machine-engine\n");
@@ -274,6 +285,80 @@ static void test_iptables_argv(void **state)
     net_argvv_free(v);
 }
 
+/* Joins argv v[i] into one line (without the leading "?"). */
+static char *line_of(char **argv)
+{
+    size_t cap = 1024;
+    char *out = calloc(1, cap);
+    for (size_t i = 0; argv[i] != NULL; i++) {
+        strncat(out, i == 0 && argv[i][0] == '?' ? argv[i] + 1 : argv[i], cap - strlen(out) - 2);
+        if (argv[i + 1] != NULL)
+            strcat(out, " ");
+    }
+    return out;
+}
+
+static bool has_line(char ***v, const char *want)
+{
+    for (size_t i = 0; v[i] != NULL; i++) {
+        char *l = line_of(v[i]);
+        bool eq = strcmp(l, want) == 0;
+        free(l);
+        if (eq)
+            return true;
+    }
+    return false;
+}
+
+static size_t index_of(char ***v, const char *want)
+{
+    for (size_t i = 0; v[i] != NULL; i++) {
+        char *l = line_of(v[i]);
+        bool eq = strcmp(l, want) == 0;
+        free(l);
+        if (eq)
+            return i;
+    }
+    fail_msg("missing: %s", want);
+    return 0;
+}
+
+static void test_iptables_forward(void **state)
+{
+    struct net_fw_net nets[] = { { "machine0", "172.18.0.0/16", false },
+                                 { "mbr-a", "172.19.0.0/24", false },
+                                 { "mbr-int", "172.19.1.0/24", true } };
+    char ***v = net_fw_iptables_forward_setup(nets, 3);
+    const char *p = "iptables -w -t filter ";
+    char want[256];
+#define W(x) (snprintf(want, sizeof want, "%s%s", p, x), want)
+    assert_int_equal(index_of(v, W("-I FORWARD 1 -j MACHINE-ENGINE-FWD")), 3);
+    assert_string_equal(v[2][4], "-C"); /* the jump is added only when missing */
+    size_t drop_ab = index_of(v, W("-A MACHINE-ENGINE-FWD -i machine0 -o mbr-a -j DROP"));
+    index_of(v, W("-A MACHINE-ENGINE-FWD -i mbr-a -o machine0 -j DROP"));
+    size_t drop_int = index_of(v, W("-A MACHINE-ENGINE-FWD -i mbr-int ! -o mbr-int -j DROP"));
+    index_of(v, W("-A MACHINE-ENGINE-FWD -o mbr-int ! -i mbr-int -j DROP"));
+    size_t acc = index_of(v, W("-A MACHINE-ENGINE-FWD -i machine0 -j ACCEPT"));
+    index_of(v, W("-A MACHINE-ENGINE-FWD -o machine0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"));
+    index_of(v, W("-A MACHINE-ENGINE-FWD -i mbr-int -o mbr-int -j ACCEPT"));
+    assert_false(has_line(v, W("-A MACHINE-ENGINE-FWD -i mbr-int -j ACCEPT")));
+    assert_true(drop_ab < acc && drop_int < acc); /* drops before accepts */
+#undef W
+    net_argvv_free(v);
+    v = net_fw_iptables_forward_teardown();
+    assert_true(has_line(v, "iptables -w -t filter -D FORWARD -j MACHINE-ENGINE-FWD"));
+    assert_true(has_line(v, "iptables -w -t filter -X MACHINE-ENGINE-FWD"));
+    net_argvv_free(v);
+
+    bool ours;
+    assert_true(net_fw_forward_blocked("-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n", &ours));
+    assert_false(ours);
+    assert_false(net_fw_forward_blocked("-P FORWARD ACCEPT\n-A FORWARD -j MACHINE-ENGINE-FWD\n", &ours));
+    assert_true(ours);
+    assert_false(net_fw_forward_blocked("-P FORWARD DROPPED\n", &ours));
+    assert_false(net_fw_forward_blocked(NULL, &ours));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,7 +366,7 @@ int main(void)
         cmocka_unit_test(test_ipam_pick),     cmocka_unit_test(test_port_bindings),
         cmocka_unit_test(test_ports_json),    cmocka_unit_test(test_hosts_text),
         cmocka_unit_test(test_resolv_text),   cmocka_unit_test(test_extra_hosts),   cmocka_unit_test(test_nft_script),
-        cmocka_unit_test(test_iptables_argv),
+        cmocka_unit_test(test_iptables_argv), cmocka_unit_test(test_iptables_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
