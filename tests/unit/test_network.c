@@ -3,6 +3,7 @@
  * rule texts of both firewall backends. */
 #include "test_helpers.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "error.h"
@@ -298,19 +299,8 @@ static char *line_of(char **argv)
     return out;
 }
 
-static bool has_line(char ***v, const char *want)
-{
-    for (size_t i = 0; v[i] != NULL; i++) {
-        char *l = line_of(v[i]);
-        bool eq = strcmp(l, want) == 0;
-        free(l);
-        if (eq)
-            return true;
-    }
-    return false;
-}
-
-static size_t index_of(char ***v, const char *want)
+/* The index of the argv that reads want, or SIZE_MAX. */
+static size_t find_line(char ***v, const char *want)
 {
     for (size_t i = 0; v[i] != NULL; i++) {
         char *l = line_of(v[i]);
@@ -319,8 +309,20 @@ static size_t index_of(char ***v, const char *want)
         if (eq)
             return i;
     }
-    fail_msg("missing: %s", want);
-    return 0;
+    return SIZE_MAX;
+}
+
+static bool has_line(char ***v, const char *want)
+{
+    return find_line(v, want) != SIZE_MAX;
+}
+
+static size_t index_of(char ***v, const char *want)
+{
+    size_t i = find_line(v, want);
+    if (i == SIZE_MAX)
+        fail_msg("missing: %s", want);
+    return i;
 }
 
 static void test_iptables_forward(void **state)
