@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -268,6 +269,16 @@ static void test_shares_to_weight(void **state)
         prev = w;
     }
     assert_true(rt_shares_to_weight(512) < 100);
+    /* the engine's own log2/exp against libm's, at every shares value */
+    for (uint64_t sh = 3; sh < 262144; sh++) {
+        double l = log2((double)sh);
+        double w = pow(10.0, (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0);
+        uint64_t want = (uint64_t)llround(w);
+        want = want < 1 ? 1 : want > 10000 ? 10000 : want;
+        if (rt_shares_to_weight(sh) != want)
+            fail_msg("shares %llu: weight %llu, libm says %llu", (unsigned long long)sh,
+                     (unsigned long long)rt_shares_to_weight(sh), (unsigned long long)want);
+    }
     assert_true(rt_shares_to_weight(2048) > 100);
 }
 
