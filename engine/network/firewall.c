@@ -1,9 +1,11 @@
 /* Outbound NAT for the engine's networks. Two backends behind one small vtable: nftables
- * through libnftables with a table of our own (cleanup = delete the table), or iptables
+ * through libnftables (opened for each transaction) with a table of our own (cleanup = delete the table), or iptables
  * commands with a chain of our own where nft is not usable. Rule texts come from pure
  * builders; the backends only run them. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <nftables/libnftables.h>
 #include <spawn.h>
@@ -213,20 +215,80 @@ struct fw_ops {
 
 struct net_fw {
     const struct fw_ops *ops;
-    struct nft_ctx *nft;
     const struct mlog *log;
 };
 
+/* libnftables (with libnftnl, libgmp, libxtables: 1.5 MiB resident, plus its caches) is
+ * opened for each transaction and closed after it: an idle engine does not carry it. */
+#define NFT_SONAME "libnftables.so.1"
+
+struct nft_api {
+    void *handle;
+    struct nft_ctx *(*ctx_new)(uint32_t flags);
+    void (*ctx_free)(struct nft_ctx *ctx);
+    int (*buffer_output)(struct nft_ctx *ctx);
+    int (*buffer_error)(struct nft_ctx *ctx);
+    const char *(*get_error_buffer)(struct nft_ctx *ctx);
+    int (*run_cmd_from_buffer)(struct nft_ctx *ctx, const char *buf);
+};
+
+static int nft_api_load(struct nft_api *a, struct merr *err)
+{
+    memset(a, 0, sizeof *a);
+    a->handle = dlopen(NFT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (a->handle == NULL)
+        return merr_set(err, MERR_UNSUPPORTED, 0, "cannot load %s: %s", NFT_SONAME, dlerror());
+    struct {
+        const char *name;
+        void **slot;
+    } syms[] = {
+        { "nft_ctx_new", (void **)&a->ctx_new },
+        { "nft_ctx_free", (void **)&a->ctx_free },
+        { "nft_ctx_buffer_output", (void **)&a->buffer_output },
+        { "nft_ctx_buffer_error", (void **)&a->buffer_error },
+        { "nft_ctx_get_error_buffer", (void **)&a->get_error_buffer },
+        { "nft_run_cmd_from_buffer", (void **)&a->run_cmd_from_buffer },
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
+        if ((*syms[i].slot = dlsym(a->handle, syms[i].name)) == NULL) {
+            dlclose(a->handle);
+            a->handle = NULL;
+            return merr_set(err, MERR_UNSUPPORTED, 0, "%s has no %s", NFT_SONAME, syms[i].name);
+        }
+    return 0;
+}
+
+/* Runs script as one nft transaction. */
+static int nft_exec(const char *script, struct merr *err)
+{
+    struct nft_api a;
+    if (nft_api_load(&a, err) < 0)
+        return -1;
+    int rc = 0;
+    struct nft_ctx *ctx = a.ctx_new(NFT_CTX_DEFAULT);
+    if (ctx == NULL) {
+        rc = merr_set(err, MERR_UNSUPPORTED, 0, "cannot create an nftables context");
+    } else {
+        a.buffer_output(ctx);
+        a.buffer_error(ctx);
+        if (a.run_cmd_from_buffer(ctx, script) != 0) {
+            const char *msg = a.get_error_buffer(ctx);
+            char first[256];
+            snprintf(first, sizeof first, "%s", msg != NULL ? msg : "");
+            first[strcspn(first, "\n")] = '\0';
+            rc = merr_set(err, MERR_IO, 0, "nftables refused the rules: %s", first);
+        }
+        a.ctx_free(ctx);
+    }
+    dlclose(a.handle);
+    malloc_trim(0); /* its caches go back to the system */
+    return rc;
+}
+
 static int nft_run(struct net_fw *fw, const char *script, struct merr *err)
 {
-    if (nft_run_cmd_from_buffer(fw->nft, script) != 0) {
-        const char *msg = nft_ctx_get_error_buffer(fw->nft);
-        char first[256];
-        snprintf(first, sizeof first, "%s", msg != NULL ? msg : "");
-        first[strcspn(first, "\n")] = '\0';
-        return merr_set(err, MERR_IO, 0, "nftables refused the rules: %s", first);
-    }
-    return 0;
+    (void)fw;
+    return nft_exec(script, err);
 }
 
 static int nft_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err)
@@ -352,16 +414,10 @@ struct net_fw *net_fw_new(const struct mlog *log)
 {
     struct net_fw *fw = xcalloc(1, sizeof *fw);
     fw->log = log;
-    fw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (fw->nft != NULL) {
-        nft_ctx_buffer_output(fw->nft);
-        nft_ctx_buffer_error(fw->nft);
-        if (nft_run_cmd_from_buffer(fw->nft, "list tables ip") == 0) {
-            fw->ops = &nft_ops;
-            return fw;
-        }
-        nft_ctx_free(fw->nft);
-        fw->nft = NULL;
+    struct merr ignored;
+    if (nft_exec("list tables ip", &ignored) == 0) {
+        fw->ops = &nft_ops;
+        return fw;
     }
     fw->ops = iptables_binary() != NULL ? &ipt_ops : &none_ops;
     return fw;
@@ -414,7 +470,5 @@ void net_fw_free(struct net_fw *fw)
 {
     if (fw == NULL)
         return;
-    if (fw->nft != NULL)
-        nft_ctx_free(fw->nft);
     free(fw);
 }

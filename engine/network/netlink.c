@@ -1,7 +1,8 @@
-/* Links, addresses and routes through netlink (libnl-route-3), network namespaces held by bind
- * mounts, and sysctls. Work inside a namespace happens on a short-lived thread that setns()es
- * into it, so the engine's other threads never change namespace. libnl's error codes are
- * turned into struct merr here and nowhere else. */
+/* Links, addresses and routes through rtnetlink (libmnl: messages built here, one request and
+ * its ACK at a time), network namespaces held by bind mounts, and sysctls. Work inside a
+ * namespace happens on a short-lived thread that setns()es into it, so the engine's other
+ * threads never change namespace. The kernel's errors are turned into struct merr here and
+ * nowhere else. */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -12,92 +13,145 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/if_link.h>
 #include <linux/rtnetlink.h>
-#include <netlink/netlink.h>
-#include <netlink/route/addr.h>
-#include <netlink/route/link.h>
-#include <netlink/route/link/bridge.h>
-#include <netlink/route/link/veth.h>
-#include <netlink/route/route.h>
+#include <linux/veth.h>
 
 #include "error.h"
 #include "fsutil.h"
 #include "network-priv.h"
 
-static int nl_fail(struct merr *err, int nlerr, const char *what, const char *subject)
+#define RTNL_TIMEOUT_S 5
+
+struct rtnl {
+    struct mnl_socket *nl;
+    unsigned seq;
+    unsigned portid;
+    char buf[8192]; /* one request, then the answers */
+};
+
+static int rtnl_open(struct rtnl *r, struct merr *err)
 {
-    return merr_set(err, nlerr == -NLE_EXIST ? MERR_EXISTS : MERR_IO, 0, "cannot %s '%s': %s", what,
-                    subject, nl_geterror(nlerr));
+    r->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+    if (r->nl == NULL)
+        return merr_set(err, MERR_IO, errno, "cannot open a netlink socket");
+    struct timeval tv = { .tv_sec = RTNL_TIMEOUT_S };
+    setsockopt(mnl_socket_get_fd(r->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (mnl_socket_bind(r->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+        int e = errno;
+        mnl_socket_close(r->nl);
+        r->nl = NULL;
+        return merr_set(err, MERR_IO, e, "cannot bind a netlink socket");
+    }
+    r->portid = mnl_socket_get_portid(r->nl);
+    r->seq = 0;
+    return 0;
 }
 
-static struct nl_sock *nl_open(struct merr *err)
+static void rtnl_cleanup(struct rtnl **r)
 {
-    struct nl_sock *s = nl_socket_alloc();
-    if (s == NULL) {
-        merr_set(err, MERR_NOMEM, 0, "out of memory");
+    if (*r == NULL)
+        return;
+    if ((*r)->nl != NULL)
+        mnl_socket_close((*r)->nl);
+    free(*r);
+}
+#define auto_rtnl __attribute__((cleanup(rtnl_cleanup)))
+
+static struct rtnl *rtnl_new(struct merr *err)
+{
+    struct rtnl *r = xcalloc(1, sizeof *r);
+    if (rtnl_open(r, err) < 0) {
+        free(r);
         return NULL;
     }
-    int r = nl_connect(s, NETLINK_ROUTE);
-    if (r < 0) {
-        nl_socket_free(s);
-        nl_fail(err, r, "open", "netlink");
-        return NULL;
+    return r;
+}
+
+/* A request in r->buf of type with flags, its fixed header (hdr_len bytes) zeroed. */
+static struct nlmsghdr *rtnl_msg(struct rtnl *r, uint16_t type, uint16_t flags, size_t hdr_len)
+{
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(r->buf);
+    nlh->nlmsg_type = type;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    nlh->nlmsg_seq = ++r->seq;
+    mnl_nlmsg_put_extra_header(nlh, hdr_len);
+    return nlh;
+}
+
+/* Sends nlh and waits for its ACK: 0, or -errno as the kernel answered. */
+static int rtnl_talk(struct rtnl *r, struct nlmsghdr *nlh)
+{
+    unsigned seq = nlh->nlmsg_seq;
+    if (mnl_socket_sendto(r->nl, nlh, nlh->nlmsg_len) < 0)
+        return -errno;
+    for (int i = 0; i < 64; i++) { /* an ACK comes alone; the bound is a guard */
+        ssize_t n = mnl_socket_recvfrom(r->nl, r->buf, sizeof r->buf);
+        if (n < 0)
+            return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        int ret = mnl_cb_run(r->buf, (size_t)n, seq, r->portid, NULL, NULL);
+        if (ret < 0)
+            return -errno;
+        if (ret == MNL_CB_STOP)
+            return 0;
     }
-    return s;
+    return -EPROTO;
 }
 
-static void nl_sock_cleanup(struct nl_sock **s)
+static int nl_fail(struct merr *err, int neg_errno, const char *what, const char *subject)
 {
-    if (*s != NULL)
-        nl_socket_free(*s);
+    return merr_set(err, neg_errno == -EEXIST ? MERR_EXISTS : MERR_IO, -neg_errno,
+                    "cannot %s '%s'", what, subject);
 }
-#define auto_nl __attribute__((cleanup(nl_sock_cleanup)))
 
-static struct nl_addr *ipv4_addr(uint32_t ip, unsigned prefix)
+static int ifindex_of(const char *name, int *out, struct merr *err)
 {
-    uint32_t be = htonl(ip);
-    struct nl_addr *a = nl_addr_build(AF_INET, &be, 4);
-    if (a != NULL)
-        nl_addr_set_prefixlen(a, (int)prefix);
-    return a;
+    unsigned i = if_nametoindex(name);
+    if (i == 0)
+        return merr_set(err, MERR_NOT_FOUND, errno, "cannot find link '%s'", name);
+    *out = (int)i;
+    return 0;
 }
 
-static int link_up(struct nl_sock *s, const char *name, struct merr *err)
+static int link_up(struct rtnl *r, const char *name, struct merr *err)
 {
-    struct rtnl_link *link = NULL;
-    int r = rtnl_link_get_kernel(s, 0, name, &link);
-    if (r < 0)
-        return nl_fail(err, r, "find link", name);
-    struct rtnl_link *change = rtnl_link_alloc();
-    rtnl_link_set_flags(change, IFF_UP);
-    r = rtnl_link_change(s, link, change, 0);
-    rtnl_link_put(change);
-    rtnl_link_put(link);
-    return r < 0 ? nl_fail(err, r, "bring up", name) : 0;
+    int ifindex;
+    if (ifindex_of(name, &ifindex, err) < 0)
+        return -1;
+    struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+    struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+    ifi->ifi_family = AF_UNSPEC;
+    ifi->ifi_index = ifindex;
+    ifi->ifi_flags = IFF_UP;
+    ifi->ifi_change = IFF_UP;
+    int rc = rtnl_talk(r, nlh);
+    return rc < 0 ? nl_fail(err, rc, "bring up", name) : 0;
 }
 
-static int addr_add(struct nl_sock *s, const char *ifname, uint32_t ip, unsigned prefix,
+static int addr_add(struct rtnl *r, const char *ifname, uint32_t ip, unsigned prefix,
                     struct merr *err)
 {
     int ifindex;
-    struct rtnl_link *link = NULL;
-    int r = rtnl_link_get_kernel(s, 0, ifname, &link);
-    if (r < 0)
-        return nl_fail(err, r, "find link", ifname);
-    ifindex = rtnl_link_get_ifindex(link);
-    rtnl_link_put(link);
-    struct rtnl_addr *a = rtnl_addr_alloc();
-    struct nl_addr *local = ipv4_addr(ip, prefix);
-    rtnl_addr_set_ifindex(a, ifindex);
-    rtnl_addr_set_local(a, local);
-    r = rtnl_addr_add(s, a, 0);
-    nl_addr_put(local);
-    rtnl_addr_put(a);
-    if (r < 0 && r != -NLE_EXIST)
-        return nl_fail(err, r, "add an address to", ifname);
+    if (ifindex_of(ifname, &ifindex, err) < 0)
+        return -1;
+    struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
+                                    sizeof(struct ifaddrmsg));
+    struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+    ifa->ifa_family = AF_INET;
+    ifa->ifa_prefixlen = (unsigned char)prefix;
+    ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+    ifa->ifa_index = (unsigned)ifindex;
+    uint32_t be = htonl(ip);
+    mnl_attr_put_u32(nlh, IFA_LOCAL, be);
+    mnl_attr_put_u32(nlh, IFA_ADDRESS, be);
+    int rc = rtnl_talk(r, nlh);
+    if (rc < 0 && rc != -EEXIST)
+        return nl_fail(err, rc, "add an address to", ifname);
     return 0;
 }
 
@@ -108,35 +162,39 @@ bool nl_link_exists(const char *name)
 
 int nl_bridge_ensure(const char *name, uint32_t gw, unsigned prefix, struct merr *err)
 {
-    auto_nl struct nl_sock *s = nl_open(err);
-    if (s == NULL)
+    auto_rtnl struct rtnl *r = rtnl_new(err);
+    if (r == NULL)
         return -1;
     if (!nl_link_exists(name)) {
-        struct rtnl_link *br = rtnl_link_bridge_alloc();
-        rtnl_link_set_name(br, name);
-        int r = rtnl_link_add(s, br, NLM_F_CREATE | NLM_F_EXCL);
-        rtnl_link_put(br);
-        if (r < 0 && r != -NLE_EXIST)
-            return nl_fail(err, r, "create bridge", name);
+        struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+                                        sizeof(struct ifinfomsg));
+        mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+        struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+        mnl_attr_nest_end(nlh, info);
+        int rc = rtnl_talk(r, nlh);
+        if (rc < 0 && rc != -EEXIST)
+            return nl_fail(err, rc, "create bridge", name);
     }
-    if (addr_add(s, name, gw, prefix, err) < 0 || link_up(s, name, err) < 0)
+    if (addr_add(r, name, gw, prefix, err) < 0 || link_up(r, name, err) < 0)
         return -1;
     return 0;
 }
 
 int nl_link_delete(const char *name, struct merr *err)
 {
-    if (!nl_link_exists(name))
+    int ifindex = (int)if_nametoindex(name);
+    if (ifindex == 0)
         return 0;
-    auto_nl struct nl_sock *s = nl_open(err);
-    if (s == NULL)
+    auto_rtnl struct rtnl *r = rtnl_new(err);
+    if (r == NULL)
         return -1;
-    struct rtnl_link *link = rtnl_link_alloc();
-    rtnl_link_set_name(link, name);
-    int r = rtnl_link_delete(s, link);
-    rtnl_link_put(link);
-    if (r < 0 && r != -NLE_NODEV && r != -NLE_OBJ_NOTFOUND)
-        return nl_fail(err, r, "delete link", name);
+    struct nlmsghdr *nlh = rtnl_msg(r, RTM_DELLINK, 0, sizeof(struct ifinfomsg));
+    struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+    ifi->ifi_index = ifindex;
+    int rc = rtnl_talk(r, nlh);
+    if (rc < 0 && rc != -ENODEV)
+        return nl_fail(err, rc, "delete link", name);
     return 0;
 }
 
@@ -199,8 +257,8 @@ static int job_bind_new(struct ns_job *job, struct merr *err)
     if (mount("/proc/thread-self/ns/net", job->bind_to, NULL, MS_BIND, NULL) < 0)
         return merr_set(err, MERR_IO, errno, "cannot bind the network namespace on '%s'",
                         job->bind_to);
-    auto_nl struct nl_sock *s = nl_open(err);
-    return s != NULL ? link_up(s, "lo", err) : -1;
+    auto_rtnl struct rtnl *r = rtnl_new(err);
+    return r != NULL ? link_up(r, "lo", err) : -1;
 }
 
 int nl_netns_create(const char *path, struct merr *err)
@@ -230,84 +288,89 @@ int nl_netns_remove(const char *path, struct merr *err)
 
 static int job_configure(struct ns_job *job, struct merr *err)
 {
-    auto_nl struct nl_sock *s = nl_open(err);
-    if (s == NULL || link_up(s, "lo", err) < 0 ||
-        addr_add(s, job->ifname, job->ip, job->prefix, err) < 0 || link_up(s, job->ifname, err) < 0)
+    auto_rtnl struct rtnl *r = rtnl_new(err);
+    if (r == NULL || link_up(r, "lo", err) < 0 ||
+        addr_add(r, job->ifname, job->ip, job->prefix, err) < 0 || link_up(r, job->ifname, err) < 0)
         return -1;
     if (job->gw == 0)
         return 0;
-    struct rtnl_route *route = rtnl_route_alloc();
-    struct nl_addr *dst = ipv4_addr(0, 0);
-    struct nl_addr *gw = ipv4_addr(job->gw, 32);
-    struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
-    rtnl_route_set_family(route, AF_INET);
-    rtnl_route_set_dst(route, dst);
-    rtnl_route_set_table(route, RT_TABLE_MAIN);
-    rtnl_route_set_protocol(route, RTPROT_BOOT);
-    rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
-    rtnl_route_set_type(route, RTN_UNICAST);
-    rtnl_route_nh_set_gateway(nh, gw);
-    rtnl_route_nh_set_ifindex(nh, (int)if_nametoindex(job->ifname));
-    rtnl_route_add_nexthop(route, nh);
-    int r = rtnl_route_add(s, route, NLM_F_CREATE);
-    nl_addr_put(dst);
-    nl_addr_put(gw);
-    rtnl_route_put(route);
-    if (r < 0 && r != -NLE_EXIST)
-        return nl_fail(err, r, "add the default route via", job->ifname);
+    int ifindex;
+    if (ifindex_of(job->ifname, &ifindex, err) < 0)
+        return -1;
+    struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWROUTE, NLM_F_CREATE, sizeof(struct rtmsg));
+    struct rtmsg *rt = mnl_nlmsg_get_payload(nlh);
+    rt->rtm_family = AF_INET;
+    rt->rtm_dst_len = 0; /* the default route */
+    rt->rtm_table = RT_TABLE_MAIN;
+    rt->rtm_protocol = RTPROT_BOOT;
+    rt->rtm_scope = RT_SCOPE_UNIVERSE;
+    rt->rtm_type = RTN_UNICAST;
+    mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(job->gw));
+    mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
+    int rc = rtnl_talk(r, nlh);
+    if (rc < 0 && rc != -EEXIST)
+        return nl_fail(err, rc, "add the default route via", job->ifname);
     return 0;
+}
+
+/* A veth pair: host_if here, ifname (with mac) in the namespace behind nsfd. */
+static int veth_create(struct rtnl *r, const char *host_if, const char *ifname, int nsfd,
+                       const char *mac, struct merr *err)
+{
+    struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+                                    sizeof(struct ifinfomsg));
+    mnl_attr_put_strz(nlh, IFLA_IFNAME, host_if);
+    struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+    struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+    struct nlattr *peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+    /* the peer's attributes follow an ifinfomsg of its own */
+    mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
+    mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+    mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)nsfd);
+    unsigned char b[6];
+    if (mac != NULL && sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &b[0], &b[1], &b[2], &b[3],
+                              &b[4], &b[5]) == 6)
+        mnl_attr_put(nlh, IFLA_ADDRESS, sizeof b, b);
+    mnl_attr_nest_end(nlh, peer);
+    mnl_attr_nest_end(nlh, data);
+    mnl_attr_nest_end(nlh, info);
+    int rc = rtnl_talk(r, nlh);
+    return rc < 0 ? nl_fail(err, rc, "create veth", host_if) : 0;
+}
+
+static int enslave(struct rtnl *r, const char *bridge, const char *host_if, struct merr *err)
+{
+    int br, host;
+    if (ifindex_of(bridge, &br, err) < 0 || ifindex_of(host_if, &host, err) < 0)
+        return -1;
+    struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+    struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+    ifi->ifi_index = host;
+    mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)br);
+    int rc = rtnl_talk(r, nlh);
+    return rc < 0 ? nl_fail(err, rc, "attach to the bridge", host_if) : 0;
 }
 
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
                    const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw, const char *mac,
                    struct merr *err)
 {
-    auto_nl struct nl_sock *s = nl_open(err);
-    if (s == NULL)
+    auto_rtnl struct rtnl *r = rtnl_new(err);
+    if (r == NULL)
         return -1;
     int nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
     if (nsfd < 0)
         return merr_set(err, MERR_IO, errno, "cannot open '%s'", netns_path);
-    struct rtnl_link *veth = rtnl_link_veth_alloc();
-    struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
-    rtnl_link_set_name(veth, host_if);
-    rtnl_link_set_name(peer, ifname);
-    rtnl_link_set_ns_fd(peer, nsfd);
-    if (mac != NULL) {
-        unsigned char b[6];
-        if (sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &b[0], &b[1], &b[2], &b[3], &b[4],
-                   &b[5]) == 6) {
-            struct nl_addr *a = nl_addr_build(AF_LLC, b, 6);
-            rtnl_link_set_addr(peer, a);
-            nl_addr_put(a);
-        }
-    }
-    int r = rtnl_link_add(s, veth, NLM_F_CREATE | NLM_F_EXCL);
-    rtnl_link_put(peer);
-    rtnl_link_veth_release(veth);
+    int rc = veth_create(r, host_if, ifname, nsfd, mac, err);
     close(nsfd);
-    if (r < 0)
-        return nl_fail(err, r, "create veth", host_if);
-    struct rtnl_link *br = NULL, *host = NULL;
-    r = rtnl_link_get_kernel(s, 0, bridge, &br);
-    if (r == 0)
-        r = rtnl_link_get_kernel(s, 0, host_if, &host);
-    if (r == 0)
-        r = rtnl_link_enslave(s, br, host);
-    if (br != NULL)
-        rtnl_link_put(br);
-    if (host != NULL)
-        rtnl_link_put(host);
-    struct merr ignored;
-    if (r < 0) {
-        nl_fail(err, r, "attach to the bridge", host_if);
-        if (nl_link_delete(host_if, &ignored) < 0)
-            return -1;
+    if (rc < 0)
         return -1;
-    }
     struct ns_job job = { .netns_path = netns_path, .fn = job_configure, .ifname = ifname,
                           .ip = ip, .prefix = prefix, .gw = gw };
-    if (link_up(s, host_if, err) < 0 || run_in_netns(&job, err) < 0) {
+    if (enslave(r, bridge, host_if, err) < 0 || link_up(r, host_if, err) < 0 ||
+        run_in_netns(&job, err) < 0) {
+        struct merr ignored;
         if (nl_link_delete(host_if, &ignored) < 0)
             return -1;
         return -1;
