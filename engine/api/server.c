@@ -590,6 +590,8 @@ static void accept_conns(struct api_server *srv, struct listener *l)
 /* ---- streamed request bodies ----------------------------------------------- */
 
 #define BODY_FEED_MAX ((size_t)64 << 10)
+#define BODY_DRAIN_MAX ((size_t)4 << 20)
+#define BODY_DRAIN_IDLE_MS 1000
 
 ssize_t api_request_body_read(struct api_request *req, void *buf, size_t len, struct merr *err)
 {
@@ -646,6 +648,26 @@ ssize_t api_request_body_read(struct api_request *req, void *buf, size_t len, st
 
 /* ---- workers --------------------------------------------------------------- */
 
+/* Reads and drops the rest of a streamed body while it keeps coming: at most BODY_DRAIN_MAX
+ * bytes, giving up after BODY_DRAIN_IDLE_MS without input. */
+static void body_drain(struct api_request *req)
+{
+    struct api_conn *conn = req->conn;
+    char drain[16384];
+    struct merr err = MERR_INIT;
+    for (size_t total = 0; !req->complete && total < BODY_DRAIN_MAX;) {
+        bool buffered = req->body.len > 0 || conn->in.len > 0 ||
+                        (conn->io->pending != NULL && conn->io->pending(conn->io_ctx) > 0);
+        struct pollfd p = { .fd = conn->fd, .events = POLLIN };
+        if (!buffered && !conn->peer_eof && poll(&p, 1, BODY_DRAIN_IDLE_MS) <= 0)
+            break;
+        ssize_t n = api_request_body_read(req, drain, sizeof drain, &err);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct api_conn *conn = arg;
@@ -654,6 +676,11 @@ static void *worker_main(void *arg)
     struct merr err = MERR_INIT;
     int rc = req->match.route->handler(req, req->match.data, &err);
     api_request_finish(req, rc, &err);
+    /* What a handler left of the body (a tar's zero padding after its end marker) is read and
+     * dropped, up to BODY_DRAIN_MAX: closing over unread input would make the kernel reset
+     * the connection while the client is still writing, and the client report a broken pipe
+     * instead of the reply. */
+    body_drain(req);
     if (!req->complete) {
         /* A body left unread: the rest of the input is not a request. */
         conn->want_close = true;

@@ -429,6 +429,34 @@ static void test_stream_body_unread_and_cut(void **state)
     free(r);
 }
 
+/* A handler that stops reading early (a tar's reader stops at the end marker, before the
+ * padding): the rest of the body is read and dropped, the reply comes, and the connection
+ * serves the next request instead of closing over unread input (which makes the kernel reset
+ * it while the client still writes: docker cp saw "broken pipe"). */
+static void test_stream_body_rest_drained(void **state)
+{
+    struct fixture *f = *state;
+    int fd = client_connect(f);
+    size_t big = 300000;
+    char head[128];
+    snprintf(head, sizeof head, "POST /sink?max=10 HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", big);
+    send_text(fd, head);
+    char *body = malloc(big);
+    memset(body, 'x', big);
+    for (size_t off = 0; off < big;) {
+        ssize_t n = write(fd, body + off, big - off);
+        assert_true(n > 0); /* no reset while writing */
+        off += (size_t)n;
+    }
+    free(body);
+    send_text(fd, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    char *r = read_until(fd, NULL, 0, NULL);
+    assert_non_null(strstr(r, "{\"len\":10,"));
+    assert_non_null(strstr(r, "\r\n\r\nOK")); /* the second request was served */
+    free(r);
+    close(fd);
+}
+
 static void test_json_body(void **state)
 {
     char *r = roundtrip_close(*state, "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -636,6 +664,7 @@ int main(void)
         T(test_json_body),
         T(test_stream_body),
         T(test_stream_body_unread_and_cut),
+        T(test_stream_body_rest_drained),
         T(test_errors),
         T(test_vars_query_headers),
         T(test_worker_stream_then_keepalive),
