@@ -20,6 +20,7 @@ fi
 source "$here/lib/assert.sh"
 source "$here/lib/registry.sh"
 source "$here/lib/images.sh"
+source "$here/lib/engine.sh"
 
 ENGINE=${MACHINE_BUILD:?}/engine/machine-engine
 [ -x "$ENGINE" ] || fail "no engine binary at $ENGINE"
@@ -28,17 +29,8 @@ engine_pid=
 cleanup() {
     cp "$T/engine.log" /tmp/machine-compose-engine.log 2>/dev/null || true
     [ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null
-    # containers of a failed run outlive the engine: kill them through their cgroups (ours only)
-    local dir cg
-    for dir in "$T"/root/containers/*/; do
-        [ -d "$dir" ] || continue
-        for cg in /sys/fs/cgroup/pids/machine-engine /sys/fs/cgroup/machine-engine; do
-            [ -f "$cg/$(basename "$dir")/cgroup.procs" ] && xargs -r kill -9 <"$cg/$(basename "$dir")/cgroup.procs" 2>/dev/null
-        done
-    done
     registry_cleanup 2>/dev/null || true
-    umount -R "$T"/root/containers/*/rootfs 2>/dev/null || true
-    for f in "$T"/exec/netns/*; do [ -e "$f" ] && umount "$f" 2>/dev/null; done
+    engine_leftovers_clean "$T/root" "$T/exec"
     rm -rf "$T"
 }
 trap cleanup EXIT

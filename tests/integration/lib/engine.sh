@@ -46,3 +46,19 @@ engine_stop() {
     wait "$engine_pid" 2>/dev/null || true
     engine_pid=
 }
+
+# After a failed run: kill the containers an engine left (through their cgroups, ours only) and
+# undo their rootfs and network namespace mounts.
+engine_leftovers_clean() { # DATA_ROOT EXEC_ROOT
+    local dir cg
+    for dir in "$1"/containers/*/; do
+        [ -d "$dir" ] || continue
+        for cg in /sys/fs/cgroup/pids/machine-engine /sys/fs/cgroup/machine-engine; do
+            [ -f "$cg/$(basename "$dir")/cgroup.procs" ] && xargs -r kill -9 <"$cg/$(basename "$dir")/cgroup.procs" 2>/dev/null
+        done
+    done
+    umount -R "$1"/containers/*/rootfs 2>/dev/null || true
+    local f
+    for f in "$2"/netns/*; do [ -e "$f" ] && umount "$f" 2>/dev/null; done
+    return 0
+}
