@@ -56,6 +56,10 @@ ip link set vpeer0 up
 ip netns exec peer ip addr add 10.99.0.2/24 dev vpeer1
 ip netns exec peer ip link set vpeer1 up
 ip netns exec peer ip link set lo up
+# the peer can answer container addresses directly (as a router on the LAN would): without
+# this, traffic that escaped without NAT would die for want of a way back, and the
+# "internal network" check below could not fail
+ip netns exec peer ip route add 172.16.0.0/12 via 10.99.0.1
 
 # the host's nameserver is a dnsmasq on "another machine" (this mount namespace's own
 # /etc/resolv.conf says so): the embedded DNS server forwards what it does not know there
@@ -233,11 +237,15 @@ assert_eq "$(d run --rm --network othernet "$IMG" sh -c "$HTTP_GET" - 10.99.0.2 
 # the host's policy back to ACCEPT: the next firewall sync removes the accept chain, and the
 # nftables rules alone keep the networks apart
 iptables -w -P FORWARD ACCEPT
-d rm -f inside >/dev/null
-d network rm intnet >/dev/null
+d network create syncnet >/dev/null # any network change syncs the firewall
+d network rm syncnet >/dev/null
 [[ "$(iptables -w -S)" == *MACHINE-ENGINE-FWD* ]] && fail "accept chain left under policy ACCEPT"
 assert__ok "FORWARD policy ACCEPT: no iptables chain of ours"
 assert_eq "$(d run --rm --network othernet "$IMG" sh -c "$GET2" - "$srv_ip" 80 || true)" "" "nftables alone: a container on another network cannot reach srv's address"
+assert_eq "$(d run --rm --network intnet "$IMG" sh -c "$GET2" - 10.99.0.2 8081 || true)" "" "nftables alone: an internal network has no way out"
+assert_eq "$(d run --rm --network othernet "$IMG" sh -c "$GET2" - "$(d inspect -f '{{(index .NetworkSettings.Networks "intnet").IPAddress}}' inside)" 80 || true)" "" "nftables alone: nothing gets into an internal network"
+d rm -f inside >/dev/null
+d network rm intnet >/dev/null
 iptables -w -P FORWARD DROP
 d rm -f both >/dev/null
 d network rm othernet >/dev/null
