@@ -46,25 +46,33 @@ static const struct cli_command *find_command(const char *name)
     return NULL;
 }
 
+const char cli_default_machine[] = "default";
+
 const char *cli_machine_arg(const struct parsed_args *a, size_t idx)
 {
-    return idx < args_npositional(a) ? a->positional[idx] : CLI_DEFAULT_MACHINE;
+    return idx < args_npositional(a) ? a->positional[idx] : cli_default_machine;
 }
 
 void cli_print_error(struct cli *cli, const struct merr *err)
 {
-    fprintf(cli->err, "Error: %s\n", err->msg[0] != '\0' ? err->msg : "unknown error");
+    const char *msg = err->msg[0] != '\0' ? err->msg : "unknown error";
+    fflush(cli->out); /* after what the command printed, when both go to one place */
+    fprintf(cli->err, "%s%s\n", strncmp(msg, "Error", 5) == 0 ? "" : "Error: ", msg);
 }
 
 struct machine *cli_load_machine(struct cli *cli, const char *name, struct merr *err)
 {
-    return store_load_machine(&cli->ctx.store, name, err);
+    struct machine *m = store_load_machine(&cli->ctx.store, name, err);
+    if (m == NULL && name == cli_default_machine && err->code == MERR_NOT_FOUND)
+        merr_set(err, MERR_NOT_FOUND, 0,
+                 "No machine name(s) specified and no \"%s\" machine exists.", cli_default_machine);
+    return m;
 }
 
 static void print_usage(struct cli *cli, FILE *f)
 {
     fprintf(f, "Usage: %s [OPTIONS] COMMAND [ARGS...]\n\n"
-               "Create and manage container hosts running machine-engine.\n\nOptions:\n",
+               "Create and manage machines running Docker (hosts running machine-engine).\n\nOptions:\n",
             cli->prog);
     auto_free char *help = args_help(global_opts, N_GLOBAL_OPTS);
     fputs(help, f);
@@ -169,12 +177,10 @@ int cli_main(int argc, char **argv)
     };
     struct merr err = MERR_INIT;
 
-    /* Global options come before the command name. */
-    int i = 1;
-    while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0)
-        i++;
+    /* Global options come before the command name; those taking a value take it as the next
+     * argument too (-s PATH, --storage-path PATH), so the command is the first positional. */
     struct parsed_args g;
-    if (args_parse(global_opts, N_GLOBAL_OPTS, i - 1, argv + 1, false, &g, &err) < 0) {
+    if (args_parse(global_opts, N_GLOBAL_OPTS, argc - 1, argv + 1, true, &g, &err) < 0) {
         cli_print_error(&cli, &err);
         return 1;
     }
@@ -185,29 +191,31 @@ int cli_main(int argc, char **argv)
     cli.storage_path = sp != NULL ? xstrdup(sp) : store_default_root();
     bool want_version = args_get_bool(&g, "version");
     bool want_help = g.help;
-    args_release(&g);
+    char **rest = g.positional;
 
     int rc;
     if (want_version) {
         fprintf(cli.out, "machine version %s\n", MACHINE_VERSION);
         rc = 0;
-    } else if (want_help || i >= argc) {
-        print_usage(&cli, want_help ? cli.out : cli.err);
-        rc = want_help ? 0 : 1;
+    } else if (want_help || rest[0] == NULL) {
+        /* docker-machine prints its usage and exits 0 with no command too */
+        print_usage(&cli, cli.out);
+        rc = 0;
     } else {
-        const struct cli_command *c = find_command(argv[i]);
+        const struct cli_command *c = find_command(rest[0]);
         if (c == NULL) {
-            merr_set(&err, MERR_INVALID, 0, "unknown command '%s' (see '%s help')", argv[i],
+            merr_set(&err, MERR_INVALID, 0, "unknown command '%s' (see '%s help')", rest[0],
                      cli.prog);
             rc = -1;
         } else {
-            rc = run_command(&cli, c, argc - i - 1, argv + i + 1, &err);
+            rc = run_command(&cli, c, (int)strv_len(rest + 1), rest + 1, &err);
         }
     }
     if (rc < 0) {
         cli_print_error(&cli, &err);
         rc = err.code == MERR_PRECREATE ? 3 : 1;
     }
+    args_release(&g);
     if (cli.store_open)
         store_release(&cli.ctx.store);
     free(cli.storage_path);

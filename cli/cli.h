@@ -41,12 +41,21 @@ struct cli_command {
 int cli_main(int argc, char **argv);
 
 /* Helpers shared by commands. */
-#define CLI_DEFAULT_MACHINE "default"
+/* The machine a command uses when given no name. cli_machine_arg returns this very array for an
+ * omitted name, so cli_load_machine can say "no name given and no default machine" then. */
+extern const char cli_default_machine[];
 const char *cli_machine_arg(const struct parsed_args *a, size_t idx);
 struct machine *cli_load_machine(struct cli *cli, const char *name, struct merr *err) MUST_CHECK;
+/* "Error: MSG", or MSG alone when it already starts with "Error" (docker-machine's wording, such
+ * as "Error creating machine: …", which scripts match). */
 void cli_print_error(struct cli *cli, const struct merr *err);
 void cli_print_command_help(struct cli *cli, const struct cli_command *c, const struct opt_spec *opts,
                             size_t n_opts, const char *extra);
+
+/* The answer to docker-machine's --swarm* flags (a printf format taking "%.*s" of the flag). */
+#define CLI_SWARM_UNSUPPORTED                                                                      \
+    "'%.*s' is not supported: machine does not set up classic Docker Swarm (swarm support is "     \
+    "to come with machine's multi-machine labs)"
 
 /* Commands, one per file group. */
 extern const struct cli_command cmd_create, cmd_ls, cmd_inspect, cmd_ip, cmd_url, cmd_status,

@@ -47,6 +47,15 @@ static const char *prescan_driver(char *const *argv)
     return env != NULL && env[0] != '\0' ? env : NULL;
 }
 
+/* docker-machine's --swarm* flags (classic Swarm): refused by name rather than "unknown flag". */
+static const char *swarm_flag(char *const *argv)
+{
+    for (size_t i = 0; argv[i] != NULL && strcmp(argv[i], "--") != 0; i++)
+        if (strncmp(argv[i], "--swarm", 7) == 0)
+            return argv[i];
+    return NULL;
+}
+
 static bool wants_help(char *const *argv)
 {
     for (size_t i = 0; argv[i] != NULL && strcmp(argv[i], "--") != 0; i++)
@@ -178,13 +187,18 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
                 d = *p;
         dname = d != NULL ? d->name : NULL;
     }
+    const char *swarm = swarm_flag(argv);
+    if (swarm != NULL)
+        return merr_set(err, MERR_UNSUPPORTED, 0, CLI_SWARM_UNSUPPORTED, (int)strcspn(swarm, "="),
+                        swarm);
     size_t n_specs = 0;
     auto_free struct opt_spec *specs = build_specs(d, &n_specs);
     struct parsed_args a;
     if (args_parse(specs, n_specs, (int)strv_len(argv), argv, false, &a, err) < 0)
         return merr_prefix(err, "create");
     if (a.help) {
-        auto_free char *extra = d == NULL ? drivers_help(cli) : NULL;
+        auto_free char *extra = d == NULL ? drivers_help(cli)
+                                          : xasprintf("\nDriver '%s': %s\n", d->name, d->description);
         cli_print_command_help(cli, &cmd_create, specs, n_specs, extra);
         args_release(&a);
         return 0;
@@ -201,14 +215,27 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
         merr_set(err, MERR_INVALID, 0, "unknown driver '%s'", dname);
         goto out;
     }
-    if (args_npositional(&a) != 1) {
-        merr_set(err, MERR_INVALID, 0, "create takes exactly one machine name (got %zu)",
-                 args_npositional(&a));
+    if (args_npositional(&a) == 0) {
+        /* docker-machine's answer: the command's help (with the driver's flags), then the error */
+        auto_free char *extra =
+            d != NULL ? xasprintf("\nDriver '%s': %s\n", d->name, d->description) : NULL;
+        cli_print_command_help(cli, &cmd_create, specs, n_specs, extra);
+        merr_set(err, MERR_INVALID, 0, "No machine name specified");
+        goto out;
+    }
+    if (args_npositional(&a) > 1) {
+        fprintf(cli->err, "Invalid command line. Found extra arguments [");
+        for (size_t i = 1; a.positional[i] != NULL; i++)
+            fprintf(cli->err, "%s%s", i > 1 ? " " : "", a.positional[i]);
+        fprintf(cli->err, "]\n");
+        rc = 1;
         goto out;
     }
     const char *name = a.positional[0];
-    if (machine_validate_name(name, err) < 0)
+    if (machine_validate_name(name, err) < 0) {
+        merr_prefix(err, "Error creating machine");
         goto out;
+    }
     if (d->uses_ssh && cli->ctx.provision != NULL) {
         /* Fail before anything is made when there is no engine to install. */
         auto_free char *bundle = provision_find_bundle(err);
@@ -225,8 +252,11 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
         cli->ctx.progress = print_progress;
         cli->ctx.progress_opaque = &ps;
     }
-    if (lifecycle_create(&cli->ctx, d, m, err) < 0)
+    if (lifecycle_create(&cli->ctx, d, m, err) < 0) {
+        if (err->code != MERR_PRECREATE)
+            merr_prefix(err, "Error creating machine");
         goto out;
+    }
     if (!args_get_bool(&a, "quiet"))
         fprintf(cli->out,
                 "Engine is up and running! To point your docker client at it: eval $(%s env %s)\n",

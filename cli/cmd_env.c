@@ -17,6 +17,7 @@ static const struct opt_spec env_opts[] = {
       NULL, NULL },
     { "unset", 'u', OPT_BOOL, "print the commands that unset the variables", NULL, NULL },
     { "no-proxy", 0, OPT_BOOL, "add the machine's IP to NO_PROXY", NULL, NULL },
+    { "swarm", 0, OPT_BOOL, "not supported (docker-machine's classic Swarm)", NULL, NULL },
 };
 
 /* The NO_PROXY list with ip appended once; the variable name follows whichever the user has. */
@@ -49,7 +50,11 @@ static int env_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     const char *shell_flag = args_get(a, "shell");
     if (shell_flag != NULL && shell_from_name(shell_flag, &shell, err) < 0)
         return -1;
+    if (args_get_bool(a, "swarm"))
+        return merr_set(err, MERR_UNSUPPORTED, 0, CLI_SWARM_UNSUPPORTED, 7, "--swarm");
     bool unset = args_get_bool(a, "unset");
+    if (unset && args_npositional(a) > 0)
+        return merr_set(err, MERR_INVALID, 0, "Expected no machine name when the -u flag is present");
     bool no_proxy = args_get_bool(a, "no-proxy");
     auto_free char *hint = xasprintf("%s env%s%s%s%s", cli->prog, shell_flag != NULL ? " --shell " : "",
                                      shell_flag != NULL ? shell_flag : "", unset ? " --unset" : "",

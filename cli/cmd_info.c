@@ -28,6 +28,21 @@ static struct machine *load_with_driver(struct cli *cli, const char *name, const
     return m;
 }
 
+/* url and config of a host that does not answer fail as docker-machine's do, instead of
+ * printing an address nothing listens on. */
+static int require_running(const struct driver *d, const struct driver_ctx *dctx,
+                           const struct machine *m, struct merr *err)
+{
+    if (!d->uses_ssh)
+        return 0;
+    enum machine_state st = MSTATE_NONE;
+    struct merr e = MERR_INIT;
+    if (driver_get_state(d, dctx, m, &st, &e) < 0 || st != MSTATE_RUNNING)
+        return merr_set(err, MERR_REMOTE, 0, "Host is not running (machine '%s': %s)", m->name,
+                        e.code != MERR_OK ? e.msg : machine_state_name(st));
+    return 0;
+}
+
 /* Runs fn for each named machine (or "default"); stops at the first error. */
 static int for_each_name(struct cli *cli, struct parsed_args *a,
                          int (*fn)(struct cli *cli, const char *name, struct merr *err),
@@ -35,7 +50,7 @@ static int for_each_name(struct cli *cli, struct parsed_args *a,
 {
     size_t n = args_npositional(a);
     if (n == 0)
-        return fn(cli, CLI_DEFAULT_MACHINE, err);
+        return fn(cli, cli_default_machine, err);
     for (size_t i = 0; i < n; i++)
         if (fn(cli, a->positional[i], err) < 0)
             return -1;
@@ -43,8 +58,43 @@ static int for_each_name(struct cli *cli, struct parsed_args *a,
 }
 
 static const struct opt_spec inspect_opts[] = {
-    { "format", 'f', OPT_STRING, "Go-style template, e.g. '{{.Driver.IPAddress}}'", NULL, NULL },
+    { "format", 'f', OPT_STRING,
+      "Go-style template, e.g. '{{.Driver.IPAddress}}', '{{json .}}', '{{prettyjson .Driver}}'", NULL,
+      NULL },
 };
+
+static void set_path(json_t *obj, const char *key, char *path)
+{
+    json_object_set_new(obj, key, json_string(path));
+    free(path);
+}
+
+/* config.json plus the paths docker-machine's inspect shows and templates use
+ * ({{.Driver.StorePath}}, {{.HostOptions.AuthOptions.CertDir}}, ...), derived from where the
+ * store is now rather than stored. */
+static json_t *inspect_json(const struct cli *cli, const struct machine *m)
+{
+    const struct store *st = &cli->ctx.store;
+    json_t *j = machine_to_json(m);
+    json_t *drv = json_object_get(j, "Driver");
+    if (json_is_object(drv)) {
+        json_object_set_new(drv, "MachineName", json_string(m->name));
+        json_object_set_new(drv, "StorePath", json_string(st->root));
+    }
+    json_t *ho = json_object_get(j, "HostOptions");
+    json_t *auth = json_is_object(ho) ? json_object_get(ho, "AuthOptions") : NULL;
+    if (json_is_object(auth)) {
+        json_object_set_new(auth, "CertDir", json_string(st->certs_dir));
+        set_path(auth, "CaCertPath", path_join(st->certs_dir, "ca.pem"));
+        set_path(auth, "CaPrivateKeyPath", path_join(st->certs_dir, "ca-key.pem"));
+        set_path(auth, "ClientCertPath", path_join(st->certs_dir, "cert.pem"));
+        set_path(auth, "ClientKeyPath", path_join(st->certs_dir, "key.pem"));
+        set_path(auth, "ServerCertPath", store_machine_file(st, m->name, "server.pem"));
+        set_path(auth, "ServerKeyPath", store_machine_file(st, m->name, "server-key.pem"));
+        set_path(auth, "StorePath", store_machine_dir(st, m->name));
+    }
+    return j;
+}
 
 static int inspect_run(struct cli *cli, struct parsed_args *a, struct merr *err)
 {
@@ -53,7 +103,7 @@ static int inspect_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     auto_machine struct machine *m = cli_load_machine(cli, cli_machine_arg(a, 0), err);
     if (m == NULL)
         return -1;
-    json_t *j = machine_to_json(m);
+    json_t *j = inspect_json(cli, m);
     const char *format = args_get(a, "format");
     char *text = format != NULL ? template_render(format, j, err)
                                 : json_dumps(j, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
@@ -108,6 +158,8 @@ static int print_url(struct cli *cli, const char *name, struct merr *err)
     struct driver_ctx dctx;
     auto_machine struct machine *m = load_with_driver(cli, name, &d, &dctx, err);
     if (m == NULL)
+        return -1;
+    if (require_running(d, &dctx, m, err) < 0)
         return -1;
     auto_free char *url = driver_get_url(d, &dctx, m, err);
     if (url == NULL)
@@ -165,6 +217,8 @@ static int config_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     struct driver_ctx dctx;
     auto_machine struct machine *m = load_with_driver(cli, cli_machine_arg(a, 0), &d, &dctx, err);
     if (m == NULL)
+        return -1;
+    if (require_running(d, &dctx, m, err) < 0)
         return -1;
     auto_free char *url = driver_get_url(d, &dctx, m, err);
     if (url == NULL)

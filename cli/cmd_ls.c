@@ -20,10 +20,12 @@
 
 static const struct opt_spec ls_opts[] = {
     { "quiet", 'q', OPT_BOOL, "print only machine names", NULL, NULL },
-    { "filter", 0, OPT_LIST, "filter: driver=, state=, name= (regular expression), label=k=v", NULL,
+    { "filter", 0, OPT_LIST, "filter: driver=, state=, name= (regular expression), label=k=v, swarm= (matches none)", NULL,
       NULL },
     { "timeout", 't', OPT_INT, "seconds to wait for each machine's state", "10", NULL },
-    { "format", 'f', OPT_STRING, "Go-style template ({{.Name}} ...) or 'json'", NULL, NULL },
+    { "format", 'f', OPT_STRING,
+      "Go-style template ({{.Name}} ...; 'table ...' prints a header and aligns columns) or 'json'",
+      NULL, NULL },
 };
 
 struct ls_row {
@@ -147,6 +149,8 @@ static bool filter_key_matches(const struct ls_row *r, char *const *filters, con
                 match |= regexec(&re, r->name, 0, NULL, 0) == 0;
                 regfree(&re);
             }
+        } else if (strcmp(key, "swarm") == 0) {
+            /* no machine is a classic Swarm member: such a filter matches none */
         } else if (strcmp(key, "label") == 0 && r->m != NULL) {
             for (char *const *l = r->m->engine.labels; l != NULL && *l != NULL; l++)
                 match |= strcmp(*l, v) == 0;
@@ -158,7 +162,7 @@ static bool filter_key_matches(const struct ls_row *r, char *const *filters, con
 
 static int check_filters(char *const *filters, struct merr *err)
 {
-    static const char *const keys[] = { "driver", "state", "name", "label" };
+    static const char *const keys[] = { "driver", "state", "name", "label", "swarm" };
     for (size_t i = 0; filters != NULL && filters[i] != NULL; i++) {
         const char *eq = strchr(filters[i], '=');
         bool ok = false;
@@ -167,7 +171,7 @@ static int check_filters(char *const *filters, struct merr *err)
                   strncmp(filters[i], keys[k], (size_t)(eq - filters[i])) == 0;
         if (!ok)
             return merr_set(err, MERR_INVALID, 0,
-                            "invalid filter '%s' (use driver=, state=, name= or label=)", filters[i]);
+                            "invalid filter '%s' (use driver=, state=, name=, label= or swarm=)", filters[i]);
         if (strncmp(filters[i], "name=", 5) == 0) {
             regex_t re;
             if (regcomp(&re, eq + 1, REG_EXTENDED | REG_NOSUB) != 0)
@@ -184,7 +188,8 @@ static bool row_passes(const struct ls_row *r, char *const *filters)
     return filter_key_matches(r, filters, "driver", &seen) &&
            filter_key_matches(r, filters, "state", &seen) &&
            filter_key_matches(r, filters, "name", &seen) &&
-           filter_key_matches(r, filters, "label", &seen);
+           filter_key_matches(r, filters, "label", &seen) &&
+           filter_key_matches(r, filters, "swarm", &seen);
 }
 
 static json_t *row_json(const struct ls_row *r)
@@ -198,19 +203,63 @@ static json_t *row_json(const struct ls_row *r)
                      (json_int_t)r->response_ms);
 }
 
-static void print_table(struct cli *cli, struct ls_row *rows, size_t n, char *const *filters)
+/* docker-machine's default and its column headers (a `table` format renders this object first). */
+#define LS_DEFAULT_FORMAT                                                                          \
+    "table {{ .Name }}\t{{ .Active }}\t{{ .DriverName}}\t{{ .State }}\t{{ .URL }}\t{{ .Swarm }}\t"   \
+    "{{ .DockerVersion }}\t{{ .Error}}"
+
+static json_t *header_json(void)
 {
-    fprintf(cli->out, "%-16s %-7s %-10s %-9s %-28s %-9s %s\n", "NAME", "ACTIVE", "DRIVER", "STATE",
-            "URL", "DOCKER", "ERRORS");
-    for (size_t i = 0; i < n; i++) {
-        struct ls_row *r = &rows[i];
-        if (!row_passes(r, filters))
-            continue;
-        fprintf(cli->out, "%-16s %-7s %-10s %-9s %-28s %-9s %s\n", r->name, r->active ? "*" : "-",
-                r->m != NULL ? r->m->driver_name : "", machine_state_name(r->state),
-                r->url != NULL ? r->url : "", r->docker != NULL ? r->docker : "Unknown",
-                r->error != NULL ? r->error : "");
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "Name", "NAME",
+                     "Active", "ACTIVE", "ActiveHost", "ACTIVE_HOST", "ActiveSwarm", "ACTIVE_SWARM",
+                     "DriverName", "DRIVER", "State", "STATE", "URL", "URL", "SwarmOptions",
+                     "SWARM_OPTIONS", "Swarm", "SWARM", "EngineOptions", "ENGINE_OPTIONS", "Error",
+                     "ERRORS", "DockerVersion", "DOCKER", "ResponseTime", "RESPONSE");
+}
+
+/* Renders rows (and the header for a table) through tmpl; "json" prints each row as JSON. */
+static int print_rows(struct cli *cli, struct ls_row *rows, size_t n, char *const *filters,
+                      const char *tmpl, bool table, struct merr *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        abort();
+    int rc = 0;
+    if (table) {
+        json_t *h = header_json();
+        char *line = template_render(tmpl, h, err);
+        json_decref(h);
+        if (line == NULL)
+            rc = -1;
+        else
+            fprintf(f, "%s\n", line);
+        free(line);
     }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!row_passes(&rows[i], filters))
+            continue;
+        json_t *j = row_json(&rows[i]);
+        char *line = tmpl != NULL ? template_render(tmpl, j, err)
+                                  : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        if (line == NULL) {
+            rc = -1;
+            break;
+        }
+        fprintf(f, "%s\n", line);
+        free(line);
+    }
+    fclose(f);
+    if (rc == 0 && table) {
+        auto_free char *aligned = template_tabulate(buf, 5, 3);
+        fputs(aligned, cli->out);
+    } else if (rc == 0) {
+        fputs(buf, cli->out);
+    }
+    free(buf);
+    return rc;
 }
 
 static int ls_run(struct cli *cli, struct parsed_args *a, struct merr *err)
@@ -225,9 +274,14 @@ static int ls_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     if (check_filters(filters, err) < 0)
         return -1;
     const char *format = args_get(a, "format");
+    if (format == NULL || format[0] == '\0')
+        format = LS_DEFAULT_FORMAT;
+    bool table = strncmp(format, "table", 5) == 0;
     auto_free char *tmpl = NULL;
-    if (format != NULL && strcmp(format, "json") != 0) {
-        tmpl = template_unescape(format);
+    if (strcmp(format, "json") != 0) {
+        const char *t = format + (table ? 5 : 0);
+        t += strspn(t, " ");
+        tmpl = template_unescape(t);
         if (template_check(tmpl, err) < 0)
             return -1;
     }
@@ -262,23 +316,8 @@ static int ls_run(struct cli *cli, struct parsed_args *a, struct merr *err)
         for (size_t i = 0; i < n; i++)
             if (row_passes(&rows[i], filters))
                 fprintf(cli->out, "%s\n", rows[i].name);
-    } else if (format != NULL) {
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            if (!row_passes(&rows[i], filters))
-                continue;
-            json_t *j = row_json(&rows[i]);
-            char *line = tmpl != NULL ? template_render(tmpl, j, err)
-                                      : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            json_decref(j);
-            if (line == NULL) {
-                rc = -1;
-                break;
-            }
-            fprintf(cli->out, "%s\n", line);
-            free(line);
-        }
     } else {
-        print_table(cli, rows, n, filters);
+        rc = print_rows(cli, rows, n, filters, tmpl, table, err);
     }
     for (size_t i = 0; i < n; i++) {
         machine_free(rows[i].m);

@@ -116,17 +116,15 @@ POWER_COMMAND(restart, "Restarting", "restarted", restart_op, true, "Restart mac
 POWER_COMMAND(kill, "Killing", "killed", kill_op, false, "Kill (power off) machines")
 
 static const struct opt_spec rm_opts[] = {
-    { "force", 'f', OPT_BOOL, "remove the local config even if the driver cannot remove the machine",
-      NULL, NULL },
+    { "force", 'f', OPT_BOOL,
+      "remove the local config even if the driver cannot remove the machine; implies -y", NULL,
+      NULL },
     { "yes", 'y', OPT_BOOL, "do not ask for confirmation", NULL, NULL },
 };
 
-static bool confirm(struct cli *cli, char *const *names)
+static bool confirm(struct cli *cli)
 {
-    fprintf(cli->out, "About to remove");
-    for (size_t i = 0; names[i] != NULL; i++)
-        fprintf(cli->out, " %s", names[i]);
-    fprintf(cli->out, "\nWARNING: This action will delete both local reference and remote "
+    fprintf(cli->out, "WARNING: This action will delete both local reference and remote "
                       "instance.\nAre you sure? (y/n): ");
     fflush(cli->out);
     char line[16];
@@ -135,32 +133,51 @@ static bool confirm(struct cli *cli, char *const *names)
     return line[0] == 'y' || line[0] == 'Y';
 }
 
+/* One machine: the driver's remove (its failure ignored with force), then the local config.
+ * Errors are worded as docker-machine's, which scripts match. */
+static int rm_one(struct cli *cli, const char *name, bool force, struct merr *err)
+{
+    struct merr e = MERR_INIT;
+    auto_free char *dir = store_machine_dir(&cli->ctx.store, name);
+    if (machine_validate_name(name, &e) < 0 || !fs_exists(dir))
+        return merr_set(err, MERR_NOT_FOUND, 0, "Error removing host \"%s\": Host does not exist: \"%s\"",
+                        name, name);
+    auto_close int lock = store_lock_machine(&cli->ctx.store, name, LOCK_TIMEOUT_MS, &e);
+    auto_machine struct machine *m = lock >= 0 ? cli_load_machine(cli, name, &e) : NULL;
+    int rc;
+    if (m != NULL)
+        rc = lifecycle_remove(&cli->ctx, m, force, &e);
+    else if (lock >= 0 && e.code == MERR_CORRUPT && force)
+        rc = store_remove_machine(&cli->ctx.store, name, &e); /* unreadable: forget it */
+    else
+        rc = -1;
+    if (rc < 0)
+        return merr_set(err, e.code, e.sys_errno, "Error removing host \"%s\": %s%s", name, e.msg,
+                        e.code == MERR_CORRUPT && !force ? " (use -f to remove it anyway)" : "");
+    return 0;
+}
+
+/* As docker-machine: -f implies -y (scripts and its own tests rely on it), a declined prompt
+ * removes nothing and is no error; with -f every failure is printed and the status is 0. */
 static int rm_run(struct cli *cli, struct parsed_args *a, struct merr *err)
 {
-    if (args_npositional(a) == 0)
-        return merr_set(err, MERR_INVALID, 0, "rm needs at least one machine name");
+    if (args_npositional(a) == 0) {
+        cli_print_command_help(cli, &cmd_rm, rm_opts, sizeof rm_opts / sizeof rm_opts[0], NULL);
+        return merr_set(err, MERR_INVALID, 0, "Expected to get one or more machine names as arguments");
+    }
     bool force = args_get_bool(a, "force");
-    if (!args_get_bool(a, "yes") && !confirm(cli, a->positional))
-        return merr_set(err, MERR_INVALID, 0, "not removing anything (answer y, or pass -y)");
-    int failed = 0;
+    fprintf(cli->out, "About to remove ");
+    for (size_t i = 0; a->positional[i] != NULL; i++)
+        fprintf(cli->out, "%s%s", i > 0 ? ", " : "", a->positional[i]);
+    fputc('\n', cli->out);
+    if (!args_get_bool(a, "yes") && !force && !confirm(cli))
+        return 0;
+    size_t failed = 0;
     for (size_t i = 0; a->positional[i] != NULL; i++) {
         const char *name = a->positional[i];
         struct merr e = MERR_INIT;
-        auto_close int lock = store_lock_machine(&cli->ctx.store, name, LOCK_TIMEOUT_MS, &e);
-        auto_machine struct machine *m = lock >= 0 ? cli_load_machine(cli, name, &e) : NULL;
-        int rc;
-        if (m != NULL)
-            rc = lifecycle_remove(&cli->ctx, m, force, &e);
-        else if (lock >= 0 && e.code == MERR_CORRUPT && force)
-            rc = store_remove_machine(&cli->ctx.store, name, &e); /* unreadable: forget it */
-        else
-            rc = -1;
-        if (rc < 0) {
-            if (e.code == MERR_CORRUPT && !force) {
-                size_t len = strlen(e.msg);
-                snprintf(e.msg + len, sizeof e.msg - len, " (use -f to remove it anyway)");
-            }
-            if (a->positional[1] == NULL) {
+        if (rm_one(cli, name, force, &e) < 0) {
+            if (a->positional[1] == NULL && !force) {
                 *err = e;
                 return -1;
             }
@@ -170,8 +187,8 @@ static int rm_run(struct cli *cli, struct parsed_args *a, struct merr *err)
         }
         fprintf(cli->out, "Successfully removed %s\n", name);
     }
-    if (failed > 0)
-        return merr_set(err, MERR_IO, 0, "%d machine(s) not removed", failed);
+    if (failed > 0 && !force)
+        return merr_set(err, MERR_IO, 0, "%zu machine(s) not removed", failed);
     return 0;
 }
 

@@ -8,7 +8,7 @@
 #include "error.h"
 #include "fsutil.h"
 
-enum tfunc { TF_NONE, TF_JSON, TF_UPPER, TF_LOWER };
+enum tfunc { TF_NONE, TF_JSON, TF_PRETTYJSON, TF_UPPER, TF_LOWER };
 
 struct action {
     enum tfunc func;
@@ -27,7 +27,10 @@ static int parse_action(const char *text, size_t len, struct action *a, struct m
     static const struct {
         const char *name;
         enum tfunc f;
-    } funcs[] = { { "json", TF_JSON }, { "upper", TF_UPPER }, { "lower", TF_LOWER } };
+    } funcs[] = { { "json", TF_JSON },
+                  { "prettyjson", TF_PRETTYJSON },
+                  { "upper", TF_UPPER },
+                  { "lower", TF_LOWER } };
     for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
         size_t n = strlen(funcs[i].name);
         if (len > n && strncmp(text, funcs[i].name, n) == 0 && isspace((unsigned char)text[n])) {
@@ -74,12 +77,14 @@ static const json_t *lookup(const json_t *data, const char *path)
 
 static void emit_value(FILE *out, const json_t *v, enum tfunc func)
 {
-    if (func == TF_JSON) {
+    if (func == TF_JSON || func == TF_PRETTYJSON) {
         if (v == NULL) {
             fputs("null", out);
             return;
         }
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        /* prettyjson: Go's json.MarshalIndent(v, "", "    ") as docker-machine uses it */
+        size_t flags = func == TF_JSON ? JSON_COMPACT : JSON_INDENT(4);
+        char *s = json_dumps(v, flags | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
         fputs(s != NULL ? s : "null", out);
         free(s);
         return;
@@ -168,4 +173,63 @@ char *template_unescape(const char *tmpl)
     }
     *w = '\0';
     return out;
+}
+
+/* Display width of n bytes of UTF-8 text: continuation bytes do not count. */
+static size_t text_width(const char *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        w += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return w;
+}
+
+char *template_tabulate(const char *text, size_t minwidth, size_t padding)
+{
+    /* widths[i]: the widest tab-terminated cell i of any line */
+    size_t widths[64] = { 0 };
+    const size_t max_cols = sizeof widths / sizeof widths[0];
+    size_t col = 0, cell_start = 0;
+    for (size_t i = 0; text[i] != '\0'; i++) {
+        if (text[i] == '\n') {
+            col = 0;
+            cell_start = i + 1;
+        } else if (text[i] == '\t') {
+            size_t w = text_width(text + cell_start, i - cell_start) + padding;
+            if (w < minwidth)
+                w = minwidth;
+            if (col < max_cols && w > widths[col])
+                widths[col] = w;
+            col++;
+            cell_start = i + 1;
+        }
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        abort();
+    col = 0;
+    cell_start = 0;
+    for (size_t i = 0;; i++) {
+        char c = text[i];
+        if (c == '\t') {
+            size_t w = text_width(text + cell_start, i - cell_start);
+            fwrite(text + cell_start, 1, i - cell_start, f);
+            size_t target = col < max_cols ? widths[col] : w + padding;
+            for (; w < target; w++)
+                fputc(' ', f);
+            col++;
+            cell_start = i + 1;
+        } else if (c == '\n' || c == '\0') {
+            fwrite(text + cell_start, 1, i - cell_start, f);
+            if (c == '\0')
+                break;
+            fputc('\n', f);
+            col = 0;
+            cell_start = i + 1;
+        }
+    }
+    fclose(f);
+    return buf;
 }

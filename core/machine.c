@@ -136,16 +136,15 @@ int machine_validate_name(const char *name, struct merr *err)
     if (len > 63)
         return merr_set(err, MERR_INVALID, 0, "invalid machine name '%s': longer than 63 characters",
                         name);
-    if (!isalnum((unsigned char)name[0]))
-        return merr_set(err, MERR_INVALID, 0,
-                        "invalid machine name '%s': must start with a letter or digit", name);
-    for (size_t i = 0; i < len; i++) {
+    /* docker-machine's wording: scripts and its test suite match it */
+    bool ok = isalnum((unsigned char)name[0]);
+    for (size_t i = 0; ok && i < len; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (!isascii(c) || !(isalnum(c) || c == '.' || c == '-'))
-            return merr_set(err, MERR_INVALID, 0,
-                            "invalid machine name '%s': only letters, digits, '.' and '-' are allowed",
-                            name);
+        ok = isascii(c) && (isalnum(c) || c == '.' || c == '-');
     }
+    if (!ok)
+        return merr_set(err, MERR_INVALID, 0,
+                        "Invalid hostname specified. Allowed hostname chars are: 0-9a-zA-Z . -");
     return 0;
 }
 

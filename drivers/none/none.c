@@ -1,4 +1,6 @@
-/* `none`: records an engine that already exists at --url. No SSH, no provisioning. */
+/* `none`: records an engine that already exists at --url. No SSH, no provisioning.
+ * Like docker-machine's, it stores any URL (`none`, `unix://…`); only a tcp:// URL gives the
+ * machine an address and an engine port. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +13,7 @@
 #define KEY_URL "URL"
 
 static const struct driver_flag none_flags[] = {
-    { .name = "url", .env = "NONE_URL", .help = "URL of the engine (tcp://HOST:PORT)", .key = KEY_URL,
+    { .name = "url", .env = "NONE_URL", .help = "URL of the engine (tcp://HOST:PORT; any other URL is stored as given)", .key = KEY_URL,
       .type = DFLAG_STRING, .required = true },
     { 0 },
 };
@@ -21,7 +23,9 @@ static int none_precreate_check(const struct driver_ctx *ctx, struct machine *m,
     auto_free char *host = NULL;
     int port = 0;
     const char *url = machine_driver_str(m, KEY_URL);
-    if (net_parse_tcp_url(url != NULL ? url : "", &host, &port, err) < 0)
+    if (url == NULL || url[0] == '\0')
+        return merr_set(err, MERR_INVALID, 0, "--url option is required when no driver is selected");
+    if (strncmp(url, "tcp://", 6) == 0 && net_parse_tcp_url(url, &host, &port, err) < 0)
         return -1;
     return 0;
 }
@@ -30,7 +34,10 @@ static int none_create(const struct driver_ctx *ctx, struct machine *m, struct m
 {
     auto_free char *host = NULL;
     int port = 0;
-    if (net_parse_tcp_url(machine_driver_str(m, KEY_URL), &host, &port, err) < 0)
+    const char *url = machine_driver_str(m, KEY_URL);
+    if (url == NULL || strncmp(url, "tcp://", 6) != 0)
+        return 0;
+    if (net_parse_tcp_url(url, &host, &port, err) < 0)
         return -1;
     machine_driver_set_str(m, DKEY_IP, host);
     m->engine.port = port;

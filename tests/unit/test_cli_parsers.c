@@ -110,6 +110,26 @@ static void test_template(void **state)
     json_decref(j);
 }
 
+static void test_template_prettyjson_and_table(void **state)
+{
+    json_t *j = json_pack("{s:{s:s,s:i}}", "Driver", "IPAddress", "10.0.0.2", "SSHPort", 22);
+    struct merr err = MERR_INIT;
+    char *s = template_render("{{prettyjson .Driver}}", j, &err);
+    assert_string_equal(s, "{\n    \"IPAddress\": \"10.0.0.2\",\n    \"SSHPort\": 22\n}");
+    free(s);
+    json_decref(j);
+    /* Go's tabwriter(minwidth 5, padding 3): tab-ended cells padded, the last cell as is */
+    char *t = template_tabulate("NAME\tDRIVER\tURL\nlonger-name\tnone\ttcp://x\nab\tx\n", 5, 3);
+    assert_string_equal(t, "NAME          DRIVER   URL\n"
+                           "longer-name   none     tcp://x\n"
+                           "ab            x\n");
+    free(t);
+    /* widths count characters, not bytes */
+    t = template_tabulate("\xe2\x88\x9e\tb\nabcd\tc", 1, 1);
+    assert_string_equal(t, "\xe2\x88\x9e    b\nabcd c");
+    free(t);
+}
+
 static const struct env_var vars[] = {
     { "DOCKER_TLS_VERIFY", "1" },
     { "DOCKER_HOST", "tcp://10.0.0.2:2376" },
@@ -237,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_args_errors),
         cmocka_unit_test(test_args_stop_at_positional),
         cmocka_unit_test(test_template),
+        cmocka_unit_test(test_template_prettyjson_and_table),
         cmocka_unit_test(test_shellenv_each_shell),
         cmocka_unit_test(test_shellenv_quoting_and_detection),
         cmocka_unit_test(test_scp_paths),

@@ -143,9 +143,22 @@ static void test_none_driver(void **state)
     struct merr err = MERR_INIT;
     struct driver_ctx ctx = { 0 };
     auto_machine struct machine *m = machine_new("e1", "none");
-    machine_driver_set_str(m, "URL", "http://1.2.3.4:2376");
+    machine_driver_set_str(m, "URL", "");
     assert_int_equal(precreate(&driver_none, m, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
+    machine_driver_set_str(m, "URL", "tcp://1.2.3.4:notaport");
+    assert_int_equal(precreate(&driver_none, m, &err), -1);
+    /* any other URL is stored as docker-machine stores it, with no address */
+    static const char *const others[] = { "none", "unix:///var/run/docker.sock", "http://h:1" };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        auto_machine struct machine *o = machine_new("o1", "none");
+        machine_driver_set_str(o, "URL", others[i]);
+        assert_int_equal(precreate(&driver_none, o, &err), 0);
+        assert_int_equal(driver_create(&driver_none, &ctx, o, &err), 0);
+        auto_free char *ourl = driver_get_url(&driver_none, &ctx, o, &err);
+        assert_string_equal(ourl, others[i]);
+        assert_null(machine_driver_str(o, DKEY_IP));
+    }
     machine_driver_set_str(m, "URL", "tcp://127.0.0.1:12376");
     assert_int_equal(precreate(&driver_none, m, &err), 0);
     assert_int_equal(driver_create(&driver_none, &ctx, m, &err), 0);
