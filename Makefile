@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: all deps build check unit integration vm fuzz peer demo demo-generic clean
+.PHONY: all deps build check unit integration vm fuzz peer install demo demo-generic clean
 
 all: build
 
@@ -40,9 +40,22 @@ vm: build
 
 # A peer's test suite, side by side: docker-py 5.0.3's integration tests against Debian's dockerd
 # and machine-engine (needs a clone of docker/docker-py: DOCKER_PY_SRC). Not part of check yet:
-# it prints the tests the engine still fails.
+# it prints the tests the engine still fails. Then docker-machine's own cli/ bats suite against
+# machine (a clone of docker/machine: DOCKER_MACHINE_SRC; failures left: docs/docker-machine-compat.md).
 peer: build
 	./tests/peer/docker-py.sh $(BUILD)
+	./tests/peer/docker-machine-bats.sh $(BUILD)
+
+# machine, the engine bundle and machine-os (PREFIX/lib/machine, where machine looks beside
+# itself), bash and zsh completions and machine.1, from a Release build in $(INSTALL_BUILD).
+# DESTDIR stages the tree for packaging. An existing INSTALL_BUILD is used as configured.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= $(BUILD)-release
+install:
+	[ -f $(INSTALL_BUILD)/CMakeCache.txt ] || \
+	    cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=Release -DMACHINE_SANITIZE=OFF
+	cmake --build $(INSTALL_BUILD) -j$(JOBS) --target machine machine-docs engine-bundle machine-os
+	DESTDIR=$(DESTDIR) cmake --install $(INSTALL_BUILD) --prefix $(PREFIX)
 
 demo: build
 	./scripts/demo $(BUILD)

@@ -38,6 +38,17 @@ static const struct opt_spec global_opts[] = {
 };
 #define N_GLOBAL_OPTS (sizeof global_opts / sizeof global_opts[0])
 
+const struct cli_command *const *cli_commands(void)
+{
+    return commands;
+}
+
+const struct opt_spec *cli_global_opts(size_t *n)
+{
+    *n = N_GLOBAL_OPTS;
+    return global_opts;
+}
+
 static const struct cli_command *find_command(const char *name)
 {
     for (size_t i = 0; commands[i] != NULL; i++)

@@ -40,6 +40,13 @@ struct cli_command {
 
 int cli_main(int argc, char **argv);
 
+/* The tables --help prints from, for the generator of completions and the man page (gendoc.c).
+ * cli_create_specs: create's common options followed by driver d's flags (d may be NULL). */
+struct driver;
+const struct cli_command *const *cli_commands(void);
+const struct opt_spec *cli_global_opts(size_t *n);
+struct opt_spec *cli_create_specs(const struct driver *d, size_t *n);
+
 /* Helpers shared by commands. */
 /* The machine a command uses when given no name. cli_machine_arg returns this very array for an
  * omitted name, so cli_load_machine can say "no name given and no default machine" then. */

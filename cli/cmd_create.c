@@ -64,7 +64,7 @@ static bool wants_help(char *const *argv)
     return false;
 }
 
-static struct opt_spec *build_specs(const struct driver *d, size_t *n)
+struct opt_spec *cli_create_specs(const struct driver *d, size_t *n)
 {
     size_t nd = 0;
     for (const struct driver_flag *f = d != NULL ? d->flags : NULL; f != NULL && f->name; f++)
@@ -192,7 +192,7 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
         return merr_set(err, MERR_UNSUPPORTED, 0, CLI_SWARM_UNSUPPORTED, (int)strcspn(swarm, "="),
                         swarm);
     size_t n_specs = 0;
-    auto_free struct opt_spec *specs = build_specs(d, &n_specs);
+    auto_free struct opt_spec *specs = cli_create_specs(d, &n_specs);
     struct parsed_args a;
     if (args_parse(specs, n_specs, (int)strv_len(argv), argv, false, &a, err) < 0)
         return merr_prefix(err, "create");

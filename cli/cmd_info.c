@@ -8,7 +8,9 @@
 #include "error.h"
 #include "fsutil.h"
 #include "lifecycle.h"
+#include "log.h"
 #include "machine.h"
+#include "provision.h"
 #include "store.h"
 #include "template.h"
 
@@ -278,6 +280,12 @@ static int version_run(struct cli *cli, struct parsed_args *a, struct merr *err)
 {
     if (args_npositional(a) == 0) {
         fprintf(cli->out, "machine version %s\n", MACHINE_VERSION);
+        if (cli->ctx.log.level >= MLOG_DEBUG) {
+            /* where an installed machine finds what it installs on hosts */
+            struct merr e = MERR_INIT;
+            auto_free char *bundle = provision_find_bundle(&e);
+            fprintf(cli->out, "engine bundle: %s\n", bundle != NULL ? bundle : e.msg);
+        }
         return 0;
     }
     auto_machine struct machine *m = cli_load_machine(cli, a->positional[0], err);
