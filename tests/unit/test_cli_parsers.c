@@ -6,6 +6,7 @@
 #include "netutil.h"
 #include "scppath.h"
 #include "shellenv.h"
+#include "sshcmd.h"
 #include "template.h"
 
 static const struct opt_spec specs[] = {
@@ -128,6 +129,48 @@ static void test_template_prettyjson_and_table(void **state)
     t = template_tabulate("\xe2\x88\x9e\tb\nabcd\tc", 1, 1);
     assert_string_equal(t, "\xe2\x88\x9e    b\nabcd c");
     free(t);
+}
+
+static void test_ssh_command_lines(void **state)
+{
+    char *w1[] = { "-L", "8080:localhost:80", "-N", "--", "ls", NULL };
+    assert_int_equal(ssh_option_words(w1), 3);
+    char *w2[] = { "ls", "-l", NULL };
+    assert_int_equal(ssh_option_words(w2), 0);
+    char *w3[] = { "-L8080:localhost:80", "-vt", "-o", "ServerAliveInterval=5", "uname", NULL };
+    assert_int_equal(ssh_option_words(w3), 4);
+    char *w4[] = { "-L", NULL }; /* value missing: not an option */
+    assert_int_equal(ssh_option_words(w4), 0);
+    char *w5[] = { "-Z", "x", NULL }; /* not an ssh option: the command */
+    assert_int_equal(ssh_option_words(w5), 0);
+
+    char *ssh[] = { "ssh", "-i", "/s/id ssh", "-p", "2222", "-o", "UserKnownHostsFile=/s/k,h",
+                    "-o", "StrictHostKeyChecking=yes", "root@10.0.0.2", "--", "ls", NULL };
+    assert_int_equal(ssh_argv_destination(ssh), 9);
+    char *extra[] = { "-L", "80:localhost:80" };
+    auto_strv char **with = ssh_argv_with_options(ssh, extra, 2);
+    assert_string_equal(with[9], "-L");
+    assert_string_equal(with[10], "80:localhost:80");
+    assert_string_equal(with[11], "root@10.0.0.2");
+    assert_string_equal(with[13], "ls");
+    assert_null(with[14]);
+
+    char *ssh2[] = { "ssh", "-i", "/s/it's", "-p", "22", "root@h", NULL };
+    auto_free char *rsh = rsync_rsh(ssh2);
+    assert_string_equal(rsh, "'ssh' '-i' '/s/it'\\''s' '-p' '22'");
+
+    auto_free char *r4 = remote_spec("root", "10.0.0.2", "/srv");
+    assert_string_equal(r4, "root@10.0.0.2:/srv");
+    auto_free char *r6 = remote_spec("root", "fd00::2", "x");
+    assert_string_equal(r6, "root@[fd00::2]:x");
+
+    auto_strv char **fs = sshfs_argv(ssh, "root@10.0.0.2:/srv", "/mnt/x");
+    const char *want[] = { "sshfs", "root@10.0.0.2:/srv", "/mnt/x", "-o", "IdentityFile=/s/id ssh",
+                           "-p", "2222", "-o", "UserKnownHostsFile=/s/k\\,h", "-o",
+                           "StrictHostKeyChecking=yes", NULL };
+    for (size_t i = 0; want[i] != NULL; i++)
+        assert_string_equal(fs[i], want[i]);
+    assert_null(fs[11]);
 }
 
 static const struct env_var vars[] = {
@@ -258,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_args_stop_at_positional),
         cmocka_unit_test(test_template),
         cmocka_unit_test(test_template_prettyjson_and_table),
+        cmocka_unit_test(test_ssh_command_lines),
         cmocka_unit_test(test_shellenv_each_shell),
         cmocka_unit_test(test_shellenv_quoting_and_detection),
         cmocka_unit_test(test_scp_paths),
