@@ -11,6 +11,7 @@
 
 struct merr;
 struct machine;
+struct driver;
 
 struct cli {
     struct machine_ctx ctx;
@@ -42,7 +43,6 @@ int cli_main(int argc, char **argv);
 
 /* The tables --help prints from, for the generator of completions and the man page (gendoc.c).
  * cli_create_specs: create's common options followed by driver d's flags (d may be NULL). */
-struct driver;
 const struct cli_command *const *cli_commands(void);
 const struct opt_spec *cli_global_opts(size_t *n);
 struct opt_spec *cli_create_specs(const struct driver *d, size_t *n);
@@ -56,6 +56,11 @@ struct machine *cli_load_machine(struct cli *cli, const char *name, struct merr 
 /* "Error: MSG", or MSG alone when it already starts with "Error" (docker-machine's wording, such
  * as "Error creating machine: …", which scripts match). */
 void cli_print_error(struct cli *cli, const struct merr *err);
+/* For drivers that reach hosts over SSH: MERR_REMOTE "Host is not running (…)" unless the driver
+ * says Running (docker-machine's answer for url, config, env, version of such a host). */
+struct driver_ctx;
+int cli_require_running(const struct driver *d, const struct driver_ctx *dctx,
+                        const struct machine *m, struct merr *err) MUST_CHECK;
 void cli_print_command_help(struct cli *cli, const struct cli_command *c, const struct opt_spec *opts,
                             size_t n_opts, const char *extra);
 

@@ -80,6 +80,10 @@ static int env_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     const struct driver *d = lifecycle_driver(&cli->ctx, m, err);
     if (d == NULL)
         return -1;
+    struct driver_ctx sctx;
+    lifecycle_driver_ctx(&cli->ctx, &sctx);
+    if (cli_require_running(d, &sctx, m, err) < 0)
+        return -1;
     /* Check the connection first, as docker-machine does; renew a certificate that no longer
      * names the machine's address instead of only telling the user to. */
     if (cli_renew_certs_if_needed(&cli->ctx, m, cli->err, err) < 0)

@@ -32,8 +32,8 @@ static struct machine *load_with_driver(struct cli *cli, const char *name, const
 
 /* url and config of a host that does not answer fail as docker-machine's do, instead of
  * printing an address nothing listens on. */
-static int require_running(const struct driver *d, const struct driver_ctx *dctx,
-                           const struct machine *m, struct merr *err)
+int cli_require_running(const struct driver *d, const struct driver_ctx *dctx,
+                        const struct machine *m, struct merr *err)
 {
     if (!d->uses_ssh)
         return 0;
@@ -161,7 +161,7 @@ static int print_url(struct cli *cli, const char *name, struct merr *err)
     auto_machine struct machine *m = load_with_driver(cli, name, &d, &dctx, err);
     if (m == NULL)
         return -1;
-    if (require_running(d, &dctx, m, err) < 0)
+    if (cli_require_running(d, &dctx, m, err) < 0)
         return -1;
     auto_free char *url = driver_get_url(d, &dctx, m, err);
     if (url == NULL)
@@ -220,7 +220,7 @@ static int config_run(struct cli *cli, struct parsed_args *a, struct merr *err)
     auto_machine struct machine *m = load_with_driver(cli, cli_machine_arg(a, 0), &d, &dctx, err);
     if (m == NULL)
         return -1;
-    if (require_running(d, &dctx, m, err) < 0)
+    if (cli_require_running(d, &dctx, m, err) < 0)
         return -1;
     auto_free char *url = driver_get_url(d, &dctx, m, err);
     if (url == NULL)
@@ -288,8 +288,10 @@ static int version_run(struct cli *cli, struct parsed_args *a, struct merr *err)
         }
         return 0;
     }
-    auto_machine struct machine *m = cli_load_machine(cli, a->positional[0], err);
-    if (m == NULL)
+    const struct driver *d;
+    struct driver_ctx dctx;
+    auto_machine struct machine *m = load_with_driver(cli, a->positional[0], &d, &dctx, err);
+    if (m == NULL || cli_require_running(d, &dctx, m, err) < 0)
         return -1;
     auto_free char *v = cli_engine_version(&cli->ctx, m, 10000, err);
     if (v == NULL)

@@ -102,5 +102,9 @@ out=$("$M" url g1 2>&1) && fail "url of an unreachable host succeeded: $out"
 assert_contains "$out" "Host is not running" "url: Host is not running"
 out=$("$M" config g1 2>&1) && fail "config of an unreachable host succeeded: $out"
 assert_contains "$out" "Host is not running" "config: Host is not running"
+out=$("$M" env g1 2>&1) && fail "env of an unreachable host succeeded: $out"
+assert_contains "$out" "Host is not running" "env: Host is not running"
+out=$("$M" version g1 2>&1) && fail "version of an unreachable host succeeded: $out"
+assert_contains "$out" "Host is not running" "version NAME: Host is not running"
 
 pass
