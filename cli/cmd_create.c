@@ -13,6 +13,7 @@
 #include "machine.h"
 #include "netutil.h"
 #include "provision.h"
+#include "store.h"
 
 static const struct opt_spec create_common_opts[] = {
     { "driver", 'd', OPT_STRING, "driver to create the machine with", NULL, "MACHINE_DRIVER" },
@@ -234,6 +235,14 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
     const char *name = a.positional[0];
     if (machine_validate_name(name, err) < 0) {
         merr_prefix(err, "Error creating machine");
+        goto out;
+    }
+    auto_free char *dir = store_machine_dir(&cli->ctx.store, name);
+    if (fs_exists(dir)) {
+        /* before any step, in docker-machine's words (the store refuses it later anyway) */
+        fflush(cli->out);
+        fprintf(cli->err, "Docker machine \"%s\" already exists\n", name);
+        rc = 1;
         goto out;
     }
     if (d->uses_ssh && cli->ctx.provision != NULL) {

@@ -119,7 +119,7 @@ int store_save_machine(const struct store *s, const struct machine *m, struct me
     auto_free char *dir = store_machine_dir(s, m->name);
     struct stat st;
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-        return merr_set(err, MERR_NOT_FOUND, 0, "machine '%s' does not exist", m->name);
+        return merr_set(err, MERR_NOT_FOUND, 0, "Docker machine \"%s\" does not exist", m->name);
     auto_free char *text = render_config(m);
     auto_free char *cfg = path_join(dir, CONFIG_FILE);
     return fs_write_atomic(cfg, text, strlen(text), 0600, err);
@@ -131,7 +131,7 @@ struct machine *store_load_machine(const struct store *s, const char *name, stru
         return NULL;
     auto_free char *dir = store_machine_dir(s, name);
     if (!fs_exists(dir)) {
-        merr_set(err, MERR_NOT_FOUND, 0, "machine '%s' does not exist", name);
+        merr_set(err, MERR_NOT_FOUND, 0, "Docker machine \"%s\" does not exist", name);
         return NULL;
     }
     auto_free char *cfg = path_join(dir, CONFIG_FILE);
@@ -191,7 +191,7 @@ int store_remove_machine(const struct store *s, const char *name, struct merr *e
     auto_free char *trash = xasprintf("%s/.rm-%s-%d", s->machines_dir, name, (int)getpid());
     if (rename(dir, trash) < 0) {
         if (errno == ENOENT)
-            return merr_set(err, MERR_NOT_FOUND, 0, "machine '%s' does not exist", name);
+            return merr_set(err, MERR_NOT_FOUND, 0, "Docker machine \"%s\" does not exist", name);
         return merr_set(err, MERR_IO, errno, "cannot remove '%s'", dir);
     }
     if (fs_remove_tree(trash, err) < 0)

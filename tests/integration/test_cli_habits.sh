@@ -44,6 +44,11 @@ assert_contains "$("$M" create -d none --url none 'x_y' 2>&1 || true)" \
 out=$("$M" create -d none --url none a b 2>&1) && fail "extra argument accepted"
 assert_eq "$out" "Invalid command line. Found extra arguments [b]" "extra argument"
 
+out=$("$M" create -d none --url none n1 2>&1) && fail "a second create of n1 succeeded"
+assert_eq "$out" 'Docker machine "n1" already exists' "create of an existing name: at once, docker-machine's words"
+assert_contains "$("$M" inspect nosuch 2>&1 || true)" 'Docker machine "nosuch" does not exist' \
+    "a missing machine in docker-machine's words"
+
 step "rm: -f implies -y, a declined prompt is no error"
 out=$(echo n | "$M" rm n1) || fail "declined rm exits $?"
 [ -f "$MACHINE_STORAGE_PATH/machines/n1/config.json" ] || fail "declined rm removed n1"
