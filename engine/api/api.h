@@ -145,7 +145,7 @@ struct api_server_config {
     unsigned handshake_timeout_ms;
     unsigned header_timeout_ms;
     unsigned idle_timeout_ms;
-    /* Test hook: sleep this long after listen() and before the Unix socket
+    /* Test hook: sleep this long after listen(), before the Unix socket gets its mode and
      * appears at its final path (widens the window the race test probes). */
     unsigned unix_publish_delay_ms;
 };
