@@ -135,7 +135,7 @@ struct api_server_config {
     const struct api_transport *tls;
     size_t max_body;        /* 0: API_BODY_MAX */
     unsigned max_conns;     /* 0: 1024 */
-    /* Connections from one peer (TCP: its address; Unix: its uid); 0: 256. Past either limit a
+    /* Connections from one TCP peer address; 0: 256. Past either limit a
      * new connection takes the place of the oldest one that is only waiting (in its TLS
      * handshake, on a request head, or idle between requests), as nginx and haproxy do, so a
      * flood of silent connections cannot lock clients out. */

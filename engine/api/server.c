@@ -605,8 +605,8 @@ static bool conn_evictable(const struct api_conn *c)
 }
 
 /* Makes room for a connection from src: returns false when it must be refused. Past the
- * per-source limit the oldest waiting connection of that source goes; past the total limit
- * the oldest waiting connection of any source. */
+ * per-source limit (TCP) the oldest waiting connection of that source goes; past the total
+ * limit the oldest waiting connection of any source. */
 static bool make_room(struct api_server *srv, const struct api_conn_source *src)
 {
     unsigned same = 0;
@@ -622,7 +622,9 @@ static bool make_room(struct api_server *srv, const struct api_conn_source *src)
             oldest_any = c;
     }
     struct api_conn *victim = NULL;
-    if (same >= srv->cfg.max_conns_per_source)
+    /* Unix peers are local and already trusted by the socket's mode: only the total applies
+     * (a per-uid cap would only get in the way of a large compose project). */
+    if (!src->is_unix && same >= srv->cfg.max_conns_per_source)
         victim = oldest_same;
     else if (srv->n_conns >= srv->cfg.max_conns)
         victim = oldest_any;
