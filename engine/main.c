@@ -5,13 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
 
-/* Test hook: widens the window between listen() and publishing the Unix
- * socket so the socket-mode race test has something to probe. */
+#ifndef NDEBUG
+/* Test hook, compiled out of Release builds (the bundle): widens the window between listen()
+ * and publishing the Unix socket so the socket-mode race test has something to probe. */
 static unsigned publish_delay_from_env(void)
 {
     const char *s = getenv("MACHINE_ENGINE_TEST_PUBLISH_DELAY_MS");
@@ -19,6 +21,70 @@ static unsigned publish_delay_from_env(void)
         return 0;
     long v = strtol(s, NULL, 10);
     return v > 0 && v <= 2000 ? (unsigned)v : 0;
+}
+#endif
+
+/* A positive number from the environment, or 0 (the default) when unset or invalid. */
+static unsigned env_unsigned(const char *name)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0')
+        return 0;
+    char *end = NULL;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0' || v > 24UL * 3600 * 1000) {
+        fprintf(stderr, "machine-engine: ignoring %s='%s': not a number of ms or connections\n",
+                name, s);
+        return 0;
+    }
+    return (unsigned)v;
+}
+
+/* prefix + cwd + "/" + the rest, for a relative path given on the command line: the engine
+ * works from "/" (a relative name the engine builds by mistake then never lands in whatever
+ * directory it was started from). */
+static int absolutize(char **value, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    if (*value == NULL || strncmp(*value, prefix, plen) != 0 || (*value)[plen] == '/' ||
+        (*value)[plen] == '\0')
+        return 0;
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return -1;
+    char *abs = NULL;
+    if (asprintf(&abs, "%s%s/%s", prefix, cwd, *value + plen) < 0)
+        return -1;
+    free(*value);
+    *value = abs;
+    return 0;
+}
+
+static int enter_root_dir(struct engine_config *cfg)
+{
+    int r = absolutize(&cfg->pidfile, "") | absolutize(&cfg->exec_root, "") |
+            absolutize(&cfg->tlscacert, "") | absolutize(&cfg->tlscert, "") |
+            absolutize(&cfg->tlskey, "");
+    for (char **h = cfg->hosts; h != NULL && *h != NULL; h++)
+        r |= absolutize(h, "unix://");
+    if (r != 0)
+        return -1;
+    return chdir("/");
+}
+
+/* Each API connection holds a descriptor: let the engine have as many as the hard limit
+ * allows (up to 64 Ki), as dockerd's unit does, so the connection limits are what bounds
+ * them rather than EMFILE. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 int main(int argc, char **argv)
@@ -39,7 +105,20 @@ int main(int argc, char **argv)
         engine_config_release(&cfg);
         return 0;
     }
+#ifndef NDEBUG
     cfg.unix_publish_delay_ms = publish_delay_from_env();
+#endif
+    cfg.api_max_conns_per_source = env_unsigned("MACHINE_ENGINE_API_MAX_CONNS_PER_SOURCE");
+    cfg.api_handshake_timeout_ms = env_unsigned("MACHINE_ENGINE_API_HANDSHAKE_TIMEOUT_MS");
+    cfg.api_header_timeout_ms = env_unsigned("MACHINE_ENGINE_API_HEADER_TIMEOUT_MS");
+    cfg.api_idle_timeout_ms = env_unsigned("MACHINE_ENGINE_API_IDLE_TIMEOUT_MS");
+    /* Relative paths never resolve against wherever the engine was started from. */
+    if (enter_root_dir(&cfg) < 0) {
+        fprintf(stderr, "machine-engine: cannot change to '/': %s\n", strerror(errno));
+        engine_config_release(&cfg);
+        return 1;
+    }
+    raise_fd_limit();
     struct mlog log = { .level = cfg.log_level, .out = stderr };
 
     /* Blocked before any thread starts, so only the signalfd sees them. */

@@ -154,10 +154,27 @@ struct api_ep_item {
     enum api_ep_kind kind;
 };
 
+/* What a connection is doing, for its deadline and whether it may make room for another. */
+enum api_conn_phase {
+    API_CONN_NEW,  /* accepted, TLS handshake and first request not yet there */
+    API_CONN_HEAD, /* a request is arriving */
+    API_CONN_BUSY, /* a request is being served (no deadline, never evicted) */
+    API_CONN_IDLE, /* keep-alive, between requests */
+};
+
+/* Who is at the other end: TCP peer address or Unix peer uid. */
+struct api_conn_source {
+    unsigned char addr[16];
+    bool is_unix;
+};
+
 struct api_conn {
     struct api_ep_item ep;
     struct api_server *srv;
     int fd;
+    enum api_conn_phase phase;
+    long long phase_since; /* CLOCK_MONOTONIC ms */
+    struct api_conn_source source;
     const struct api_transport *io;
     void *io_ctx;
     http_parser parser;

@@ -135,7 +135,17 @@ struct api_server_config {
     const struct api_transport *tls;
     size_t max_body;        /* 0: API_BODY_MAX */
     unsigned max_conns;     /* 0: 1024 */
-    /* Test hook: sleep this long after listen() and before the Unix socket
+    /* Connections from one TCP peer address; 0: 256. Past either limit a
+     * new connection takes the place of the oldest one that is only waiting (in its TLS
+     * handshake, on a request head, or idle between requests), as nginx and haproxy do, so a
+     * flood of silent connections cannot lock clients out. */
+    unsigned max_conns_per_source;
+    /* Deadlines (ms; 0: the default): the TLS handshake and the first request (10 s), a request
+     * head (30 s from its first byte), an idle keep-alive connection (120 s). */
+    unsigned handshake_timeout_ms;
+    unsigned header_timeout_ms;
+    unsigned idle_timeout_ms;
+    /* Test hook: sleep this long after listen(), before the Unix socket gets its mode and
      * appears at its final path (widens the window the race test probes). */
     unsigned unix_publish_delay_ms;
 };

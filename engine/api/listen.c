@@ -155,8 +155,8 @@ static int lookup_socket_group(gid_t *gid)
 /* Creates a listening Unix socket at path that is never reachable there with
  * a mode looser than 0660 (security case 4).
  *
- * The socket is bound inside a fresh 0700 directory next to the target, then
- * chowned, chmodded and put in listening state there, and only then renamed
+ * The socket is bound and put in listening state inside a fresh 0700 directory
+ * next to the target, then chowned and chmodded there, and only then renamed
  * onto the target path. No other user can resolve a name inside the 0700
  * directory, so the bind-time mode (0777 & ~umask) is never exposed, and
  * rename() publishes the finished socket atomically. This avoids changing
@@ -197,6 +197,16 @@ int api_listen_unix(const char *path, unsigned publish_delay_ms, int *fd_out, de
         merr_set(err, MERR_IO, errno, "cannot bind '%s'", sun.sun_path);
         goto out_dir;
     }
+    /* Listening before the mode is set is safe here (nobody else can reach the 0700
+     * directory), and it is the window the test hook holds open. */
+    if (listen(fd, SOMAXCONN) < 0) {
+        merr_set(err, MERR_IO, errno, "cannot listen on '%s'", path);
+        goto out_sock;
+    }
+    if (publish_delay_ms > 0) {
+        struct timespec ts = { publish_delay_ms / 1000, (long)(publish_delay_ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
     gid_t gid;
     if (lookup_socket_group(&gid) == 0 && chown(sun.sun_path, (uid_t)-1, gid) < 0) {
         merr_set(err, MERR_IO, errno, "cannot give '%s' to group '" SOCKET_GROUP "'", path);
@@ -205,14 +215,6 @@ int api_listen_unix(const char *path, unsigned publish_delay_ms, int *fd_out, de
     if (chmod(sun.sun_path, SOCKET_MODE) < 0) {
         merr_set(err, MERR_IO, errno, "cannot set the mode of '%s'", path);
         goto out_sock;
-    }
-    if (listen(fd, SOMAXCONN) < 0) {
-        merr_set(err, MERR_IO, errno, "cannot listen on '%s'", path);
-        goto out_sock;
-    }
-    if (publish_delay_ms > 0) {
-        struct timespec ts = { publish_delay_ms / 1000, (long)(publish_delay_ms % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
     }
     if (rename(sun.sun_path, path) < 0) {
         merr_set(err, MERR_IO, errno, "cannot move the socket to '%s'", path);

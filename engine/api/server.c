@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -19,6 +20,12 @@
 #define MAX_PENDING_INPUT (1024 * 1024)
 #define MAX_HEADERS 128
 #define DEFAULT_MAX_CONNS 1024
+#define DEFAULT_MAX_CONNS_PER_SOURCE 256
+#define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define DEFAULT_HEADER_TIMEOUT_MS 30000
+#define DEFAULT_IDLE_TIMEOUT_MS 120000
+#define SWEEP_MAX_MS 1000
+#define ACCEPT_PAUSE_MS 100 /* out of file descriptors and nothing to evict */
 #define SHUTDOWN_WARN_MS 5000
 
 struct listener {
@@ -54,6 +61,7 @@ struct api_server {
     struct api_conn *conns; /* every open connection */
     struct api_conn *dead;  /* freed after the current epoll batch */
     bool in_batch;
+    long long accept_paused_until; /* ms; 0: accepting */
     unsigned n_conns;
     unsigned n_workers;
     pthread_mutex_t lock;
@@ -97,6 +105,19 @@ static const struct api_transport plain_transport = {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conn_set_phase(struct api_conn *conn, enum api_conn_phase phase)
+{
+    conn->phase = phase;
+    conn->phase_since = now_ms();
+}
 
 int api_conn_cancel_fd(const struct api_conn *conn)
 {
@@ -445,6 +466,7 @@ static void dispatch(struct api_conn *conn)
     struct api_server *srv = conn->srv;
     struct api_request *req = conn->req;
     struct merr err = MERR_INIT;
+    conn_set_phase(conn, API_CONN_BUSY);
     if (prepare_request(req) < 0) {
         api_request_finish(req, 0, &err);
         return;
@@ -492,10 +514,13 @@ static int conn_process(struct api_conn *conn)
                 return 0;
         }
         if (conn->req == NULL || conn->req->complete) {
+            bool served = conn->req != NULL;
             if (conn_new_request(conn) < 0) {
                 conn_free(conn);
                 return -1;
             }
+            if (served) /* the next request is already arriving, or the client may send one */
+                conn_set_phase(conn, conn->in.len > 0 ? API_CONN_HEAD : API_CONN_IDLE);
         }
         if (conn->in.len == 0) {
             if (conn->peer_eof) {
@@ -543,20 +568,166 @@ static void conn_on_event(struct api_conn *conn, uint32_t events)
                abuf_append(&conn->in, buf, (size_t)n, NULL) < 0) {
         conn_free(conn);
         return;
+    } else if (conn->phase == API_CONN_NEW || conn->phase == API_CONN_IDLE) {
+        conn_set_phase(conn, API_CONN_HEAD);
     }
     conn_process(conn);
 }
 
+/* ---- connection limits and deadlines ---------------------------------------- */
+
+static void conn_source(int fd, const struct sockaddr_storage *sa, struct api_conn_source *out)
+{
+    memset(out, 0, sizeof *out);
+    if (sa->ss_family == AF_INET) {
+        memcpy(out->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->ss_family == AF_INET6) {
+        memcpy(out->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else {
+        struct ucred cred = { .uid = (uid_t)-1 };
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+            cred.uid = (uid_t)-1;
+        out->is_unix = true;
+        memcpy(out->addr, &cred.uid, sizeof cred.uid);
+    }
+}
+
+static bool same_source(const struct api_conn_source *a, const struct api_conn_source *b)
+{
+    return a->is_unix == b->is_unix && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+}
+
+/* Only waiting: nothing of a request is being served, so closing it loses no work. */
+static bool conn_evictable(const struct api_conn *c)
+{
+    return !c->in_worker && c->phase != API_CONN_BUSY && c->out.len == 0;
+}
+
+/* Makes room for a connection from src: returns false when it must be refused. Past the
+ * per-source limit (TCP) the oldest waiting connection of that source goes; past the total
+ * limit the oldest waiting connection of any source. */
+static bool make_room(struct api_server *srv, const struct api_conn_source *src)
+{
+    unsigned same = 0;
+    struct api_conn *oldest_same = NULL, *oldest_any = NULL;
+    for (struct api_conn *c = srv->conns; c != NULL; c = c->next) {
+        bool mine = same_source(&c->source, src);
+        same += mine;
+        if (!conn_evictable(c))
+            continue;
+        if (mine && (oldest_same == NULL || c->phase_since <= oldest_same->phase_since))
+            oldest_same = c;
+        if (oldest_any == NULL || c->phase_since <= oldest_any->phase_since)
+            oldest_any = c;
+    }
+    struct api_conn *victim = NULL;
+    /* Unix peers are local and already trusted by the socket's mode: only the total applies
+     * (a per-uid cap would only get in the way of a large compose project). */
+    if (!src->is_unix && same >= srv->cfg.max_conns_per_source)
+        victim = oldest_same;
+    else if (srv->n_conns >= srv->cfg.max_conns)
+        victim = oldest_any;
+    else
+        return true;
+    if (victim == NULL)
+        return false;
+    mlog_debug(srv->cfg.log, "connection limit reached: closing a connection that was %s",
+               victim->phase == API_CONN_IDLE ? "idle" : "waiting for a request");
+    conn_free(victim);
+    return true;
+}
+
+static unsigned conn_deadline_ms(const struct api_server *srv, const struct api_conn *c)
+{
+    switch (c->phase) {
+    case API_CONN_NEW:
+        return srv->cfg.handshake_timeout_ms;
+    case API_CONN_HEAD:
+        return srv->cfg.header_timeout_ms;
+    case API_CONN_IDLE:
+        return srv->cfg.idle_timeout_ms;
+    case API_CONN_BUSY:
+        break;
+    }
+    return 0;
+}
+
+/* Closes connections past their deadline; returns how long epoll may sleep (-1: forever). */
+static int sweep_conns(struct api_server *srv)
+{
+    long long now = now_ms();
+    int sleep_ms = -1;
+    for (struct api_conn *c = srv->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        unsigned limit = conn_evictable(c) ? conn_deadline_ms(srv, c) : 0;
+        if (limit == 0)
+            continue;
+        long long left = c->phase_since + limit - now;
+        if (left <= 0) {
+            mlog_debug(srv->cfg.log, "closing a connection %s for %u ms",
+                       c->phase == API_CONN_NEW    ? "without a handshake or request"
+                       : c->phase == API_CONN_HEAD ? "sending a request head"
+                                                   : "idle",
+                       limit);
+            conn_free(c);
+            continue;
+        }
+        if (sleep_ms < 0 || left < sleep_ms)
+            sleep_ms = (int)left;
+    }
+    if (srv->accept_paused_until > 0) {
+        long long left = srv->accept_paused_until - now;
+        if (left <= 0) {
+            srv->accept_paused_until = 0;
+            for (size_t i = 0; i < srv->n_listeners; i++)
+                if (srv->listeners[i]->fd >= 0)
+                    (void)ep_add(srv, srv->listeners[i]->fd, EPOLLIN, srv->listeners[i], NULL);
+        } else if (sleep_ms < 0 || left < sleep_ms) {
+            sleep_ms = (int)left;
+        }
+    }
+    if (sleep_ms > SWEEP_MAX_MS)
+        sleep_ms = SWEEP_MAX_MS;
+    return sleep_ms;
+}
+
+/* Out of file descriptors: close a waiting connection, or stop accepting for a moment (the
+ * listener would stay readable and spin the loop). Returns whether to try accept again. */
+static bool accept_out_of_fds(struct api_server *srv)
+{
+    struct api_conn *oldest = NULL;
+    for (struct api_conn *c = srv->conns; c != NULL; c = c->next)
+        if (conn_evictable(c) && (oldest == NULL || c->phase_since <= oldest->phase_since))
+            oldest = c;
+    if (oldest != NULL) {
+        conn_free(oldest); /* closes its fd at once, even inside a batch */
+        return true;
+    }
+    mlog_warn(srv->cfg.log, "out of file descriptors: not accepting for %d ms", ACCEPT_PAUSE_MS);
+    for (size_t i = 0; i < srv->n_listeners; i++)
+        if (srv->listeners[i]->fd >= 0)
+            epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listeners[i]->fd, NULL);
+    srv->accept_paused_until = now_ms() + ACCEPT_PAUSE_MS;
+    return false;
+}
+
 static void accept_conns(struct api_server *srv, struct listener *l)
 {
-    for (;;) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int tries = 0; tries < 256 && srv->accept_paused_until == 0; tries++) {
+        struct sockaddr_storage sa = { 0 };
+        socklen_t sa_len = sizeof sa;
+        int fd = accept4(l->fd, (struct sockaddr *)&sa, &sa_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
+            if ((errno == EMFILE || errno == ENFILE) && accept_out_of_fds(srv))
+                continue;
+            if (errno != EAGAIN && errno != EINTR && errno != EMFILE && errno != ENFILE)
                 mlog_warn(srv->cfg.log, "accept failed: %s", strerror(errno));
             return;
         }
-        if (srv->n_conns >= srv->cfg.max_conns) {
+        struct api_conn_source src;
+        conn_source(fd, &sa, &src);
+        if (!make_room(srv, &src)) {
             mlog_warn(srv->cfg.log, "too many connections, refusing one");
             close(fd);
             continue;
@@ -574,6 +745,8 @@ static void accept_conns(struct api_server *srv, struct listener *l)
         conn->srv = srv;
         conn->fd = fd;
         conn->io = io;
+        conn->source = src;
+        conn_set_phase(conn, API_CONN_NEW);
         conn->in.max = MAX_PENDING_INPUT;
         http_parser_init(&conn->parser, HTTP_REQUEST);
         conn->parser.data = conn;
@@ -738,6 +911,14 @@ struct api_server *api_server_new(const struct api_server_config *cfg, struct me
         srv->cfg.max_body = API_BODY_MAX;
     if (srv->cfg.max_conns == 0)
         srv->cfg.max_conns = DEFAULT_MAX_CONNS;
+    if (srv->cfg.max_conns_per_source == 0)
+        srv->cfg.max_conns_per_source = DEFAULT_MAX_CONNS_PER_SOURCE;
+    if (srv->cfg.handshake_timeout_ms == 0)
+        srv->cfg.handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (srv->cfg.header_timeout_ms == 0)
+        srv->cfg.header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
+    if (srv->cfg.idle_timeout_ms == 0)
+        srv->cfg.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
     srv->epfd = srv->notify_fd = srv->cancel_fd = -1;
     pthread_mutex_init(&srv->lock, NULL);
     http_parser_settings_init(&srv->settings);
@@ -868,13 +1049,6 @@ int api_server_watch_fd(struct api_server *srv, int fd, api_watch_fn cb, void *d
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Stops accepting, drops idle connections, cancels workers and waits. */
 static void shutdown_server(struct api_server *srv)
 {
@@ -918,7 +1092,7 @@ int api_server_run(struct api_server *srv, int stop_fd, struct merr *err)
     int rc = 0;
     while (!stopping) {
         struct epoll_event events[64];
-        int n = epoll_wait(srv->epfd, events, 64, -1);
+        int n = epoll_wait(srv->epfd, events, 64, sweep_conns(srv));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {

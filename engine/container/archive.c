@@ -707,11 +707,20 @@ static int extract_entry(struct archive *a, struct archive_entry *ent, int rootf
         auto_free char *tparent = ts != NULL ? strndup(trel, (size_t)(ts - trel)) : xstrdup("");
         auto_free char *tfull = xasprintf("%s/%s", dst_path, tparent);
         auto_close int tfd = open_in_root(rootfd, tfull, O_PATH | O_DIRECTORY, err);
-        if (tfd < 0)
+        if (tfd < 0 && err->code != MERR_NOT_FOUND && err->code != MERR_INVALID)
             return -1;
-        if (linkat(tfd, ts != NULL ? ts + 1 : trel, pfd, leaf, 0) < 0)
-            return merr_set(err, MERR_IO, errno, "cannot link '%s'", rel);
-        return 0;
+        if (tfd >= 0 && linkat(tfd, ts != NULL ? ts + 1 : trel, pfd, leaf, 0) == 0)
+            return 0;
+        /* The target must be a file of the container's filesystem under the destination (an
+         * earlier entry, or one already there): not a host path, not a mount of another
+         * filesystem. */
+        if (tfd < 0 || errno == ENOENT || errno == ENOTDIR || errno == EXDEV || errno == EPERM ||
+            errno == ELOOP)
+            return merr_set(err, MERR_INVALID, tfd < 0 ? 0 : errno,
+                            "cannot create hardlink '%s' to '%s': the target is not a file in the "
+                            "container's filesystem under the destination",
+                            rel, hardlink);
+        return merr_set(err, MERR_IO, errno, "cannot link '%s'", rel);
     }
     switch (type) {
     case AE_IFREG: {

@@ -135,8 +135,29 @@ static int parse_restart(struct ctr_config *c, const json_t *hc, struct merr *er
     return 0;
 }
 
+/* dockerd: RFC 1123 labels of letters, digits and inner dashes, 63 bytes at most. */
+static int validate_hostname(const char *h, struct merr *err)
+{
+    size_t len = h != NULL ? strlen(h) : 0;
+    bool ok = len <= 63;
+    for (size_t i = 0, label = 0; ok && i < len; i++, label++) {
+        bool end = i + 1 == len || h[i + 1] == '.';
+        if (h[i] == '.')
+            ok = label > 0 && i + 1 < len, label = (size_t)-1;
+        else if (h[i] == '-')
+            ok = label > 0 && !end;
+        else
+            ok = isalnum((unsigned char)h[i]);
+    }
+    return ok ? 0 : merr_set(err, MERR_INVALID, 0, "invalid hostname format: %s", h);
+}
+
 static int validate_resources(const struct ctr_config *c, struct merr *err)
 {
+    if (c->pids_limit < -1) /* dockerd: 0 and -1 are unlimited */
+        return merr_set(err, MERR_INVALID, 0,
+                        "invalid PIDs limit %lld: use a positive number, or 0 or -1 for unlimited",
+                        (long long)c->pids_limit);
     if (c->memory < 0 || c->nano_cpus < 0 || c->cpu_quota < -1 || c->cpu_period < 0 ||
         c->cpu_shares < 0)
         return merr_set(err, MERR_INVALID, 0, "resource limits cannot be negative");
@@ -187,7 +208,7 @@ static struct ctr_config *parse(const json_t *cfg, const json_t *hc, struct merr
     }
     if (c->env == NULL)
         c->env = xcalloc(1, sizeof *c->env);
-    if (validate_env(c->env, err) < 0)
+    if (validate_env(c->env, err) < 0 || validate_hostname(c->hostname, err) < 0)
         return NULL;
     if (c->working_dir != NULL && c->working_dir[0] != '/') {
         merr_set(err, MERR_INVALID, 0,

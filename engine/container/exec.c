@@ -163,11 +163,12 @@ static int make_pipe(int fds[2], struct merr *err)
 int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
                    struct merr *err)
 {
-    *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
+    *io = (struct ctr_exec_io){ -1, -1, -1, -1, false, false };
     pthread_mutex_lock(&m->lock);
     int rc = -1;
     int child[3] = { -1, -1, -1 };
     auto_strv char **env = NULL; /* before any goto: the cleanup runs at every exit */
+    bool starting = false;
     struct ctr_exec *x = find_exec_locked(m, exec_id, err);
     if (x == NULL)
         goto out;
@@ -181,6 +182,7 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
             merr_set(err, MERR_EXISTS, 0, "container %s is not running", x->ctr_id);
         goto out;
     }
+    starting = true; /* failures from here on end the exec (exit code 126) */
     struct rt_user user;
     {
         auto_free char *passwd = container_file(e, "etc/passwd");
@@ -261,7 +263,11 @@ out:
             close(io->stdout_fd);
         if (io->stderr_fd >= 0)
             close(io->stderr_fd);
-        *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
+        *io = (struct ctr_exec_io){ -1, -1, -1, -1, false, starting };
+        if (starting) {
+            x->started = true;
+            x->exit_code = 126;
+        }
     }
     pthread_mutex_unlock(&m->lock);
     return rc;

@@ -179,6 +179,9 @@ struct ctr_exec_io {
     int stderr_fd; /* -1 with a tty */
     int pidfd;     /* readable when the process exits */
     bool tty;
+    /* ctr_exec_start failed while starting the process (the exec is then done, exit code 126,
+     * as with dockerd): the client gets the error in the stream, not as an HTTP status. */
+    bool start_failed;
 };
 int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
                    struct merr *err) MUST_CHECK;

@@ -34,8 +34,14 @@ struct engine_config {
     char *tlskey;
     bool show_version;
     bool show_help;
-    /* Test hook (env MACHINE_ENGINE_TEST_PUBLISH_DELAY_MS, set by main). */
+    /* Test hook (env MACHINE_ENGINE_TEST_PUBLISH_DELAY_MS, read by main in debug builds only). */
     unsigned unix_publish_delay_ms;
+    /* API connection limits and deadlines (env MACHINE_ENGINE_API_*, set by main; 0: defaults,
+     * see struct api_server_config). */
+    unsigned api_max_conns_per_source;
+    unsigned api_handshake_timeout_ms;
+    unsigned api_header_timeout_ms;
+    unsigned api_idle_timeout_ms;
 };
 
 /* Parses dockerd-style flags (argv[0] is skipped). Pure: touches nothing but

@@ -288,6 +288,10 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
         .log = log,
         .tls = e->tls != NULL ? api_tls_transport(e->tls) : NULL,
         .unix_publish_delay_ms = cfg->unix_publish_delay_ms,
+        .max_conns_per_source = cfg->api_max_conns_per_source,
+        .handshake_timeout_ms = cfg->api_handshake_timeout_ms,
+        .header_timeout_ms = cfg->api_header_timeout_ms,
+        .idle_timeout_ms = cfg->api_idle_timeout_ms,
     };
     e->server = api_server_new(&scfg, err);
     if (e->server == NULL)

@@ -151,6 +151,21 @@ static int pump_exec(struct api_request *req, struct ctr_exec_io *io, struct mer
     }
 }
 
+/* dockerd's way: the stream is opened and the error written into it, so the client prints
+ * it (and then reads exit code 126 from inspect) instead of failing the upgrade. */
+static int report_start_failure(struct api_request *req, bool tty, struct merr *err)
+{
+    auto_free char *text = xasprintf("%s\r\n", err->msg);
+    struct merr werr = MERR_INIT;
+    if (api_hijack(req, tty, &werr) < 0 ||
+        (tty ? api_stream_write(req, text, strlen(text), &werr)
+             : api_stream_frame(req, STDCOPY_STDOUT, text, strlen(text), &werr)) < 0) {
+        *err = werr;
+        return -1;
+    }
+    return 0;
+}
+
 static int start(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -162,7 +177,7 @@ static int start(struct api_request *req, void *data, struct merr *err)
     json_decref(body);
     struct ctr_exec_io io;
     if (ctr_exec_start(s->containers, id, &io, err) < 0)
-        return -1;
+        return !detach && io.start_failed ? report_start_failure(req, io.tty, err) : -1;
     if (detach) {
         struct detached *d = xcalloc(1, sizeof *d);
         d->m = s->containers;

@@ -306,6 +306,7 @@ int image_save(struct image_store *s, const char *const *names, image_write_fn w
 struct spooled {
     char *name;  /* normalized entry name */
     char *link;  /* symlink entries: normalized target; no data */
+    char *escaping_link; /* a symlink whose target leaves the archive: its raw target */
     char *path;  /* tmp file with the data */
     char digest[DIGEST_BUF_LEN];
     int64_t size;
@@ -489,6 +490,8 @@ static int load_spool(struct loader *ld, struct merr *err)
             if (slash != NULL)
                 *slash = '\0';
             e->link = target != NULL ? norm_path(slash != NULL ? dir : NULL, target) : NULL;
+            if (e->link == NULL) /* refused when read: it names nothing inside the archive */
+                e->escaping_link = xasprintf("%s", target != NULL ? target : "");
             continue;
         }
         if (spool_data(ld, a, e, err) < 0)
@@ -510,6 +513,12 @@ static struct spooled *find_entry(struct loader *ld, const char *name, struct me
             }
         if (e == NULL)
             break;
+        if (e->escaping_link != NULL) {
+            merr_set(err, MERR_INVALID, 0,
+                     "'%s' in the archive is a symlink to '%s', which is outside the archive",
+                     e->name, e->escaping_link);
+            return NULL;
+        }
         if (e->link == NULL)
             return e;
         free(want);
@@ -517,6 +526,14 @@ static struct spooled *find_entry(struct loader *ld, const char *name, struct me
     }
     merr_set(err, MERR_INVALID, 0, "the archive has no file '%s'", name);
     return NULL;
+}
+
+static bool has_entry(const struct loader *ld, const char *name)
+{
+    for (size_t i = 0; i < ld->n; i++)
+        if (strcmp(ld->entries[i].name, name) == 0)
+            return true;
+    return false;
 }
 
 static char *entry_path(struct loader *ld, const struct spooled *e)
@@ -853,8 +870,12 @@ int image_load(struct image_store *s, image_read_fn read_fn, void *read_ctx, ima
         auto_json json_t *mj = NULL;
         if (find_entry(&ld, "manifest.json", &missing) != NULL)
             rc = read_json(&ld, "manifest.json", &mj, err) < 0 ? -1 : plan_docker(&ld, mj, &ims, &n, err);
+        else if (has_entry(&ld, "manifest.json")) /* there, but a link to nothing usable */
+            rc = (*err = missing, -1);
         else if (find_entry(&ld, "index.json", &missing) != NULL)
             rc = read_json(&ld, "index.json", &mj, err) < 0 ? -1 : plan_oci(&ld, mj, &ims, &n, err);
+        else if (has_entry(&ld, "index.json"))
+            rc = (*err = missing, -1);
         else
             rc = merr_set(err, MERR_INVALID, 0,
                           "the archive has neither manifest.json nor index.json: not a docker save archive");
@@ -865,6 +886,7 @@ int image_load(struct image_store *s, image_read_fn read_fn, void *read_ctx, ima
     for (size_t i = 0; i < ld.n; i++) {
         free(ld.entries[i].name);
         free(ld.entries[i].link);
+        free(ld.entries[i].escaping_link);
         free(ld.entries[i].path);
     }
     free(ld.entries);

@@ -169,24 +169,33 @@ check "SIGTERM: socket removed" [ ! -e "$SOCK" ]
 check "SIGTERM: pid file removed" [ ! -e "$TMP/engine.pid" ]
 
 # ---- security case 4: no window with a looser mode ----------------------------------------------
-# An unprivileged prober hammers the socket path while engines start and
-# stop again and again. The publish delay hook holds each engine between
-# listen() and making the socket visible, which is where a bind-then-chmod
-# implementation would be connectable; umask 000 makes bind() itself create
-# the socket 0777, the worst case. curl exit 7 = could not connect.
+# An unprivileged prober hammers every path the socket can be reached at while engines start
+# and stop again and again: the final path, and the socket inside the temporary directory it
+# is bound in before being renamed into place. The publish delay hook holds each engine right
+# after listen(), before the socket gets its mode (the window a bind-listen-chmod
+# implementation leaves open); umask 000 makes bind() itself create the socket 0777, the worst
+# case. curl exit 7 = could not connect. The prober also records how often it found the
+# socket in the window, so the test shows it probed there.
 if [ "$(id -u)" -ne 0 ]; then
     echo "SKIP: socket race test needs root (setpriv to nobody)"
 elif ! command -v setpriv >/dev/null; then
     echo "SKIP: socket race test needs setpriv (util-linux)"
 else
-    RSOCK=$TMP/race.sock
+    RDIR=$TMP/race
+    mkdir -p "$RDIR" && chmod 0755 "$RDIR"
+    RSOCK=$RDIR/race.sock
     umask 000
     asnobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
     (
-        for i in $(seq 1 200); do
-            asnobody curl -s -o /dev/null --max-time 0.5 --unix-socket "$RSOCK" http://l/_ping
-            rc=$?
-            [ $rc -ne 7 ] && echo "connected as nobody on attempt $i (curl rc $rc)"
+        for i in $(seq 1 300); do
+            for p in "$RSOCK" "$RDIR"/.machine-engine-*/s; do
+                [ -S "$p" ] || continue
+                [ "$p" != "$RSOCK" ] && echo "in-window" >>"$TMP/probe.hits"
+                asnobody curl -s -o /dev/null --max-time 0.5 --unix-socket "$p" http://l/_ping
+                rc=$?
+                [ $rc -ne 7 ] && echo "connected as nobody to $p on attempt $i (curl rc $rc)"
+            done
+            sleep 0.01
         done
     ) >"$TMP/probe.out" 2>&1 &
     prober=$!
@@ -198,7 +207,10 @@ else
         stop_engine "$STARTED_PID"
     done
     wait "$prober"
+    umask 022
+    hits=$(wc -l <"$TMP/probe.hits" 2>/dev/null || echo 0)
     check "engine restarted under the prober ($starts times)" [ $starts -ge 3 ]
+    check "the prober found the socket inside its window ($hits times)" [ "$hits" -ge 1 ]
     check "nobody never connected to the socket" [ ! -s "$TMP/probe.out" ]
     [ -s "$TMP/probe.out" ] && cat "$TMP/probe.out"
 

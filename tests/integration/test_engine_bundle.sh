@@ -84,6 +84,11 @@ cp "$E/VERSION" "$T/VERSION.orig"
 echo tampered >>"$E/VERSION"
 assert_exit 1 sh -c "cd '$E' && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1"
 cp "$T/VERSION.orig" "$E/VERSION"
+grep -q MACHINE_ENGINE_API_IDLE_TIMEOUT_MS "$E/libexec/machine-engine" ||
+    fail "the check below looks for strings in the wrong file"
+grep -q MACHINE_ENGINE_TEST_ "$E/libexec/machine-engine" &&
+    fail "the Release engine still reads a test-only variable (MACHINE_ENGINE_TEST_*)"
+assert__ok "no test-only hook in the Release engine (MACHINE_ENGINE_TEST_* compiled out)"
 dyn=$(readelf -d "$E/libexec/machine-engine")
 assert_eq "$(grep -c 'libasan\|libubsan' <<<"$dyn" || true)" "0" "the bundled engine is not a sanitizer build"
 assert_eq "$(readelf -S "$E/libexec/machine-engine" | grep -c '\.symtab' || true)" "0" \

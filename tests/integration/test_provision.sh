@@ -72,7 +72,13 @@ assert_eq "$(cat "$T/it-exit" 2>/dev/null)" "EXIT=6" "docker run -it over TLS ex
 
 step "rogue clients and servers are refused (security cases 1, 2)"
 certs=$MACHINE_STORAGE_PATH/machines/h1
-assert_exit 1 env -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH "$DOCKER" -H "tcp://$IP1:2376" version
+# A real TLS client without a certificate (plain HTTP to a TLS port proves nothing).
+rc=0; out=$(curl -s --max-time 5 --cacert "$certs/ca.pem" "https://$IP1:2376/_ping") || rc=$?
+[ "$out" != "OK" ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 7 ] || fail "a TLS client without a certificate was served (curl rc $rc)"
+assert__ok "a TLS client without a certificate is refused in the handshake (curl rc $rc)"
+out=$(env -u DOCKER_CERT_PATH HOME="$T" "$DOCKER" --tlsverify --tlscacert "$certs/ca.pem" \
+    -H "tcp://$IP1:2376" version 2>&1) && fail "docker over TLS without a client certificate was served"
+assert_contains "$out" "certificate required" "docker over TLS without a client certificate is refused"
 mkdir -p "$T/rogue" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
     -subj /CN=rogue -keyout "$T/rogue/key.pem" -out "$T/rogue/cert.pem" 2>/dev/null
 cp "$certs/ca.pem" "$T/rogue/ca.pem"
@@ -80,9 +86,21 @@ assert_exit 1 env DOCKER_CERT_PATH="$T/rogue" "$DOCKER" version
 mkdir -p "$T/serveronly" && cp "$certs/ca.pem" "$T/serveronly/ca.pem" &&
     cp "$certs/server.pem" "$T/serveronly/cert.pem" && cp "$certs/server-key.pem" "$T/serveronly/key.pem"
 assert_exit 1 env DOCKER_CERT_PATH="$T/serveronly" "$DOCKER" version
-assert_eq "$(curl -s --max-time 5 --cacert "$certs/ca.pem" --tlsv1.1 --tls-max 1.1 \
-    --cert "$certs/cert.pem" --key "$certs/key.pem" "https://$IP1:2376/_ping" || echo refused)" "refused" \
-    "TLS below 1.2 refused"
+# TLS 1.1 (security case 3): the probe is first shown to complete against a server allowing it.
+probe_tls11() { # HOST:PORT: the negotiated cipher, "(NONE)" when the handshake failed
+    timeout 5 openssl s_client -connect "$1" -tls1_1 -cipher DEFAULT@SECLEVEL=0 \
+        -cert "$certs/cert.pem" -key "$certs/key.pem" -CAfile "$certs/ca.pem" </dev/null 2>/dev/null |
+        sed -n 's/^New, .*Cipher is //p'
+}
+sleep 10 | timeout 10 openssl s_server -accept 127.0.0.1:24443 -tls1_1 -cipher DEFAULT@SECLEVEL=0 \
+    -cert "$certs/server.pem" -key "$certs/server-key.pem" >/dev/null 2>&1 &
+control=$!
+for _ in $(seq 50); do ss -Hltn 'sport = :24443' | grep -q . && break; sleep 0.1; done
+cipher=$(probe_tls11 127.0.0.1:24443 || true)
+kill "$control" 2>/dev/null; wait "$control" 2>/dev/null || true
+[ -n "$cipher" ] && [ "$cipher" != "(NONE)" ] || fail "control: the TLS 1.1 probe fails against a server allowing TLS 1.1"
+assert__ok "control: the TLS 1.1 probe completes against openssl s_server -tls1_1 ($cipher)"
+assert_eq "$(probe_tls11 "$IP1:2376" || true)" "(NONE)" "TLS below 1.2 refused"
 cp "$T/rogue/cert.pem" "$T/other-ca.pem"
 mkdir -p "$T/wrongca" && cp "$T/other-ca.pem" "$T/wrongca/ca.pem" && cp "$certs/cert.pem" "$certs/key.pem" "$T/wrongca/"
 assert_exit 1 env DOCKER_CERT_PATH="$T/wrongca" "$DOCKER" version

@@ -277,17 +277,13 @@ static void test_failed_create_leaves_nothing(void **state)
     machine_driver_set_str(m, "Image", image);
     auto_free char *dir = store_machine_dir(&f->store, "lab2");
     assert_int_equal(fs_mkdir_p(dir, 0700, &err), 0);
-    int rc = driver_create(&driver_kvm, &f->ctx, m, &err);
+    /* test:///default has no virStorageVolUpload: the create fails after it made the network
+     * and the volumes, the case this test is about. */
+    assert_int_equal(driver_create(&driver_kvm, &f->ctx, m, &err), -1);
+    assert_int_equal(err.code, MERR_IO);
     virConnectPtr c = virConnectOpen("test:///default");
     assert_non_null(c);
     virDomainPtr d = virDomainLookupByName(c, "lab2");
-    if (rc == 0) {
-        /* the fake hypervisor ran it: remove must take everything away */
-        assert_non_null(d);
-        virDomainFree(d);
-        assert_int_equal(driver_remove(&driver_kvm, &f->ctx, m, &err), 0);
-        d = virDomainLookupByName(c, "lab2");
-    }
     assert_null(d);
     virNetworkPtr n = virNetworkLookupByName(c, "machine");
     assert_null(n); /* made for this machine only, so gone with it */

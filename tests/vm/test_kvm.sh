@@ -96,5 +96,9 @@ assert_contains "$out" "cannot define the VM" "create fails once its network and
 assert_eq "$(virsh list --all --name | grep -c . || true)" "0" "its domain is gone"
 assert_eq "$(virsh vol-list machine 2>/dev/null | grep -c 'k2-' || true)" "0" "its volumes are gone"
 assert_exit 1 virsh net-info machine
-"$M" rm -y k2 >/dev/null 2>&1 || "$M" rm -f -y k2 >/dev/null 2>&1 || true
+ls_out=$("$M" ls 2>&1 || true)
+echo "$ls_out" | grep -E "^k2 .*Error" >/dev/null || fail "the failed create is not listed as Error: $ls_out"
+assert__ok "the failed create stays listed as Error until rm"
+assert_exit 0 "$M" rm -y k2
+assert_eq "$(ls -A "$MACHINE_STORAGE_PATH/machines")" "" "rm removes the failed machine"
 pass
