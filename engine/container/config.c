@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fields.h"
 #include "fsutil.h"
 #include "machine.h"
 
@@ -251,6 +252,8 @@ struct ctr_config *ctr_config_from_create(const json_t *body, struct merr *err)
         merr_set(err, MERR_INVALID, 0, "config cannot be empty in order to create a container");
         return NULL;
     }
+    if (ctr_fields_check(body, err) < 0)
+        return NULL;
     json_t *hc = json_object_get(body, "HostConfig");
     json_t *empty = json_object();
     json_t *cfg = json_deep_copy(body);
