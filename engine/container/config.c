@@ -30,6 +30,7 @@ void ctr_config_free(struct ctr_config *c)
     free(c->network_mode);
     strv_free(c->cap_add);
     strv_free(c->cap_drop);
+    ctr_options_release(&c->opts);
     json_decref(c->raw_config);
     json_decref(c->raw_host_config);
     free(c);
@@ -233,7 +234,7 @@ static struct ctr_config *parse(const json_t *cfg, const json_t *hc, struct merr
         get_i64(hc, "CpuShares", &c->cpu_shares, err) < 0 ||
         get_i64(hc, "PidsLimit", &c->pids_limit, err) < 0 || get_list(hc, "CapAdd", &c->cap_add, err) < 0 ||
         get_list(hc, "CapDrop", &c->cap_drop, err) < 0 || parse_restart(c, hc, err) < 0 ||
-        validate_resources(c, err) < 0)
+        validate_resources(c, err) < 0 || ctr_options_parse(cfg, hc, &c->opts, err) < 0)
         return NULL;
     if (c->network_mode == NULL)
         c->network_mode = xstrdup("default");

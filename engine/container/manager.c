@@ -16,6 +16,7 @@
 #include "manager-priv.h"
 #include "events/events.h"
 #include "runtime/runtime.h"
+#include "startopts.h"
 
 #define RECORD_FILE "record.json"
 #define RECORD_MAX (8u << 20)
@@ -252,7 +253,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
         return -1;
     struct container *c = xcalloc(1, sizeof *c);
     c->config = ctr_config_from_create(body, err);
-    if (c->config == NULL ||
+    if (c->config == NULL || startopts_check_create(c->config, err) < 0 ||
         (m->net.create == NULL && check_network_mode(c->config->network_mode, err) < 0)) {
         container_free(c);
         return -1;

@@ -19,6 +19,29 @@ static int mkdir_ok(const char *path, struct merr *err)
     return 0;
 }
 
+/* A new cpuset cgroup starts with no CPUs and no memory nodes: give it its parent's. */
+static int cpuset_inherit(const char *dir, struct merr *err)
+{
+    static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    for (size_t i = 0; i < 2; i++) {
+        char cur[4096], up[4096];
+        if (rt_read_file(dir, files[i], cur, sizeof cur, NULL) < 0)
+            return 0; /* not a cpuset hierarchy */
+        if (cur[0] != '\n' && cur[0] != '\0')
+            continue;
+        if (rt_read_file(parent, files[i], up, sizeof up, err) < 0 ||
+            rt_write_file(dir, files[i], up, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Creates (or finds) <mount>/<parent>/<id>, appending it to cg->dirs. */
 static int add_dir(struct rt_cgroup *cg, const char *mount, const char *name, bool create,
                    struct merr *err)
@@ -37,12 +60,16 @@ static int add_dir(struct rt_cgroup *cg, const char *mount, const char *name, bo
         while ((slash = strchr(slash + 1, '/')) != NULL) {
             *slash = '\0';
             int r = mkdir_ok(dir, err);
+            if (r == 0)
+                r = cpuset_inherit(dir, err);
             *slash = '/';
             if (r < 0)
                 return -1;
         }
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
             return merr_set(err, MERR_IO, errno, "cannot create cgroup '%s'", dir);
+        if (cpuset_inherit(dir, err) < 0)
+            return -1;
     } else if (access(dir, F_OK) < 0) {
         return 0; /* adoption: only what still exists */
     }
@@ -80,6 +107,10 @@ static int open_v1(struct rt_cgroup *cg, bool create, struct merr *err)
             cg->devices = idx;
         if (rt_option_present(hi->controllers, "freezer"))
             cg->freezer = idx;
+        if (rt_option_present(hi->controllers, "cpuset"))
+            cg->cpuset = idx;
+        if (rt_option_present(hi->controllers, "blkio"))
+            cg->blkio = idx;
     }
     return 0;
 }
@@ -151,7 +182,8 @@ static const char *const default_device_rules[] = {
     NULL,
 };
 
-static int set_devices_v1(struct rt_cgroup *cg, bool allow_all, struct merr *err)
+static int set_devices_v1(struct rt_cgroup *cg, bool allow_all, const char *const *extra,
+                          struct merr *err)
 {
     if (cg->devices < 0)
         return 0;
@@ -162,6 +194,10 @@ static int set_devices_v1(struct rt_cgroup *cg, bool allow_all, struct merr *err
         return -1;
     for (int i = 0; default_device_rules[i] != NULL; i++) {
         if (rt_write_file(dir, "devices.allow", default_device_rules[i], err) < 0)
+            return -1;
+    }
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        if (rt_write_file(dir, "devices.allow", extra[i], err) < 0)
             return -1;
     }
     return 0;

@@ -130,7 +130,7 @@ static void test_check(void **state)
                      0);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"CgroupParent\":\"x\"}}"), -1);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Runtime\":\"kata\"}}"), -1);
-    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"MemorySwappiness\":10}}"), -1);
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"KernelMemoryTCP\":10}}"), -1);
     /* unknown fields: harmless at their default, refused when set */
     assert_int_equal(check("{\"Image\":\"b\",\"Future\":null,\"HostConfig\":{\"New\":0}}"), 0);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"NewLimit\":5}}"), -1);
