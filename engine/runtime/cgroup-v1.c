@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
+
 static int mkdir_ok(const char *path, struct merr *err)
 {
     if (mkdir(path, 0755) < 0 && errno != EEXIST)
@@ -176,7 +178,7 @@ static int set_resources_v1(struct rt_cgroup *cg, const struct rt_resources *res
 
 /* docker's default device rules: the nodes it creates, mknod of anything,
  * and ptys. */
-static const char *const default_device_rules[] = {
+const char *const rt_default_device_rules[] = {
     "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
     "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
     NULL,
@@ -192,14 +194,32 @@ static int set_devices_v1(struct rt_cgroup *cg, bool allow_all, const char *cons
         return rt_write_file(dir, "devices.allow", "a", err);
     if (rt_write_file(dir, "devices.deny", "a", err) < 0)
         return -1;
-    for (int i = 0; default_device_rules[i] != NULL; i++) {
-        if (rt_write_file(dir, "devices.allow", default_device_rules[i], err) < 0)
+    for (int i = 0; rt_default_device_rules[i] != NULL; i++) {
+        if (rt_write_file(dir, "devices.allow", rt_default_device_rules[i], err) < 0)
             return -1;
     }
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
         if (rt_write_file(dir, "devices.allow", extra[i], err) < 0)
             return -1;
     }
+    return 0;
+}
+
+/* Hybrid: the v1 devices controller, and the same rules as a program on the cgroup2 side
+ * (what a pure v2 host relies on; here a second fence, so its failure is only logged). */
+static int set_devices_hybrid(struct rt_cgroup *cg, bool allow_all, const char *const *extra,
+                              struct merr *err)
+{
+    if (set_devices_v1(cg, allow_all, extra, err) < 0)
+        return -1;
+    if (allow_all || cg->unified < 0)
+        return 0;
+    const char *const empty[] = { NULL };
+    const char *const *const lists[] = { rt_default_device_rules, extra != NULL ? extra : empty,
+                                         NULL };
+    struct merr berr = MERR_INIT;
+    if (rt_devices_bpf_attach(cg->dirs[cg->unified], lists, &berr) < 0)
+        mlog_debug(cg->rt->log, "devices program of %s: %s", cg->id, berr.msg);
     return 0;
 }
 
@@ -278,7 +298,7 @@ const struct rt_cgroup_ops rt_cgroup_hybrid_ops = {
     .name = "hybrid",
     .open = open_hybrid,
     .set_resources = set_resources_v1,
-    .set_devices = set_devices_v1,
+    .set_devices = set_devices_hybrid,
     .oom_killed = oom_killed_v1,
     .stats = stats_v1,
     .thaw = thaw_v1,

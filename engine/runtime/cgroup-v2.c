@@ -121,9 +121,14 @@ static int set_resources_v2(struct rt_cgroup *cg, const struct rt_resources *res
 static int set_devices_v2(struct rt_cgroup *cg, bool allow_all, const char *const *extra,
                           struct merr *err)
 {
-    /* v2 device control needs an eBPF program: not done yet. The container
-     * still only has the nodes we create in its /dev, and no CAP_SYS_ADMIN. */
-    return 0;
+    if (allow_all)
+        return 0;
+    if (cg->n_dirs == 0)
+        return merr_set(err, MERR_NOT_FOUND, 0, "cgroup of '%s' is gone", cg->id);
+    const char *const empty[] = { NULL };
+    const char *const *const lists[] = { rt_default_device_rules, extra != NULL ? extra : empty,
+                                         NULL };
+    return rt_devices_bpf_attach(cg->dirs[0], lists, err);
 }
 
 static int oom_killed_v2(struct rt_cgroup *cg, bool *out, struct merr *err)

@@ -224,6 +224,22 @@ MUST_CHECK int rt_seccomp_from_profile(const char *json, uint64_t caps, struct r
 /* seccomp.c: exports a libseccomp filter (scmp_filter_ctx) as a program. */
 MUST_CHECK int rt_seccomp_export(void *ctx, struct rt_bpf **out, struct merr *err);
 
+/* ---- devices-bpf.c: device access on cgroup v2 ---------------------------- */
+
+struct bpf_insn;
+/* docker's default device rules (cgroup-v1.c), NULL-terminated. */
+extern const char *const rt_default_device_rules[];
+/* One rule ("c 1:3 rwm", "b *:* m", "a"): type 0 any, major/minor -1 any, BPF_DEVCG_ACC_*. */
+int rt_dev_rule_parse(const char *text, int *type, int64_t *major, int64_t *minor,
+                      unsigned *access);
+/* A BPF_PROG_TYPE_CGROUP_DEVICE program allowing what the NULL-terminated list of
+ * NULL-terminated rule lists allows, denying the rest. Caller frees *out. */
+MUST_CHECK int rt_devices_bpf_build(const char *const *const *lists, struct bpf_insn **out,
+                                    size_t *n_out, struct merr *err);
+/* Loads that program and attaches it to a cgroup2 directory. */
+MUST_CHECK int rt_devices_bpf_attach(const char *cgroup_dir, const char *const *const *lists,
+                                     struct merr *err);
+
 /* ---- the cloned child (runtime.c, mounts.c) ------------------------------ */
 
 /* Everything the container's first process (or an exec'd one) needs, prepared

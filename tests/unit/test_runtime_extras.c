@@ -2,6 +2,8 @@
  * devices cgroup rules a spec adds. */
 #include "test_helpers.h"
 
+#include <linux/bpf.h>
+
 #include "runtime/runtime-priv.h"
 
 static void test_seccomp_profile(void **state)
@@ -59,11 +61,53 @@ static void test_device_rules(void **state)
     free(out);
 }
 
+static void test_device_program(void **state)
+{
+    (void)state;
+    int type;
+    int64_t major, minor;
+    unsigned access;
+    assert_int_equal(rt_dev_rule_parse("c 1:3 rw", &type, &major, &minor, &access), 0);
+    assert_int_equal(type, BPF_DEVCG_DEV_CHAR);
+    assert_int_equal(major, 1);
+    assert_int_equal(minor, 3);
+    assert_int_equal(access, BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE);
+    assert_int_equal(rt_dev_rule_parse("b *:* m", &type, &major, &minor, &access), 0);
+    assert_int_equal(type, BPF_DEVCG_DEV_BLOCK);
+    assert_true(major == -1 && minor == -1 && access == BPF_DEVCG_ACC_MKNOD);
+    assert_int_equal(rt_dev_rule_parse("a", &type, &major, &minor, &access), 0);
+    assert_int_equal(type, 0);
+    assert_int_equal(rt_dev_rule_parse("c 1:3", &type, &major, &minor, &access), -1);
+    assert_int_equal(rt_dev_rule_parse("x 1:3 r", &type, &major, &minor, &access), -1);
+    assert_int_equal(rt_dev_rule_parse("c 1:3 rx", &type, &major, &minor, &access), -1);
+
+    /* prologue (6), "a" = allow all (2), "c 1:3 r": type, access (3), major, minor, allow (2),
+     * then deny (2) */
+    static const char *const rules[] = { "c 1:3 r", NULL };
+    const char *const *const lists[] = { rules, NULL };
+    struct bpf_insn *prog = NULL;
+    size_t n = 0;
+    struct merr err = MERR_INIT;
+    assert_int_equal(rt_devices_bpf_build(lists, &prog, &n, &err), 0);
+    assert_int_equal(n, 6 + 8 + 2);
+    /* every rule test jumps to the next rule block, which starts right after the exit */
+    for (size_t i = 6; i < 6 + 8; i++)
+        if (BPF_CLASS(prog[i].code) == BPF_JMP && BPF_OP(prog[i].code) == BPF_JNE)
+            assert_int_equal(i + 1 + (size_t)prog[i].off, 6 + 8);
+    assert_int_equal(prog[n - 1].code, BPF_JMP | BPF_EXIT);
+    assert_int_equal(prog[n - 2].imm, 0); /* default deny */
+    free(prog);
+    static const char *const bad[] = { "c x:3 r", NULL };
+    const char *const *const bad_lists[] = { bad, NULL };
+    assert_int_equal(rt_devices_bpf_build(bad_lists, &prog, &n, &err), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seccomp_profile),
         cmocka_unit_test(test_device_rules),
+        cmocka_unit_test(test_device_program),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
