@@ -79,7 +79,7 @@ const struct ctr_field ctr_create_fields[] = {
     H("HostConfig", "RestartPolicy"),
     H("HostConfig", "AutoRemove"),
     RD("HostConfig", "VolumeDriver", "\"local\""),
-    R("HostConfig", "VolumesFrom"),
+    H("HostConfig", "VolumesFrom"),
     H("HostConfig", "Mounts"),
     H("HostConfig", "ConsoleSize"),
     H("HostConfig", "Annotations"),
@@ -251,6 +251,55 @@ static int check_endpoints(const json_t *nc, struct merr *err)
     return 0;
 }
 
+/* HostConfig.Mounts entries: the options the storage code carries out are Type, Source,
+ * Target, ReadOnly, BindOptions.Propagation (not shared), BindOptions.CreateMountpoint,
+ * VolumeOptions.NoCopy, TmpfsOptions.SizeBytes and .Mode; anything else set is refused. */
+static int check_mounts(const json_t *mounts, struct merr *err)
+{
+    static const char *const known[] = { "Type", "Source", "Target", "ReadOnly", "BindOptions",
+                                         "VolumeOptions", "TmpfsOptions", NULL };
+    static const char *const sub[][4] = {
+        { "BindOptions", "Propagation", "CreateMountpoint", NULL },
+        { "VolumeOptions", "NoCopy", NULL, NULL },
+        { "TmpfsOptions", "SizeBytes", "Mode", NULL },
+    };
+    size_t i;
+    const json_t *m;
+    json_array_foreach(mounts, i, m) {
+        const char *key;
+        const json_t *v;
+        json_object_foreach((json_t *)m, key, v) {
+            bool ok = strcmp(key, "Consistency") == 0; /* dockerd ignores it on Linux */
+            for (size_t k = 0; known[k] != NULL && !ok; k++)
+                ok = strcmp(key, known[k]) == 0;
+            if (!ok && !ctr_field_is_default(v))
+                return merr_set(err, MERR_INVALID, 0,
+                                "mount option %s is not supported by machine-engine", key);
+            for (size_t s = 0; s < 3; s++) {
+                if (strcmp(key, sub[s][0]) != 0 || !json_is_object(v))
+                    continue;
+                const char *sk;
+                const json_t *sv;
+                json_object_foreach((json_t *)v, sk, sv) {
+                    bool known_sub = false;
+                    for (size_t k = 1; k < 4 && sub[s][k] != NULL; k++)
+                        known_sub |= strcmp(sk, sub[s][k]) == 0;
+                    if (!known_sub && !ctr_field_is_default(sv))
+                        return merr_set(err, MERR_INVALID, 0,
+                                        "mount option %s.%s is not supported by machine-engine",
+                                        key, sk);
+                }
+            }
+        }
+        const char *prop = json_string_value(
+            json_object_get(json_object_get(m, "BindOptions"), "Propagation"));
+        if (prop != NULL && strstr(prop, "shared") != NULL)
+            return merr_set(err, MERR_INVALID, 0,
+                            "bind propagation %s is not supported by machine-engine", prop);
+    }
+    return 0;
+}
+
 int ctr_fields_check(const json_t *body, struct merr *err)
 {
     static const char *const skip[] = { "HostConfig", "NetworkingConfig", NULL };
@@ -259,7 +308,8 @@ int ctr_fields_check(const json_t *body, struct merr *err)
     if (check_object(body, "Config", "", skip, err) < 0)
         return -1;
     const json_t *hc = json_object_get(body, "HostConfig");
-    if (json_is_object(hc) && check_object(hc, "HostConfig", "HostConfig.", NULL, err) < 0)
+    if (json_is_object(hc) && (check_object(hc, "HostConfig", "HostConfig.", NULL, err) < 0 ||
+                               check_mounts(json_object_get(hc, "Mounts"), err) < 0))
         return -1;
     return check_endpoints(json_object_get(body, "NetworkingConfig"), err);
 }

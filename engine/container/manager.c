@@ -278,6 +278,12 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     mgr_random_hex(c->id, CTR_ID_LEN / 2);
     c->mounts = mounts_resolve(m, c->config->raw_config, c->config->raw_host_config, image_config,
                                c->id, err);
+    if (c->mounts != NULL &&
+        mounts_volumes_from(m, c->config->raw_host_config, c->mounts, c->id, err) < 0) {
+        mounts_release(m, c->mounts, c->id, true);
+        json_decref(c->mounts);
+        c->mounts = NULL;
+    }
     if (c->mounts == NULL) {
         json_decref(image_config);
         container_free(c);

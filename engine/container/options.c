@@ -333,6 +333,34 @@ int ctr_device_rule_check(const char *rule, struct merr *err)
     return 0;
 }
 
+/* ---- volumes-from ---- */
+
+int ctr_volumes_from_parse(const char *spec, char *name, size_t name_size, int *rw,
+                           struct merr *err)
+{
+    const char *colon = strchr(spec, ':');
+    size_t len = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
+    *rw = -1;
+    if (len == 0 || len >= name_size)
+        return merr_set(err, MERR_INVALID, 0, "invalid volumes-from '%s'", spec);
+    memcpy(name, spec, len);
+    name[len] = '\0';
+    if (colon == NULL)
+        return 0;
+    auto_free char *mode = xstrdup(colon + 1);
+    char *save = NULL;
+    for (char *o = strtok_r(mode, ",", &save); o != NULL; o = strtok_r(NULL, ",", &save)) {
+        if (strcmp(o, "ro") == 0 && *rw != 1)
+            *rw = 0;
+        else if (strcmp(o, "rw") == 0 && *rw != 0)
+            *rw = 1;
+        else if (strcmp(o, "z") != 0 && strcmp(o, "Z") != 0)
+            return merr_set(err, MERR_INVALID, 0, "invalid mode for volumes-from: %s",
+                            colon + 1);
+    }
+    return 0;
+}
+
 /* ---- groups ---- */
 
 int ctr_group_lookup(const char *group_file, const char *name, unsigned *gid)

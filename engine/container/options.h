@@ -76,6 +76,10 @@ int ctr_sysctl_check(const char *key, const char *network_mode, bool ipc_host, b
 int ctr_device_parse(const char *spec, struct ctr_device *out, struct merr *err) MUST_CHECK;
 /* A --device-cgroup-rule: "c 1:3 rwm", "b *:* m", "a". */
 int ctr_device_rule_check(const char *rule, struct merr *err) MUST_CHECK;
+/* One --volumes-from entry "NAME[:ro|:rw]" (z/Z labels accepted and ignored, no SELinux):
+ * *rw is 1 for rw, 0 for ro, -1 to keep each mount's own mode. */
+int ctr_volumes_from_parse(const char *spec, char *name, size_t name_size, int *rw,
+                           struct merr *err) MUST_CHECK;
 /* A group name or id in an /etc/group text (may be NULL): numeric ids need no entry. */
 int ctr_group_lookup(const char *group_file, const char *name, unsigned *gid);
 /* "0-2,4" within max_cpu (inclusive); MERR_INVALID otherwise. */

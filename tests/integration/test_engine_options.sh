@@ -59,7 +59,6 @@ run_fails "HostConfig.CgroupParent is not supported by machine-engine" --cgroup-
 run_fails "HostConfig.Runtime is not supported by machine-engine" --runtime kata "$IMG" true
 assert_eq "$(run --runtime runc "$IMG" echo ok)" "ok" "--runtime runc is the default"
 run_fails "HostConfig.StorageOpt is not supported by machine-engine" --storage-opt size=1G "$IMG" true
-run_fails "HostConfig.VolumesFrom is not supported by machine-engine" --volumes-from x "$IMG" true
 run_fails "HostConfig.Links is not supported by machine-engine" --link x:y "$IMG" true
 out=$(curl -s --unix-socket "$T/e/engine.sock" -H 'Content-Type: application/json' \
     -d "{\"Image\":\"$IMG\",\"HostConfig\":{\"memory\":10000000}}" http://x/v1.45/containers/create)
@@ -68,6 +67,22 @@ out=$(curl -s --unix-socket "$T/e/engine.sock" -H 'Content-Type: application/jso
     -d "{\"Image\":\"$IMG\",\"HostConfig\":{\"FutureLimit\":1}}" http://x/v1.45/containers/create)
 assert_contains "$out" "unknown field HostConfig.FutureLimit is not supported by machine-engine" \
     "an unknown field set to a value is refused"
+
+run_fails "VolumeOptions.Labels is not supported by machine-engine" \
+    --mount type=volume,src=labelled,dst=/m,volume-label=a=b "$IMG" true
+run_fails "bind propagation rshared is not supported by machine-engine" \
+    --mount type=bind,src=/tmp,dst=/m,bind-propagation=rshared "$IMG" true
+
+step "--volumes-from"
+mkdir -p "$T/bind"
+d create --name vdonor -v vfvol:/data -v "$T/bind:/b" -v /anon "$IMG" true >/dev/null
+d run --rm -v vfvol:/data "$IMG" sh -c 'echo from-donor >/data/f'
+assert_eq "$(run --volumes-from vdonor "$IMG" sh -c 'cat /data/f; echo x >/b/w && echo bind-rw; test -d /anon && echo anon' | tr '\n' ' ')" \
+    "from-donor bind-rw anon " "--volumes-from: named, bind and anonymous mounts"
+assert_exit 1 run --volumes-from vdonor:ro "$IMG" sh -c 'echo y >/data/g'
+out=$(d create --volumes-from nosuch "$IMG" true 2>&1) && fail "--volumes-from of a missing container was accepted"
+assert_contains "$out" "No such container: nosuch" "--volumes-from a missing container"
+d rm -v vdonor >/dev/null
 
 step "ulimits, /dev/shm, OOM score"
 assert_eq "$(run --ulimit nofile=100:100 "$IMG" sh -c 'ulimit -n; ulimit -Hn' | tr '\n' ' ')" \

@@ -142,6 +142,25 @@ static void test_check(void **state)
                            "\"DriverOpts\":{\"a\":\"b\"}}}}}"),
                      -1);
 
+    /* --mount options the storage code does not carry out */
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\","
+                           "\"Source\":\"v\",\"Target\":\"/m\",\"VolumeOptions\":{\"NoCopy\":true,"
+                           "\"Labels\":{}},\"Consistency\":\"cached\"}]}}"),
+                     0);
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\","
+                           "\"Target\":\"/m\",\"VolumeOptions\":{\"Labels\":{\"a\":\"b\"}}}]}}"),
+                     -1);
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\","
+                           "\"Target\":\"/m\",\"VolumeOptions\":{\"Subpath\":\"x\"}}]}}"),
+                     -1);
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\","
+                           "\"Source\":\"/s\",\"Target\":\"/m\",\"BindOptions\":"
+                           "{\"Propagation\":\"rshared\"}}]}}"),
+                     -1);
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"tmpfs\","
+                           "\"Target\":\"/m\",\"TmpfsOptions\":{\"Options\":[[\"exec\"]]}}]}}"),
+                     -1);
+
     struct merr err = MERR_INIT;
     json_t *j = json_loads("{\"Image\":\"b\",\"HostConfig\":{\"StorageOpt\":{\"size\":\"1G\"}}}",
                            0, NULL);

@@ -153,6 +153,25 @@ static void test_cpusets_and_groups(void **state)
     assert_int_equal(ctr_group_lookup(NULL, "wheel", &gid), -1);
 }
 
+static void test_volumes_from(void **state)
+{
+    (void)state;
+    struct merr err = MERR_INIT;
+    char name[64];
+    int rw = 5;
+    assert_int_equal(ctr_volumes_from_parse("web", name, sizeof name, &rw, &err), 0);
+    assert_string_equal(name, "web");
+    assert_int_equal(rw, -1);
+    assert_int_equal(ctr_volumes_from_parse("web:ro", name, sizeof name, &rw, &err), 0);
+    assert_int_equal(rw, 0);
+    assert_int_equal(ctr_volumes_from_parse("web:rw,z", name, sizeof name, &rw, &err), 0);
+    assert_int_equal(rw, 1);
+    assert_int_equal(ctr_volumes_from_parse("web:ro,rw", name, sizeof name, &rw, &err), -1);
+    assert_int_equal(ctr_volumes_from_parse("web:bogus", name, sizeof name, &rw, &err), -1);
+    assert_int_equal(ctr_volumes_from_parse(":ro", name, sizeof name, &rw, &err), -1);
+    assert_int_equal(err.code, MERR_INVALID);
+}
+
 static void test_host_config(void **state)
 {
     (void)state;
@@ -230,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_ulimits),        cmocka_unit_test(test_security_opts),
         cmocka_unit_test(test_sysctls),        cmocka_unit_test(test_devices),
         cmocka_unit_test(test_cpusets_and_groups), cmocka_unit_test(test_host_config),
+        cmocka_unit_test(test_volumes_from),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
