@@ -6,10 +6,15 @@
 
 #include "error.h"
 
-#define H(s, n) { s, n, CTR_FIELD_HONOURED, NULL }
-#define R(s, n) { s, n, CTR_FIELD_REFUSED, NULL }
-#define RD(s, n, d) { s, n, CTR_FIELD_REFUSED, d }
-#define I(s, n) { s, n, CTR_FIELD_IGNORED, NULL }
+#define H(s, n) { s, n, CTR_FIELD_HONOURED, NULL, NULL }
+#define R(s, n) { s, n, CTR_FIELD_REFUSED, NULL, NULL }
+#define RH(s, n, h) { s, n, CTR_FIELD_REFUSED, NULL, h }
+#define RD(s, n, d) { s, n, CTR_FIELD_REFUSED, d, NULL }
+#define I(s, n) { s, n, CTR_FIELD_IGNORED, NULL, NULL }
+
+#define LINK_HINT                                                                              \
+    " (legacy links): put the containers on a user-defined network (docker network create), " \
+    "where they find each other by name and alias"
 
 /* Kept in the order of moby's swagger.yaml; docs/engine-api.md has the same rows. */
 const struct ctr_field ctr_create_fields[] = {
@@ -41,7 +46,7 @@ const struct ctr_field ctr_create_fields[] = {
 
     H("HostConfig", "CpuShares"),
     H("HostConfig", "Memory"),
-    R("HostConfig", "CgroupParent"),
+    RH("HostConfig", "CgroupParent", " (containers go under the engine's own cgroup)"),
     H("HostConfig", "BlkioWeight"),
     R("HostConfig", "BlkioWeightDevice"),
     R("HostConfig", "BlkioDeviceReadBps"),
@@ -93,7 +98,7 @@ const struct ctr_field ctr_create_fields[] = {
     H("HostConfig", "GroupAdd"),
     H("HostConfig", "IpcMode"),
     R("HostConfig", "Cgroup"),
-    R("HostConfig", "Links"),
+    RH("HostConfig", "Links", LINK_HINT),
     H("HostConfig", "OomScoreAdj"),
     H("HostConfig", "PidMode"),
     H("HostConfig", "Privileged"),
@@ -112,7 +117,7 @@ const struct ctr_field ctr_create_fields[] = {
     H("HostConfig", "ReadonlyPaths"),
 
     H("EndpointSettings", "IPAMConfig"),
-    R("EndpointSettings", "Links"),
+    RH("EndpointSettings", "Links", " (use --network-alias)"),
     H("EndpointSettings", "Aliases"),
     R("EndpointSettings", "MacAddress"),
     R("EndpointSettings", "DriverOpts"),
@@ -216,8 +221,8 @@ static int check_object(const json_t *obj, const char *section, const char *pref
                             "unknown field %s%s is not supported by machine-engine", prefix, key);
         }
         if (f->use == CTR_FIELD_REFUSED && !ctr_field_is_default(v) && !is_also_default(f, v))
-            return merr_set(err, MERR_INVALID, 0, "%s%s is not supported by machine-engine",
-                            prefix, key);
+            return merr_set(err, MERR_INVALID, 0, "%s%s is not supported by machine-engine%s",
+                            prefix, key, f->hint != NULL ? f->hint : "");
     }
     return 0;
 }
@@ -300,6 +305,27 @@ static int check_mounts(const json_t *mounts, struct merr *err)
     return 0;
 }
 
+/* -v modes: shared propagation is not carried out (the storage code keeps it as text). */
+static int check_binds(const json_t *binds, struct merr *err)
+{
+    size_t i;
+    const json_t *b;
+    json_array_foreach(binds, i, b) {
+        const char *text = json_string_value(b);
+        const char *mode = text != NULL ? strrchr(text, ':') : NULL;
+        if (mode == NULL)
+            continue;
+        char copy[128];
+        snprintf(copy, sizeof copy, "%s", mode + 1);
+        char *save = NULL;
+        for (char *w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save))
+            if (strcmp(w, "shared") == 0 || strcmp(w, "rshared") == 0)
+                return merr_set(err, MERR_INVALID, 0,
+                                "bind propagation %s is not supported by machine-engine", w);
+    }
+    return 0;
+}
+
 int ctr_fields_check(const json_t *body, struct merr *err)
 {
     static const char *const skip[] = { "HostConfig", "NetworkingConfig", NULL };
@@ -309,7 +335,8 @@ int ctr_fields_check(const json_t *body, struct merr *err)
         return -1;
     const json_t *hc = json_object_get(body, "HostConfig");
     if (json_is_object(hc) && (check_object(hc, "HostConfig", "HostConfig.", NULL, err) < 0 ||
-                               check_mounts(json_object_get(hc, "Mounts"), err) < 0))
+                               check_mounts(json_object_get(hc, "Mounts"), err) < 0 ||
+                               check_binds(json_object_get(hc, "Binds"), err) < 0))
         return -1;
     return check_endpoints(json_object_get(body, "NetworkingConfig"), err);
 }

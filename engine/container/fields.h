@@ -25,6 +25,7 @@ struct ctr_field {
     enum ctr_field_use use;
     /* REFUSED only: a value (JSON text) that also counts as the default, e.g. "\"runc\"". */
     const char *also_default;
+    const char *hint; /* REFUSED only: appended to the message (what to do instead) */
 };
 
 extern const struct ctr_field ctr_create_fields[];

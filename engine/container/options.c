@@ -580,5 +580,10 @@ int ctr_options_parse(const json_t *cfg, const json_t *hc, struct ctr_options *o
         ctr_options_release(o);
         return -1;
     }
+    const char *hn = json_string_value(json_object_get(cfg, "Hostname"));
+    if (o->uts_ns == CTR_NS_HOST && hn != NULL && hn[0] != '\0') {
+        ctr_options_release(o);
+        return merr_set(err, MERR_INVALID, 0, "Conflicting options: hostname and the UTS mode");
+    }
     return 0;
 }

@@ -147,6 +147,13 @@ assert_eq "$(run -u nobody "$IMG" id -G)" "65534" "-u nobody: its primary group 
 assert_eq "$(run -u nobody --group-add 1234 --group-add root "$IMG" id -G | tr ' ' '\n' | sort -n | tr '\n' ' ')" \
     "0 1234 65534 " "--group-add by id and name"
 run_fails "Unable to find group nosuchgroup" --group-add nosuchgroup "$IMG" true
+# the user's groups come from the container's /etc/group (here changed with docker cp)
+printf 'root:x:0:\nnogroup:x:65534:\nstaff:x:50:nobody\nwheel:x:10:root,nobody\n' >"$T/group"
+d create --name grp -u nobody --group-add 7 "$IMG" sh -c 'id -G' >/dev/null
+d cp "$T/group" grp:/etc/group
+assert_eq "$(d start -a grp | tr ' ' '\n' | sort -n | tr '\n' ' ')" "7 10 50 65534 " \
+    "-u nobody: its /etc/group groups, its primary group and --group-add"
+d rm grp >/dev/null
 
 step "memory and cpu extras"
 if [ "$CGV" = 1 ]; then
@@ -162,6 +169,15 @@ fi
 assert_eq "$(run --cpuset-cpus 0 "$IMG" grep Cpus_allowed_list /proc/self/status | awk '{print $2}')" "0" \
     "--cpuset-cpus 0"
 run_fails "Requested CPUs are not available" --cpuset-cpus 4000 "$IMG" true
+# a weight needs the BFQ (or CFQ) I/O scheduler: set where there is one, refused where not
+if out=$(run --blkio-weight 300 "$IMG" sh -c 'cat /sys/fs/cgroup/blkio/blkio.weight /sys/fs/cgroup/blkio/blkio.bfq.weight /sys/fs/cgroup/io.bfq.weight /sys/fs/cgroup/io.weight 2>/dev/null' 2>&1); then
+    # io.weight has its own scale (1..10000): 300 of blkio's 10..1000 is 2930 there
+    case "$out" in *300* | *2930*) assert__ok "--blkio-weight 300 where the scheduler has weights" ;;
+    *) fail "--blkio-weight 300: the cgroup says $out" ;; esac
+else
+    assert_contains "$out" "BlkioWeight is not supported by machine-engine on this host" \
+        "--blkio-weight is refused where no I/O scheduler has weights"
+fi
 
 step "sysctls"
 assert_eq "$(run --sysctl kernel.shmmax=1234567 "$IMG" cat /proc/sys/kernel/shmmax)" "1234567" "--sysctl kernel.shmmax"

@@ -161,6 +161,9 @@ static void test_check(void **state)
                            "\"Target\":\"/m\",\"TmpfsOptions\":{\"Options\":[[\"exec\"]]}}]}}"),
                      -1);
 
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/a:/b:ro,rslave\"]}}"), 0);
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Binds\":[\"/a:/b:ro,rshared\"]}}"), -1);
+
     struct merr err = MERR_INIT;
     json_t *j = json_loads("{\"Image\":\"b\",\"HostConfig\":{\"StorageOpt\":{\"size\":\"1G\"}}}",
                            0, NULL);

@@ -241,6 +241,12 @@ static void test_host_config(void **state)
         json_decref(hc);
     }
     json_decref(cfg);
+
+    cfg = json_loads("{\"Hostname\":\"web\"}", 0, NULL);
+    hc = json_loads("{\"UTSMode\":\"host\"}", 0, NULL);
+    assert_int_equal(ctr_options_parse(cfg, hc, &o, &err), -1);
+    json_decref(cfg);
+    json_decref(hc);
 }
 
 int main(void)
