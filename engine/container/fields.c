@@ -12,9 +12,6 @@
 #define RD(s, n, d) { s, n, CTR_FIELD_REFUSED, d, NULL }
 #define I(s, n) { s, n, CTR_FIELD_IGNORED, NULL, NULL }
 
-#define LINK_HINT                                                                              \
-    " (legacy links): put the containers on a user-defined network (docker network create), " \
-    "where they find each other by name and alias"
 
 /* Kept in the order of moby's swagger.yaml; docs/engine-api.md has the same rows. */
 const struct ctr_field ctr_create_fields[] = {
@@ -98,7 +95,7 @@ const struct ctr_field ctr_create_fields[] = {
     H("HostConfig", "GroupAdd"),
     H("HostConfig", "IpcMode"),
     R("HostConfig", "Cgroup"),
-    RH("HostConfig", "Links", LINK_HINT),
+    H("HostConfig", "Links"),
     H("HostConfig", "OomScoreAdj"),
     H("HostConfig", "PidMode"),
     H("HostConfig", "Privileged"),

@@ -33,6 +33,7 @@ void ctr_options_release(struct ctr_options *o)
     strv_free(o->device_cgroup_rules);
     free(o->cpuset_cpus);
     free(o->cpuset_mems);
+    strv_free(o->links);
     memset(o, 0, sizeof *o);
 }
 
@@ -333,6 +334,64 @@ int ctr_device_rule_check(const char *rule, struct merr *err)
     return 0;
 }
 
+/* ---- links ---- */
+
+static int get_strv(const json_t *obj, const char *key, char ***out, bool *given,
+                    struct merr *err);
+
+int ctr_link_parse(const char *spec, char *name, size_t name_size, char *alias,
+                   size_t alias_size, struct merr *err)
+{
+    const char *colon = strchr(spec, ':');
+    const char *n = spec[0] == '/' ? spec + 1 : spec;
+    size_t nlen = colon != NULL ? (size_t)(colon - n) : strlen(n);
+    const char *a = colon != NULL ? colon + 1 : n;
+    const char *slash = colon != NULL ? strrchr(a, '/') : NULL; /* "/me/alias" */
+    if (slash != NULL)
+        a = slash + 1;
+    size_t alen = colon != NULL ? strlen(a) : nlen;
+    if (nlen == 0 || memchr(n, '/', nlen) != NULL)
+        return merr_set(err, MERR_INVALID, 0, "invalid link '%s'", spec);
+    if (nlen == 0 || nlen >= name_size || alen == 0 || alen >= alias_size)
+        return merr_set(err, MERR_INVALID, 0, "invalid link '%s'", spec);
+    for (size_t i = 0; i < alen; i++)
+        if (!isalnum((unsigned char)a[i]) && a[i] != '_' && a[i] != '.' && a[i] != '-')
+            return merr_set(err, MERR_INVALID, 0, "invalid link alias '%.*s'", (int)alen, a);
+    memcpy(name, n, nlen);
+    name[nlen] = '\0';
+    memcpy(alias, a, alen);
+    alias[alen] = '\0';
+    return 0;
+}
+
+static int parse_links(const json_t *hc, struct ctr_options *o, struct merr *err)
+{
+    if (get_strv(hc, "Links", &o->links, NULL, err) < 0)
+        return -1;
+    if (o->links == NULL || o->links[0] == NULL)
+        return 0;
+    const char *net = json_string_value(json_object_get(hc, "NetworkMode"));
+    if (net != NULL && strcmp(net, "host") == 0)
+        return merr_set(err, MERR_INVALID, 0,
+                        "conflicting options: host type networking can't be used with links. "
+                        "This would result in undefined behavior");
+    if (net != NULL && strncmp(net, "container:", 10) == 0)
+        return merr_set(err, MERR_INVALID, 0,
+                        "conflicting options: container type network can't be used with links. "
+                        "This would result in undefined behavior");
+    if (net != NULL && net[0] != '\0' && strcmp(net, "default") != 0 && strcmp(net, "bridge") != 0)
+        return merr_set(err, MERR_INVALID, 0,
+                        "links on network %s are not supported by machine-engine: containers on a "
+                        "user-defined network find each other by name and --network-alias",
+                        net);
+    for (size_t i = 0; o->links[i] != NULL; i++) {
+        char name[256], alias[256];
+        if (ctr_link_parse(o->links[i], name, sizeof name, alias, sizeof alias, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- volumes-from ---- */
 
 int ctr_volumes_from_parse(const char *spec, char *name, size_t name_size, int *rw,
@@ -548,7 +607,7 @@ static int parse_host_config(const json_t *hc, struct ctr_options *o, struct mer
         parse_namespaces(hc, o, err) < 0 ||
         parse_sysctls(json_object_get(hc, "Sysctls"), net, o, err) < 0 ||
         parse_devices(json_object_get(hc, "Devices"), o, err) < 0 ||
-        parse_memory_extras(hc, o, err) < 0)
+        parse_memory_extras(hc, o, err) < 0 || parse_links(hc, o, err) < 0)
         return -1;
     const char *cpus = json_string_value(json_object_get(hc, "CpusetCpus"));
     const char *mems = json_string_value(json_object_get(hc, "CpusetMems"));

@@ -56,6 +56,7 @@ struct ctr_options {
     char *cpuset_cpus, *cpuset_mems;
     int64_t blkio_weight;
     int64_t memory_swappiness; /* -1: not set */
+    char **links; /* legacy links on the default bridge: "name:alias" */
 };
 
 void ctr_options_release(struct ctr_options *o);
@@ -80,6 +81,9 @@ int ctr_device_rule_check(const char *rule, struct merr *err) MUST_CHECK;
  * *rw is 1 for rw, 0 for ro, -1 to keep each mount's own mode. */
 int ctr_volumes_from_parse(const char *spec, char *name, size_t name_size, int *rw,
                            struct merr *err) MUST_CHECK;
+/* One HostConfig.Links entry ("name:alias", "name", "/name:/me/alias") into name and alias. */
+int ctr_link_parse(const char *spec, char *name, size_t name_size, char *alias,
+                   size_t alias_size, struct merr *err) MUST_CHECK;
 /* A group name or id in an /etc/group text (may be NULL): numeric ids need no entry. */
 int ctr_group_lookup(const char *group_file, const char *name, unsigned *gid);
 /* "0-2,4" within max_cpu (inclusive); MERR_INVALID otherwise. */

@@ -1,8 +1,10 @@
 /* The create options (options.h) turned into the runtime's terms at each start: rlimits,
  * groups (the user's primary group, its /etc/group groups, then GroupAdd, as dockerd), device
  * nodes from the host, namespaces of other containers, a shareable /dev/shm, cgroup extras. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -13,6 +15,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
+#include "machine.h"
 #include "manager-priv.h"
 #include "startopts.h"
 
@@ -26,6 +29,9 @@ void startopts_release(struct start_opts *so)
     free(so->devices);
     free(so->gids);
     free(so->shm_dir);
+    strv_free(so->link_env);
+    free(so->link_hosts);
+    strv_free(so->env);
     memset(so, 0, sizeof *so);
 }
 
@@ -152,6 +158,97 @@ int startopts_check_create(const struct ctr_config *cfg, struct merr *err)
     return rc;
 }
 
+/* strv_push of an allocated string, which it frees. */
+static char **strv_push_take(char **v, char *s)
+{
+    v = strv_push(v, s);
+    free(s);
+    return v;
+}
+
+static char *env_name(const char *alias, const char *suffix)
+{
+    char *s = xasprintf("%s%s", alias, suffix);
+    for (char *p = s; *p != '\0' && *p != '='; p++)
+        *p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    return s;
+}
+
+static int port_cmp(const void *a, const void *b)
+{
+    return atoi(*(char *const *)a) - atoi(*(char *const *)b);
+}
+
+/* Legacy links (docker's daemon/links): environment and /etc/hosts lines for each linked
+ * container, which must be running on the default bridge. */
+static int links(struct ctr_manager *m, struct ctr_entry *e, struct start_opts *so,
+                 struct merr *err)
+{
+    char *const *list = e->c->config->opts.links;
+    so->link_env = xcalloc(1, sizeof *so->link_env);
+    so->link_hosts = xstrdup("");
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
+        char name[256], alias[256];
+        if (ctr_link_parse(list[i], name, sizeof name, alias, sizeof alias, err) < 0)
+            return -1;
+        struct ctr_entry *other = mgr_find_locked(m, name, err);
+        if (other == NULL)
+            return merr_prefix(err, "could not get container for %s", name);
+        json_t *obj = json_object();
+        if (other->rt != NULL && m->net.describe != NULL)
+            m->net.describe(m->net.data, other->c->id, obj, false);
+        const json_t *ns = json_object_get(obj, "NetworkSettings");
+        const char *ip = json_string_value(json_object_get(ns, "IPAddress"));
+        if (ip == NULL || ip[0] == '\0') {
+            json_decref(obj);
+            return merr_set(err, MERR_INVALID, 0,
+                            "cannot link to %s: it is not running on the default bridge", name);
+        }
+        auto_free char *up = env_name(alias, "");
+        so->link_env = strv_push_take(so->link_env, xasprintf("%s_NAME=/%s/%s", up, e->c->name,
+                                                              alias));
+        /* ports sorted by number; the lowest is ALIAS_PORT */
+        auto_strv char **ports = xcalloc(1, sizeof *ports);
+        const char *port;
+        const json_t *ignored;
+        json_object_foreach((json_t *)json_object_get(ns, "Ports"), port, ignored)
+            ports = strv_push(ports, port);
+        size_t n_ports = 0;
+        while (ports[n_ports] != NULL)
+            n_ports++;
+        qsort(ports, n_ports, sizeof *ports, port_cmp);
+        for (size_t k = 0; k < n_ports; k++) {
+            const char *slash = strchr(ports[k], '/');
+            auto_free char *num = xasprintf("%.*s", slash != NULL ? (int)(slash - ports[k]) : 8,
+                                            ports[k]);
+            const char *proto = slash != NULL ? slash + 1 : "tcp";
+            auto_free char *uproto = env_name(proto, "");
+            if (k == 0)
+                so->link_env = strv_push_take(
+                    so->link_env, xasprintf("%s_PORT=%s://%s:%s", up, proto, ip, num));
+            auto_free char *pre = xasprintf("%s_PORT_%s_%s", up, num, uproto);
+            so->link_env = strv_push_take(so->link_env,
+                                          xasprintf("%s=%s://%s:%s", pre, proto, ip, num));
+            so->link_env = strv_push_take(so->link_env, xasprintf("%s_ADDR=%s", pre, ip));
+            so->link_env = strv_push_take(so->link_env, xasprintf("%s_PORT=%s", pre, num));
+            so->link_env = strv_push_take(so->link_env, xasprintf("%s_PROTO=%s", pre, proto));
+        }
+        for (char *const *v = other->c->plan.env; v != NULL && *v != NULL; v++) {
+            if (strncmp(*v, "HOME=", 5) == 0 || strncmp(*v, "PATH=", 5) == 0 ||
+                strchr(*v, '=') == NULL)
+                continue;
+            so->link_env = strv_push_take(so->link_env, xasprintf("%s_ENV_%s", up, *v));
+        }
+        char *hosts = strcmp(alias, other->c->name) == 0
+                          ? xasprintf("%s%s\t%s\n", so->link_hosts, ip, alias)
+                          : xasprintf("%s%s\t%s %s\n", so->link_hosts, ip, alias, other->c->name);
+        free(so->link_hosts);
+        so->link_hosts = hosts;
+        json_decref(obj);
+    }
+    return 0;
+}
+
 void startopts_stop(struct ctr_entry *e)
 {
     auto_free char *shm = path_join(e->dir, "shm");
@@ -169,6 +266,8 @@ int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct r
         so->rlimits[i] = (struct rt_rlimit){ o->ulimits[i].resource, o->ulimits[i].soft,
                                              o->ulimits[i].hard };
     int rc = groups(so, o, user, group_file, err);
+    if (rc == 0)
+        rc = links(m, e, so, err);
     if (rc == 0 && cfg->privileged)
         host_devices(so, "/dev", 0);
     if (rc == 0)
@@ -193,9 +292,32 @@ int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct r
     return rc;
 }
 
-void startopts_fill(const struct start_opts *so, const struct ctr_config *cfg, struct rt_spec *spec)
+/* The links' lines go at the end of the /etc/hosts the network prepared for this start. */
+static void append_hosts(const struct start_opts *so, const struct rt_spec *spec)
+{
+    if (so->link_hosts == NULL || so->link_hosts[0] == '\0')
+        return;
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        const struct rt_bind_mount *bm = &spec->mounts[i];
+        if (bm->fstype != NULL || strcmp(bm->destination, "/etc/hosts") != 0)
+            continue;
+        auto_fclose FILE *f = fopen(bm->source, "ae");
+        if (f != NULL)
+            fputs(so->link_hosts, f);
+        return;
+    }
+}
+
+void startopts_fill(struct start_opts *so, const struct ctr_config *cfg, struct rt_spec *spec)
 {
     const struct ctr_options *o = &cfg->opts;
+    if (so->link_env != NULL && so->link_env[0] != NULL) {
+        so->env = strv_dup((char *const *)spec->process.env);
+        for (size_t i = 0; so->link_env[i] != NULL; i++)
+            so->env = strv_push(so->env, so->link_env[i]);
+        spec->process.env = (const char *const *)so->env;
+    }
+    append_hosts(so, spec);
     struct rt_process *p = &spec->process;
     p->additional_gids = so->gids;
     p->n_additional_gids = so->n_gids;

@@ -19,6 +19,9 @@ struct start_opts {
     size_t n_gids;
     char pid_ns[64], ipc_ns[64]; /* another container's namespace, "" when not joined */
     char *shm_dir;               /* a host-side /dev/shm to bind (shareable IPC), or NULL */
+    char **link_env;             /* legacy links: ALIAS_NAME, ALIAS_PORT..., ALIAS_ENV_... */
+    char *link_hosts;            /* legacy links: /etc/hosts lines */
+    char **env;                  /* the process environment with link_env, owned here */
 };
 
 /* Under the manager lock, before the start: resolves what needs the host or other containers.
@@ -28,7 +31,7 @@ int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct r
 /* At create, what dockerd checks then: the --device nodes exist on the host. */
 int startopts_check_create(const struct ctr_config *cfg, struct merr *err) MUST_CHECK;
 /* Points spec (already filled with the basics) at so and the container's options. */
-void startopts_fill(const struct start_opts *so, const struct ctr_config *cfg, struct rt_spec *spec);
+void startopts_fill(struct start_opts *so, const struct ctr_config *cfg, struct rt_spec *spec);
 void startopts_release(struct start_opts *so);
 /* After the container stopped: its shareable /dev/shm goes. */
 void startopts_stop(struct ctr_entry *e);

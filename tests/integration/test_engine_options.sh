@@ -20,7 +20,7 @@ source "$here/lib/engine.sh"
 
 DOCKER=/usr/local/bin/docker
 T=$(mktemp -d /tmp/machine-opts-XXXXXX)
-ENGINE_ARGS=()
+ENGINE_ARGS=(--exec-root "$T/e/exec") # its own: other engines clean up a shared one
 cleanup() {
     local rc=$?
     [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null || true
@@ -59,7 +59,6 @@ run_fails "HostConfig.CgroupParent is not supported by machine-engine" --cgroup-
 run_fails "HostConfig.Runtime is not supported by machine-engine" --runtime kata "$IMG" true
 assert_eq "$(run --runtime runc "$IMG" echo ok)" "ok" "--runtime runc is the default"
 run_fails "HostConfig.StorageOpt is not supported by machine-engine" --storage-opt size=1G "$IMG" true
-run_fails "HostConfig.Links is not supported by machine-engine" --link x:y "$IMG" true
 out=$(curl -s --unix-socket "$T/e/engine.sock" -H 'Content-Type: application/json' \
     -d "{\"Image\":\"$IMG\",\"HostConfig\":{\"memory\":10000000}}" http://x/v1.45/containers/create)
 assert_contains "$out" "write Memory" "a mis-cased field is refused, not dropped"
@@ -83,6 +82,21 @@ assert_exit 1 run --volumes-from vdonor:ro "$IMG" sh -c 'echo y >/data/g'
 out=$(d create --volumes-from nosuch "$IMG" true 2>&1) && fail "--volumes-from of a missing container was accepted"
 assert_contains "$out" "No such container: nosuch" "--volumes-from a missing container"
 d rm -v vdonor >/dev/null
+
+step "--link on the default bridge"
+d run -d --name linked -e SECRET=s3 --expose 8080 "$IMG" sleep 300 >/dev/null
+ip=$(d inspect -f '{{.NetworkSettings.IPAddress}}' linked)
+[ -n "$ip" ] || fail "the linked container has no address on the default bridge"
+out=$(d run --rm --name linker --link linked:db "$IMG" sh -c \
+    'echo "$DB_NAME $DB_PORT $DB_PORT_8080_TCP_ADDR $DB_ENV_SECRET"; grep -w db /etc/hosts; ping -c1 -W5 db >/dev/null && echo reachable')
+assert_eq "$(echo "$out" | sed -n 1p)" "/linker/db tcp://$ip:8080 $ip s3" "--link: docker's link variables"
+assert_contains "$out" "$ip	db linked" "--link: /etc/hosts names the alias and the container"
+assert_contains "$out" "reachable" "--link: the alias answers"
+run_fails "could not get container for nosuch" --link nosuch:x "$IMG" true
+d network create linknet >/dev/null
+run_fails "Links is not supported by machine-engine" --network linknet --link linked:db "$IMG" true
+d network rm linknet >/dev/null
+d rm -f linked >/dev/null
 
 step "ulimits, /dev/shm, OOM score"
 assert_eq "$(run --ulimit nofile=100:100 "$IMG" sh -c 'ulimit -n; ulimit -Hn' | tr '\n' ' ')" \

@@ -172,6 +172,48 @@ static void test_volumes_from(void **state)
     assert_int_equal(err.code, MERR_INVALID);
 }
 
+static void test_links(void **state)
+{
+    (void)state;
+    struct merr err = MERR_INIT;
+    char name[64], alias[64];
+    assert_int_equal(ctr_link_parse("db:database", name, sizeof name, alias, sizeof alias, &err), 0);
+    assert_string_equal(name, "db");
+    assert_string_equal(alias, "database");
+    assert_int_equal(ctr_link_parse("db", name, sizeof name, alias, sizeof alias, &err), 0);
+    assert_string_equal(alias, "db");
+    assert_int_equal(ctr_link_parse("/db:/web/database", name, sizeof name, alias, sizeof alias,
+                                    &err),
+                     0);
+    assert_string_equal(name, "db");
+    assert_string_equal(alias, "database");
+    assert_int_equal(ctr_link_parse(":x", name, sizeof name, alias, sizeof alias, &err), -1);
+    assert_int_equal(ctr_link_parse("db:", name, sizeof name, alias, sizeof alias, &err), -1);
+    assert_int_equal(ctr_link_parse("db:a b", name, sizeof name, alias, sizeof alias, &err), -1);
+    assert_int_equal(ctr_link_parse("a/b:c", name, sizeof name, alias, sizeof alias, &err), -1);
+
+    json_t *cfg = json_object();
+    static const char *const bad[] = {
+        "{\"Links\":[\"db:x\"],\"NetworkMode\":\"host\"}",
+        "{\"Links\":[\"db:x\"],\"NetworkMode\":\"container:web\"}",
+        "{\"Links\":[\"db:x\"],\"NetworkMode\":\"mynet\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *hc = json_loads(bad[i], 0, NULL);
+        struct ctr_options o;
+        if (ctr_options_parse(cfg, hc, &o, &err) == 0)
+            fail_msg("accepted: %s", bad[i]);
+        json_decref(hc);
+    }
+    json_t *hc = json_loads("{\"Links\":[\"db:x\"],\"NetworkMode\":\"default\"}", 0, NULL);
+    struct ctr_options o;
+    assert_int_equal(ctr_options_parse(cfg, hc, &o, &err), 0);
+    assert_string_equal(o.links[0], "db:x");
+    ctr_options_release(&o);
+    json_decref(hc);
+    json_decref(cfg);
+}
+
 static void test_host_config(void **state)
 {
     (void)state;
@@ -255,7 +297,7 @@ int main(void)
         cmocka_unit_test(test_ulimits),        cmocka_unit_test(test_security_opts),
         cmocka_unit_test(test_sysctls),        cmocka_unit_test(test_devices),
         cmocka_unit_test(test_cpusets_and_groups), cmocka_unit_test(test_host_config),
-        cmocka_unit_test(test_volumes_from),
+        cmocka_unit_test(test_volumes_from),      cmocka_unit_test(test_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
