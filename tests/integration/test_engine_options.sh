@@ -118,6 +118,10 @@ FIELD=NoNewPrivs
 assert_eq "$(status_field "$IMG")" "0" "no_new_privs off by default"
 assert_eq "$(status_field --security-opt no-new-privileges "$IMG")" "1" "--security-opt no-new-privileges"
 assert_eq "$(status_field --security-opt no-new-privileges:true "$IMG")" "1" "no-new-privileges:true"
+d run -d --name nnp --security-opt no-new-privileges --security-opt seccomp=unconfined "$IMG" sleep 300 >/dev/null
+assert_eq "$(d exec nnp grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | awk '{print $2}' | tr '\n' ' ')" "1 0 " \
+    "docker exec keeps the container's no-new-privileges and seccomp choice"
+d rm -f nnp >/dev/null
 FIELD=Seccomp
 assert_eq "$(status_field "$IMG")" "2" "default seccomp profile"
 assert_eq "$(status_field --security-opt seccomp=unconfined "$IMG")" "0" "seccomp=unconfined"
@@ -182,6 +186,17 @@ else
 fi
 assert_eq "$(run --cpuset-cpus 0 "$IMG" grep Cpus_allowed_list /proc/self/status | awk '{print $2}')" "0" \
     "--cpuset-cpus 0"
+assert_eq "$(run --cpuset-mems 0 "$IMG" grep Mems_allowed_list /proc/self/status | awk '{print $2}')" "0" \
+    "--cpuset-mems 0"
+if [ "$CGV" = 1 ] && [ -e /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes ]; then
+    assert_eq "$(run -m 32m --memory-swap 64m "$IMG" cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes)" \
+        "67108864" "--memory-swap 64m (v1 memory+swap)"
+elif [ "$CGV" = 2 ] && [ -e /sys/fs/cgroup/memory.swap.max ]; then
+    assert_eq "$(run -m 32m --memory-swap 64m "$IMG" cat /sys/fs/cgroup/memory.swap.max)" "33554432" \
+        "--memory-swap 64m (v2 swap on top of memory)"
+else
+    echo "skip: no swap accounting on this host (memory.memsw / memory.swap.max)"
+fi
 run_fails "Requested CPUs are not available" --cpuset-cpus 4000 "$IMG" true
 # a weight needs the BFQ (or CFQ) I/O scheduler: set where there is one, refused where not
 if out=$(run --blkio-weight 300 "$IMG" sh -c 'cat /sys/fs/cgroup/blkio/blkio.weight /sys/fs/cgroup/blkio/blkio.bfq.weight /sys/fs/cgroup/io.bfq.weight /sys/fs/cgroup/io.weight 2>/dev/null' 2>&1); then
