@@ -19,7 +19,7 @@
 #include "manager-priv.h"
 #include "startopts.h"
 
-#define MAX_HOST_DEVICES 512
+#define MAX_HOST_DEVICES 4096 /* beyond that a privileged start fails rather than drop some */
 
 void startopts_release(struct start_opts *so)
 {
@@ -268,8 +268,14 @@ int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct r
     int rc = groups(so, o, user, group_file, err);
     if (rc == 0)
         rc = links(m, e, so, err);
-    if (rc == 0 && cfg->privileged)
+    if (rc == 0 && cfg->privileged) {
         host_devices(so, "/dev", 0);
+        if (so->n_devices >= MAX_HOST_DEVICES)
+            rc = merr_set(err, MERR_INVALID, 0,
+                          "the host has more than %d device nodes: --privileged is not supported "
+                          "by machine-engine here",
+                          MAX_HOST_DEVICES);
+    }
     if (rc == 0)
         rc = user_devices(so, o, err);
     struct ctr_entry *donor = NULL;
