@@ -9,6 +9,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "machine.h"
+#include "runtime/runtime.h"
 
 #define MIN_MEMORY (6 * 1024 * 1024)
 
@@ -638,6 +639,18 @@ int ctr_options_parse(const json_t *cfg, const json_t *hc, struct ctr_options *o
     if (parse_host_config(hc, o, err) < 0) {
         ctr_options_release(o);
         return -1;
+    }
+    static const char *const cap_fields[] = { "CapAdd", "CapDrop" };
+    for (size_t f = 0; f < 2; f++) {
+        size_t i;
+        const json_t *c;
+        json_array_foreach(json_object_get(hc, cap_fields[f]), i, c) {
+            if (!rt_cap_name_valid(json_string_value(c))) {
+                ctr_options_release(o);
+                return merr_set(err, MERR_INVALID, 0, "invalid %s: unknown capability: \"%s\"",
+                                cap_fields[f], json_string_value(c) ? json_string_value(c) : "");
+            }
+        }
     }
     const char *hn = json_string_value(json_object_get(cfg, "Hostname"));
     if (o->uts_ns == CTR_NS_HOST && hn != NULL && hn[0] != '\0') {

@@ -235,6 +235,9 @@ MUST_CHECK int rt_mount_rootfs(const struct rt_spec *spec, struct merr *err);
 void rt_container_release(struct rt_container *c);
 DEFINE_CLEANUP(struct rt_container, rt_container_release)
 
+/* Whether name is a capability docker accepts ("NET_ADMIN", "CAP_NET_ADMIN", any case) or ALL. */
+bool rt_cap_name_valid(const char *name);
+
 /* waitpid() status -> docker exit code: the exit status, or 128 + signal. */
 int rt_decode_status(int wstatus);
 

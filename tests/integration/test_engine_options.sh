@@ -148,6 +148,7 @@ assert_eq "$(printf '%d' "0x$all" | awk '{print ($1 > 1099511627775) ? "all" : "
 assert_eq "$(status_field --cap-add ALL "$IMG")" "$all" "--cap-add ALL = every capability"
 assert_eq "$(status_field --cap-drop ALL "$IMG")" "0000000000000000" "--cap-drop ALL: none"
 assert_eq "$(status_field --cap-drop ALL --cap-add CHOWN "$IMG")" "0000000000000001" "--cap-drop ALL --cap-add CHOWN"
+run_fails 'invalid CapAdd: unknown capability: "CAP_FOO"' --cap-add CAP_FOO "$IMG" true
 FIELD=Seccomp
 assert_eq "$(status_field --privileged "$IMG")" "0" "--privileged: no seccomp"
 hostdev=$(for n in kmsg loop-control fuse net/tun; do [ -c /dev/$n ] && echo $n && break; done || true)

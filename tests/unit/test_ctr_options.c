@@ -227,7 +227,8 @@ static void test_host_config(void **state)
         "\"PidMode\":\"container:web\",\"UTSMode\":\"host\",\"CgroupnsMode\":\"private\","
         "\"Devices\":[{\"PathOnHost\":\"/dev/null\",\"PathInContainer\":\"/dev/x\","
         "\"CgroupPermissions\":\"rw\"}],\"MaskedPaths\":[],\"MemoryReservation\":67108864,"
-        "\"CpusetCpus\":\"0\",\"MemorySwappiness\":-1}",
+        "\"CpusetCpus\":\"0\",\"MemorySwappiness\":-1,\"CapAdd\":[\"ALL\",\"cap_net_admin\"],"
+        "\"CapDrop\":[\"MKNOD\"]}",
         0, NULL);
     assert_non_null(hc);
     struct ctr_options o;
@@ -273,6 +274,8 @@ static void test_host_config(void **state)
         "{\"Devices\":[{\"PathInContainer\":\"/dev/x\"}]}",
         "{\"SecurityOpt\":[\"apparmor=x\"]}",
         "{\"DeviceCgroupRules\":[\"c 1\"]}",
+        "{\"CapAdd\":[\"CAP_FOO\"]}",
+        "{\"CapDrop\":[\"NET-ADMIN\"]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hc = json_loads(bad[i], 0, NULL);
