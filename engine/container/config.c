@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fields.h"
 #include "fsutil.h"
 #include "machine.h"
 
@@ -29,6 +30,7 @@ void ctr_config_free(struct ctr_config *c)
     free(c->network_mode);
     strv_free(c->cap_add);
     strv_free(c->cap_drop);
+    ctr_options_release(&c->opts);
     json_decref(c->raw_config);
     json_decref(c->raw_host_config);
     free(c);
@@ -253,7 +255,7 @@ static struct ctr_config *parse(const json_t *cfg, const json_t *hc, struct merr
         get_i64(hc, "CpuShares", &c->cpu_shares, err) < 0 ||
         get_i64(hc, "PidsLimit", &c->pids_limit, err) < 0 || get_list(hc, "CapAdd", &c->cap_add, err) < 0 ||
         get_list(hc, "CapDrop", &c->cap_drop, err) < 0 || parse_restart(c, hc, err) < 0 ||
-        validate_resources(c, err) < 0)
+        validate_resources(c, err) < 0 || ctr_options_parse(cfg, hc, &c->opts, err) < 0)
         return NULL;
     if (c->network_mode == NULL)
         c->network_mode = xstrdup("default");
@@ -272,6 +274,8 @@ struct ctr_config *ctr_config_from_create(const json_t *body, struct merr *err)
         merr_set(err, MERR_INVALID, 0, "config cannot be empty in order to create a container");
         return NULL;
     }
+    if (ctr_fields_check(body, err) < 0)
+        return NULL;
     json_t *hc = json_object_get(body, "HostConfig");
     json_t *empty = json_object();
     json_t *cfg = json_deep_copy(body);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "options.h"
 
 struct merr;
 
@@ -34,6 +35,7 @@ struct ctr_config {
     char **cap_add, **cap_drop;
     enum restart_policy restart;
     int restart_max_retries;
+    struct ctr_options opts; /* ulimits, security options, namespaces, devices, ... */
     /* The request as sent, echoed by inspect. */
     json_t *raw_config;
     json_t *raw_host_config;

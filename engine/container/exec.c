@@ -238,6 +238,10 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
         .cap_add = (const char *const *)e->c->config->cap_add,
         .cap_drop = (const char *const *)e->c->config->cap_drop,
         .privileged = x->privileged || e->c->config->privileged,
+        /* the container's security options hold for its execs too, as in docker */
+        .no_new_privileges = e->c->config->opts.no_new_privileges,
+        .seccomp_unconfined = e->c->config->opts.seccomp == CTR_SECCOMP_UNCONFINED,
+        .seccomp_profile = e->c->config->opts.seccomp_profile,
     };
     pid_t pid = -1;
     if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {

@@ -91,6 +91,9 @@ struct mounts_plan {
 int mounts_prepare(struct ctr_manager *m, const struct container *c, char *const *layers,
                    struct mounts_plan *plan, struct merr *err) MUST_CHECK;
 void mounts_plan_release(struct mounts_plan *p);
+/* volumesfrom.c: HostConfig.VolumesFrom's mounts added to mounts (takes the lock). */
+int mounts_volumes_from(struct ctr_manager *m, const json_t *host_config, json_t *mounts,
+                        const char *ctr_id, struct merr *err) MUST_CHECK;
 
 /* exec.c */
 void exec_forget_container_locked(struct ctr_manager *m, const char *ctr_id);

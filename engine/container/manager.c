@@ -16,6 +16,7 @@
 #include "manager-priv.h"
 #include "events/events.h"
 #include "runtime/runtime.h"
+#include "startopts.h"
 
 #define RECORD_FILE "record.json"
 #define RECORD_MAX (8u << 20)
@@ -252,7 +253,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
         return -1;
     struct container *c = xcalloc(1, sizeof *c);
     c->config = ctr_config_from_create(body, err);
-    if (c->config == NULL ||
+    if (c->config == NULL || startopts_check_create(c->config, err) < 0 ||
         (m->net.create == NULL && check_network_mode(c->config->network_mode, err) < 0)) {
         container_free(c);
         return -1;
@@ -277,6 +278,12 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     mgr_random_hex(c->id, CTR_ID_LEN / 2);
     c->mounts = mounts_resolve(m, c->config->raw_config, c->config->raw_host_config, image_config,
                                c->id, err);
+    if (c->mounts != NULL &&
+        mounts_volumes_from(m, c->config->raw_host_config, c->mounts, c->id, err) < 0) {
+        mounts_release(m, c->mounts, c->id, true);
+        json_decref(c->mounts);
+        c->mounts = NULL;
+    }
     if (c->mounts == NULL) {
         json_decref(image_config);
         container_free(c);

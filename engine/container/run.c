@@ -21,6 +21,7 @@
 #include "machine.h"
 #include "manager-priv.h"
 #include "runtime/runtime.h"
+#include "startopts.h"
 
 #define READ_CHUNK 32768
 #define DRAIN_MS 2000
@@ -208,6 +209,7 @@ static void *io_thread(void *opaque)
         mlog_warn(m->log, "cleanup of container %s: %s", e->c->id, err.msg);
     e->rt = NULL;
     network_stop(m, e->c->id);
+    startopts_stop(e);
     if (e->stdin_w >= 0)
         close(e->stdin_w);
     if (e->pty_master >= 0)
@@ -442,6 +444,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         return -1;
 
     struct rt_user user;
+    __attribute__((cleanup(startopts_release))) struct start_opts so = { 0 };
     {
         auto_free char *passwd = read_image_file(e->upper, lower, "etc/passwd");
         auto_free char *group = read_image_file(e->upper, lower, "etc/group");
@@ -451,6 +454,8 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
                          "unable to find user %s: no matching entries in passwd file", c->plan.user);
             return -1;
         }
+        if (startopts_prepare(m, e, &user, group, &so, err) < 0)
+            return start_failed(m, e, err);
     }
     char short_id[13];
     snprintf(short_id, sizeof short_id, "%.12s", c->id);
@@ -565,6 +570,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         .mounts = all_mounts,
         .n_mounts = n_mounts,
     };
+    startopts_fill(&so, c->config, &spec);
     struct rt_container *rc = NULL;
     int rc_start = rt_start(m->rt, &spec, &rc, err);
     mounts_plan_release(&mplan);
@@ -574,6 +580,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             close(child[i]);
     if (rc_start < 0) {
         network_stop(m, c->id);
+        startopts_stop(e);
         explain_start_error(err, c->plan.argv[0]);
         if (pty_master >= 0)
             close(pty_master);

@@ -33,6 +33,11 @@ int rt_cap_last(void)
     return last;
 }
 
+bool rt_cap_name_valid(const char *name)
+{
+    return name != NULL && (strcasecmp(name, "ALL") == 0 || rt_cap_from_name(name) >= 0);
+}
+
 int rt_cap_from_name(const char *name)
 {
     if (name == NULL || name[0] == '\0')

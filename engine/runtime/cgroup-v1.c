@@ -12,10 +12,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
+
 static int mkdir_ok(const char *path, struct merr *err)
 {
     if (mkdir(path, 0755) < 0 && errno != EEXIST)
         return merr_set(err, MERR_IO, errno, "cannot create cgroup '%s'", path);
+    return 0;
+}
+
+/* A new cpuset cgroup starts with no CPUs and no memory nodes: give it its parent's. */
+static int cpuset_inherit(const char *dir, struct merr *err)
+{
+    static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    for (size_t i = 0; i < 2; i++) {
+        char cur[4096], up[4096];
+        if (rt_read_file(dir, files[i], cur, sizeof cur, NULL) < 0)
+            return 0; /* not a cpuset hierarchy */
+        if (cur[0] != '\n' && cur[0] != '\0')
+            continue;
+        if (rt_read_file(parent, files[i], up, sizeof up, err) < 0 ||
+            rt_write_file(dir, files[i], up, err) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -37,12 +62,16 @@ static int add_dir(struct rt_cgroup *cg, const char *mount, const char *name, bo
         while ((slash = strchr(slash + 1, '/')) != NULL) {
             *slash = '\0';
             int r = mkdir_ok(dir, err);
+            if (r == 0)
+                r = cpuset_inherit(dir, err);
             *slash = '/';
             if (r < 0)
                 return -1;
         }
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
             return merr_set(err, MERR_IO, errno, "cannot create cgroup '%s'", dir);
+        if (cpuset_inherit(dir, err) < 0)
+            return -1;
     } else if (access(dir, F_OK) < 0) {
         return 0; /* adoption: only what still exists */
     }
@@ -80,6 +109,10 @@ static int open_v1(struct rt_cgroup *cg, bool create, struct merr *err)
             cg->devices = idx;
         if (rt_option_present(hi->controllers, "freezer"))
             cg->freezer = idx;
+        if (rt_option_present(hi->controllers, "cpuset"))
+            cg->cpuset = idx;
+        if (rt_option_present(hi->controllers, "blkio"))
+            cg->blkio = idx;
     }
     return 0;
 }
@@ -145,13 +178,14 @@ static int set_resources_v1(struct rt_cgroup *cg, const struct rt_resources *res
 
 /* docker's default device rules: the nodes it creates, mknod of anything,
  * and ptys. */
-static const char *const default_device_rules[] = {
+const char *const rt_default_device_rules[] = {
     "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
     "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
     NULL,
 };
 
-static int set_devices_v1(struct rt_cgroup *cg, bool allow_all, struct merr *err)
+static int set_devices_v1(struct rt_cgroup *cg, bool allow_all, const char *const *extra,
+                          struct merr *err)
 {
     if (cg->devices < 0)
         return 0;
@@ -160,10 +194,32 @@ static int set_devices_v1(struct rt_cgroup *cg, bool allow_all, struct merr *err
         return rt_write_file(dir, "devices.allow", "a", err);
     if (rt_write_file(dir, "devices.deny", "a", err) < 0)
         return -1;
-    for (int i = 0; default_device_rules[i] != NULL; i++) {
-        if (rt_write_file(dir, "devices.allow", default_device_rules[i], err) < 0)
+    for (int i = 0; rt_default_device_rules[i] != NULL; i++) {
+        if (rt_write_file(dir, "devices.allow", rt_default_device_rules[i], err) < 0)
             return -1;
     }
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        if (rt_write_file(dir, "devices.allow", extra[i], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Hybrid: the v1 devices controller, and the same rules as a program on the cgroup2 side
+ * (what a pure v2 host relies on; here a second fence, so its failure is only logged). */
+static int set_devices_hybrid(struct rt_cgroup *cg, bool allow_all, const char *const *extra,
+                              struct merr *err)
+{
+    if (set_devices_v1(cg, allow_all, extra, err) < 0)
+        return -1;
+    if (allow_all || cg->unified < 0)
+        return 0;
+    const char *const empty[] = { NULL };
+    const char *const *const lists[] = { rt_default_device_rules, extra != NULL ? extra : empty,
+                                         NULL };
+    struct merr berr = MERR_INIT;
+    if (rt_devices_bpf_attach(cg->dirs[cg->unified], lists, &berr) < 0)
+        mlog_debug(cg->rt->log, "devices program of %s: %s", cg->id, berr.msg);
     return 0;
 }
 
@@ -242,7 +298,7 @@ const struct rt_cgroup_ops rt_cgroup_hybrid_ops = {
     .name = "hybrid",
     .open = open_hybrid,
     .set_resources = set_resources_v1,
-    .set_devices = set_devices_v1,
+    .set_devices = set_devices_hybrid,
     .oom_killed = oom_killed_v1,
     .stats = stats_v1,
     .thaw = thaw_v1,

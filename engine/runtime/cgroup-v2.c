@@ -14,7 +14,7 @@
 /* Enables in dir/cgroup.subtree_control each wanted controller dir offers. */
 static int enable_controllers(const char *dir, struct merr *err)
 {
-    static const char *const wanted[] = { "memory", "cpu", "pids", "io", NULL };
+    static const char *const wanted[] = { "memory", "cpu", "pids", "io", "cpuset", NULL };
     char available[512];
     if (rt_read_file(dir, "cgroup.controllers", available, sizeof available, err) < 0)
         return -1;
@@ -65,7 +65,7 @@ static int open_v2(struct rt_cgroup *cg, bool create, struct merr *err)
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return merr_set(err, MERR_IO, errno, "cannot create cgroup '%s'", dir);
     cg->n_dirs = 1;
-    cg->memory = cg->cpu = cg->cpuacct = cg->pids = cg->unified = 0;
+    cg->memory = cg->cpu = cg->cpuacct = cg->pids = cg->unified = cg->cpuset = cg->blkio = 0;
     return 0;
 }
 
@@ -118,11 +118,17 @@ static int set_resources_v2(struct rt_cgroup *cg, const struct rt_resources *res
     return 0;
 }
 
-static int set_devices_v2(struct rt_cgroup *cg, bool allow_all, struct merr *err)
+static int set_devices_v2(struct rt_cgroup *cg, bool allow_all, const char *const *extra,
+                          struct merr *err)
 {
-    /* v2 device control needs an eBPF program: not done yet. The container
-     * still only has the nodes we create in its /dev, and no CAP_SYS_ADMIN. */
-    return 0;
+    if (allow_all)
+        return 0;
+    if (cg->n_dirs == 0)
+        return merr_set(err, MERR_NOT_FOUND, 0, "cgroup of '%s' is gone", cg->id);
+    const char *const empty[] = { NULL };
+    const char *const *const lists[] = { rt_default_device_rules, extra != NULL ? extra : empty,
+                                         NULL };
+    return rt_devices_bpf_attach(cg->dirs[0], lists, err);
 }
 
 static int oom_killed_v2(struct rt_cgroup *cg, bool *out, struct merr *err)

@@ -118,12 +118,12 @@ int rt_read_u64(const char *dir, const char *file, uint64_t *out, struct merr *e
 
 /* ---- runtime context ------------------------------------------------------ */
 
-/* The controllers a container gets a v1 directory in. cpuset is left out: a
- * fresh cpuset cgroup has no CPUs until cpuset.cpus/mems are copied in. */
+/* The controllers a container gets a v1 directory in. A fresh cpuset cgroup has no CPUs:
+ * cgroup-v1.c copies cpuset.cpus/mems down from the parent at every level it creates. */
 static bool hierarchy_wanted(const char *controllers)
 {
-    static const char *const wanted[] = { "memory", "cpu", "cpuacct", "pids",
-                                          "devices", "freezer", "blkio", NULL };
+    static const char *const wanted[] = { "memory", "cpu",   "cpuacct", "pids",  "devices",
+                                          "freezer", "blkio", "cpuset",  NULL };
     for (int i = 0; wanted[i] != NULL; i++) {
         if (rt_option_present(controllers, wanted[i]))
             return true;
@@ -246,6 +246,7 @@ int rt_cgroup_open(const struct rt_runtime *rt, const char *id, bool create, str
     cg->rt = rt;
     snprintf(cg->id, sizeof cg->id, "%s", id);
     cg->memory = cg->cpu = cg->cpuacct = cg->pids = cg->devices = cg->freezer = cg->unified = -1;
+    cg->cpuset = cg->blkio = -1;
     if (rt->cg_ops->open(cg, create, err) < 0) {
         if (create) {
             struct rt_cgroup *half = steal_pointer(&cg);

@@ -283,12 +283,22 @@ static int setup_dev(int rootfd, const struct rt_child *ch, struct merr *err)
     close(devfd);
     if (rc < 0)
         return -1;
+    const struct rt_spec *spec = ch->spec;
+    char shm_opts[64];
+    snprintf(shm_opts, sizeof shm_opts, "mode=1777,size=%llu",
+             spec->shm_size > 0 ? (unsigned long long)spec->shm_size : 65536ULL * 1024);
+    unsigned long shm_flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount_in_root(rootfd, NULL, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                       "newinstance,ptmxmode=0666,mode=0620,gid=5", true, err) < 0 ||
-        mount_in_root(rootfd, NULL, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                      "mode=1777,size=65536k", true, err) < 0 ||
+        (!spec->no_shm && spec->shm_source == NULL &&
+         mount_in_root(rootfd, NULL, "/dev/shm", "tmpfs", shm_flags, shm_opts, true, err) < 0) ||
+        (spec->shm_source != NULL &&
+         mount_in_root(rootfd, spec->shm_source, "/dev/shm", NULL, MS_BIND | shm_flags, NULL, true,
+                       err) < 0) ||
         mount_in_root(rootfd, NULL, "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                       NULL, true, err) < 0)
+        return -1;
+    if (rt_child_make_devices(rootfd, spec, err) < 0)
         return -1;
     /* a tty container's console is its pty (fd 0, already installed) */
     if (ch->proc->tty && bind_console(rootfd, err) < 0)
@@ -428,6 +438,8 @@ int rt_child_mount(const struct rt_child *ch, struct merr *err)
         r = pivot(rootfd, err);
     close(rootfd);
     if (r < 0)
+        return -1;
+    if (rt_child_sysctls(ch->spec, err) < 0)
         return -1;
     if (!ch->proc->privileged &&
         (mask_paths(ch->masked, err) < 0 || readonly_paths(ch->readonly, err) < 0))

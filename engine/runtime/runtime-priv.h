@@ -137,8 +137,9 @@ struct rt_cgroup_ops {
      * (and enables v2 controllers on the way), else keeps the existing ones. */
     int (*open)(struct rt_cgroup *cg, bool create, struct merr *err);
     int (*set_resources)(struct rt_cgroup *cg, const struct rt_resources *res, struct merr *err);
-    /* v1 devices cgroup: docker's default allow-list, or everything. */
-    int (*set_devices)(struct rt_cgroup *cg, bool allow_all, struct merr *err);
+    /* Devices: docker's default allow-list plus extra rules ("c 1:3 rwm"), or everything. */
+    int (*set_devices)(struct rt_cgroup *cg, bool allow_all, const char *const *extra,
+                       struct merr *err);
     int (*oom_killed)(struct rt_cgroup *cg, bool *out, struct merr *err);
     int (*stats)(struct rt_cgroup *cg, struct rt_stats *out, struct merr *err);
     /* Thaws a frozen cgroup so SIGKILL can land; may be NULL. */
@@ -176,7 +177,7 @@ struct rt_cgroup {
     char dirs[RT_CG_MAX_DIRS][512];   /* absolute directories, one per hierarchy */
     char names[RT_CG_MAX_DIRS][128];  /* hierarchy name inside /sys/fs/cgroup ("memory") */
     /* index into dirs for each controller, -1 when absent */
-    int memory, cpu, cpuacct, pids, devices, freezer, unified;
+    int memory, cpu, cpuacct, pids, devices, freezer, unified, cpuset, blkio;
 };
 
 MUST_CHECK int rt_cgroup_open(const struct rt_runtime *rt, const char *id, bool create,
@@ -200,6 +201,44 @@ MUST_CHECK int rt_write_file(const char *dir, const char *file, const char *valu
 MUST_CHECK ssize_t rt_read_file(const char *dir, const char *file, char *buf, size_t size,
                                 struct merr *err);
 MUST_CHECK int rt_read_u64(const char *dir, const char *file, uint64_t *out, struct merr *err);
+
+/* ---- extras.c: the options beyond docker's defaults ---------------------- */
+
+/* Memory reservation, OOM killer, swappiness, cpuset and blkio weight of a starting container;
+ * MERR_INVALID naming the option where this cgroup layout has no such control. */
+MUST_CHECK int rt_cgroup_set_extras(struct rt_cgroup *cg, const struct rt_resources *res,
+                                    struct merr *err);
+/* The devices cgroup rules a spec adds to docker's defaults (its devices, then its rules);
+ * one allocation, NULL-terminated. */
+char **rt_device_rules(const struct rt_spec *spec);
+/* Child side: rlimits and oom_score_adj, while the child still has every capability. */
+MUST_CHECK int rt_child_apply_limits(const struct rt_process *p, struct merr *err);
+/* Child side, after pivot_root: writes spec->sysctls under /proc/sys. */
+MUST_CHECK int rt_child_sysctls(const struct rt_spec *spec, struct merr *err);
+/* Child side, before pivot_root: creates spec->devices in the rootfs's /dev (devfd). */
+MUST_CHECK int rt_child_make_devices(int rootfd, const struct rt_spec *spec, struct merr *err);
+/* A docker seccomp profile (JSON) compiled for the given capabilities; *out NULL when the
+ * profile allows everything by default and has no rules. */
+MUST_CHECK int rt_seccomp_from_profile(const char *json, uint64_t caps, struct rt_bpf **out,
+                                       struct merr *err);
+/* seccomp.c: exports a libseccomp filter (scmp_filter_ctx) as a program. */
+MUST_CHECK int rt_seccomp_export(void *ctx, struct rt_bpf **out, struct merr *err);
+
+/* ---- devices-bpf.c: device access on cgroup v2 ---------------------------- */
+
+struct bpf_insn;
+/* docker's default device rules (cgroup-v1.c), NULL-terminated. */
+extern const char *const rt_default_device_rules[];
+/* One rule ("c 1:3 rwm", "b *:* m", "a"): type 0 any, major/minor -1 any, BPF_DEVCG_ACC_*. */
+int rt_dev_rule_parse(const char *text, int *type, int64_t *major, int64_t *minor,
+                      unsigned *access);
+/* A BPF_PROG_TYPE_CGROUP_DEVICE program allowing what the NULL-terminated list of
+ * NULL-terminated rule lists allows, denying the rest. Caller frees *out. */
+MUST_CHECK int rt_devices_bpf_build(const char *const *const *lists, struct bpf_insn **out,
+                                    size_t *n_out, struct merr *err);
+/* Loads that program and attaches it to a cgroup2 directory. */
+MUST_CHECK int rt_devices_bpf_attach(const char *cgroup_dir, const char *const *const *lists,
+                                     struct merr *err);
 
 /* ---- the cloned child (runtime.c, mounts.c) ------------------------------ */
 

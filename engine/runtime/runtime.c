@@ -213,6 +213,8 @@ static int current_permitted(uint64_t *out)
 static int child_drop_privileges(const struct rt_child *ch, struct merr *err)
 {
     const struct rt_process *p = ch->proc;
+    if (rt_child_apply_limits(p, err) < 0)
+        return -1;
     int last = rt_cap_last();
     for (int c = 0; c <= last; c++) {
         if (!(ch->caps & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
@@ -335,7 +337,8 @@ static _Noreturn void child_start(const struct rt_child *ch, int sync_fd)
     if (child_setup_fds(ch->proc->stdio, sync_fd, -1, &err) < 0 || wait_go(&err) < 0)
         child_fail(&err);
     /* after the engine moved us into our cgroup, so that it is our root */
-    if (ch->cg_mode == RT_CGROUP_V2 && unshare(CLONE_NEWCGROUP) < 0) {
+    bool cgroupns = spec->cgroupns == 2 || (spec->cgroupns == 0 && ch->cg_mode == RT_CGROUP_V2);
+    if (cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
         merr_set(&err, MERR_IO, errno, "cannot create a cgroup namespace");
         child_fail(&err);
     }
@@ -348,14 +351,28 @@ static _Noreturn void child_start(const struct rt_child *ch, int sync_fd)
         }
         close(fd);
     }
+    if (spec->ipc_ns_path != NULL) {
+        int fd = open(spec->ipc_ns_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWIPC) < 0) {
+            merr_set(&err, MERR_IO, errno, "cannot join IPC namespace '%s'", spec->ipc_ns_path);
+            child_fail(&err);
+        }
+        close(fd);
+    }
     umask(0);
     if (rt_child_mount(ch, &err) < 0)
         child_fail(&err);
     umask(022);
     if (spec->network == RT_NET_NONE && loopback_up(&err) < 0)
         child_fail(&err);
-    if (spec->hostname != NULL && sethostname(spec->hostname, strlen(spec->hostname)) < 0) {
+    if (!spec->uts_host && spec->hostname != NULL &&
+        sethostname(spec->hostname, strlen(spec->hostname)) < 0) {
         merr_set(&err, MERR_IO, errno, "cannot set hostname '%s'", spec->hostname);
+        child_fail(&err);
+    }
+    if (!spec->uts_host && spec->domainname != NULL &&
+        setdomainname(spec->domainname, strlen(spec->domainname)) < 0) {
+        merr_set(&err, MERR_IO, errno, "cannot set domainname '%s'", spec->domainname);
         child_fail(&err);
     }
     child_finish(ch, true);
@@ -451,7 +468,11 @@ static int prepare_process(struct rt_runtime *rt, const struct rt_process *p, st
     if (rt_caps_compute(p, &ch->caps, err) < 0)
         return -1;
     *bpf = NULL;
-    if (!p->privileged) {
+    if (p->seccomp_profile != NULL && !p->privileged && !p->seccomp_unconfined) {
+        if (rt_seccomp_from_profile(p->seccomp_profile, ch->caps, bpf, err) < 0)
+            return -1;
+        ch->seccomp = *bpf != NULL ? (*bpf)->prog : NULL;
+    } else if (!p->privileged && !p->seccomp_unconfined) {
         if (rt_seccomp_get(rt, ch->caps, bpf, err) < 0)
             return -1;
         ch->seccomp = (*bpf)->prog;
@@ -497,11 +518,32 @@ static int spawn_init(struct rt_container *c, const struct rt_child *ch, struct 
         return merr_set(err, MERR_IO, errno, "cannot create a socketpair");
     auto_close int parent_end = sv[0];
     auto_close int child_end = sv[1];
-    uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
-    if (ch->spec->network == RT_NET_NONE)
+    const struct rt_spec *spec = ch->spec;
+    uint64_t flags = CLONE_NEWNS | CLONE_PIDFD;
+    if (spec->network == RT_NET_NONE)
         flags |= CLONE_NEWNET;
+    if (!spec->pid_host && spec->pid_ns_path == NULL)
+        flags |= CLONE_NEWPID;
+    if (!spec->ipc_host && spec->ipc_ns_path == NULL)
+        flags |= CLONE_NEWIPC;
+    if (!spec->uts_host)
+        flags |= CLONE_NEWUTS;
+    /* Another container's pid namespace is joined by the cloning thread (it sets the
+     * namespace of its future children) and left again right after the clone. */
+    auto_close int own_pidns = -1;
+    if (spec->pid_ns_path != NULL) {
+        own_pidns = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
+        auto_close int target = open(spec->pid_ns_path, O_RDONLY | O_CLOEXEC);
+        if (own_pidns < 0 || target < 0 || setns(target, CLONE_NEWPID) < 0)
+            return merr_set(err, MERR_IO, errno, "cannot join PID namespace '%s'",
+                            spec->pid_ns_path);
+    }
     int pidfd = -1;
     pid_t pid = raw_clone(flags, &pidfd, SIGCHLD);
+    int clone_errno = errno;
+    if (pid != 0 && own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0)
+        abort(); /* this engine thread would start every later container in that namespace */
+    errno = clone_errno;
     if (pid < 0)
         return merr_set(err, MERR_IO, errno, "cannot clone the container process");
     if (pid == 0) {
@@ -554,7 +596,11 @@ int rt_start(struct rt_runtime *rt, const struct rt_spec *spec, struct rt_contai
     ch.cg = c->cg;
     int rc = rt->cg_ops->set_resources(c->cg, &spec->resources, err);
     if (rc == 0)
-        rc = rt->cg_ops->set_devices(c->cg, spec->process.privileged, err);
+        rc = rt_cgroup_set_extras(c->cg, &spec->resources, err);
+    auto_free char **rules = rc == 0 ? rt_device_rules(spec) : NULL;
+    if (rc == 0)
+        rc = rt->cg_ops->set_devices(c->cg, spec->process.privileged,
+                                     (const char *const *)rules, err);
     if (rc == 0) {
         rc = rt_rootfs_mount(spec, err);
         if (rc == 0) {

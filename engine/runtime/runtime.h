@@ -57,6 +57,28 @@ struct rt_resources {
     int64_t cpu_period;  /* microseconds */
     int64_t cpu_shares;  /* v1 cpu.shares; converted to cpu.weight on v2 */
     int64_t pids_limit;  /* 0 or -1: unlimited */
+    /* Start only (docker update leaves them); each fails clearly where the layout lacks it. */
+    int64_t memory_reservation; /* bytes: v1 memory.soft_limit_in_bytes, v2 memory.low */
+    bool oom_kill_disable;      /* v1 memory.oom_control; refused on v2 */
+    int64_t memory_swappiness;  /* 0..100; -1: not set; refused on v2 */
+    const char *cpuset_cpus, *cpuset_mems; /* NULL: the parent's */
+    int64_t blkio_weight;       /* 10..1000; 0: not set */
+};
+
+struct rt_rlimit {
+    int resource; /* RLIMIT_* */
+    uint64_t soft, hard;
+};
+
+/* A device node the container gets (and may use, by the devices cgroup). */
+struct rt_device {
+    const char *path; /* absolute, inside the container */
+    char type;        /* 'c' or 'b' */
+    unsigned major, minor;
+    unsigned mode; /* permission bits of the node */
+    uid_t uid;
+    gid_t gid;
+    const char *perms; /* cgroup permissions, subset of "rwm" */
 };
 
 struct rt_bind_mount {
@@ -85,6 +107,12 @@ struct rt_process {
     const char *const *cap_drop;
     bool privileged;        /* all capabilities, no seccomp */
     bool no_new_privileges; /* docker --security-opt no-new-privileges */
+    bool seccomp_unconfined; /* --security-opt seccomp=unconfined */
+    const char *seccomp_profile; /* a docker seccomp profile (JSON) instead of the default */
+    const struct rt_rlimit *rlimits; /* --ulimit */
+    size_t n_rlimits;
+    bool oom_score_adj_set;
+    int oom_score_adj;
 };
 
 struct rt_spec {
@@ -113,6 +141,21 @@ struct rt_spec {
      * (nothing masked) for privileged containers. */
     const char *const *masked_paths;
     const char *const *readonly_paths;
+
+    /* Namespaces beyond the network: the host's (no new one), or another container's (join the
+     * namespace file, /proc/PID/ns/...). cgroupns: 0 the layout's default (private on v2),
+     * 1 host, 2 private. */
+    bool pid_host, ipc_host, uts_host;
+    const char *pid_ns_path, *ipc_ns_path;
+    int cgroupns;
+    const char *domainname; /* NULL: none */
+    uint64_t shm_size;      /* bytes of /dev/shm; 0: docker's 64 MiB */
+    bool no_shm;            /* IpcMode none: no /dev/shm at all */
+    const char *shm_source; /* a host directory bound at /dev/shm instead of a new tmpfs */
+    const char *const *sysctls; /* "key=value", written under /proc/sys in the container */
+    const struct rt_device *devices; /* created in /dev and allowed by the devices cgroup */
+    size_t n_devices;
+    const char *const *device_rules; /* more devices cgroup rules ("c 1:3 rwm") */
 };
 
 /* Mounts the rootfs, creates the cgroup, starts the first process and returns
@@ -191,6 +234,9 @@ MUST_CHECK int rt_mount_rootfs(const struct rt_spec *spec, struct merr *err);
 /* Frees the handle only, leaving the container running (engine shutdown). */
 void rt_container_release(struct rt_container *c);
 DEFINE_CLEANUP(struct rt_container, rt_container_release)
+
+/* Whether name is a capability docker accepts ("NET_ADMIN", "CAP_NET_ADMIN", any case) or ALL. */
+bool rt_cap_name_valid(const char *name);
 
 /* waitpid() status -> docker exit code: the exit status, or 128 + signal. */
 int rt_decode_status(int wstatus);

@@ -184,7 +184,7 @@ static int add_conditional_rules(scmp_filter_ctx ctx, uint64_t caps, struct merr
 }
 
 /* Exports the filter through a memfd (libseccomp 2.5 only writes to fds). */
-static int export_bpf(scmp_filter_ctx ctx, struct rt_bpf **out, struct merr *err)
+int rt_seccomp_export(void *ctx, struct rt_bpf **out, struct merr *err)
 {
     auto_close int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
     if (fd < 0)
@@ -241,7 +241,7 @@ int rt_seccomp_build(uint64_t caps, struct rt_bpf **out, struct merr *err)
     }
     if (add_conditional_rules(ctx, caps, err) < 0)
         return -1;
-    return export_bpf(ctx, out, err);
+    return rt_seccomp_export(ctx, out, err);
 }
 
 int rt_seccomp_get(struct rt_runtime *rt, uint64_t caps, struct rt_bpf **out, struct merr *err)

@@ -90,7 +90,7 @@ static void test_selects_manager(void **state)
     char *mi = hybrid_mountinfo();
     assert_int_equal(rt_runtime_init_from(&rt, &cfg, RT_CGROUP_HYBRID, mi, NULL), 0);
     assert_ptr_equal(rt.cg_ops, &rt_cgroup_hybrid_ops);
-    assert_int_equal(rt.n_hier, 7); /* cpuset and name=systemd are not used */
+    assert_int_equal(rt.n_hier, 8); /* name=systemd is not used */
     assert_string_equal(rt.cgroup_parent, "machine-engine");
     free(mi);
 
@@ -133,10 +133,11 @@ static void test_v1_limits(void **state)
         { "pids/engine/c1/pids.max", "max\n" },
         { "devices/engine/c1/devices.deny", "" },
         { "devices/engine/c1/devices.allow", "" },
+        { "memory/engine/c1/memory.soft_limit_in_bytes", "9223372036854771712\n" },
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         put(files[i][0], files[i][1]);
-    static const char *const mounts[] = { "cpuacct", "freezer", "blkio", "unified" };
+    static const char *const mounts[] = { "cpuacct", "freezer", "blkio", "unified", "cpuset" };
     for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", root, mounts[i]);
@@ -151,7 +152,7 @@ static void test_v1_limits(void **state)
     struct rt_cgroup *cg = NULL;
     struct merr err = MERR_INIT;
     assert_int_equal(rt_cgroup_open(&rt, "c1", true, &cg, &err), 0);
-    assert_int_equal(cg->n_dirs, 8); /* 7 hierarchies + unified */
+    assert_int_equal(cg->n_dirs, 9); /* 8 hierarchies + unified */
     assert_true(cg->memory >= 0 && cg->pids >= 0 && cg->cpu >= 0 && cg->unified >= 0);
     assert_string_equal(cg->names[cg->memory], "memory");
 
@@ -159,8 +160,22 @@ static void test_v1_limits(void **state)
         .memory = 16 << 20, .nano_cpus = 500000000, .cpu_shares = 512, .pids_limit = 64
     };
     assert_int_equal(rt.cg_ops->set_resources(cg, &res, &err), 0);
-    assert_int_equal(rt.cg_ops->set_devices(cg, false, &err), 0);
+    static const char *const extra[] = { "b 7:* r", NULL };
+    assert_int_equal(rt.cg_ops->set_devices(cg, false, extra, &err), 0);
     char buf[256];
+    get("devices/engine/c1/devices.allow", buf, sizeof buf);
+    assert_string_equal(buf, "b 7:* r"); /* the extra rules come last */
+    struct rt_resources extras = { .memory_reservation = 64 << 20, .oom_kill_disable = true,
+                                   .memory_swappiness = -1 };
+    assert_int_equal(rt_cgroup_set_extras(cg, &extras, &err), 0);
+    get("memory/engine/c1/memory.soft_limit_in_bytes", buf, sizeof buf);
+    assert_string_equal(buf, "67108864");
+    get("memory/engine/c1/memory.oom_control", buf, sizeof buf);
+    assert_string_equal(buf, "1");
+    put("memory/engine/c1/memory.oom_control", "oom_kill_disable 1\nunder_oom 0\noom_kill 2\n");
+    extras = (struct rt_resources){ .memory_swappiness = -1, .blkio_weight = 300 };
+    assert_int_equal(rt_cgroup_set_extras(cg, &extras, &err), -1); /* no blkio.weight here */
+    assert_int_equal(err.code, MERR_INVALID);
     get("memory/engine/c1/memory.limit_in_bytes", buf, sizeof buf);
     assert_string_equal(buf, "16777216");
     get("memory/engine/c1/memory.memsw.limit_in_bytes", buf, sizeof buf);
@@ -228,7 +243,7 @@ static void test_v2_limits(void **state)
     /* each level enables, one write at a time, what it offers (last write wins
      * in a plain file) */
     get("v2/cgroup.subtree_control", buf, sizeof buf);
-    assert_string_equal(buf, "+io");
+    assert_string_equal(buf, "+cpuset");
     get("v2/a/b/cgroup.subtree_control", buf, sizeof buf);
     assert_string_equal(buf, "+pids");
 

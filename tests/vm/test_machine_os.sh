@@ -78,6 +78,19 @@ d() { timeout 120 "$DOCKER" "$@"; }
 assert_eq "$(d info --format '{{.CgroupVersion}}')" "2" "docker info reports cgroup v2"
 assert_contains "$(d load -i "$T/img.tar")" "Loaded image: test/img:v1" "docker load into the guest's engine"
 assert_eq "$(d run --rm test/img:v1 echo hi)" "hi" "docker run on cgroup v2"
+# device access on v2 is the engine's eBPF device program: docker's default list plus rules
+probe='mknod /tmp/l b 7 0 && dd if=/tmp/l of=/dev/null count=0 2>&1; true'
+assert_contains "$(d run --rm test/img:v1 sh -c "$probe")" "Operation not permitted" \
+    "v2: a device outside docker's default list is denied"
+out=$(d run --rm --device-cgroup-rule 'b 7:* r' test/img:v1 sh -c "$probe")
+case "$out" in *"Operation not permitted"*) fail "v2: --device-cgroup-rule did not allow the device: $out" ;; esac
+assert__ok "v2: --device-cgroup-rule 'b 7:* r' allows it"
+assert_eq "$(d run --rm --device /dev/null:/dev/xnull test/img:v1 sh -c 'echo x >/dev/xnull && echo ok')" "ok" \
+    "v2: --device node usable"
+assert_eq "$(d run --rm -t test/img:v1 sh -c 'echo x >/dev/tty && echo ok' | tr -d '\r' | tail -1)" "ok" \
+    "v2: the default list keeps ttys usable"
+assert_eq "$(d run --rm --cpuset-cpus 0 --memory-reservation 32m test/img:v1 sh -c 'grep Cpus_allowed_list /proc/self/status | cut -f2; cat /sys/fs/cgroup/memory.low' | tr '\n' ' ')" \
+    "0 33554432 " "v2: --cpuset-cpus and --memory-reservation (memory.low)"
 d run --name oom --memory 32m test/img:v1 sh -c 'dd if=/dev/zero bs=64M count=1 of=/dev/null' >/dev/null 2>&1 || true
 assert_eq "$(d inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' oom)" "true 137" "--memory 32m: OOM kill -> 137, OOMKilled (v2)"
 d rm oom >/dev/null
