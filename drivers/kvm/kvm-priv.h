@@ -55,6 +55,13 @@ enum machine_state kvm_state_from_libvirt(int state);
 int kvm_config_disk(const char *hostname, const char *authorized_keys, char **out, size_t *len,
                     struct merr *err) MUST_CHECK;
 
+/* ---- the libvirt steps (kvm.c) ------------------------------------------- */
+
+/* Stores resolved (an explicit --kvm-domain-type value, which may be the stored string itself,
+ * or auto's verdict) as the machine's DomainType and returns the stored value: what create
+ * puts in the domain XML. */
+const char *kvm_settle_domain_type(struct machine *m, const char *resolved);
+
 /* ---- KVM probe (kvm-probe.c) --------------------------------------------- */
 
 /* True when `qemu -accel kvm` boots kernel to its first console line within timeout_ms. */

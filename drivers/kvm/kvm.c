@@ -499,6 +499,14 @@ static const char *resolve_type(const struct driver_ctx *ctx, const struct machi
     return probe_cached(ctx, kernel) ? "kvm" : "qemu";
 }
 
+const char *kvm_settle_domain_type(struct machine *m, const char *resolved)
+{
+    /* resolved may be the stored string itself (an explicit kvm or qemu): replacing the value
+     * frees it, so the answer is read back from the machine, never kept from before. */
+    machine_driver_set_str(m, K_TYPE, resolved);
+    return machine_driver_str(m, K_TYPE);
+}
+
 /* What create made, so a failure can undo exactly that. */
 struct made {
     bool key, pool_vols, domain, network;
@@ -548,8 +556,7 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     if (fs_read_file(pub, 64 * 1024, &pubtext, &publen, err) < 0)
         return -1;
 
-    const char *type = resolve_type(ctx, m, c);
-    machine_driver_set_str(m, K_TYPE, type);
+    const char *type = kvm_settle_domain_type(m, resolve_type(ctx, m, c));
     mlog_debug(ctx->log, "kvm: domain type %s", type);
     const char *netname = machine_driver_str(m, K_NETWORK);
     bool ours = netname == NULL || netname[0] == '\0';

@@ -70,6 +70,44 @@ static void test_domain_xml_golden(void **state)
     assert_non_null(strstr(esc, "<source network='a&amp;b&apos;&lt;c&gt;&quot;'/>"));
 }
 
+/* `--kvm-domain-type VALUE` as create applies it (driver flags, then the type create settles
+ * on), rendered into the domain XML: an explicit value reaches <domain type=...> (it was lost:
+ * the stored string was freed while create still used it). */
+static char *const *type_lookup(void *opaque, const char *flag)
+{
+    return strcmp(flag, "kvm-domain-type") == 0 ? (char *const *)opaque : NULL;
+}
+
+static void test_domain_type_flag_reaches_xml(void **state)
+{
+    (void)state;
+    const char *values[] = { "kvm", "qemu", "auto" };
+    const char *golden[] = { "kvm-domain-kvm.xml", "kvm-domain-qemu.xml", "kvm-domain-kvm.xml" };
+    for (size_t i = 0; i < 3; i++) {
+        auto_machine struct machine *m = machine_new("lab1", "kvm");
+        char *given[] = { (char *)values[i], NULL };
+        struct merr err = MERR_INIT;
+        assert_int_equal(driver_apply_flags(&driver_kvm, m, type_lookup, given, &err), 0);
+        machine_driver_set_int(m, "CPU", 2);
+        /* explicit values are used as stored; auto's verdict here is kvm */
+        const char *stored = machine_driver_str(m, "DomainType");
+        const char *type = kvm_settle_domain_type(m, strcmp(stored, "auto") == 0 ? "kvm" : stored);
+        struct kvm_domain_spec s = {
+            .name = m->name,
+            .type = type,
+            .memory_mib = (unsigned)machine_driver_int(m, "Memory", 0),
+            .cpus = (unsigned)machine_driver_int(m, "CPU", 0),
+            .iso_path = "/var/lib/libvirt/images/machine/lab1-boot.iso",
+            .data_path = "/var/lib/libvirt/images/machine/lab1-data.img",
+            .config_path = "/var/lib/libvirt/images/machine/lab1-config.img",
+            .network = "machine",
+        };
+        auto_free char *xml = kvm_domain_xml(&s);
+        assert_golden(golden[i], xml);
+        assert_string_equal(machine_driver_str(m, "DomainType"), i == 1 ? "qemu" : "kvm");
+    }
+}
+
 static void test_network_volume_pool_xml_golden(void **state)
 {
     (void)state;
@@ -304,6 +342,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_domain_xml_golden),
+        cmocka_unit_test(test_domain_type_flag_reaches_xml),
         cmocka_unit_test(test_network_volume_pool_xml_golden),
         cmocka_unit_test(test_pick_subnet),
         cmocka_unit_test(test_network_xml_subnets),
