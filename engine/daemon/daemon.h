@@ -27,6 +27,9 @@ struct engine_config {
     char **insecure_registries;
     char **registry_mirrors; /* normalized with a trailing '/' */
     char **labels;           /* key=value */
+    char **dns, **dns_search, **dns_options; /* container defaults (dockerd's --dns*) */
+    unsigned max_concurrent_downloads;       /* 0: the default (3) */
+    bool live_restore;                       /* accepted: containers outlive the engine anyway */
     enum mlog_level log_level;
     bool tlsverify;
     char *tlscacert;

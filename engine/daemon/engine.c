@@ -188,6 +188,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
     e->registry.insecure_registries = (const char *const *)cfg->insecure_registries;
     e->registry.mirrors = (const char *const *)cfg->registry_mirrors;
     e->registry.log = e->log;
+    if (cfg->max_concurrent_downloads > 0)
+        e->registry.max_parallel_layers = cfg->max_concurrent_downloads;
     struct rt_runtime_config rcfg = { .log = e->log };
     if (rt_runtime_new(&rcfg, &e->rt, err) < 0)
         return -1;
@@ -202,6 +204,7 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .bridge = cfg->bridge,
         .bip = cfg->bip,
         .default_pool = cfg->default_address_pool,
+        .dns = { cfg->dns, cfg->dns_search, cfg->dns_options },
         .log = e->log,
         .ctr_lookup = net_ctr_lookup,
         .ctr_data = e,

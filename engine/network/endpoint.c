@@ -274,6 +274,19 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
     c->dns.servers = json_to_strv(json_object_get(hc, "Dns"));
     c->dns.search = json_to_strv(json_object_get(hc, "DnsSearch"));
     c->dns.options = json_to_strv(json_object_get(hc, "DnsOptions"));
+    /* the engine's --dns* where the container has none of its own (dockerd's daemon defaults) */
+    if ((c->dns.servers == NULL || c->dns.servers[0] == NULL) && s->default_dns != NULL) {
+        strv_free(c->dns.servers);
+        c->dns.servers = strv_dup(s->default_dns);
+    }
+    if ((c->dns.search == NULL || c->dns.search[0] == NULL) && s->default_dns_search != NULL) {
+        strv_free(c->dns.search);
+        c->dns.search = strv_dup(s->default_dns_search);
+    }
+    if ((c->dns.options == NULL || c->dns.options[0] == NULL) && s->default_dns_options != NULL) {
+        strv_free(c->dns.options);
+        c->dns.options = strv_dup(s->default_dns_options);
+    }
     c->extra_hosts = json_to_strv(json_object_get(hc, "ExtraHosts"));
     struct net_port_binding *b = NULL;
     size_t nb = 0;
