@@ -92,6 +92,10 @@ struct engine {
     struct engine_services services;
 };
 
+/* Creates a whiteout and mounts an overlay in a scratch directory of data_root: MERR_UNSUPPORTED
+ * when the data root cannot hold overlay layers (it is itself on overlayfs, for one). */
+MUST_CHECK int engine_probe_overlay(const char *data_root, struct merr *err);
+
 MUST_CHECK struct engine *engine_new(const struct engine_config *cfg, const struct mlog *log,
                                      struct merr *err);
 /* Serves until stop_fd (e.g. a signalfd) becomes readable. */

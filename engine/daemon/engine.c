@@ -3,6 +3,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,18 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
     if (make_dirs(cfg->data_root, 0711, err) < 0 ||
         load_engine_id(cfg->data_root, e->engine_id, sizeof e->engine_id, err) < 0)
         goto fail;
+    struct merr probe = MERR_INIT;
+    if (engine_probe_overlay(cfg->data_root, &probe) < 0) {
+        char warning[sizeof probe.msg + PATH_MAX + 256];
+        snprintf(warning, sizeof warning,
+                 "WARNING: the data root '%s' cannot hold overlay layers (%s): image pulls will "
+                 "fail; machine-engine has no copy-based (vfs) store yet, so put --data-root on a "
+                 "filesystem such as ext4 or xfs",
+                 cfg->data_root, probe.msg);
+        mlog_warn(log, "%s", warning + strlen("WARNING: "));
+        if (push_warning(e, warning, err) < 0)
+            goto fail;
+    }
     e->system = calloc(1, sizeof *e->system);
     if (e->system == NULL) {
         merr_set(err, MERR_NOMEM, 0, "out of memory");
