@@ -34,11 +34,6 @@ static int parse_target(const char *s, uint32_t *addr, unsigned *len)
     return 0;
 }
 
-static uint32_t mask_of(unsigned len)
-{
-    return len == 0 ? 0 : 0xffffffffu << (32 - len);
-}
-
 bool kvm_route_reaches(const char *proc_net_route, const char *target, char *iface, size_t iface_len)
 {
     uint32_t addr;
