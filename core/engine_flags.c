@@ -36,7 +36,7 @@ const struct engine_flag engine_flags[] = {
     F("dns-opt", 0, EFLAG_LIST),
     U("max-concurrent-downloads", 1, 16),
     U("max-concurrent-uploads", 1, 16), /* the engine has no push: nothing to bound */
-    U("mtu", 1500, 1500),
+    U("mtu", 68, 65535), /* the default bridge's endpoints, as dockerd */
     C("log-driver", "json-file", "the engine writes json-file logs only"),
     C("storage-driver", "overlay2|overlay", "the engine stores layers with overlay2"),
     /* what the engine always does */

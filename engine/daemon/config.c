@@ -41,6 +41,7 @@ static const struct flag_field fields[] = {
     FIELD("dns-opt", dns_options),
     FIELD("max-concurrent-downloads", max_concurrent_downloads),
     FIELD("live-restore", live_restore),
+    FIELD("mtu", mtu),
 };
 
 static const struct flag_field *field_of(const struct engine_flag *f)
@@ -85,6 +86,7 @@ const char *engine_config_usage(void)
            "      --dns-opt list            DNS options of containers without --dns-option\n"
            "      --max-concurrent-downloads int  Layers pulled at once (default 3, at most 16)\n"
            "      --log-driver string       Default log driver (json-file only)\n"
+           "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
            "      --live-restore            Accepted: containers keep running while the engine\n"
            "                                is down\n"
            "  -v, --version                 Print the version and exit\n"

@@ -206,6 +206,7 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .bip = cfg->bip,
         .default_pool = cfg->default_address_pool,
         .dns = { cfg->dns, cfg->dns_search, cfg->dns_options },
+        .mtu = cfg->mtu,
         .log = e->log,
         .ctr_lookup = net_ctr_lookup,
         .ctr_data = e,

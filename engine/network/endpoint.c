@@ -502,7 +502,8 @@ static int ep_attach(struct net_service *s, struct net_ctr *c, struct net_ep *e,
     mac_of(e->ip, e->mac);
     svc_random_hex(e->ep_id, 32);
     if (nl_veth_attach(n->bridge, e->host_if, c->netns, e->ifname, e->ip, n->subnet.prefix,
-                       idx == 0 ? n->gateway : 0, e->mac, err) < 0) {
+                       idx == 0 ? n->gateway : 0, e->mac,
+                       n == svc_default_network(s) ? s->default_mtu : 0, err) < 0) {
         e->ip = 0;
         e->host_if[0] = '\0';
         return merr_prefix(err, "network %s", n->name);

@@ -37,6 +37,7 @@ struct net_service_config {
     struct {
         char *const *servers, *const *search, *const *options;
     } dns;
+    unsigned mtu; /* --mtu of the default bridge's endpoints (0: the kernel's) */
     const struct mlog *log;
     /* Resolves a container name or ID prefix to its full ID (docker network connect). */
     int (*ctr_lookup)(void *data, const char *ref, char id[65], struct merr *err);

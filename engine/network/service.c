@@ -301,6 +301,7 @@ int net_service_new(const struct net_service_config *cfg, struct net_service **o
     pthread_mutex_init(&s->lock, NULL);
     s->log = cfg->log;
     s->default_dns = strv_dup(cfg->dns.servers);
+    s->default_mtu = cfg->mtu;
     s->default_dns_search = strv_dup(cfg->dns.search);
     s->default_dns_options = strv_dup(cfg->dns.options);
     s->ctr_lookup = cfg->ctr_lookup;

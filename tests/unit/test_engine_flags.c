@@ -188,12 +188,13 @@ static void test_dockerd_daemon_options(void **state)
     assert_string_equal(cfg.dns_options[0], "ndots:2");
     assert_int_equal(cfg.max_concurrent_downloads, 5);
     assert_true(cfg.live_restore);
+    assert_int_equal(cfg.mtu, 1500);
     engine_config_release(&cfg);
 
     static const char *const refused[] = {
         "--log-driver=none", "--log-opt=max-size=10m", "--default-ulimit=nofile=1024:2048",
         "--icc=false", "--iptables=false", "--userland-proxy=false", "--storage-driver=btrfs",
-        "--mtu=1400", "--userns-remap=default",
+        "--userns-remap=default",
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         char *bad[] = { "machine-engine", (char *)refused[i] };
@@ -215,7 +216,7 @@ static void test_engine_opt_check_matches_engine(void **state)
     static const char *const opts[] = {
         "dns=10.0.0.53", "dns-search=lab", "log-driver=json-file", "log-driver=none",
         "max-concurrent-downloads=4", "icc=false", "live-restore=true", "default-ulimit=nofile=1",
-        "log-level=debug", "label=a=b", "no-such-flag=1", "mtu=9000", "debug",
+        "log-level=debug", "label=a=b", "no-such-flag=1", "mtu=9000", "mtu=20", "debug",
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         struct merr m_err = MERR_INIT, e_err = MERR_INIT;
