@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_flags.h"
 #include "error.h"
 #include "fsutil.h"
 #include "provision.h"
@@ -66,6 +67,9 @@ static int put_opt(struct sb *b, const char *kv, struct merr *err)
     for (size_t i = 0; i < klen; i++)
         if (!(islower((unsigned char)kv[i]) || isdigit((unsigned char)kv[i]) || kv[i] == '-'))
             return merr_set(err, MERR_INVALID, 0, "invalid --engine-opt '%s': bad flag name", kv);
+    /* machine provision / upgrade with options stored before: the engine's own table decides */
+    if (engine_flag_check_opt(kv, err) < 0)
+        return -1;
     if (eq == NULL) {
         fprintf(b->f, " --%.*s", (int)klen, kv);
         return 0;

@@ -47,6 +47,12 @@ static void test_engine_args(void **state)
     l.opts = bad_opts;
     assert_null(provision_engine_args(&l, &err));
     assert_int_equal(err.code, MERR_INVALID);
+    /* what machine-engine would refuse at start (the shared flag table) */
+    char *refused[] = { "dns=10.0.0.53", "log-driver=none", NULL };
+    l.opts = refused;
+    err = (struct merr)MERR_INIT;
+    assert_null(provision_engine_args(&l, &err));
+    assert_int_equal(err.code, MERR_UNSUPPORTED);
     l.opts = NULL;
     l.storage_driver = "devicemapper";
     assert_null(provision_engine_args(&l, &err));
