@@ -34,8 +34,21 @@ IMG=$REGISTRY_ADDR/test/img:v1
 assert_eq "$(testhost_exec bare sh -c 'ls /sys/fs/cgroup | wc -l')" 0 "host 'bare' has nothing at /sys/fs/cgroup"
 assert_eq "$(testhost_exec byhand findmnt -n -o FSTYPE /sys/fs/cgroup/memory)" cgroup "host 'byhand' has v1 memory mounted by hand"
 
-step "an --engine-opt machine-engine does not take is refused before the host is touched"
 ipb=$(testhost_ip bare)
+step "a kernel without overlayfs is refused by name before anything is installed"
+# the host's own mount namespace sees a /proc/filesystems without overlay
+testhost_exec bare sh -c 'grep -vw overlay /proc/filesystems > /run/filesystems.fake &&
+    mount --bind /run/filesystems.fake /proc/filesystems'
+set +e
+out=$("$M" create -d generic --generic-ip-address "$ipb" --generic-ssh-key "$T/id" bare 2>&1); rc=$?
+set -e
+testhost_exec bare umount /proc/filesystems
+[ "$rc" -ne 0 ] || fail "create onto a host without overlayfs succeeded"
+assert_contains "$out" "has no overlayfs" "the failure names the missing feature"
+assert_exit 1 testhost_exec bare test -e /opt/machine-engine
+"$M" rm -y -f bare >/dev/null 2>&1 || true
+
+step "an --engine-opt machine-engine does not take is refused before the host is touched"
 set +e
 out=$("$M" create -d generic --generic-ip-address "$ipb" --generic-ssh-key "$T/id" \
     --engine-opt log-driver=none bare 2>&1); rc=$?
