@@ -21,7 +21,7 @@ DOCKER=/usr/local/bin/docker
 T=$(mktemp -d /tmp/machine-daemon-opts-XXXXXX)
 cleanup() {
     local rc=$?
-    [ "$rc" = 0 ] || tail -n 20 "$T"/e/engine.log >&2 2>/dev/null
+    [ "$rc" = 0 ] || tail -n 20 "$T"/e/engine.log >&2 2>/dev/null || true
     engine_stop
     engine_leftovers_clean "$T/e/root" "$T/exec" 2>/dev/null || true
     registry_cleanup 2>/dev/null || true

@@ -15,7 +15,7 @@ T=$(mktemp -d /tmp/machine-dataroot-XXXXXX)
 ENGINE_ARGS=(-b none --exec-root "$T/exec")
 cleanup() {
     local rc=$?
-    [ "$rc" = 0 ] || tail -n 20 "$T"/*/engine.log >&2 2>/dev/null
+    [ "$rc" = 0 ] || tail -n 20 "$T"/ovl/merged/e/engine.log >&2 2>/dev/null || true
     engine_stop
     umount "$T/ovl/merged" 2>/dev/null || true
     rm -rf "$T"
