@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "driver.h"
+#include "engine_flags.h"
 #include "error.h"
 #include "fsutil.h"
 #include "lifecycle.h"
@@ -141,6 +142,10 @@ static int fill_engine_options(struct machine *m, const struct parsed_args *a, s
         strv_free(*slot);
         *slot = strv_dup(v);
     }
+    /* an option machine-engine would refuse at start is refused here, before any host exists */
+    for (char *const *o = m->engine.opts; o != NULL && *o != NULL; o++)
+        if (engine_flag_check_opt(*o, err) < 0)
+            return -1;
     for (char *const *s = m->auth.sans; *s != NULL; s++)
         if ((*s)[0] == '\0' || strpbrk(*s, " ,/") != NULL)
             return merr_set(err, MERR_INVALID, 0, "invalid --tls-san '%s'", *s);

@@ -23,8 +23,9 @@
 
 #define BUNDLE_NAME "machine-engine-bundle.tar.gz"
 #define ENGINE_WAIT_MS 60000
+#define ENGINE_LOG "/var/log/machine-engine.log"
 
-enum step_kind { STEP_SCRIPT, STEP_BUNDLE, STEP_CERTS, STEP_SERVICE, STEP_START };
+enum step_kind { STEP_SCRIPT, STEP_FEATURES, STEP_BUNDLE, STEP_CERTS, STEP_SERVICE, STEP_START };
 
 struct step {
     const char *title;
@@ -37,6 +38,15 @@ static const struct step steps[] = {
     { "Checking the host", STEP_SCRIPT,
       "[ \"$(uname -m)\" = x86_64 ] || { echo \"machine-engine needs x86_64, not $(uname -m)\" >&2; exit 1; }\n"
       "for t in tar sha256sum mkdir; do command -v $t >/dev/null || { echo \"$t is missing\" >&2; exit 1; }; done" },
+    /* What the kernel offers, as key=value lines for provision_check_features(): a host that
+     * lacks a feature fails here, named, instead of an engine that never answers. */
+    { "Checking the kernel", STEP_FEATURES,
+      "echo kernel=$(uname -r)\n"
+      "grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true\n"
+      "grep -qw overlay /proc/filesystems && echo overlay=yes || echo overlay=no\n"
+      "grep -qw cgroup2 /proc/filesystems && echo cgroup2=yes || echo cgroup2=no\n"
+      "echo cgroup_controllers=$(awk '!/^#/ && $4 == 1' /proc/cgroups 2>/dev/null | wc -l)\n"
+      "grep -q '^Seccomp:' /proc/self/status && echo seccomp=yes || echo seccomp=no" },
     { "Setting the hostname", STEP_SCRIPT,
       "hostname \"$MACHINE_HOSTNAME\" 2>/dev/null || true\n"
       "echo \"$MACHINE_HOSTNAME\" > /etc/hostname\n"
@@ -50,6 +60,7 @@ static const struct step steps[] = {
       "  systemctl daemon-reload && systemctl enable machine-engine >/dev/null 2>&1 && "
       "systemctl restart machine-engine\n"
       "else\n"
+      "  [ -f " ENGINE_LOG " ] && mv -f " ENGINE_LOG " " ENGINE_LOG ".1\n"
       "  /etc/init.d/machine-engine restart\n"
       "fi" },
 };
@@ -371,6 +382,55 @@ static int prov_open(const struct machine_ctx *ctx, struct machine *m, struct pr
     return 0;
 }
 
+/* The engine's last fatal exit since it was started, from its log on the host. */
+static char *engine_fatal_on_host(struct prov *p, long long since)
+{
+    auto_free char *script = xasprintf(
+        "if [ \"$MACHINE_INIT\" = systemd ]; then journalctl -u machine-engine --since @%lld "
+        "-o cat -n 20 --no-pager 2>/dev/null; else tail -n 20 " ENGINE_LOG " 2>/dev/null; fi; true",
+        since);
+    auto_free char *tail = NULL;
+    struct merr ignored = MERR_INIT;
+    if (run_root(p, script, &tail, &ignored) < 0 || tail == NULL)
+        return NULL;
+    return provision_engine_fatal(tail);
+}
+
+/* Waits (bounded) for the TLS API like provision_wait_engine, but looks at the engine's log
+ * every few seconds: an engine that exits at start (an option it refuses, a host it cannot
+ * run on) fails the create with its own reason at once, not after the whole wait. */
+static char *wait_engine_or_fatal(struct prov *p, int total_ms, struct merr *err)
+{
+    const struct machine_ctx *ctx = p->ctx;
+    auto_free char *host_now = NULL;
+    struct merr ignored = MERR_INIT;
+    long long since = 0;
+    if (run_root(p, "date +%s", &host_now, &ignored) == 0 && host_now != NULL)
+        since = strtoll(host_now, NULL, 10) - 2; /* the start step ran just before */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        char *v = provision_engine_version(ctx, p->m, 3000, err);
+        if (v != NULL)
+            return v;
+        if (err->code == MERR_AUTH || err->code == MERR_NOT_FOUND)
+            return NULL;
+        auto_free char *fatal = attempt % 4 == 3 ? engine_fatal_on_host(p, since) : NULL;
+        if (fatal != NULL) {
+            merr_set(err, MERR_REMOTE, 0, "the engine cannot start on '%s': %s", p->m->name, fatal);
+            return NULL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (ms >= total_ms)
+            break;
+        struct timespec ts = { 0, 500 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    merr_prefix(err, "the engine did not answer within %d s", total_ms / 1000);
+    return NULL;
+}
+
 static void prov_close(struct prov *p)
 {
     ssh_conn_free(p->c);
@@ -392,6 +452,13 @@ int provision_machine(const struct machine_ctx *ctx, struct machine *m, const ch
         case STEP_START:
             rc = run_root(&p, s->script, NULL, err);
             break;
+        case STEP_FEATURES: {
+            auto_free char *report = NULL;
+            rc = run_root(&p, s->script, &report, err);
+            if (rc == 0)
+                rc = provision_check_features(report, err);
+            break;
+        }
         case STEP_BUNDLE:
             rc = step_bundle(&p, bundle, err);
             break;
@@ -407,7 +474,7 @@ int provision_machine(const struct machine_ctx *ctx, struct machine *m, const ch
     }
     if (rc == 0) {
         progress(ctx, "Waiting for the engine's TLS API");
-        auto_free char *v = provision_wait_engine(ctx, m, ENGINE_WAIT_MS, err);
+        auto_free char *v = wait_engine_or_fatal(&p, ENGINE_WAIT_MS, err);
         if (v == NULL) {
             char *log = NULL;
             struct merr ignored;

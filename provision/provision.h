@@ -59,4 +59,12 @@ char *provision_render_unit(const char *args, char *const *env);
 /* A POSIX sh supervisor that restarts the engine with back-off (hosts without systemd). */
 char *provision_render_supervisor(const char *args, char *const *env);
 
+/* The report of the host check ("kernel=6.1.0\noverlay=yes\ncgroup2=yes\n
+ * cgroup_controllers=12\nseccomp=yes\n"): 0 when the kernel has what the engine needs, else
+ * MERR_UNSUPPORTED naming the missing feature (Linux >= 4.14, overlayfs, cgroups, seccomp). */
+int provision_check_features(const char *report, struct merr *err) MUST_CHECK;
+/* The reason of the last fatal exit in the tail of the engine's log (its "machine-engine: "
+ * line, as main prints it), or NULL while there is none. */
+char *provision_engine_fatal(const char *log_tail);
+
 #endif

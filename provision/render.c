@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_flags.h"
 #include "error.h"
 #include "fsutil.h"
 #include "provision.h"
@@ -66,6 +67,9 @@ static int put_opt(struct sb *b, const char *kv, struct merr *err)
     for (size_t i = 0; i < klen; i++)
         if (!(islower((unsigned char)kv[i]) || isdigit((unsigned char)kv[i]) || kv[i] == '-'))
             return merr_set(err, MERR_INVALID, 0, "invalid --engine-opt '%s': bad flag name", kv);
+    /* machine provision / upgrade with options stored before: the engine's own table decides */
+    if (engine_flag_check_opt(kv, err) < 0)
+        return -1;
     if (eq == NULL) {
         fprintf(b->f, " --%.*s", (int)klen, kv);
         return 0;
@@ -170,4 +174,75 @@ char *provision_render_supervisor(const char *args, char *const *env)
             "done\n",
             ENGINE_CONF_DIR, ENGINE_DIR, args, ENGINE_CONF_DIR);
     return sb_close(&b);
+}
+
+/* ---- what the host's kernel offers (the "Checking the host" report) ---- */
+
+static const char *report_value(const char *report, const char *key, char *buf, size_t size)
+{
+    size_t n = strlen(key);
+    for (const char *p = report; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '\n');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > n && strncmp(p, key, n) == 0 && p[n] == '=') {
+            snprintf(buf, size, "%.*s", (int)(len - n - 1), p + n + 1);
+            return buf;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+int provision_check_features(const char *report, struct merr *err)
+{
+    char kernel[128] = "", v[64];
+    unsigned major = 0, minor = 0;
+    if (report_value(report, "kernel", kernel, sizeof kernel) == NULL ||
+        sscanf(kernel, "%u.%u", &major, &minor) != 2)
+        return merr_set(err, MERR_REMOTE, 0, "cannot read the host's kernel version");
+    if (major < 4 || (major == 4 && minor < 14))
+        return merr_set(err, MERR_UNSUPPORTED, 0,
+                        "the host's kernel %s is too old: machine-engine needs Linux 4.14 or later",
+                        kernel);
+    const char *ov = report_value(report, "overlay", v, sizeof v);
+    if (ov == NULL || strcmp(ov, "yes") != 0)
+        return merr_set(err, MERR_UNSUPPORTED, 0,
+                        "the host's kernel %s has no overlayfs ('overlay' is not in "
+                        "/proc/filesystems and 'modprobe overlay' did not load it): "
+                        "machine-engine needs it for image layers",
+                        kernel);
+    const char *v2 = report_value(report, "cgroup2", v, sizeof v);
+    bool has_v2 = v2 != NULL && strcmp(v2, "yes") == 0;
+    const char *v1 = report_value(report, "cgroup_controllers", v, sizeof v);
+    bool has_v1 = v1 != NULL && strtol(v1, NULL, 10) > 0;
+    if (!has_v2 && !has_v1)
+        return merr_set(err, MERR_UNSUPPORTED, 0,
+                        "the host's kernel %s has no cgroups (neither cgroup2 in /proc/filesystems "
+                        "nor an enabled controller in /proc/cgroups): machine-engine needs them "
+                        "for containers",
+                        kernel);
+    const char *sc = report_value(report, "seccomp", v, sizeof v);
+    if (sc == NULL || strcmp(sc, "yes") != 0)
+        return merr_set(err, MERR_UNSUPPORTED, 0,
+                        "the host's kernel %s has no seccomp (no 'Seccomp:' in /proc/self/status): "
+                        "machine-engine needs it to confine containers",
+                        kernel);
+    return 0;
+}
+
+char *provision_engine_fatal(const char *log_tail)
+{
+    static const char prefix[] = "machine-engine: ";
+    const char *found = NULL;
+    size_t found_len = 0;
+    for (const char *p = log_tail; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '\n');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > sizeof prefix - 1 && strncmp(p, prefix, sizeof prefix - 1) == 0) {
+            found = p + sizeof prefix - 1;
+            found_len = len - (sizeof prefix - 1);
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return found != NULL ? xasprintf("%.*s", (int)found_len, found) : NULL;
 }

@@ -47,6 +47,27 @@ int kvm_pick_subnet(const char *const *used, size_t n_used, char out[16], struct
  * appended to *list (malloc'd strings). */
 int kvm_network_xml_subnets(const char *xml, char ***list, size_t *n, struct merr *err) MUST_CHECK;
 
+/* The name in a network XML's <bridge name=...> ("" when none). */
+void kvm_network_xml_bridge(const char *xml, char *out, size_t len);
+
+/* ---- reachability (kvm-reach.c), pure ---------------------------------------- */
+
+/* Whether a non-default, usable route of a /proc/net/route buffer covers target ("a.b.c.d" or
+ * "a.b.c.d/len"); iface gets the route's interface. Rejecting (unreachable) routes and the
+ * default route do not count. */
+bool kvm_route_reaches(const char *proc_net_route, const char *target, char *iface, size_t iface_len);
+struct kvm_reach {
+    const char *network;      /* libvirt network name */
+    const char *bridge;       /* its bridge ("" or NULL: none) */
+    const char *const *ifaces; /* this host's interface names */
+    size_t n_ifaces;
+    const char *routes;       /* /proc/net/route */
+    const char *target;       /* the VM's address or the network's subnet, or NULL */
+};
+/* 0 when the bridge is a local interface or a local route (not the default one) reaches the
+ * target; else MERR_UNREACHABLE naming the network, the bridge and the ways out. */
+int kvm_check_reachable(const struct kvm_reach *r, struct merr *err) MUST_CHECK;
+
 /* virDomainState values (as ints, so this stays pure) to machine states. */
 enum machine_state kvm_state_from_libvirt(int state);
 
@@ -54,6 +75,13 @@ enum machine_state kvm_state_from_libvirt(int state);
  * KVM_CONFIG_DISK_BYTES. */
 int kvm_config_disk(const char *hostname, const char *authorized_keys, char **out, size_t *len,
                     struct merr *err) MUST_CHECK;
+
+/* ---- the libvirt steps (kvm.c) ------------------------------------------- */
+
+/* Stores resolved (an explicit --kvm-domain-type value, which may be the stored string itself,
+ * or auto's verdict) as the machine's DomainType and returns the stored value: what create
+ * puts in the domain XML. */
+const char *kvm_settle_domain_type(struct machine *m, const char *resolved);
 
 /* ---- KVM probe (kvm-probe.c) --------------------------------------------- */
 

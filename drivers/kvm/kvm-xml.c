@@ -280,3 +280,11 @@ int kvm_config_disk(const char *hostname, const char *authorized_keys, char **ou
     *len = KVM_CONFIG_DISK_BYTES;
     return 0;
 }
+
+void kvm_network_xml_bridge(const char *xml, char *out, size_t len)
+{
+    out[0] = '\0';
+    const char *p = strstr(xml, "<bridge ");
+    if (p != NULL)
+        attr_of(p, "name", out, len);
+}

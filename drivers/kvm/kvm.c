@@ -10,6 +10,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,6 +500,55 @@ static const char *resolve_type(const struct driver_ctx *ctx, const struct machi
     return probe_cached(ctx, kernel) ? "kvm" : "qemu";
 }
 
+const char *kvm_settle_domain_type(struct machine *m, const char *resolved)
+{
+    /* resolved may be the stored string itself (an explicit kvm or qemu): replacing the value
+     * frees it, so the answer is read back from the machine, never kept from before. */
+    machine_driver_set_str(m, K_TYPE, resolved);
+    return machine_driver_str(m, K_TYPE);
+}
+
+/* Refuses a network this host cannot reach (kvm_check_reachable) before anything is dialed:
+ * target is the VM's address, or NULL for the network's own subnet (a network without one,
+ * such as a host bridge, is judged once the VM has an address). */
+static int check_network_reach(virNetworkPtr net, const char *netname, const char *target,
+                               struct merr *err)
+{
+    auto_free char *xml = virNetworkGetXMLDesc(net, 0);
+    if (xml == NULL)
+        return 0; /* nothing to judge by; the SSH wait stays bounded */
+    char bridge[64];
+    kvm_network_xml_bridge(xml, bridge, sizeof bridge);
+    char **subnets = NULL;
+    size_t n_subnets = 0;
+    int rc = 0;
+    if (target == NULL && kvm_network_xml_subnets(xml, &subnets, &n_subnets, err) < 0)
+        rc = -1;
+    if (target == NULL && n_subnets > 0)
+        target = subnets[0];
+    auto_free char *routes = NULL;
+    struct merr ignored = MERR_INIT;
+    struct if_nameindex *ifs = if_nameindex();
+    size_t n_ifs = 0;
+    while (ifs != NULL && ifs[n_ifs].if_name != NULL)
+        n_ifs++;
+    auto_free const char **names = xcalloc(n_ifs + 1, sizeof *names);
+    for (size_t i = 0; i < n_ifs; i++)
+        names[i] = ifs[i].if_name;
+    if (rc == 0 && target != NULL &&
+        fs_read_file("/proc/net/route", 1 << 20, &routes, NULL, &ignored) == 0) {
+        struct kvm_reach r = { .network = netname, .bridge = bridge, .ifaces = names,
+                               .n_ifaces = n_ifs, .routes = routes, .target = target };
+        rc = kvm_check_reachable(&r, err);
+    }
+    if (ifs != NULL)
+        if_freenameindex(ifs);
+    for (size_t i = 0; i < n_subnets; i++)
+        free(subnets[i]);
+    free(subnets);
+    return rc;
+}
+
 /* What create made, so a failure can undo exactly that. */
 struct made {
     bool key, pool_vols, domain, network;
@@ -548,8 +598,7 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     if (fs_read_file(pub, 64 * 1024, &pubtext, &publen, err) < 0)
         return -1;
 
-    const char *type = resolve_type(ctx, m, c);
-    machine_driver_set_str(m, K_TYPE, type);
+    const char *type = kvm_settle_domain_type(m, resolve_type(ctx, m, c));
     mlog_debug(ctx->log, "kvm: domain type %s", type);
     const char *netname = machine_driver_str(m, K_NETWORK);
     bool ours = netname == NULL || netname[0] == '\0';
@@ -563,6 +612,11 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     machine_driver_set_int(m, K_NET_OURS, ours);
     made.network = created;
     mlog_debug(ctx->log, "kvm: network '%s' ready%s", netname, created ? " (created)" : "");
+    if (check_network_reach(net, netname, NULL, err) < 0) {
+        if (created)
+            release_network(c, m);
+        return -1;
+    }
 
     /* Everything with a cleanup is declared before the first goto. */
     int rc = -1;
@@ -626,6 +680,8 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     }
     mlog_debug(ctx->log, "kvm: started, waiting for an address");
     rc = wait_ip(dom, m, IP_WAIT_MS, err);
+    if (rc == 0)
+        rc = check_network_reach(net, netname, machine_driver_str(m, DKEY_IP), err);
 out:
     if (rc < 0)
         undo(c, ctx, m, &made);

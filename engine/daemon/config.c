@@ -6,38 +6,51 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "engine_flags.h"
 
-enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST, FLAG_LOG_LEVEL, FLAG_DEBUG };
-
-struct flag_def {
-    const char *long_name;
-    char short_name;
-    enum flag_kind kind;
+/* Where each flag of the shared table (core/engine_flags.c) lands; a flag of the table with
+ * no field here is checked and has nothing more to do (--icc=true, --mtu=1500). */
+struct flag_field {
+    const char *name;
     size_t offset;
 };
 
-#define FIELD(f) offsetof(struct engine_config, f)
+#define FIELD(n, f) { n, offsetof(struct engine_config, f) }
 
-static const struct flag_def flags[] = {
-    { "host", 'H', FLAG_LIST, FIELD(hosts) },
-    { "data-root", 0, FLAG_STRING, FIELD(data_root) },
-    { "pidfile", 'p', FLAG_STRING, FIELD(pidfile) },
-    { "exec-root", 0, FLAG_STRING, FIELD(exec_root) },
-    { "bridge", 'b', FLAG_STRING, FIELD(bridge) },
-    { "bip", 0, FLAG_STRING, FIELD(bip) },
-    { "default-address-pool", 0, FLAG_STRING, FIELD(default_address_pool) },
-    { "insecure-registry", 0, FLAG_LIST, FIELD(insecure_registries) },
-    { "registry-mirror", 0, FLAG_LIST, FIELD(registry_mirrors) },
-    { "label", 0, FLAG_LIST, FIELD(labels) },
-    { "log-level", 'l', FLAG_LOG_LEVEL, FIELD(log_level) },
-    { "debug", 'D', FLAG_DEBUG, FIELD(log_level) },
-    { "tlsverify", 0, FLAG_BOOL, FIELD(tlsverify) },
-    { "tlscacert", 0, FLAG_STRING, FIELD(tlscacert) },
-    { "tlscert", 0, FLAG_STRING, FIELD(tlscert) },
-    { "tlskey", 0, FLAG_STRING, FIELD(tlskey) },
-    { "version", 'v', FLAG_BOOL, FIELD(show_version) },
-    { "help", 'h', FLAG_BOOL, FIELD(show_help) },
+static const struct flag_field fields[] = {
+    FIELD("host", hosts),
+    FIELD("data-root", data_root),
+    FIELD("pidfile", pidfile),
+    FIELD("exec-root", exec_root),
+    FIELD("bridge", bridge),
+    FIELD("bip", bip),
+    FIELD("default-address-pool", default_address_pool),
+    FIELD("insecure-registry", insecure_registries),
+    FIELD("registry-mirror", registry_mirrors),
+    FIELD("label", labels),
+    FIELD("log-level", log_level),
+    FIELD("debug", log_level),
+    FIELD("tlsverify", tlsverify),
+    FIELD("tlscacert", tlscacert),
+    FIELD("tlscert", tlscert),
+    FIELD("tlskey", tlskey),
+    FIELD("version", show_version),
+    FIELD("help", show_help),
+    FIELD("dns", dns),
+    FIELD("dns-search", dns_search),
+    FIELD("dns-opt", dns_options),
+    FIELD("max-concurrent-downloads", max_concurrent_downloads),
+    FIELD("live-restore", live_restore),
+    FIELD("mtu", mtu),
 };
+
+static const struct flag_field *field_of(const struct engine_flag *f)
+{
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (strcmp(fields[i].name, f->name) == 0)
+            return &fields[i];
+    return NULL;
+}
 
 const char *engine_config_usage(void)
 {
@@ -68,6 +81,14 @@ const char *engine_config_usage(void)
            "      --tlscacert string        CA that client certificates must chain to\n"
            "      --tlscert string          Server certificate\n"
            "      --tlskey string           Server private key\n"
+           "      --dns list                DNS servers of containers without --dns\n"
+           "      --dns-search list         DNS search domains of containers without --dns-search\n"
+           "      --dns-opt list            DNS options of containers without --dns-option\n"
+           "      --max-concurrent-downloads int  Layers pulled at once (default 3, at most 16)\n"
+           "      --log-driver string       Default log driver (json-file only)\n"
+           "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
+           "      --live-restore            Accepted: containers keep running while the engine\n"
+           "                                is down\n"
            "  -v, --version                 Print the version and exit\n"
            "  -h, --help                    Print this help and exit\n";
 }
@@ -120,54 +141,45 @@ static int parse_bool(const char *name, const char *s, bool *out, struct merr *e
     return merr_set(err, MERR_INVALID, 0, "invalid value '%s' for flag '--%s'", s, name);
 }
 
-static int apply_flag(struct engine_config *cfg, const struct flag_def *f, const char *value,
+static int apply_flag(struct engine_config *cfg, const struct engine_flag *f, const char *value,
                       struct merr *err)
 {
-    void *field = (char *)cfg + f->offset;
+    if (engine_flag_check(f, value, err) < 0)
+        return -1;
+    const struct flag_field *ff = field_of(f);
+    if (ff == NULL)
+        return 0;
+    void *field = (char *)cfg + ff->offset;
     switch (f->kind) {
-    case FLAG_BOOL:
-        return parse_bool(f->long_name, value, field, err);
-    case FLAG_DEBUG: {
+    case EFLAG_BOOL:
+    case EFLAG_TRUE_ONLY:
+        return parse_bool(f->name, value, field, err);
+    case EFLAG_DEBUG: {
         bool on;
-        if (parse_bool(f->long_name, value, &on, err) < 0)
+        if (parse_bool(f->name, value, &on, err) < 0)
             return -1;
         if (on)
             cfg->log_level = MLOG_DEBUG;
         return 0;
     }
-    case FLAG_STRING: {
+    case EFLAG_STRING:
+    case EFLAG_CHOICE: {
         char **s = field;
         free(*s);
         *s = strdup(value);
         return *s != NULL ? 0 : merr_set(err, MERR_NOMEM, 0, "out of memory");
     }
-    case FLAG_LIST:
+    case EFLAG_LIST:
         return strv_push(field, value, err);
-    case FLAG_LOG_LEVEL:
+    case EFLAG_LOG_LEVEL:
         return parse_log_level(value, field, err);
+    case EFLAG_UINT:
+        *(unsigned *)field = (unsigned)strtoul(value, NULL, 10);
+        return 0;
+    case EFLAG_REFUSED:
+        break;
     }
-    return merr_set(err, MERR_INTERNAL, 0, "unknown flag kind");
-}
-
-static const struct flag_def *find_long(const char *name, size_t len)
-{
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        if (strlen(flags[i].long_name) == len && strncmp(flags[i].long_name, name, len) == 0)
-            return &flags[i];
-    return NULL;
-}
-
-static const struct flag_def *find_short(char c)
-{
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        if (flags[i].short_name == c)
-            return &flags[i];
-    return NULL;
-}
-
-static bool takes_value(const struct flag_def *f)
-{
-    return f->kind != FLAG_BOOL && f->kind != FLAG_DEBUG;
+    return merr_set(err, MERR_INTERNAL, 0, "flag '--%s' has no field", f->name);
 }
 
 /* Handles argv[*i]; may consume argv[*i + 1] as the value. */
@@ -175,31 +187,31 @@ static int parse_one(struct engine_config *cfg, int argc, char *const argv[], in
                      struct merr *err)
 {
     const char *arg = argv[*i];
-    const struct flag_def *f;
+    const struct engine_flag *f;
     const char *value = NULL;
     if (arg[1] == '-') {
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
-        f = find_long(name, eq != NULL ? (size_t)(eq - name) : strlen(name));
+        f = engine_flag_find(name, eq != NULL ? (size_t)(eq - name) : strlen(name));
         if (f == NULL)
             return merr_set(err, MERR_INVALID, 0, "unknown flag '%.*s'",
                             (int)(eq != NULL ? (size_t)(eq - arg) : strlen(arg)), arg);
         value = eq != NULL ? eq + 1 : NULL;
     } else {
-        f = find_short(arg[1]);
+        f = engine_flag_find_short(arg[1]);
         if (f == NULL)
             return merr_set(err, MERR_INVALID, 0, "unknown shorthand flag '%c' in '%s'", arg[1],
                             arg);
         if (arg[2] != '\0') {
-            if (!takes_value(f))
+            if (!engine_flag_takes_value(f))
                 return merr_set(err, MERR_INVALID, 0, "flag '-%c' takes no value in '%s'",
                                 arg[1], arg);
             value = arg[2] == '=' ? arg + 3 : arg + 2;
         }
     }
-    if (takes_value(f) && value == NULL) {
+    if (engine_flag_takes_value(f) && value == NULL) {
         if (*i + 1 >= argc)
-            return merr_set(err, MERR_INVALID, 0, "flag '--%s' needs a value", f->long_name);
+            return merr_set(err, MERR_INVALID, 0, "flag '--%s' needs a value", f->name);
         value = argv[++*i];
     }
     return apply_flag(cfg, f, value, err);
@@ -316,6 +328,9 @@ void engine_config_release(struct engine_config *cfg)
     cleanup_strvp(&cfg->insecure_registries);
     cleanup_strvp(&cfg->registry_mirrors);
     cleanup_strvp(&cfg->labels);
+    cleanup_strvp(&cfg->dns);
+    cleanup_strvp(&cfg->dns_search);
+    cleanup_strvp(&cfg->dns_options);
     free(cfg->data_root);
     free(cfg->pidfile);
     free(cfg->exec_root);

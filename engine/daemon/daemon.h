@@ -27,6 +27,10 @@ struct engine_config {
     char **insecure_registries;
     char **registry_mirrors; /* normalized with a trailing '/' */
     char **labels;           /* key=value */
+    char **dns, **dns_search, **dns_options; /* container defaults (dockerd's --dns*) */
+    unsigned max_concurrent_downloads;       /* 0: the default (3) */
+    unsigned mtu;                            /* the default bridge's endpoints (0: 1500) */
+    bool live_restore;                       /* accepted: containers outlive the engine anyway */
     enum mlog_level log_level;
     bool tlsverify;
     char *tlscacert;
@@ -94,6 +98,10 @@ struct engine {
     struct registry_config registry;
     struct engine_services services;
 };
+
+/* Creates a whiteout and mounts an overlay in a scratch directory of data_root: MERR_UNSUPPORTED
+ * when the data root cannot hold overlay layers (it is itself on overlayfs, for one). */
+MUST_CHECK int engine_probe_overlay(const char *data_root, struct merr *err);
 
 MUST_CHECK struct engine *engine_new(const struct engine_config *cfg, const struct mlog *log,
                                      struct merr *err);

@@ -3,6 +3,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
     e->registry.insecure_registries = (const char *const *)cfg->insecure_registries;
     e->registry.mirrors = (const char *const *)cfg->registry_mirrors;
     e->registry.log = e->log;
+    if (cfg->max_concurrent_downloads > 0)
+        e->registry.max_parallel_layers = cfg->max_concurrent_downloads;
     struct rt_runtime_config rcfg = { .log = e->log };
     if (rt_runtime_new(&rcfg, &e->rt, err) < 0)
         return -1;
@@ -202,6 +205,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .bridge = cfg->bridge,
         .bip = cfg->bip,
         .default_pool = cfg->default_address_pool,
+        .dns = { cfg->dns, cfg->dns_search, cfg->dns_options },
+        .mtu = cfg->mtu,
         .log = e->log,
         .ctr_lookup = net_ctr_lookup,
         .ctr_data = e,
@@ -273,6 +278,18 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
     if (make_dirs(cfg->data_root, 0711, err) < 0 ||
         load_engine_id(cfg->data_root, e->engine_id, sizeof e->engine_id, err) < 0)
         goto fail;
+    struct merr probe = MERR_INIT;
+    if (engine_probe_overlay(cfg->data_root, &probe) < 0) {
+        char warning[sizeof probe.msg + PATH_MAX + 256];
+        snprintf(warning, sizeof warning,
+                 "WARNING: the data root '%s' cannot hold overlay layers (%s): image pulls will "
+                 "fail; machine-engine has no copy-based (vfs) store yet, so put --data-root on a "
+                 "filesystem such as ext4 or xfs",
+                 cfg->data_root, probe.msg);
+        mlog_warn(log, "%s", warning + strlen("WARNING: "));
+        if (push_warning(e, warning, err) < 0)
+            goto fail;
+    }
     e->system = calloc(1, sizeof *e->system);
     if (e->system == NULL) {
         merr_set(err, MERR_NOMEM, 0, "out of memory");

@@ -38,7 +38,7 @@ struct registry_config {
     unsigned max_attempts;                  /* per request, including the first */
     long backoff_base_ms;                   /* first retry delay (doubled each time) */
     long backoff_max_ms;                    /* cap of one delay, Retry-After included */
-    unsigned max_parallel_layers;           /* concurrent layer downloads (≤ 3 used) */
+    unsigned max_parallel_layers;           /* concurrent layer downloads (3; ≤ 16 used) */
     const struct mlog *log;                 /* debug log, may be NULL */
 };
 

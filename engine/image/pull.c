@@ -24,7 +24,7 @@
 #include "layer/layer.h"
 #include "log.h"
 
-#define MAX_PARALLEL_LAYERS 3
+#define MAX_PARALLEL_LAYERS 16 /* --max-concurrent-downloads at most */
 #define PROGRESS_INTERVAL_NS 100000000L
 
 struct pull;

@@ -274,6 +274,19 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
     c->dns.servers = json_to_strv(json_object_get(hc, "Dns"));
     c->dns.search = json_to_strv(json_object_get(hc, "DnsSearch"));
     c->dns.options = json_to_strv(json_object_get(hc, "DnsOptions"));
+    /* the engine's --dns* where the container has none of its own (dockerd's daemon defaults) */
+    if ((c->dns.servers == NULL || c->dns.servers[0] == NULL) && s->default_dns != NULL) {
+        strv_free(c->dns.servers);
+        c->dns.servers = strv_dup(s->default_dns);
+    }
+    if ((c->dns.search == NULL || c->dns.search[0] == NULL) && s->default_dns_search != NULL) {
+        strv_free(c->dns.search);
+        c->dns.search = strv_dup(s->default_dns_search);
+    }
+    if ((c->dns.options == NULL || c->dns.options[0] == NULL) && s->default_dns_options != NULL) {
+        strv_free(c->dns.options);
+        c->dns.options = strv_dup(s->default_dns_options);
+    }
     c->extra_hosts = json_to_strv(json_object_get(hc, "ExtraHosts"));
     struct net_port_binding *b = NULL;
     size_t nb = 0;
@@ -489,7 +502,8 @@ static int ep_attach(struct net_service *s, struct net_ctr *c, struct net_ep *e,
     mac_of(e->ip, e->mac);
     svc_random_hex(e->ep_id, 32);
     if (nl_veth_attach(n->bridge, e->host_if, c->netns, e->ifname, e->ip, n->subnet.prefix,
-                       idx == 0 ? n->gateway : 0, e->mac, err) < 0) {
+                       idx == 0 ? n->gateway : 0, e->mac,
+                       n == svc_default_network(s) ? s->default_mtu : 0, err) < 0) {
         e->ip = 0;
         e->host_if[0] = '\0';
         return merr_prefix(err, "network %s", n->name);

@@ -315,11 +315,13 @@ static int job_configure(struct ns_job *job, struct merr *err)
 
 /* A veth pair: host_if here, ifname (with mac) in the namespace behind nsfd. */
 static int veth_create(struct rtnl *r, const char *host_if, const char *ifname, int nsfd,
-                       const char *mac, struct merr *err)
+                       const char *mac, unsigned mtu, struct merr *err)
 {
     struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                                     sizeof(struct ifinfomsg));
     mnl_attr_put_strz(nlh, IFLA_IFNAME, host_if);
+    if (mtu != 0)
+        mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
     struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
     struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -328,6 +330,8 @@ static int veth_create(struct rtnl *r, const char *host_if, const char *ifname, 
     mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
     mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
     mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)nsfd);
+    if (mtu != 0)
+        mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
     unsigned char b[6];
     if (mac != NULL && sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &b[0], &b[1], &b[2], &b[3],
                               &b[4], &b[5]) == 6)
@@ -354,7 +358,7 @@ static int enslave(struct rtnl *r, const char *bridge, const char *host_if, stru
 
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
                    const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw, const char *mac,
-                   struct merr *err)
+                   unsigned mtu, struct merr *err)
 {
     auto_rtnl struct rtnl *r = rtnl_new(err);
     if (r == NULL)
@@ -362,7 +366,7 @@ int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_pa
     int nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
     if (nsfd < 0)
         return merr_set(err, MERR_IO, errno, "cannot open '%s'", netns_path);
-    int rc = veth_create(r, host_if, ifname, nsfd, mac, err);
+    int rc = veth_create(r, host_if, ifname, nsfd, mac, mtu, err);
     close(nsfd);
     if (rc < 0)
         return -1;

@@ -205,7 +205,7 @@ bool nl_link_exists(const char *name);
  * and up, the other renamed ifname with ip/prefix, up; with gw also the default route. lo up. */
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
                    const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw,
-                   const char *mac, struct merr *err) MUST_CHECK;
+                   const char *mac, unsigned mtu /* 0: the kernel's */, struct merr *err) MUST_CHECK;
 /* A non-blocking socket of type (SOCK_DGRAM, or SOCK_STREAM listening) bound to ip:port
  * inside the namespace at netns_path (it stays there). */
 int nl_netns_bind(const char *netns_path, int type, uint32_t ip, uint16_t port, int *fd,

@@ -33,6 +33,11 @@ struct net_service_config {
     const char *bridge;       /* NULL: NET_DEFAULT_BRIDGE */
     const char *bip;          /* NULL: NET_DEFAULT_BIP */
     const char *default_pool; /* NULL: NET_DEFAULT_POOL */
+    /* The engine's --dns, --dns-search, --dns-opt: what a container without its own gets. */
+    struct {
+        char *const *servers, *const *search, *const *options;
+    } dns;
+    unsigned mtu; /* --mtu of the default bridge's endpoints (0: the kernel's) */
     const struct mlog *log;
     /* Resolves a container name or ID prefix to its full ID (docker network connect). */
     int (*ctr_lookup)(void *data, const char *ref, char id[65], struct merr *err);

@@ -63,6 +63,9 @@ struct net_service {
     struct net_proxy *proxy;
     struct net_dns *dns;
     char **dns_search; /* the host's search domains, stripped from names asked */
+    /* the engine's --dns, --dns-search, --dns-opt for containers without their own */
+    char **default_dns, **default_dns_search, **default_dns_options;
+    unsigned default_mtu; /* --mtu: the default bridge's endpoints (0: the kernel's 1500) */
     int (*ctr_lookup)(void *data, const char *ref, char id[65], struct merr *err);
     void *ctr_data;
 };

@@ -300,6 +300,10 @@ int net_service_new(const struct net_service_config *cfg, struct net_service **o
     struct net_service *s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
     s->log = cfg->log;
+    s->default_dns = strv_dup(cfg->dns.servers);
+    s->default_mtu = cfg->mtu;
+    s->default_dns_search = strv_dup(cfg->dns.search);
+    s->default_dns_options = strv_dup(cfg->dns.options);
     s->ctr_lookup = cfg->ctr_lookup;
     s->ctr_data = cfg->ctr_data;
     s->root = path_join(cfg->data_root, "network");
@@ -351,6 +355,9 @@ void net_service_free(struct net_service *s)
     free(s->nets);
     svc_free_containers(s);
     strv_free(s->dns_search);
+    strv_free(s->default_dns);
+    strv_free(s->default_dns_search);
+    strv_free(s->default_dns_options);
     free(s->root);
     free(s->networks_dir);
     free(s->ctrs_dir);

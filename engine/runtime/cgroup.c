@@ -203,6 +203,10 @@ int rt_runtime_new(const struct rt_runtime_config *config, struct rt_runtime **o
     char unified[300];
     snprintf(unified, sizeof unified, "%s/unified", root);
     enum rt_cgroup_mode mode;
+    if (config == NULL || config->cgroup_root == NULL) {
+        if (rt_cgroupfs_ensure(root, config != NULL ? config->log : NULL, err) < 0)
+            return -1;
+    }
     unsigned long root_type = fstype_of(root);
     if (root_type == 0)
         return merr_set(err, MERR_UNSUPPORTED, errno, "cannot inspect cgroup root '%s'", root);

@@ -273,4 +273,24 @@ MUST_CHECK int rt_rootfs_umount(const char *rootfs, struct merr *err);
  * /proc, /dev or /sys is a symlink (MERR_INVALID). */
 MUST_CHECK int rt_child_mount(const struct rt_child *ch, struct merr *err);
 
+/* ---- cgroupfs.c: mounting cgroups where the host's init did not ---------- */
+
+#define RT_CGROUPFS_MAX 24
+struct rt_cgroupfs_plan {
+    bool v2; /* mount cgroup2 at the root; else the v1 mounts below */
+    size_t n;
+    struct {
+        unsigned hierarchy; /* from /proc/cgroups; controllers sharing one are co-mounted */
+        char controllers[96];
+    } mounts[RT_CGROUPFS_MAX];
+};
+/* What to mount from /proc/filesystems and /proc/cgroups: cgroup2 when the kernel has it and
+ * no v1 hierarchy is in use, else one v1 mount per hierarchy (cgroupfs-mount's layout).
+ * MERR_UNSUPPORTED when the kernel has neither. Pure. */
+MUST_CHECK int rt_cgroupfs_plan(const char *filesystems, const char *proc_cgroups,
+                                struct rt_cgroupfs_plan *plan, struct merr *err);
+/* Mounts that plan at root when no cgroup filesystem (nor a tmpfs of v1 ones) is there. */
+struct mlog;
+MUST_CHECK int rt_cgroupfs_ensure(const char *root, const struct mlog *log, struct merr *err);
+
 #endif

@@ -6,7 +6,10 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "daemon/daemon.h"
+#include "engine_flags.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -165,6 +168,77 @@ static void test_pidfile_parse(void **state)
     assert_int_equal(pidfile_parse("0", &pid, &err), -1);
 }
 
+/* dockerd's daemon options (issue 18): honoured ones land in the config, the ones the engine
+ * always does are accepted when true, others are refused by name. */
+static void test_dockerd_daemon_options(void **state)
+{
+    (void)state;
+    char *argv[] = { "machine-engine", "--dns", "10.0.0.53", "--dns=10.0.0.54",
+                     "--dns-search", "lab.example", "--dns-opt", "ndots:2",
+                     "--max-concurrent-downloads", "5", "--log-driver=json-file", "--live-restore",
+                     "--icc=true", "--iptables", "--userland-proxy=true", "--ip-forward",
+                     "--storage-driver", "overlay2", "--mtu=1500", "--max-concurrent-uploads=2" };
+    struct engine_config cfg;
+    struct merr err = MERR_INIT;
+    assert_int_equal(engine_config_parse(&cfg, ARGC(argv), argv, &err), 0);
+    assert_string_equal(cfg.dns[0], "10.0.0.53");
+    assert_string_equal(cfg.dns[1], "10.0.0.54");
+    assert_null(cfg.dns[2]);
+    assert_string_equal(cfg.dns_search[0], "lab.example");
+    assert_string_equal(cfg.dns_options[0], "ndots:2");
+    assert_int_equal(cfg.max_concurrent_downloads, 5);
+    assert_true(cfg.live_restore);
+    assert_int_equal(cfg.mtu, 1500);
+    engine_config_release(&cfg);
+
+    static const char *const refused[] = {
+        "--log-driver=none", "--log-opt=max-size=10m", "--default-ulimit=nofile=1024:2048",
+        "--icc=false", "--iptables=false", "--userland-proxy=false", "--storage-driver=btrfs",
+        "--userns-remap=default",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char *bad[] = { "machine-engine", (char *)refused[i] };
+        err = (struct merr)MERR_INIT;
+        assert_int_equal(engine_config_parse(&cfg, ARGC(bad), bad, &err), -1);
+        assert_int_equal(err.code, MERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, "not supported by machine-engine"));
+    }
+    char *zero[] = { "machine-engine", "--max-concurrent-downloads=0" };
+    assert_int_equal(engine_config_parse(&cfg, ARGC(zero), zero, &err), -1);
+    assert_int_equal(err.code, MERR_INVALID);
+}
+
+/* machine create checks --engine-opt with the same table: what the engine takes passes, what
+ * it refuses is refused the same way, and an unknown name is named. */
+static void test_engine_opt_check_matches_engine(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {
+        "dns=10.0.0.53", "dns-search=lab", "log-driver=json-file", "log-driver=none",
+        "max-concurrent-downloads=4", "icc=false", "live-restore=true", "default-ulimit=nofile=1",
+        "log-level=debug", "label=a=b", "no-such-flag=1", "mtu=9000", "mtu=20", "debug",
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        struct merr m_err = MERR_INIT, e_err = MERR_INIT;
+        int machine_rc = engine_flag_check_opt(opts[i], &m_err);
+        char arg[128];
+        snprintf(arg, sizeof arg, "--%s", opts[i]);
+        char *argv[] = { "machine-engine", arg };
+        struct engine_config cfg;
+        int engine_rc = engine_config_parse(&cfg, ARGC(argv), argv, &e_err);
+        if (engine_rc == 0)
+            engine_config_release(&cfg);
+        assert_int_equal(machine_rc, engine_rc);
+    }
+    struct merr err = MERR_INIT;
+    assert_int_equal(engine_flag_check_opt("log-driver=none", &err), -1);
+    assert_int_equal(err.code, MERR_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "log-driver=none"));
+    err = (struct merr)MERR_INIT;
+    assert_int_equal(engine_flag_check_opt("bogus=1", &err), -1);
+    assert_non_null(strstr(err.msg, "--bogus"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +249,8 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_loopback_tcp_allowed_without_tls),
         cmocka_unit_test(test_pidfile_parse),
+        cmocka_unit_test(test_dockerd_daemon_options),
+        cmocka_unit_test(test_engine_opt_check_matches_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

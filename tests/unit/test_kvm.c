@@ -70,6 +70,106 @@ static void test_domain_xml_golden(void **state)
     assert_non_null(strstr(esc, "<source network='a&amp;b&apos;&lt;c&gt;&quot;'/>"));
 }
 
+/* `--kvm-domain-type VALUE` as create applies it (driver flags, then the type create settles
+ * on), rendered into the domain XML: an explicit value reaches <domain type=...> (it was lost:
+ * the stored string was freed while create still used it). */
+static char *const *type_lookup(void *opaque, const char *flag)
+{
+    return strcmp(flag, "kvm-domain-type") == 0 ? (char *const *)opaque : NULL;
+}
+
+static void test_domain_type_flag_reaches_xml(void **state)
+{
+    (void)state;
+    const char *values[] = { "kvm", "qemu", "auto" };
+    const char *golden[] = { "kvm-domain-kvm.xml", "kvm-domain-qemu.xml", "kvm-domain-kvm.xml" };
+    for (size_t i = 0; i < 3; i++) {
+        auto_machine struct machine *m = machine_new("lab1", "kvm");
+        char *given[] = { (char *)values[i], NULL };
+        struct merr err = MERR_INIT;
+        assert_int_equal(driver_apply_flags(&driver_kvm, m, type_lookup, given, &err), 0);
+        machine_driver_set_int(m, "CPU", 2);
+        /* explicit values are used as stored; auto's verdict here is kvm */
+        const char *stored = machine_driver_str(m, "DomainType");
+        const char *type = kvm_settle_domain_type(m, strcmp(stored, "auto") == 0 ? "kvm" : stored);
+        struct kvm_domain_spec s = {
+            .name = m->name,
+            .type = type,
+            .memory_mib = (unsigned)machine_driver_int(m, "Memory", 0),
+            .cpus = (unsigned)machine_driver_int(m, "CPU", 0),
+            .iso_path = "/var/lib/libvirt/images/machine/lab1-boot.iso",
+            .data_path = "/var/lib/libvirt/images/machine/lab1-data.img",
+            .config_path = "/var/lib/libvirt/images/machine/lab1-config.img",
+            .network = "machine",
+        };
+        auto_free char *xml = kvm_domain_xml(&s);
+        assert_golden(golden[i], xml);
+        assert_string_equal(machine_driver_str(m, "DomainType"), i == 1 ? "qemu" : "kvm");
+    }
+}
+
+/* Whether this host reaches a libvirt network (issue 18): a captured /proc/net/route (default
+ * route via eth0, two connected networks, an unreachable guard route) and interface lists. */
+static const char routes_sample[] =
+    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+    "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+    "machine0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+    "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+    "*\t0000D50A\t00000000\t0201\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+    "virbr1\t002BA8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+
+static void test_network_reachability(void **state)
+{
+    (void)state;
+    char iface[32];
+    assert_true(kvm_route_reaches(routes_sample, "192.0.2.77", iface, sizeof iface));
+    assert_string_equal(iface, "eth0");
+    assert_true(kvm_route_reaches(routes_sample, "172.18.5.0/24", iface, sizeof iface));
+    assert_string_equal(iface, "machine0");
+    assert_true(kvm_route_reaches(routes_sample, "192.168.43.10", iface, sizeof iface));
+    assert_string_equal(iface, "virbr1");
+    /* only the default route: elsewhere */
+    assert_false(kvm_route_reaches(routes_sample, "192.168.42.0/24", NULL, 0));
+    assert_false(kvm_route_reaches(routes_sample, "192.168.42.17", NULL, 0));
+    /* a subnet wider than the route is not covered; an unreachable route reaches nothing */
+    assert_false(kvm_route_reaches(routes_sample, "172.18.0.0/15", NULL, 0));
+    assert_false(kvm_route_reaches(routes_sample, "10.213.4.2", NULL, 0));
+    assert_false(kvm_route_reaches(routes_sample, "not-an-ip", NULL, 0));
+
+    const char *const ifaces[] = { "lo", "eth0", "machine0", "virbr1" };
+    struct merr err = MERR_INIT;
+    /* libvirtd here: its bridge is ours */
+    struct kvm_reach local = { .network = "machine", .bridge = "virbr1", .ifaces = ifaces,
+                               .n_ifaces = 4, .routes = routes_sample, .target = "192.168.43.0/24" };
+    assert_int_equal(kvm_check_reachable(&local, &err), 0);
+    /* libvirtd elsewhere: a bridge we do not have, and only the default route to its subnet */
+    struct kvm_reach remote = { .network = "machine", .bridge = "virbr0", .ifaces = ifaces,
+                                .n_ifaces = 4, .routes = routes_sample, .target = "192.168.42.0/24" };
+    assert_int_equal(kvm_check_reachable(&remote, &err), -1);
+    assert_int_equal(err.code, MERR_UNREACHABLE);
+    assert_non_null(strstr(err.msg, "'machine'"));
+    assert_non_null(strstr(err.msg, "'virbr0'"));
+    assert_non_null(strstr(err.msg, "run machine where libvirtd runs"));
+    assert_non_null(strstr(err.msg, "--kvm-network"));
+    /* a bridged network elsewhere whose VM address this host routes to: fine */
+    struct kvm_reach bridged = { .network = "lan", .bridge = "br0", .ifaces = ifaces,
+                                 .n_ifaces = 4, .routes = routes_sample, .target = "192.0.2.50" };
+    assert_int_equal(kvm_check_reachable(&bridged, &err), 0);
+    bridged.target = "198.51.100.9";
+    assert_int_equal(kvm_check_reachable(&bridged, &err), -1);
+}
+
+static void test_network_xml_bridge(void **state)
+{
+    (void)state;
+    char b[64];
+    kvm_network_xml_bridge("<network><name>machine</name><bridge name='virbr3' stp='on' "
+                           "delay='0'/><ip address='192.168.42.1'/></network>", b, sizeof b);
+    assert_string_equal(b, "virbr3");
+    kvm_network_xml_bridge("<network><name>x</name></network>", b, sizeof b);
+    assert_string_equal(b, "");
+}
+
 static void test_network_volume_pool_xml_golden(void **state)
 {
     (void)state;
@@ -300,7 +400,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_domain_xml_golden),
+        cmocka_unit_test(test_domain_type_flag_reaches_xml),
         cmocka_unit_test(test_network_volume_pool_xml_golden),
+        cmocka_unit_test(test_network_reachability),
+        cmocka_unit_test(test_network_xml_bridge),
         cmocka_unit_test(test_pick_subnet),
         cmocka_unit_test(test_network_xml_subnets),
         cmocka_unit_test(test_state_mapping),

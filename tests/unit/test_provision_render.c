@@ -47,6 +47,12 @@ static void test_engine_args(void **state)
     l.opts = bad_opts;
     assert_null(provision_engine_args(&l, &err));
     assert_int_equal(err.code, MERR_INVALID);
+    /* what machine-engine would refuse at start (the shared flag table) */
+    char *refused[] = { "dns=10.0.0.53", "log-driver=none", NULL };
+    l.opts = refused;
+    err = (struct merr)MERR_INIT;
+    assert_null(provision_engine_args(&l, &err));
+    assert_int_equal(err.code, MERR_UNSUPPORTED);
     l.opts = NULL;
     l.storage_driver = "devicemapper";
     assert_null(provision_engine_args(&l, &err));
@@ -87,12 +93,60 @@ static void test_unit_and_supervisor(void **state)
     free(sup);
 }
 
+/* The host check's report (captured from a Debian 12 host, then with one feature taken away
+ * at a time): every missing feature is named. */
+static void test_check_features(void **state)
+{
+    (void)state;
+    struct merr err = MERR_INIT;
+    static const char ok[] = "kernel=6.1.0-18-amd64\noverlay=yes\ncgroup2=yes\n"
+                             "cgroup_controllers=12\nseccomp=yes\n";
+    assert_int_equal(provision_check_features(ok, &err), 0);
+    /* cgroup v1 only, or cgroup2 only, is enough */
+    assert_int_equal(provision_check_features("kernel=4.19.0\noverlay=yes\ncgroup2=no\n"
+                                              "cgroup_controllers=3\nseccomp=yes\n", &err), 0);
+    assert_int_equal(provision_check_features("kernel=5.10.0\noverlay=yes\ncgroup2=yes\n"
+                                              "cgroup_controllers=0\nseccomp=yes\n", &err), 0);
+    static const struct {
+        const char *report, *names;
+    } bad[] = {
+        { "kernel=4.9.0\noverlay=yes\ncgroup2=yes\ncgroup_controllers=3\nseccomp=yes\n", "4.14" },
+        { "kernel=6.1.0\noverlay=no\ncgroup2=yes\ncgroup_controllers=3\nseccomp=yes\n", "overlayfs" },
+        { "kernel=6.1.0\noverlay=yes\ncgroup2=no\ncgroup_controllers=0\nseccomp=yes\n", "cgroups" },
+        { "kernel=6.1.0\noverlay=yes\ncgroup2=yes\ncgroup_controllers=3\nseccomp=no\n", "seccomp" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err = (struct merr)MERR_INIT;
+        assert_int_equal(provision_check_features(bad[i].report, &err), -1);
+        assert_int_equal(err.code, MERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, bad[i].names));
+    }
+    err = (struct merr)MERR_INIT;
+    assert_int_equal(provision_check_features("", &err), -1);
+    assert_int_equal(err.code, MERR_REMOTE);
+}
+
+/* The engine's fatal line in its log tail: the last one wins, other lines are not fatal. */
+static void test_engine_fatal(void **state)
+{
+    (void)state;
+    assert_null(provision_engine_fatal(""));
+    assert_null(provision_engine_fatal("API listen on unix:///var/run/machine-engine.sock\n"
+                                       "warning: something\n"));
+    auto_free char *f = provision_engine_fatal(
+        "machine-engine: old reason\nAPI listen on x\n"
+        "machine-engine: unknown flag '--log-driver'\nSee 'machine-engine --help'.\n");
+    assert_string_equal(f, "unknown flag '--log-driver'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sh_quote),
         cmocka_unit_test(test_engine_args),
         cmocka_unit_test(test_unit_and_supervisor),
+        cmocka_unit_test(test_check_features),
+        cmocka_unit_test(test_engine_fatal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,8 @@
 #   TESTHOST_UP_TIMEOUT    seconds to wait for sshd (default 20)
 #   TESTHOST_EXEC_TIMEOUT  bound on testhost_exec commands (default 300)
 #   TESTHOST_KEEP=1        leave hosts running at exit (debugging)
+#   TESTHOST_CGROUPS       bind (default: this machine's hierarchies), none (nothing
+#                          mounted at /sys/fs/cgroup) or v1 (v1 hierarchies mounted by hand)
 #
 # The library installs testhost_cleanup_all as the EXIT trap; a test that needs
 # its own exit work registers it with testhost_on_exit CMD instead of `trap`.
@@ -295,13 +297,28 @@ testhost__guard_release() {
 testhost__init_script() {
     cat <<'EOF'
 set -e
-root=$1 name=$2 data=$3
+root=$1 name=$2 data=$3 cgroups=$4
 mount --make-rprivate /
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
-# A container host: this machine's cgroup hierarchies, and a data directory on a real
+# A container host: this machine's cgroup hierarchies (or, TESTHOST_CGROUPS, none: a fresh
+# sysfs's empty /sys/fs/cgroup, as under an init that mounts none; v1: the v1 hierarchies
+# mounted by hand, one per controller, as cgroupfs-mount does), and a data directory on a real
 # filesystem for the engine (overlayfs cannot use the host's own overlay root as upper).
-mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+case "$cgroups" in
+none) ;;
+v1)
+    mount -t tmpfs -o nosuid,nodev,noexec,mode=0755 cgroup "$root/sys/fs/cgroup"
+    while read -r ctl hier count enabled; do
+        case "$ctl" in '#'*) continue ;; esac
+        [ "$enabled" = 1 ] || continue
+        mkdir -p "$root/sys/fs/cgroup/$ctl"
+        mount -t cgroup -o nosuid,nodev,noexec,"$ctl" cgroup "$root/sys/fs/cgroup/$ctl" ||
+            rmdir "$root/sys/fs/cgroup/$ctl"
+    done </proc/cgroups
+    ;;
+*) mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup" ;;
+esac
 mkdir -p "$root/var/lib/machine-engine"
 mount --bind "$data" "$root/var/lib/machine-engine"
 mount -t tmpfs -o nosuid,mode=0755,size=64m tmpfs "$root/dev"
@@ -446,6 +463,7 @@ testhost_up() {
     setsid nsenter --net="/run/netns/$ns" \
         unshare --mount --pid --uts --ipc --fork --kill-child --propagation private \
         bash -c "$(testhost__init_script)" testhost-init "$dir/root" "$name" "$dir/engine-data" \
+        "${TESTHOST_CGROUPS:-bind}" \
         </dev/null >"$dir/init.log" 2>&1 &
     upid=$!
     disown "$upid" 2>/dev/null || true
