@@ -514,6 +514,12 @@ const char *kvm_settle_domain_type(struct machine *m, const char *resolved)
 static int check_network_reach(virNetworkPtr net, const char *netname, const char *target,
                                struct merr *err)
 {
+    /* libvirt's mock hypervisor (test:///default): its networks exist nowhere and nothing of
+     * its VMs is ever dialed, so there is nothing to judge (its unit tests go past this). */
+    virConnectPtr conn = virNetworkGetConnect(net);
+    auto_free char *uri = conn != NULL ? virConnectGetURI(conn) : NULL;
+    if (uri != NULL && strncmp(uri, "test://", 7) == 0)
+        return 0;
     auto_free char *xml = virNetworkGetXMLDesc(net, 0);
     if (xml == NULL)
         return 0; /* nothing to judge by; the SSH wait stays bounded */
