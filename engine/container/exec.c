@@ -185,8 +185,16 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     {
         auto_free char *passwd = container_file(e, "etc/passwd");
         auto_free char *group = container_file(e, "etc/group");
-        if (rt_user_resolve(x->user, passwd, group, &user, err) < 0)
+        if (rt_user_resolve(x->user, passwd, group, &user, err) < 0) {
+            if (err->code == MERR_NOT_FOUND)
+                merr_set(err, MERR_INVALID, 0,
+                         "OCI runtime exec failed: exec failed: unable to start container "
+                         "process: unable to find user %s: no matching entries in passwd file",
+                         x->user);
+            x->started = true; /* a failed start is final, with dockerd's exit code */
+            x->exit_code = 126;
             goto out;
+        }
     }
     io->tty = x->tty;
     int fds[2];
@@ -239,6 +247,14 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     };
     pid_t pid = -1;
     if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {
+        /* moby's translateContainerdStartErr: not found 127, cannot be run 126 */
+        x->started = true;
+        x->exit_code = err->code == MERR_NOT_FOUND ? 127 : 126;
+        if (err->code == MERR_PERM)
+            merr_set(err, MERR_INVALID, 0,
+                     "OCI runtime exec failed: exec failed: unable to start container process: "
+                     "exec: \"%s\": permission denied",
+                     x->argv[0]);
         if (err->code == MERR_NOT_FOUND)
             merr_set(err, MERR_INVALID, 0,
                      "OCI runtime exec failed: exec failed: unable to start container process: "
@@ -329,4 +345,18 @@ int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
+}
+
+void ctr_exec_forget(struct ctr_manager *m, const char *exec_id)
+{
+    pthread_mutex_lock(&m->lock);
+    size_t w = 0;
+    for (size_t i = 0; i < m->n_execs; i++) {
+        if (strcmp(m->execs[i]->id, exec_id) == 0 && !m->execs[i]->running)
+            exec_free(m->execs[i]);
+        else
+            m->execs[w++] = m->execs[i];
+    }
+    m->n_execs = w;
+    pthread_mutex_unlock(&m->lock);
 }

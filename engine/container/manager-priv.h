@@ -34,6 +34,7 @@ struct ctr_entry {
     /* Output fan-out: the log file and live subscribers, under out_lock. */
     pthread_mutex_t out_lock;
     FILE *log;
+    int64_t log_size;
     struct ctr_sub *subs;
 };
 
@@ -91,6 +92,21 @@ struct mounts_plan {
 int mounts_prepare(struct ctr_manager *m, const struct container *c, char *const *layers,
                    struct mounts_plan *plan, struct merr *err) MUST_CHECK;
 void mounts_plan_release(struct mounts_plan *p);
+
+/* logwriter.c: json-file logs with rotation */
+FILE *logw_open(const char *path, int64_t *size);
+int logw_append(FILE **f, int64_t *size, const char *path, const struct ctr_log_config *cfg,
+                const char *line, size_t len, struct merr *err) MUST_CHECK;
+/* The files to read, oldest first (rotated ones that exist, then path). */
+char **logw_files(const char *path, int max_file);
+
+/* init.c: --init puts our init at /sbin/docker-init (as dockerd) and runs the command under it */
+#define INIT_CONTAINER_PATH "/sbin/docker-init"
+char *init_find(void); /* NULL when it is missing */
+char **init_argv(char *const *argv);
+
+/* health.c: the health-check thread of the run that just started (no-op without a check) */
+void health_start_locked(struct ctr_manager *m, struct ctr_entry *e);
 
 /* exec.c */
 void exec_forget_container_locked(struct ctr_manager *m, const char *ctr_id);

@@ -288,6 +288,13 @@ static void close_container_stdin(void *data)
     *c->stdin_fd = -1;
 }
 
+struct log_sink {
+    struct api_request *req;
+    bool tty;
+};
+static int log_sink(void *data, int stream, const char *payload, size_t len, struct merr *err);
+
+/* logs=1 replays the log first; stream=0 ends there (an exited container answers at once). */
 static int attach(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -296,25 +303,34 @@ static int attach(struct api_request *req, void *data, struct merr *err)
     if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0)
         return -1;
     bool want_stdin = api_request_query_bool(req, "stdin");
+    bool want_logs = api_request_query_bool(req, "logs");
+    bool want_stream = api_request_query_bool(req, "stream");
     struct ctr_output_sub sub = { -1 };
     int stdin_fd = -1;
     bool once = false;
-    if (ctr_attach(s->containers, id, want_stdin, &sub, &stdin_fd, &once, err) < 0)
+    if (want_stream && ctr_attach(s->containers, id, want_stdin, &sub, &stdin_fd, &once, err) < 0)
         return -1;
     int rc = api_hijack(req, tty, err);
+    if (rc == 0 && want_logs) {
+        struct ctr_logs_opts o = { .stdout_ = api_request_query_bool(req, "stdout"),
+                                   .stderr_ = api_request_query_bool(req, "stderr"),
+                                   .tail = -1 };
+        struct ctr_output_sub none = { -1 };
+        struct log_sink ls = { req, tty };
+        struct merr lerr = MERR_INIT;
+        if ((o.stdout_ || o.stderr_) && ctr_logs(s->containers, id, &o, log_sink, &ls, &none, &lerr) < 0 &&
+            lerr.code != MERR_INVALID)
+            rc = merr_set(err, lerr.code, lerr.sys_errno, "%s", lerr.msg);
+    }
     struct stdin_ctx sc = { s->containers, id, &stdin_fd };
-    if (rc == 0)
+    if (rc == 0 && want_stream)
         rc = handlers_pump(req, sub.fd, tty, false, stdin_fd, close_container_stdin, &sc, err);
-    close(sub.fd);
+    if (sub.fd >= 0)
+        close(sub.fd);
     if (stdin_fd >= 0)
         close(stdin_fd);
     return rc;
 }
-
-struct log_sink {
-    struct api_request *req;
-    bool tty;
-};
 
 static int log_sink(void *data, int stream, const char *payload, size_t len, struct merr *err)
 {
@@ -337,7 +353,8 @@ static int logs(struct api_request *req, void *data, struct merr *err)
     struct engine_services *s = data;
     char id[65];
     bool tty = false;
-    if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0)
+    if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0 ||
+        ctr_logs_readable(s->containers, id, err) < 0)
         return -1;
     struct ctr_logs_opts o = {
         .stdout_ = api_request_query_bool(req, "stdout"),
@@ -397,7 +414,7 @@ static const struct api_route routes[] = {
     { "POST", "/containers/{id}/start", start, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/stop", stop, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/restart", restart, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/kill", kill_, 0 },
+    { "POST", "/containers/{id}/kill", kill_, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/wait", wait_, API_ROUTE_WORKER },
     { "DELETE", "/containers/{id}", remove_, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/attach", attach, API_ROUTE_WORKER },
