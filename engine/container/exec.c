@@ -199,15 +199,9 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     io->tty = x->tty;
     int fds[2];
     if (x->tty) {
-        int mfd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-        char name[64];
-        if (mfd < 0 || grantpt(mfd) < 0 || unlockpt(mfd) < 0 || ptsname_r(mfd, name, sizeof name) != 0) {
-            merr_set(err, MERR_IO, errno, "cannot allocate a pseudo-terminal");
-            if (mfd >= 0)
-                close(mfd);
+        int mfd = -1;
+        if (pty_open(e->dir, &mfd, &child[0], err) < 0)
             goto out;
-        }
-        child[0] = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
         child[1] = child[2] = child[0];
         x->pty_master = mfd;
         io->stdout_fd = dup(mfd);

@@ -105,6 +105,13 @@ char **logw_files(const char *path, int max_file);
 char *init_find(void); /* NULL when it is missing */
 char **init_argv(char *const *argv);
 
+/* pty.c: the container's own devpts instance at <dir>/pts, and ptys in it */
+char *pty_devpts_path(const char *dir);
+int pty_devpts_ensure(const char *dir, struct merr *err) MUST_CHECK;
+void pty_devpts_release(const char *dir);
+/* Falls back to the engine's /dev/ptmx when the instance is not mounted. */
+int pty_open(const char *dir, int *master, int *slave, struct merr *err) MUST_CHECK;
+
 /* health.c: the health-check thread of the run that just started (no-op without a check) */
 void health_start_locked(struct ctr_manager *m, struct ctr_entry *e);
 

@@ -218,6 +218,7 @@ static void *io_thread(void *opaque)
         mlog_warn(m->log, "cleanup of container %s: %s", e->c->id, err.msg);
     e->rt = NULL;
     network_stop(m, e->c->id);
+    pty_devpts_release(e->dir);
     if (e->stdin_w >= 0)
         close(e->stdin_w);
     if (e->pty_master >= 0)
@@ -310,36 +311,13 @@ static bool has_env(char *const *env, const char *key)
     return false;
 }
 
-static int open_pty(int *master, int *slave, struct merr *err)
-{
-    int mfd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (mfd < 0 || grantpt(mfd) < 0 || unlockpt(mfd) < 0) {
-        int e = errno;
-        if (mfd >= 0)
-            close(mfd);
-        return merr_set(err, MERR_IO, e, "cannot allocate a pseudo-terminal");
-    }
-    char name[64];
-    if (ptsname_r(mfd, name, sizeof name) != 0) {
-        close(mfd);
-        return merr_set(err, MERR_IO, errno, "cannot name the pseudo-terminal");
-    }
-    int sfd = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (sfd < 0) {
-        close(mfd);
-        return merr_set(err, MERR_IO, errno, "cannot open '%s'", name);
-    }
-    *master = mfd;
-    *slave = sfd;
-    return 0;
-}
-
 /* The input side exists from the first attach on, so input sent before start is kept. */
 static int prepare_input_locked(struct ctr_entry *e, struct merr *err)
 {
     const struct ctr_config *cfg = e->c->config;
     if (cfg->tty && e->pty_master < 0) {
-        if (open_pty(&e->pty_master, &e->pty_slave, err) < 0)
+        if (pty_devpts_ensure(e->dir, err) < 0 ||
+            pty_open(e->dir, &e->pty_master, &e->pty_slave, err) < 0)
             return -1;
         if (cfg->open_stdin)
             e->stdin_w = dup(e->pty_master);
@@ -518,7 +496,8 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
                                                          .readonly = true };
 
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
-    if (prepare_input_locked(e, err) < 0) {
+    auto_free char *devpts = pty_devpts_path(e->dir);
+    if (pty_devpts_ensure(e->dir, err) < 0 || prepare_input_locked(e, err) < 0) {
         mounts_plan_release(&mplan);
         net_run_release(&net);
         network_stop(m, c->id);
@@ -559,6 +538,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
         .workdir = e->work,
         .rootfs = e->rootfs,
         .readonly_rootfs = c->config->readonly_rootfs,
+        .devpts = devpts,
         .process = {
             .argv = (const char *const *)argv,
             .env = (const char *const *)env,

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "container/container.h"
+#include "container/lifecycle.h"
 #include "container/logfile.h"
 #include "container/manager.h"
 #include "error.h"
@@ -226,8 +227,56 @@ static int forward_frame(struct api_request *req, int sub_fd, bool tty, bool tim
                : api_stream_frame(req, (enum stdcopy_stream)hdr[0], payload, len, err);
 }
 
+static void write_all_stdin(int fd, const char *q, ssize_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, q, (size_t)n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return; /* the container closed its stdin: keep streaming output */
+        q += w;
+        n -= w;
+    }
+}
+
+/* Passes buf on to stdin minus the detach sequence; true once the whole sequence was typed. */
+static bool filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize_t n)
+{
+    if (dk == NULL || dk->n == 0) {
+        write_all_stdin(fd, buf, n);
+        return false;
+    }
+    char out[16384 + 16];
+    size_t o = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)buf[i];
+        if (b == dk->keys[dk->pos]) {
+            if (++dk->pos == dk->n) {
+                write_all_stdin(fd, out, (ssize_t)o);
+                return true;
+            }
+            continue;
+        }
+        memcpy(out + o, dk->keys, dk->pos); /* a broken partial match is input after all */
+        o += dk->pos;
+        dk->pos = 0;
+        if (b == dk->keys[0])
+            dk->pos = 1;
+        else
+            out[o++] = (char)b;
+        if (o >= sizeof out - 16) {
+            write_all_stdin(fd, out, (ssize_t)o);
+            o = 0;
+        }
+    }
+    write_all_stdin(fd, out, (ssize_t)o);
+    return false;
+}
+
 int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
-                  stdin_eof_fn on_stdin_eof, void *eof_data, struct merr *err)
+                  stdin_eof_fn on_stdin_eof, void *eof_data, struct detach_keys *dk,
+                  struct merr *err)
 {
     bool stdin_open = stdin_fd >= 0;
     for (;;) {
@@ -249,16 +298,8 @@ int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps
             char buf[16384];
             ssize_t n = api_stream_read(req, buf, sizeof buf, err);
             if (n > 0) {
-                const char *q = buf;
-                while (n > 0) {
-                    ssize_t w = write(stdin_fd, q, (size_t)n);
-                    if (w < 0 && errno == EINTR)
-                        continue;
-                    if (w < 0)
-                        break; /* the container closed its stdin: keep streaming output */
-                    q += w;
-                    n -= w;
-                }
+                if (filter_detach(dk, stdin_fd, buf, n))
+                    return 0; /* detached: the container keeps running */
             } else {
                 stdin_open = false; /* half-close (or close_notify): stdin EOF, output goes on */
                 if (on_stdin_eof != NULL)
@@ -305,6 +346,12 @@ static int attach(struct api_request *req, void *data, struct merr *err)
     bool want_stdin = api_request_query_bool(req, "stdin");
     bool want_logs = api_request_query_bool(req, "logs");
     bool want_stream = api_request_query_bool(req, "stream");
+    /* As dockerd: only a TTY's input is scanned, for ctrl-p,ctrl-q when no keys are given */
+    const char *keys = api_request_query(req, "detachKeys");
+    struct detach_keys dk = { .n = 0 };
+    if (tty && ctr_detach_keys_parse(keys != NULL && keys[0] != '\0' ? keys : "ctrl-p,ctrl-q", dk.keys,
+                              &dk.n, err) < 0)
+        return -1;
     struct ctr_output_sub sub = { -1 };
     int stdin_fd = -1;
     bool once = false;
@@ -324,7 +371,8 @@ static int attach(struct api_request *req, void *data, struct merr *err)
     }
     struct stdin_ctx sc = { s->containers, id, &stdin_fd };
     if (rc == 0 && want_stream)
-        rc = handlers_pump(req, sub.fd, tty, false, stdin_fd, close_container_stdin, &sc, err);
+        rc = handlers_pump(req, sub.fd, tty, false, stdin_fd, close_container_stdin, &sc, &dk,
+                           err);
     if (sub.fd >= 0)
         close(sub.fd);
     if (stdin_fd >= 0)
@@ -381,7 +429,7 @@ static int logs(struct api_request *req, void *data, struct merr *err)
     struct ctr_output_sub sub = { -1 };
     int rc = ctr_logs(s->containers, id, &o, log_sink, &ls, &sub, err);
     if (rc == 0 && sub.fd >= 0)
-        rc = handlers_pump(req, sub.fd, tty, o.timestamps, -1, NULL, NULL, err);
+        rc = handlers_pump(req, sub.fd, tty, o.timestamps, -1, NULL, NULL, NULL, err);
     if (sub.fd >= 0)
         close(sub.fd);
     return rc < 0 ? -1 : api_stream_end(req, err);

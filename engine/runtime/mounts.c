@@ -283,8 +283,10 @@ static int setup_dev(int rootfd, const struct rt_child *ch, struct merr *err)
     close(devfd);
     if (rc < 0)
         return -1;
-    if (mount_in_root(rootfd, NULL, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                      "newinstance,ptmxmode=0666,mode=0620,gid=5", true, err) < 0 ||
+    if ((ch->spec->devpts != NULL
+             ? mount_in_root(rootfd, ch->spec->devpts, "/dev/pts", NULL, MS_BIND, NULL, true, err)
+             : mount_in_root(rootfd, NULL, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                             "newinstance,ptmxmode=0666,mode=0620,gid=5", true, err)) < 0 ||
         mount_in_root(rootfd, NULL, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                       "mode=1777,size=65536k", true, err) < 0 ||
         mount_in_root(rootfd, NULL, "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC,

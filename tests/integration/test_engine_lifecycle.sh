@@ -171,7 +171,7 @@ for i in range(40):
 e = c.exec_create("ex1", ["sh", "-c", "echo out; echo err >&2"])
 print("demux=%r" % (c.exec_start(e["Id"], demux=True),))
 e = c.exec_create("ex1", ["sh", "-c", "tty"], tty=True)
-print("tty=%r" % c.exec_start(e["Id"], tty=True))
+print("tty=%r" % c.exec_start(e["Id"], tty=True).replace(b"\r", b""))
 e = c.exec_create("ex1", ["sh", "-c", "echo detached > /tmp/det"])
 c.exec_start(e["Id"], detach=True)
 print("bad=%d" % bad)
@@ -179,6 +179,7 @@ EOF
 ) || fail "docker-py exec: $out"
 assert_contains "$out" "bad=0" "docker-py exec_start never loses the first output"
 assert_contains "$out" "demux=(b'out\\n', b'err\\n')" "docker-py exec demux"
+assert_contains "$out" "tty=b'/dev/pts/" "docker-py exec with a tty"
 for _ in $(seq 50); do [ "$(d exec ex1 cat /tmp/det 2>/dev/null)" = detached ] && break; sleep 0.1; done
 assert_eq "$(d exec ex1 cat /tmp/det)" "detached" "detached exec ran"
 d rm -f ex1 >/dev/null
@@ -212,7 +213,7 @@ assert_eq "$(health)" "unhealthy" "the check turns unhealthy once the file is go
 [ "$(d inspect -f '{{.State.Health.FailingStreak}}' hc)" -ge 2 ] || fail "FailingStreak below retries"
 assert_contains "$(d ps --filter name=hc --format '{{.Status}}')" "(unhealthy)" "ps STATUS (unhealthy)"
 [ "$(d inspect -f '{{len .State.Health.Log}}' hc)" -le 5 ] || fail "more than 5 health log entries"
-ev=$(d events --since "$since" --until "$(date +%s)" --filter container=hc --format '{{.Action}}')
+ev=$(d events --since "$since" --until "$(($(date +%s) + 1))" --filter container=hc --format '{{.Action}}')
 assert_contains "$ev" "health_status: healthy" "health_status: healthy event"
 assert_contains "$ev" "health_status: unhealthy" "health_status: unhealthy event"
 d rm -f hc >/dev/null
@@ -222,5 +223,62 @@ assert_eq "$(d inspect -f '{{.State.Health}}' hn)" "<nil>" "--no-healthcheck: no
 d rm -f hn >/dev/null
 out=$(d create --health-cmd true --health-interval 1us "$IMG" true 2>&1) && fail "a 1us interval was accepted"
 assert_contains "$out" "Interval in Healthcheck cannot be less than 1ms" "interval below 1ms refused"
+
+step "TTYs: run -t and exec -t get /dev/pts/N of the container's own devpts; resize"
+assert_eq "$(d run --rm -t "$IMG" tty | tr -d '\r')" "/dev/pts/0" "run -t: tty is /dev/pts/0"
+assert_eq "$(d run --rm -t "$IMG" sh -c 'stat -c %t:%T /dev/console /dev/pts/0 | uniq | wc -l' | tr -d '\r ')" \
+    "1" "/dev/console is the container's pty"
+assert_eq "$(script -qec "$DOCKER run --rm -it -u nobody $IMG tty" /dev/null </dev/null | tr -d '\r\0' | sed 's/\^@//g')" \
+    "/dev/pts/0" "run -it as a user: /dev/pts/0"
+d run -d --name tt -t "$IMG" sleep 300 >/dev/null
+assert_contains "$(d exec -t tt tty | tr -d '\r')" "/dev/pts/" "exec -t has a terminal"
+out=$(script -qec "stty rows 41 cols 123; $DOCKER exec -it tt stty size" /dev/null </dev/null | tr -d '\r')
+assert_contains "$out" "41 123" "exec -it is resized to the client's terminal"
+curl -sf --unix-socket "$SOCK" -X POST "http://x/containers/tt/resize?h=33&w=77" >/dev/null || fail "resize"
+assert_eq "$(d exec tt stty -F /dev/pts/0 size)" "33 77" "container resize reaches its tty"
+d rm -f tt >/dev/null
+
+step "attach: detach keys end the attach, the container goes on"
+d run -dit --name at "$IMG" cat >/dev/null
+out=$(timeout 60 /usr/bin/python3 - "$SOCK" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+s.connect(sys.argv[1])
+s.sendall(b"POST /containers/at/attach?stdin=1&stdout=1&stderr=1&stream=1&detachKeys=ctrl-x,x "
+          b"HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+data = b""
+while b"\r\n\r\n" not in data:
+    data += s.recv(4096)
+s.sendall(b"hello-\x18y-typed\n")
+deadline = time.time() + 20
+while b"y-typed" not in data and time.time() < deadline:
+    data += s.recv(4096)
+s.sendall(b"\x18x")
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print("echoed" if b"y-typed" in data else "not echoed")
+print("closed")
+EOF
+) || fail "attach with detach keys did not end: $out"
+assert_contains "$out" "echoed" "a broken partial sequence is passed on"
+assert_contains "$out" "closed" "the detach keys end the attach"
+assert_eq "$(d inspect -f '{{.State.Status}}' at)" "running" "the container runs on after a detach"
+d rm -f at >/dev/null
+
+step "restart policies at engine start: always even after a manual stop, unless-stopped not"
+d run -d --name pa --restart always "$IMG" sleep 300 >/dev/null
+d run -d --name pu --restart unless-stopped "$IMG" sleep 300 >/dev/null
+d run -d --name pu2 --restart unless-stopped "$IMG" sleep 300 >/dev/null
+d stop pa pu >/dev/null
+engine_stop
+engine_start "$T/e"
+assert_eq "$(d inspect -f '{{.State.Status}}' pa)" "running" "always: stopped by hand, restarted by the engine's start"
+assert_eq "$(d inspect -f '{{.State.Status}}' pu)" "exited" "unless-stopped: stopped by hand stays stopped"
+assert_eq "$(d inspect -f '{{.State.Status}}' pu2)" "running" "unless-stopped: running before, running again"
+d rm -f pa pu pu2 >/dev/null
 
 pass "container lifecycle"
