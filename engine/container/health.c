@@ -168,6 +168,8 @@ static void *health_thread(void *opaque)
         pthread_cond_broadcast(&m->changed);
     }
     mgr_entry_unref_locked(m, e);
+    m->health_threads--;
+    pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->lock);
     free(a);
     return NULL;
@@ -184,10 +186,12 @@ void health_start_locked(struct ctr_manager *m, struct ctr_entry *e)
     a->e = e;
     a->seq = e->exit_seq;
     e->refs++;
+    m->health_threads++;
     pthread_t t;
     if (pthread_create(&t, NULL, health_thread, a) != 0) {
         mlog_warn(m->log, "cannot start the health check of %s", e->c->id);
         e->refs--;
+        m->health_threads--;
         free(a);
         return;
     }

@@ -54,6 +54,7 @@ struct ctr_manager {
     size_t n_entries;
     struct ctr_exec **execs;
     size_t n_execs;
+    int health_threads; /* running health checks (health.c), waited for by ctr_manager_free */
 };
 
 /* Under m->lock. NULL with MERR_NOT_FOUND "No such container: ref". */

@@ -119,6 +119,15 @@ void ctr_manager_free(struct ctr_manager *m)
         run_close_subs(e);
         mgr_entry_unref_locked(m, e);
     }
+    /* health threads see their run over (rt is NULL) and leave; a probe in flight is given
+     * a bounded moment */
+    pthread_cond_broadcast(&m->changed);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 5;
+    while (m->health_threads > 0 &&
+           pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+        ;
     free(m->entries);
     exec_free_all(m);
     pthread_mutex_unlock(&m->lock);
@@ -580,6 +589,7 @@ int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
         bool was_running = st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING;
         if (was_running)
             settle_orphan(m, e);
+        pty_devpts_release(e->dir); /* left by an engine that died with it running */
         if (st == CTR_REMOVING || c->config->auto_remove) {
             pty_devpts_release(e->dir);
             if (fs_remove_tree(e->dir, &lerr) < 0)

@@ -172,6 +172,14 @@ e = c.exec_create("ex1", ["sh", "-c", "echo out; echo err >&2"])
 print("demux=%r" % (c.exec_start(e["Id"], demux=True),))
 e = c.exec_create("ex1", ["sh", "-c", "tty"], tty=True)
 print("tty=%r" % c.exec_start(e["Id"], tty=True).replace(b"\r", b""))
+e = c.exec_create("ex1", ["sh", "-c", "echo s-out; echo s-err >&2"])
+print("stream=%r" % sorted(b"".join(c.exec_start(e["Id"], stream=True)).split()))
+e = c.exec_create("ex1", ["sh", "-c", "echo $Y $(pwd) $(id -u)"], environment={"Y": "yy"},
+                  workdir="/tmp", user="nobody")
+print("env=%r" % c.exec_start(e["Id"]))
+e = c.exec_create("ex1", ["no-such"])
+out = c.exec_start(e["Id"])
+print("missing=%d %r" % (c.exec_inspect(e["Id"])["ExitCode"], b"executable file not found" in out))
 e = c.exec_create("ex1", ["sh", "-c", "echo detached > /tmp/det"])
 c.exec_start(e["Id"], detach=True)
 print("bad=%d" % bad)
@@ -180,6 +188,9 @@ EOF
 assert_contains "$out" "bad=0" "docker-py exec_start never loses the first output"
 assert_contains "$out" "demux=(b'out\\n', b'err\\n')" "docker-py exec demux"
 assert_contains "$out" "tty=b'/dev/pts/" "docker-py exec with a tty"
+assert_contains "$out" "stream=[b's-err', b's-out']" "docker-py exec_start(stream=True)"
+assert_contains "$out" "env=b'yy /tmp 65534\\n'" "docker-py exec environment, workdir, user"
+assert_contains "$out" "missing=127 True" "docker-py exec of a missing binary: 127 and the message"
 for _ in $(seq 50); do [ "$(d exec ex1 cat /tmp/det 2>/dev/null)" = detached ] && break; sleep 0.1; done
 assert_eq "$(d exec ex1 cat /tmp/det)" "detached" "detached exec ran"
 d rm -f ex1 >/dev/null
@@ -272,13 +283,16 @@ d rm -f at >/dev/null
 step "restart policies at engine start: always even after a manual stop, unless-stopped not"
 d run -d --name pa --restart always "$IMG" sleep 300 >/dev/null
 d run -d --name pu --restart unless-stopped "$IMG" sleep 300 >/dev/null
-d run -d --name pu2 --restart unless-stopped "$IMG" sleep 300 >/dev/null
+d run -d --name pu2 --restart unless-stopped --health-cmd true --health-interval 1s "$IMG" sleep 300 >/dev/null
 d stop pa pu >/dev/null
 engine_stop
 engine_start "$T/e"
 assert_eq "$(d inspect -f '{{.State.Status}}' pa)" "running" "always: stopped by hand, restarted by the engine's start"
 assert_eq "$(d inspect -f '{{.State.Status}}' pu)" "exited" "unless-stopped: stopped by hand stays stopped"
 assert_eq "$(d inspect -f '{{.State.Status}}' pu2)" "running" "unless-stopped: running before, running again"
+for _ in $(seq 100); do [ "$(d inspect -f '{{.State.Health.Status}}' pu2)" = healthy ] && break; sleep 0.2; done
+assert_eq "$(d inspect -f '{{.State.Health.Status}}' pu2)" "healthy" "the health check runs again after an engine restart"
+grep -q "ERROR: AddressSanitizer\|runtime error:" "$T/e/engine.log" && fail "the engine's sanitizers reported an error"
 d rm -f pa pu pu2 >/dev/null
 
 pass "container lifecycle"
