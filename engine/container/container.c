@@ -46,6 +46,8 @@ json_t *container_to_json(const struct container *c)
                              strv_to_json(c->plan.env), "Cwd", c->plan.cwd, "User", c->plan.user,
                              "Labels", c->plan.labels, "StopSignal", c->plan.stop_signal);
     json_object_set_new(plan, "Healthcheck", ctr_health_config_to_json(&c->plan.health));
+    if (st->health.status != CTR_HEALTH_UNSET)
+        json_object_set_new(state, "Health", ctr_health_state_json(&st->health));
     json_t *j = json_pack("{s:i,s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:o}", "Version", RECORD_VERSION,
                           "Id", c->id, "Name", c->name, "CreatedNs", (json_int_t)c->created_ns,
                           "ImageID", c->image_id, "ImageRef", c->image_ref, "Spec",
@@ -136,5 +138,6 @@ struct container *container_from_json(const json_t *j, struct merr *err)
     st->restart_count = (int)json_integer_value(json_object_get(state, "RestartCount"));
     st->stopped_by_user = json_is_true(json_object_get(state, "StoppedByUser"));
     st->rt_start_time = (uint64_t)json_integer_value(json_object_get(state, "StartTime"));
+    ctr_health_state_from_json(json_object_get(state, "Health"), &st->health);
     return c;
 }

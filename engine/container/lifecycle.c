@@ -399,3 +399,17 @@ json_t *ctr_health_state_json(const struct ctr_health_state *h)
                      "FailingStreak", h->failing_streak, "Log",
                      h->log != NULL ? json_deep_copy(h->log) : json_array());
 }
+
+void ctr_health_state_from_json(const json_t *j, struct ctr_health_state *h)
+{
+    memset(h, 0, sizeof *h);
+    const char *status = json_string_value(json_object_get(j, "Status"));
+    for (int s = CTR_HEALTH_STARTING; status != NULL && s <= CTR_HEALTH_UNHEALTHY; s++)
+        if (strcmp(status, ctr_health_status_name((enum ctr_health_status)s)) == 0)
+            h->status = (enum ctr_health_status)s;
+    if (h->status == CTR_HEALTH_UNSET)
+        return;
+    h->failing_streak = (int)json_integer_value(json_object_get(j, "FailingStreak"));
+    const json_t *log = json_object_get(j, "Log");
+    h->log = json_is_array(log) ? json_deep_copy(log) : NULL;
+}

@@ -69,6 +69,8 @@ bool ctr_health_apply(struct ctr_health_state *h, const struct ctr_health_config
                       bool in_start_period, int exit_code, const char *start, const char *end,
                       const char *output);
 json_t *ctr_health_state_json(const struct ctr_health_state *h);
+/* Reads State.Health back (persisted records); unset when j is not a health object. */
+void ctr_health_state_from_json(const json_t *j, struct ctr_health_state *h);
 
 #define CTR_HEALTH_LOG_MAX 5
 #define CTR_HEALTH_OUTPUT_MAX 4096

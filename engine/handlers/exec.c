@@ -194,9 +194,18 @@ static int start(struct api_request *req, void *data, struct merr *err)
         return -1;
     bool started = json_is_true(json_object_get(state, "Running")) ||
                    json_is_true(json_object_get(state, "CanRemove"));
+    auto_free char *ctr = xstrdup(json_string_value(json_object_get(state, "ContainerID")));
     json_decref(state);
     if (started)
         return merr_set(err, MERR_EXISTS, 0, "exec %s has already been started", id);
+    /* errors a client must get as an HTTP answer come before the upgrade */
+    json_t *ci = ctr_inspect(s->containers, ctr, err);
+    if (ci == NULL)
+        return -1;
+    bool running = json_is_true(json_object_get(json_object_get(ci, "State"), "Running"));
+    json_decref(ci);
+    if (!running)
+        return merr_set(err, MERR_EXISTS, 0, "container %s is not running", ctr);
     if (api_hijack(req, raw, err) < 0)
         return -1;
     struct merr serr = MERR_INIT;

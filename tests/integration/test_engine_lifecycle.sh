@@ -193,6 +193,12 @@ assert_contains "$out" "env=b'yy /tmp 65534\\n'" "docker-py exec environment, wo
 assert_contains "$out" "missing=127 True" "docker-py exec of a missing binary: 127 and the message"
 for _ in $(seq 50); do [ "$(d exec ex1 cat /tmp/det 2>/dev/null)" = detached ] && break; sleep 0.1; done
 assert_eq "$(d exec ex1 cat /tmp/det)" "detached" "detached exec ran"
+id=$(curl -sf --unix-socket "$SOCK" -H 'Content-Type: application/json' -d '{"Cmd":["true"]}' \
+    "http://x/containers/ex1/exec" | jq -r .Id)
+d stop -t 1 ex1 >/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -H 'Content-Type: application/json' \
+    -d '{"Detach":false,"Tty":false}' "http://x/exec/$id/start")
+assert_eq "$code" "409" "exec start on a stopped container: 409 before any upgrade"
 d rm -f ex1 >/dev/null
 
 step "--init: our init is PID 1, the command its child; status and signals pass through"
@@ -282,13 +288,16 @@ d rm -f at >/dev/null
 
 step "restart policies at engine start: always even after a manual stop, unless-stopped not"
 d run -d --name pa --restart always "$IMG" sleep 300 >/dev/null
-d run -d --name pu --restart unless-stopped "$IMG" sleep 300 >/dev/null
+d run -d --name pu --restart unless-stopped --health-cmd true --health-interval 1s "$IMG" sleep 300 >/dev/null
 d run -d --name pu2 --restart unless-stopped --health-cmd true --health-interval 1s "$IMG" sleep 300 >/dev/null
+for _ in $(seq 100); do [ "$(d inspect -f '{{.State.Health.Status}}' pu)" = healthy ] && break; sleep 0.2; done
 d stop pa pu >/dev/null
 engine_stop
 engine_start "$T/e"
 assert_eq "$(d inspect -f '{{.State.Status}}' pa)" "running" "always: stopped by hand, restarted by the engine's start"
 assert_eq "$(d inspect -f '{{.State.Status}}' pu)" "exited" "unless-stopped: stopped by hand stays stopped"
+assert_eq "$(d inspect -f '{{.State.Health.Status}} {{(index .State.Health.Log 0).ExitCode}}' pu)" \
+    "healthy 0" "State.Health kept across an engine restart"
 assert_eq "$(d inspect -f '{{.State.Status}}' pu2)" "running" "unless-stopped: running before, running again"
 for _ in $(seq 100); do [ "$(d inspect -f '{{.State.Health.Status}}' pu2)" = healthy ] && break; sleep 0.2; done
 assert_eq "$(d inspect -f '{{.State.Health.Status}}' pu2)" "healthy" "the health check runs again after an engine restart"

@@ -188,6 +188,14 @@ static void test_health_streak(void **state)
     json_t *j = ctr_health_state_json(&h);
     assert_string_equal(json_string_value(json_object_get(j, "Status")), "unhealthy");
     assert_int_equal(json_integer_value(json_object_get(j, "FailingStreak")), 6);
+    struct ctr_health_state back;
+    ctr_health_state_from_json(j, &back);
+    assert_int_equal(back.status, CTR_HEALTH_UNHEALTHY);
+    assert_int_equal(back.failing_streak, 6);
+    assert_int_equal(json_array_size(back.log), CTR_HEALTH_LOG_MAX);
+    json_decref(back.log);
+    ctr_health_state_from_json(NULL, &back);
+    assert_int_equal(back.status, CTR_HEALTH_UNSET);
     json_decref(j);
     assert_true(ctr_health_apply(&h, &cfg, false, 0, "s", "e", "ok"));
     assert_int_equal(h.failing_streak, 0);
