@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -273,6 +274,7 @@ out:
             close(io->stderr_fd);
         *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
     }
+    pthread_cond_broadcast(&m->changed); /* a resize may be waiting for the start */
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -331,6 +333,14 @@ int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h
     pthread_mutex_lock(&m->lock);
     struct ctr_exec *x = find_exec_locked(m, exec_id, err);
     int rc = -1;
+    /* As dockerd: a resize sent right after the start (which answers 101 before the process
+     * exists) waits for it, up to 10 s. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 10;
+    while (x != NULL && !x->started &&
+           pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+        x = find_exec_locked(m, exec_id, err);
     if (x != NULL && x->pty_master < 0) {
         merr_set(err, MERR_EXISTS, 0, "exec %s has no TTY or is not running", exec_id);
     } else if (x != NULL) {

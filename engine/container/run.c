@@ -316,8 +316,11 @@ static int prepare_input_locked(struct ctr_entry *e, struct merr *err)
 {
     const struct ctr_config *cfg = e->c->config;
     if (cfg->tty && e->pty_master < 0) {
-        if (pty_devpts_ensure(e->dir, err) < 0 ||
-            pty_open(e->dir, &e->pty_master, &e->pty_slave, err) < 0)
+        struct merr ignored;
+        if (pty_devpts_ensure(e->dir, &ignored) < 0) {
+            /* no instance of its own: pty_open takes one of the engine's ptys */
+        }
+        if (pty_open(e->dir, &e->pty_master, &e->pty_slave, err) < 0)
             return -1;
         if (cfg->open_stdin)
             e->stdin_w = dup(e->pty_master);
@@ -496,8 +499,16 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
                                                          .readonly = true };
 
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
+    /* a devpts instance of its own (where the engine cannot mount one, the container gets a
+     * fresh instance and its tty stays the engine's pty, as before) */
+    struct merr pts_err = MERR_INIT;
     auto_free char *devpts = pty_devpts_path(e->dir);
-    if (pty_devpts_ensure(e->dir, err) < 0 || prepare_input_locked(e, err) < 0) {
+    if (pty_devpts_ensure(e->dir, &pts_err) < 0) {
+        mlog_warn(m->log, "%s", pts_err.msg);
+        free(devpts);
+        devpts = NULL;
+    }
+    if (prepare_input_locked(e, err) < 0) {
         mounts_plan_release(&mplan);
         net_run_release(&net);
         network_stop(m, c->id);

@@ -250,7 +250,7 @@ static const struct api_route routes[] = {
     { "POST", "/containers/{id}/exec", create, 0 },
     { "POST", "/exec/{id}/start", start, API_ROUTE_WORKER },
     { "GET", "/exec/{id}/json", inspect, 0 },
-    { "POST", "/exec/{id}/resize", resize, 0 },
+    { "POST", "/exec/{id}/resize", resize, API_ROUTE_WORKER }, /* may wait for the start */
 };
 
 int handlers_register_exec(struct api_router *r, struct engine_services *s, struct merr *err)
