@@ -29,6 +29,7 @@ struct ctr_exec {
     int exit_code; /* -1 until it exited */
     pid_t pid;
     int pty_master;
+    unsigned short rows, cols; /* ConsoleSize (API 1.42): the tty's size from the start */
 };
 
 static void exec_free(struct ctr_exec *x)
@@ -119,6 +120,15 @@ int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, 
     x->attach_stdout = json_is_true(json_object_get(body, "AttachStdout"));
     x->attach_stderr = json_is_true(json_object_get(body, "AttachStderr"));
     x->privileged = json_is_true(json_object_get(body, "Privileged"));
+    json_t *cs = json_object_get(body, "ConsoleSize");
+    if (json_is_array(cs) && json_array_size(cs) == 2) {
+        json_int_t h = json_integer_value(json_array_get(cs, 0));
+        json_int_t w = json_integer_value(json_array_get(cs, 1));
+        if (h > 0 && w > 0 && h < 65536 && w < 65536) {
+            x->rows = (unsigned short)h;
+            x->cols = (unsigned short)w;
+        }
+    }
 
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
@@ -152,6 +162,13 @@ static char *container_file(const struct ctr_entry *e, const char *rel)
     if (fs_read_file(path, USER_FILE_MAX, &text, NULL, &ignored) < 0)
         return NULL;
     return text;
+}
+
+static void rt_best_effort_ioctl(int fd, const struct winsize *ws)
+{
+    if (ioctl(fd, TIOCSWINSZ, ws) < 0) {
+        /* the size is a nicety: the client resizes again */
+    }
 }
 
 static int make_pipe(int fds[2], struct merr *err)
@@ -204,6 +221,10 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
         if (pty_open(e->dir, &mfd, &child[0], err) < 0)
             goto out;
         child[1] = child[2] = child[0];
+        if (x->rows > 0) {
+            struct winsize ws = { .ws_row = x->rows, .ws_col = x->cols };
+            rt_best_effort_ioctl(mfd, &ws);
+        }
         x->pty_master = mfd;
         io->stdout_fd = dup(mfd);
         io->stdin_fd = x->attach_stdin ? dup(mfd) : -1;

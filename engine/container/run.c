@@ -322,6 +322,13 @@ static int prepare_input_locked(struct ctr_entry *e, struct merr *err)
         }
         if (pty_open(e->dir, &e->pty_master, &e->pty_slave, err) < 0)
             return -1;
+        /* HostConfig.ConsoleSize [h, w] (API 1.42): sized before the process starts */
+        json_t *cs = json_object_get(cfg->raw_host_config, "ConsoleSize");
+        struct winsize ws = { .ws_row = (unsigned short)json_integer_value(json_array_get(cs, 0)),
+                              .ws_col = (unsigned short)json_integer_value(json_array_get(cs, 1)) };
+        if (ws.ws_row > 0 && ws.ws_col > 0 && ioctl(e->pty_master, TIOCSWINSZ, &ws) < 0) {
+            /* a nicety: the client resizes after the start too */
+        }
         if (cfg->open_stdin)
             e->stdin_w = dup(e->pty_master);
     } else if (!cfg->tty && cfg->open_stdin && e->stdin_w < 0 && e->stdin_r < 0) {
