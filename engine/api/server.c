@@ -284,7 +284,11 @@ static void conn_close_fd(struct api_conn *conn)
         ;
     conn->io->release(conn->io_ctx);
     conn->io_ctx = NULL;
-    close(conn->fd); /* also removes it from epoll */
+    /* close() alone leaves the registration while a child forked meanwhile (a container or
+     * exec being started, a health probe) still holds the socket: its events would come back
+     * pointing at freed memory. */
+    epoll_ctl(conn->srv->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+    close(conn->fd);
     conn->fd = -1;
 }
 

@@ -259,6 +259,10 @@ static struct ctr_config *parse(const json_t *cfg, const json_t *hc, struct merr
         return NULL;
     if (c->network_mode == NULL)
         c->network_mode = xstrdup("default");
+    c->init = get_bool(hc, "Init");
+    if (ctr_log_config_parse(json_object_get(hc, "LogConfig"), &c->log, err) < 0 ||
+        ctr_health_validate(json_object_get(cfg, "Healthcheck"), err) < 0)
+        return NULL;
     if (c->auto_remove && c->restart != RESTART_NO) {
         merr_set(err, MERR_INVALID, 0, "can't create 'AutoRemove' container with restart policy");
         return NULL;
@@ -314,6 +318,7 @@ void ctr_process_plan_release(struct ctr_process_plan *p)
     free(p->user);
     json_decref(p->labels);
     free(p->stop_signal);
+    ctr_health_config_release(&p->health);
     memset(p, 0, sizeof *p);
 }
 
@@ -401,6 +406,12 @@ int ctr_plan(const struct ctr_config *c, const json_t *image_config, struct ctr_
     json_object_update(out->labels, c->labels);
     const char *sig = c->stop_signal != NULL ? c->stop_signal : image_str(image_config, "StopSignal");
     out->stop_signal = xstrdup(sig != NULL ? sig : "SIGTERM");
+    if (ctr_health_config_parse(json_object_get(c->raw_config, "Healthcheck"),
+                                json_object_get(image_config, "Healthcheck"), &out->health,
+                                err) < 0) {
+        ctr_process_plan_release(out);
+        return -1;
+    }
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "lifecycle.h"
 #include "options.h"
 
 struct merr;
@@ -35,7 +36,9 @@ struct ctr_config {
     char **cap_add, **cap_drop;
     enum restart_policy restart;
     int restart_max_retries;
-    struct ctr_options opts; /* ulimits, security options, namespaces, devices, ... */
+    struct ctr_options opts;   /* ulimits, security options, namespaces, devices, ... */
+    bool init;                 /* HostConfig.Init: our init as PID 1 */
+    struct ctr_log_config log; /* HostConfig.LogConfig */
     /* The request as sent, echoed by inspect. */
     json_t *raw_config;
     json_t *raw_host_config;
@@ -60,6 +63,7 @@ struct ctr_process_plan {
     char *user;   /* "" for root */
     json_t *labels;
     char *stop_signal; /* "SIGTERM" by default */
+    struct ctr_health_config health; /* Config.Healthcheck over the image's */
 };
 void ctr_process_plan_release(struct ctr_process_plan *p);
 int ctr_plan(const struct ctr_config *c, const json_t *image_config, struct ctr_process_plan *out,

@@ -19,6 +19,7 @@ void container_free(struct container *c)
     ctr_config_free(c->config);
     ctr_process_plan_release(&c->plan);
     free(c->state.error);
+    json_decref(c->state.health.log);
     json_decref(c->mounts);
     free(c);
 }
@@ -44,6 +45,9 @@ json_t *container_to_json(const struct container *c)
     json_t *plan = json_pack("{s:o,s:o,s:s,s:s,s:O,s:s}", "Argv", strv_to_json(c->plan.argv), "Env",
                              strv_to_json(c->plan.env), "Cwd", c->plan.cwd, "User", c->plan.user,
                              "Labels", c->plan.labels, "StopSignal", c->plan.stop_signal);
+    json_object_set_new(plan, "Healthcheck", ctr_health_config_to_json(&c->plan.health));
+    if (st->health.status != CTR_HEALTH_UNSET)
+        json_object_set_new(state, "Health", ctr_health_state_json(&st->health));
     json_t *j = json_pack("{s:i,s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:o}", "Version", RECORD_VERSION,
                           "Id", c->id, "Name", c->name, "CreatedNs", (json_int_t)c->created_ns,
                           "ImageID", c->image_id, "ImageRef", c->image_ref, "Spec",
@@ -109,6 +113,12 @@ struct container *container_from_json(const json_t *j, struct merr *err)
     c->plan.stop_signal = xstrdup(sig != NULL ? sig : "SIGTERM");
     json_t *labels = json_object_get(plan, "Labels");
     c->plan.labels = json_is_object(labels) ? json_deep_copy(labels) : json_object();
+    if (ctr_health_config_parse(json_object_get(plan, "Healthcheck"), NULL, &c->plan.health,
+                                err) < 0) {
+        err->code = MERR_CORRUPT;
+        container_free(c);
+        return NULL;
+    }
     json_t *mounts = json_object_get(j, "Mounts");
     c->mounts = json_is_array(mounts) ? json_deep_copy(mounts) : json_array();
 
@@ -128,5 +138,6 @@ struct container *container_from_json(const json_t *j, struct merr *err)
     st->restart_count = (int)json_integer_value(json_object_get(state, "RestartCount"));
     st->stopped_by_user = json_is_true(json_object_get(state, "StoppedByUser"));
     st->rt_start_time = (uint64_t)json_integer_value(json_object_get(state, "StartTime"));
+    ctr_health_state_from_json(json_object_get(state, "Health"), &st->health);
     return c;
 }

@@ -31,6 +31,7 @@ struct ctr_state {
     int restart_count;
     bool stopped_by_user; /* stop/kill through the API: restart policies leave it alone */
     uint64_t rt_start_time; /* /proc/PID/stat start time, to re-find the process */
+    struct ctr_health_state health; /* State.Health (health.c) */
 };
 
 #define CTR_ID_LEN 64
@@ -64,6 +65,10 @@ char *ctr_status_text(const struct ctr_state *st, int64_t now_ns);
 /* GET /containers/json entry and GET /containers/{id}/json body. */
 json_t *ctr_ps_json(const struct container *c, int64_t now_ns);
 json_t *ctr_inspect_json(const struct container *c, const char *rootfs, const char *log_path);
+/* LogConfig (json-file by default), Init and the effective Healthcheck in inspect's Config and
+ * HostConfig (lifecycle.c); State.Health is added by the manager. */
+void ctr_lifecycle_inspect(const struct container *c, json_t *config, json_t *host_config,
+                           json_t *state);
 /* The "Mounts" array of inspect and ps (mounts.c). */
 json_t *ctr_mounts_public(const json_t *mounts);
 

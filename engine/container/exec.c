@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -28,6 +29,7 @@ struct ctr_exec {
     int exit_code; /* -1 until it exited */
     pid_t pid;
     int pty_master;
+    unsigned short rows, cols; /* ConsoleSize (API 1.42): the tty's size from the start */
 };
 
 static void exec_free(struct ctr_exec *x)
@@ -118,6 +120,15 @@ int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, 
     x->attach_stdout = json_is_true(json_object_get(body, "AttachStdout"));
     x->attach_stderr = json_is_true(json_object_get(body, "AttachStderr"));
     x->privileged = json_is_true(json_object_get(body, "Privileged"));
+    json_t *cs = json_object_get(body, "ConsoleSize");
+    if (json_is_array(cs) && json_array_size(cs) == 2) {
+        json_int_t h = json_integer_value(json_array_get(cs, 0));
+        json_int_t w = json_integer_value(json_array_get(cs, 1));
+        if (h > 0 && w > 0 && h < 65536 && w < 65536) {
+            x->rows = (unsigned short)h;
+            x->cols = (unsigned short)w;
+        }
+    }
 
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
@@ -153,6 +164,13 @@ static char *container_file(const struct ctr_entry *e, const char *rel)
     return text;
 }
 
+static void rt_best_effort_ioctl(int fd, const struct winsize *ws)
+{
+    if (ioctl(fd, TIOCSWINSZ, ws) < 0) {
+        /* the size is a nicety: the client resizes again */
+    }
+}
+
 static int make_pipe(int fds[2], struct merr *err)
 {
     if (pipe2(fds, O_CLOEXEC) < 0)
@@ -163,7 +181,7 @@ static int make_pipe(int fds[2], struct merr *err)
 int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
                    struct merr *err)
 {
-    *io = (struct ctr_exec_io){ -1, -1, -1, -1, false, false };
+    *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
     pthread_mutex_lock(&m->lock);
     int rc = -1;
     int child[3] = { -1, -1, -1 };
@@ -187,22 +205,28 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     {
         auto_free char *passwd = container_file(e, "etc/passwd");
         auto_free char *group = container_file(e, "etc/group");
-        if (rt_user_resolve(x->user, passwd, group, &user, err) < 0)
+        if (rt_user_resolve(x->user, passwd, group, &user, err) < 0) {
+            if (err->code == MERR_NOT_FOUND)
+                merr_set(err, MERR_INVALID, 0,
+                         "OCI runtime exec failed: exec failed: unable to start container "
+                         "process: unable to find user %s: no matching entries in passwd file",
+                         x->user);
+            x->started = true; /* a failed start is final, with dockerd's exit code */
+            x->exit_code = 126;
             goto out;
+        }
     }
     io->tty = x->tty;
     int fds[2];
     if (x->tty) {
-        int mfd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-        char name[64];
-        if (mfd < 0 || grantpt(mfd) < 0 || unlockpt(mfd) < 0 || ptsname_r(mfd, name, sizeof name) != 0) {
-            merr_set(err, MERR_IO, errno, "cannot allocate a pseudo-terminal");
-            if (mfd >= 0)
-                close(mfd);
+        int mfd = -1;
+        if (pty_open(e->dir, &mfd, &child[0], err) < 0)
             goto out;
-        }
-        child[0] = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
         child[1] = child[2] = child[0];
+        if (x->rows > 0) {
+            struct winsize ws = { .ws_row = x->rows, .ws_col = x->cols };
+            rt_best_effort_ioctl(mfd, &ws);
+        }
         x->pty_master = mfd;
         io->stdout_fd = dup(mfd);
         io->stdin_fd = x->attach_stdin ? dup(mfd) : -1;
@@ -245,6 +269,14 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     };
     pid_t pid = -1;
     if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {
+        /* moby's translateContainerdStartErr: not found 127, cannot be run 126 */
+        x->started = true;
+        x->exit_code = err->code == MERR_NOT_FOUND ? 127 : 126;
+        if (err->code == MERR_PERM)
+            merr_set(err, MERR_INVALID, 0,
+                     "OCI runtime exec failed: exec failed: unable to start container process: "
+                     "exec: \"%s\": permission denied",
+                     x->argv[0]);
         if (err->code == MERR_NOT_FOUND)
             merr_set(err, MERR_INVALID, 0,
                      "OCI runtime exec failed: exec failed: unable to start container process: "
@@ -267,12 +299,13 @@ out:
             close(io->stdout_fd);
         if (io->stderr_fd >= 0)
             close(io->stderr_fd);
-        *io = (struct ctr_exec_io){ -1, -1, -1, -1, false, starting };
-        if (starting) {
+        *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
+        if (starting && x->exit_code < 0) { /* the failure did not set its own (127, ...) */
             x->started = true;
             x->exit_code = 126;
         }
     }
+    pthread_cond_broadcast(&m->changed); /* a resize may be waiting for the start */
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -331,6 +364,14 @@ int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h
     pthread_mutex_lock(&m->lock);
     struct ctr_exec *x = find_exec_locked(m, exec_id, err);
     int rc = -1;
+    /* As dockerd: a resize sent right after the start (which answers 101 before the process
+     * exists) waits for it, up to 10 s. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 10;
+    while (x != NULL && !x->started &&
+           pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+        x = find_exec_locked(m, exec_id, err);
     if (x != NULL && x->pty_master < 0) {
         merr_set(err, MERR_EXISTS, 0, "exec %s has no TTY or is not running", exec_id);
     } else if (x != NULL) {
@@ -339,4 +380,18 @@ int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
+}
+
+void ctr_exec_forget(struct ctr_manager *m, const char *exec_id)
+{
+    pthread_mutex_lock(&m->lock);
+    size_t w = 0;
+    for (size_t i = 0; i < m->n_execs; i++) {
+        if (strcmp(m->execs[i]->id, exec_id) == 0 && !m->execs[i]->running)
+            exec_free(m->execs[i]);
+        else
+            m->execs[w++] = m->execs[i];
+    }
+    m->n_execs = w;
+    pthread_mutex_unlock(&m->lock);
 }

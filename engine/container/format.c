@@ -74,7 +74,11 @@ char *ctr_status_text(const struct ctr_state *st, int64_t now_ns)
     case CTR_RUNNING:
     case CTR_PAUSED: {
         auto_free char *d = fmt_human_duration(secs_between(st->started_ns, now_ns));
-        return xasprintf("Up %s%s", d, st->status == CTR_PAUSED ? " (Paused)" : "");
+        const char *health = st->health.status == CTR_HEALTH_STARTING    ? " (health: starting)"
+                             : st->health.status == CTR_HEALTH_HEALTHY   ? " (healthy)"
+                             : st->health.status == CTR_HEALTH_UNHEALTHY ? " (unhealthy)"
+                                                                         : "";
+        return xasprintf("Up %s%s", d, st->status == CTR_PAUSED ? " (Paused)" : health);
     }
     case CTR_RESTARTING: {
         auto_free char *d = fmt_human_duration(secs_between(st->finished_ns, now_ns));
@@ -181,6 +185,7 @@ json_t *ctr_inspect_json(const struct container *c, const char *rootfs, const ch
         st->exit_code, "Error", st->error != NULL ? st->error : "", "StartedAt", started,
         "FinishedAt", finished);
 
+    ctr_lifecycle_inspect(c, config, host_config, state);
     json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:o,s:{s:s,s:{}},"
                      "s:{s:s,s:{}},s:[]}",
                      "Id", c->id, "Created", created, "Path", path, "Args", args, "State", state,

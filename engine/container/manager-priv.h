@@ -34,6 +34,7 @@ struct ctr_entry {
     /* Output fan-out: the log file and live subscribers, under out_lock. */
     pthread_mutex_t out_lock;
     FILE *log;
+    int64_t log_size;
     struct ctr_sub *subs;
 };
 
@@ -53,6 +54,7 @@ struct ctr_manager {
     size_t n_entries;
     struct ctr_exec **execs;
     size_t n_execs;
+    int health_threads; /* running health checks (health.c), waited for by ctr_manager_free */
 };
 
 /* Under m->lock. NULL with MERR_NOT_FOUND "No such container: ref". */
@@ -94,6 +96,28 @@ void mounts_plan_release(struct mounts_plan *p);
 /* volumesfrom.c: HostConfig.VolumesFrom's mounts added to mounts (takes the lock). */
 int mounts_volumes_from(struct ctr_manager *m, const json_t *host_config, json_t *mounts,
                         const char *ctr_id, struct merr *err) MUST_CHECK;
+
+/* logwriter.c: json-file logs with rotation */
+FILE *logw_open(const char *path, int64_t *size);
+int logw_append(FILE **f, int64_t *size, const char *path, const struct ctr_log_config *cfg,
+                const char *line, size_t len, struct merr *err) MUST_CHECK;
+/* The files to read, oldest first (rotated ones that exist, then path). */
+char **logw_files(const char *path, int max_file);
+
+/* init.c: --init puts our init at /sbin/docker-init (as dockerd) and runs the command under it */
+#define INIT_CONTAINER_PATH "/sbin/docker-init"
+char *init_find(void); /* NULL when it is missing */
+char **init_argv(char *const *argv);
+
+/* pty.c: the container's own devpts instance at <dir>/pts, and ptys in it */
+char *pty_devpts_path(const char *dir);
+int pty_devpts_ensure(const char *dir, struct merr *err) MUST_CHECK;
+void pty_devpts_release(const char *dir);
+/* Falls back to the engine's /dev/ptmx when the instance is not mounted. */
+int pty_open(const char *dir, int *master, int *slave, struct merr *err) MUST_CHECK;
+
+/* health.c: the health-check thread of the run that just started (no-op without a check) */
+void health_start_locked(struct ctr_manager *m, struct ctr_entry *e);
 
 /* exec.c */
 void exec_forget_container_locked(struct ctr_manager *m, const char *ctr_id);

@@ -120,6 +120,15 @@ void ctr_manager_free(struct ctr_manager *m)
         run_close_subs(e);
         mgr_entry_unref_locked(m, e);
     }
+    /* health threads see their run over (rt is NULL) and leave; a probe in flight is given
+     * a bounded moment */
+    pthread_cond_broadcast(&m->changed);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 5;
+    while (m->health_threads > 0 &&
+           pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
+        ;
     free(m->entries);
     exec_free_all(m);
     pthread_mutex_unlock(&m->lock);
@@ -320,6 +329,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
         (m->net.create != NULL &&
          m->net.create(m->net.data, c->id, c->name, body, image_config, err) < 0)) {
         struct merr ignored;
+        pty_devpts_release(e->dir);
         if (fs_remove_tree(e->dir, &ignored) < 0)
             mlog_warn(m->log, "%s", ignored.msg);
         pthread_mutex_unlock(&m->lock);
@@ -345,6 +355,7 @@ int mgr_remove_locked(struct ctr_manager *m, struct ctr_entry *e, bool remove_vo
     if (m->net.remove != NULL)
         m->net.remove(m->net.data, e->c->id);
     struct merr rm_err = MERR_INIT;
+    pty_devpts_release(e->dir);
     if (fs_remove_tree(e->dir, &rm_err) < 0) {
         e->c->state.status = CTR_DEAD;
         free(e->c->state.error);
@@ -542,10 +553,25 @@ static void settle_orphan(struct ctr_manager *m, struct ctr_entry *e)
     st->error = xstrdup(why);
 }
 
+/* dockerd's restore: every container that has run and whose policy says so (moby's
+ * RestartManager.ShouldRestart) starts with the daemon, running before or not: `always` even
+ * after a manual stop, `unless-stopped` unless stopped by hand, `on-failure` after a failure. */
 static bool restart_after_recovery(const struct container *c)
 {
-    return c->config->restart == RESTART_ALWAYS ||
-           (c->config->restart == RESTART_UNLESS_STOPPED && !c->state.stopped_by_user);
+    const struct ctr_state *st = &c->state;
+    if (st->started_ns == 0)
+        return false;
+    switch (c->config->restart) {
+    case RESTART_ALWAYS:
+        return true;
+    case RESTART_UNLESS_STOPPED:
+        return !st->stopped_by_user;
+    case RESTART_ON_FAILURE:
+        return st->exit_code != 0 && (c->config->restart_max_retries == 0 ||
+                                      st->restart_count < c->config->restart_max_retries);
+    default:
+        return false;
+    }
 }
 
 int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
@@ -570,7 +596,9 @@ int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
         bool was_running = st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING;
         if (was_running)
             settle_orphan(m, e);
+        pty_devpts_release(e->dir); /* left by an engine that died with it running */
         if (st == CTR_REMOVING || c->config->auto_remove) {
+            pty_devpts_release(e->dir);
             if (fs_remove_tree(e->dir, &lerr) < 0)
                 mlog_warn(m->log, "%s", lerr.msg);
             mounts_reref(m, c->mounts, c->id);
@@ -582,7 +610,7 @@ int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
         add_entry_locked(m, e);
         if (was_running && mgr_persist_locked(m, e, &lerr) < 0)
             mlog_warn(m->log, "%s", lerr.msg);
-        if (was_running && restart_after_recovery(c) && run_start_locked(m, e, &lerr) < 0)
+        if (restart_after_recovery(c) && run_start_locked(m, e, &lerr) < 0)
             mlog_warn(m->log, "cannot restart container %s: %s", c->id, lerr.msg);
     }
     pthread_mutex_unlock(&m->lock);

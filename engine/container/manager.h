@@ -131,6 +131,8 @@ struct ctr_logs_opts {
  * with follow, then a live subscription in *sub (fd -1 when the container is not running). */
 typedef int (*ctr_log_sink_fn)(void *data, int stream, const char *payload, size_t len,
                                struct merr *err);
+/* MERR_INVALID "configured logging driver does not support reading" (--log-driver none). */
+int ctr_logs_readable(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
 int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts *o,
              ctr_log_sink_fn sink, void *data, struct ctr_output_sub *sub, struct merr *err) MUST_CHECK;
 
@@ -179,15 +181,14 @@ struct ctr_exec_io {
     int stderr_fd; /* -1 with a tty */
     int pidfd;     /* readable when the process exits */
     bool tty;
-    /* ctr_exec_start failed while starting the process (the exec is then done, exit code 126,
-     * as with dockerd): the client gets the error in the stream, not as an HTTP status. */
-    bool start_failed;
 };
 int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
                    struct merr *err) MUST_CHECK;
 /* Records the exit status (reaps the process). */
 int ctr_exec_finish(struct ctr_manager *m, const char *exec_id, struct merr *err) MUST_CHECK;
 json_t *ctr_exec_inspect(struct ctr_manager *m, const char *exec_id, struct merr *err) MUST_CHECK;
+/* Drops a finished exec (the engine's own execs: health probes). */
+void ctr_exec_forget(struct ctr_manager *m, const char *exec_id);
 int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h, unsigned short w,
                     struct merr *err) MUST_CHECK;
 

@@ -33,12 +33,22 @@
 static void emit(struct ctr_manager *m, struct ctr_entry *e, int stream, const char *data, size_t len)
 {
     int64_t now = mgr_now_ns();
-    size_t line_len = 0;
-    auto_free char *line = logline_format(stream, data, len, now, &line_len);
     unsigned char hdr[8] = { (unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24),
                              (unsigned char)(len >> 16), (unsigned char)(len >> 8), (unsigned char)len };
     pthread_mutex_lock(&e->out_lock);
-    if (e->log != NULL && (fwrite(line, 1, line_len, e->log) != line_len || fflush(e->log) != 0))
+    /* One log record per line, as dockerd's json-file: logs --tail counts lines. */
+    for (size_t at = 0; e->log != NULL && at < len;) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        size_t n = nl != NULL ? (size_t)(nl - (data + at)) + 1 : len - at;
+        size_t line_len = 0;
+        auto_free char *line = logline_format(stream, data + at, n, now, &line_len);
+        struct merr werr = MERR_INIT;
+        if (logw_append(&e->log, &e->log_size, e->log_path, &e->c->config->log, line, line_len,
+                        &werr) < 0)
+            mlog_warn(m->log, "cannot write the log of %s: %s", e->c->id, werr.msg);
+        at += n;
+    }
+    if (e->log != NULL && fflush(e->log) != 0)
         mlog_warn(m->log, "cannot write the log of %s: %s", e->c->id, strerror(errno));
     struct ctr_sub **pp = &e->subs;
     while (*pp != NULL) {
@@ -210,6 +220,7 @@ static void *io_thread(void *opaque)
     e->rt = NULL;
     network_stop(m, e->c->id);
     startopts_stop(e);
+    pty_devpts_release(e->dir);
     if (e->stdin_w >= 0)
         close(e->stdin_w);
     if (e->pty_master >= 0)
@@ -302,37 +313,24 @@ static bool has_env(char *const *env, const char *key)
     return false;
 }
 
-static int open_pty(int *master, int *slave, struct merr *err)
-{
-    int mfd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (mfd < 0 || grantpt(mfd) < 0 || unlockpt(mfd) < 0) {
-        int e = errno;
-        if (mfd >= 0)
-            close(mfd);
-        return merr_set(err, MERR_IO, e, "cannot allocate a pseudo-terminal");
-    }
-    char name[64];
-    if (ptsname_r(mfd, name, sizeof name) != 0) {
-        close(mfd);
-        return merr_set(err, MERR_IO, errno, "cannot name the pseudo-terminal");
-    }
-    int sfd = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (sfd < 0) {
-        close(mfd);
-        return merr_set(err, MERR_IO, errno, "cannot open '%s'", name);
-    }
-    *master = mfd;
-    *slave = sfd;
-    return 0;
-}
-
 /* The input side exists from the first attach on, so input sent before start is kept. */
 static int prepare_input_locked(struct ctr_entry *e, struct merr *err)
 {
     const struct ctr_config *cfg = e->c->config;
     if (cfg->tty && e->pty_master < 0) {
-        if (open_pty(&e->pty_master, &e->pty_slave, err) < 0)
+        struct merr ignored;
+        if (pty_devpts_ensure(e->dir, &ignored) < 0) {
+            /* no instance of its own: pty_open takes one of the engine's ptys */
+        }
+        if (pty_open(e->dir, &e->pty_master, &e->pty_slave, err) < 0)
             return -1;
+        /* HostConfig.ConsoleSize [h, w] (API 1.42): sized before the process starts */
+        json_t *cs = json_object_get(cfg->raw_host_config, "ConsoleSize");
+        struct winsize ws = { .ws_row = (unsigned short)json_integer_value(json_array_get(cs, 0)),
+                              .ws_col = (unsigned short)json_integer_value(json_array_get(cs, 1)) };
+        if (ws.ws_row > 0 && ws.ws_col > 0 && ioctl(e->pty_master, TIOCSWINSZ, &ws) < 0) {
+            /* a nicety: the client resizes after the start too */
+        }
         if (cfg->open_stdin)
             e->stdin_w = dup(e->pty_master);
     } else if (!cfg->tty && cfg->open_stdin && e->stdin_w < 0 && e->stdin_r < 0) {
@@ -429,7 +427,7 @@ static void network_stop(struct ctr_manager *m, const char *id)
         m->net.stop(m->net.data, id);
 }
 
-int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
 {
     struct container *c = e->c;
     char *image_id = NULL;
@@ -474,7 +472,7 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
     enum rt_network_mode net_mode;
     char netns[4096];
     if (network_for_start(m, e, hostname, &net, &net_mode, netns, sizeof netns, err) < 0)
-        return start_failed(m, e, err);
+        return -1;
     struct mounts_plan mplan = { 0 };
     {
         auto_strv char **layers = strv_push(NULL, e->upper);
@@ -483,11 +481,11 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         if (mounts_prepare(m, c, layers, &mplan, err) < 0) {
             net_run_release(&net);
             network_stop(m, c->id);
-            return start_failed(m, e, err);
+            return -1;
         }
     }
     /* The network's /etc files first, then the user's mounts (which may cover them). */
-    auto_free struct rt_bind_mount *all_mounts = xcalloc(3 + mplan.n, sizeof *all_mounts);
+    auto_free struct rt_bind_mount *all_mounts = xcalloc(4 + mplan.n, sizeof *all_mounts);
     size_t n_mounts = 0;
     const char *const net_files[3][2] = { { net.hosts, "/etc/hosts" },
                                           { net.resolv, "/etc/resolv.conf" },
@@ -498,8 +496,30 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
                                                              .destination = net_files[i][1] };
     for (size_t i = 0; i < mplan.n; i++)
         all_mounts[n_mounts++] = mplan.items[i];
+    auto_free char *init_path = c->config->init ? init_find() : NULL;
+    auto_strv char **argv = c->config->init ? init_argv(c->plan.argv) : strv_dup(c->plan.argv);
+    if (c->config->init && init_path == NULL) {
+        mounts_plan_release(&mplan);
+        net_run_release(&net);
+        network_stop(m, c->id);
+        return merr_set(err, MERR_INVALID, 0,
+                        "exec: \"docker-init\": executable file not found in $PATH");
+    }
+    if (init_path != NULL)
+        all_mounts[n_mounts++] = (struct rt_bind_mount){ .source = init_path,
+                                                         .destination = INIT_CONTAINER_PATH,
+                                                         .readonly = true };
 
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
+    /* a devpts instance of its own (where the engine cannot mount one, the container gets a
+     * fresh instance and its tty stays the engine's pty, as before) */
+    struct merr pts_err = MERR_INIT;
+    auto_free char *devpts = pty_devpts_path(e->dir);
+    if (pty_devpts_ensure(e->dir, &pts_err) < 0) {
+        mlog_warn(m->log, "%s", pts_err.msg);
+        free(devpts);
+        devpts = NULL;
+    }
     if (prepare_input_locked(e, err) < 0) {
         mounts_plan_release(&mplan);
         net_run_release(&net);
@@ -541,8 +561,9 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
         .workdir = e->work,
         .rootfs = e->rootfs,
         .readonly_rootfs = c->config->readonly_rootfs,
+        .devpts = devpts,
         .process = {
-            .argv = (const char *const *)c->plan.argv,
+            .argv = (const char *const *)argv,
             .env = (const char *const *)env,
             .cwd = c->plan.cwd,
             .uid = user.uid,
@@ -590,10 +611,10 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
             close(out_r);
         if (err_r >= 0)
             close(err_r);
-        return start_failed(m, e, err);
+        return -1;
     }
     pthread_mutex_lock(&e->out_lock);
-    e->log = fopen(e->log_path, "ae");
+    e->log = c->config->log.driver == CTR_LOG_NONE ? NULL : logw_open(e->log_path, &e->log_size);
     pthread_mutex_unlock(&e->out_lock);
     e->rt = rc;
     e->pty_master = pty_master;
@@ -628,8 +649,16 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
     if (mgr_persist_locked(m, e, err) < 0)
         mlog_warn(m->log, "%s", err->msg);
     mgr_emit(m, c, "start", NULL);
+    health_start_locked(m, e);
     pthread_cond_broadcast(&m->changed);
     return 0;
+}
+
+/* Every failed start is recorded the same way (State.Error, the exit code docker run reports,
+ * an AutoRemove container removed), whichever step failed. */
+int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+{
+    return start_locked(m, e, err) < 0 ? start_failed(m, e, err) : 0;
 }
 
 int ctr_start(struct ctr_manager *m, const char *ref, struct merr *err)
@@ -765,11 +794,19 @@ int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct 
     }
     if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT)
         e->c->state.stopped_by_user = true;
+    uint64_t seq = e->exit_seq;
     rc = rt_kill(e->rt, sig, err);
     if (rc == 0) {
         char signum[16];
         snprintf(signum, sizeof signum, "%d", sig);
         mgr_emit(m, e->c, "kill", json_pack("{s:s}", "signal", signum));
+    }
+    /* As dockerd: a SIGKILL returns once the container is dead and its exit recorded, so the
+     * next inspect or start sees it stopped. */
+    if (rc == 0 && sig == SIGKILL) {
+        e->refs++;
+        run_wait_stopped_locked(m, e, seq, 15000);
+        mgr_entry_unref_locked(m, e);
     }
 out:
     pthread_mutex_unlock(&m->lock);
@@ -828,8 +865,11 @@ static bool wait_done_locked(const struct ctr_waiter *w)
         return e->exit_seq != w->seq || e->removed;
     case CTR_WAIT_NOT_RUNNING:
     default:
-        return e->removed || (!e->io_running && e->c->state.status != CTR_RUNNING &&
-                              e->c->state.status != CTR_RESTARTING);
+        /* An exit counts even when a restart policy starts it again (dockerd wakes its
+         * not-running waiters when a container goes to "restarting"). */
+        return e->removed || e->exit_seq != w->seq ||
+               (!e->io_running && e->c->state.status != CTR_RUNNING &&
+                e->c->state.status != CTR_RESTARTING);
     }
 }
 
@@ -944,6 +984,40 @@ static int emit_record(const struct ctr_logs_opts *o, const struct log_rec *r, c
     return sink(data, r->stream, buf, n + r->len, err);
 }
 
+int ctr_logs_readable(struct ctr_manager *m, const char *ref, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    int rc = e == NULL ? -1 : 0;
+    if (e != NULL && e->c->config->log.driver == CTR_LOG_NONE)
+        rc = merr_set(err, MERR_INVALID, 0, "configured logging driver does not support reading");
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static void read_log_file(const char *path, struct log_rec **recs, size_t *n, size_t *cap)
+{
+    auto_fclose FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while (f != NULL && (len = getline(&line, &lcap, f)) > 0) {
+        struct log_rec r = { 0 };
+        struct merr perr;
+        if (logline_parse(line, (size_t)len, &r.stream, &r.data, &r.len, &r.ns, &perr) < 0)
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            struct log_rec *nr = realloc(*recs, *cap * sizeof *nr);
+            if (nr == NULL)
+                abort();
+            *recs = nr;
+        }
+        (*recs)[(*n)++] = r;
+    }
+    free(line);
+}
+
 int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts *o,
              ctr_log_sink_fn sink, void *data, struct ctr_output_sub *sub, struct merr *err)
 {
@@ -954,30 +1028,17 @@ int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts 
         pthread_mutex_unlock(&m->lock);
         return -1;
     }
-    auto_free char *path = xstrdup(e->log_path);
-    /* Reading the file and subscribing happen under out_lock: no record is lost or doubled. */
+    if (e->c->config->log.driver == CTR_LOG_NONE) {
+        pthread_mutex_unlock(&m->lock);
+        return merr_set(err, MERR_INVALID, 0, "configured logging driver does not support reading");
+    }
+    auto_strv char **files = logw_files(e->log_path, e->c->config->log.max_file);
+    /* Reading the files and subscribing happen under out_lock: no record is lost or doubled. */
     pthread_mutex_lock(&e->out_lock);
-    auto_fclose FILE *f = fopen(path, "re");
     struct log_rec *recs = NULL;
     size_t n = 0, cap = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t len;
-    while (f != NULL && (len = getline(&line, &lcap, f)) > 0) {
-        struct log_rec r = { 0 };
-        struct merr perr;
-        if (logline_parse(line, (size_t)len, &r.stream, &r.data, &r.len, &r.ns, &perr) < 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct log_rec *nr = realloc(recs, cap * sizeof *nr);
-            if (nr == NULL)
-                abort();
-            recs = nr;
-        }
-        recs[n++] = r;
-    }
-    free(line);
+    for (size_t fi = 0; files[fi] != NULL; fi++)
+        read_log_file(files[fi], &recs, &n, &cap);
     int rc = 0;
     if (o->follow && e->io_running && e->log != NULL)
         rc = subscribe(e, sub, err);

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "container/container.h"
+#include "container/lifecycle.h"
 #include "container/logfile.h"
 #include "container/manager.h"
 #include "error.h"
@@ -226,8 +227,56 @@ static int forward_frame(struct api_request *req, int sub_fd, bool tty, bool tim
                : api_stream_frame(req, (enum stdcopy_stream)hdr[0], payload, len, err);
 }
 
+static void write_all_stdin(int fd, const char *q, ssize_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, q, (size_t)n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return; /* the container closed its stdin: keep streaming output */
+        q += w;
+        n -= w;
+    }
+}
+
+/* Passes buf on to stdin minus the detach sequence; true once the whole sequence was typed. */
+static bool filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize_t n)
+{
+    if (dk == NULL || dk->n == 0) {
+        write_all_stdin(fd, buf, n);
+        return false;
+    }
+    char out[16384 + 16];
+    size_t o = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)buf[i];
+        if (b == dk->keys[dk->pos]) {
+            if (++dk->pos == dk->n) {
+                write_all_stdin(fd, out, (ssize_t)o);
+                return true;
+            }
+            continue;
+        }
+        memcpy(out + o, dk->keys, dk->pos); /* a broken partial match is input after all */
+        o += dk->pos;
+        dk->pos = 0;
+        if (b == dk->keys[0])
+            dk->pos = 1;
+        else
+            out[o++] = (char)b;
+        if (o >= sizeof out - 16) {
+            write_all_stdin(fd, out, (ssize_t)o);
+            o = 0;
+        }
+    }
+    write_all_stdin(fd, out, (ssize_t)o);
+    return false;
+}
+
 int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
-                  stdin_eof_fn on_stdin_eof, void *eof_data, struct merr *err)
+                  stdin_eof_fn on_stdin_eof, void *eof_data, struct detach_keys *dk,
+                  struct merr *err)
 {
     bool stdin_open = stdin_fd >= 0;
     for (;;) {
@@ -249,16 +298,8 @@ int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps
             char buf[16384];
             ssize_t n = api_stream_read(req, buf, sizeof buf, err);
             if (n > 0) {
-                const char *q = buf;
-                while (n > 0) {
-                    ssize_t w = write(stdin_fd, q, (size_t)n);
-                    if (w < 0 && errno == EINTR)
-                        continue;
-                    if (w < 0)
-                        break; /* the container closed its stdin: keep streaming output */
-                    q += w;
-                    n -= w;
-                }
+                if (filter_detach(dk, stdin_fd, buf, n))
+                    return 0; /* detached: the container keeps running */
             } else {
                 stdin_open = false; /* half-close (or close_notify): stdin EOF, output goes on */
                 if (on_stdin_eof != NULL)
@@ -288,6 +329,13 @@ static void close_container_stdin(void *data)
     *c->stdin_fd = -1;
 }
 
+struct log_sink {
+    struct api_request *req;
+    bool tty;
+};
+static int log_sink(void *data, int stream, const char *payload, size_t len, struct merr *err);
+
+/* logs=1 replays the log first; stream=0 ends there (an exited container answers at once). */
 static int attach(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -296,25 +344,41 @@ static int attach(struct api_request *req, void *data, struct merr *err)
     if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0)
         return -1;
     bool want_stdin = api_request_query_bool(req, "stdin");
+    bool want_logs = api_request_query_bool(req, "logs");
+    bool want_stream = api_request_query_bool(req, "stream");
+    /* As dockerd: only a TTY's input is scanned, for ctrl-p,ctrl-q when no keys are given */
+    const char *keys = api_request_query(req, "detachKeys");
+    struct detach_keys dk = { .n = 0 };
+    if (tty && ctr_detach_keys_parse(keys != NULL && keys[0] != '\0' ? keys : "ctrl-p,ctrl-q", dk.keys,
+                              &dk.n, err) < 0)
+        return -1;
     struct ctr_output_sub sub = { -1 };
     int stdin_fd = -1;
     bool once = false;
-    if (ctr_attach(s->containers, id, want_stdin, &sub, &stdin_fd, &once, err) < 0)
+    if (want_stream && ctr_attach(s->containers, id, want_stdin, &sub, &stdin_fd, &once, err) < 0)
         return -1;
     int rc = api_hijack(req, tty, err);
+    if (rc == 0 && want_logs) {
+        struct ctr_logs_opts o = { .stdout_ = api_request_query_bool(req, "stdout"),
+                                   .stderr_ = api_request_query_bool(req, "stderr"),
+                                   .tail = -1 };
+        struct ctr_output_sub none = { -1 };
+        struct log_sink ls = { req, tty };
+        struct merr lerr = MERR_INIT;
+        if ((o.stdout_ || o.stderr_) && ctr_logs(s->containers, id, &o, log_sink, &ls, &none, &lerr) < 0 &&
+            lerr.code != MERR_INVALID)
+            rc = merr_set(err, lerr.code, lerr.sys_errno, "%s", lerr.msg);
+    }
     struct stdin_ctx sc = { s->containers, id, &stdin_fd };
-    if (rc == 0)
-        rc = handlers_pump(req, sub.fd, tty, false, stdin_fd, close_container_stdin, &sc, err);
-    close(sub.fd);
+    if (rc == 0 && want_stream)
+        rc = handlers_pump(req, sub.fd, tty, false, stdin_fd, close_container_stdin, &sc, &dk,
+                           err);
+    if (sub.fd >= 0)
+        close(sub.fd);
     if (stdin_fd >= 0)
         close(stdin_fd);
     return rc;
 }
-
-struct log_sink {
-    struct api_request *req;
-    bool tty;
-};
 
 static int log_sink(void *data, int stream, const char *payload, size_t len, struct merr *err)
 {
@@ -337,7 +401,8 @@ static int logs(struct api_request *req, void *data, struct merr *err)
     struct engine_services *s = data;
     char id[65];
     bool tty = false;
-    if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0)
+    if (ctr_lookup(s->containers, id_of(req), id, &tty, err) < 0 ||
+        ctr_logs_readable(s->containers, id, err) < 0)
         return -1;
     struct ctr_logs_opts o = {
         .stdout_ = api_request_query_bool(req, "stdout"),
@@ -364,7 +429,7 @@ static int logs(struct api_request *req, void *data, struct merr *err)
     struct ctr_output_sub sub = { -1 };
     int rc = ctr_logs(s->containers, id, &o, log_sink, &ls, &sub, err);
     if (rc == 0 && sub.fd >= 0)
-        rc = handlers_pump(req, sub.fd, tty, o.timestamps, -1, NULL, NULL, err);
+        rc = handlers_pump(req, sub.fd, tty, o.timestamps, -1, NULL, NULL, NULL, err);
     if (sub.fd >= 0)
         close(sub.fd);
     return rc < 0 ? -1 : api_stream_end(req, err);
@@ -397,7 +462,7 @@ static const struct api_route routes[] = {
     { "POST", "/containers/{id}/start", start, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/stop", stop, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/restart", restart, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/kill", kill_, 0 },
+    { "POST", "/containers/{id}/kill", kill_, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/wait", wait_, API_ROUTE_WORKER },
     { "DELETE", "/containers/{id}", remove_, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/attach", attach, API_ROUTE_WORKER },

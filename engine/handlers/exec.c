@@ -96,7 +96,7 @@ static int forward(struct api_request *req, int *fd, bool tty, enum stdcopy_stre
                : api_stream_frame(req, stream, buf, (size_t)n, err);
 }
 
-static int pump_exec(struct api_request *req, struct ctr_exec_io *io, struct merr *err)
+static int pump_exec(struct api_request *req, struct ctr_exec_io *io, bool raw, struct merr *err)
 {
     bool exited = false;
     struct timespec exit_at = { 0 };
@@ -115,9 +115,9 @@ static int pump_exec(struct api_request *req, struct ctr_exec_io *io, struct mer
             continue;
         if (r < 0 || p[4].revents != 0)
             return 0;
-        if (p[0].revents != 0 && forward(req, &io->stdout_fd, io->tty, STDCOPY_STDOUT, err) < 0)
+        if (p[0].revents != 0 && forward(req, &io->stdout_fd, raw, STDCOPY_STDOUT, err) < 0)
             return -1;
-        if (p[1].revents != 0 && forward(req, &io->stderr_fd, io->tty, STDCOPY_STDERR, err) < 0)
+        if (p[1].revents != 0 && forward(req, &io->stderr_fd, raw, STDCOPY_STDERR, err) < 0)
             return -1;
         if (p[3].revents != 0) {
             char buf[16384];
@@ -151,21 +151,27 @@ static int pump_exec(struct api_request *req, struct ctr_exec_io *io, struct mer
     }
 }
 
-/* dockerd's way: the stream is opened and the error written into it, so the client prints
- * it (and then reads exit code 126 from inspect) instead of failing the upgrade. */
-static int report_start_failure(struct api_request *req, bool tty, struct merr *err)
+static int start_detached(struct ctr_manager *m, const char *id, struct ctr_exec_io *io)
 {
-    auto_free char *text = xasprintf("%s\r\n", err->msg);
-    struct merr werr = MERR_INIT;
-    if (api_hijack(req, tty, &werr) < 0 ||
-        (tty ? api_stream_write(req, text, strlen(text), &werr)
-             : api_stream_frame(req, STDCOPY_STDOUT, text, strlen(text), &werr)) < 0) {
-        *err = werr;
-        return -1;
+    struct detached *d = xcalloc(1, sizeof *d);
+    d->m = m;
+    d->id = xstrdup(id);
+    d->io = *io;
+    if (d->io.stdin_fd >= 0) {
+        close(d->io.stdin_fd);
+        d->io.stdin_fd = -1;
     }
+    pthread_t t;
+    if (pthread_create(&t, NULL, detached_reaper, d) != 0)
+        detached_reaper(d);
+    else
+        pthread_detach(t);
     return 0;
 }
 
+/* As dockerd: the 101 goes out before the process starts (a client reading right after the
+ * upgrade never misses the first output), and a start error is written into the stream, the
+ * exec's exit code (126/127) telling the client. The body's Tty chooses the framing. */
 static int start(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -174,29 +180,41 @@ static int start(struct api_request *req, void *data, struct merr *err)
     if (api_request_body_json(req, &body, err) < 0)
         return -1;
     bool detach = json_is_true(json_object_get(body, "Detach"));
+    bool raw = json_is_true(json_object_get(body, "Tty"));
     json_decref(body);
     struct ctr_exec_io io;
-    if (ctr_exec_start(s->containers, id, &io, err) < 0)
-        return !detach && io.start_failed ? report_start_failure(req, io.tty, err) : -1;
     if (detach) {
-        struct detached *d = xcalloc(1, sizeof *d);
-        d->m = s->containers;
-        d->id = xstrdup(id);
-        d->io = io;
-        if (d->io.stdin_fd >= 0) {
-            close(d->io.stdin_fd);
-            d->io.stdin_fd = -1;
-        }
-        pthread_t t;
-        if (pthread_create(&t, NULL, detached_reaper, d) != 0)
-            detached_reaper(d);
-        else
-            pthread_detach(t);
+        if (ctr_exec_start(s->containers, id, &io, err) < 0)
+            return -1;
+        start_detached(s->containers, id, &io);
         return api_reply_empty(req, 200, err);
     }
-    int rc = api_hijack(req, io.tty, err);
-    if (rc == 0)
-        rc = pump_exec(req, &io, err);
+    json_t *state = ctr_exec_inspect(s->containers, id, err);
+    if (state == NULL)
+        return -1;
+    bool started = json_is_true(json_object_get(state, "Running")) ||
+                   json_is_true(json_object_get(state, "CanRemove"));
+    auto_free char *ctr = xstrdup(json_string_value(json_object_get(state, "ContainerID")));
+    json_decref(state);
+    if (started)
+        return merr_set(err, MERR_EXISTS, 0, "exec %s has already been started", id);
+    /* errors a client must get as an HTTP answer come before the upgrade */
+    json_t *ci = ctr_inspect(s->containers, ctr, err);
+    if (ci == NULL)
+        return -1;
+    bool running = json_is_true(json_object_get(json_object_get(ci, "State"), "Running"));
+    json_decref(ci);
+    if (!running)
+        return merr_set(err, MERR_EXISTS, 0, "container %s is not running", ctr);
+    if (api_hijack(req, raw, err) < 0)
+        return -1;
+    struct merr serr = MERR_INIT;
+    if (ctr_exec_start(s->containers, id, &io, &serr) < 0) {
+        auto_free char *msg = xasprintf("%s\r\n", serr.msg);
+        return raw ? api_stream_write(req, msg, strlen(msg), err)
+                   : api_stream_frame(req, STDCOPY_STDOUT, msg, strlen(msg), err);
+    }
+    int rc = pump_exec(req, &io, raw, err);
     /* The exit code must be recorded before the stream closes: the CLI asks for it next. */
     struct merr ferr = MERR_INIT;
     if (ctr_exec_finish(s->containers, id, &ferr) < 0 && rc == 0) {
@@ -232,7 +250,7 @@ static const struct api_route routes[] = {
     { "POST", "/containers/{id}/exec", create, 0 },
     { "POST", "/exec/{id}/start", start, API_ROUTE_WORKER },
     { "GET", "/exec/{id}/json", inspect, 0 },
-    { "POST", "/exec/{id}/resize", resize, 0 },
+    { "POST", "/exec/{id}/resize", resize, API_ROUTE_WORKER }, /* may wait for the start */
 };
 
 int handlers_register_exec(struct api_router *r, struct engine_services *s, struct merr *err)

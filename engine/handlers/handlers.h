@@ -49,7 +49,14 @@ int handlers_image_resolve(void *data, const char *ref, char **image_id, json_t 
  * shared by attach and logs -f. */
 struct api_request;
 typedef void (*stdin_eof_fn)(void *data);
+/* Attach's detach keys: the client's input is scanned for the sequence, which ends the pump
+ * (the container goes on); a partial match is held back, then passed on if it breaks. */
+struct detach_keys {
+    unsigned char keys[16];
+    size_t n, pos;
+};
 int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
-                  stdin_eof_fn on_stdin_eof, void *eof_data, struct merr *err) MUST_CHECK;
+                  stdin_eof_fn on_stdin_eof, void *eof_data, struct detach_keys *dk,
+                  struct merr *err) MUST_CHECK;
 
 #endif

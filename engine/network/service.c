@@ -253,7 +253,17 @@ static int load_networks(struct net_service *s, struct merr *err)
     return 0;
 }
 
-/* Leftovers of a previous engine: every namespace (their veths go with them). */
+static bool known_container(const struct net_service *s, const char *id)
+{
+    for (const struct net_ctr *c = s->ctrs; c != NULL; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* Leftovers of a previous run of this engine: the namespaces of its own containers (their veths
+ * go with them). Another engine sharing the exec root (a second engine left at the default
+ * --exec-root) owns the others: they are left alone. */
 static void remove_stale_netns(struct net_service *s)
 {
     auto_closedir DIR *d = opendir(s->netns_dir);
@@ -261,6 +271,11 @@ static void remove_stale_netns(struct net_service *s)
     while (d != NULL && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
+        if (!known_container(s, de->d_name)) {
+            mlog_debug(s->log, "leaving network namespace %s alone: not a container of this engine",
+                       de->d_name);
+            continue;
+        }
         auto_free char *path = path_join(s->netns_dir, de->d_name);
         struct merr e = MERR_INIT;
         if (nl_netns_remove(path, &e) < 0)

@@ -288,8 +288,10 @@ static int setup_dev(int rootfd, const struct rt_child *ch, struct merr *err)
     snprintf(shm_opts, sizeof shm_opts, "mode=1777,size=%llu",
              spec->shm_size > 0 ? (unsigned long long)spec->shm_size : 65536ULL * 1024);
     unsigned long shm_flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    if (mount_in_root(rootfd, NULL, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                      "newinstance,ptmxmode=0666,mode=0620,gid=5", true, err) < 0 ||
+    if ((spec->devpts != NULL
+             ? mount_in_root(rootfd, spec->devpts, "/dev/pts", NULL, MS_BIND, NULL, true, err)
+             : mount_in_root(rootfd, NULL, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                             "newinstance,ptmxmode=0666,mode=0620,gid=5", true, err)) < 0 ||
         (!spec->no_shm && spec->shm_source == NULL &&
          mount_in_root(rootfd, NULL, "/dev/shm", "tmpfs", shm_flags, shm_opts, true, err) < 0) ||
         (spec->shm_source != NULL &&

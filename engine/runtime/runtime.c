@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -293,9 +294,40 @@ static void child_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* A tty opened by the engine names a path of the engine's mount namespace: reopen it through
+ * the container's /dev/pts (the same devpts instance, checked by device) so ttyname() is
+ * /dev/pts/N, and give it to the process's user as runc does. Best effort: the old fds stay
+ * when the container's /dev/pts is another instance. */
+static void child_reopen_tty(const struct rt_child *ch)
+{
+    struct stat st0, st;
+    if (fstat(0, &st0) < 0 || !S_ISCHR(st0.st_mode))
+        return;
+    unsigned maj = major(st0.st_rdev), min = minor(st0.st_rdev);
+    if (maj < 136 || maj > 143)
+        return;
+    rt_best_effort(fchown(0, ch->proc->uid, (gid_t)-1));
+    char path[64];
+    snprintf(path, sizeof path, "/dev/pts/%u", (maj - 136) * 256 + min);
+    int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == st0.st_rdev &&
+        st.st_dev == st0.st_dev) {
+        for (int i = 0; i < 3; i++) {
+            struct stat si;
+            if (fstat(i, &si) == 0 && S_ISCHR(si.st_mode) && si.st_rdev == st0.st_rdev)
+                rt_best_effort(dup3(fd, i, 0));
+        }
+    }
+    close(fd);
+}
+
 static _Noreturn void child_finish(const struct rt_child *ch, bool create_cwd)
 {
     struct merr err = MERR_INIT;
+    if (ch->proc->tty)
+        child_reopen_tty(ch);
     if (setsid() < 0) {
         merr_set(&err, MERR_IO, errno, "cannot start a session");
         child_fail(&err);

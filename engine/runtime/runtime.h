@@ -125,6 +125,9 @@ struct rt_spec {
     const char *workdir;
     const char *rootfs;
     bool readonly_rootfs;
+    /* A devpts instance the caller mounted (and opens ptys in), bound at /dev/pts; NULL: a new
+     * instance. A tty's fds are reopened through it, so the process sees /dev/pts/N. */
+    const char *devpts;
 
     struct rt_process process;
     const char *hostname; /* NULL: keep the (new) UTS namespace's name */

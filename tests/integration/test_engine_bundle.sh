@@ -163,5 +163,7 @@ assert__ok "pull of zstd layers (libzstd)"
 assert_eq "$(timeout 60 "$DOCKER" run --rm "$IMG" echo hi 2>&1)" "hi" \
     "a container runs under the bundled engine (seccomp, capabilities, cgroups)"
 assert_exit 3 timeout 60 "$DOCKER" run --rm "$IMG" sh -c 'exit 3'
+assert_eq "$(timeout 60 "$DOCKER" run --rm --init "$IMG" ps -o pid,comm | awk '$1 == 1 {print $2}')" \
+    "docker-init" "--init finds the bundled machine-init (libexec/, beside the engine)"
 
 pass
