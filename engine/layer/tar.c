@@ -42,6 +42,7 @@ struct tar_ctx {
     struct merr io_err;
     bool io_failed;
     void *links; /* tsearch tree of link_record by (dev, ino) */
+    const char *const *skip; /* relative paths left out (NULL: none) */
     unsigned char *buf;
 };
 
@@ -110,8 +111,7 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads the names of a directory (without . and ..), sorted bytewise. */
-static int sorted_names(int dirfd, char ***out, size_t *count, struct merr *err)
+int layer_sorted_names(int dirfd, char ***out, size_t *count, struct merr *err)
 {
     int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -199,9 +199,11 @@ static int write_header(struct tar_ctx *ctx, struct archive_entry *e, const char
     return 0;
 }
 
-/* A header for a `.wh.` marker: an empty regular file, as dockerd writes them. */
-static int write_marker(struct tar_ctx *ctx, const char *path, mode_t perm, const struct stat *st,
-                        struct merr *err)
+/* A header for a `.wh.` marker, as dockerd's overlay driver writes them: an empty regular file
+ * with the owner of what it stands for; a whiteout keeps its device's mtime and mode 0, an
+ * opaque marker gets the directory's permissions and no mtime. */
+static int write_marker(struct tar_ctx *ctx, const char *path, mode_t perm, int64_t mtime,
+                        const struct stat *st, struct merr *err)
 {
     auto_entry struct archive_entry *e = archive_entry_new();
     if (e == NULL)
@@ -211,7 +213,7 @@ static int write_marker(struct tar_ctx *ctx, const char *path, mode_t perm, cons
     archive_entry_set_perm(e, perm);
     archive_entry_set_uid(e, st->st_uid);
     archive_entry_set_gid(e, st->st_gid);
-    archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
+    archive_entry_set_mtime(e, mtime, 0);
     archive_entry_set_size(e, 0);
     return write_header(ctx, e, path, err);
 }
@@ -329,7 +331,7 @@ static int write_one(struct tar_ctx *ctx, int dirfd, const char *name, const cha
         auto_free char *marker = NULL;
         if (asprintf(&marker, "%s.wh..wh..opq", sub) < 0)
             return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
-        if (write_marker(ctx, marker, st->st_mode & 07777, st, err) < 0)
+        if (write_marker(ctx, marker, st->st_mode & 0777, 0, st, err) < 0)
             return -1;
     }
     return walk_dir(ctx, fd, sub, err);
@@ -339,7 +341,7 @@ static int walk_dir(struct tar_ctx *ctx, int dirfd, const char *prefix, struct m
 {
     auto_strv char **names = NULL;
     size_t count = 0;
-    if (sorted_names(dirfd, &names, &count, err) < 0)
+    if (layer_sorted_names(dirfd, &names, &count, err) < 0)
         return merr_prefix(err, "'%s'", prefix[0] ? prefix : ".");
     for (size_t i = 0; i < count; i++) {
         const char *name = names[i];
@@ -350,9 +352,16 @@ static int walk_dir(struct tar_ctx *ctx, int dirfd, const char *prefix, struct m
             continue;
         bool whiteout = S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
         auto_free char *path = NULL;
+        if (ctx->skip != NULL) {
+            auto_free char *rel = NULL;
+            if (asprintf(&rel, "%s%s", prefix, name) < 0)
+                return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
+            if (layer_skipped(dirfd, name, rel, &st, ctx->skip))
+                continue;
+        }
         if (asprintf(&path, whiteout ? "%s.wh.%s" : "%s%s", prefix, name) < 0)
             return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
-        int r = whiteout ? write_marker(ctx, path, 0600, &st, err)
+        int r = whiteout ? write_marker(ctx, path, 0, st.st_mtim.tv_sec, &st, err)
                          : write_one(ctx, dirfd, name, path, &st, err);
         if (r < 0)
             return -1;
@@ -380,7 +389,13 @@ static int tar_open(struct tar_ctx *ctx, struct merr *err)
 
 int layer_tar_dir(const char *src, int out_fd, struct layer_result *res, struct merr *err)
 {
-    struct tar_ctx ctx = { .out_fd = out_fd };
+    return layer_tar_dir_skip(src, out_fd, NULL, res, err);
+}
+
+int layer_tar_dir_skip(const char *src, int out_fd, const char *const *skip,
+                       struct layer_result *res, struct merr *err)
+{
+    struct tar_ctx ctx = { .out_fd = out_fd, .skip = skip };
     auto_close int rootfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int r = -1;
     if (rootfd < 0) {
