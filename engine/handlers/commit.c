@@ -58,7 +58,8 @@ static int export_(struct api_request *req, void *data, struct merr *err)
     return api_stream_end(req, err);
 }
 
-/* "repo" and "tag" → "repo:tag" (NULL when no repo); a digest is refused as dockerd does. */
+/* "repo" and "tag" → "repo:tag" (NULL when no repo; no tag means latest); a digest is refused
+ * as dockerd does. */
 static int target_ref(struct api_request *req, char **out, struct merr *err)
 {
     const char *repo = api_request_query(req, "repo");
@@ -68,7 +69,8 @@ static int target_ref(struct api_request *req, char **out, struct merr *err)
         return 0;
     if (tag != NULL && strncmp(tag, "sha256:", 7) == 0)
         return merr_set(err, MERR_INVALID, 0, "refusing to create a tag with a digest reference");
-    *out = xasprintf("%s:%s", repo, tag != NULL && tag[0] != '\0' ? tag : "latest");
+    /* docker import sends "name:tag" in repo alone; docker commit splits them */
+    *out = tag != NULL && tag[0] != '\0' ? xasprintf("%s:%s", repo, tag) : xstrdup(repo);
     return 0;
 }
 
