@@ -144,6 +144,14 @@ struct image_commit_spec {
 MUST_CHECK int image_commit(struct image_store *s, const struct image_commit_spec *spec,
                             char **id_out, struct merr *err);
 
+/* The build cache: key (any text) → image ID. get gives NULL (no error) on a miss or when the
+ * image is gone; put records it. */
+MUST_CHECK char *image_build_cache_get(struct image_store *s, const char *key);
+MUST_CHECK int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
+                                     struct merr *err);
+/* A fresh work directory in the store's tmp/ (removed at the next open if left behind). */
+MUST_CHECK char *image_store_work_dir(struct image_store *s, struct merr *err);
+
 /* GET /images/{name}/history: [{Id, Created, CreatedBy, Tags, Size, Comment}], newest first,
  * "<missing>" for the steps whose image is not in the store, as dockerd answers. */
 MUST_CHECK char *image_history_json(struct image_store *s, const char *name, struct merr *err);
