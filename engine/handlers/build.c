@@ -184,8 +184,16 @@ static int build(struct api_request *req, void *data, struct merr *err)
         struct merr berr = MERR_INIT;
         if (build_run(&env, &o, &id, &code, &berr) < 0)
             rc = out.gone ? -2 : stream_error(req, &berr, code, err) < 0 ? -2 : 0;
-        else
+        else {
             evt_emit(s->events, "image", "build", id, NULL);
+            /* -q: the daemon's only output is the image ID, as dockerd sends it */
+            if (out.quiet) {
+                auto_free char *line = xasprintf("%s\n", id);
+                json_t *msg = json_pack("{s:s}", "stream", line);
+                rc = api_stream_write_json(req, msg, err) < 0 ? -2 : 0;
+                json_decref(msg);
+            }
+        }
         rc = rc == 0 ? api_stream_end(req, err) : rc;
     }
     free(id);

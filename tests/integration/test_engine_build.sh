@@ -106,6 +106,15 @@ assert_contains "$out" 'Step 4/14 : RUN mkdir -p /out && echo "$GREETING from bu
  ---> Running in' "a RUN that sees a changed build arg is not served from the cache"
 assert_eq "$(d run --rm test/built:bye cat /app/msg)" "bye from build" "the new value is in the image"
 
+step "the CLI's default without the buildx plugin falls back to the classic builder; -q prints the ID"
+if "$DOCKER" buildx version >/dev/null 2>&1; then
+    echo "skip: buildx is installed, the CLI's default is BuildKit" >&2
+else
+    out=$(env -u DOCKER_BUILDKIT "$DOCKER" build -q --build-arg BASE="$BASE" --build-arg GREETING=hi "$C" 2>/dev/null) ||
+        fail "docker build without DOCKER_BUILDKIT=0"
+    assert_eq "$out" "$(d image inspect -f '{{.Id}}' test/built:v2)" "-q prints the image ID (all from the cache)"
+fi
+
 step "--target stops at a stage; unused build args are reported"
 out=$(d build -t test/built:stage --target build --build-arg BASE="$BASE" --build-arg UNUSED=1 "$C" 2>&1) ||
     fail "build --target: $out"
