@@ -33,6 +33,18 @@ static int on_pull(const char *line, void *ctx)
     return 0;
 }
 
+/* A pull with the credentials X-Registry-Config has for the image's registry. */
+static int pull(struct builder *b, const char *ref, char **id, struct merr *err)
+{
+    auto_free char *auth = NULL;
+    if (image_registry_config_auth(b->o->x_registry_config, ref, &auth, err) < 0)
+        return -1;
+    int rc = image_pull(b->env->images, b->env->registry, ref, NULL, auth, on_pull, b, id, err);
+    if (auth != NULL)
+        explicit_bzero(auth, strlen(auth));
+    return rc;
+}
+
 static int run_triggers(struct builder *b, struct merr *err)
 {
     json_t *ob = json_incref(json_object_get(b->cfg, "OnBuild"));
@@ -57,8 +69,7 @@ int bld_from_image(struct builder *b, const char *ref, struct merr *err)
 {
     struct merr miss = MERR_INIT;
     auto_free char *id = b->o->pull ? NULL : image_lookup(b->env->images, ref, &miss);
-    if (id == NULL &&
-        image_pull(b->env->images, b->env->registry, ref, NULL, NULL, on_pull, b, &id, err) < 0)
+    if (id == NULL && pull(b, ref, &id, err) < 0)
         return -1;
     if (bld_set_image(b, id, err) < 0)
         return -1;
@@ -176,8 +187,7 @@ static int fetch_from(struct builder *b, const char *from, char **srcs, const ch
     if (image == NULL) {
         struct merr miss = MERR_INIT;
         looked = image_lookup(b->env->images, from, &miss);
-        if (looked == NULL && image_pull(b->env->images, b->env->registry, from, NULL, NULL,
-                                         on_pull, b, &looked, err) < 0)
+        if (looked == NULL && pull(b, from, &looked, err) < 0)
             return -1;
         image = looked;
     }

@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "fsutil.h"
+#include "image/auth.h"
 #include "image/internal.h"
 #include "image/manifest.h"
 #include "layer/layer.h"
@@ -397,4 +398,16 @@ char *image_store_work_dir(struct image_store *s, struct merr *err)
 {
     char *path = NULL;
     return store_tmp_dir(s, &path, err) < 0 ? NULL : path;
+}
+
+int image_registry_config_auth(const char *x_registry_config, const char *ref, char **out,
+                               struct merr *err)
+{
+    struct image_ref r;
+    *out = NULL;
+    if (x_registry_config == NULL || x_registry_config[0] == '\0')
+        return 0;
+    if (image_ref_parse(ref, &r, err) < 0)
+        return -1;
+    return x_registry_config_pick(x_registry_config, r.domain, out, err);
 }

@@ -149,6 +149,10 @@ MUST_CHECK int image_commit(struct image_store *s, const struct image_commit_spe
 MUST_CHECK char *image_build_cache_get(struct image_store *s, const char *key);
 MUST_CHECK int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
                                      struct merr *err);
+/* POST /build's X-Registry-Config → the X-Registry-Auth value for ref's registry (*out NULL
+ * when it names none). */
+MUST_CHECK int image_registry_config_auth(const char *x_registry_config, const char *ref,
+                                          char **out, struct merr *err);
 /* A fresh work directory in the store's tmp/ (removed at the next open if left behind). */
 MUST_CHECK char *image_store_work_dir(struct image_store *s, struct merr *err);
 

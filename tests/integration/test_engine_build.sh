@@ -20,7 +20,8 @@ cleanup() {
     [ -z "${engine_pid:-}" ] || "$DOCKER" rm -f $("$DOCKER" ps -aq) >/dev/null 2>&1 || true
     engine_stop
     engine_leftovers_clean "$T/e/root" "$T/e/exec" 2>/dev/null || true
-    registry_cleanup 2>/dev/null || true
+    registry_stop "$T/registry" 2>/dev/null || true
+    registry_stop "$T/authreg" 2>/dev/null || true
     { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
     rm -rf "$T"
 }
@@ -148,6 +149,22 @@ assert_contains "$out" "forbidden path outside the build context" "COPY ../x is 
 printf 'FROM %s\nCOPY link /x\n' "$BASE" >"$X/Dockerfile"
 out=$(d build -t test/escape "$X" 2>&1) && fail "COPY of a symlink to a host file built: $(d run --rm test/escape cat /x)"
 assert_contains "$out" "file not found in build context" "a symlink out of the context resolves inside it"
+
+step "FROM an image of a registry with auth: the CLI's credentials travel in X-Registry-Config"
+python3 -c "import crypt; print('builder:' + crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)))" >"$T/htpasswd"
+ANON_ADDR=$REGISTRY_ADDR
+REGISTRY_HTPASSWD=$T/htpasswd registry_start "$T/authreg"
+AUTH_ADDR=$REGISTRY_ADDR
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds builder:s3cret \
+    "docker://$ANON_ADDR/test/img:v1" "docker://$AUTH_ADDR/private/base:v1" || fail "skopeo copy to the auth registry"
+P=$T/private
+mkdir -p "$P" "$T/dcfg"
+printf 'FROM %s/private/base:v1\nRUN echo from-private\n' "$AUTH_ADDR" >"$P/Dockerfile"
+out=$(d build "$P" 2>&1) && fail "an image of a registry with auth was pulled without credentials"
+assert__ok "without credentials the FROM pull is refused"
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$AUTH_ADDR" "$(printf builder:s3cret | base64)" >"$T/dcfg/config.json"
+out=$(DOCKER_CONFIG=$T/dcfg "$DOCKER" build -t test/private "$P" 2>&1) || fail "build with credentials: $out"
+assert_contains "$out" "from-private" "with the CLI's credentials the base image is pulled and the build runs"
 
 step "Dockerfile problems are reported like dockerd's"
 printf 'FROM %s\nFOO bar\n' "$BASE" >"$F/Dockerfile"
