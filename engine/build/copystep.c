@@ -18,6 +18,7 @@
 #include "image/image.h"
 #include "layer/layer.h"
 #include "machine.h"
+#include "runtime/runtime.h"
 #include "tarw.h"
 
 #define GO_MODE_DIR (1u << 31)
@@ -77,49 +78,44 @@ int bld_from_image(struct builder *b, const char *ref, struct merr *err)
     return run_triggers(b, err);
 }
 
-/* "uid[:gid]" (numbers, or root). */
-static int parse_chown(const char *v, long *uid, long *gid, struct merr *err)
+/* "uid[:gid]" in numbers: 1 when parsed, 0 when names need the image's files. docker: without a
+ * group the gid is the uid. */
+static int parse_chown_numeric(const char *v, long *uid, long *gid)
 {
-    auto_free char *copy = xstrdup(v);
-    char *colon = strchr(copy, ':');
-    if (colon != NULL)
-        *colon++ = '\0';
-    const char *parts[2] = { copy, colon };
-    long out[2] = { 0, -1 };
-    for (int i = 0; i < 2; i++) {
-        if (parts[i] == NULL)
-            continue;
-        char *end;
-        if (strcmp(parts[i], "root") == 0) {
-            out[i] = 0;
-            continue;
-        }
-        out[i] = strtol(parts[i], &end, 10);
-        if (parts[i][0] == '\0' || *end != '\0' || out[i] < 0)
-            return merr_set(err, MERR_UNSUPPORTED, 0,
-                            "--chown=%s: user and group names are not supported by "
-                            "machine-engine's builder yet; use numeric ids", v);
+    char *end;
+    long u = strtol(v, &end, 10);
+    if (end == v || (*end != '\0' && *end != ':') || u < 0)
+        return 0;
+    long g = u;
+    if (*end == ':') {
+        const char *gs = end + 1;
+        g = strtol(gs, &end, 10);
+        if (end == gs || *end != '\0' || g < 0)
+            return 0;
     }
-    *uid = out[0];
-    *gid = out[1] >= 0 ? out[1] : out[0];
-    return 0;
+    *uid = u;
+    *gid = g;
+    return 1;
 }
 
 struct copy_flags {
     const char *from;
+    const char *chown; /* names to resolve in the image, or NULL */
     long uid, gid, chmod;
 };
 
 static int copy_flags(const struct df_instr *in, struct copy_flags *f, struct merr *err)
 {
-    *f = (struct copy_flags){ NULL, 0, 0, -1 };
+    *f = (struct copy_flags){ NULL, NULL, 0, 0, -1 };
     for (size_t i = 0; in->flags[i] != NULL; i++) {
         const char *fl = in->flags[i] + 2;
         if (strncmp(fl, "from=", 5) == 0) {
             f->from = fl + 5;
         } else if (strncmp(fl, "chown=", 6) == 0) {
-            if (parse_chown(fl + 6, &f->uid, &f->gid, err) < 0)
-                return -1;
+            if (fl[6] == '\0')
+                return merr_set(err, MERR_INVALID, 0, "invalid --chown");
+            if (!parse_chown_numeric(fl + 6, &f->uid, &f->gid))
+                f->chown = fl + 6;
         } else if (strncmp(fl, "chmod=", 6) == 0) {
             char *end;
             f->chmod = strtol(fl + 6, &end, 8);
@@ -232,6 +228,77 @@ static int fetch_from(struct builder *b, const char *from, char **srcs, const ch
     return 0;
 }
 
+struct mem_sink {
+    char *buf;
+    size_t len;
+};
+
+static int mem_write(void *data, const void *buf, size_t len, struct merr *err)
+{
+    struct mem_sink *m = data;
+    if (m->len + len > (8u << 20))
+        return merr_set(err, MERR_INVALID, 0, "the image's user database is too large");
+    char *n = realloc(m->buf, m->len + len + 1);
+    if (n == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    memcpy(n + m->len, buf, len);
+    m->buf = n;
+    m->len += len;
+    n[m->len] = '\0';
+    return 0;
+}
+
+/* A small file of the step container (the tar of one regular file, unwrapped), or NULL. */
+static char *image_file(struct builder *b, const char *cid, const char *path)
+{
+    struct mem_sink m = { NULL, 0 };
+    struct ctr_path_stat st;
+    struct merr ignored = MERR_INIT;
+    if (ctr_archive_get(b->env->containers, cid, path, &st, begin_nop, mem_write, &m,
+                        &ignored) < 0 ||
+        m.len < 512 || m.buf[156] != '0') {
+        free(m.buf);
+        return NULL;
+    }
+    unsigned long long size = strtoull(m.buf + 124, NULL, 8);
+    size_t off = 512;
+    if (memcmp(m.buf, "PaxHeader", 9) == 0 || m.buf[156] == 'x') {
+        free(m.buf);
+        return NULL;
+    }
+    if (size > m.len - off) {
+        free(m.buf);
+        return NULL;
+    }
+    char *out = strndup(m.buf + off, (size_t)size);
+    free(m.buf);
+    return out;
+}
+
+/* --chown=user[:group] by name, from the image's /etc/passwd and /etc/group. */
+static int resolve_chown(struct builder *b, const char *cid, const char *spec, long *uid,
+                         long *gid, struct merr *err)
+{
+    auto_free char *passwd = image_file(b, cid, "/etc/passwd");
+    auto_free char *group = image_file(b, cid, "/etc/group");
+    auto_free char *user = xstrdup(spec);
+    char *colon = strchr(user, ':');
+    if (colon != NULL)
+        *colon = '\0';
+    struct rt_user u, g;
+    if (rt_user_resolve(user, passwd, group, &u, err) < 0)
+        return merr_prefix(err, "--chown=%s", spec);
+    *uid = (long)u.uid;
+    *gid = (long)u.uid; /* docker: a user without a group gets the uid as gid */
+    if (colon != NULL) {
+        auto_free char *root_group = xasprintf("0:%s", colon + 1);
+        if (rt_user_resolve(root_group, passwd, group, &g, err) < 0)
+            return merr_prefix(err, "--chown=%s", spec);
+        *gid = (long)g.gid;
+    }
+    return 0;
+}
+
 static int copy_words(struct builder *b, const struct df_instr *in, char ***out, struct merr *err)
 {
     char **w = NULL;
@@ -311,10 +378,18 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
         return -1;
     json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
     char *cid = NULL;
+    long uid = f->uid, gid = f->gid;
     int rc = bld_step_container(b, cmd, NULL, &cid, err);
     json_decref(cmd);
     if (rc < 0)
         return -1;
+    if (rc == 0 && f->chown != NULL)
+        rc = resolve_chown(b, cid, f->chown, &uid, &gid, err);
+    if (rc < 0) {
+        bld_remove_container(b, cid, false);
+        free(cid);
+        return -1;
+    }
     size_t dl = strlen(dest_word);
     struct copy_spec spec = {
         .root = f->from == NULL ? b->o->context_dir : NULL,
@@ -323,8 +398,8 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
         .srcs = words,
         .dest = dest,
         .dest_is_dir = (dl > 0 && dest_word[dl - 1] == '/') || n > 2 || is_dir_in(b, cid, dest),
-        .uid = f->uid,
-        .gid = f->gid,
+        .uid = uid,
+        .gid = gid,
         .chmod = f->chmod,
         .refuse_archives = add,
     };

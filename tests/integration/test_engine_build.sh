@@ -138,6 +138,19 @@ assert_contains "$out" "The command '/bin/sh -c echo before && exit 3' returned 
 case "$out" in *"echo never"*) fail "the step after the failure ran" ;; esac
 assert__ok "nothing runs after the failure"
 
+step "COPY --chown by id and by name (the image's /etc/passwd and /etc/group), --chmod"
+O=$T/own
+mkdir -p "$O"
+echo x >"$O/f"
+chmod 644 "$O/f"
+printf 'FROM %s\nCOPY --chown=nobody:nogroup f /a/\nCOPY --chown=7 --chmod=600 f /b\n' "$BASE" >"$O/Dockerfile"
+out=$(d build -t test/own "$O" 2>&1) || fail "build with --chown: $out"
+assert_eq "$(d run --rm test/own stat -c '%u:%g %a' /a/f /b)" "65534:65534 644
+7:7 600" "owners and modes of the copied files"
+printf 'FROM %s\nCOPY --chown=nosuchuser f /a/\n' "$BASE" >"$O/Dockerfile"
+out=$(d build "$O" 2>&1) && fail "--chown with an unknown user built"
+assert_contains "$out" "nosuchuser" "an unknown --chown user is an error"
+
 step "the context cannot reach outside itself"
 X=$T/escape
 mkdir -p "$X"
