@@ -23,6 +23,8 @@ struct builder {
     char *cur;          /* image ID of the last step */
     json_t *cfg;        /* its config ("config" of the image config) */
     bool cmd_set;
+    bool scratch;       /* cur is a placeholder for FROM scratch (no layers, no history) */
+    json_t *placeholders; /* their IDs, removed when the build ends */
     char *author;       /* MAINTAINER */
     struct bld_stage *stages;
     size_t n_stages;

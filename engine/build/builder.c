@@ -219,8 +219,24 @@ void bld_stage_release(struct bld_stage *st)
     free(st->image_id);
 }
 
+static bool placeholder_in_use(const char *image_id, void *ctx)
+{
+    return ctr_image_in_use(ctx, image_id);
+}
+
 static void builder_release(struct builder *b)
 {
+    size_t k;
+    json_t *id;
+    json_array_foreach(b->placeholders, k, id)
+    {
+        struct merr ignored = MERR_INIT;
+        char *report = NULL;
+        if (image_remove(b->env->images, json_string_value(id), false, placeholder_in_use,
+                         b->env->containers, &report, &ignored) == 0)
+            free(report);
+    }
+    json_decref(b->placeholders);
     df_file_free(b->df);
     df_ignore_free(b->ignore);
     json_decref(b->meta);
@@ -270,7 +286,7 @@ int build_run(const struct build_env *env, const struct build_opts *o, char **im
               int *exit_code, struct merr *err)
 {
     struct builder b = { .env = env, .o = o, .meta = json_object(), .used_args = json_object(),
-                         .stage_args = json_object() };
+                         .stage_args = json_object(), .placeholders = json_array() };
     *exit_code = 0;
     int rc = load_files(&b, err);
     if (rc == 0)

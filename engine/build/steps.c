@@ -48,6 +48,7 @@ int bld_set_image(struct builder *b, const char *id, struct merr *err)
     json_decref(full);
     free(b->cur);
     b->cur = xstrdup(id);
+    b->scratch = false;
     return 0;
 }
 
@@ -76,7 +77,8 @@ static char *go_quoted(const json_t *list)
 char *bld_cache_key(struct builder *b, const char *created_by)
 {
     char *cfg = json_dumps(b->cfg, JSON_COMPACT | JSON_SORT_KEYS);
-    char *key = xasprintf("%s\n%s\n%s\n%s", b->cur, created_by, cfg != NULL ? cfg : "",
+    char *key = xasprintf("%s\n%s\n%s\n%s", b->scratch ? "scratch" : b->cur, created_by,
+                          cfg != NULL ? cfg : "",
                           b->author != NULL ? b->author : "");
     free(cfg);
     return key;
@@ -116,14 +118,14 @@ int bld_commit_step(struct builder *b, const char *cid, const char *created_by,
     if (have && ctr_commit_source(b->env->containers, cid, &ls.src, err) < 0)
         return -1;
     struct image_commit_spec spec = {
-        .parent_id = b->cur,
+        .parent_id = b->scratch ? NULL : b->cur,
         .write_layer = have ? write_ctr_layer : NULL,
         .layer_ctx = &ls,
         .drop_empty_layer = true,
         .config = b->cfg,
         .author = b->author,
         .created_by = created_by,
-        .record_parent = true,
+        .record_parent = !b->scratch,
     };
     char *id = NULL;
     int rc = image_commit(b->env->images, &spec, &id, err);
@@ -196,6 +198,24 @@ static int step_nop(struct builder *b, const char *text, struct merr *err)
     return rc;
 }
 
+/* FROM scratch: an image without layers or history that only step containers use; the first
+ * commit has no parent, as dockerd's. */
+static int from_scratch(struct builder *b, struct merr *err)
+{
+    json_t *cfg = json_object();
+    struct image_commit_spec spec = { .config = cfg };
+    char *id = NULL;
+    int rc = image_commit(b->env->images, &spec, &id, err);
+    json_decref(cfg);
+    if (rc < 0)
+        return -1;
+    json_array_append_new(b->placeholders, json_string(id));
+    rc = bld_set_image(b, id, err);
+    free(id);
+    b->scratch = rc == 0;
+    return rc;
+}
+
 static int step_from(struct builder *b, const struct df_instr *in, struct merr *err)
 {
     for (size_t i = 0; in->flags[i] != NULL; i++) {
@@ -233,8 +253,7 @@ static int step_from(struct builder *b, const struct df_instr *in, struct merr *
     free(b->author);
     b->author = NULL;
     if (strcasecmp(ref, "scratch") == 0)
-        return merr_set(err, MERR_UNSUPPORTED, 0,
-                        "FROM scratch is not supported by machine-engine's builder yet");
+        return from_scratch(b, err);
     for (size_t i = 0; i + 1 < b->n_stages; i++)
         if (b->stages[i].name != NULL && strcasecmp(b->stages[i].name, ref) == 0) {
             int rc = bld_set_image(b, b->stages[i].image_id, err);

@@ -88,7 +88,7 @@ MUST_CHECK char *image_config_json(struct image_store *s, const char *image_id, 
 
 /* Paths of the image's layer diff directories, top layer first, for an overlay
  * lowerdir. NULL-terminated, free with the auto_strv cleanup or strv loop. An image
- * without layers gives an empty list. */
+ * without layers gives one empty directory (an overlay needs a lower one). */
 MUST_CHECK char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr *err);
 
 /* Says whether a container uses image_id (the engine's container store answers). */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "fsutil.h"
@@ -342,10 +343,19 @@ char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr
         return NULL;
     json_t *layers = json_object_get(rec, "layers");
     size_t n = json_array_size(layers);
-    auto_strv char **dirs = calloc(n + 1, sizeof *dirs);
+    auto_strv char **dirs = calloc(n + 2, sizeof *dirs);
     if (dirs == NULL) {
         merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
         return NULL;
+    }
+    if (n == 0) {
+        /* FROM scratch and its first steps: an overlay needs one lower directory */
+        dirs[0] = store_path(s, "empty-layer");
+        if (dirs[0] == NULL || (mkdir(dirs[0], 0755) < 0 && errno != EEXIST)) {
+            merr_set(err, MERR_IO, errno, "cannot create the empty layer");
+            return NULL;
+        }
+        return steal_pointer(&dirs);
     }
     for (size_t i = 0; i < n; i++) {
         const char *chain = json_string_value(json_object_get(json_array_get(layers, n - 1 - i),

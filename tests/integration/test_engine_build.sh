@@ -138,6 +138,18 @@ assert_contains "$out" "The command '/bin/sh -c echo before && exit 3' returned 
 case "$out" in *"echo never"*) fail "the step after the failure ran" ;; esac
 assert__ok "nothing runs after the failure"
 
+step "FROM scratch: only what is copied in, no parent's layers or history; cached on rebuild"
+S=$T/scratch
+mkdir -p "$S"
+echo "from scratch" >"$S/m"
+printf 'ARG BASE\nFROM ${BASE} AS tools\nFROM scratch\nCOPY --from=tools /bin/busybox /bin/busybox\nCOPY m /m\nENV PATH=/bin\nCMD ["/bin/busybox", "cat", "/m"]\n' >"$S/Dockerfile"
+out=$(d build -t test/scratch --build-arg BASE="$BASE" "$S" 2>&1) || fail "FROM scratch build: $out"
+assert_eq "$(d run --rm test/scratch)" "from scratch" "the scratch image runs the copied busybox"
+assert_eq "$(d image inspect -f '{{len .RootFS.Layers}}' test/scratch)" "2" "two layers: the two COPY steps"
+assert_eq "$(d history -q test/scratch | wc -l)" "4" "four history rows, none from a base image"
+out=$(d build -t test/scratch --build-arg BASE="$BASE" "$S" 2>&1) || fail "FROM scratch rebuild: $out"
+assert_eq "$(printf '%s\n' "$out" | grep -c ' ---> Using cache')" "4" "a scratch stage is cached too"
+
 step "COPY --chown by id and by name (the image's /etc/passwd and /etc/group), --chmod"
 O=$T/own
 mkdir -p "$O"
