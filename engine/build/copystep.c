@@ -362,7 +362,7 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     size_t n = 0;
     while (words[n] != NULL)
         n++;
-    char *dest_word = words[n - 1];
+    auto_free char *dest_word = words[n - 1];
     words[n - 1] = NULL;
     const char *wd = json_string_value(json_object_get(b->cfg, "WorkingDir"));
     auto_free char *dest = dest_word[0] == '/' ? xstrdup(dest_word)
