@@ -116,6 +116,19 @@ else
     assert_eq "$out" "$(d image inspect -f '{{.Id}}' test/built:v2)" "-q prints the image ID (all from the cache)"
 fi
 
+step "docker-compose 1.29 build: (docker-py's POST /build)"
+if command -v docker-compose >/dev/null; then
+    mkdir -p "$T/compose"
+    printf 'version: "3.7"\nservices:\n  app:\n    image: test/composed:v1\n    build:\n      context: %s\n      args:\n        BASE: %s\n        GREETING: compose\n' \
+        "$C" "$BASE" >"$T/compose/docker-compose.yml"
+    out=$(cd "$T/compose" && COMPOSE_DOCKER_CLI_BUILD=0 docker-compose -p buildtest build 2>&1) ||
+        fail "docker-compose build: $out"
+    assert_contains "$out" "Successfully tagged test/composed:v1" "docker-compose shows the classic builder's messages"
+    assert_eq "$(d run --rm test/composed:v1 cat /app/msg)" "compose from build" "the composed image has its build arg"
+else
+    echo "skip: docker-compose is not installed" >&2
+fi
+
 step "--target stops at a stage; unused build args are reported"
 out=$(d build -t test/built:stage --target build --build-arg BASE="$BASE" --build-arg UNUSED=1 "$C" 2>&1) ||
     fail "build --target: $out"
