@@ -26,7 +26,7 @@ FUZZ_BUILD ?= $(BUILD)-fuzz
 FUZZ_SECONDS ?= 20
 fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DMACHINE_FUZZ=ON -DMACHINE_FUZZ_SECONDS=$(FUZZ_SECONDS)
-	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_image_parsers fuzz_layer seeds_layer fuzz_dns seeds_dns fuzz_dockerfile
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_image_parsers fuzz_layer seeds_layer fuzz_dns seeds_dns
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
 
 unit: build
