@@ -121,10 +121,11 @@ static void meta_block(char *block, const struct tarw_meta *m, const char *name,
     checksum(block);
 }
 
-/* "%d key=value\n" where the count includes itself. */
-static void pax_record(char **buf, size_t *len, const char *key, const char *value)
+/* "%d key=value\n" where the count includes itself; value may hold any bytes. */
+static void pax_record_bin(char **buf, size_t *len, const char *key, const void *value,
+                           size_t vlen)
 {
-    size_t body = strlen(key) + strlen(value) + 3; /* ' ', '=', '\n' */
+    size_t body = strlen(key) + vlen + 3; /* ' ', '=', '\n' */
     size_t total = body + 1;
     while (total != body + (size_t)snprintf(NULL, 0, "%zu", total))
         total = body + (size_t)snprintf(NULL, 0, "%zu", total);
@@ -132,7 +133,15 @@ static void pax_record(char **buf, size_t *len, const char *key, const char *val
     if (n == NULL)
         abort();
     *buf = n;
-    *len += (size_t)sprintf(n + *len, "%zu %s=%s\n", total, key, value);
+    size_t off = *len + (size_t)sprintf(n + *len, "%zu %s=", total, key);
+    memcpy(n + off, value, vlen);
+    n[off + vlen] = '\n';
+    *len += total;
+}
+
+static void pax_record(char **buf, size_t *len, const char *key, const char *value)
+{
+    pax_record_bin(buf, len, key, value, strlen(value));
 }
 
 int tarw_entry(struct tarw *w, const struct tarw_meta *m, struct merr *err)
@@ -144,13 +153,20 @@ int tarw_entry(struct tarw *w, const struct tarw_meta *m, struct merr *err)
         return merr_set(err, MERR_INVALID, 0, "empty tar entry name");
     bool long_name = nlen > 100, long_link = m->linkname != NULL && strlen(m->linkname) > 100;
     char block[TAR_BLOCK];
-    if (long_name || long_link) {
+    if (long_name || long_link || m->n_xattrs > 0) {
         char *pax = NULL;
         size_t plen = 0;
         if (long_name)
             pax_record(&pax, &plen, "path", m->name);
         if (long_link)
             pax_record(&pax, &plen, "linkpath", m->linkname);
+        for (size_t i = 0; i < m->n_xattrs; i++) {
+            char *key = NULL;
+            if (asprintf(&key, "SCHILY.xattr.%s", m->xattrs[i].name) < 0)
+                abort();
+            pax_record_bin(&pax, &plen, key, m->xattrs[i].value, m->xattrs[i].len);
+            free(key);
+        }
         struct tarw_meta pm = { .mode = 0644 };
         meta_block(block, &pm, "PaxHeader", NULL, 'x', plen);
         size_t pad = (TAR_BLOCK - plen % TAR_BLOCK) % TAR_BLOCK;

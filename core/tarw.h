@@ -36,10 +36,19 @@ MUST_CHECK int tarw_header(struct tarw *w, const char *name, bool dir, uint64_t 
                            struct merr *err);
 /* Any entry type with its metadata (docker cp): names and link targets past 100 bytes go in a
  * PAX extended header before the ustar one. */
+/* An extended attribute, written as a PAX "SCHILY.xattr.<name>" record (what Go's archive/tar
+ * and dockerd read); the value may hold any bytes. */
+struct tarw_xattr {
+    const char *name;
+    const void *value;
+    size_t len;
+};
 struct tarw_meta {
     const char *name;
-    char type;            /* '0' file, '5' directory, '2' symlink, '6' fifo, '3' char, '4' block */
-    const char *linkname; /* symlink target ('2'), else NULL */
+    char type; /* '0' file, '1' hardlink, '5' directory, '2' symlink, '6' fifo, '3' char, '4' block */
+    const char *linkname; /* symlink target ('2') or the first name of the inode ('1'), else NULL */
+    const struct tarw_xattr *xattrs;
+    size_t n_xattrs;
     unsigned mode;        /* permission bits, with setuid/setgid/sticky */
     unsigned long uid, gid;
     int64_t mtime;     /* seconds */

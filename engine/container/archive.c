@@ -514,7 +514,8 @@ static int add_tree(struct tarw *w, int parent, const char *leaf, const char *na
         struct stat st;
         if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
-        auto_free char *child = xasprintf("%s/%s", name, names[i]);
+        auto_free char *child = name[0] != '\0' ? xasprintf("%s/%s", name, names[i])
+                                                : xstrdup(names[i]);
         rc = add_entry(w, dirfd(d), names[i], child, &st, depth, err);
     }
     strv_free(names);
@@ -550,6 +551,50 @@ int ctr_archive_get(struct ctr_manager *m, const char *ref, const char *path,
     if (pfd >= 0)
         close(pfd);
     root_close(&r);
+    return rc;
+}
+
+/* docker export: a read-only overlay of the container's upper dir over its image's layers in
+ * a private mount namespace (the running container's own mounts are not in it). */
+int ctr_archive_export(struct ctr_manager *m, const char *ref, ctr_archive_write_fn write,
+                       void *data, struct merr *err)
+{
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, err);
+    if (e == NULL) {
+        pthread_mutex_unlock(&m->lock);
+        return -1;
+    }
+    struct view *v = xcalloc(1, sizeof *v);
+    auto_free char *upper = xstrdup(e->upper);
+    v->rootfs = xstrdup(e->rootfs);
+    v->id = xstrdup(e->c->id);
+    auto_free char *image = xstrdup(e->c->image_id);
+    pthread_mutex_unlock(&m->lock);
+    char *image_id = NULL;
+    json_t *config = NULL;
+    auto_strv char **lower = NULL;
+    if (m->images.resolve(m->images.data, image, &image_id, &config, &lower, err) < 0) {
+        view_free(v);
+        return -1;
+    }
+    free(image_id);
+    json_decref(config);
+    if (fs_mkdir_p(v->rootfs, 0755, err) < 0 || fs_mkdir_p(upper, 0755, err) < 0) {
+        view_free(v);
+        return -1;
+    }
+    v->lower = strv_push(NULL, upper);
+    for (size_t i = 0; lower != NULL && lower[i] != NULL; i++)
+        v->lower = strv_push(v->lower, lower[i]);
+    if (view_open(v, err) < 0)
+        return -1; /* view_open frees v on failure */
+    struct tarw w = { .write = write, .ctx = data };
+    int rc = add_tree(&w, v->rootfd, ".", "", 0, err);
+    if (rc == 0)
+        rc = tarw_close(&w, err);
+    tarw_release(&w);
+    view_close(v);
     return rc;
 }
 

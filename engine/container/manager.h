@@ -172,6 +172,26 @@ int ctr_archive_put(struct ctr_manager *m, const char *ref, const char *path,
                     const struct ctr_archive_put_opts *o, ctr_archive_read_fn read, void *data,
                     struct merr *err) MUST_CHECK;
 
+/* ---- docker diff, commit, export (commit.c, archive.c) ---- */
+/* [{"Path": "/etc/x", "Kind": 0|1|2}] as GET /containers/{id}/changes answers. */
+json_t *ctr_changes(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+/* What docker commit needs of a container: its upper dir, its Config (inspect's), its image. */
+struct ctr_commit_src {
+    char id[65];
+    char *upper;
+    char *image_id;
+    json_t *config;
+};
+int ctr_commit_source(struct ctr_manager *m, const char *ref, struct ctr_commit_src *out,
+                      struct merr *err) MUST_CHECK;
+void ctr_commit_src_release(struct ctr_commit_src *s);
+/* The container's changes as a layer tar (an image_layer_writer_fn body). */
+int ctr_commit_write_layer(const struct ctr_commit_src *s, int fd, struct merr *err) MUST_CHECK;
+/* docker export: the container's filesystem (image layers and its changes, no volumes, no
+ * /proc or /sys contents) as a tar, running or not. */
+int ctr_archive_export(struct ctr_manager *m, const char *ref, ctr_archive_write_fn write,
+                       void *data, struct merr *err) MUST_CHECK;
+
 /* ---- exec ---- */
 int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, char **exec_id,
                     struct merr *err) MUST_CHECK;

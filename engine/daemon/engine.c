@@ -169,6 +169,8 @@ static int engine_register_routes(struct engine *e, struct merr *err)
         handlers_register_containers(router, &e->services, err) < 0 ||
         handlers_register_exec(router, &e->services, err) < 0 ||
         handlers_register_images(router, &e->services, err) < 0 ||
+        handlers_register_commit(router, &e->services, err) < 0 ||
+        handlers_register_build(router, &e->services, err) < 0 ||
         handlers_register_storage(router, &e->services, err) < 0 ||
         handlers_register_networks(router, &e->services, err) < 0)
         return -1;

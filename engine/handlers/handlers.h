@@ -35,6 +35,17 @@ int handlers_register_images(struct api_router *r, struct engine_services *s,
 int handlers_register_storage(struct api_router *r, struct engine_services *s,
                               struct merr *err) MUST_CHECK;
 
+/* docker diff, export, commit, history (commit.c). */
+int handlers_register_commit(struct api_router *r, struct engine_services *s,
+                             struct merr *err) MUST_CHECK;
+/* POST /build: the classic builder (build.c). */
+int handlers_register_build(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+/* POST /images/create?fromSrc=...: docker import (commit.c); called by the images route. */
+struct api_request;
+int handlers_image_import(struct api_request *req, struct engine_services *s,
+                          struct merr *err) MUST_CHECK;
+
 int handlers_register_archive(struct api_router *r, struct engine_services *s,
                               struct merr *err) MUST_CHECK;
 

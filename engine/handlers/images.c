@@ -57,7 +57,7 @@ static int create(struct api_request *req, void *data, struct merr *err)
     const char *tag = api_request_query(req, "tag");
     if (from == NULL || from[0] == '\0') {
         if (api_request_query(req, "fromSrc") != NULL)
-            return merr_set(err, MERR_UNSUPPORTED, 0, "image import is not supported; use docker load");
+            return handlers_image_import(req, s, err);
         return merr_set(err, MERR_INVALID, 0, "fromImage is required");
     }
     auto_free char *ref = NULL;
@@ -225,7 +225,7 @@ static const struct api_route routes[] = {
     { "GET", "/images/{name}/get", save_one, API_ROUTE_WORKER },
     { "POST", "/images/load", load, API_ROUTE_STREAM_BODY },
     { "GET", "/images/json", list, 0 },
-    { "POST", "/images/create", create, API_ROUTE_WORKER },
+    { "POST", "/images/create", create, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY },
     { "GET", "/images/{name}/json", inspect, 0 },
     { "DELETE", "/images/{name}", remove_, API_ROUTE_WORKER },
     { "POST", "/images/{name}/tag", tag, 0 },

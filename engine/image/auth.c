@@ -275,3 +275,53 @@ long retry_after_parse(const char *value, time_t now)
     time_t when = timegm(&tm);
     return when > now ? (long)(when - now) : 0;
 }
+
+/* The key names a registry: "host[:port]", "https://host[:port][/path]". */
+static bool config_key_matches(const char *key, const char *domain)
+{
+    const char *k = key;
+    if (strncmp(k, "https://", 8) == 0)
+        k += 8;
+    else if (strncmp(k, "http://", 7) == 0)
+        k += 7;
+    size_t len = strcspn(k, "/");
+    if (strlen(domain) == len && strncmp(k, domain, len) == 0)
+        return true;
+    if (strcmp(domain, "docker.io") != 0)
+        return false;
+    static const char *const hub[] = { "index.docker.io", "registry-1.docker.io", NULL };
+    for (size_t i = 0; hub[i] != NULL; i++)
+        if (strlen(hub[i]) == len && strncmp(k, hub[i], len) == 0)
+            return true;
+    return false;
+}
+
+int x_registry_config_pick(const char *header, const char *domain, char **out, struct merr *err)
+{
+    *out = NULL;
+    if (header == NULL || header[0] == '\0')
+        return 0;
+    if (strlen(header) > X_REGISTRY_AUTH_MAX * 16)
+        return merr_set(err, MERR_INVALID, 0, "invalid X-Registry-Config: too long");
+    auto_free char *raw = NULL;
+    size_t len;
+    if (base64_decode_any(header, &raw, &len, err) < 0)
+        return merr_prefix(err, "invalid X-Registry-Config");
+    json_error_t jerr;
+    auto_json json_t *root = json_loadb(raw, len, 0, &jerr);
+    if (!json_is_object(root))
+        return merr_set(err, MERR_INVALID, 0, "invalid X-Registry-Config: not a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v)
+    {
+        if (!json_is_object(v) || !config_key_matches(key, domain))
+            continue;
+        auto_free char *text = json_dumps(v, JSON_COMPACT);
+        if (text == NULL || (*out = base64_encode(text, strlen(text))) == NULL)
+            return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+        explicit_bzero(text, strlen(text));
+        return 0;
+    }
+    return 0;
+}

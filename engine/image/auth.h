@@ -54,4 +54,11 @@ long retry_after_parse(const char *value, time_t now);
 /* Standard base64 of buf (NUL-terminated, malloc'd), for Basic credentials. */
 char *base64_encode(const void *buf, size_t len);
 
+/* X-Registry-Config (POST /build): base64url JSON {"registry": {username, password, auth,
+ * identitytoken, serveraddress}, ...}. *out gets the entry for the registry domain ("docker.io"
+ * matches docker's "https://index.docker.io/v1/" key too) as an X-Registry-Auth value, or NULL
+ * when there is none. MERR_INVALID when the header does not decode. */
+MUST_CHECK int x_registry_config_pick(const char *header, const char *domain, char **out,
+                                      struct merr *err);
+
 #endif

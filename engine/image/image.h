@@ -88,7 +88,7 @@ MUST_CHECK char *image_config_json(struct image_store *s, const char *image_id, 
 
 /* Paths of the image's layer diff directories, top layer first, for an overlay
  * lowerdir. NULL-terminated, free with the auto_strv cleanup or strv loop. An image
- * without layers gives an empty list. */
+ * without layers gives one empty directory (an overlay needs a lower one). */
 MUST_CHECK char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr *err);
 
 /* Says whether a container uses image_id (the engine's container store answers). */
@@ -123,4 +123,40 @@ MUST_CHECK int image_save(struct image_store *s, const char *const *names, image
  * image is committed. cb gets {"stream":"Loaded image: name:tag\n"} lines. */
 MUST_CHECK int image_load(struct image_store *s, image_read_fn read, void *read_ctx,
                           image_progress_fn cb, void *cb_ctx, struct merr *err);
+
+/* ---- images made on the engine (commit.c) ---- */
+/* Writes a layer as a tar (plain, gzip or zstd) to fd; < 0 with err set aborts. */
+typedef int (*image_layer_writer_fn)(void *ctx, int fd, struct merr *err);
+struct json_t;
+struct image_commit_spec {
+    const char *parent_id;             /* "sha256:<hex>", or NULL for an image from scratch */
+    image_layer_writer_fn write_layer; /* NULL: no new layer (a config-only step) */
+    void *layer_ctx;
+    bool drop_empty_layer;   /* a layer without entries is left out (docker commit does) */
+    struct json_t *config;   /* the new image's "config" object (borrowed; NULL: {}) */
+    const char *author, *comment, *created_by; /* history and config fields (NULL: none) */
+    bool record_parent;      /* "parent" in the config: commit and build do, import does not */
+    const char *tag;         /* "repo:tag" to set, or NULL */
+};
+/* A new image: the parent's layers plus the written one (stored as a gzip blob unless it came
+ * compressed), the parent's config with spec's config, a history entry and the new DiffID.
+ * *id_out (may be NULL) gets "sha256:<hex>". */
+MUST_CHECK int image_commit(struct image_store *s, const struct image_commit_spec *spec,
+                            char **id_out, struct merr *err);
+
+/* The build cache: key (any text) → image ID. get gives NULL (no error) on a miss or when the
+ * image is gone; put records it. */
+MUST_CHECK char *image_build_cache_get(struct image_store *s, const char *key);
+MUST_CHECK int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
+                                     struct merr *err);
+/* POST /build's X-Registry-Config → the X-Registry-Auth value for ref's registry (*out NULL
+ * when it names none). */
+MUST_CHECK int image_registry_config_auth(const char *x_registry_config, const char *ref,
+                                          char **out, struct merr *err);
+/* A fresh work directory in the store's tmp/ (removed at the next open if left behind). */
+MUST_CHECK char *image_store_work_dir(struct image_store *s, struct merr *err);
+
+/* GET /images/{name}/history: [{Id, Created, CreatedBy, Tags, Size, Comment}], newest first,
+ * "<missing>" for the steps whose image is not in the store, as dockerd answers. */
+MUST_CHECK char *image_history_json(struct image_store *s, const char *name, struct merr *err);
 #endif

@@ -2,8 +2,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "image/internal.h"
 #include "image/manifest.h"
 
@@ -153,7 +155,9 @@ static json_t *list_entry(struct image_store *s, json_t *tags, const char *id, s
     long long t = created != NULL ? rfc3339_to_unix(created) : -1;
     json_t *labels = json_object_get(json_object_get(cfg, "config"), "Labels");
     json_int_t size = json_integer_value(json_object_get(rec, "size"));
-    return json_pack("{s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:O,s:I}", "Id", id, "ParentId", "",
+    const char *parent = json_string_value(json_object_get(cfg, "parent"));
+    return json_pack("{s:s,s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:O,s:I}", "Id", id, "ParentId",
+                     parent != NULL ? parent : "",
                      "RepoTags", repo_tags, "RepoDigests", repo_digests, "Created",
                      (json_int_t)(t < 0 ? 0 : t), "Size", size, "SharedSize", (json_int_t)-1,
                      "VirtualSize", size, "Labels", json_is_object(labels) ? labels : json_null(),
@@ -210,7 +214,7 @@ static json_t *inspect_locked(struct image_store *s, const char *name, struct me
     json_t *out = json_pack(
         "{s:s,s:o,s:o,s:s,s:s,s:s,s:s,s:s,s:O,s:s,s:s,s:I,s:I,s:{s:s,s:n},s:{s:s,s:o},"
         "s:{s:s}}",
-        "Id", id, "RepoTags", repo_tags, "RepoDigests", repo_digests, "Parent", "", "Comment",
+        "Id", id, "RepoTags", repo_tags, "RepoDigests", repo_digests, "Parent", CFG_STR("parent"), "Comment",
         CFG_STR("comment"), "Created", CFG_STR("created"), "DockerVersion",
         CFG_STR("docker_version"), "Author", CFG_STR("author"), "Config",
         json_is_object(config) ? config : json_null(), "Architecture", CFG_STR("architecture"),
@@ -240,6 +244,81 @@ char *image_inspect_json(struct image_store *s, const char *name, struct merr *e
     return text;
 }
 
+/* ---- docker history ---- */
+
+/* One row per history entry, newest first, with the size of the layer it made. */
+static json_t *history_rows(json_t *cfg, json_t *rec)
+{
+    json_t *rows = json_array();
+    json_t *layers = json_object_get(rec, "layers");
+    size_t i, layer = 0;
+    json_t *h;
+    json_array_foreach(json_object_get(cfg, "history"), i, h)
+    {
+        json_int_t size = 0;
+        if (!json_is_true(json_object_get(h, "empty_layer")))
+            size = json_integer_value(json_object_get(json_array_get(layers, layer++), "size"));
+        const char *created = json_string_value(json_object_get(h, "created"));
+        long long t = created != NULL ? rfc3339_to_unix(created) : -1;
+        json_array_insert_new(
+            rows, 0,
+            json_pack("{s:s,s:I,s:s,s:n,s:I,s:s}", "Id", "<missing>", "Created",
+                      (json_int_t)(t < 0 ? 0 : t), "CreatedBy",
+                      str_or_empty(json_object_get(h, "created_by")), "Tags", "Size", size,
+                      "Comment", str_or_empty(json_object_get(h, "comment"))));
+    }
+    return rows;
+}
+
+static json_t *history_locked(struct image_store *s, const char *id, struct merr *err)
+{
+    auto_json json_t *tags = store_tags_load(s, err);
+    auto_json json_t *rec = tags != NULL ? store_image_load(s, id, err) : NULL;
+    auto_json json_t *cfg = rec != NULL ? load_config(s, id, err) : NULL;
+    if (cfg == NULL)
+        return NULL;
+    json_t *rows = history_rows(cfg, rec);
+    /* The IDs (and tags) of the steps whose images are here: this one, its parent, ... */
+    auto_free char *cur = xstrdup(id);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        json_object_set_new(row, "Id", json_string(cur));
+        json_t *repo_tags = json_array(), *repo_digests = json_array();
+        repo_refs(tags, cur, repo_tags, repo_digests);
+        json_decref(repo_digests);
+        json_object_set_new(row, "Tags", json_array_size(repo_tags) ? repo_tags : json_null());
+        if (json_array_size(repo_tags) == 0)
+            json_decref(repo_tags);
+        struct merr ignored = MERR_INIT;
+        auto_json json_t *pcfg = load_config(s, cur, &ignored);
+        const char *parent = json_string_value(json_object_get(pcfg, "parent"));
+        if (parent == NULL || !digest_is_valid(parent) || !store_image_exists(s, parent))
+            break;
+        free(cur);
+        cur = xstrdup(parent);
+    }
+    return rows;
+}
+
+char *image_history_json(struct image_store *s, const char *name, struct merr *err)
+{
+    auto_free char *id = image_lookup(s, name, err);
+    if (id == NULL)
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    json_t *rows = history_locked(s, id, err);
+    pthread_mutex_unlock(&s->lock);
+    if (rows == NULL)
+        return NULL;
+    char *text = json_dumps(rows, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(rows);
+    if (text == NULL)
+        merr_set(err, MERR_NOMEM, ENOMEM, "cannot serialise the history");
+    return text;
+}
+
 char *image_config_json(struct image_store *s, const char *image_id, struct merr *err)
 {
     char *buf = NULL;
@@ -264,10 +343,19 @@ char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr
         return NULL;
     json_t *layers = json_object_get(rec, "layers");
     size_t n = json_array_size(layers);
-    auto_strv char **dirs = calloc(n + 1, sizeof *dirs);
+    auto_strv char **dirs = calloc(n + 2, sizeof *dirs);
     if (dirs == NULL) {
         merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
         return NULL;
+    }
+    if (n == 0) {
+        /* FROM scratch and its first steps: an overlay needs one lower directory */
+        dirs[0] = store_path(s, "empty-layer");
+        if (dirs[0] == NULL || (mkdir(dirs[0], 0755) < 0 && errno != EEXIST)) {
+            merr_set(err, MERR_IO, errno, "cannot create the empty layer");
+            return NULL;
+        }
+        return steal_pointer(&dirs);
     }
     for (size_t i = 0; i < n; i++) {
         const char *chain = json_string_value(json_object_get(json_array_get(layers, n - 1 - i),

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define LAYER_DIFF_ID_LEN 72
@@ -53,6 +54,21 @@ int layer_clean_path(const char *name, char *out, size_t outsz, struct merr *err
 bool layer_symlink_escapes(const char *parent, const char *target);
 /* True when /proc/self/uid_map text is the initial namespace's identity map. */
 bool layer_uid_map_is_initial(const char *uid_map);
+
+/* ---- tar.c ---- */
+/* The names of a directory (without . and ..), sorted bytewise; *out is NULL-terminated. */
+int layer_sorted_names(int dirfd, char ***out, size_t *count, struct merr *err)
+    __attribute__((warn_unused_result));
+
+/* ---- diff.c ---- */
+/* True when rel (a relative path, no leading "/") is in skip. Pure. */
+bool layer_skip_listed(const char *rel, const char *const *skip);
+/* True when rel is a proper ancestor directory of an entry of skip ("etc" of "etc/hosts"). */
+bool layer_skip_is_ancestor(const char *rel, const char *const *skip);
+/* True when the entry name (at rel below dirfd, with stat st) is left out: listed, or a
+ * directory that is not opaque and holds only left-out entries. */
+bool layer_skipped(int dirfd, const char *name, const char *rel, const struct stat *st,
+                   const char *const *skip);
 
 /* ---- remove.c ---- */
 /* Removes name below dirfd (a file, or a directory with all its contents)

@@ -13,6 +13,7 @@
  * layer_remove_tree(). */
 #ifndef MACHINE_ENGINE_LAYER_H
 #define MACHINE_ENGINE_LAYER_H
+#include <stddef.h>
 #include <stdint.h>
 struct merr;
 enum layer_compression { LAYER_COMP_NONE, LAYER_COMP_GZIP, LAYER_COMP_ZSTD, LAYER_COMP_DETECT };
@@ -34,6 +35,42 @@ int layer_extract_fd(int fd, enum layer_compression comp, const char *dest,
  * `.wh.<name>` entries and opaque directories into `.wh..wh..opq` entries. res
  * (may be NULL) receives the DiffID and size of the bytes written. */
 int layer_tar_dir(const char *src, int out_fd, struct layer_result *res, struct merr *err)
+    __attribute__((warn_unused_result));
+
+/* ---- diff.c: what a container changed (docker diff) and its layer (docker commit) ---- */
+
+/* Paths (relative, no leading "/") the engine creates in a container's upper directory as
+ * mount targets for its own files: dockerd keeps them in an "init" layer below the container's,
+ * so they never show in `docker diff` nor in a committed image. NULL-terminated. */
+extern const char *const layer_init_paths[];
+
+/* docker's Kind numbers: 0 = C, 1 = A, 2 = D. */
+enum layer_change_kind { LAYER_CHANGE_MODIFY = 0, LAYER_CHANGE_ADD = 1, LAYER_CHANGE_DELETE = 2 };
+struct layer_change {
+    char *path; /* "/etc/passwd" */
+    enum layer_change_kind kind;
+};
+struct layer_changes {
+    struct layer_change *v;
+    size_t n, cap;
+};
+void layer_changes_release(struct layer_changes *c);
+
+/* Lists the changes of the overlay upper directory `upper` against the lower directories
+ * `lowers` (top first, NULL-terminated) in the order and with the rules of dockerd's overlay
+ * driver: a whiteout (0:0 char device) is a deletion, an opaque directory that existed below
+ * is a deletion (its new contents follow as additions), a path that exists below is a
+ * modification (a directory only when its mode, size or mtime differ, or a child changed),
+ * anything else an addition; the parent of an addition or deletion is a modification. Paths
+ * in skip (relative, NULL-terminated; may be NULL), and directories holding only such paths,
+ * are left out. Nothing is followed. */
+int layer_diff_changes(const char *upper, const char *const *lowers, const char *const *skip,
+                       struct layer_changes *out, struct merr *err)
+    __attribute__((warn_unused_result));
+
+/* layer_tar_dir that leaves out the paths in skip (as layer_diff_changes does). */
+int layer_tar_dir_skip(const char *src, int out_fd, const char *const *skip,
+                       struct layer_result *res, struct merr *err)
     __attribute__((warn_unused_result));
 
 /* rm -rf that never follows symlinks (dirfd + unlinkat) and uses a bounded number

@@ -2,14 +2,14 @@
  * sorted order like Go's filepath.Walk, overlay whiteouts as `.wh.` entries,
  * opaque directories as `.wh..wh..opq`, hardlinks by inode, ustar unless a
  * name or an xattr needs pax. Nothing is followed: every file is opened with
- * O_NOFOLLOW relative to its directory fd. */
+ * O_NOFOLLOW relative to its directory fd. Written with core/tarw, not libarchive's writer:
+ * that one pulls every archive format (and libxml2) into the engine's static bundle. */
 #include "layer-priv.h"
 
 #include "cleanup.h"
 #include "error.h"
+#include "tarw.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,17 +36,15 @@ struct link_record {
 
 struct tar_ctx {
     int out_fd;
-    struct archive *archive;
+    struct tarw tw;
     EVP_MD_CTX *sha;
     uint64_t size;
     struct merr io_err;
     bool io_failed;
     void *links; /* tsearch tree of link_record by (dev, ino) */
+    const char *const *skip; /* relative paths left out (NULL: none) */
     unsigned char *buf;
 };
-
-DEFINE_CLEANUP(struct archive_entry, archive_entry_free)
-#define auto_entry __attribute__((cleanup(cleanup_archive_entry_freep)))
 
 static int link_cmp(const void *a, const void *b)
 {
@@ -65,7 +63,8 @@ static void link_free(void *p)
     free(r);
 }
 
-static la_ssize_t write_callback(struct archive *a, void *data, const void *buf, size_t len)
+/* tarw's output: to the fd, hashed and counted on the way. */
+static int write_callback(void *data, const void *buf, size_t len, struct merr *err)
 {
     struct tar_ctx *ctx = data;
     const char *p = buf;
@@ -75,34 +74,15 @@ static la_ssize_t write_callback(struct archive *a, void *data, const void *buf,
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            merr_set(&ctx->io_err, MERR_IO, errno, "cannot write layer tar");
-            ctx->io_failed = true;
-            archive_set_error(a, errno, "%s", ctx->io_err.msg);
-            return -1;
+            return merr_set(err, MERR_IO, errno, "cannot write layer tar");
         }
         p += n;
         left -= (size_t)n;
     }
-    if (EVP_DigestUpdate(ctx->sha, buf, len) != 1) {
-        merr_set(&ctx->io_err, MERR_CRYPTO, 0, "cannot hash layer tar");
-        ctx->io_failed = true;
-        archive_set_error(a, EIO, "%s", ctx->io_err.msg);
-        return -1;
-    }
+    if (EVP_DigestUpdate(ctx->sha, buf, len) != 1)
+        return merr_set(err, MERR_CRYPTO, 0, "cannot hash layer tar");
     ctx->size += len;
-    return (la_ssize_t)len;
-}
-
-static int archive_failure(struct tar_ctx *ctx, const char *path, struct merr *err)
-{
-    if (ctx->io_failed) {
-        if (err != NULL)
-            *err = ctx->io_err;
-        return -1;
-    }
-    const char *msg = archive_error_string(ctx->archive);
-    return merr_set(err, MERR_IO, 0, "cannot add '%s' to the layer tar: %s", path,
-                    msg != NULL ? msg : "unknown error");
+    return 0;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -110,8 +90,7 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads the names of a directory (without . and ..), sorted bytewise. */
-static int sorted_names(int dirfd, char ***out, size_t *count, struct merr *err)
+int layer_sorted_names(int dirfd, char ***out, size_t *count, struct merr *err)
 {
     int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -158,7 +137,21 @@ static bool xattr_exported(const char *name)
     return strncmp(name, "user.", 5) == 0 || strcmp(name, "security.capability") == 0;
 }
 
-static int add_xattrs(struct archive_entry *e, int fd, const char *path, struct merr *err)
+/* The exported xattrs of an open file; names and values live in x (free with xattrs_release). */
+struct xattrs {
+    struct tarw_xattr v[16];
+    size_t n;
+    char *store[16];
+};
+
+static void xattrs_release(struct xattrs *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        free(x->store[i]);
+    x->n = 0;
+}
+
+static int read_xattrs(struct xattrs *x, int fd, const char *path, struct merr *err)
 {
     char list[TAR_XATTR_LIST_MAX];
     ssize_t len = flistxattr(fd, list, sizeof list);
@@ -180,7 +173,17 @@ static int add_xattrs(struct archive_entry *e, int fd, const char *path, struct 
                 continue;
             return merr_set(err, MERR_IO, errno, "cannot read xattr '%s' of '%s'", name, path);
         }
-        archive_entry_xattr_add_entry(e, name, value, (size_t)vlen);
+        if (x->n == sizeof x->v / sizeof x->v[0])
+            return merr_set(err, MERR_UNSUPPORTED, 0, "'%s' has more than %zu xattrs", path,
+                            sizeof x->v / sizeof x->v[0]);
+        size_t nlen = strlen(name) + 1;
+        char *copy = malloc(nlen + (size_t)vlen + 1);
+        if (copy == NULL)
+            return merr_set(err, MERR_NOMEM, ENOMEM, "cannot read xattrs of '%s'", path);
+        memcpy(copy, name, nlen);
+        memcpy(copy + nlen, value, (size_t)vlen);
+        x->store[x->n] = copy;
+        x->v[x->n++] = (struct tarw_xattr){ copy, copy + nlen, (size_t)vlen };
     }
     return 0;
 }
@@ -192,28 +195,15 @@ static bool is_opaque(int dirfd)
     return n == 1 && v[0] == 'y';
 }
 
-static int write_header(struct tar_ctx *ctx, struct archive_entry *e, const char *path, struct merr *err)
+/* A header for a `.wh.` marker, as dockerd's overlay driver writes them: an empty regular file
+ * with the owner of what it stands for; a whiteout keeps its device's mtime and mode 0, an
+ * opaque marker gets the directory's permissions and no mtime. */
+static int write_marker(struct tar_ctx *ctx, const char *path, mode_t perm, int64_t mtime,
+                        const struct stat *st, struct merr *err)
 {
-    if (archive_write_header(ctx->archive, e) < ARCHIVE_WARN)
-        return archive_failure(ctx, path, err);
-    return 0;
-}
-
-/* A header for a `.wh.` marker: an empty regular file, as dockerd writes them. */
-static int write_marker(struct tar_ctx *ctx, const char *path, mode_t perm, const struct stat *st,
-                        struct merr *err)
-{
-    auto_entry struct archive_entry *e = archive_entry_new();
-    if (e == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate tar entry");
-    archive_entry_set_pathname(e, path);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, perm);
-    archive_entry_set_uid(e, st->st_uid);
-    archive_entry_set_gid(e, st->st_gid);
-    archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
-    archive_entry_set_size(e, 0);
-    return write_header(ctx, e, path, err);
+    struct tarw_meta m = { .name = path, .type = '0', .mode = perm, .uid = st->st_uid,
+                           .gid = st->st_gid, .mtime = mtime };
+    return tarw_entry(&ctx->tw, &m, err);
 }
 
 static int copy_data(struct tar_ctx *ctx, int fd, const char *path, off_t size, struct merr *err)
@@ -228,8 +218,10 @@ static int copy_data(struct tar_ctx *ctx, int fd, const char *path, off_t size, 
             return merr_set(err, MERR_IO, errno, "cannot read '%s'", path);
         if (n == 0)
             return merr_set(err, MERR_IO, 0, "'%s' shrank while it was archived", path);
-        if (archive_write_data(ctx->archive, ctx->buf, (size_t)n) < 0)
-            return archive_failure(ctx, path, err);
+        if ((off_t)n > size - done)
+            n = (ssize_t)(size - done); /* grew meanwhile: the header said size */
+        if (tarw_data(&ctx->tw, ctx->buf, (size_t)n, err) < 0)
+            return -1;
         done += n;
     }
     return 0;
@@ -263,83 +255,97 @@ static int hardlink_source(struct tar_ctx *ctx, const struct stat *st, const cha
 
 static int walk_dir(struct tar_ctx *ctx, int dirfd, const char *prefix, struct merr *err);
 
-static int set_symlink(struct archive_entry *e, int dirfd, const char *name, const char *path,
-                       struct merr *err)
+static char entry_type(mode_t mode)
 {
-    char target[PATH_MAX];
-    ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
-    if (n < 0)
-        return merr_set(err, MERR_IO, errno, "cannot read symlink '%s'", path);
-    target[n] = '\0';
-    archive_entry_set_symlink(e, target);
-    return 0;
+    switch (mode & S_IFMT) {
+    case S_IFDIR:
+        return '5';
+    case S_IFLNK:
+        return '2';
+    case S_IFCHR:
+        return '3';
+    case S_IFBLK:
+        return '4';
+    case S_IFIFO:
+        return '6';
+    default:
+        return '0';
+    }
 }
 
 static int write_one(struct tar_ctx *ctx, int dirfd, const char *name, const char *path,
                      const struct stat *st, struct merr *err)
 {
-    auto_entry struct archive_entry *e = archive_entry_new();
-    if (e == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate tar entry");
-    archive_entry_set_pathname(e, path);
-    archive_entry_set_mode(e, st->st_mode);
-    archive_entry_set_uid(e, st->st_uid);
-    archive_entry_set_gid(e, st->st_gid);
-    archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
-
+    /* Heap, not stack: this frame stays live while walk_dir recurses. */
+    auto_free char *dirname = S_ISDIR(st->st_mode) ? malloc(strlen(path) + 2) : NULL;
+    if (S_ISDIR(st->st_mode) && dirname == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
+    if (dirname != NULL)
+        sprintf(dirname, "%s/", path);
+    struct tarw_meta m = { .name = dirname != NULL ? dirname : path,
+                           .type = entry_type(st->st_mode),
+                           .mode = st->st_mode & 07777,
+                           .uid = st->st_uid,
+                           .gid = st->st_gid,
+                           .mtime = st->st_mtim.tv_sec };
     const char *first = NULL;
     if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && hardlink_source(ctx, st, path, &first, err) < 0)
         return -1;
     if (first != NULL) {
-        archive_entry_set_hardlink(e, first);
-        archive_entry_set_size(e, 0);
-        return write_header(ctx, e, path, err);
+        m.type = '1';
+        m.linkname = first;
+        return tarw_entry(&ctx->tw, &m, err);
     }
-
     auto_close int fd = -1;
+    struct xattrs x = { .n = 0 };
+    char target[PATH_MAX];
     if (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) {
         int flags = S_ISDIR(st->st_mode) ? O_RDONLY | O_DIRECTORY : O_RDONLY;
         fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             return merr_set(err, MERR_IO, errno, "cannot open '%s'", path);
-        if (add_xattrs(e, fd, path, err) < 0)
+        if (read_xattrs(&x, fd, path, err) < 0) {
+            xattrs_release(&x);
             return -1;
+        }
+        m.xattrs = x.v;
+        m.n_xattrs = x.n;
     }
     if (S_ISREG(st->st_mode)) {
-        archive_entry_set_size(e, st->st_size);
+        m.size = (uint64_t)st->st_size;
     } else if (S_ISLNK(st->st_mode)) {
-        if (set_symlink(e, dirfd, name, path, err) < 0)
-            return -1;
+        ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
+        if (n < 0)
+            return merr_set(err, MERR_IO, errno, "cannot read symlink '%s'", path);
+        target[n] = '\0';
+        m.linkname = target;
     } else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
-        archive_entry_set_rdevmajor(e, major(st->st_rdev));
-        archive_entry_set_rdevminor(e, minor(st->st_rdev));
+        m.devmajor = major(st->st_rdev);
+        m.devminor = minor(st->st_rdev);
     }
-    if (write_header(ctx, e, path, err) < 0)
+    int rc = tarw_entry(&ctx->tw, &m, err);
+    xattrs_release(&x);
+    if (rc < 0)
         return -1;
     if (S_ISREG(st->st_mode))
         return copy_data(ctx, fd, path, st->st_size, err);
     if (!S_ISDIR(st->st_mode))
         return 0;
-
-    /* Heap, not stack: this frame stays live while walk_dir recurses. */
-    auto_free char *sub = NULL;
-    if (asprintf(&sub, "%s/", path) < 0)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
     if (is_opaque(fd)) {
         auto_free char *marker = NULL;
-        if (asprintf(&marker, "%s.wh..wh..opq", sub) < 0)
+        if (asprintf(&marker, "%s.wh..wh..opq", dirname) < 0)
             return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
-        if (write_marker(ctx, marker, st->st_mode & 07777, st, err) < 0)
+        if (write_marker(ctx, marker, st->st_mode & 0777, 0, st, err) < 0)
             return -1;
     }
-    return walk_dir(ctx, fd, sub, err);
+    return walk_dir(ctx, fd, dirname, err);
 }
 
 static int walk_dir(struct tar_ctx *ctx, int dirfd, const char *prefix, struct merr *err)
 {
     auto_strv char **names = NULL;
     size_t count = 0;
-    if (sorted_names(dirfd, &names, &count, err) < 0)
+    if (layer_sorted_names(dirfd, &names, &count, err) < 0)
         return merr_prefix(err, "'%s'", prefix[0] ? prefix : ".");
     for (size_t i = 0; i < count; i++) {
         const char *name = names[i];
@@ -350,9 +356,16 @@ static int walk_dir(struct tar_ctx *ctx, int dirfd, const char *prefix, struct m
             continue;
         bool whiteout = S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
         auto_free char *path = NULL;
+        if (ctx->skip != NULL) {
+            auto_free char *rel = NULL;
+            if (asprintf(&rel, "%s%s", prefix, name) < 0)
+                return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
+            if (layer_skipped(dirfd, name, rel, &st, ctx->skip))
+                continue;
+        }
         if (asprintf(&path, whiteout ? "%s.wh.%s" : "%s%s", prefix, name) < 0)
             return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
-        int r = whiteout ? write_marker(ctx, path, 0600, &st, err)
+        int r = whiteout ? write_marker(ctx, path, 0, st.st_mtim.tv_sec, &st, err)
                          : write_one(ctx, dirfd, name, path, &st, err);
         if (r < 0)
             return -1;
@@ -360,27 +373,15 @@ static int walk_dir(struct tar_ctx *ctx, int dirfd, const char *prefix, struct m
     return 0;
 }
 
-static int tar_open(struct tar_ctx *ctx, struct merr *err)
-{
-    ctx->archive = archive_write_new();
-    if (ctx->archive == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot create tar writer");
-    /* ustar unless something needs pax; xattrs only as SCHILY records (what Go
-     * and dockerd read); no record padding past the two end blocks, like Go. */
-    if (archive_write_set_format_pax_restricted(ctx->archive) != ARCHIVE_OK ||
-        archive_write_add_filter_none(ctx->archive) != ARCHIVE_OK ||
-        archive_write_set_bytes_in_last_block(ctx->archive, 1) != ARCHIVE_OK)
-        return merr_set(err, MERR_INTERNAL, 0, "cannot configure tar writer: %s",
-                        archive_error_string(ctx->archive));
-    (void)archive_write_set_format_option(ctx->archive, "pax", "xattrheader", "SCHILY");
-    if (archive_write_open(ctx->archive, ctx, NULL, write_callback, NULL) != ARCHIVE_OK)
-        return archive_failure(ctx, "", err);
-    return 0;
-}
-
 int layer_tar_dir(const char *src, int out_fd, struct layer_result *res, struct merr *err)
 {
-    struct tar_ctx ctx = { .out_fd = out_fd };
+    return layer_tar_dir_skip(src, out_fd, NULL, res, err);
+}
+
+int layer_tar_dir_skip(const char *src, int out_fd, const char *const *skip,
+                       struct layer_result *res, struct merr *err)
+{
+    struct tar_ctx ctx = { .out_fd = out_fd, .skip = skip };
     auto_close int rootfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int r = -1;
     if (rootfd < 0) {
@@ -393,12 +394,9 @@ int layer_tar_dir(const char *src, int out_fd, struct layer_result *res, struct 
         merr_set(err, MERR_NOMEM, ENOMEM, "cannot prepare the layer tar");
         goto out;
     }
-    if (tar_open(&ctx, err) < 0 || walk_dir(&ctx, rootfd, "", err) < 0)
+    ctx.tw = (struct tarw){ .write = write_callback, .ctx = &ctx };
+    if (walk_dir(&ctx, rootfd, "", err) < 0 || tarw_close(&ctx.tw, err) < 0)
         goto out;
-    if (archive_write_close(ctx.archive) != ARCHIVE_OK) {
-        archive_failure(&ctx, src, err);
-        goto out;
-    }
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(ctx.sha, digest, &len) != 1 || len != 32) {
@@ -411,8 +409,7 @@ int layer_tar_dir(const char *src, int out_fd, struct layer_result *res, struct 
     }
     r = 0;
 out:
-    if (ctx.archive != NULL)
-        archive_write_free(ctx.archive);
+    tarw_release(&ctx.tw);
     if (ctx.links != NULL)
         tdestroy(ctx.links, link_free);
     EVP_MD_CTX_free(ctx.sha);

@@ -169,6 +169,38 @@ static void test_base64_encode(void **state)
     free(s);
 }
 
+/* POST /build's X-Registry-Config: the entry of the FROM image's registry, as X-Registry-Auth. */
+static void test_x_registry_config(void **state)
+{
+    (void)state;
+    const char *json = "{\"https://index.docker.io/v1/\":{\"username\":\"hub\",\"password\":\"p1\"},"
+                       "\"127.0.0.1:5000\":{\"auth\":\"dTpw\"}}";
+    char *header = base64_encode(json, strlen(json));
+    struct merr err = MERR_INIT;
+    char *out = NULL;
+    struct registry_creds c;
+    assert_int_equal(x_registry_config_pick(header, "docker.io", &out, &err), 0);
+    assert_non_null(out);
+    assert_int_equal(x_registry_auth_decode(out, &c, &err), 0);
+    assert_string_equal(c.username, "hub");
+    assert_string_equal(c.password, "p1");
+    registry_creds_clear(&c);
+    free(out);
+    assert_int_equal(x_registry_config_pick(header, "127.0.0.1:5000", &out, &err), 0);
+    assert_int_equal(x_registry_auth_decode(out, &c, &err), 0);
+    assert_string_equal(c.username, "u");
+    assert_string_equal(c.password, "p");
+    registry_creds_clear(&c);
+    free(out);
+    assert_int_equal(x_registry_config_pick(header, "other.example:5000", &out, &err), 0);
+    assert_null(out);
+    assert_int_equal(x_registry_config_pick(NULL, "docker.io", &out, &err), 0);
+    assert_null(out);
+    assert_int_equal(x_registry_config_pick("!!!", "docker.io", &out, &err), -1);
+    assert_int_equal(err.code, MERR_INVALID);
+    free(header);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_x_registry_auth),
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_base64_encode),
+        cmocka_unit_test(test_x_registry_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

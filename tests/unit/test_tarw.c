@@ -207,6 +207,58 @@ static void test_entries_with_metadata(void **state)
     free(out.buf);
 }
 
+/* Layer tars (docker commit): xattrs as PAX SCHILY.xattr records with binary values, hardlinks. */
+static void test_xattrs_and_hardlinks(void **state)
+{
+    (void)state;
+    struct sink out = { .fail_after = -1 };
+    struct tarw w = { .write = sink_write, .ctx = &out };
+    struct merr err = MERR_INIT;
+    static const char cap[] = { 1, 0, 0, 2, '\n', 0, '=', 7 };
+    const struct tarw_xattr xs[] = { { "security.capability", cap, sizeof cap },
+                                     { "user.note", "hello world", 11 } };
+    const struct tarw_meta file = { .name = "bin/tool", .type = '0', .mode = 0755, .size = 2,
+                                    .xattrs = xs, .n_xattrs = 2 };
+    const struct tarw_meta link = { .name = "bin/tool2", .type = '1', .linkname = "bin/tool",
+                                    .mode = 0755 };
+    assert_int_equal(tarw_entry(&w, &file, &err), 0);
+    assert_int_equal(tarw_data(&w, "ok", 2, &err), 0);
+    assert_int_equal(tarw_entry(&w, &link, &err), 0);
+    assert_int_equal(tarw_close(&w, &err), 0);
+    tarw_release(&w);
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    assert_int_equal(archive_read_open_memory(a, out.buf, out.len), ARCHIVE_OK);
+    struct archive_entry *e;
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_string_equal(archive_entry_pathname(e), "bin/tool");
+    assert_int_equal(archive_entry_xattr_reset(e), 2);
+    const char *name;
+    const void *value;
+    size_t size;
+    int seen = 0;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+        if (strcmp(name, "security.capability") == 0) {
+            assert_int_equal(size, sizeof cap);
+            assert_memory_equal(value, cap, sizeof cap);
+            seen |= 1;
+        } else if (strcmp(name, "user.note") == 0) {
+            assert_int_equal(size, 11);
+            assert_memory_equal(value, "hello world", 11);
+            seen |= 2;
+        }
+    }
+    assert_int_equal(seen, 3);
+    char got[4] = { 0 };
+    assert_int_equal(archive_read_data(a, got, sizeof got), 2);
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+    assert_string_equal(archive_entry_pathname(e), "bin/tool2");
+    assert_string_equal(archive_entry_hardlink(e), "bin/tool");
+    assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_EOF);
+    archive_read_free(a);
+    free(out.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_size_past_8gib_in_base256),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_entries_with_metadata),
+        cmocka_unit_test(test_xattrs_and_hardlinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,69 @@
+/* The classic builder (POST /build without BuildKit): a Dockerfile run step by step, each step
+ * a container of the previous step's image committed into a new image (config-only steps
+ * commit no layer), with dockerd's messages and its build cache (parent image + instruction,
+ * + a content checksum for COPY/ADD). RUN steps are containers of the engine's runtime with
+ * the confinement of any container; COPY/ADD read only inside the context directory. */
+#ifndef MACHINE_ENGINE_BUILD_BUILDER_H
+#define MACHINE_ENGINE_BUILD_BUILDER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "cleanup.h"
+
+struct merr;
+struct ctr_manager;
+struct image_store;
+struct registry_config;
+
+/* Receives one message ({"stream": ...}, {"aux": ...}, {"status": ...}) in order; < 0 when the
+ * client went away (the build stops at the next step). */
+typedef int (*build_emit_fn)(void *ctx, const json_t *msg);
+
+struct build_opts {
+    const char *context_dir;  /* the extracted context (read-only for the builder) */
+    const char *dockerfile;   /* path inside the context ("Dockerfile") */
+    const char *const *tags;  /* "name:tag", NULL-terminated (may be NULL) */
+    json_t *buildargs;        /* {"NAME": "value" | null} (may be NULL) */
+    json_t *labels;           /* {"k": "v"} (may be NULL) */
+    const char *target;       /* stage name, or NULL */
+    const char *network_mode; /* RUN containers' network ("default", "none", "host", ...) */
+    bool nocache, rm, forcerm, pull;
+    const char *x_registry_config; /* credentials for FROM pulls (may be NULL) */
+};
+
+struct build_env {
+    struct ctr_manager *containers;
+    struct image_store *images;
+    const struct registry_config *registry;
+    build_emit_fn emit;
+    void *emit_ctx;
+};
+
+/* Runs the build. On success *image_id_out gets "sha256:<hex>" of the final image (tagged as
+ * asked). Step failures are errors (MERR_INVALID for Dockerfile problems, MERR_REMOTE for a RUN
+ * that failed, with exit_code set); the caller turns them into an errorDetail message. */
+MUST_CHECK int build_run(const struct build_env *env, const struct build_opts *o,
+                         char **image_id_out, int *exit_code, struct merr *err);
+
+/* ---- copy.c: COPY/ADD sources from a directory as a tar ---- */
+struct df_ignore;
+struct copy_spec {
+    const char *root;              /* the directory sources are read from (context or stage) */
+    const char *const *roots;      /* per source instead of root (COPY --from), or NULL */
+    bool refuse_archives;          /* ADD: a local tar would be auto-extracted (not done yet) */
+    const struct df_ignore *ignore; /* paths of root left out (may be NULL) */
+    char *const *srcs;              /* as written, relative to root ('/' = root), globs allowed */
+    const char *dest;               /* absolute path in the image */
+    bool dest_is_dir;               /* dest ends with '/' or is a directory in the image */
+    long uid, gid;                  /* owner of what is copied */
+    long chmod;                     /* -1: keep the modes */
+};
+/* Writes the tar of what COPY adds (entries named by their path in the image, without the
+ * leading '/') to fd, and a description for the history ("file:<sha>", "dir:<sha>",
+ * "multi:<sha>") of its content. Sources never leave root: ".." stops at it and symlinks are
+ * resolved inside it. MERR_NOT_FOUND for a missing source, MERR_INVALID for a bad one. */
+MUST_CHECK int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out,
+                              struct merr *err);
+
+#endif

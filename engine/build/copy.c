@@ -1,0 +1,406 @@
+/* COPY/ADD sources as a tar: every source opened beneath the root directory with openat2
+ * (RESOLVE_IN_ROOT: ".." and symlinks stop at the root, so nothing outside the context is ever
+ * read), directories walked without following anything, .dockerignore'd paths left out. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "build/builder.h"
+#include "build/dockerfile.h"
+#include "error.h"
+#include "fsutil.h"
+#include "machine.h"
+#include "tarw.h"
+
+#define COPY_MAX_DEPTH 256
+#define COPY_MAX_MATCHES 100000
+#define COPY_CHUNK (128u << 10)
+
+struct copy_out {
+    int fd;
+    EVP_MD_CTX *md;
+    struct tarw tw;
+    const struct copy_spec *spec;
+    char *buf;
+};
+
+static int out_write(void *ctx, const void *buf, size_t len, struct merr *err)
+{
+    struct copy_out *o = ctx;
+    const char *p = buf;
+    for (size_t left = len; left > 0;) {
+        ssize_t n = write(o->fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return merr_set(err, MERR_IO, errno, "cannot write the COPY layer");
+        p += n;
+        left -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The content checksum of the cache: names, types, modes, owners, sizes, link targets and
+ * contents; not mtimes (a context extracted again, or a stage rebuilt to the same files, hits
+ * the cache), as dockerd's tarsum leaves them out. Then the entry itself. */
+static int entry(struct copy_out *o, const struct tarw_meta *m, struct merr *err)
+{
+    char head[128];
+    int n = snprintf(head, sizeof head, "%c %o %lu %lu %llu ", m->type, m->mode, m->uid, m->gid,
+                     (unsigned long long)m->size);
+    if (EVP_DigestUpdate(o->md, m->name, strlen(m->name) + 1) != 1 ||
+        EVP_DigestUpdate(o->md, head, (size_t)n) != 1 ||
+        EVP_DigestUpdate(o->md, m->linkname ? m->linkname : "", m->linkname ? strlen(m->linkname) + 1 : 1) != 1)
+        return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+    return tarw_entry(&o->tw, m, err);
+}
+
+static int data(struct copy_out *o, const void *buf, size_t len, struct merr *err)
+{
+    if (EVP_DigestUpdate(o->md, buf, len) != 1)
+        return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+    return tarw_data(&o->tw, buf, len, err);
+}
+
+/* Cleans a source path relative to the root; NULL when it climbs out of it. */
+static char *clean_rel(const char *src)
+{
+    auto_free char *copy = xstrdup(src);
+    char **parts = NULL;
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(copy, "/", &save); t != NULL;
+         t = strtok_r(NULL, "/", &save)) {
+        if (strcmp(t, ".") == 0)
+            continue;
+        if (strcmp(t, "..") == 0) {
+            if (n == 0) {
+                strv_free(parts);
+                return NULL;
+            }
+            free(parts[--n]);
+            parts[n] = NULL;
+            continue;
+        }
+        parts = realloc(parts, (n + 2) * sizeof *parts);
+        if (parts == NULL)
+            abort();
+        parts[n++] = xstrdup(t);
+        parts[n] = NULL;
+    }
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(parts[i]) + 1;
+    char *out = xcalloc(1, len);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            strcat(out, "/");
+        strcat(out, parts[i]);
+    }
+    strv_free(parts);
+    return out;
+}
+
+static int open_beneath(int rootfd, const char *rel, int flags)
+{
+    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
+                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int fd;
+    do
+        fd = (int)syscall(SYS_openat2, rootfd, rel[0] ? rel : ".", &how, sizeof how);
+    while (fd < 0 && errno == EAGAIN);
+    return fd;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **sorted_entries(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    char **v = xcalloc(1, sizeof *v);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        v = strv_push(v, de->d_name);
+        n++;
+    }
+    closedir(d);
+    qsort(v, n, sizeof *v, name_cmp);
+    return v;
+}
+
+static bool ignored(const struct copy_spec *s, const char *rel)
+{
+    return s->ignore != NULL && rel[0] != '\0' && df_ignore_match(s->ignore, rel);
+}
+
+static int put_entry(struct copy_out *o, int dirfd, const char *leaf, const char *name,
+                     const struct stat *st, struct merr *err)
+{
+    const struct copy_spec *s = o->spec;
+    struct tarw_meta m = { .name = name, .uid = (unsigned long)s->uid,
+                           .gid = (unsigned long)s->gid, .mtime = st->st_mtim.tv_sec,
+                           .mode = s->chmod >= 0 ? (unsigned)s->chmod : st->st_mode & 07777 };
+    char target[PATH_MAX];
+    if (S_ISDIR(st->st_mode)) {
+        m.type = '5';
+        auto_free char *dname = xasprintf("%s/", name);
+        m.name = dname;
+        return entry(o, &m, err);
+    }
+    if (S_ISLNK(st->st_mode)) {
+        ssize_t n = readlinkat(dirfd, leaf, target, sizeof target - 1);
+        if (n < 0)
+            return merr_set(err, MERR_IO, errno, "cannot read the symlink '%s'", name);
+        target[n] = '\0';
+        m.type = '2';
+        m.linkname = target;
+        m.mode = 0777;
+        return entry(o, &m, err);
+    }
+    if (!S_ISREG(st->st_mode))
+        return 0; /* devices, fifos and sockets of a context are not copied */
+    auto_close int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat now;
+    if (fd < 0 || fstat(fd, &now) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot open '%s'", name);
+    m.type = '0';
+    m.size = (uint64_t)now.st_size;
+    if (entry(o, &m, err) < 0)
+        return -1;
+    for (uint64_t left = m.size; left > 0;) {
+        ssize_t n = read(fd, o->buf, left < COPY_CHUNK ? (size_t)left : COPY_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return merr_set(err, MERR_IO, n < 0 ? errno : 0, "'%s' changed while copied", name);
+        if (data(o, o->buf, (size_t)n, err) < 0)
+            return -1;
+        left -= (uint64_t)n;
+    }
+    return 0;
+}
+
+/* The contents of the directory dirfd (at rel in the root) under the image path name. */
+static int put_tree(struct copy_out *o, int dirfd, const char *rel, const char *name, int depth,
+                    struct merr *err)
+{
+    if (depth > COPY_MAX_DEPTH)
+        return merr_set(err, MERR_INVALID, 0, "'%s' is nested too deeply", rel);
+    auto_strv char **names = sorted_entries(dirfd);
+    if (names == NULL)
+        return merr_set(err, MERR_IO, errno, "cannot read '%s'", rel);
+    for (size_t i = 0; names[i] != NULL; i++) {
+        auto_free char *crel = rel[0] ? xasprintf("%s/%s", rel, names[i]) : xstrdup(names[i]);
+        if (ignored(o->spec, crel))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        auto_free char *cname = name[0] ? xasprintf("%s/%s", name, names[i]) : xstrdup(names[i]);
+        if (put_entry(o, dirfd, names[i], cname, &st, err) < 0)
+            return -1;
+        if (!S_ISDIR(st.st_mode))
+            continue;
+        auto_close int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0 || put_tree(o, sub, crel, cname, depth + 1, err) < 0)
+            return sub < 0 ? merr_set(err, MERR_IO, errno, "cannot open '%s'", crel) : -1;
+    }
+    return 0;
+}
+
+static bool has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+/* Every path below dirfd (relative, '/'-separated) that the pattern matches. */
+static int glob_walk(int dirfd, const char *rel, const char *pattern, const struct copy_spec *s,
+                     char ***out, size_t *n, int depth, struct merr *err)
+{
+    if (depth > COPY_MAX_DEPTH || *n > COPY_MAX_MATCHES)
+        return merr_set(err, MERR_INVALID, 0, "the context is too large to match '%s'", pattern);
+    auto_strv char **names = sorted_entries(dirfd);
+    for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
+        auto_free char *crel = rel[0] ? xasprintf("%s/%s", rel, names[i]) : xstrdup(names[i]);
+        if (ignored(s, crel))
+            continue;
+        if (df_pattern_match(pattern, crel) == 1) {
+            *out = strv_push(*out, crel);
+            (*n)++;
+            continue;
+        }
+        struct stat st;
+        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        auto_close int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0 && glob_walk(sub, crel, pattern, s, out, n, depth + 1, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int expand_sources(int rootfd, const struct copy_spec *s, char ***out, struct merr *err)
+{
+    char **list = xcalloc(1, sizeof *list);
+    size_t n = 0;
+    for (size_t i = 0; s->srcs[i] != NULL; i++) {
+        auto_free char *rel = clean_rel(s->srcs[i]);
+        if (rel == NULL) {
+            strv_free(list);
+            return merr_set(err, MERR_INVALID, 0, "forbidden path outside the build context: %s",
+                            s->srcs[i]);
+        }
+        if (!has_glob(rel)) {
+            list = strv_push(list, rel);
+            n++;
+            continue;
+        }
+        size_t before = n;
+        if (glob_walk(rootfd, "", rel, s, &list, &n, 0, err) < 0) {
+            strv_free(list);
+            return -1;
+        }
+        if (n == before) {
+            strv_free(list);
+            return merr_set(err, MERR_NOT_FOUND, 0, "no source files were specified");
+        }
+    }
+    *out = list;
+    return 0;
+}
+
+/* One source: a file lands at dest (or dest/name), a directory's contents under dest. */
+static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_dir,
+                      struct merr *err)
+{
+    const struct copy_spec *s = o->spec;
+    auto_close int fd = open_beneath(rootfd, rel, O_PATH);
+    struct stat st;
+    if (fd < 0 || ignored(s, rel) || fstat(fd, &st) < 0)
+        return merr_set(err, MERR_NOT_FOUND, 0,
+                        "file not found in build context or excluded by .dockerignore: "
+                        "stat %s: file does not exist", rel[0] ? rel : ".");
+    const char *dest = s->dest[0] == '/' ? s->dest + 1 : s->dest;
+    auto_free char *trimmed = xstrdup(dest);
+    size_t tl = strlen(trimmed);
+    while (tl > 0 && trimmed[tl - 1] == '/')
+        trimmed[--tl] = '\0';
+    *is_dir = S_ISDIR(st.st_mode);
+    if (S_ISDIR(st.st_mode)) {
+        auto_close int dfd = open_beneath(rootfd, rel, O_RDONLY | O_DIRECTORY);
+        if (dfd < 0)
+            return merr_set(err, MERR_IO, errno, "cannot open '%s'", rel);
+        if (trimmed[0] != '\0') {
+            struct stat dst = st;
+            dst.st_mode = S_IFDIR | 0755;
+            if (put_entry(o, -1, NULL, trimmed, &dst, err) < 0)
+                return -1;
+        }
+        return put_tree(o, dfd, rel, trimmed, 0, err);
+    }
+    const char *base = strrchr(rel, '/') != NULL ? strrchr(rel, '/') + 1 : rel;
+    auto_free char *name = s->dest_is_dir ? (trimmed[0] ? xasprintf("%s/%s", trimmed, base)
+                                                        : xstrdup(base))
+                                          : xstrdup(trimmed);
+    if (name[0] == '\0')
+        return merr_set(err, MERR_INVALID, 0, "cannot copy a file onto /");
+    /* read through the O_PATH fd just opened beneath the root (a symlink source was resolved
+     * inside it) */
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    auto_close int rfd = open(self, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot open '%s'", rel);
+    struct tarw_meta m = { .name = name, .type = '0', .uid = (unsigned long)s->uid,
+                           .gid = (unsigned long)s->gid, .mtime = st.st_mtim.tv_sec,
+                           .mode = s->chmod >= 0 ? (unsigned)s->chmod : st.st_mode & 07777,
+                           .size = (uint64_t)st.st_size };
+    if (!S_ISREG(st.st_mode))
+        return merr_set(err, MERR_INVALID, 0, "'%s' is not a regular file or directory", rel);
+    unsigned char magic[512];
+    ssize_t mn = s->refuse_archives ? pread(rfd, magic, sizeof magic, 0) : 0;
+    if ((mn >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) ||
+        (mn >= 262 && memcmp(magic + 257, "ustar", 5) == 0))
+        return merr_set(err, MERR_UNSUPPORTED, 0,
+                        "ADD of a local archive (%s) is not supported by machine-engine's "
+                        "builder yet (it would be extracted); use COPY and RUN tar", rel);
+    if (entry(o, &m, err) < 0)
+        return -1;
+    for (uint64_t left = m.size; left > 0;) {
+        ssize_t n = read(rfd, o->buf, left < COPY_CHUNK ? (size_t)left : COPY_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return merr_set(err, MERR_IO, n < 0 ? errno : 0, "'%s' changed while copied", rel);
+        if (data(o, o->buf, (size_t)n, err) < 0)
+            return -1;
+        left -= (uint64_t)n;
+    }
+    return 0;
+}
+
+int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct merr *err)
+{
+    const char *root = spec->root != NULL ? spec->root : spec->roots[0];
+    auto_close int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot open the build context");
+    auto_strv char **srcs = NULL;
+    if (expand_sources(rootfd, spec, &srcs, err) < 0)
+        return -1;
+    size_t n = 0;
+    while (srcs[n] != NULL)
+        n++;
+    struct copy_out o = { .fd = fd, .spec = spec, .md = EVP_MD_CTX_new(),
+                          .buf = malloc(COPY_CHUNK) };
+    o.tw = (struct tarw){ .write = out_write, .ctx = &o };
+    int rc = o.md != NULL && o.buf != NULL && EVP_DigestInit_ex(o.md, EVP_sha256(), NULL) == 1
+                 ? 0
+                 : merr_set(err, MERR_NOMEM, 0, "cannot allocate");
+    bool is_dir = false;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        auto_close int own = spec->roots != NULL
+                                 ? open(spec->roots[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                 : -1;
+        if (spec->roots != NULL && own < 0)
+            rc = merr_set(err, MERR_IO, errno, "cannot open '%s'", spec->roots[i]);
+        else
+            rc = put_source(&o, own >= 0 ? own : rootfd, srcs[i], &is_dir, err);
+    }
+    if (rc == 0)
+        rc = tarw_close(&o.tw, err);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (rc == 0 && (EVP_DigestFinal_ex(o.md, d, &dlen) != 1 || dlen != 32))
+        rc = merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+    if (rc == 0) {
+        char hex[65];
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        *what_out = xasprintf("%s:%s", n > 1 ? "multi" : is_dir ? "dir" : "file", hex);
+    }
+    tarw_release(&o.tw);
+    EVP_MD_CTX_free(o.md);
+    free(o.buf);
+    return rc;
+}

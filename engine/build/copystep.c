@@ -1,0 +1,502 @@
+/* FROM an image (local or pulled, with its ONBUILD triggers), COPY/ADD (from the context or
+ * another stage) and WORKDIR: files put into a step container with the engine's docker cp
+ * path (symlink-safe inside the container), then committed as a layer. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build/builder-priv.h"
+#include "container/manager.h"
+#include "error.h"
+#include "fsutil.h"
+#include "image/image.h"
+#include "layer/layer.h"
+#include "machine.h"
+#include "runtime/runtime.h"
+#include "tarw.h"
+
+#define GO_MODE_DIR (1u << 31)
+
+static int on_pull(const char *line, void *ctx)
+{
+    struct builder *b = ctx;
+    json_error_t jerr;
+    json_t *msg = json_loads(line, JSON_DISABLE_EOF_CHECK, &jerr);
+    if (msg != NULL && !b->gone && b->env->emit(b->env->emit_ctx, msg) < 0)
+        b->gone = true;
+    json_decref(msg);
+    return 0;
+}
+
+/* A pull with the credentials X-Registry-Config has for the image's registry. */
+static int pull(struct builder *b, const char *ref, char **id, struct merr *err)
+{
+    auto_free char *auth = NULL;
+    if (image_registry_config_auth(b->o->x_registry_config, ref, &auth, err) < 0)
+        return -1;
+    int rc = image_pull(b->env->images, b->env->registry, ref, NULL, auth, on_pull, b, id, err);
+    if (auth != NULL)
+        explicit_bzero(auth, strlen(auth));
+    return rc;
+}
+
+static int run_triggers(struct builder *b, struct merr *err)
+{
+    json_t *ob = json_incref(json_object_get(b->cfg, "OnBuild"));
+    size_t n = json_array_size(ob);
+    json_object_set_new(b->cfg, "OnBuild", json_null());
+    if (n > 0)
+        bld_emit_stream(b, "# Executing %zu build trigger%s\n", n, n > 1 ? "s" : "");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct df_instr *in = NULL;
+        rc = df_parse_line(json_string_value(json_array_get(ob, i)), b->df->escape, &in, err);
+        if (rc == 0)
+            rc = bld_dispatch(b, in, false, err);
+        df_instr_free(in);
+        free(in);
+    }
+    json_decref(ob);
+    return rc;
+}
+
+int bld_from_image(struct builder *b, const char *ref, struct merr *err)
+{
+    struct merr miss = MERR_INIT;
+    auto_free char *id = b->o->pull ? NULL : image_lookup(b->env->images, ref, &miss);
+    if (id == NULL && pull(b, ref, &id, err) < 0)
+        return -1;
+    if (bld_set_image(b, id, err) < 0)
+        return -1;
+    bld_emit_stream(b, " ---> %.12s\n", bld_short(id));
+    return run_triggers(b, err);
+}
+
+/* "uid[:gid]" in numbers: 1 when parsed, 0 when names need the image's files. docker: without a
+ * group the gid is the uid. */
+static int parse_chown_numeric(const char *v, long *uid, long *gid)
+{
+    char *end;
+    long u = strtol(v, &end, 10);
+    if (end == v || (*end != '\0' && *end != ':') || u < 0)
+        return 0;
+    long g = u;
+    if (*end == ':') {
+        const char *gs = end + 1;
+        g = strtol(gs, &end, 10);
+        if (end == gs || *end != '\0' || g < 0)
+            return 0;
+    }
+    *uid = u;
+    *gid = g;
+    return 1;
+}
+
+struct copy_flags {
+    const char *from;
+    const char *chown; /* names to resolve in the image, or NULL */
+    long uid, gid, chmod;
+};
+
+static int copy_flags(const struct df_instr *in, struct copy_flags *f, struct merr *err)
+{
+    *f = (struct copy_flags){ NULL, NULL, 0, 0, -1 };
+    for (size_t i = 0; in->flags[i] != NULL; i++) {
+        const char *fl = in->flags[i] + 2;
+        if (strncmp(fl, "from=", 5) == 0) {
+            f->from = fl + 5;
+        } else if (strncmp(fl, "chown=", 6) == 0) {
+            if (fl[6] == '\0')
+                return merr_set(err, MERR_INVALID, 0, "invalid --chown");
+            if (!parse_chown_numeric(fl + 6, &f->uid, &f->gid))
+                f->chown = fl + 6;
+        } else if (strncmp(fl, "chmod=", 6) == 0) {
+            char *end;
+            f->chmod = strtol(fl + 6, &end, 8);
+            if (fl[6] == '\0' || *end != '\0' || f->chmod < 0 || f->chmod > 07777)
+                return merr_set(err, MERR_INVALID, 0, "invalid chmod %s", fl + 6);
+        } else {
+            return merr_set(err, MERR_INVALID, 0, "Unknown flag: %s", fl);
+        }
+    }
+    return 0;
+}
+
+struct file_writer {
+    int fd;
+};
+
+static int begin_nop(void *data, const struct ctr_path_stat *st, struct merr *err)
+{
+    (void)data;
+    (void)st;
+    (void)err;
+    return 0;
+}
+
+static int write_fd(void *data, const void *buf, size_t len, struct merr *err)
+{
+    struct file_writer *w = data;
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(w->fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return merr_set(err, MERR_IO, errno, "cannot spool a file of another stage");
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static ssize_t read_fd(void *data, void *buf, size_t len, struct merr *err)
+{
+    struct file_writer *r = data;
+    ssize_t n;
+    do
+        n = read(r->fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        merr_set(err, MERR_IO, errno, "cannot read the COPY layer");
+    return n;
+}
+
+/* COPY --from: each source taken out of a container of that image into work/from<i>/. */
+static int fetch_from(struct builder *b, const char *from, char **srcs, const char *work,
+                      char ***roots, struct merr *err)
+{
+    const char *image = NULL;
+    auto_free char *looked = NULL;
+    char *end;
+    long idx = strtol(from, &end, 10);
+    for (size_t i = 0; i + 1 < b->n_stages && image == NULL; i++)
+        if ((b->stages[i].name != NULL && strcasecmp(b->stages[i].name, from) == 0) ||
+            (*end == '\0' && from[0] != '\0' && (size_t)idx == i))
+            image = b->stages[i].image_id;
+    if (image == NULL) {
+        struct merr miss = MERR_INIT;
+        looked = image_lookup(b->env->images, from, &miss);
+        if (looked == NULL && pull(b, from, &looked, err) < 0)
+            return -1;
+        image = looked;
+    }
+    json_t *body = json_pack("{s:s,s:[s]}", "Image", image, "Cmd", "true");
+    char *cid = NULL;
+    int rc = ctr_create(b->env->containers, NULL, body, &cid, err);
+    json_decref(body);
+    if (rc < 0)
+        return -1;
+    char **list = xcalloc(1, sizeof *list);
+    for (size_t i = 0; rc == 0 && srcs[i] != NULL; i++) {
+        auto_free char *dir = xasprintf("%s/from%zu", work, i);
+        auto_free char *spool = xasprintf("%s/from%zu.tar", work, i);
+        auto_free char *abs = srcs[i][0] == '/' ? xstrdup(srcs[i]) : xasprintf("/%s", srcs[i]);
+        char *slash = strrchr(abs, '/');
+        auto_free char *parent = slash == abs ? xstrdup("") : strndup(abs + 1, (size_t)(slash - abs - 1));
+        auto_free char *dest = parent[0] ? xasprintf("%s/%s", dir, parent) : xstrdup(dir);
+        struct file_writer w = { open(spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600) };
+        struct ctr_path_stat st;
+        struct layer_result res;
+        if (w.fd < 0 || fs_mkdir_p(dest, 0755, err) < 0)
+            rc = w.fd < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", spool) : -1;
+        else if (ctr_archive_get(b->env->containers, cid, abs, &st, begin_nop, write_fd, &w,
+                                 err) < 0)
+            rc = err->code == MERR_NOT_FOUND
+                     ? merr_set(err, MERR_NOT_FOUND, 0, "COPY --from=%s: %s not found", from, abs)
+                     : -1;
+        else if (lseek(w.fd, 0, SEEK_SET) < 0 ||
+                 layer_extract_fd(w.fd, LAYER_COMP_NONE, dest, NULL, &res, err) < 0)
+            rc = err->code != MERR_OK ? -1 : merr_set(err, MERR_IO, errno, "cannot rewind");
+        if (w.fd >= 0)
+            close(w.fd);
+        list = strv_push(list, dir);
+    }
+    bld_remove_container(b, cid, false);
+    free(cid);
+    if (rc < 0) {
+        strv_free(list);
+        return -1;
+    }
+    *roots = list;
+    return 0;
+}
+
+struct mem_sink {
+    char *buf;
+    size_t len;
+};
+
+static int mem_write(void *data, const void *buf, size_t len, struct merr *err)
+{
+    struct mem_sink *m = data;
+    if (m->len + len > (8u << 20))
+        return merr_set(err, MERR_INVALID, 0, "the image's user database is too large");
+    char *n = realloc(m->buf, m->len + len + 1);
+    if (n == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    memcpy(n + m->len, buf, len);
+    m->buf = n;
+    m->len += len;
+    n[m->len] = '\0';
+    return 0;
+}
+
+/* A small file of the step container (the tar of one regular file, unwrapped), or NULL. */
+static char *image_file(struct builder *b, const char *cid, const char *path)
+{
+    struct mem_sink m = { NULL, 0 };
+    struct ctr_path_stat st;
+    struct merr ignored = MERR_INIT;
+    if (ctr_archive_get(b->env->containers, cid, path, &st, begin_nop, mem_write, &m,
+                        &ignored) < 0 ||
+        m.len < 512 || m.buf[156] != '0') {
+        free(m.buf);
+        return NULL;
+    }
+    unsigned long long size = strtoull(m.buf + 124, NULL, 8);
+    size_t off = 512;
+    if (memcmp(m.buf, "PaxHeader", 9) == 0 || m.buf[156] == 'x') {
+        free(m.buf);
+        return NULL;
+    }
+    if (size > m.len - off) {
+        free(m.buf);
+        return NULL;
+    }
+    char *out = strndup(m.buf + off, (size_t)size);
+    free(m.buf);
+    return out;
+}
+
+/* --chown=user[:group] by name, from the image's /etc/passwd and /etc/group. */
+static int resolve_chown(struct builder *b, const char *cid, const char *spec, long *uid,
+                         long *gid, struct merr *err)
+{
+    auto_free char *passwd = image_file(b, cid, "/etc/passwd");
+    auto_free char *group = image_file(b, cid, "/etc/group");
+    auto_free char *user = xstrdup(spec);
+    char *colon = strchr(user, ':');
+    if (colon != NULL)
+        *colon = '\0';
+    struct rt_user u, g;
+    if (rt_user_resolve(user, passwd, group, &u, err) < 0)
+        return merr_prefix(err, "--chown=%s", spec);
+    *uid = (long)u.uid;
+    *gid = (long)u.uid; /* docker: a user without a group gets the uid as gid */
+    if (colon != NULL) {
+        auto_free char *root_group = xasprintf("0:%s", colon + 1);
+        if (rt_user_resolve(root_group, passwd, group, &g, err) < 0)
+            return merr_prefix(err, "--chown=%s", spec);
+        *gid = (long)g.gid;
+    }
+    return 0;
+}
+
+static int copy_words(struct builder *b, const struct df_instr *in, char ***out, struct merr *err)
+{
+    char **w = NULL;
+    if (in->json) {
+        w = xcalloc(1, sizeof *w);
+        for (size_t i = 0; in->args[i] != NULL; i++) {
+            char *v = df_expand_word(in->args[i], b->df->escape, bld_lookup_env_arg, b, err);
+            if (v == NULL) {
+                strv_free(w);
+                return -1;
+            }
+            w = strv_push(w, v);
+            free(v);
+        }
+    } else if ((w = df_expand_words(in->rest, b->df->escape, bld_lookup_env_arg, b, err)) == NULL) {
+        return -1;
+    }
+    size_t n = 0;
+    while (w[n] != NULL)
+        n++;
+    if (n < 2) {
+        strv_free(w);
+        return merr_set(err, MERR_INVALID, 0,
+                        "%s requires at least two arguments, but only one was provided. "
+                        "Destination could not be determined.",
+                        strcmp(in->cmd, "add") == 0 ? "ADD" : "COPY");
+    }
+    *out = w;
+    return 0;
+}
+
+static bool is_dir_in(struct builder *b, const char *cid, const char *path)
+{
+    struct ctr_path_stat st;
+    struct merr ignored = MERR_INIT;
+    return ctr_archive_stat(b->env->containers, cid, path, &st, &ignored) == 0 &&
+           (st.mode & GO_MODE_DIR) != 0;
+}
+
+/* Puts the spooled tar into cid at "/", commits, and tells. */
+static int put_and_commit(struct builder *b, const char *cid, int fd, const char *created_by,
+                          const char *key, struct merr *err)
+{
+    struct file_writer r = { fd };
+    struct ctr_archive_put_opts po = { .copy_uid_gid = true };
+    bld_emit_stream(b, " ---> Running in %.12s\n", cid);
+    int rc = lseek(fd, 0, SEEK_SET) < 0 ? merr_set(err, MERR_IO, errno, "cannot rewind")
+                                        : ctr_archive_put(b->env->containers, cid, "/", &po,
+                                                          read_fd, &r, err);
+    if (rc == 0)
+        rc = bld_commit_step(b, cid, created_by, key, err);
+    bld_remove_container(b, cid, rc == 0 && (b->o->rm || b->o->forcerm));
+    if (rc == 0)
+        bld_emit_stream(b, " ---> %.12s\n", bld_short(b->cur));
+    return rc;
+}
+
+static int copy_in(struct builder *b, const struct df_instr *in, const struct copy_flags *f,
+                   char **words, const char *work, struct merr *err)
+{
+    size_t n = 0;
+    while (words[n] != NULL)
+        n++;
+    auto_free char *dest_word = words[n - 1];
+    words[n - 1] = NULL;
+    const char *wd = json_string_value(json_object_get(b->cfg, "WorkingDir"));
+    auto_free char *dest = dest_word[0] == '/' ? xstrdup(dest_word)
+                                               : xasprintf("%s/%s", wd && wd[0] ? wd : "", dest_word);
+    bool add = strcmp(in->cmd, "add") == 0;
+    for (size_t i = 0; add && words[i] != NULL; i++)
+        if (strncmp(words[i], "http://", 7) == 0 || strncmp(words[i], "https://", 8) == 0 ||
+            strncmp(words[i], "git@", 4) == 0)
+            return merr_set(err, MERR_UNSUPPORTED, 0,
+                            "ADD from a URL is not supported by machine-engine's builder");
+    auto_strv char **roots = NULL;
+    if (f->from != NULL && fetch_from(b, f->from, words, work, &roots, err) < 0)
+        return -1;
+    json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
+    char *cid = NULL;
+    long uid = f->uid, gid = f->gid;
+    int rc = bld_step_container(b, cmd, NULL, &cid, err);
+    json_decref(cmd);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && f->chown != NULL)
+        rc = resolve_chown(b, cid, f->chown, &uid, &gid, err);
+    if (rc < 0) {
+        bld_remove_container(b, cid, false);
+        free(cid);
+        return -1;
+    }
+    size_t dl = strlen(dest_word);
+    struct copy_spec spec = {
+        .root = f->from == NULL ? b->o->context_dir : NULL,
+        .roots = (const char *const *)roots,
+        .ignore = f->from == NULL ? b->ignore : NULL,
+        .srcs = words,
+        .dest = dest,
+        .dest_is_dir = (dl > 0 && dest_word[dl - 1] == '/') || n > 2 || is_dir_in(b, cid, dest),
+        .uid = uid,
+        .gid = gid,
+        .chmod = f->chmod,
+        .refuse_archives = add,
+    };
+    auto_free char *spool = xasprintf("%s/copy.tar", work);
+    auto_close int fd = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    auto_free char *what = NULL;
+    if (fd < 0)
+        rc = merr_set(err, MERR_IO, errno, "cannot create '%s'", spool);
+    else
+        rc = build_copy_tar(&spec, fd, &what, err);
+    if (rc < 0) {
+        bld_remove_container(b, cid, false);
+        free(cid);
+        return -1;
+    }
+    auto_free char *created_by = xasprintf("/bin/sh -c #(nop) %s %s in %s ", add ? "ADD" : "COPY",
+                                           what, dest);
+    auto_free char *key = bld_cache_key(b, created_by);
+    if (bld_cache_hit(b, key, err, &rc)) {
+        bld_remove_container(b, cid, false);
+        free(cid);
+        return rc;
+    }
+    rc = put_and_commit(b, cid, fd, created_by, key, err);
+    free(cid);
+    return rc;
+}
+
+int bld_step_copy(struct builder *b, const struct df_instr *in, struct merr *err)
+{
+    struct copy_flags f;
+    auto_strv char **words = NULL;
+    if (copy_flags(in, &f, err) < 0 || copy_words(b, in, &words, err) < 0)
+        return -1;
+    auto_free char *work = image_store_work_dir(b->env->images, err);
+    if (work == NULL)
+        return -1;
+    int rc = copy_in(b, in, &f, words, work, err);
+    struct merr ignored = MERR_INIT;
+    if (layer_remove_tree(work, &ignored) < 0) {
+        /* collected at the next start */
+    }
+    return rc;
+}
+
+static int write_dir_tar(int fd, const char *path, struct merr *err)
+{
+    struct file_writer w = { fd };
+    struct tarw tw = { .write = write_fd, .ctx = &w };
+    auto_free char *name = xasprintf("%s/", path[0] == '/' ? path + 1 : path);
+    struct tarw_meta m = { .name = name, .type = '5', .mode = 0755 };
+    int rc = tarw_entry(&tw, &m, err) < 0 ? -1 : tarw_close(&tw, err);
+    tarw_release(&tw);
+    return rc;
+}
+
+int bld_step_workdir(struct builder *b, const struct df_instr *in, struct merr *err)
+{
+    if (df_apply_config(b->cfg, in, b->df->escape, bld_lookup_arg, b, NULL, NULL, err) < 0)
+        return -1;
+    const char *wd = json_string_value(json_object_get(b->cfg, "WorkingDir"));
+    auto_free char *created_by = xasprintf("/bin/sh -c #(nop) WORKDIR %s", wd);
+    auto_free char *key = bld_cache_key(b, created_by);
+    int rc;
+    if (bld_cache_hit(b, key, err, &rc))
+        return rc;
+    json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", created_by + 11);
+    char *cid = NULL;
+    rc = bld_step_container(b, cmd, NULL, &cid, err);
+    json_decref(cmd);
+    if (rc < 0)
+        return -1;
+    auto_free char *work = NULL;
+    if (is_dir_in(b, cid, wd)) {
+        /* already there: a layerless commit */
+        bld_emit_stream(b, " ---> Running in %.12s\n", cid);
+        rc = bld_commit_step(b, NULL, created_by, key, err);
+        bld_remove_container(b, cid, rc == 0 && (b->o->rm || b->o->forcerm));
+        if (rc == 0)
+            bld_emit_stream(b, " ---> %.12s\n", bld_short(b->cur));
+    } else if ((work = image_store_work_dir(b->env->images, err)) == NULL) {
+        bld_remove_container(b, cid, false);
+        rc = -1;
+    } else {
+        auto_free char *spool = xasprintf("%s/workdir.tar", work);
+        auto_close int fd = open(spool, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || write_dir_tar(fd, wd, err) < 0) {
+            rc = fd < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", spool) : -1;
+            bld_remove_container(b, cid, false);
+        } else {
+            rc = put_and_commit(b, cid, fd, created_by, key, err);
+        }
+    }
+    free(cid);
+    struct merr ignored = MERR_INIT;
+    if (work != NULL && layer_remove_tree(work, &ignored) < 0) {
+        /* collected at the next start */
+    }
+    return rc;
+}
