@@ -28,7 +28,7 @@ fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DMACHINE_FUZZ=ON -DMACHINE_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_image_parsers fuzz_layer seeds_layer fuzz_dns seeds_dns \
 	    fuzz_api_request seeds_api_request fuzz_ctr_create seeds_ctr_create fuzz_machine_config \
-	    seeds_machine_config fuzz_registry seeds_registry
+	    seeds_machine_config fuzz_registry seeds_registry fuzz_dockerfile
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
 
 unit: build
