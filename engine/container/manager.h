@@ -100,6 +100,12 @@ int ctr_lookup(struct ctr_manager *m, const char *ref, char id[65], bool *tty,
 bool ctr_image_in_use(struct ctr_manager *m, const char *image_id);
 void ctr_counts(struct ctr_manager *m, long long *total, long long *running, long long *paused,
                 long long *stopped);
+/* Every container's GET /containers/json entry, newest first, with "_facts" for the list
+ * filters (engine/filters) and, with size, "SizeRw" (query.c). */
+json_t *ctr_list_filterable(struct ctr_manager *m, bool size, struct merr *err) MUST_CHECK;
+/* Size of the container's writable layer (bytes of its files, hard links once). */
+int ctr_size_rw(struct ctr_manager *m, const char *ref, int64_t *out, struct merr *err) MUST_CHECK;
+int64_t ctr_dir_size(const char *dir);
 /* Samples a container's cgroup counters (stats.c). *running is false, and out zeroed, when it
  * is not running. id and name (without '/') are filled either way; *name is malloc'd. */
 struct rt_stats;

@@ -35,6 +35,16 @@ int handlers_register_images(struct api_router *r, struct engine_services *s,
 int handlers_register_storage(struct api_router *r, struct engine_services *s,
                               struct merr *err) MUST_CHECK;
 
+/* GET /containers/json and /images/json with their filters (lists.c). */
+int handlers_register_lists(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+/* Swarm, service, task, node, secret, config (503) and plugin routes (swarm.c). */
+int handlers_register_swarm(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+/* The image store's GET /images/json objects, as a JSON array (lists.c). */
+struct json_t;
+struct json_t *handlers_image_entries(struct engine_services *s, struct merr *err) MUST_CHECK;
+
 int handlers_register_archive(struct api_router *r, struct engine_services *s,
                               struct merr *err) MUST_CHECK;
 
