@@ -76,6 +76,16 @@ int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *
              struct merr *err) MUST_CHECK;
 int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct merr *err) MUST_CHECK;
 int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct merr *err) MUST_CHECK;
+/* lifecycle.c. pause/unpause: MERR_EXISTS (409) "Container X is not running" / "is already
+ * paused" / "is not paused", as dockerd. */
+int ctr_pause(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+int ctr_unpause(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+int ctr_rename(struct ctr_manager *m, const char *ref, const char *new_name,
+               struct merr *err) MUST_CHECK;
+/* POST /containers/{id}/update body: resources applied live to a running container's cgroup
+ * and kept, a new restart policy; other non-zero fields are refused (MERR_INVALID). */
+int ctr_update(struct ctr_manager *m, const char *ref, const json_t *body,
+               struct merr *err) MUST_CHECK;
 /* remove_volumes (rm -v): the container's anonymous volumes go too. */
 int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_volumes,
                struct merr *err) MUST_CHECK;

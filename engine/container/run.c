@@ -726,6 +726,7 @@ int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *
     struct merr kerr = MERR_INIT;
     if (rt_kill(e->rt, sig, &kerr) < 0)
         mlog_debug(m->log, "stop %s: %s", c->id, kerr.msg);
+    mgr_thaw_if_paused_locked(m, e, 0);
     if (!run_wait_stopped_locked(m, e, seq, timeout_s * 1000) && e->rt != NULL) {
         if (rt_kill(e->rt, SIGKILL, &kerr) < 0)
             mlog_debug(m->log, "kill %s: %s", c->id, kerr.msg);
@@ -751,7 +752,8 @@ int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct 
     int sig = signal_of(signal, SIGKILL, err);
     if (sig < 0)
         goto out;
-    if (e->rt == NULL || e->c->state.status != CTR_RUNNING) {
+    if (e->rt == NULL ||
+        (e->c->state.status != CTR_RUNNING && e->c->state.status != CTR_PAUSED)) {
         merr_set(err, MERR_EXISTS, 0, "cannot kill container: %s: container %s is not running",
                  ref, e->c->id);
         goto out;
@@ -759,6 +761,7 @@ int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct 
     if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT)
         e->c->state.stopped_by_user = true;
     rc = rt_kill(e->rt, sig, err);
+    mgr_thaw_if_paused_locked(m, e, sig);
     if (rc == 0) {
         char signum[16];
         snprintf(signum, sizeof signum, "%d", sig);

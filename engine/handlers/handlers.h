@@ -41,6 +41,9 @@ int handlers_register_lists(struct api_router *r, struct engine_services *s,
 /* Swarm, service, task, node, secret, config (503) and plugin routes (swarm.c). */
 int handlers_register_swarm(struct api_router *r, struct engine_services *s,
                             struct merr *err) MUST_CHECK;
+/* pause, unpause, rename, update (lifecycle.c). */
+int handlers_register_lifecycle(struct api_router *r, struct engine_services *s,
+                                struct merr *err) MUST_CHECK;
 /* The image store's GET /images/json objects, as a JSON array (lists.c). */
 struct json_t;
 struct json_t *handlers_image_entries(struct engine_services *s, struct merr *err) MUST_CHECK;

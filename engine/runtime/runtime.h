@@ -171,6 +171,11 @@ MUST_CHECK int rt_stats(struct rt_container *c, struct rt_stats *out, struct mer
 MUST_CHECK int rt_update_resources(struct rt_container *c, const struct rt_resources *res,
                                    struct merr *err);
 
+/* docker pause/unpause (freeze.c): the v1 freezer, else cgroup.freeze of cgroup v2; both
+ * return once the kernel reports the cgroup frozen (or thawed), MERR_TIMEOUT after ~10 s. */
+MUST_CHECK int rt_pause(struct rt_container *c, struct merr *err);
+MUST_CHECK int rt_resume(struct rt_container *c, struct merr *err);
+
 /* Starts a process inside a running container: joins its namespaces and its
  * cgroup, with the same capability/seccomp/fd hygiene as rt_start. extra_env
  * entries override process->env entries of the same name. *pid_out is a child
