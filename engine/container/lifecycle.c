@@ -253,3 +253,35 @@ int ctr_update(struct ctr_manager *m, const char *ref, const json_t *body, struc
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
+
+/* ---- prune ---- */
+
+json_t *ctr_prune(struct ctr_manager *m, ctr_prune_match_fn match, void *data, int64_t *reclaimed,
+                  struct merr *err)
+{
+    json_t *deleted = json_array();
+    *reclaimed = 0;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = m->n_entries; i-- > 0;) {
+        struct ctr_entry *e = m->entries[i];
+        enum ctr_status st = e->c->state.status;
+        if (st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING ||
+            st == CTR_REMOVING || e->io_running || e->rt != NULL)
+            continue;
+        if (!match(data, e->c->created_ns, e->c->plan.labels))
+            continue;
+        char id[CTR_ID_LEN + 1];
+        memcpy(id, e->c->id, sizeof id);
+        int64_t size = ctr_dir_size(e->upper);
+        struct merr rerr = MERR_INIT;
+        if (mgr_remove_locked(m, e, false, &rerr) < 0) {
+            mlog_warn(m->log, "prune: %s", rerr.msg);
+            continue;
+        }
+        *reclaimed += size;
+        json_array_append_new(deleted, json_string(id));
+    }
+    pthread_mutex_unlock(&m->lock);
+    (void)err;
+    return deleted;
+}

@@ -86,6 +86,11 @@ int ctr_rename(struct ctr_manager *m, const char *ref, const char *new_name,
  * and kept, a new restart policy; other non-zero fields are refused (MERR_INVALID). */
 int ctr_update(struct ctr_manager *m, const char *ref, const json_t *body,
                struct merr *err) MUST_CHECK;
+/* docker container prune: removes the stopped containers match accepts (created time, labels);
+ * returns their IDs, *reclaimed the bytes of their writable layers. */
+typedef bool (*ctr_prune_match_fn)(void *data, int64_t created_ns, const json_t *labels);
+json_t *ctr_prune(struct ctr_manager *m, ctr_prune_match_fn match, void *data, int64_t *reclaimed,
+                  struct merr *err) MUST_CHECK;
 /* remove_volumes (rm -v): the container's anonymous volumes go too. */
 int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_volumes,
                struct merr *err) MUST_CHECK;

@@ -464,3 +464,27 @@ void flt_image_descendants(const json_t *entries, const char *id, json_t *ids)
             flt_image_descendants(entries, json_string_value(json_object_get(e, "Id")), ids);
     }
 }
+
+/* ---- prune ---- */
+
+int flt_prune_prepare(const struct api_filters *f, const char *const *accepted, int64_t now_ns,
+                      int64_t *until_ns, struct merr *err)
+{
+    *until_ns = 0;
+    if (api_filters_validate(f, accepted, err) < 0)
+        return -1;
+    char *const *until = api_filters_get(f, "until");
+    if (until == NULL)
+        return 0;
+    if (until[0] != NULL && until[1] != NULL)
+        return merr_set(err, MERR_INVALID, 0, "more than one until filter specified");
+    return until[0] == NULL ? 0 : flt_parse_timestamp(until[0], now_ns, until_ns, err);
+}
+
+bool flt_prune_labels(const struct api_filters *f, const json_t *labels)
+{
+    if (!flt_match_labels(api_filters_get(f, "label"), labels))
+        return false;
+    char *const *not = api_filters_get(f, "label!");
+    return not == NULL || !flt_match_labels(not, labels);
+}

@@ -62,6 +62,14 @@ json_t *flt_images_apply(const json_t *entries, const struct flt_images *o, bool
  * filter); appended to ids (a JSON object used as a set). */
 void flt_image_descendants(const json_t *entries, const char *id, json_t *ids);
 
+/* ---- prune (containers, images) ---- */
+
+/* Validates f against accepted (NULL-terminated) and reads its one `until` (0: none). */
+int flt_prune_prepare(const struct api_filters *f, const char *const *accepted, int64_t now_ns,
+                      int64_t *until_ns, struct merr *err) MUST_CHECK;
+/* moby's matchLabels: every label= matches and not all label!= do. */
+bool flt_prune_labels(const struct api_filters *f, const json_t *labels);
+
 /* ---- containers ---- */
 
 /* Each entry is a GET /containers/json object plus "_facts": {"Running": bool, "Started":

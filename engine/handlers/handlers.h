@@ -44,8 +44,15 @@ int handlers_register_swarm(struct api_router *r, struct engine_services *s,
 /* pause, unpause, rename, update (lifecycle.c). */
 int handlers_register_lifecycle(struct api_router *r, struct engine_services *s,
                                 struct merr *err) MUST_CHECK;
-/* The image store's GET /images/json objects, as a JSON array (lists.c). */
+/* /containers/prune, /images/prune, /build/prune (prune.c) and GET /system/df (system_df.c). */
+int handlers_register_prune(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+int handlers_register_system_df(struct api_router *r, struct engine_services *s,
+                                struct merr *err) MUST_CHECK;
+/* GET /containers/{id}/json?size=1: SizeRw and SizeRootFs added to an inspect body (lists.c). */
 struct json_t;
+void handlers_add_sizes(struct engine_services *s, struct json_t *inspect);
+/* The image store's GET /images/json objects, as a JSON array (lists.c). */
 struct json_t *handlers_image_entries(struct engine_services *s, struct merr *err) MUST_CHECK;
 
 int handlers_register_archive(struct api_router *r, struct engine_services *s,

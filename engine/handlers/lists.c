@@ -190,6 +190,21 @@ static int containers_list(struct api_request *req, void *data, struct merr *err
     return rc < 0 ? -1 : api_reply_json(req, 200, out, err);
 }
 
+void handlers_add_sizes(struct engine_services *s, json_t *inspect)
+{
+    const char *id = json_string_value(json_object_get(inspect, "Id"));
+    const char *image = json_string_value(json_object_get(inspect, "Image"));
+    int64_t rw = 0;
+    struct merr ignored = MERR_INIT;
+    if (id == NULL || ctr_size_rw(s->containers, id, &rw, &ignored) < 0)
+        return;
+    json_t *images = handlers_image_entries(s, &ignored);
+    json_int_t img = image != NULL ? json_integer_value(json_object_get(entry_by_id(images, image), "Size")) : 0;
+    json_decref(images);
+    json_object_set_new(inspect, "SizeRw", json_integer(rw));
+    json_object_set_new(inspect, "SizeRootFs", json_integer(rw + img));
+}
+
 static const struct api_route routes[] = {
     { "GET", "/containers/json", containers_list, API_ROUTE_WORKER },
     { "GET", "/images/json", images_list, 0 },
