@@ -128,6 +128,13 @@ int ctr_stats(struct ctr_manager *m, const char *ref, struct rt_stats *out, bool
               char id[65], char **name, struct merr *err) MUST_CHECK;
 /* `top`: ps -ef style rows of the container's processes. */
 json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+/* `top -o`: the host's ps with ps_args, the container's lines (top.c); dockerd's errors. */
+json_t *ctr_top_ps(struct ctr_manager *m, const char *ref, const char *ps_args,
+                   struct merr *err) MUST_CHECK;
+/* Pure parts, for the unit tests: dockerd's validatePSArgs and parsePSOutput. */
+int top_validate_ps_args(const char *args, struct merr *err) MUST_CHECK;
+json_t *top_parse_ps(const char *output, const pid_t *pids, size_t n_pids,
+                     struct merr *err) MUST_CHECK;
 int ctr_resize(struct ctr_manager *m, const char *ref, unsigned short h, unsigned short w,
                struct merr *err) MUST_CHECK;
 

@@ -160,11 +160,8 @@ static int forward_frame(struct api_request *req, int sub_fd, bool tty, bool tim
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         auto_free char *t = fmt_rfc3339_nano((int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-        stamped = xcalloc(strlen(t) + 2 + len, 1);
-        size_t n = (size_t)sprintf(stamped, "%s ", t);
-        memcpy(stamped + n, buf, len);
+        stamped = loglines_stamp(t, buf, len, &len); /* every line, as dockerd */
         payload = stamped;
-        len += n;
     }
     return tty ? api_stream_write(req, payload, len, err)
                : api_stream_frame(req, (enum stdcopy_stream)hdr[0], payload, len, err);
@@ -330,7 +327,10 @@ static int resize(struct api_request *req, void *data, struct merr *err)
 static int top(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    json_t *j = ctr_top(s->containers, id_of(req), err);
+    const char *ps_args = api_request_query(req, "ps_args");
+    json_t *j = ps_args != NULL && ps_args[0] != '\0'
+                    ? ctr_top_ps(s->containers, id_of(req), ps_args, err)
+                    : ctr_top(s->containers, id_of(req), err);
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 
@@ -346,7 +346,7 @@ static const struct api_route routes[] = {
     { "POST", "/containers/{id}/attach", attach, API_ROUTE_WORKER },
     { "GET", "/containers/{id}/logs", logs, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/resize", resize, 0 },
-    { "GET", "/containers/{id}/top", top, 0 },
+    { "GET", "/containers/{id}/top", top, API_ROUTE_WORKER },
 };
 
 int handlers_register_containers(struct api_router *r, struct engine_services *s, struct merr *err)
