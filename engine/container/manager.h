@@ -126,6 +126,16 @@ int64_t ctr_dir_size(const char *dir);
 struct rt_stats;
 int ctr_stats(struct ctr_manager *m, const char *ref, struct rt_stats *out, bool *running,
               char id[65], char **name, struct merr *err) MUST_CHECK;
+/* The raw text of the files dockerd's stats read (stats_raw.c), NULL where absent; all NULL
+ * and running false when the container is not running. */
+struct ctr_stats_raw {
+    bool running, v2;
+    char *memory_stat, *blkio, *blkio_ops, *cpu_stat, *cpuacct_stat, *percpu, *max_usage,
+        *failcnt, *net_dev;
+};
+int ctr_stats_raw(struct ctr_manager *m, const char *ref, struct ctr_stats_raw *out,
+                  struct merr *err) MUST_CHECK;
+void ctr_stats_raw_release(struct ctr_stats_raw *r);
 /* `top`: ps -ef style rows of the container's processes. */
 json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
 /* `top -o`: the host's ps with ps_args, the container's lines (top.c); dockerd's errors. */

@@ -174,7 +174,9 @@ static int engine_register_routes(struct engine *e, struct merr *err)
         handlers_register_swarm(router, &e->services, err) < 0 ||
         handlers_register_lifecycle(router, &e->services, err) < 0 ||
         handlers_register_prune(router, &e->services, err) < 0 ||
-        handlers_register_system_df(router, &e->services, err) < 0)
+        handlers_register_system_df(router, &e->services, err) < 0 ||
+        handlers_register_stats(router, &e->services, err) < 0 ||
+        handlers_register_distribution(router, &e->services, err) < 0)
         return -1;
     return 0;
 }

@@ -39,6 +39,8 @@ static int inspect(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
     json_t *j = ctr_inspect(s->containers, id_of(req), err);
+    if (j != NULL)
+        handlers_inspect_complete(s, j);
     if (j != NULL && api_request_query_bool(req, "size"))
         handlers_add_sizes(s, j);
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;

@@ -110,6 +110,14 @@ struct json_t;
 MUST_CHECK int image_disk_usage(struct image_store *s, struct json_t **shared_out,
                                 int64_t *layers_size, struct merr *err);
 
+/* GET /distribution/{name}/json (distribution.c): {"Descriptor": {mediaType, digest, size},
+ * "Platforms": [...]} from the registry, without pulling. */
+MUST_CHECK struct json_t *image_distribution_inspect(struct image_store *s,
+                                                     const struct registry_config *rc,
+                                                     const char *name,
+                                                     const char *x_registry_auth,
+                                                     struct merr *err);
+
 /* Adds "repo:tag" for an existing image (docker tag). */
 MUST_CHECK int image_tag(struct image_store *s, const char *image_id, const char *ref,
                          struct merr *err);
