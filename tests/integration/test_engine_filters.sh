@@ -127,5 +127,16 @@ assert_contains "$out" "should not contain ':'" "publish= refuses host:container
 out=$(d ps --filter nosuch=1 2>&1) && fail "an unknown ps filter was accepted"
 assert_contains "$out" "invalid filter 'nosuch'" "an unknown ps filter is refused"
 
-d rm -f c0 c1 c2 c3 >/dev/null
+step "network ls --filter dangling"
+d network create usednet >/dev/null
+d network create freenet >/dev/null
+d run -d --name c4 --network usednet "$IMG" sleep 300 >/dev/null
+assert_eq "$(d network ls --filter dangling=true --format '{{.Name}}')" "freenet" \
+    "dangling=true: user networks no container uses"
+assert_eq "$(d network ls --filter dangling=false --format '{{.Name}}' | sort | tr '\n' ' ')" \
+    "bridge host none usednet " "dangling=false: the others"
+out=$(d network ls --filter dangling=maybe 2>&1) && fail "network ls dangling=maybe accepted"
+assert_contains "$out" "invalid filter 'dangling=[maybe]'" "network ls: dangling takes a boolean"
+
+d rm -f c0 c1 c2 c3 c4 >/dev/null
 pass
