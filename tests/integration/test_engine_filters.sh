@@ -127,6 +127,14 @@ assert_contains "$out" "should not contain ':'" "publish= refuses host:container
 out=$(d ps --filter nosuch=1 2>&1) && fail "an unknown ps filter was accepted"
 assert_contains "$out" "invalid filter 'nosuch'" "an unknown ps filter is refused"
 
+step "volume ls filters"
+d volume create vol2 >/dev/null
+d volume create xvol1y >/dev/null
+assert_eq "$(d volume ls -q --filter name='^vol[0-9]$' | sort | tr '\n' ' ')" "vol1 vol2 " "volume ls name= is a regular expression"
+assert_eq "$(d volume ls -q --filter dangling=true | sort | tr '\n' ' ')" "vol2 xvol1y " "volume ls dangling=true"
+out=$(d volume ls --filter dangling=maybe 2>&1) && fail "volume ls dangling=maybe accepted"
+assert_contains "$out" "invalid filter 'dangling=[maybe]'" "volume ls: dangling takes a boolean"
+
 step "network ls --filter dangling"
 d network create usednet >/dev/null
 d network create freenet >/dev/null
