@@ -998,7 +998,9 @@ int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts 
     }
     free(line);
     int rc = 0;
-    if (o->follow && e->io_running && e->log != NULL)
+    /* dockerd does not follow past an `until` that has already passed */
+    if (o->follow && e->io_running && e->log != NULL &&
+        (o->until_ns == 0 || o->until_ns > mgr_now_ns()))
         rc = subscribe(e, sub, err);
     pthread_mutex_unlock(&e->out_lock);
     pthread_mutex_unlock(&m->lock);

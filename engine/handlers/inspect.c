@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 
 #include "error.h"
 #include "fsutil.h"
@@ -49,10 +50,17 @@ static void complete_host_config(json_t *inspect)
     const char *key;
     json_t *v;
     json_object_foreach(d, key, v) {
-        if (json_object_get(hc, key) == NULL)
+        if (json_object_get(hc, key) == NULL && strcmp(key, "CgroupnsMode") != 0)
             json_object_set(hc, key, v);
     }
     json_decref(d);
+    /* dockerd's default cgroup namespace: private on cgroup v2, host on v1 and hybrid */
+    struct statfs sfs;
+    if (json_object_get(hc, "CgroupnsMode") == NULL ||
+        json_string_length(json_object_get(hc, "CgroupnsMode")) == 0)
+        json_object_set_new(hc, "CgroupnsMode",
+                            json_string(statfs("/sys/fs/cgroup", &sfs) == 0 &&
+                                                sfs.f_type == 0x63677270 ? "private" : "host"));
     json_t *rp = json_object_get(hc, "RestartPolicy");
     const char *name = json_string_value(json_object_get(rp, "Name"));
     if (json_is_object(rp) && (name == NULL || name[0] == '\0'))

@@ -27,7 +27,12 @@ assert_eq "$(d logs --tail 1 --timestamps ml | cut -d' ' -f2)" "five" "--tail wi
 d run -d --name follow "$IMG" sh -c 'sleep 1; printf "x\ny\n"; sleep 0.3' >/dev/null
 assert_eq "$(timeout 20 "$DOCKER" logs -f --timestamps follow | grep -cE '^[0-9T:.-]+Z (x|y)$')" "2" \
     "logs -f --timestamps stamps every line of a live write"
-d rm -f ml follow >/dev/null
+d run -d --name lived "$IMG" sh -c 'echo early; exec sleep 300' >/dev/null
+for _ in $(seq 50); do d logs lived 2>/dev/null | grep -q early && break; sleep 0.1; done
+t_early=$(d logs --timestamps lived | cut -d' ' -f1)
+rc=0; out=$(timeout 20 "$DOCKER" logs -f --until "$t_early" lived) || rc=$?
+assert_eq "$rc $out" "0 early" "logs -f with an until in the past does not follow"
+d rm -f ml follow lived >/dev/null
 
 step "top -o (ps_args)"
 d run -d --name tp "$IMG" sh -c 'sleep 301 & exec sleep 300' >/dev/null
