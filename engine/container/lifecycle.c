@@ -97,6 +97,7 @@ int ctr_rename(struct ctr_manager *m, const char *ref, const char *new_name, str
     if (ctr_name_validate(new_name, err) < 0)
         return -1;
     const char *wanted = new_name[0] == '/' ? new_name + 1 : new_name;
+    auto_free char *old_slash = NULL; /* declared before the first goto: its cleanup runs at out */
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
     int rc = -1;
@@ -123,7 +124,7 @@ int ctr_rename(struct ctr_manager *m, const char *ref, const char *new_name, str
         c->name = old;
         goto out;
     }
-    auto_free char *old_slash = xasprintf("/%s", old);
+    old_slash = xasprintf("/%s", old);
     free(old);
     mgr_emit(m, c, "rename", json_pack("{s:s}", "oldName", old_slash));
     pthread_cond_broadcast(&m->changed);

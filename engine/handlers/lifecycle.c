@@ -5,6 +5,7 @@
 #include "container/manager.h"
 #include "error.h"
 #include "handlers.h"
+#include "network/network.h"
 
 static int pause_(struct api_request *req, void *data, struct merr *err)
 {
@@ -25,8 +26,13 @@ static int unpause(struct api_request *req, void *data, struct merr *err)
 static int rename_(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    if (ctr_rename(s->containers, api_request_var(req, "id"), api_request_query(req, "name"),
-                   err) < 0)
+    const char *name = api_request_query(req, "name");
+    if (ctr_rename(s->containers, api_request_var(req, "id"), name, err) < 0)
+        return -1;
+    char id[65];
+    const char *bare = name[0] == '/' ? name + 1 : name;
+    if (s->net != NULL && (ctr_lookup(s->containers, bare, id, NULL, err) < 0 ||
+                           net_ctr_rename(s->net, id, bare, err) < 0))
         return -1;
     return api_reply_empty(req, 204, err);
 }
@@ -47,7 +53,7 @@ static int update(struct api_request *req, void *data, struct merr *err)
 static const struct api_route routes[] = {
     { "POST", "/containers/{id}/pause", pause_, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/unpause", unpause, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/rename", rename_, 0 },
+    { "POST", "/containers/{id}/rename", rename_, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/update", update, 0 },
 };
 

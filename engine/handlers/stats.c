@@ -212,8 +212,10 @@ static json_t *cpu_json(const struct stats_sample *s, long cpus)
                             "system_cpu_usage", (json_int_t)s->system_ns, "online_cpus",
                             (json_int_t)cpus, "throttling_data", "periods", periods,
                             "throttled_periods", throttled, "throttled_time", throttled_ns);
-    if (!s->running) /* dockerd's zero CPUStats: no system usage, no CPUs */
-        json_object_set_new(cpu, "system_cpu_usage", json_integer(0));
+    if (!s->running || cpus == 0) { /* omitempty in dockerd's CPUStats */
+        json_object_del(cpu, "system_cpu_usage");
+        json_object_del(cpu, "online_cpus");
+    }
     return cpu;
 }
 

@@ -67,6 +67,15 @@ assert_contains "$out" "Renaming a container with the same name as its current n
 out=$(d rename renamed 'bad name' 2>&1) && fail "rename to an invalid name succeeded"
 assert_contains "$out" "Invalid container name" "rename to an invalid name"
 
+d network create rnet >/dev/null
+d run -d --name dnsa --network rnet "$IMG" sleep 300 >/dev/null
+d run -d --name dnsb --network rnet "$IMG" sleep 300 >/dev/null
+a_ip=$(d inspect -f '{{.NetworkSettings.Networks.rnet.IPAddress}}' dnsa)
+d rename dnsa dnsa2
+assert_contains "$(d exec dnsb nslookup dnsa2 2>&1 || true)" "Address: $a_ip" "the embedded DNS answers the new name"
+assert_contains "$(d exec dnsb cat /etc/hosts)" "dnsa2" "other containers' /etc/hosts have the new name"
+d rm -f dnsa2 dnsb >/dev/null
+
 step "update: limits applied live to the cgroup, restart policy"
 d update --memory 64m --memory-swap 128m renamed >/dev/null
 assert_eq "$(cg_file "$rid" memory memory.limit_in_bytes memory.max)" "67108864" "update --memory reaches the cgroup"
