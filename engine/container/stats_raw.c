@@ -26,7 +26,7 @@ int ctr_stats_raw(struct ctr_manager *m, const char *ref, struct ctr_stats_raw *
         return -1;
     }
     struct rt_container *rc = e->rt;
-    if (rc != NULL && e->c->state.status == CTR_RUNNING) {
+    if (rc != NULL && (e->c->state.status == CTR_RUNNING || e->c->state.status == CTR_PAUSED)) {
         out->running = true;
         out->v2 = rt_container_cgroup_v2(rc);
         out->memory_stat = read_cg(rc, "memory", "memory.stat");

@@ -28,6 +28,9 @@ assert_eq "$(d inspect -f '{{.State.Status}} {{.State.Paused}} {{.State.Running}
     "inspect: State.Status paused, Paused and Running true"
 assert_contains "$(d ps --format '{{.Names}} {{.Status}}')" "p1 Up" "ps lists a paused container"
 assert_contains "$(d ps --filter status=paused --format '{{.Names}} {{.Status}}')" "(Paused)" "ps: (Paused), status=paused"
+[ "$(api GET '/v1.45/containers/p1/stats?stream=false&one-shot=true' | head -n1 | jq -r .memory_stats.usage)" -gt 0 ] ||
+    fail "stats of a paused container"
+assert__ok "stats of a paused container report its cgroup, as dockerd"
 out=$(d exec p1 true 2>&1) && fail "exec into a paused container ran"
 assert_contains "$out" "is paused, unpause the container before exec" "exec on a paused container is refused"
 out=$(d pause p1 2>&1) && fail "pause of a paused container succeeded"
