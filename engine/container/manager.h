@@ -141,6 +141,8 @@ json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err) MUST_C
 /* `top -o`: the host's ps with ps_args, the container's lines (top.c); dockerd's errors. */
 json_t *ctr_top_ps(struct ctr_manager *m, const char *ref, const char *ps_args,
                    struct merr *err) MUST_CHECK;
+/* A container event without attributes beyond its image, name and labels ("top"). */
+void ctr_emit_event(struct ctr_manager *m, const char *ref, const char *action);
 /* Pure parts, for the unit tests: dockerd's validatePSArgs and parsePSOutput. */
 int top_validate_ps_args(const char *args, struct merr *err) MUST_CHECK;
 json_t *top_parse_ps(const char *output, const pid_t *pids, size_t n_pids,

@@ -320,3 +320,13 @@ json_t *ctr_top_ps(struct ctr_manager *m, const char *ref, const char *ps_args,
     free(pids);
     return out;
 }
+
+void ctr_emit_event(struct ctr_manager *m, const char *ref, const char *action)
+{
+    struct merr ignored;
+    pthread_mutex_lock(&m->lock);
+    struct ctr_entry *e = mgr_find_locked(m, ref, &ignored);
+    if (e != NULL)
+        mgr_emit(m, e->c, action, NULL);
+    pthread_mutex_unlock(&m->lock);
+}

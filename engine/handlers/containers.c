@@ -333,6 +333,8 @@ static int top(struct api_request *req, void *data, struct merr *err)
     json_t *j = ps_args != NULL && ps_args[0] != '\0'
                     ? ctr_top_ps(s->containers, id_of(req), ps_args, err)
                     : ctr_top(s->containers, id_of(req), err);
+    if (j != NULL)
+        ctr_emit_event(s->containers, id_of(req), "top"); /* as dockerd */
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 

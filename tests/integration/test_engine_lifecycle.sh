@@ -123,11 +123,14 @@ for s in SIGKILL KILL 9; do
     assert_eq "$(d wait k1)" "137" "kill -s $s"
 done
 out=$(d kill -s NOSUCH k1 2>&1) && fail "kill -s NOSUCH succeeded"
+d run -d --name topped "$IMG" sleep 300 >/dev/null
+d top topped >/dev/null
+d rm -f topped >/dev/null
 d rm k1 >/dev/null
 
 step "events for pause, unpause, rename, update"
 ev=$(d events --since "$t0" --until "$(date +%s)" --filter type=container --format '{{.Action}}' | sort -u | tr '\n' ' ')
-for a in pause unpause rename update kill destroy; do assert_contains "$ev" "$a" "event $a"; done
+for a in pause unpause rename update kill destroy top; do assert_contains "$ev" "$a" "event $a"; done
 assert_contains "$(d events --since "$t0" --until "$(date +%s)" --filter event=rename --format '{{.Actor.Attributes.oldName}}')" \
     "/r1" "rename event carries oldName"
 
