@@ -263,7 +263,11 @@ static void conn_close_fd(struct api_conn *conn)
         ;
     conn->io->release(conn->io_ctx);
     conn->io_ctx = NULL;
-    close(conn->fd); /* also removes it from epoll */
+    /* close() alone leaves the epoll registration while another process still holds the
+     * socket (a container's process between clone and exec inherits the engine's fds): epoll
+     * would then report events for the freed connection. ENOENT for a worker's connection. */
+    epoll_ctl(conn->srv->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+    close(conn->fd);
     conn->fd = -1;
 }
 

@@ -161,7 +161,9 @@ static int containers_filtered(struct api_request *req, struct engine_services *
     o.before_id = before;
     o.since_id = since;
     bool size = api_request_query_bool(req, "size");
-    json_t *images = handlers_image_entries(s, err);
+    /* the image list (every image's config read) only when a filter or the sizes need it */
+    bool need_images = size || api_filters_get(f, "ancestor") != NULL;
+    json_t *images = need_images ? handlers_image_entries(s, err) : json_array();
     if (images == NULL)
         return -1;
     json_t *ancestors = NULL;
