@@ -133,7 +133,10 @@ int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, 
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
     if (e == NULL || e->rt == NULL || e->c->state.status != CTR_RUNNING) {
-        if (e != NULL)
+        if (e != NULL && e->c->state.status == CTR_PAUSED)
+            merr_set(err, MERR_EXISTS, 0,
+                     "Container %s is paused, unpause the container before exec", e->c->id);
+        else if (e != NULL)
             merr_set(err, MERR_EXISTS, 0, "container %s is not running", e->c->id);
         pthread_mutex_unlock(&m->lock);
         exec_free(x);

@@ -18,4 +18,13 @@ int logline_parse(const char *line, size_t len, int *stream, char **data, size_t
  * as `docker logs --since` sends. */
 int parse_timestamp(const char *s, int64_t *unix_ns, struct merr *err) MUST_CHECK;
 
+/* loglines.c: dockerd's one-record-per-line semantics over records holding several lines. */
+#include <stdbool.h>
+/* Lines in data: each '\n' ends one, and a last part without '\n' is one. */
+size_t loglines_count(const char *data, size_t len);
+/* Where the last n lines of data begin (0 when it has n lines or fewer; len for n = 0). */
+size_t loglines_tail_offset(const char *data, size_t len, size_t n);
+/* data with "PREFIX " at the start of every line (malloc'd). */
+char *loglines_stamp(const char *prefix, const char *data, size_t len, size_t *out_len);
+
 #endif

@@ -77,6 +77,10 @@ void run_close_subs(struct ctr_entry *e);
  * attributes; extra (stolen, may be NULL) adds more. */
 void mgr_emit(struct ctr_manager *m, const struct container *c, const char *action, json_t *extra);
 
+/* lifecycle.c: a paused container is thawed after sig (0: always) so it can act on it, as
+ * dockerd: for SIGKILL and the stop signal (every signal when none is configured). */
+void mgr_thaw_if_paused_locked(struct ctr_manager *m, struct ctr_entry *e, int sig);
+
 /* mounts.c */
 /* create_config: the request's Config (its Volumes are `-v /path` anonymous volumes). */
 json_t *mounts_resolve(struct ctr_manager *m, const json_t *create_config,

@@ -399,6 +399,7 @@ int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_v
             struct merr kerr;
             if (rt_kill(e->rt, SIGKILL, &kerr) < 0)
                 mlog_debug(m->log, "kill %s: %s", e->c->id, kerr.msg);
+            mgr_thaw_if_paused_locked(m, e, 0);
         }
         bool stopped = run_wait_stopped_locked(m, e, seq, 15000);
         bool gone = e->removed;

@@ -76,6 +76,21 @@ int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *
              struct merr *err) MUST_CHECK;
 int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct merr *err) MUST_CHECK;
 int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct merr *err) MUST_CHECK;
+/* lifecycle.c. pause/unpause: MERR_EXISTS (409) "Container X is not running" / "is already
+ * paused" / "is not paused", as dockerd. */
+int ctr_pause(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+int ctr_unpause(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+int ctr_rename(struct ctr_manager *m, const char *ref, const char *new_name,
+               struct merr *err) MUST_CHECK;
+/* POST /containers/{id}/update body: resources applied live to a running container's cgroup
+ * and kept, a new restart policy; other non-zero fields are refused (MERR_INVALID). */
+int ctr_update(struct ctr_manager *m, const char *ref, const json_t *body,
+               struct merr *err) MUST_CHECK;
+/* docker container prune: removes the stopped containers match accepts (created time, labels);
+ * returns their IDs, *reclaimed the bytes of their writable layers. */
+typedef bool (*ctr_prune_match_fn)(void *data, int64_t created_ns, const json_t *labels);
+json_t *ctr_prune(struct ctr_manager *m, ctr_prune_match_fn match, void *data, int64_t *reclaimed,
+                  struct merr *err) MUST_CHECK;
 /* remove_volumes (rm -v): the container's anonymous volumes go too. */
 int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_volumes,
                struct merr *err) MUST_CHECK;
@@ -100,13 +115,38 @@ int ctr_lookup(struct ctr_manager *m, const char *ref, char id[65], bool *tty,
 bool ctr_image_in_use(struct ctr_manager *m, const char *image_id);
 void ctr_counts(struct ctr_manager *m, long long *total, long long *running, long long *paused,
                 long long *stopped);
+/* Every container's GET /containers/json entry, newest first, with "_facts" for the list
+ * filters (engine/filters) and, with size, "SizeRw" (query.c). */
+json_t *ctr_list_filterable(struct ctr_manager *m, bool size, struct merr *err) MUST_CHECK;
+/* Size of the container's writable layer (bytes of its files, hard links once). */
+int ctr_size_rw(struct ctr_manager *m, const char *ref, int64_t *out, struct merr *err) MUST_CHECK;
+int64_t ctr_dir_size(const char *dir);
 /* Samples a container's cgroup counters (stats.c). *running is false, and out zeroed, when it
  * is not running. id and name (without '/') are filled either way; *name is malloc'd. */
 struct rt_stats;
 int ctr_stats(struct ctr_manager *m, const char *ref, struct rt_stats *out, bool *running,
               char id[65], char **name, struct merr *err) MUST_CHECK;
+/* The raw text of the files dockerd's stats read (stats_raw.c), NULL where absent; all NULL
+ * and running false when the container is not running. */
+struct ctr_stats_raw {
+    bool running, v2;
+    char *memory_stat, *blkio, *blkio_ops, *cpu_stat, *cpuacct_stat, *percpu, *max_usage,
+        *failcnt, *net_dev;
+};
+int ctr_stats_raw(struct ctr_manager *m, const char *ref, struct ctr_stats_raw *out,
+                  struct merr *err) MUST_CHECK;
+void ctr_stats_raw_release(struct ctr_stats_raw *r);
 /* `top`: ps -ef style rows of the container's processes. */
 json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
+/* `top -o`: the host's ps with ps_args, the container's lines (top.c); dockerd's errors. */
+json_t *ctr_top_ps(struct ctr_manager *m, const char *ref, const char *ps_args,
+                   struct merr *err) MUST_CHECK;
+/* A container event without attributes beyond its image, name and labels ("top"). */
+void ctr_emit_event(struct ctr_manager *m, const char *ref, const char *action);
+/* Pure parts, for the unit tests: dockerd's validatePSArgs and parsePSOutput. */
+int top_validate_ps_args(const char *args, struct merr *err) MUST_CHECK;
+json_t *top_parse_ps(const char *output, const pid_t *pids, size_t n_pids,
+                     struct merr *err) MUST_CHECK;
 int ctr_resize(struct ctr_manager *m, const char *ref, unsigned short h, unsigned short w,
                struct merr *err) MUST_CHECK;
 

@@ -762,6 +762,7 @@ int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *
     struct merr kerr = MERR_INIT;
     if (rt_kill(e->rt, sig, &kerr) < 0)
         mlog_debug(m->log, "stop %s: %s", c->id, kerr.msg);
+    mgr_thaw_if_paused_locked(m, e, 0);
     if (!run_wait_stopped_locked(m, e, seq, timeout_s * 1000) && e->rt != NULL) {
         if (rt_kill(e->rt, SIGKILL, &kerr) < 0)
             mlog_debug(m->log, "kill %s: %s", c->id, kerr.msg);
@@ -787,7 +788,8 @@ int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct 
     int sig = signal_of(signal, SIGKILL, err);
     if (sig < 0)
         goto out;
-    if (e->rt == NULL || e->c->state.status != CTR_RUNNING) {
+    if (e->rt == NULL ||
+        (e->c->state.status != CTR_RUNNING && e->c->state.status != CTR_PAUSED)) {
         merr_set(err, MERR_EXISTS, 0, "cannot kill container: %s: container %s is not running",
                  ref, e->c->id);
         goto out;
@@ -796,6 +798,7 @@ int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct 
         e->c->state.stopped_by_user = true;
     uint64_t seq = e->exit_seq;
     rc = rt_kill(e->rt, sig, err);
+    mgr_thaw_if_paused_locked(m, e, sig);
     if (rc == 0) {
         char signum[16];
         snprintf(signum, sizeof signum, "%d", sig);
@@ -968,20 +971,43 @@ struct log_rec {
     int64_t ns;
 };
 
-static int emit_record(const struct ctr_logs_opts *o, const struct log_rec *r, ctr_log_sink_fn sink,
-                       void *data, struct merr *err)
+/* Sends r's data from byte off on; with timestamps every line is stamped, as dockerd keeps
+ * one record (one time) per line. */
+static int emit_record(const struct ctr_logs_opts *o, const struct log_rec *r, size_t off,
+                       ctr_log_sink_fn sink, void *data, struct merr *err)
 {
     if ((r->stream == 1 && !o->stdout_) || (r->stream == 2 && !o->stderr_))
         return 0;
     if ((o->since_ns > 0 && r->ns < o->since_ns) || (o->until_ns > 0 && r->ns > o->until_ns))
         return 0;
     if (!o->timestamps)
-        return sink(data, r->stream, r->data, r->len, err);
+        return sink(data, r->stream, r->data + off, r->len - off, err);
     auto_free char *ts = fmt_rfc3339_nano(r->ns);
-    auto_free char *buf = xcalloc(strlen(ts) + 1 + r->len + 1, 1);
-    size_t n = (size_t)sprintf(buf, "%s ", ts);
-    memcpy(buf + n, r->data, r->len);
-    return sink(data, r->stream, buf, n + r->len, err);
+    size_t n = 0;
+    auto_free char *buf = loglines_stamp(ts, r->data + off, r->len - off, &n);
+    return sink(data, r->stream, buf, n, err);
+}
+
+/* --tail counts lines: the first record to send and where in it the last `tail` lines start. */
+static void tail_start(const struct log_rec *recs, size_t n, long long tail, size_t *first,
+                       size_t *off)
+{
+    *first = 0;
+    *off = 0;
+    if (tail < 0)
+        return;
+    size_t need = (size_t)tail;
+    *first = n;
+    for (size_t i = n; i-- > 0 && need > 0;) {
+        size_t lines = loglines_count(recs[i].data, recs[i].len);
+        *first = i;
+        if (lines <= need) {
+            need -= lines;
+        } else {
+            *off = loglines_tail_offset(recs[i].data, recs[i].len, need);
+            need = 0;
+        }
+    }
 }
 
 int ctr_logs_readable(struct ctr_manager *m, const char *ref, struct merr *err)
@@ -1040,15 +1066,18 @@ int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts 
     for (size_t fi = 0; files[fi] != NULL; fi++)
         read_log_file(files[fi], &recs, &n, &cap);
     int rc = 0;
-    if (o->follow && e->io_running && e->log != NULL)
+    /* dockerd does not follow past an `until` that has already passed */
+    if (o->follow && e->io_running && e->log != NULL &&
+        (o->until_ns == 0 || o->until_ns > mgr_now_ns()))
         rc = subscribe(e, sub, err);
     pthread_mutex_unlock(&e->out_lock);
     pthread_mutex_unlock(&m->lock);
 
-    size_t first = o->tail >= 0 && (size_t)o->tail < n ? n - (size_t)o->tail : 0;
+    size_t first, first_off;
+    tail_start(recs, n, o->tail, &first, &first_off);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0 && i >= first)
-            rc = emit_record(o, &recs[i], sink, data, err);
+            rc = emit_record(o, &recs[i], i == first ? first_off : 0, sink, data, err);
         free(recs[i].data);
     }
     free(recs);

@@ -15,7 +15,8 @@ int ctr_stats(struct ctr_manager *m, const char *ref, struct rt_stats *out, bool
     if (e != NULL) {
         memcpy(id, e->c->id, CTR_ID_LEN + 1);
         *name = xstrdup(e->c->name);
-        *running = e->rt != NULL && e->c->state.status == CTR_RUNNING;
+        *running = e->rt != NULL && (e->c->state.status == CTR_RUNNING ||
+                                      e->c->state.status == CTR_PAUSED); /* dockerd: paused still runs */
         rc = *running ? rt_stats(e->rt, out, err) : 0;
     }
     pthread_mutex_unlock(&m->lock);

@@ -172,7 +172,14 @@ static int engine_register_routes(struct engine *e, struct merr *err)
         handlers_register_commit(router, &e->services, err) < 0 ||
         handlers_register_build(router, &e->services, err) < 0 ||
         handlers_register_storage(router, &e->services, err) < 0 ||
-        handlers_register_networks(router, &e->services, err) < 0)
+        handlers_register_networks(router, &e->services, err) < 0 ||
+        handlers_register_lists(router, &e->services, err) < 0 ||
+        handlers_register_swarm(router, &e->services, err) < 0 ||
+        handlers_register_lifecycle(router, &e->services, err) < 0 ||
+        handlers_register_prune(router, &e->services, err) < 0 ||
+        handlers_register_system_df(router, &e->services, err) < 0 ||
+        handlers_register_stats(router, &e->services, err) < 0 ||
+        handlers_register_distribution(router, &e->services, err) < 0)
         return -1;
     return 0;
 }

@@ -22,64 +22,6 @@ static const char *id_of(struct api_request *req)
     return api_request_var(req, "id");
 }
 
-static int list(struct api_request *req, void *data, struct merr *err)
-{
-    struct engine_services *s = data;
-    struct api_filters f;
-    if (api_request_filters(req, &f, err) < 0)
-        return -1;
-    static const char *const allowed[] = { "status", "name", "id", "label", "ancestor", NULL };
-    if (api_filters_validate(&f, allowed, err) < 0) {
-        api_filters_release(&f);
-        return -1;
-    }
-    bool all = api_request_query_bool(req, "all") || api_filters_get(&f, "status") != NULL;
-    long long limit = -1;
-    if (api_request_query_int(req, "limit", -1, &limit, err) < 0) {
-        api_filters_release(&f);
-        return -1;
-    }
-    json_t *items = ctr_list_json(s->containers, all, err);
-    if (items == NULL) {
-        api_filters_release(&f);
-        return -1;
-    }
-    json_t *out = json_array();
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) {
-        if (limit > 0 && (long long)json_array_size(out) >= limit)
-            break;
-        const char *state = json_string_value(json_object_get(it, "State"));
-        const char *id = json_string_value(json_object_get(it, "Id"));
-        const char *name = json_string_value(json_array_get(json_object_get(it, "Names"), 0));
-        if (!api_filters_match(&f, "status", state))
-            continue;
-        char *const *names = api_filters_get(&f, "name");
-        bool ok = names == NULL;
-        for (size_t k = 0; names != NULL && names[k] != NULL; k++)
-            ok |= name != NULL && strstr(name, names[k]) != NULL;
-        char *const *ids = api_filters_get(&f, "id");
-        bool id_ok = ids == NULL;
-        for (size_t k = 0; ids != NULL && ids[k] != NULL; k++)
-            id_ok |= strncmp(id, ids[k], strlen(ids[k])) == 0;
-        char *const *labels = api_filters_get(&f, "label");
-        bool label_ok = true;
-        for (size_t k = 0; labels != NULL && labels[k] != NULL; k++) {
-            const char *eq = strchr(labels[k], '=');
-            auto_free char *key = eq != NULL ? strndup(labels[k], (size_t)(eq - labels[k]))
-                                             : xstrdup(labels[k]);
-            const char *v = json_string_value(json_object_get(json_object_get(it, "Labels"), key));
-            label_ok &= v != NULL && (eq == NULL || strcmp(v, eq + 1) == 0);
-        }
-        if (ok && id_ok && label_ok)
-            json_array_append(out, it);
-    }
-    json_decref(items);
-    api_filters_release(&f);
-    return api_reply_json(req, 200, out, err);
-}
-
 static int create(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -98,6 +40,10 @@ static int inspect(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
     json_t *j = ctr_inspect(s->containers, id_of(req), err);
+    if (j != NULL)
+        handlers_inspect_complete(s, j);
+    if (j != NULL && api_request_query_bool(req, "size"))
+        handlers_add_sizes(s, j);
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 
@@ -217,11 +163,8 @@ static int forward_frame(struct api_request *req, int sub_fd, bool tty, bool tim
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         auto_free char *t = fmt_rfc3339_nano((int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-        stamped = xcalloc(strlen(t) + 2 + len, 1);
-        size_t n = (size_t)sprintf(stamped, "%s ", t);
-        memcpy(stamped + n, buf, len);
+        stamped = loglines_stamp(t, buf, len, &len); /* every line, as dockerd */
         payload = stamped;
-        len += n;
     }
     return tty ? api_stream_write(req, payload, len, err)
                : api_stream_frame(req, (enum stdcopy_stream)hdr[0], payload, len, err);
@@ -451,12 +394,16 @@ static int resize(struct api_request *req, void *data, struct merr *err)
 static int top(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    json_t *j = ctr_top(s->containers, id_of(req), err);
+    const char *ps_args = api_request_query(req, "ps_args");
+    json_t *j = ps_args != NULL && ps_args[0] != '\0'
+                    ? ctr_top_ps(s->containers, id_of(req), ps_args, err)
+                    : ctr_top(s->containers, id_of(req), err);
+    if (j != NULL)
+        ctr_emit_event(s->containers, id_of(req), "top"); /* as dockerd */
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 
 static const struct api_route routes[] = {
-    { "GET", "/containers/json", list, 0 },
     { "POST", "/containers/create", create, 0 },
     { "GET", "/containers/{id}/json", inspect, 0 },
     { "POST", "/containers/{id}/start", start, API_ROUTE_WORKER },
@@ -468,7 +415,7 @@ static const struct api_route routes[] = {
     { "POST", "/containers/{id}/attach", attach, API_ROUTE_WORKER },
     { "GET", "/containers/{id}/logs", logs, API_ROUTE_WORKER },
     { "POST", "/containers/{id}/resize", resize, 0 },
-    { "GET", "/containers/{id}/top", top, 0 },
+    { "GET", "/containers/{id}/top", top, API_ROUTE_WORKER },
 };
 
 int handlers_register_containers(struct api_router *r, struct engine_services *s, struct merr *err)

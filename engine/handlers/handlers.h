@@ -31,7 +31,7 @@ int handlers_register_networks(struct api_router *r, struct engine_services *s,
                                struct merr *err) MUST_CHECK;
 int handlers_register_images(struct api_router *r, struct engine_services *s,
                              struct merr *err) MUST_CHECK;
-/* /volumes, /events, /containers/{id}/stats and /containers/{id}/archive. */
+/* /volumes, /events and /containers/{id}/archive. */
 int handlers_register_storage(struct api_router *r, struct engine_services *s,
                               struct merr *err) MUST_CHECK;
 
@@ -45,6 +45,33 @@ int handlers_register_build(struct api_router *r, struct engine_services *s,
 struct api_request;
 int handlers_image_import(struct api_request *req, struct engine_services *s,
                           struct merr *err) MUST_CHECK;
+/* GET /containers/json and /images/json with their filters (lists.c). */
+int handlers_register_lists(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+/* Swarm, service, task, node, secret, config (503) and plugin routes (swarm.c). */
+int handlers_register_swarm(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+/* pause, unpause, rename, update (lifecycle.c). */
+int handlers_register_lifecycle(struct api_router *r, struct engine_services *s,
+                                struct merr *err) MUST_CHECK;
+/* /containers/prune, /images/prune, /build/prune (prune.c) and GET /system/df (system_df.c). */
+int handlers_register_prune(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+int handlers_register_system_df(struct api_router *r, struct engine_services *s,
+                                struct merr *err) MUST_CHECK;
+/* GET /containers/{id}/json?size=1: SizeRw and SizeRootFs added to an inspect body (lists.c). */
+struct json_t;
+void handlers_add_sizes(struct engine_services *s, struct json_t *inspect);
+/* GET /containers/{id}/stats (stats.c). */
+int handlers_register_stats(struct api_router *r, struct engine_services *s,
+                            struct merr *err) MUST_CHECK;
+/* Fills an inspect body as dockerd's: HostConfig defaults, GraphDriver.Data (inspect.c). */
+void handlers_inspect_complete(struct engine_services *s, struct json_t *inspect);
+/* GET /distribution/{name}/json, GET /images/search (distribution.c). */
+int handlers_register_distribution(struct api_router *r, struct engine_services *s,
+                                   struct merr *err) MUST_CHECK;
+/* The image store's GET /images/json objects, as a JSON array (lists.c). */
+struct json_t *handlers_image_entries(struct engine_services *s, struct merr *err) MUST_CHECK;
 
 int handlers_register_archive(struct api_router *r, struct engine_services *s,
                               struct merr *err) MUST_CHECK;

@@ -20,12 +20,6 @@ static int reply_text_json(struct api_request *req, char *text, struct merr *err
     return rc;
 }
 
-static int list(struct api_request *req, void *data, struct merr *err)
-{
-    struct engine_services *s = data;
-    return reply_text_json(req, image_list_json(s->images, err), err);
-}
-
 static int inspect(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -224,7 +218,6 @@ static const struct api_route routes[] = {
     { "GET", "/images/get", save_many, API_ROUTE_WORKER },
     { "GET", "/images/{name}/get", save_one, API_ROUTE_WORKER },
     { "POST", "/images/load", load, API_ROUTE_STREAM_BODY },
-    { "GET", "/images/json", list, 0 },
     { "POST", "/images/create", create, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY },
     { "GET", "/images/{name}/json", inspect, 0 },
     { "DELETE", "/images/{name}", remove_, API_ROUTE_WORKER },

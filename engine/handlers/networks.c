@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "error.h"
+#include "filters/filters.h"
 #include "fsutil.h"
 #include "handlers.h"
 #include "network/network.h"
@@ -50,6 +51,24 @@ static bool type_match(char *const *values, const json_t *net)
     return false;
 }
 
+/* dangling=: dockerd's networks that are neither predefined nor used by a container. */
+static bool dangling_match(struct engine_services *s, const struct api_filters *f, const json_t *n)
+{
+    if (api_filters_get(f, "dangling") == NULL)
+        return true;
+    bool want = false;
+    struct merr ignored = MERR_INIT;
+    if (flt_bool(f, "dangling", false, &want, &ignored) < 0)
+        return false;
+    const char *name = json_string_value(json_object_get(n, "Name"));
+    if (strcmp(name, "bridge") == 0 || strcmp(name, "host") == 0 || strcmp(name, "none") == 0)
+        return !want;
+    json_t *full = net_inspect(s->net, json_string_value(json_object_get(n, "Id")), &ignored);
+    bool unused = json_object_size(json_object_get(full, "Containers")) == 0;
+    json_decref(full);
+    return unused == want;
+}
+
 static int list(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -58,7 +77,9 @@ static int list(struct api_request *req, void *data, struct merr *err)
         return -1;
     static const char *const allowed[] = { "name", "id", "label", "driver", "type", "scope",
                                            "dangling", NULL };
-    if (api_filters_validate(&f, allowed, err) < 0) {
+    bool dangling;
+    if (api_filters_validate(&f, allowed, err) < 0 ||
+        flt_bool(&f, "dangling", false, &dangling, err) < 0) {
         api_filters_release(&f);
         return -1;
     }
@@ -73,7 +94,8 @@ static int list(struct api_request *req, void *data, struct merr *err)
             !any_prefix(api_filters_get(&f, "id"), id) ||
             !labels_match(api_filters_get(&f, "label"), json_object_get(n, "Labels")) ||
             !api_filters_match(&f, "driver", json_string_value(json_object_get(n, "Driver"))) ||
-            !api_filters_match(&f, "scope", "local") || !type_match(api_filters_get(&f, "type"), n))
+            !api_filters_match(&f, "scope", "local") || !type_match(api_filters_get(&f, "type"), n) ||
+            !dangling_match(s, &f, n))
             continue;
         json_array_append(out, n);
     }

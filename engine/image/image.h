@@ -104,6 +104,20 @@ MUST_CHECK int image_remove(struct image_store *s, const char *name, bool force,
                             image_in_use_fn in_use, void *in_use_ctx, char **report_out,
                             struct merr *err);
 
+/* docker system df (usage.c): *shared_out = {image ID: bytes of its layers other images use
+ * too}; *layers_size = the size of every layer once. */
+struct json_t;
+MUST_CHECK int image_disk_usage(struct image_store *s, struct json_t **shared_out,
+                                int64_t *layers_size, struct merr *err);
+
+/* GET /distribution/{name}/json (distribution.c): {"Descriptor": {mediaType, digest, size},
+ * "Platforms": [...]} from the registry, without pulling. */
+MUST_CHECK struct json_t *image_distribution_inspect(struct image_store *s,
+                                                     const struct registry_config *rc,
+                                                     const char *name,
+                                                     const char *x_registry_auth,
+                                                     struct merr *err);
+
 /* Adds "repo:tag" for an existing image (docker tag). */
 MUST_CHECK int image_tag(struct image_store *s, const char *image_id, const char *ref,
                          struct merr *err);

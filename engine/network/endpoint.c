@@ -963,3 +963,19 @@ out:
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
+
+int net_ctr_rename(struct net_service *s, const char *id, const char *name, struct merr *err)
+{
+    pthread_mutex_lock(&s->lock);
+    struct net_ctr *c = ctr_find(s, id);
+    int rc = 0;
+    if (c != NULL) {
+        free(c->name);
+        c->name = xstrdup(name); /* the embedded DNS answers names as they are now */
+        rc = ctr_persist(s, c, err);
+        if (c->running)
+            sync_hosts(s, c, NULL);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}

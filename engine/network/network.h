@@ -58,6 +58,9 @@ const char *net_service_firewall(const struct net_service *s);
  * with the image's ExposedPorts. MERR_NOT_FOUND "network X not found". */
 int net_ctr_create(struct net_service *s, const char *id, const char *name, const json_t *body,
                    const json_t *image_config, struct merr *err) MUST_CHECK;
+/* docker rename: the container's name in DNS answers and /etc/hosts files from now on. */
+int net_ctr_rename(struct net_service *s, const char *id, const char *name,
+                   struct merr *err) MUST_CHECK;
 
 /* What a starting container gets: a namespace to join (NULL: the runtime's own choice by
  * mode) and files to bind-mount over /etc/hosts, /etc/resolv.conf and /etc/hostname. */

@@ -189,6 +189,8 @@ DEFINE_CLEANUP(struct rt_cgroup, rt_cgroup_free)
 MUST_CHECK int rt_cgroup_attach(const struct rt_cgroup *cg, pid_t pid, struct merr *err);
 /* Kills every process left in cg, then removes its directories (bounded). */
 MUST_CHECK int rt_cgroup_destroy(struct rt_cgroup *cg, struct merr *err);
+/* The cgroup of a container (freeze.c). */
+struct rt_cgroup *rt_container_cgroup(struct rt_container *c);
 /* Whether any directory of cg still exists. */
 bool rt_cgroup_exists(const struct rt_cgroup *cg);
 

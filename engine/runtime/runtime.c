@@ -736,6 +736,11 @@ int rt_update_resources(struct rt_container *c, const struct rt_resources *res, 
     return c->rt->cg_ops->set_resources(c->cg, res, err);
 }
 
+struct rt_cgroup *rt_container_cgroup(struct rt_container *c)
+{
+    return c->cg;
+}
+
 int rt_container_destroy(struct rt_container *c, struct merr *err)
 {
     if (c == NULL)

@@ -213,9 +213,21 @@ struct rt_stats {
 };
 MUST_CHECK int rt_stats(struct rt_container *c, struct rt_stats *out, struct merr *err);
 
+/* Reads a file of the container's cgroup (cgfile.c): controller "memory", "cpuacct", "cpu",
+ * "blkio"... on v1, ignored on v2 (one directory); "" is the cgroup2 directory of a hybrid
+ * layout. *out is malloc'd. MERR_NOT_FOUND when there is no such cgroup or file. */
+MUST_CHECK int rt_cgroup_read(struct rt_container *c, const char *controller, const char *file,
+                              char **out, struct merr *err);
+bool rt_container_cgroup_v2(struct rt_container *c);
+
 /* Updates the limits of a running container (docker update). */
 MUST_CHECK int rt_update_resources(struct rt_container *c, const struct rt_resources *res,
                                    struct merr *err);
+
+/* docker pause/unpause (freeze.c): the v1 freezer, else cgroup.freeze of cgroup v2; both
+ * return once the kernel reports the cgroup frozen (or thawed), MERR_TIMEOUT after ~10 s. */
+MUST_CHECK int rt_pause(struct rt_container *c, struct merr *err);
+MUST_CHECK int rt_resume(struct rt_container *c, struct merr *err);
 
 /* Starts a process inside a running container: joins its namespaces and its
  * cgroup, with the same capability/seccomp/fd hygiene as rt_start. extra_env

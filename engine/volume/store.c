@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "error.h"
 #include "events/events.h"
+#include "filters/filters.h"
 #include "fsutil.h"
 #include "log.h"
 #include "volume.h"
@@ -267,16 +268,12 @@ static bool filters_match(const struct api_filters *f, const struct vol *v)
 {
     if (f == NULL)
         return true;
-    char *const *names = api_filters_get(f, "name");
-    bool name_ok = names == NULL;
-    for (size_t i = 0; names != NULL && names[i] != NULL; i++)
-        name_ok |= strstr(v->name, names[i]) != NULL;
-    char *const *dangling = api_filters_get(f, "dangling");
-    bool dangling_ok = true;
-    if (dangling != NULL && dangling[0] != NULL) {
-        bool want = strcmp(dangling[0], "true") == 0 || strcmp(dangling[0], "1") == 0;
+    /* moby's filters.Args.Match: exact or a regular expression */
+    bool name_ok = flt_match(api_filters_get(f, "name"), v->name);
+    bool dangling_ok = true, want = false;
+    struct merr ignored;
+    if (api_filters_get(f, "dangling") != NULL && flt_bool(f, "dangling", false, &want, &ignored) == 0)
         dangling_ok = want == (v->n_users == 0);
-    }
     return name_ok && dangling_ok && api_filters_match(f, "driver", "local") &&
            labels_match(f, json_object_get(v->record, "Labels"));
 }
@@ -284,7 +281,9 @@ static bool filters_match(const struct api_filters *f, const struct vol *v)
 json_t *vol_list(struct vol_store *s, const struct api_filters *f, struct merr *err)
 {
     static const char *const allowed[] = { "name", "label", "dangling", "driver", NULL };
-    if (f != NULL && api_filters_validate(f, allowed, err) < 0)
+    bool dangling;
+    if (f != NULL && (api_filters_validate(f, allowed, err) < 0 ||
+                      flt_bool(f, "dangling", false, &dangling, err) < 0))
         return NULL;
     json_t *arr = json_array();
     pthread_mutex_lock(&s->lock);
