@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
@@ -231,30 +232,47 @@ static const struct dev_node dev_nodes[] = {
     { "random", 1, 8 },  { "urandom", 1, 9 }, { "tty", 5, 0 },
 };
 
-/* Binds the pty on fd 0 to /dev/console. The fd was opened in the engine's
- * mount namespace, and a bind source must be in ours: go through the pty's
- * path in our copy of the host /dev/pts, checked to be the same device. */
-static int bind_console(int rootfd, struct merr *err)
+/* Whether path is the character device open on fd 0 (same device number and filesystem). */
+static bool is_fd0_device(const char *path, const struct stat *by_fd)
 {
-    char path[256];
-    ssize_t n = readlink("/proc/self/fd/0", path, sizeof path - 1);
-    if (n <= 0)
-        return merr_set(err, MERR_IO, errno, "cannot find the container's tty");
-    path[n] = '\0';
-    struct stat by_fd, by_path;
+    struct stat by_path;
+    return stat(path, &by_path) == 0 && S_ISCHR(by_path.st_mode) &&
+           by_path.st_rdev == by_fd->st_rdev && by_path.st_dev == by_fd->st_dev;
+}
+
+/* Binds the pty on fd 0 to /dev/console. The fd was opened in the engine's mount namespace,
+ * and a bind source must be in ours: the pty's path in the container's own devpts instance
+ * (unix98 slaves are N from the device number), else the path the fd names, else our copy of
+ * the host's /dev/pts, each checked to be the same device. The fd's own path alone is not
+ * enough: an engine that runs chrooted, or whose devpts lies outside its root, sees a path
+ * that does not lead back to the pty. */
+static int bind_console(int rootfd, const struct rt_child *ch, struct merr *err)
+{
+    struct stat by_fd;
     if (fstat(0, &by_fd) < 0 || !S_ISCHR(by_fd.st_mode))
-        return merr_set(err, MERR_INVALID, 0, "the container's tty '%s' is not a pty", path);
-    if (stat(path, &by_path) < 0 || by_fd.st_rdev != by_path.st_rdev) {
-        /* The link text can name the pty from outside our root (an engine that itself runs
-         * chrooted); unix98 pty slaves are /dev/pts/N with N from the device number. */
-        unsigned maj = major(by_fd.st_rdev), min = minor(by_fd.st_rdev);
-        if (maj < 136 || maj > 143)
-            return merr_set(err, MERR_INVALID, 0, "the container's tty '%s' is not a pty", path);
-        snprintf(path, sizeof path, "/dev/pts/%u", (maj - 136) * 256 + min);
-        if (stat(path, &by_path) < 0 || by_fd.st_rdev != by_path.st_rdev)
-            return merr_set(err, MERR_INVALID, 0, "the container's tty '%s' is not a pty", path);
+        return merr_set(err, MERR_INVALID, 0, "the container's stdin is not a tty");
+    unsigned maj = major(by_fd.st_rdev), min = minor(by_fd.st_rdev);
+    unsigned index = (maj - 136) * 256 + min;
+    bool unix98 = maj >= 136 && maj <= 143;
+    char path[PATH_MAX];
+    if (unix98 && ch->spec->devpts != NULL &&
+        (size_t)snprintf(path, sizeof path, "%s/%u", ch->spec->devpts, index) < sizeof path &&
+        is_fd0_device(path, &by_fd))
+        return mount_in_root(rootfd, path, "/dev/console", NULL, MS_BIND, NULL, true, err);
+    ssize_t n = readlink("/proc/self/fd/0", path, sizeof path - 1);
+    if (n > 0) {
+        path[n] = '\0';
+        if (is_fd0_device(path, &by_fd))
+            return mount_in_root(rootfd, path, "/dev/console", NULL, MS_BIND, NULL, true, err);
     }
-    return mount_in_root(rootfd, path, "/dev/console", NULL, MS_BIND, NULL, true, err);
+    if (unix98) {
+        snprintf(path, sizeof path, "/dev/pts/%u", index);
+        if (is_fd0_device(path, &by_fd))
+            return mount_in_root(rootfd, path, "/dev/console", NULL, MS_BIND, NULL, true, err);
+    }
+    return merr_set(err, MERR_INVALID, 0,
+                    "the container's tty (device %u:%u) is found under no path of the engine",
+                    maj, min);
 }
 
 static int setup_dev(int rootfd, const struct rt_child *ch, struct merr *err)
@@ -303,7 +321,7 @@ static int setup_dev(int rootfd, const struct rt_child *ch, struct merr *err)
     if (rt_child_make_devices(rootfd, spec, err) < 0)
         return -1;
     /* a tty container's console is its pty (fd 0, already installed) */
-    if (ch->proc->tty && bind_console(rootfd, err) < 0)
+    if (ch->proc->tty && bind_console(rootfd, ch, err) < 0)
         return -1;
     return 0;
 }

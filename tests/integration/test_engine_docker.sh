@@ -115,11 +115,11 @@ step "interactive run -it and exec -it (tmux)"
 tmux kill-server 2>/dev/null || true
 tmux new-session -d -s it -x 100 -y 30 "DOCKER_HOST=$DOCKER_HOST $DOCKER run -it --rm $IMG sh; echo EXIT=\$? > $T/it-exit; sleep 30"
 for _ in $(seq 50); do tmux capture-pane -p -t it | grep -q '#' && break; sleep 0.2; done
-tmux send-keys -t it 'test -t 0 && echo IS-A-TTY; stty size; exit 6' Enter
+tmux send-keys -t it 'test -t 0 && echo IS-A-$((6 * 7)); stty size; exit 6' Enter
 for _ in $(seq 50); do [ -s "$T/it-exit" ] && break; sleep 0.2; done
 screen=$(tmux capture-pane -p -t it)
 tmux kill-server 2>/dev/null || true
-assert_contains "$screen" "IS-A-TTY" "run -it has a TTY"
+assert_contains "$screen" "IS-A-42" "run -it has a TTY"
 assert_contains "$screen" "30 100" "run -it has the terminal's size"
 assert_eq "$(cat "$T/it-exit" 2>/dev/null)" "EXIT=6" "run -it exit status"
 
@@ -130,11 +130,11 @@ d rm ticker >/dev/null
 d run -d --name shell "$IMG" sleep 300 >/dev/null
 tmux new-session -d -s ex -x 90 -y 20 "DOCKER_HOST=$DOCKER_HOST $DOCKER exec -it shell sh; echo EXIT=\$? > $T/ex-exit; sleep 30"
 for _ in $(seq 50); do tmux capture-pane -p -t ex | grep -q '#' && break; sleep 0.2; done
-tmux send-keys -t ex 'test -t 0 && echo IS-A-TTY; stty size; exit 9' Enter
+tmux send-keys -t ex 'test -t 0 && echo IS-A-$((6 * 7)); stty size; exit 9' Enter
 for _ in $(seq 50); do [ -s "$T/ex-exit" ] && break; sleep 0.2; done
 screen=$(tmux capture-pane -p -t ex)
 tmux kill-server 2>/dev/null || true
-assert_contains "$screen" "IS-A-TTY" "exec -it has a TTY"
+assert_contains "$screen" "IS-A-42" "exec -it has a TTY"
 assert_contains "$screen" "20 90" "exec -it has the terminal's size"
 assert_eq "$(cat "$T/ex-exit" 2>/dev/null)" "EXIT=9" "exec -it exit status"
 d rm -f shell >/dev/null

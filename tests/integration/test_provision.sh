@@ -63,11 +63,11 @@ assert_contains "$("$DOCKER" info --format '{{.Labels}}')" "lab=one" "--engine-l
 tmux kill-server 2>/dev/null || true
 tmux new-session -d -s it -x 100 -y 30 "DOCKER_HOST=$DOCKER_HOST DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$DOCKER_CERT_PATH $DOCKER run -it --rm $IMG sh; echo EXIT=\$? > $T/it-exit; sleep 30"
 for _ in $(seq 50); do tmux capture-pane -p -t it | grep -q '#' && break; sleep 0.2; done
-tmux send-keys -t it 'test -t 0 && echo IS-A-TTY; stty size; exit 6' Enter
+tmux send-keys -t it 'test -t 0 && echo IS-A-$((6 * 7)); stty size; exit 6' Enter
 for _ in $(seq 50); do [ -s "$T/it-exit" ] && break; sleep 0.2; done
 screen=$(tmux capture-pane -p -t it)
 tmux kill-server 2>/dev/null || true
-assert_contains "$screen" "IS-A-TTY" "docker run -it over TLS has a TTY"; assert_contains "$screen" "30 100" "docker run -it over TLS has the window size"
+assert_contains "$screen" "IS-A-42" "docker run -it over TLS has a TTY"; assert_contains "$screen" "30 100" "docker run -it over TLS has the window size"
 assert_eq "$(cat "$T/it-exit" 2>/dev/null)" "EXIT=6" "docker run -it over TLS exit status"
 
 step "rogue clients and servers are refused (security cases 1, 2)"
