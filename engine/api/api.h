@@ -203,6 +203,9 @@ const char *api_request_body(const struct api_request *req, size_t *len);
  * returns the buffered bytes. Blocks. */
 MUST_CHECK ssize_t api_request_body_read(struct api_request *req, void *buf, size_t len,
                                          struct merr *err);
+/* Copies the rest of the body into fd (a spool file); `what` names it in errors. */
+MUST_CHECK int api_request_body_to_fd(struct api_request *req, int fd, const char *what,
+                                      struct merr *err);
 /* Parses the body as JSON; an empty body gives *out = NULL. */
 MUST_CHECK int api_request_body_json(const struct api_request *req, struct json_t **out,
                                      struct merr *err);

@@ -770,6 +770,27 @@ static void accept_conns(struct api_server *srv, struct listener *l)
 #define BODY_DRAIN_MAX ((size_t)4 << 20)
 #define BODY_DRAIN_IDLE_MS 1000
 
+int api_request_body_to_fd(struct api_request *req, int fd, const char *what, struct merr *err)
+{
+    enum { CHUNK = 256u << 10 };
+    auto_free char *buf = malloc(CHUNK);
+    if (buf == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    for (;;) {
+        ssize_t n = api_request_body_read(req, buf, CHUNK, err);
+        if (n <= 0)
+            return (int)n;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return merr_set(err, MERR_IO, errno, "cannot spool %s", what);
+            off += w;
+        }
+    }
+}
+
 ssize_t api_request_body_read(struct api_request *req, void *buf, size_t len, struct merr *err)
 {
     struct api_conn *conn = req->conn;

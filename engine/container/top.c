@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -190,6 +191,44 @@ static int container_pids(struct ctr_manager *m, const char *ref, pid_t **out, s
         (*out)[(*n)++] = (pid_t)atoi(de->d_name);
     }
     return 0;
+}
+
+/* Processes of the container, ps -ef style, read from /proc (docker top without ps_args). */
+json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err)
+{
+    auto_free pid_t *pids = NULL;
+    size_t n = 0;
+    if (container_pids(m, ref, &pids, &n, err) < 0)
+        return NULL;
+    json_t *procs = json_array();
+    for (size_t i = 0; i < n; i++) {
+        auto_free char *statp = xasprintf("/proc/%d/stat", (int)pids[i]);
+        auto_free char *cmdp = xasprintf("/proc/%d/cmdline", (int)pids[i]);
+        auto_free char *stat_text = NULL, *cmd = NULL;
+        size_t cmdlen = 0;
+        struct merr ignored;
+        struct stat st;
+        if (fs_read_file(statp, 4096, &stat_text, NULL, &ignored) < 0 || stat(statp, &st) < 0)
+            continue; /* gone meanwhile */
+        if (fs_read_file(cmdp, 65536, &cmd, &cmdlen, &ignored) < 0)
+            cmd = xstrdup("");
+        for (size_t j = 0; j + 1 < cmdlen; j++)
+            if (cmd[j] == '\0')
+                cmd[j] = ' ';
+        const char *rp = strrchr(stat_text, ')');
+        int ppid = 0;
+        char state = '?';
+        if (rp != NULL)
+            sscanf(rp + 2, "%c %d", &state, &ppid);
+        char uid[16], pid[16], ppids[16];
+        snprintf(uid, sizeof uid, "%u", (unsigned)st.st_uid);
+        snprintf(pid, sizeof pid, "%d", (int)pids[i]);
+        snprintf(ppids, sizeof ppids, "%d", ppid);
+        json_array_append_new(procs, json_pack("[s,s,s,s,s,s,s,s]", uid, pid, ppids, "0", "",
+                                               "?", "00:00:00", cmd));
+    }
+    return json_pack("{s:[s,s,s,s,s,s,s,s],s:o}", "Titles", "UID", "PID", "PPID", "C", "STIME",
+                     "TTY", "TIME", "CMD", "Processes", procs);
 }
 
 /* Runs argv, collecting stdout (bounded) and the first line of stderr. */

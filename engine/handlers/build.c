@@ -20,7 +20,6 @@
 #include "image/image.h"
 #include "layer/layer.h"
 
-#define CONTEXT_CHUNK (256u << 10)
 
 struct build_out {
     struct api_request *req;
@@ -46,24 +45,9 @@ static int emit(void *ctx, const json_t *msg)
 static int spool_context(struct api_request *req, const char *path, struct merr *err)
 {
     auto_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    auto_free char *buf = malloc(CONTEXT_CHUNK);
-    if (fd < 0 || buf == NULL)
+    if (fd < 0)
         return merr_set(err, MERR_IO, errno, "cannot spool the build context");
-    for (;;) {
-        ssize_t n = api_request_body_read(req, buf, CONTEXT_CHUNK, err);
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(fd, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return merr_set(err, MERR_IO, errno, "cannot spool the build context");
-            off += w;
-        }
-    }
+    return api_request_body_to_fd(req, fd, "the build context", err);
 }
 
 static int extract_context(const char *tar, const char *dir, struct merr *err)

@@ -18,7 +18,6 @@
 #include "handlers.h"
 #include "image/image.h"
 
-#define IMPORT_CHUNK (256u << 10)
 
 static int changes(struct api_request *req, void *data, struct merr *err)
 {
@@ -183,25 +182,7 @@ static int history(struct api_request *req, void *data, struct merr *err)
 
 static int copy_body(void *ctx, int fd, struct merr *err)
 {
-    struct api_request *req = ctx;
-    auto_free char *buf = malloc(IMPORT_CHUNK);
-    if (buf == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    for (;;) {
-        ssize_t n = api_request_body_read(req, buf, IMPORT_CHUNK, err);
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(fd, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return merr_set(err, MERR_IO, errno, "cannot spool the imported tar");
-            off += w;
-        }
-    }
+    return api_request_body_to_fd(ctx, fd, "the imported tar", err);
 }
 
 int handlers_image_import(struct api_request *req, struct engine_services *s, struct merr *err)
