@@ -272,9 +272,10 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     };
     pid_t pid = -1;
     if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {
-        /* moby's translateContainerdStartErr: not found 127, cannot be run 126 */
+        /* an exec that cannot start ends with 126, found or not (dockerd's exec start; the
+         * 127 of a missing binary is `docker run`'s), the OCI message telling which */
         x->started = true;
-        x->exit_code = err->code == MERR_NOT_FOUND ? 127 : 126;
+        x->exit_code = 126;
         if (err->code == MERR_PERM)
             merr_set(err, MERR_INVALID, 0,
                      "OCI runtime exec failed: exec failed: unable to start container process: "
@@ -303,7 +304,7 @@ out:
         if (io->stderr_fd >= 0)
             close(io->stderr_fd);
         *io = (struct ctr_exec_io){ -1, -1, -1, -1, false };
-        if (starting && x->exit_code < 0) { /* the failure did not set its own (127, ...) */
+        if (starting && x->exit_code < 0) {
             x->started = true;
             x->exit_code = 126;
         }

@@ -70,7 +70,7 @@ static int refuse_unsupported(struct api_request *req, struct merr *err)
     static const char *const numeric[] = { "memory", "memswap", "cpushares", "cpuquota",
                                            "cpuperiod", "shmsize", NULL };
     static const char *const text[] = { "remote", "cpusetcpus", "cpusetmems", "cgroupparent",
-                                        "isolation", "outputs", "session", NULL };
+                                        "outputs", "session", NULL };
     const char *v = api_request_query(req, "version");
     if (v != NULL && strcmp(v, "2") == 0)
         return merr_set(err, MERR_UNSUPPORTED, 0,
@@ -90,6 +90,9 @@ static int refuse_unsupported(struct api_request *req, struct merr *err)
             return merr_set(err, MERR_INVALID, 0, "build option %s is not supported by "
                             "machine-engine", text[i]);
     }
+    v = api_request_query(req, "isolation"); /* "default" is the only one on Linux */
+    if (v != NULL && v[0] != '\0' && strcmp(v, "default") != 0)
+        return merr_set(err, MERR_INVALID, 0, "isolation %s is not supported by machine-engine", v);
     v = api_request_query(req, "platform");
     if (v != NULL && v[0] != '\0' && strcmp(v, "linux") != 0 && strcmp(v, "linux/amd64") != 0)
         return merr_set(err, MERR_INVALID, 0, "platform %s is not supported by machine-engine",

@@ -107,6 +107,15 @@ assert_contains "$out" 'Step 4/14 : RUN mkdir -p /out && echo "$GREETING from bu
  ---> Running in' "a RUN that sees a changed build arg is not served from the cache"
 assert_eq "$(d run --rm test/built:bye cat /app/msg)" "bye from build" "the new value is in the image"
 
+step "--isolation: default (the only value on Linux) builds, another is refused by name"
+out=$(d build -q --isolation default --build-arg BASE="$BASE" --build-arg GREETING=hi "$C" 2>"$T/iso.err") ||
+    fail "build --isolation default: $(cat "$T/iso.err")"
+assert_eq "$out" "$(d image inspect -f '{{.Id}}' test/built:v2)" "--isolation default builds (from the cache)"
+rc=0
+out=$(d build -q --isolation hyperv --build-arg BASE="$BASE" "$C" 2>&1) || rc=$?
+assert_eq "$rc" "1" "--isolation hyperv fails"
+assert_contains "$out" "isolation hyperv is not supported by machine-engine" "--isolation hyperv is refused by name"
+
 step "the CLI's default without the buildx plugin falls back to the classic builder; -q prints the ID"
 if "$DOCKER" buildx version >/dev/null 2>&1; then
     echo "skip: buildx is installed, the CLI's default is BuildKit" >&2

@@ -154,7 +154,7 @@ step "exec: errors, User/WorkingDir/Env, and no first output lost (docker-py)"
 d run -d --name ex1 "$IMG" sleep 300 >/dev/null
 rc=0
 out=$(d exec ex1 no-such-binary 2>&1) || rc=$?
-assert_eq "$rc" "127" "exec of a missing binary exits 127"
+assert_eq "$rc" "126" "exec of a missing binary exits 126 (dockerd's exec start)"
 assert_contains "$out" 'exec: "no-such-binary": executable file not found in $PATH' "exec error text"
 assert_eq "$(d exec -u nobody -w /tmp -e X=ex-env ex1 sh -c 'id -u; pwd; echo $X' | tr '\n' ' ')" \
     "65534 /tmp ex-env " "exec User, WorkingDir, Env"
@@ -190,7 +190,7 @@ assert_contains "$out" "demux=(b'out\\n', b'err\\n')" "docker-py exec demux"
 assert_contains "$out" "tty=b'/dev/pts/" "docker-py exec with a tty"
 assert_contains "$out" "stream=[b's-err', b's-out']" "docker-py exec_start(stream=True)"
 assert_contains "$out" "env=b'yy /tmp 65534\\n'" "docker-py exec environment, workdir, user"
-assert_contains "$out" "missing=127 True" "docker-py exec of a missing binary: 127 and the message"
+assert_contains "$out" "missing=126 True" "docker-py exec of a missing binary: 126 and the message"
 for _ in $(seq 50); do [ "$(d exec ex1 cat /tmp/det 2>/dev/null)" = detached ] && break; sleep 0.1; done
 assert_eq "$(d exec ex1 cat /tmp/det)" "detached" "detached exec ran"
 id=$(curl -sf --unix-socket "$SOCK" -H 'Content-Type: application/json' -d '{"Cmd":["true"]}' \

@@ -124,7 +124,9 @@ deselect=(--ignore=tests/integration/api_swarm_test.py --ignore=tests/integratio
 run_suite() { # NAME [PYTEST_ARGS...]
     local name=$1
     shift
-    (cd "$T/docker-py" && DOCKER_HOST=unix://$T/$name.sock PYTHONPATH=$here timeout 2400 \
+    # a home of its own per run: docker-py's context tests leave contexts under ~/.docker
+    mkdir -p "$T/home-$name"
+    (cd "$T/docker-py" && HOME=$T/home-$name DOCKER_HOST=unix://$T/$name.sock PYTHONPATH=$here timeout 2400 \
         "$PY" -m pytest -q -p no:cacheprovider -p peer_warnings \
         -W ignore::DeprecationWarning --timeout 60 -o junit_family=xunit1 \
         --junitxml "$T/$name.xml" "${deselect[@]}" "$@" tests/integration >"$T/$name.out" 2>&1) || true
