@@ -211,6 +211,7 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
     }
     int rc = -1;
     auto_machine struct machine *m = NULL;
+    auto_free char *dir = NULL; /* cleanup variables before the first goto (clang refuses) */
     if (dname == NULL) {
         merr_set(err, MERR_INVALID, 0,
                  "missing --driver (-d): no default driver is usable here (kvm needs a running "
@@ -242,7 +243,7 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
         merr_prefix(err, "Error creating machine");
         goto out;
     }
-    auto_free char *dir = store_machine_dir(&cli->ctx.store, name);
+    dir = store_machine_dir(&cli->ctx.store, name);
     if (fs_exists(dir)) {
         /* before any step, in docker-machine's words (the store refuses it later anyway) */
         fflush(cli->out);

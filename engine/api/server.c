@@ -446,12 +446,16 @@ static int prepare_request(struct api_request *req)
         free(decoded);
         goto bad;
     }
+    free(req->path); /* a request the server already answered can be dispatched again */
     req->path = strdup(rest);
     free(decoded);
     if (req->path == NULL) {
         merr_set(&err, MERR_NOMEM, 0, "out of memory");
         goto bad;
     }
+    api_kvs_free(req->query, req->n_query);
+    req->query = NULL;
+    req->n_query = 0;
     if ((u.field_set & (1 << UF_QUERY)) &&
         api_query_parse(req->url.data + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len,
                         &req->query, &req->n_query, &err) < 0)
