@@ -1,11 +1,8 @@
 /* Writes a seed corpus for fuzz_api_request into the directory argv[1]: requests as
  * the docker CLI sends them (keep-alive, pipelined, chunked, a streamed body, an upgrade). */
-#include <stdio.h>
-#include <string.h>
+#include "seeds_text.h"
 
-static const struct {
-    const char *name, *text;
-} seeds[] = {
+static const struct text_seed seeds[] = {
     { "ping",
       "GET /_ping HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: Docker-Client/28.2.2 (linux)\r\n\r\n" },
     { "inspect",
@@ -22,29 +19,7 @@ static const struct {
       "GET /v1.24/containers/x/json HTTP/1.0\r\n\r\n" },
 };
 
-static int write_seed(const char *dir, const char *name, const char *text)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    size_t n = strlen(text);
-    if (f == NULL || fwrite(text, 1, n, f) != n) {
-        perror(path);
-        if (f != NULL)
-            fclose(f);
-        return 1;
-    }
-    return fclose(f) != 0;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR\n", argv[0]);
-        return 2;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
-        rc |= write_seed(argv[1], seeds[i].name, seeds[i].text);
-    return rc;
+    return seeds_main(argc, argv, seeds, sizeof seeds / sizeof seeds[0]);
 }

@@ -1,11 +1,8 @@
 /* Writes a seed corpus for fuzz_registry into the directory argv[1]: registry responses
  * (a 401 challenge, a 429 with Retry-After, a token, an OCI index, a manifest, a config). */
-#include <stdio.h>
-#include <string.h>
+#include "seeds_text.h"
 
-static const struct {
-    const char *name, *text;
-} seeds[] = {
+static const struct text_seed seeds[] = {
     { "challenge",
       "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer realm=\"https://auth.example.test/token\",service=\"registry.example.test\",scope=\"repository:lib/img:pull\"\r\nContent-Length: 0\r\n\r\n" },
     { "retry",
@@ -20,29 +17,7 @@ static const struct {
       "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.config.v1+json\r\n\r\n{\"architecture\":\"amd64\",\"os\":\"linux\",\"created\":\"2026-01-02T03:04:05.123456789Z\",\"config\":{\"Env\":[\"PATH=/bin\"],\"Cmd\":[\"sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\",\"sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\"]}}" },
 };
 
-static int write_seed(const char *dir, const char *name, const char *text)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    size_t n = strlen(text);
-    if (f == NULL || fwrite(text, 1, n, f) != n) {
-        perror(path);
-        if (f != NULL)
-            fclose(f);
-        return 1;
-    }
-    return fclose(f) != 0;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR\n", argv[0]);
-        return 2;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
-        rc |= write_seed(argv[1], seeds[i].name, seeds[i].text);
-    return rc;
+    return seeds_main(argc, argv, seeds, sizeof seeds / sizeof seeds[0]);
 }
