@@ -37,6 +37,10 @@ const char *bld_short(const char *id);
 const char *bld_lookup_arg(void *ctx, const char *name);
 const char *bld_lookup_env_arg(void *ctx, const char *name);
 const char *bld_lookup_meta(void *ctx, const char *name);
+/* One ARG declaration NAME[=DEFAULT] into `into`: the build arg the client gave (marked used),
+ * else DEFAULT expanded with `lookup`, else `fallback` (NULL: json null). */
+MUST_CHECK int bld_declare_arg(struct builder *b, const char *decl, json_t *into,
+                               df_lookup_fn lookup, json_t *fallback, struct merr *err);
 void bld_stage_release(struct bld_stage *st);
 /* openat2 beneath rootfd (RESOLVE_IN_ROOT); -1 with errno. */
 int bld_open_beneath(int rootfd, const char *rel, int flags);

@@ -182,27 +182,34 @@ static int meta_args(struct builder *b, struct merr *err)
         const struct df_instr *in = &b->df->v[i];
         if (bld_emit_stream(b, "Step %zu/%zu : %s\n", ++b->step, b->total, in->original) < 0)
             return merr_set(err, MERR_IO, 0, "the client went away");
-        for (size_t k = 0; in->args[k] != NULL; k++) {
-            auto_free char *name = xstrdup(in->args[k]);
-            char *eq = strchr(name, '=');
-            const char *dflt = NULL;
-            if (eq != NULL) {
-                *eq = '\0';
-                dflt = eq + 1;
-            }
-            json_t *given = json_object_get(b->o->buildargs, name);
-            if (json_is_string(given)) {
-                json_object_set(b->meta, name, given);
-                json_object_set_new(b->used_args, name, json_true());
-            } else if (dflt != NULL) {
-                auto_free char *v = df_expand_word(dflt, b->df->escape, bld_lookup_meta, b, err);
-                if (v == NULL)
-                    return -1;
-                json_object_set_new(b->meta, name, json_string(v));
-            } else {
-                json_object_set_new(b->meta, name, json_null());
-            }
-        }
+        for (size_t k = 0; in->args[k] != NULL; k++)
+            if (bld_declare_arg(b, in->args[k], b->meta, bld_lookup_meta, NULL, err) < 0)
+                return -1;
+    }
+    return 0;
+}
+
+int bld_declare_arg(struct builder *b, const char *decl, json_t *into, df_lookup_fn lookup,
+                    json_t *fallback, struct merr *err)
+{
+    auto_free char *name = xstrdup(decl);
+    char *eq = strchr(name, '=');
+    const char *dflt = NULL;
+    if (eq != NULL) {
+        *eq = '\0';
+        dflt = eq + 1;
+    }
+    json_t *given = json_object_get(b->o->buildargs, name);
+    if (json_is_string(given)) {
+        json_object_set(into, name, given);
+        json_object_set_new(b->used_args, name, json_true());
+    } else if (dflt != NULL) {
+        auto_free char *v = df_expand_word(dflt, b->df->escape, lookup, b, err);
+        if (v == NULL)
+            return -1;
+        json_object_set_new(into, name, json_string(v));
+    } else {
+        json_object_set(into, name, fallback != NULL ? fallback : json_null());
     }
     return 0;
 }

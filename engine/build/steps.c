@@ -425,26 +425,15 @@ static int step_run(struct builder *b, const struct df_instr *in, struct merr *e
 static int step_arg(struct builder *b, const struct df_instr *in, struct merr *err)
 {
     for (size_t k = 0; in->args[k] != NULL; k++) {
+        /* an ARG without a value inside a stage takes the value declared before FROM */
         auto_free char *name = xstrdup(in->args[k]);
         char *eq = strchr(name, '=');
-        const char *dflt = NULL;
-        if (eq != NULL) {
+        if (eq != NULL)
             *eq = '\0';
-            dflt = eq + 1;
-        }
-        json_t *given = json_object_get(b->o->buildargs, name);
         json_t *meta = json_object_get(b->meta, name);
-        if (json_is_string(given)) {
-            json_object_set(b->stage_args, name, given);
-            json_object_set_new(b->used_args, name, json_true());
-        } else if (dflt != NULL) {
-            auto_free char *v = df_expand_word(dflt, b->df->escape, bld_lookup_env_arg, b, err);
-            if (v == NULL)
-                return -1;
-            json_object_set_new(b->stage_args, name, json_string(v));
-        } else {
-            json_object_set(b->stage_args, name, json_is_string(meta) ? meta : json_null());
-        }
+        if (bld_declare_arg(b, in->args[k], b->stage_args, bld_lookup_env_arg,
+                            json_is_string(meta) ? meta : NULL, err) < 0)
+            return -1;
     }
     return step_nop(b, in->original, err);
 }
