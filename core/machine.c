@@ -19,38 +19,6 @@ const char *machine_state_name(enum machine_state s)
     return "Error";
 }
 
-size_t strv_len(char *const *v)
-{
-    size_t n = 0;
-    while (v != NULL && v[n] != NULL)
-        n++;
-    return n;
-}
-
-char **strv_push(char **v, const char *s)
-{
-    size_t n = strv_len(v);
-    char **nv = realloc(v, (n + 2) * sizeof *nv);
-    if (nv == NULL)
-        abort();
-    nv[n] = xstrdup(s);
-    nv[n + 1] = NULL;
-    return nv;
-}
-
-char **strv_dup(char *const *v)
-{
-    char **out = xcalloc(strv_len(v) + 1, sizeof *out);
-    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
-        out[i] = xstrdup(v[i]);
-    return out;
-}
-
-void strv_free(char **v)
-{
-    cleanup_strvp(&v);
-}
-
 struct machine *machine_new(const char *name, const char *driver_name)
 {
     struct machine *m = xcalloc(1, sizeof *m);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "cleanup.h"
+#include "strv.h"
 
 struct merr;
 
@@ -88,11 +89,5 @@ int machine_validate_name(const char *name, struct merr *err) MUST_CHECK;
 /* Parses /etc/os-release text (pure). */
 int os_release_parse(const char *text, struct os_release *out, struct merr *err) MUST_CHECK;
 void os_release_clear(struct os_release *os);
-
-/* NULL-terminated string vectors. */
-size_t strv_len(char *const *v);
-char **strv_push(char **v, const char *s);
-char **strv_dup(char *const *v);
-void strv_free(char **v);
 
 #endif

@@ -16,7 +16,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "image/image.h"
-#include "machine.h"
+#include "strv.h"
 
 #define DOCKERFILE_MAX (4u << 20)
 #define IGNORE_MAX (1u << 20)

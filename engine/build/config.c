@@ -10,7 +10,7 @@
 #include "build/dockerfile.h"
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 struct lookup2 {
     json_t *env;

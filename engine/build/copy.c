@@ -18,7 +18,7 @@
 #include "build/dockerfile.h"
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 #include "tarw.h"
 
 #define COPY_MAX_DEPTH 256

@@ -17,7 +17,7 @@
 #include "fsutil.h"
 #include "image/image.h"
 #include "layer/layer.h"
-#include "machine.h"
+#include "strv.h"
 #include "runtime/runtime.h"
 #include "tarw.h"
 

@@ -13,7 +13,7 @@
 #include "build/dockerfile.h"
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 #define DF_MAX_SIZE (4u << 20)
 #define DF_MAX_INSTRUCTIONS 10000

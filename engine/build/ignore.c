@@ -11,7 +11,7 @@
 #include "build/dockerfile.h"
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 #define IGNORE_MAX_PATTERNS 10000
 #define MATCH_BUDGET 200000

@@ -9,7 +9,7 @@
 #include "build/dockerfile.h"
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 #define EXPAND_MAX_DEPTH 32
 

@@ -18,7 +18,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "image/image.h"
-#include "machine.h"
+#include "strv.h"
 
 #define FRAME_MAX (1u << 20)
 

@@ -28,7 +28,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
-#include "machine.h"
+#include "strv.h"
 #include "tarw.h"
 #include "manager-priv.h"
 #include "volume/volume.h"

@@ -6,7 +6,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "layer/layer.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 
 /* The container's upper dir and image (under the lock), then its image's layer dirs. */

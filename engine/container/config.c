@@ -9,7 +9,7 @@
 #include "error.h"
 #include "fields.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MIN_MEMORY (6 * 1024 * 1024)

@@ -5,7 +5,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 #define RECORD_VERSION 1
 

@@ -5,7 +5,7 @@
 
 #include "container.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 const char *ctr_status_name(enum ctr_status s)
 {

@@ -6,7 +6,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 
 #define INIT_NAME "machine-init"

@@ -11,7 +11,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 
 #define MS 1000000LL
 #define SEC 1000000000LL

@@ -10,7 +10,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 
 FILE *logw_open(const char *path, int64_t *size)

@@ -12,7 +12,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 #include "events/events.h"
 #include "runtime/runtime.h"

@@ -8,7 +8,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 #include "runtime/runtime.h"
 
 #define MIN_MEMORY (6 * 1024 * 1024)

@@ -14,7 +14,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 
 #define DEVPTS_MAGIC 0x1cd1

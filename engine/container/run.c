@@ -18,7 +18,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "logfile.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 #include "runtime/runtime.h"
 #include "startopts.h"

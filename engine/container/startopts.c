@@ -15,7 +15,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 #include "startopts.h"
 

@@ -16,7 +16,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 #include "manager-priv.h"
 
 #define PS_OUTPUT_MAX (4u << 20)

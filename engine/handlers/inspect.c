@@ -10,7 +10,7 @@
 #include "fsutil.h"
 #include "handlers.h"
 #include "image/image.h"
-#include "machine.h"
+#include "strv.h"
 
 /* dockerd 28's HostConfig of a plain `docker run` on Linux, for the fields a request omits. */
 static json_t *host_config_defaults(void)

@@ -5,7 +5,7 @@
 #include "error.h"
 #include "image/image.h"
 #include "image/internal.h"
-#include "machine.h"
+#include "strv.h"
 
 /* {chain: count of images using it} over every image record. */
 static json_t *chain_counts_locked(struct image_store *s, char **ids, struct merr *err)

@@ -9,7 +9,7 @@
 
 #include "error.h"
 #include "fsutil.h"
-#include "machine.h"
+#include "strv.h"
 #include "network-priv.h"
 
 #define HDR_LEN 12

@@ -18,7 +18,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
-#include "machine.h"
+#include "strv.h"
 #include "network-priv.h"
 
 extern char **environ;

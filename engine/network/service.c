@@ -12,7 +12,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
-#include "machine.h"
+#include "strv.h"
 #include "service-priv.h"
 
 #define RECORD_MAX (1u << 20)
