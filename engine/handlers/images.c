@@ -206,8 +206,12 @@ static int load(struct api_request *req, void *data, struct merr *err)
             break;
         total += (size_t)n;
     }
-    if (!c.begun)
+    /* As dockerd: the answer is a 200 JSON stream whatever happens, a failure its last message
+     * (docker-py raises ImageLoadError from it; the docker CLI prints it and exits 1). */
+    struct merr failure = *err;
+    if (!c.begun && api_stream_begin(req, 200, API_MEDIA_JSON, err) < 0)
         return -1;
+    *err = failure;
     json_t *e = json_pack("{s:{s:s},s:s}", "errorDetail", "message", err->msg, "error", err->msg);
     int rc = api_stream_write_json(req, e, err);
     json_decref(e);

@@ -131,5 +131,11 @@ assert__ok "../ entries are never written anywhere"
 printf 'not a tar at all\n' >"$T/junk"
 out=$(d load -i "$T/junk" 2>&1) && fail "junk was loaded"
 assert_contains "$out" "not a tar archive" "junk input refused"
+# dockerd answers a failed load with a 200 JSON stream whose last message is the error (docker-py
+# raises ImageLoadError from it, not from the status)
+resp=$(curl -s --max-time 30 -w '\n%{http_code}' --unix-socket "$T/b/engine.sock" \
+    -H 'Content-Type: application/x-tar' --data-binary @"$T/junk" 'http://x/v1.41/images/load?quiet=0')
+assert_eq "$(tail -n1 <<<"$resp")" "200" "a failed load is a 200 stream, as dockerd"
+assert_contains "$(head -n -1 <<<"$resp")" '"errorDetail":{"message":' "the error is the stream's message"
 assert_eq "$(ls -A "$T/b/root/image/tmp" | wc -l)" "0" "failed loads leave no temp files"
 pass

@@ -124,8 +124,11 @@ deselect=(--ignore=tests/integration/api_swarm_test.py --ignore=tests/integratio
 run_suite() { # NAME [PYTEST_ARGS...]
     local name=$1
     shift
-    # a home of its own per run: docker-py's context tests leave contexts under ~/.docker
-    mkdir -p "$T/home-$name"
+    # a home of its own per run: docker-py's context tests leave contexts under ~/.docker. Without
+    # a config.json there docker-py 5.0.3 puts them in ./contexts (the shared test tree), so the
+    # second daemon's run would find the first one's "test" context
+    mkdir -p "$T/home-$name/.docker"
+    echo '{}' >"$T/home-$name/.docker/config.json"
     (cd "$T/docker-py" && HOME=$T/home-$name DOCKER_HOST=unix://$T/$name.sock PYTHONPATH=$here timeout 2400 \
         "$PY" -m pytest -q -p no:cacheprovider -p peer_warnings \
         -W ignore::DeprecationWarning --timeout 60 -o junit_family=xunit1 \
