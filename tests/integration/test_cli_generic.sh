@@ -34,7 +34,8 @@ assert_eq "$(stat -c %a "$MACHINE_STORAGE_PATH/machines/h1/config.json")" 600 "c
 assert_eq "$(stat -c %a "$MACHINE_STORAGE_PATH/machines/h1")" 700 "machine dir is 0700"
 assert_eq "$(stat -c %a "$MACHINE_STORAGE_PATH/certs/ca-key.pem")" 600 "CA key is 0600"
 grep -q "$IP1" "$MACHINE_STORAGE_PATH/machines/h1/known_hosts" || fail "host key not pinned"
-"$M" create -d generic --generic-ip-address "$IP2" --generic-ssh-key "$T/id" -q h2 >/dev/null ||
+"$M" create -d generic --generic-ip-address "$IP2" --generic-ssh-key "$T/id" -q \
+    --engine-label lab=demo --engine-label lab-group=web-1 h2 >/dev/null ||
     fail "create h2 failed"
 
 step "ls, status, ip, url, env, config, inspect"
@@ -60,6 +61,37 @@ assert_contains "$("$M" env --no-proxy h1)" "NO_PROXY=\"$IP1\"" "env --no-proxy"
 assert_contains "$("$M" env -u)" "unset DOCKER_HOST" "env --unset"
 assert_contains "$("$M" config h1)" "-H=tcp://$IP1:2376" "config"
 (eval "$("$M" env h1)"; assert_eq "$("$M" active)" "h1" "active follows DOCKER_HOST")
+
+step "inventory: Ansible (ansible-inventory, ansible over SSH), JSON, ssh-config (system ssh)"
+"$M" inventory >"$T/inv.yml" || fail "inventory"
+export ANSIBLE_LOCAL_TEMP=$T/ansible-tmp ANSIBLE_REMOTE_TEMP=/tmp ANSIBLE_NOCOLOR=1
+HOME=$T ansible-inventory -i "$T/inv.yml" --list >"$T/inv.json" 2>"$T/ansible.err" ||
+    fail "ansible-inventory refused the inventory: $(cat "$T/ansible.err")"
+/usr/bin/python3 - "$T/inv.json" "$IP1" "$IP2" "$MACHINE_STORAGE_PATH" <<'PY' || fail "ansible-inventory's view of the inventory"
+import json, sys
+inv = json.load(open(sys.argv[1]))
+hv = inv["_meta"]["hostvars"]
+assert hv["h1"]["ansible_host"] == sys.argv[2] and hv["h2"]["ansible_host"] == sys.argv[3], hv
+assert hv["h1"]["ansible_ssh_private_key_file"].startswith(sys.argv[4] + "/machines/h1/"), hv["h1"]
+assert inv["demo"]["hosts"] == ["h2"] and inv["web_1"]["hosts"] == ["h2"], inv
+PY
+# no python on the test hosts: the raw module runs a command over SSH with the pinned host key
+out=$(HOME=$T ansible -i "$T/inv.yml" all -m raw -a 'cat /etc/hostname; echo via-ansible' 2>&1) ||
+    fail "ansible over SSH with the inventory: $out"
+assert_eq "$(grep -c 'via-ansible' <<<"$out")" "2" "ansible reached both machines"
+assert_contains "$out" "h1 | CHANGED" "ansible names the machine"
+assert_eq "$("$M" inventory --lab demo --format json | /usr/bin/python3 -c \
+    'import json,sys; print(" ".join(h["Name"]+":"+h["Host"]+":"+",".join(h["Groups"]) for h in json.load(sys.stdin)))')" \
+    "h2:$IP2:demo,web_1" "inventory --lab, JSON"
+"$M" inventory --format ssh-config h1 >"$T/ssh_config" || fail "inventory --format ssh-config"
+assert_eq "$(ssh -F "$T/ssh_config" -o BatchMode=yes -o ConnectTimeout=10 h1 echo pinned-ok)" "pinned-ok" \
+    "the system ssh reaches the machine with the include and its pinned known_hosts"
+: >"$T/empty_known_hosts"
+sed -i "s|UserKnownHostsFile .*|UserKnownHostsFile $T/empty_known_hosts|" "$T/ssh_config"
+ssh -F "$T/ssh_config" -o BatchMode=yes -o ConnectTimeout=10 h1 true 2>/dev/null &&
+    fail "ssh-config does not pin the host key (StrictHostKeyChecking)"
+assert_exit 1 "$M" inventory --format yaml
+assert_exit 1 "$M" inventory --lab demo h1
 
 step "ssh: command, exit status, stdin, stderr"
 assert_contains "$("$M" ssh h1 -- uname -a)" "Linux" "ssh runs a command"
