@@ -117,12 +117,21 @@ static int create(struct api_request *req, void *data, struct merr *err)
     json_t *body = NULL;
     if (api_request_body_json(req, &body, err) < 0)
         return -1;
+    /* API 1.44 deprecated CheckDuplicate and dockerd 25 always checks; the docker CLI 28 no
+     * longer sends it. An explicit false is still honoured (docker-py 5 sends it, at any
+     * version, and dockerd 20.10 allowed the duplicate); when absent, 1.44+ checks. */
+    if (json_is_object(body) && json_object_get(body, "CheckDuplicate") == NULL &&
+        api_request_version_ge(req, 1, 44))
+        json_object_set_new(body, "CheckDuplicate", json_true());
     auto_free char *id = NULL;
-    int rc = net_create(s->net, body, &id, err);
+    auto_free char *warning = NULL;
+    int rc = net_create(s->net, body, &id, &warning, err);
     json_decref(body);
     if (rc < 0)
         return -1;
-    return api_reply_json(req, 201, json_pack("{s:s,s:s}", "Id", id, "Warning", ""), err);
+    return api_reply_json(req, 201,
+                          json_pack("{s:s,s:s}", "Id", id, "Warning", warning != NULL ? warning : ""),
+                          err);
 }
 
 static int remove_(struct api_request *req, void *data, struct merr *err)

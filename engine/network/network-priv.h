@@ -268,11 +268,22 @@ int nl_bridge_ensure(const char *name, uint32_t gw, unsigned prefix, struct merr
 /* Removes a link in the current namespace; a missing one is fine. */
 int nl_link_delete(const char *name, struct merr *err) MUST_CHECK;
 bool nl_link_exists(const char *name);
+/* IPv6 gateway address on a bridge (IPv6 turned on for it). */
+int nl_bridge_addr6(const char *name, const struct net_ip6 *gw, unsigned prefix,
+                    struct merr *err) MUST_CHECK;
+/* The addresses of a container's interface. */
+struct nl_ep_addrs {
+    uint32_t ip, gw; /* gw 0: no default route through this interface */
+    unsigned prefix;
+    const struct net_ip6 *ip6, *gw6; /* NULL: no IPv6 address / no IPv6 default route */
+    unsigned prefix6;
+    char *const *link_local; /* LinkLocalIPs (IPv4 as /16, IPv6 as /64), may be NULL */
+};
 /* veth host_if <-> ifname inside the namespace at netns_path: the host end enslaved to bridge
- * and up, the other renamed ifname with ip/prefix, up; with gw also the default route. lo up. */
+ * and up, the other renamed ifname with addrs, up, with their default routes. lo up. */
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
-                   const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw,
-                   const char *mac, unsigned mtu /* 0: the kernel's */, struct merr *err) MUST_CHECK;
+                   const char *ifname, const struct nl_ep_addrs *addrs, const char *mac,
+                   unsigned mtu /* 0: the kernel's */, struct merr *err) MUST_CHECK;
 /* A non-blocking socket of type (SOCK_DGRAM, or SOCK_STREAM listening) bound to ip:port
  * inside the namespace at netns_path (it stays there). */
 int nl_netns_bind(const char *netns_path, int type, uint32_t ip, uint16_t port, int *fd,
