@@ -1,6 +1,7 @@
 /* /networks/... routes: thin HTTP adapters over the network service. */
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "error.h"
@@ -164,10 +165,39 @@ static int disconnect(struct api_request *req, void *data, struct merr *err)
     return rc < 0 ? -1 : api_reply_empty(req, 200, err);
 }
 
+struct prune_match {
+    const struct api_filters *f;
+    int64_t until_ns;
+};
+
+static bool prunable(void *data, int64_t created_ns, const json_t *labels)
+{
+    const struct prune_match *pm = data;
+    if (pm->until_ns != 0 && created_ns > pm->until_ns)
+        return false;
+    return flt_prune_labels(pm->f, labels);
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* dockerd's network prune filters: until, label, label! */
 static int prune(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    json_t *gone = net_prune(s->net, err);
+    static const char *const accepted[] = { "until", "label", "label!", NULL };
+    struct api_filters f;
+    if (api_request_filters(req, &f, err) < 0)
+        return -1;
+    struct prune_match pm = { &f, 0 };
+    json_t *gone = NULL;
+    if (flt_prune_prepare(&f, accepted, wall_ns(), &pm.until_ns, err) == 0)
+        gone = net_prune(s->net, prunable, &pm, err);
+    api_filters_release(&f);
     if (gone == NULL)
         return -1;
     return api_reply_json(req, 200, json_pack("{s:o}", "NetworksDeleted", gone), err);

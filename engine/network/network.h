@@ -92,7 +92,10 @@ int net_remove(struct net_service *s, const char *ref, struct merr *err) MUST_CH
 int net_connect(struct net_service *s, const char *ref, const json_t *body, struct merr *err) MUST_CHECK;
 int net_disconnect(struct net_service *s, const char *ref, const json_t *body,
                    struct merr *err) MUST_CHECK;
-/* Removes unused user networks; returns the array of removed names. */
-json_t *net_prune(struct net_service *s, struct merr *err) MUST_CHECK;
+/* Removes unused user networks that match accepts (NULL: all; created time, labels); returns
+ * the array of removed names. */
+typedef bool (*net_prune_match_fn)(void *data, int64_t created_ns, const json_t *labels);
+json_t *net_prune(struct net_service *s, net_prune_match_fn match, void *data,
+                  struct merr *err) MUST_CHECK;
 
 #endif

@@ -730,13 +730,14 @@ int net_remove(struct net_service *s, const char *ref, struct merr *err)
     return rc;
 }
 
-json_t *net_prune(struct net_service *s, struct merr *err)
+json_t *net_prune(struct net_service *s, net_prune_match_fn match, void *data, struct merr *err)
 {
     json_t *gone = json_array();
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->n_nets;) {
         struct net_network *n = s->nets[i];
-        if (n->builtin || svc_network_referenced(s, n)) {
+        if (n->builtin || svc_network_referenced(s, n) ||
+            (match != NULL && !match(data, n->created_ns, n->labels))) {
             i++;
             continue;
         }
