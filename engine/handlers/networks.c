@@ -105,10 +105,16 @@ static int list(struct api_request *req, void *data, struct merr *err)
     return api_reply_json(req, 200, out, err);
 }
 
+/* ?scope=: every network here is local, so another scope finds none (as dockerd); ?verbose
+ * only adds swarm service details, which local networks have not. */
 static int inspect(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    json_t *j = net_inspect(s->net, api_request_var(req, "id"), err);
+    const char *id = api_request_var(req, "id");
+    const char *scope = api_request_query(req, "scope");
+    if (scope != NULL && scope[0] != '\0' && strcmp(scope, "local") != 0)
+        return merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", id);
+    json_t *j = net_inspect(s->net, id, err);
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 

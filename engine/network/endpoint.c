@@ -845,10 +845,34 @@ static char *link_target(const struct net_ep *e, const char *alias)
     return NULL;
 }
 
+/* Addresses found for a DNS question: IPv4 ones, or with v6 the IPv6 ones. */
+struct dns_found {
+    bool v6;
+    void *ips; /* uint32_t[] or struct net_ip6[] */
+    size_t cap, n;
+};
+
+static void found_add(struct dns_found *f, const struct net_ep *e)
+{
+    if (f->v6 ? net_ip6_is_zero(&e->ip6) : e->ip == 0)
+        return;
+    struct net_ip6 *ips6 = f->ips;
+    uint32_t *ips4 = f->ips;
+    for (size_t k = 0; k < f->n; k++)
+        if (f->v6 ? net_ip6_equal(&ips6[k], &e->ip6) : ips4[k] == e->ip)
+            return;
+    if (f->n == f->cap)
+        return;
+    if (f->v6)
+        ips6[f->n++] = e->ip6;
+    else
+        ips4[f->n++] = e->ip;
+}
+
 /* Adds the addresses of containers called name on c's user networks (only on network
- * only_net when given) to ips. Whether any matched. */
+ * only_net when given) to f. Whether any matched. */
 static bool lookup_on(struct net_service *s, const struct net_ctr *c, const char *name,
-                      const char *only_net, uint32_t *ips, size_t cap, size_t *n)
+                      const char *only_net, struct dns_found *f)
 {
     const struct net_network *dflt = svc_default_network(s);
     bool found = false;
@@ -864,11 +888,7 @@ static bool lookup_on(struct net_service *s, const struct net_ctr *c, const char
                 !(name_is(o, e, name) || (target != NULL && name_is(o, e, target))))
                 continue;
             found = true;
-            bool dup = false;
-            for (size_t k = 0; k < *n && !dup; k++)
-                dup = ips[k] == e->ip;
-            if (!dup && *n < cap)
-                ips[(*n)++] = e->ip;
+            found_add(f, e);
         }
     }
     return found;
@@ -886,30 +906,41 @@ static bool strip_suffix(const char *name, const char *suffix, char *out, size_t
     return true;
 }
 
-int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap)
+static int dns_lookup(struct net_service *s, const char *owner, const char *name,
+                      struct dns_found *f)
 {
-    struct net_service *s = data;
     pthread_mutex_lock(&s->lock);
     const struct net_ctr *c = ctr_find(s, owner);
-    size_t n = 0;
     bool found = false;
     if (c != NULL && c->running) {
-        found = lookup_on(s, c, name, NULL, ips, cap, &n);
+        found = lookup_on(s, c, name, NULL, f);
         char base[NET_DNS_NAME_MAX];
         /* "web.appnet": web on network appnet */
         for (size_t i = 0; i < c->n_eps && !found; i++) {
             struct merr ignored;
             const struct net_network *net = svc_network_find(s, c->eps[i].network_id, &ignored);
             if (net != NULL && strip_suffix(name, net->name, base, sizeof base))
-                found = lookup_on(s, c, base, net->id, ips, cap, &n);
+                found = lookup_on(s, c, base, net->id, f);
         }
         /* "web.corp.example" when a resolver appended the host's search domain */
         for (size_t i = 0; s->dns_search != NULL && s->dns_search[i] != NULL && !found; i++)
             if (strip_suffix(name, s->dns_search[i], base, sizeof base))
-                found = lookup_on(s, c, base, NULL, ips, cap, &n);
+                found = lookup_on(s, c, base, NULL, f);
     }
     pthread_mutex_unlock(&s->lock);
-    return found ? (int)n : -1;
+    return found ? (int)f->n : -1;
+}
+
+int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap)
+{
+    struct dns_found f = { .v6 = false, .ips = ips, .cap = cap };
+    return dns_lookup(data, owner, name, &f);
+}
+
+int svc_dns_lookup6(void *data, const char *owner, const char *name, struct net_ip6 *ips, size_t cap)
+{
+    struct dns_found f = { .v6 = true, .ips = ips, .cap = cap };
+    return dns_lookup(data, owner, name, &f);
 }
 
 int net_ctr_start(struct net_service *s, const char *id, const char *hostname,

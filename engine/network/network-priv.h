@@ -191,6 +191,9 @@ int net_dns_query_parse(const uint8_t *msg, size_t len, struct net_dns_query *q,
  * A record per address, as many as fit in 512 bytes. Returns its length, 0 if cap is short. */
 size_t net_dns_reply_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
                            const uint32_t *ips, size_t n_ips, uint8_t *out, size_t cap);
+/* The same for an AAAA question: an AAAA record per address (none for other questions). */
+size_t net_dns_reply6_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
+                            const struct net_ip6 *ips, size_t n_ips, uint8_t *out, size_t cap);
 /* A bare header answering an unparsable query (FORMERR, NOTIMP). 0 when len < 12. */
 size_t net_dns_error_build(const uint8_t *query, size_t len, int rcode, uint8_t *out, size_t cap);
 /* The IPv4 "nameserver" addresses of a resolv.conf text, at most cap. */
@@ -208,6 +211,8 @@ typedef int (*net_dns_lookup_fn)(void *data, const char *owner, const char *name
 struct net_dns_config {
     const struct mlog *log;
     net_dns_lookup_fn lookup;
+    /* IPv6 addresses of name for AAAA questions (n, or -1 when unknown); NULL: A ones only */
+    int (*lookup6)(void *data, const char *owner, const char *name, struct net_ip6 *ips, size_t cap);
     void *data;
     /* where names the lookup does not know are forwarded (in the engine's namespace) */
     uint32_t upstreams[3];

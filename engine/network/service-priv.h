@@ -101,6 +101,8 @@ bool svc_network_in_use(struct net_service *s, const struct net_network *n); /* 
 bool svc_network_referenced(struct net_service *s, const struct net_network *n); /* any endpoint */
 /* net_dns_lookup_fn: names on owner's user networks (takes the lock). */
 int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap);
+/* The same for AAAA questions: the IPv6 addresses. */
+int svc_dns_lookup6(void *data, const char *owner, const char *name, struct net_ip6 *ips, size_t cap);
 /* Drops n from stopped containers' records. */
 void svc_forget_network(struct net_service *s, const struct net_network *n);
 

@@ -368,7 +368,8 @@ static int bridges_up(struct net_service *s, struct merr *err)
 /* The embedded DNS server, forwarding to the host's nameservers as they are now. */
 static struct net_dns *dns_start(struct net_service *s, struct merr *err)
 {
-    struct net_dns_config cfg = { .log = s->log, .lookup = svc_dns_lookup, .data = s };
+    struct net_dns_config cfg = { .log = s->log, .lookup = svc_dns_lookup,
+                                  .lookup6 = svc_dns_lookup6, .data = s };
     auto_free char *resolv = NULL;
     struct merr ignored;
     if (fs_read_file("/etc/resolv.conf", 65536, &resolv, NULL, &ignored) == 0) {

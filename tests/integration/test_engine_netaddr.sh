@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Addresses and names a container asks for, with the real docker CLI 28 against machine-engine,
 # each checked inside the container (issue 19, docker-py's network tests): IPv6 networks
-# (--ipv6, v6 subnets, ip -6 addr, the v6 default route, ping6 between containers), fixed
+# (--ipv6, v6 subnets, ip -6 addr, the v6 default route, ping6 between containers, AAAA answers
+# of the embedded DNS), fixed
 # addresses (--ip, --ip6, refused on the default bridge and on networks without a subnet),
 # --ip-range/--gateway/--aux-address, --link-local-ip, --mac-address, --link on a user network
 # (an alias only the linking container resolves, through the embedded DNS), docker rm --link,
@@ -71,6 +72,7 @@ assert_eq "$(d inspect -f '{{.NetworkSettings.Networks.v6net.IPAMConfig.IPv6Addr
 assert_eq "$(d inspect -f '{{.NetworkSettings.Networks.v6net.IPv6Gateway}}' v6a)" "fd00:30::1" "inspect: IPv6Gateway"
 assert_contains "$(d network inspect -f '{{json .Containers}}' v6net)" '"IPv6Address":"fd00:30::77/64"' "network inspect lists the container's IPv6 address"
 assert_contains "$(run --network v6net "$IMG" ping6 -c 1 -W 5 fd00:30::77)" "1 packets received" "one container reaches another over IPv6"
+assert_contains "$(run --network v6net "$IMG" nslookup -type=aaaa v6a 127.0.0.11)" "fd00:30::77" "the embedded DNS answers AAAA with the container's IPv6 address"
 
 step "fixed IPv4 addresses, IP ranges, auxiliary addresses"
 d network create --subnet 172.31.0.0/24 fixnet >/dev/null
@@ -135,6 +137,8 @@ code2=$(api POST /v1.41/networks/create '{"Name":"dup","CheckDuplicate":false}')
 assert_eq "$code/$code2" "201/201" "CheckDuplicate false: the name twice"
 assert_contains "$(cat "$T/api.out")" "Network with name dup (id : " "the second create warns"
 fails "network dup is ambiguous (2 matches found on name)" d network inspect dup
+assert_eq "$(api GET '/networks/fixnet?scope=local')/$(api GET '/networks/fixnet?scope=swarm')" "200/404" \
+    "inspect ?scope=: the network is local, no swarm one"
 fails 'only one instance of "host" network is allowed' d network create -d host h2
 fails 'only one instance of "null" network is allowed' d network create -d null n2
 fails "Ingress network can only be global scope network" d network create --ingress ing
