@@ -374,10 +374,27 @@ static int add_eps(struct net_service *s, struct net_ctr *c, struct net_network 
     return 0;
 }
 
-/* A MAC address cannot be set on a container without its own interfaces. */
-static bool mac_check_special(const json_t *body, struct merr *err)
+/* Addresses cannot be set on a container without interfaces of its own (none, host,
+ * container:): refused as dockerd does. */
+static bool special_mode_check(const json_t *body, struct merr *err)
 {
     const char *mac = json_string_value(json_object_get(body, "MacAddress"));
+    const json_t *eps = json_object_get(json_object_get(body, "NetworkingConfig"), "EndpointsConfig");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)eps, k, v) {
+        const char *ep_mac = json_string_value(json_object_get(v, "MacAddress"));
+        if (ep_mac != NULL && ep_mac[0] != '\0')
+            mac = ep_mac;
+        const json_t *ipam = json_object_get(v, "IPAMConfig");
+        const char *ip4 = json_string_value(json_object_get(ipam, "IPv4Address"));
+        const char *ip6 = json_string_value(json_object_get(ipam, "IPv6Address"));
+        if ((ip4 != NULL && ip4[0] != '\0') || (ip6 != NULL && ip6[0] != '\0')) {
+            merr_set(err, MERR_INVALID, 0,
+                     "user specified IP address is supported on user defined networks only");
+            return false;
+        }
+    }
     if (mac != NULL && mac[0] != '\0') {
         merr_set(err, MERR_INVALID, 0, "conflicting options: mac-address and the network mode");
         return false;
@@ -447,7 +464,7 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
             goto out;
         }
     }
-    if (mode_is_special(c->mode) && !mac_check_special(body, err))
+    if (mode_is_special(c->mode) && !special_mode_check(body, err))
         goto out;
     if (ctr_persist(s, c, err) < 0)
         goto out;

@@ -78,6 +78,7 @@ step "fixed IPv4 addresses, IP ranges, auxiliary addresses"
 d network create --subnet 172.31.0.0/24 fixnet >/dev/null
 assert_contains "$(run --network fixnet --ip 172.31.0.77 "$IMG" ip -4 addr show dev eth0)" "inet 172.31.0.77/24" "--ip gives the container that address"
 fails "user specified IP address is supported on user defined networks only" d run --rm --ip 172.18.0.77 "$IMG" true
+fails "user specified IP address is supported on user defined networks only" d run --rm --network none --ip 172.18.0.77 "$IMG" true
 d network create nosubnet >/dev/null
 fails "user specified IP address is supported only when connecting to networks with user configured subnets" \
     d run --rm --network nosubnet --ip 172.19.0.77 "$IMG" true
@@ -103,6 +104,7 @@ assert_eq "$(run --network fixnet --mac-address 02:42:AC:11:00:0B "$IMG" cat /sy
 d run -d --name mac --mac-address 02:42:ac:11:00:0c "$IMG" sleep 300 >/dev/null
 assert_eq "$(d inspect -f '{{.NetworkSettings.MacAddress}}' mac)" "02:42:ac:11:00:0c" "inspect: NetworkSettings.MacAddress"
 fails "invalid MAC address" d run --rm --network fixnet --mac-address 01:00:5e:00:00:01 "$IMG" true
+fails "conflicting options: mac-address and the network mode" d run --rm --network host --mac-address 02:42:ac:11:00:0d "$IMG" true
 
 step "--link on a user network: an alias for the linking container alone"
 d run -d --name upstream --network fixnet "$IMG" sleep 300 >/dev/null
@@ -157,5 +159,15 @@ assert_contains "$names" "pk1" "the labelled network stays"
 [[ "$names" == *pk2* ]] && fail "pk2 is still there"
 assert__ok "pk2 is gone"
 fails "invalid filter" d network prune -f --filter nosuch=1
+
+step "after an engine restart: networks and asked addresses kept"
+engine_stop
+engine_start "$T/e"
+assert_eq "$(d network inspect -f '{{.EnableIPv6}}' v6net)" "true" "EnableIPv6 kept"
+d start v6a mac >/dev/null
+assert_contains "$(d exec v6a ip -6 addr show dev eth0)" "inet6 fd00:30::77/64" "the asked IPv6 address again"
+assert_eq "$(d exec mac cat /sys/class/net/eth0/address)" "02:42:ac:11:00:0c" "the asked MAC address again"
+d start linker upstream >/dev/null
+assert_contains "$(d exec linker nslookup bar 127.0.0.11)" "$(d inspect -f '{{.NetworkSettings.Networks.fixnet.IPAddress}}' upstream)" "the link's alias again"
 
 pass
