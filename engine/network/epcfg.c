@@ -34,6 +34,9 @@ int net_link_parse(const char *spec, char **name, char **alias, struct merr *err
     const char *colon = n != NULL ? strchr(n, ':') : NULL;
     size_t nlen = n == NULL ? 0 : colon != NULL ? (size_t)(colon - n) : strlen(n);
     const char *a = colon != NULL ? colon + 1 : n;
+    const char *slash = colon != NULL ? strrchr(a, '/') : NULL; /* "/db:/web/alias" as inspect shows */
+    if (slash != NULL)
+        a = slash + 1;
     size_t alen = a == NULL ? 0 : colon != NULL ? strlen(a) : nlen;
     if (nlen == 0 || alen == 0 || memchr(n, '/', nlen) != NULL || nlen > 255 || alen > 255)
         return merr_set(err, MERR_INVALID, 0, "invalid link '%s'", spec != NULL ? spec : "");

@@ -98,8 +98,8 @@ size_t net_ipam_aux_v6(const json_t *config, struct net_ip6 *out, size_t cap);
 
 /* "02:42:AC:11:00:0a" into out, lower case. MERR_INVALID for anything else or a multicast one. */
 int net_mac_parse(const char *s, char out[18], struct merr *err) MUST_CHECK;
-/* A link "name:alias" or "name" (the alias is the name; a leading '/' is dropped); *name and
- * *alias are malloc'd. MERR_INVALID. */
+/* A link "name:alias" or "name" (the alias is the name; a leading '/' is dropped, and
+ * "/name:/me/alias" as inspect shows it is "name:alias"); *name and *alias are malloc'd. */
 int net_link_parse(const char *spec, char **name, char **alias, struct merr *err) MUST_CHECK;
 /* EndpointSettings.IPAMConfig. */
 struct net_ep_ipam {

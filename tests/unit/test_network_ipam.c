@@ -205,6 +205,11 @@ static void test_link_parse(void **state)
     assert_string_equal(alias, "bar");
     free(name);
     free(alias);
+    assert_int_equal(net_link_parse("/db:/web/database", &name, &alias, &err), 0);
+    assert_string_equal(name, "db");
+    assert_string_equal(alias, "database");
+    free(name);
+    free(alias);
     assert_int_equal(net_link_parse("/db", &name, &alias, &err), 0);
     assert_string_equal(name, "db");
     assert_string_equal(alias, "db");
