@@ -139,6 +139,10 @@ static struct net_network *network_from_json(const json_t *j, struct merr *err)
     n->created_ns = json_integer_value(json_object_get(j, "Created"));
     json_t *ic = json_object_get(j, "IPAMConfig");
     n->ipam_config = json_is_array(ic) ? json_incref(ic) : NULL;
+    if (n->ipam_config == NULL && !n->builtin && strcmp(driver, "bridge") == 0)
+        /* a record from before IPAMConfig was kept: its subnet counts as asked (fixed
+         * addresses keep working on it; inspect shows the same) */
+        n->ipam_config = json_pack("[{s:s,s:s}]", "Subnet", sub, "Gateway", gw);
     json_t *io = json_object_get(j, "IPAMOptions");
     n->ipam_options = json_is_object(io) ? json_incref(io) : NULL;
     if (!network_v6_from_json(n, j)) {

@@ -161,8 +161,12 @@ assert__ok "pk2 is gone"
 fails "invalid filter" d network prune -f --filter nosuch=1
 
 step "after an engine restart: networks and asked addresses kept"
+fixnet_rec=$T/e/root/network/networks/$(d network inspect -f '{{.Id}}' fixnet).json
 engine_stop
+# a record written before IPAMConfig was kept: its subnet still takes fixed addresses
+jq -c 'del(.IPAMConfig)' "$fixnet_rec" >"$T/rec" && cat "$T/rec" >"$fixnet_rec"
 engine_start "$T/e"
+assert_contains "$(run --network fixnet --ip 172.31.0.88 "$IMG" ip -4 addr show dev eth0)" "inet 172.31.0.88/24" "--ip on a network recorded before IPAMConfig was kept"
 assert_eq "$(d network inspect -f '{{.EnableIPv6}}' v6net)" "true" "EnableIPv6 kept"
 d start v6a mac >/dev/null
 assert_contains "$(d exec v6a ip -6 addr show dev eth0)" "inet6 fd00:30::77/64" "the asked IPv6 address again"
