@@ -34,7 +34,7 @@ const struct ctr_field ctr_create_fields[] = {
     H("Config", "WorkingDir"),
     H("Config", "Entrypoint"),
     R("Config", "NetworkDisabled"),
-    R("Config", "MacAddress"),
+    H("Config", "MacAddress"),
     I("Config", "OnBuild"), /* read by the builder only */
     H("Config", "Labels"),
     H("Config", "StopSignal"),
@@ -114,10 +114,10 @@ const struct ctr_field ctr_create_fields[] = {
     H("HostConfig", "ReadonlyPaths"),
 
     H("EndpointSettings", "IPAMConfig"),
-    RH("EndpointSettings", "Links", " (use --network-alias)"),
+    H("EndpointSettings", "Links"),
     H("EndpointSettings", "Aliases"),
-    R("EndpointSettings", "MacAddress"),
-    R("EndpointSettings", "DriverOpts"),
+    H("EndpointSettings", "MacAddress"),
+    I("EndpointSettings", "DriverOpts"), /* reported; dockerd's bridge driver reads none of them */
     R("EndpointSettings", "GwPriority"),
     I("EndpointSettings", "NetworkID"), /* the rest: state dockerd reports, not reads */
     I("EndpointSettings", "EndpointID"),
@@ -130,8 +130,8 @@ const struct ctr_field ctr_create_fields[] = {
     I("EndpointSettings", "DNSNames"),
 
     H("EndpointIPAMConfig", "IPv4Address"),
-    R("EndpointIPAMConfig", "IPv6Address"),
-    R("EndpointIPAMConfig", "LinkLocalIPs"),
+    H("EndpointIPAMConfig", "IPv6Address"),
+    H("EndpointIPAMConfig", "LinkLocalIPs"),
 };
 const size_t ctr_create_fields_n = sizeof ctr_create_fields / sizeof ctr_create_fields[0];
 

@@ -91,6 +91,8 @@ int ctr_update(struct ctr_manager *m, const char *ref, const json_t *body,
 typedef bool (*ctr_prune_match_fn)(void *data, int64_t created_ns, const json_t *labels);
 json_t *ctr_prune(struct ctr_manager *m, ctr_prune_match_fn match, void *data, int64_t *reclaimed,
                   struct merr *err) MUST_CHECK;
+/* docker rm --link "PARENT/ALIAS": PARENT's legacy link ALIAS is removed (rmlink.c). */
+int ctr_remove_link(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
 /* remove_volumes (rm -v): the container's anonymous volumes go too. */
 int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_volumes,
                struct merr *err) MUST_CHECK;

@@ -380,11 +380,8 @@ static int parse_links(const json_t *hc, struct ctr_options *o, struct merr *err
         return merr_set(err, MERR_INVALID, 0,
                         "conflicting options: container type network can't be used with links. "
                         "This would result in undefined behavior");
-    if (net != NULL && net[0] != '\0' && strcmp(net, "default") != 0 && strcmp(net, "bridge") != 0)
-        return merr_set(err, MERR_INVALID, 0,
-                        "links on network %s are not supported by machine-engine: containers on a "
-                        "user-defined network find each other by name and --network-alias",
-                        net);
+    /* on a user-defined network the network module makes them the endpoint's links: names
+     * its embedded DNS answers for this container alone */
     for (size_t i = 0; o->links[i] != NULL; i++) {
         char name[256], alias[256];
         if (ctr_link_parse(o->links[i], name, sizeof name, alias, sizeof alias, err) < 0)

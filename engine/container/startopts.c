@@ -187,6 +187,9 @@ static int links(struct ctr_manager *m, struct ctr_entry *e, struct start_opts *
     char *const *list = e->c->config->opts.links;
     so->link_env = xcalloc(1, sizeof *so->link_env);
     so->link_hosts = xstrdup("");
+    const char *mode = e->c->config->network_mode;
+    if (mode != NULL && strcmp(mode, "default") != 0 && strcmp(mode, "bridge") != 0)
+        list = NULL; /* a user-defined network: links are names of its embedded DNS (network/) */
     for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
         char name[256], alias[256];
         if (ctr_link_parse(list[i], name, sizeof name, alias, sizeof alias, err) < 0)

@@ -90,6 +90,9 @@ static int kill_(struct api_request *req, void *data, struct merr *err)
 static int remove_(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
+    if (api_request_query_bool(req, "link"))
+        return ctr_remove_link(s->containers, id_of(req), err) < 0 ? -1
+                                                                    : api_reply_empty(req, 204, err);
     if (ctr_remove(s->containers, id_of(req), api_request_query_bool(req, "force"),
                    api_request_query_bool(req, "v"), err) < 0)
         return -1;

@@ -1,6 +1,7 @@
 /* /networks/... routes: thin HTTP adapters over the network service. */
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "error.h"
@@ -104,10 +105,16 @@ static int list(struct api_request *req, void *data, struct merr *err)
     return api_reply_json(req, 200, out, err);
 }
 
+/* ?scope=: every network here is local, so another scope finds none (as dockerd); ?verbose
+ * only adds swarm service details, which local networks have not. */
 static int inspect(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    json_t *j = net_inspect(s->net, api_request_var(req, "id"), err);
+    const char *id = api_request_var(req, "id");
+    const char *scope = api_request_query(req, "scope");
+    if (scope != NULL && scope[0] != '\0' && strcmp(scope, "local") != 0)
+        return merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", id);
+    json_t *j = net_inspect(s->net, id, err);
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 
@@ -117,12 +124,21 @@ static int create(struct api_request *req, void *data, struct merr *err)
     json_t *body = NULL;
     if (api_request_body_json(req, &body, err) < 0)
         return -1;
+    /* API 1.44 deprecated CheckDuplicate and dockerd 25 always checks; the docker CLI 28 no
+     * longer sends it. An explicit false is still honoured (docker-py 5 sends it, at any
+     * version, and dockerd 20.10 allowed the duplicate); when absent, 1.44+ checks. */
+    if (json_is_object(body) && json_object_get(body, "CheckDuplicate") == NULL &&
+        api_request_version_ge(req, 1, 44))
+        json_object_set_new(body, "CheckDuplicate", json_true());
     auto_free char *id = NULL;
-    int rc = net_create(s->net, body, &id, err);
+    auto_free char *warning = NULL;
+    int rc = net_create(s->net, body, &id, &warning, err);
     json_decref(body);
     if (rc < 0)
         return -1;
-    return api_reply_json(req, 201, json_pack("{s:s,s:s}", "Id", id, "Warning", ""), err);
+    return api_reply_json(req, 201,
+                          json_pack("{s:s,s:s}", "Id", id, "Warning", warning != NULL ? warning : ""),
+                          err);
 }
 
 static int remove_(struct api_request *req, void *data, struct merr *err)
@@ -155,10 +171,39 @@ static int disconnect(struct api_request *req, void *data, struct merr *err)
     return rc < 0 ? -1 : api_reply_empty(req, 200, err);
 }
 
+struct prune_match {
+    const struct api_filters *f;
+    int64_t until_ns;
+};
+
+static bool prunable(void *data, int64_t created_ns, const json_t *labels)
+{
+    const struct prune_match *pm = data;
+    if (pm->until_ns != 0 && created_ns > pm->until_ns)
+        return false;
+    return flt_prune_labels(pm->f, labels);
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* dockerd's network prune filters: until, label, label! */
 static int prune(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    json_t *gone = net_prune(s->net, err);
+    static const char *const accepted[] = { "until", "label", "label!", NULL };
+    struct api_filters f;
+    if (api_request_filters(req, &f, err) < 0)
+        return -1;
+    struct prune_match pm = { &f, 0 };
+    json_t *gone = NULL;
+    if (flt_prune_prepare(&f, accepted, wall_ns(), &pm.until_ns, err) == 0)
+        gone = net_prune(s->net, prunable, &pm, err);
+    api_filters_release(&f);
     if (gone == NULL)
         return -1;
     return api_reply_json(req, 200, json_pack("{s:o}", "NetworksDeleted", gone), err);

@@ -235,13 +235,17 @@ static enum dns_verdict decide(struct net_dns *d, const char *owner, const uint8
         *out_len = net_dns_error_build(msg, len, ns_r_formerr, out, NET_DNS_UDP_MAX);
     } else {
         uint32_t ips[DNS_MAX_IPS];
-        int n = q.qclass == ns_c_in && q.name[0] != '\0'
-                    ? d->cfg.lookup(d->cfg.data, owner, q.name, ips, DNS_MAX_IPS)
-                    : -1;
+        struct net_ip6 ips6[DNS_MAX_IPS];
+        bool v6 = q.qtype == ns_t_aaaa && d->cfg.lookup6 != NULL;
+        int n = q.qclass != ns_c_in || q.name[0] == '\0' ? -1
+                : v6 ? d->cfg.lookup6(d->cfg.data, owner, q.name, ips6, DNS_MAX_IPS)
+                     : d->cfg.lookup(d->cfg.data, owner, q.name, ips, DNS_MAX_IPS);
         if (n < 0)
             return DNS_FORWARD_IT;
-        /* a container's name: A records; no AAAA, but the name exists */
-        *out_len = net_dns_reply_build(msg, &q, ns_r_noerror, ips, (size_t)n, out, NET_DNS_UDP_MAX);
+        /* a container's name: A records, AAAA ones when it has IPv6 (else none, but the name
+         * exists) */
+        *out_len = v6 ? net_dns_reply6_build(msg, &q, ns_r_noerror, ips6, (size_t)n, out, NET_DNS_UDP_MAX)
+                      : net_dns_reply_build(msg, &q, ns_r_noerror, ips, (size_t)n, out, NET_DNS_UDP_MAX);
     }
     return *out_len > 0 ? DNS_ANSWER : DNS_DROP;
 }

@@ -58,18 +58,19 @@ int net_dns_query_parse(const uint8_t *msg, size_t len, struct net_dns_query *q,
     return 0;
 }
 
-size_t net_dns_reply_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
-                           const uint32_t *ips, size_t n_ips, uint8_t *out, size_t cap)
+/* The reply to query: rcode and n records of type with rdlen bytes each from rdata (as many
+ * as fit in 512 bytes). */
+static size_t reply_records(const uint8_t *query, const struct net_dns_query *q, int rcode,
+                            uint16_t type, size_t rdlen, const uint8_t *rdata, size_t n,
+                            uint8_t *out, size_t cap)
 {
-    size_t qlen = q->question_end - HDR_LEN;
+    size_t qlen = q->question_end - HDR_LEN, rr = 12 + rdlen;
     if (cap < q->question_end || q->question_end > NET_DNS_UDP_MAX)
         return 0;
-    bool a = q->qclass == ns_c_in && (q->qtype == ns_t_a || q->qtype == ns_t_any);
-    size_t n = a ? n_ips : 0;
     /* a plain UDP reply stays within 512 bytes: fewer records rather than a truncated one */
-    while (n > 0 && q->question_end + 16 * n > NET_DNS_UDP_MAX)
+    while (n > 0 && q->question_end + rr * n > NET_DNS_UDP_MAX)
         n--;
-    if (q->question_end + 16 * n > cap)
+    if (q->question_end + rr * n > cap)
         return 0;
     put16(out, q->id);
     uint16_t flags = 0x8000 /* QR */ | 0x0080 /* RA */ | (uint16_t)(rcode & 0xf);
@@ -86,18 +87,40 @@ size_t net_dns_reply_build(const uint8_t *query, const struct net_dns_query *q, 
     uint8_t *p = out + q->question_end;
     for (size_t i = 0; i < n; i++) {
         put16(p, 0xc000 | HDR_LEN); /* the name: a pointer to the question's */
-        put16(p + 2, ns_t_a);
+        put16(p + 2, type);
         put16(p + 4, ns_c_in);
         put16(p + 6, 0);
         put16(p + 8, TTL_S);
-        put16(p + 10, 4);
-        p[12] = (uint8_t)(ips[i] >> 24);
-        p[13] = (uint8_t)(ips[i] >> 16);
-        p[14] = (uint8_t)(ips[i] >> 8);
-        p[15] = (uint8_t)ips[i];
-        p += 16;
+        put16(p + 10, (uint16_t)rdlen);
+        memcpy(p + 12, rdata + i * rdlen, rdlen);
+        p += rr;
     }
     return (size_t)(p - out);
+}
+
+size_t net_dns_reply_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
+                           const uint32_t *ips, size_t n_ips, uint8_t *out, size_t cap)
+{
+    bool a = q->qclass == ns_c_in && (q->qtype == ns_t_a || q->qtype == ns_t_any);
+    size_t n = a ? n_ips : 0;
+    if (n > NET_DNS_UDP_MAX / 16)
+        n = NET_DNS_UDP_MAX / 16;
+    uint8_t rdata[NET_DNS_UDP_MAX / 16 * 4];
+    for (size_t i = 0; i < n; i++) {
+        rdata[4 * i] = (uint8_t)(ips[i] >> 24);
+        rdata[4 * i + 1] = (uint8_t)(ips[i] >> 16);
+        rdata[4 * i + 2] = (uint8_t)(ips[i] >> 8);
+        rdata[4 * i + 3] = (uint8_t)ips[i];
+    }
+    return reply_records(query, q, rcode, ns_t_a, 4, rdata, n, out, cap);
+}
+
+size_t net_dns_reply6_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
+                            const struct net_ip6 *ips, size_t n_ips, uint8_t *out, size_t cap)
+{
+    bool aaaa = q->qclass == ns_c_in && q->qtype == ns_t_aaaa;
+    return reply_records(query, q, rcode, ns_t_aaaa, 16, (const uint8_t *)ips, aaaa ? n_ips : 0,
+                         out, cap);
 }
 
 size_t net_dns_error_build(const uint8_t *query, size_t len, int rcode, uint8_t *out, size_t cap)

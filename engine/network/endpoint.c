@@ -26,6 +26,9 @@ static void ep_release(struct net_ep *e)
 {
     free(e->network_id);
     strv_free(e->aliases);
+    strv_free(e->link_local);
+    strv_free(e->links);
+    json_decref(e->driver_opts);
 }
 
 static void ctr_free(struct net_ctr *c)
@@ -85,12 +88,18 @@ static int ctr_persist(struct net_service *s, const struct net_ctr *c, struct me
 {
     json_t *eps = json_array();
     for (size_t i = 0; i < c->n_eps; i++) {
-        char ip[NET_IP_STR] = "";
-        if (c->eps[i].want_ip != 0)
-            net_ip_str(c->eps[i].want_ip, ip);
-        json_array_append_new(eps, json_pack("{s:s,s:o,s:s}", "NetworkID", c->eps[i].network_id,
-                                             "Aliases", strv_to_json(c->eps[i].aliases),
-                                             "IPv4Address", ip));
+        const struct net_ep *e = &c->eps[i];
+        char ip[NET_IP_STR] = "", ip6[NET_IP6_STR] = "";
+        if (e->want_ip != 0)
+            net_ip_str(e->want_ip, ip);
+        if (!net_ip6_is_zero(&e->want_ip6))
+            net_ip6_str(&e->want_ip6, ip6);
+        json_array_append_new(eps, json_pack("{s:s,s:o,s:s,s:s,s:o,s:o,s:s,s:O?}", "NetworkID",
+                                             e->network_id, "Aliases", strv_to_json(e->aliases),
+                                             "IPv4Address", ip, "IPv6Address", ip6, "LinkLocalIPs",
+                                             strv_to_json(e->link_local), "Links",
+                                             strv_to_json(e->links), "MacAddress", e->want_mac,
+                                             "DriverOpts", e->driver_opts));
     }
     json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:O?,s:b,s:O,s:o,s:o,s:o}", "Id", c->id, "Name",
                           c->name, "Mode", c->mode, "Endpoints", eps, "PortBindings",
@@ -130,9 +139,19 @@ static struct net_ctr *ctr_from_json(const json_t *j)
         e->network_id = xstrdup(nid);
         e->aliases = json_to_strv(json_object_get(it, "Aliases"));
         const char *ip = json_string_value(json_object_get(it, "IPv4Address"));
+        const char *ip6 = json_string_value(json_object_get(it, "IPv6Address"));
+        const char *mac = json_string_value(json_object_get(it, "MacAddress"));
         struct merr ignored;
         if (ip != NULL && ip[0] != '\0' && net_ip_parse(ip, &e->want_ip, &ignored) < 0)
             e->want_ip = 0;
+        if (ip6 != NULL && ip6[0] != '\0' && net_ip6_parse(ip6, &e->want_ip6, &ignored) < 0)
+            memset(&e->want_ip6, 0, sizeof e->want_ip6);
+        if (mac != NULL && mac[0] != '\0' && net_mac_parse(mac, e->want_mac, &ignored) < 0)
+            e->want_mac[0] = '\0';
+        e->link_local = json_to_strv(json_object_get(it, "LinkLocalIPs"));
+        e->links = json_to_strv(json_object_get(it, "Links"));
+        json_t *dopts = json_object_get(it, "DriverOpts");
+        e->driver_opts = json_is_object(dopts) ? json_incref(dopts) : NULL;
     }
     json_t *pb = json_object_get(j, "PortBindings");
     c->port_bindings = json_is_object(pb) ? json_incref(pb) : NULL;
@@ -191,21 +210,89 @@ static bool mode_is_special(const char *mode)
            strncmp(mode, "container:", 10) == 0;
 }
 
-static void add_ep(struct net_ctr *c, const struct net_network *n, const json_t *ep_cfg)
+/* Whether the network's IPAM was given a subnet of that family (dockerd lets a container
+ * choose its address only then). */
+static bool asked_subnet(const struct net_network *n, bool v6)
 {
+    size_t i;
+    json_t *c;
+    json_array_foreach(n->ipam_config, i, c) {
+        const char *sub = json_string_value(json_object_get(c, "Subnet"));
+        if (sub != NULL && sub[0] != '\0' && (strchr(sub, ':') != NULL) == v6)
+            return true;
+    }
+    return false;
+}
+
+/* The addresses an endpoint asks for, checked as dockerd checks them. */
+static int ep_addresses(struct net_service *s, const struct net_network *n, const json_t *ep_cfg,
+                        struct net_ep *e, struct merr *err)
+{
+    struct net_ep_ipam ipam;
+    if (net_ep_ipam_parse(json_object_get(ep_cfg, "IPAMConfig"), &ipam, err) < 0)
+        return -1;
+    bool fixed = ipam.ip4 != 0 || !net_ip6_is_zero(&ipam.ip6);
+    int rc = 0;
+    if (fixed && (n->builtin || n == svc_default_network(s)))
+        rc = merr_set(err, MERR_INVALID, 0,
+                      "user specified IP address is supported on user defined networks only");
+    else if ((ipam.ip4 != 0 && !asked_subnet(n, false)) ||
+             (!net_ip6_is_zero(&ipam.ip6) && !asked_subnet(n, true)))
+        rc = merr_set(err, MERR_INVALID, 0, "user specified IP address is supported only when "
+                                            "connecting to networks with user configured subnets");
+    if (rc < 0) {
+        net_ep_ipam_release(&ipam);
+        return -1;
+    }
+    e->want_ip = ipam.ip4;
+    e->want_ip6 = ipam.ip6;
+    e->link_local = ipam.link_local;
+    return 0;
+}
+
+/* A new endpoint of c on n from its EndpointSettings (NULL: none); mac and links are the
+ * container-wide ones (Config.MacAddress, HostConfig.Links) for its first network. */
+static int add_ep(struct net_service *s, struct net_ctr *c, const struct net_network *n,
+                  const json_t *ep_cfg, const char *mac, const json_t *links, struct merr *err)
+{
+    struct net_ep e = { .network_id = xstrdup(n->id) };
+    e.aliases = json_to_strv(json_object_get(ep_cfg, "Aliases"));
+    const char *ep_mac = json_string_value(json_object_get(ep_cfg, "MacAddress"));
+    if (ep_mac != NULL && ep_mac[0] != '\0')
+        mac = ep_mac;
+    const json_t *ep_links = json_object_get(ep_cfg, "Links");
+    if (json_array_size(ep_links) > 0)
+        links = ep_links;
+    const json_t *dopts = json_object_get(ep_cfg, "DriverOpts");
+    bool on_default = n->builtin || n == svc_default_network(s);
+    int rc = ep_addresses(s, n, ep_cfg, &e, err);
+    if (rc == 0 && mac != NULL && mac[0] != '\0')
+        rc = net_mac_parse(mac, e.want_mac, err);
+    if (rc == 0 && json_array_size(ep_links) > 0 && on_default)
+        rc = merr_set(err, MERR_INVALID, 0, "links in the endpoint settings of the default bridge "
+                                            "are not supported by machine-engine (use HostConfig.Links)");
+    size_t i;
+    json_t *it;
+    json_array_foreach(on_default ? NULL : links, i, it) {
+        char *name = NULL, *alias = NULL;
+        if (rc == 0 && (rc = net_link_parse(json_string_value(it), &name, &alias, err)) == 0)
+            e.links = strv_push(e.links, json_string_value(it));
+        free(name);
+        free(alias);
+    }
+    if (rc == 0 && dopts != NULL && !json_is_null(dopts) && !json_is_object(dopts))
+        rc = merr_set(err, MERR_INVALID, 0, "invalid DriverOpts: expected an object");
+    if (rc < 0) {
+        ep_release(&e);
+        return -1;
+    }
+    e.driver_opts = json_object_size(dopts) > 0 ? json_deep_copy(dopts) : NULL;
     struct net_ep *g = realloc(c->eps, (c->n_eps + 1) * sizeof *g);
     if (g == NULL)
         abort();
     c->eps = g;
-    struct net_ep *e = &c->eps[c->n_eps++];
-    memset(e, 0, sizeof *e);
-    e->network_id = xstrdup(n->id);
-    e->aliases = json_to_strv(json_object_get(ep_cfg, "Aliases"));
-    const char *ip = json_string_value(
-        json_object_get(json_object_get(ep_cfg, "IPAMConfig"), "IPv4Address"));
-    struct merr ignored;
-    if (ip != NULL && ip[0] != '\0' && net_ip_parse(ip, &e->want_ip, &ignored) < 0)
-        e->want_ip = 0;
+    c->eps[c->n_eps++] = e;
+    return 0;
 }
 
 static void merge_exposed(json_t *into, const json_t *from)
@@ -252,6 +339,69 @@ static int dns_settings_check(const struct net_dns_settings *d, struct merr *err
     return 0;
 }
 
+/* The endpoint settings of a create request whose network mode is network n: n's (keyed by
+ * its name, ID or the mode as written), then the other networks of EndpointsConfig (API 1.44+).
+ * Config.MacAddress and HostConfig.Links go to the first (dockerd ignores HostConfig.Links on
+ * a user network; the CLI sends them as the endpoint's Links too). */
+static int add_eps(struct net_service *s, struct net_ctr *c, struct net_network *n,
+                   const json_t *body, struct merr *err)
+{
+    const json_t *eps = json_object_get(json_object_get(body, "NetworkingConfig"), "EndpointsConfig");
+    const json_t *first = json_object_get(eps, n->name);
+    if (first == NULL)
+        first = json_object_get(eps, n->id);
+    if (first == NULL)
+        first = json_object_get(eps, c->mode);
+    if (first == NULL && n == svc_default_network(s))
+        first = json_object_get(eps, "bridge");
+    const char *mac = json_string_value(json_object_get(body, "MacAddress"));
+    const json_t *links = json_object_get(json_object_get(body, "HostConfig"), "Links");
+    if (add_ep(s, c, n, first, mac, links, err) < 0)
+        return -1;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)eps, k, v) {
+        if (v == first)
+            continue;
+        struct net_network *extra = svc_network_find(s, k, err);
+        if (extra == NULL)
+            return -1;
+        if (extra == n || strcmp(extra->driver, "bridge") != 0)
+            continue;
+        if (add_ep(s, c, extra, v, NULL, NULL, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Addresses cannot be set on a container without interfaces of its own (none, host,
+ * container:): refused as dockerd does. */
+static bool special_mode_check(const json_t *body, struct merr *err)
+{
+    const char *mac = json_string_value(json_object_get(body, "MacAddress"));
+    const json_t *eps = json_object_get(json_object_get(body, "NetworkingConfig"), "EndpointsConfig");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)eps, k, v) {
+        const char *ep_mac = json_string_value(json_object_get(v, "MacAddress"));
+        if (ep_mac != NULL && ep_mac[0] != '\0')
+            mac = ep_mac;
+        const json_t *ipam = json_object_get(v, "IPAMConfig");
+        const char *ip4 = json_string_value(json_object_get(ipam, "IPv4Address"));
+        const char *ip6 = json_string_value(json_object_get(ipam, "IPv6Address"));
+        if ((ip4 != NULL && ip4[0] != '\0') || (ip6 != NULL && ip6[0] != '\0')) {
+            merr_set(err, MERR_INVALID, 0,
+                     "user specified IP address is supported on user defined networks only");
+            return false;
+        }
+    }
+    if (mac != NULL && mac[0] != '\0') {
+        merr_set(err, MERR_INVALID, 0, "conflicting options: mac-address and the network mode");
+        return false;
+    }
+    return true;
+}
+
 int net_ctr_create(struct net_service *s, const char *id, const char *name, const json_t *body,
                    const json_t *image_config, struct merr *err)
 {
@@ -259,7 +409,6 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
     const char *mode = json_string_value(json_object_get(hc, "NetworkMode"));
     if (mode == NULL || mode[0] == '\0')
         mode = "default";
-    const json_t *eps = json_object_get(json_object_get(body, "NetworkingConfig"), "EndpointsConfig");
     struct net_ctr *c = xcalloc(1, sizeof *c);
     snprintf(c->id, sizeof c->id, "%s", id);
     c->name = xstrdup(name);
@@ -311,19 +460,12 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
         } else if (strcmp(n->driver, "host") == 0 || strcmp(n->driver, "null") == 0) {
             free(c->mode);
             c->mode = xstrdup(strcmp(n->driver, "host") == 0 ? "host" : "none");
-        } else {
-            add_ep(c, n, json_object_get(eps, n->name));
-            /* more networks in EndpointsConfig (API 1.44+) */
-            const char *k;
-            json_t *v;
-            json_object_foreach((json_t *)eps, k, v) {
-                struct merr ignored;
-                struct net_network *extra = svc_network_find(s, k, &ignored);
-                if (extra != NULL && extra != n && strcmp(extra->driver, "bridge") == 0)
-                    add_ep(c, extra, v);
-            }
+        } else if (add_eps(s, c, n, body, err) < 0) {
+            goto out;
         }
     }
+    if (mode_is_special(c->mode) && !special_mode_check(body, err))
+        goto out;
     if (ctr_persist(s, c, err) < 0)
         goto out;
     c->next = s->ctrs;
@@ -450,23 +592,38 @@ static void mac_of(uint32_t ip, char out[18])
              ip & 255);
 }
 
-static int pick_ip(struct net_service *s, const struct net_network *n, const struct net_ep *want,
-                   uint32_t *out, struct merr *err)
+#define AUX_MAX 64 /* AuxiliaryAddresses counted per network */
+
+/* The addresses in use on n: running endpoints, then the auxiliary ones. */
+static size_t used_on(struct net_service *s, const struct net_network *n, bool v6, void **out)
 {
-    size_t cap = 16, k = 0;
-    uint32_t *used = xcalloc(cap, sizeof *used);
+    size_t cap = 16 + AUX_MAX, k = 0, size = v6 ? sizeof(struct net_ip6) : sizeof(uint32_t);
+    unsigned char *used = xcalloc(cap, size);
     for (const struct net_ctr *o = s->ctrs; o != NULL; o = o->next) {
         const struct net_ep *e = o->running ? ep_on(o, n->id) : NULL;
-        if (e == NULL || e->ip == 0)
+        if (e == NULL || e->ip == 0 || (v6 && net_ip6_is_zero(&e->ip6)))
             continue;
-        if (k == cap) {
+        if (k + AUX_MAX == cap) {
             cap *= 2;
-            used = realloc(used, cap * sizeof *used);
+            used = realloc(used, cap * size);
             if (used == NULL)
                 abort();
         }
-        used[k++] = e->ip;
+        memcpy(used + k * size, v6 ? (const void *)&e->ip6 : (const void *)&e->ip, size);
+        k++;
     }
+    k += v6 ? net_ipam_aux_v6(n->ipam_config, (struct net_ip6 *)(void *)(used + k * size), AUX_MAX)
+            : net_ipam_aux_v4(n->ipam_config, (uint32_t *)(void *)(used + k * size), AUX_MAX);
+    *out = used;
+    return k;
+}
+
+static int pick_ip(struct net_service *s, const struct net_network *n, const struct net_ep *want,
+                   uint32_t *out, struct merr *err)
+{
+    void *mem = NULL;
+    size_t k = used_on(s, n, false, &mem);
+    uint32_t *used = mem;
     int rc = 0;
     if (want->want_ip != 0) {
         bool taken = want->want_ip == n->gateway || !net_subnet_contains(&n->subnet, want->want_ip);
@@ -479,7 +636,34 @@ static int pick_ip(struct net_service *s, const struct net_network *n, const str
                    : 0;
         *out = want->want_ip;
     } else {
-        rc = net_ipam_pick(&n->subnet, n->gateway, used, k, out, err);
+        rc = net_ipam_pick_range(&n->subnet, n->range.prefix != 0 ? &n->range : NULL, n->gateway,
+                                 used, k, out, err);
+    }
+    free(used);
+    return rc;
+}
+
+static int pick_ip6(struct net_service *s, const struct net_network *n, const struct net_ep *want,
+                    struct net_ip6 *out, struct merr *err)
+{
+    void *mem = NULL;
+    size_t k = used_on(s, n, true, &mem);
+    struct net_ip6 *used = mem;
+    int rc = 0;
+    if (!net_ip6_is_zero(&want->want_ip6)) {
+        bool taken = net_ip6_equal(&want->want_ip6, &n->gateway6) ||
+                     !net_subnet6_contains(&n->subnet6, &want->want_ip6);
+        for (size_t i = 0; i < k && !taken; i++)
+            taken = net_ip6_equal(&used[i], &want->want_ip6);
+        char ip[NET_IP6_STR];
+        net_ip6_str(&want->want_ip6, ip);
+        rc = taken ? merr_set(err, MERR_EXISTS, 0, "address %s is not available on network %s", ip,
+                              n->name)
+                   : 0;
+        *out = want->want_ip6;
+    } else {
+        rc = net_ipam6_pick(&n->subnet6, n->range6.prefix != 0 ? &n->range6 : NULL, &n->gateway6,
+                            used, k, out, err);
     }
     free(used);
     return rc;
@@ -492,19 +676,31 @@ static int ep_attach(struct net_service *s, struct net_ctr *c, struct net_ep *e,
     struct net_network *n = svc_network_find(s, e->network_id, err);
     if (n == NULL)
         return -1;
-    if (nl_bridge_ensure(n->bridge, n->gateway, n->subnet.prefix, err) < 0 ||
-        pick_ip(s, n, e, &e->ip, err) < 0)
+    memset(&e->ip6, 0, sizeof e->ip6);
+    /* IPv6 for every endpoint with EnableIPv6; else only for one that asked an address of the
+     * network's IPv6 subnet (dockerd 20.10 recorded such an ask and gave no address) */
+    bool v6 = n->has6 && (n->ipv6 || !net_ip6_is_zero(&e->want_ip6));
+    if (svc_bridge_up(n, err) < 0 || pick_ip(s, n, e, &e->ip, err) < 0 ||
+        (v6 && pick_ip6(s, n, e, &e->ip6, err) < 0)) {
+        e->ip = 0;
         return -1;
+    }
     char hex[9];
     svc_random_hex(hex, 4);
     snprintf(e->host_if, sizeof e->host_if, "veth%.7s", hex);
     snprintf(e->ifname, sizeof e->ifname, "eth%zu", idx);
-    mac_of(e->ip, e->mac);
+    if (e->want_mac[0] != '\0')
+        memcpy(e->mac, e->want_mac, sizeof e->mac);
+    else
+        mac_of(e->ip, e->mac);
     svc_random_hex(e->ep_id, 32);
-    if (nl_veth_attach(n->bridge, e->host_if, c->netns, e->ifname, e->ip, n->subnet.prefix,
-                       idx == 0 ? n->gateway : 0, e->mac,
+    struct nl_ep_addrs a = { .ip = e->ip, .prefix = n->subnet.prefix, .gw = idx == 0 ? n->gateway : 0,
+                             .ip6 = v6 ? &e->ip6 : NULL, .prefix6 = n->subnet6.prefix,
+                             .gw6 = idx == 0 ? &n->gateway6 : NULL, .link_local = e->link_local };
+    if (nl_veth_attach(n->bridge, e->host_if, c->netns, e->ifname, &a, e->mac,
                        n == svc_default_network(s) ? s->default_mtu : 0, err) < 0) {
         e->ip = 0;
+        memset(&e->ip6, 0, sizeof e->ip6);
         e->host_if[0] = '\0';
         return merr_prefix(err, "network %s", n->name);
     }
@@ -517,6 +713,7 @@ static void ep_detach(struct net_service *s, struct net_ep *e)
     if (e->host_if[0] != '\0' && nl_link_delete(e->host_if, &err) < 0)
         mlog_warn(s->log, "%s", err.msg);
     e->ip = 0;
+    memset(&e->ip6, 0, sizeof e->ip6);
     e->host_if[0] = '\0';
     e->ep_id[0] = '\0';
 }
@@ -647,10 +844,52 @@ static bool name_is(const struct net_ctr *o, const struct net_ep *e, const char 
     return false;
 }
 
+/* The container a link of endpoint e calls alias ("upstream" of "upstream:bar" for "bar"),
+ * malloc'd, or NULL. */
+static char *link_target(const struct net_ep *e, const char *alias)
+{
+    for (size_t k = 0; e->links != NULL && e->links[k] != NULL; k++) {
+        char *name = NULL, *a = NULL;
+        struct merr ignored;
+        if (net_link_parse(e->links[k], &name, &a, &ignored) < 0)
+            continue;
+        bool hit = strcasecmp(a, alias) == 0;
+        free(a);
+        if (hit)
+            return name;
+        free(name);
+    }
+    return NULL;
+}
+
+/* Addresses found for a DNS question: IPv4 ones, or with v6 the IPv6 ones. */
+struct dns_found {
+    bool v6;
+    void *ips; /* uint32_t[] or struct net_ip6[] */
+    size_t cap, n;
+};
+
+static void found_add(struct dns_found *f, const struct net_ep *e)
+{
+    if (f->v6 ? net_ip6_is_zero(&e->ip6) : e->ip == 0)
+        return;
+    struct net_ip6 *ips6 = f->ips;
+    uint32_t *ips4 = f->ips;
+    for (size_t k = 0; k < f->n; k++)
+        if (f->v6 ? net_ip6_equal(&ips6[k], &e->ip6) : ips4[k] == e->ip)
+            return;
+    if (f->n == f->cap)
+        return;
+    if (f->v6)
+        ips6[f->n++] = e->ip6;
+    else
+        ips4[f->n++] = e->ip;
+}
+
 /* Adds the addresses of containers called name on c's user networks (only on network
- * only_net when given) to ips. Whether any matched. */
+ * only_net when given) to f. Whether any matched. */
 static bool lookup_on(struct net_service *s, const struct net_ctr *c, const char *name,
-                      const char *only_net, uint32_t *ips, size_t cap, size_t *n)
+                      const char *only_net, struct dns_found *f)
 {
     const struct net_network *dflt = svc_default_network(s);
     bool found = false;
@@ -658,16 +897,15 @@ static bool lookup_on(struct net_service *s, const struct net_ctr *c, const char
         const char *nid = c->eps[i].network_id;
         if ((dflt != NULL && strcmp(nid, dflt->id) == 0) || (only_net != NULL && strcmp(nid, only_net) != 0))
             continue; /* like docker: no names on the default bridge */
+        /* a link's alias names its container for c alone (dockerd's endpoint-scoped alias) */
+        auto_free char *target = link_target(&c->eps[i], name);
         for (const struct net_ctr *o = s->ctrs; o != NULL; o = o->next) {
             const struct net_ep *e = o->running ? ep_on(o, nid) : NULL;
-            if (e == NULL || e->ip == 0 || !name_is(o, e, name))
+            if (e == NULL || e->ip == 0 ||
+                !(name_is(o, e, name) || (target != NULL && name_is(o, e, target))))
                 continue;
             found = true;
-            bool dup = false;
-            for (size_t k = 0; k < *n && !dup; k++)
-                dup = ips[k] == e->ip;
-            if (!dup && *n < cap)
-                ips[(*n)++] = e->ip;
+            found_add(f, e);
         }
     }
     return found;
@@ -685,30 +923,41 @@ static bool strip_suffix(const char *name, const char *suffix, char *out, size_t
     return true;
 }
 
-int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap)
+static int dns_lookup(struct net_service *s, const char *owner, const char *name,
+                      struct dns_found *f)
 {
-    struct net_service *s = data;
     pthread_mutex_lock(&s->lock);
     const struct net_ctr *c = ctr_find(s, owner);
-    size_t n = 0;
     bool found = false;
     if (c != NULL && c->running) {
-        found = lookup_on(s, c, name, NULL, ips, cap, &n);
+        found = lookup_on(s, c, name, NULL, f);
         char base[NET_DNS_NAME_MAX];
         /* "web.appnet": web on network appnet */
         for (size_t i = 0; i < c->n_eps && !found; i++) {
             struct merr ignored;
             const struct net_network *net = svc_network_find(s, c->eps[i].network_id, &ignored);
             if (net != NULL && strip_suffix(name, net->name, base, sizeof base))
-                found = lookup_on(s, c, base, net->id, ips, cap, &n);
+                found = lookup_on(s, c, base, net->id, f);
         }
         /* "web.corp.example" when a resolver appended the host's search domain */
         for (size_t i = 0; s->dns_search != NULL && s->dns_search[i] != NULL && !found; i++)
             if (strip_suffix(name, s->dns_search[i], base, sizeof base))
-                found = lookup_on(s, c, base, NULL, ips, cap, &n);
+                found = lookup_on(s, c, base, NULL, f);
     }
     pthread_mutex_unlock(&s->lock);
-    return found ? (int)n : -1;
+    return found ? (int)f->n : -1;
+}
+
+int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap)
+{
+    struct dns_found f = { .v6 = false, .ips = ips, .cap = cap };
+    return dns_lookup(data, owner, name, &f);
+}
+
+int svc_dns_lookup6(void *data, const char *owner, const char *name, struct net_ip6 *ips, size_t cap)
+{
+    struct dns_found f = { .v6 = true, .ips = ips, .cap = cap };
+    return dns_lookup(data, owner, name, &f);
 }
 
 int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
@@ -752,23 +1001,50 @@ out:
 
 /* ---- describe ---- */
 
+/* EndpointSettings.IPAMConfig as asked (null when nothing was). */
+static json_t *ep_ipam_json(const struct net_ep *e)
+{
+    if (e->want_ip == 0 && net_ip6_is_zero(&e->want_ip6) && e->link_local == NULL)
+        return json_null();
+    json_t *o = json_object();
+    if (e->want_ip != 0) {
+        char ip[NET_IP_STR];
+        net_ip_str(e->want_ip, ip);
+        json_object_set_new(o, "IPv4Address", json_string(ip));
+    }
+    if (!net_ip6_is_zero(&e->want_ip6)) {
+        char ip6[NET_IP6_STR];
+        net_ip6_str(&e->want_ip6, ip6);
+        json_object_set_new(o, "IPv6Address", json_string(ip6));
+    }
+    if (e->link_local != NULL)
+        json_object_set_new(o, "LinkLocalIPs", strv_to_json(e->link_local));
+    return o;
+}
+
 static json_t *ep_json(struct net_service *s, const struct net_ctr *c, const struct net_ep *e)
 {
     struct merr ignored;
     struct net_network *n = svc_network_find(s, e->network_id, &ignored);
-    char ip[NET_IP_STR] = "", gw[NET_IP_STR] = "";
-    if (e->ip != 0) {
+    char ip[NET_IP_STR] = "", gw[NET_IP_STR] = "", ip6[NET_IP6_STR] = "", gw6[NET_IP6_STR] = "";
+    if (e->ip != 0 && n != NULL) {
         net_ip_str(e->ip, ip);
-        if (n != NULL)
-            net_ip_str(n->gateway, gw);
+        net_ip_str(n->gateway, gw);
+    }
+    bool has6 = e->ip != 0 && n != NULL && n->has6 && !net_ip6_is_zero(&e->ip6);
+    if (has6) {
+        net_ip6_str(&e->ip6, ip6);
+        net_ip6_str(&n->gateway6, gw6);
     }
     json_t *aliases = e->aliases != NULL ? strv_to_json(e->aliases) : json_null();
-    return json_pack("{s:n,s:n,s:o,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:s,s:n}", "IPAMConfig", "Links",
-                     "Aliases", aliases, "NetworkID", e->network_id, "EndpointID", e->ep_id,
-                     "Gateway", gw, "IPAddress", ip, "IPPrefixLen",
-                     e->ip != 0 && n != NULL ? (int)n->subnet.prefix : 0, "IPv6Gateway", "",
-                     "GlobalIPv6Address", "", "GlobalIPv6PrefixLen", 0, "MacAddress",
-                     e->ip != 0 ? e->mac : "", "DriverOpts");
+    json_t *links = e->links != NULL ? strv_to_json(e->links) : json_null();
+    return json_pack("{s:o,s:o,s:o,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:s,s:O?}", "IPAMConfig",
+                     ep_ipam_json(e), "Links", links, "Aliases", aliases, "NetworkID",
+                     e->network_id, "EndpointID", e->ep_id, "Gateway", gw, "IPAddress", ip,
+                     "IPPrefixLen", ip[0] != '\0' ? (int)n->subnet.prefix : 0, "IPv6Gateway", gw6,
+                     "GlobalIPv6Address", ip6, "GlobalIPv6PrefixLen",
+                     has6 ? (int)n->subnet6.prefix : 0, "MacAddress",
+                     e->ip != 0 ? e->mac : e->want_mac, "DriverOpts", e->driver_opts);
 }
 
 static const char *ep_network_name(struct net_service *s, const struct net_ep *e)
@@ -808,10 +1084,14 @@ void net_ctr_describe(struct net_service *s, const char *id, json_t *obj, bool p
         struct merr ignored;
         struct net_network *n = first != NULL ? svc_network_find(s, first->network_id, &ignored) : NULL;
         bool on_default = n != NULL && n->builtin;
-        char ip[NET_IP_STR] = "", gw[NET_IP_STR] = "";
+        char ip[NET_IP_STR] = "", gw[NET_IP_STR] = "", ip6[NET_IP6_STR] = "", gw6[NET_IP6_STR] = "";
         if (on_default && first->ip != 0) {
             net_ip_str(first->ip, ip);
             net_ip_str(n->gateway, gw);
+            if (n->has6 && !net_ip6_is_zero(&first->ip6)) {
+                net_ip6_str(&first->ip6, ip6);
+                net_ip6_str(&n->gateway6, gw6);
+            }
         }
         json_object_set_new(ns, "Ports", c->running ? net_ports_settings_json(c->bound, c->n_bound, c->exposed)
                                                     : json_object());
@@ -825,9 +1105,9 @@ void net_ctr_describe(struct net_service *s, const char *id, json_t *obj, bool p
         json_object_set_new(ns, "IPPrefixLen", json_integer(ip[0] != '\0' ? (int)n->subnet.prefix : 0));
         json_object_set_new(ns, "MacAddress", json_string(ip[0] != '\0' ? first->mac : ""));
         json_object_set_new(ns, "EndpointID", json_string(ip[0] != '\0' ? first->ep_id : ""));
-        json_object_set_new(ns, "GlobalIPv6Address", json_string(""));
-        json_object_set_new(ns, "GlobalIPv6PrefixLen", json_integer(0));
-        json_object_set_new(ns, "IPv6Gateway", json_string(""));
+        json_object_set_new(ns, "GlobalIPv6Address", json_string(ip6));
+        json_object_set_new(ns, "GlobalIPv6PrefixLen", json_integer(ip6[0] != '\0' ? (int)n->subnet6.prefix : 0));
+        json_object_set_new(ns, "IPv6Gateway", json_string(gw6));
         json_object_set_new(ns, "Bridge", json_string(""));
     }
     pthread_mutex_unlock(&s->lock);
@@ -842,12 +1122,18 @@ json_t *svc_network_containers_json(struct net_service *s, const struct net_netw
         const struct net_ep *e = c->running ? ep_on(c, n->id) : NULL;
         if (e == NULL || e->ip == 0)
             continue;
-        char ip[NET_IP_STR];
+        char ip[NET_IP_STR], ip6[NET_IP6_STR] = "";
         net_ip_str(e->ip, ip);
         auto_free char *cidr = xasprintf("%s/%u", ip, n->subnet.prefix);
+        auto_free char *cidr6 = NULL;
+        if (n->has6 && !net_ip6_is_zero(&e->ip6)) {
+            net_ip6_str(&e->ip6, ip6);
+            cidr6 = xasprintf("%s/%u", ip6, n->subnet6.prefix);
+        }
         json_object_set_new(o, c->id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "Name", c->name,
                                                 "EndpointID", e->ep_id, "MacAddress", e->mac,
-                                                "IPv4Address", cidr, "IPv6Address", ""));
+                                                "IPv4Address", cidr, "IPv6Address",
+                                                cidr6 != NULL ? cidr6 : ""));
     }
     return o;
 }
@@ -916,7 +1202,8 @@ int net_connect(struct net_service *s, const char *ref, const json_t *body, stru
                  n->name);
         goto out;
     }
-    add_ep(c, n, json_object_get(body, "EndpointConfig"));
+    if (add_ep(s, c, n, json_object_get(body, "EndpointConfig"), NULL, NULL, err) < 0)
+        goto out;
     if (c->running && c->netns != NULL) {
         if (ep_attach(s, c, &c->eps[c->n_eps - 1], c->n_eps - 1, err) < 0) {
             drop_ep(c, c->n_eps - 1);

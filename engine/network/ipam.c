@@ -75,30 +75,39 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int net_ipam_pick(const struct net_subnet *s, uint32_t gateway, const uint32_t *used, size_t n_used,
-                  uint32_t *out, struct merr *err)
+int net_ipam_pick_range(const struct net_subnet *s, const struct net_subnet *range, uint32_t gateway,
+                        const uint32_t *used, size_t n_used, uint32_t *out, struct merr *err)
 {
+    if (range == NULL)
+        range = s;
     uint32_t *sorted = calloc(n_used + 1, sizeof *sorted);
     if (sorted == NULL)
         return merr_set(err, MERR_NOMEM, 0, "out of memory");
     if (n_used > 0)
         memcpy(sorted, used, n_used * sizeof *sorted);
     qsort(sorted, n_used, sizeof *sorted, cmp_u32);
-    uint32_t last = s->addr | ~net_subnet_mask(s->prefix); /* broadcast */
+    uint32_t broadcast = s->addr | ~net_subnet_mask(s->prefix);
+    uint32_t last = range->addr | ~net_subnet_mask(range->prefix);
     size_t k = 0;
-    for (uint32_t ip = s->addr + 1; ip < last; ip++) {
+    for (uint64_t ip = range->addr; ip <= last; ip++) {
         while (k < n_used && sorted[k] < ip)
             k++;
-        if (ip == gateway || (k < n_used && sorted[k] == ip))
+        if (ip == s->addr || ip == broadcast || ip == gateway || (k < n_used && sorted[k] == ip))
             continue;
         free(sorted);
-        *out = ip;
+        *out = (uint32_t)ip;
         return 0;
     }
     free(sorted);
     char sub[32];
-    net_subnet_str(s, sub, sizeof sub);
+    net_subnet_str(range, sub, sizeof sub);
     return merr_set(err, MERR_EXISTS, 0, "no available IPv4 addresses on network subnet '%s'", sub);
+}
+
+int net_ipam_pick(const struct net_subnet *s, uint32_t gateway, const uint32_t *used, size_t n_used,
+                  uint32_t *out, struct merr *err)
+{
+    return net_ipam_pick_range(s, NULL, gateway, used, n_used, out, err);
 }
 
 int net_pool_pick(const struct net_subnet *pool, unsigned size, const struct net_subnet *taken,

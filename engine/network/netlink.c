@@ -155,6 +155,49 @@ static int addr_add(struct rtnl *r, const char *ifname, uint32_t ip, unsigned pr
     return 0;
 }
 
+/* An IPv6 address, without duplicate address detection (it would leave the address tentative,
+ * unusable, for a second or more after the container starts). */
+static int addr6_add(struct rtnl *r, const char *ifname, const struct net_ip6 *ip, unsigned prefix,
+                     struct merr *err)
+{
+    int ifindex;
+    if (ifindex_of(ifname, &ifindex, err) < 0)
+        return -1;
+    struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
+                                    sizeof(struct ifaddrmsg));
+    struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+    ifa->ifa_family = AF_INET6;
+    ifa->ifa_prefixlen = (unsigned char)prefix;
+    ifa->ifa_flags = IFA_F_NODAD;
+    ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+    ifa->ifa_index = (unsigned)ifindex;
+    mnl_attr_put(nlh, IFA_LOCAL, 16, ip->b);
+    mnl_attr_put(nlh, IFA_ADDRESS, 16, ip->b);
+    mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD);
+    int rc = rtnl_talk(r, nlh);
+    if (rc < 0 && rc != -EEXIST)
+        return nl_fail(err, rc, "add an IPv6 address to", ifname);
+    return 0;
+}
+
+/* IPv6 on ifname in the current namespace (the kernel may have it off by default). */
+static int ipv6_enable(const char *ifname, struct merr *err)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+    if (access("/proc/sys/net/ipv6", F_OK) < 0)
+        return merr_set(err, MERR_UNSUPPORTED, 0, "IPv6 is not available in this kernel");
+    return nl_sysctl_write(path, "0", err);
+}
+
+int nl_bridge_addr6(const char *name, const struct net_ip6 *gw, unsigned prefix, struct merr *err)
+{
+    auto_rtnl struct rtnl *r = rtnl_new(err);
+    if (r == NULL || ipv6_enable(name, err) < 0)
+        return -1;
+    return addr6_add(r, name, gw, prefix, err);
+}
+
 bool nl_link_exists(const char *name)
 {
     return if_nametoindex(name) != 0;
@@ -206,6 +249,7 @@ struct ns_job {
     const char *ifname;
     uint32_t ip, gw;
     unsigned prefix;
+    const struct nl_ep_addrs *addrs;
     const char *bind_to; /* new namespace: its bind mount */
     int type; /* nl_netns_bind: SOCK_DGRAM or SOCK_STREAM (listening) */
     uint16_t port;
@@ -286,30 +330,65 @@ int nl_netns_remove(const char *path, struct merr *err)
     return 0;
 }
 
-static int job_configure(struct ns_job *job, struct merr *err)
+/* The default route (IPv4 or IPv6) through gw (4 or 16 bytes) on ifname. */
+static int default_route_add(struct rtnl *r, const char *ifname, int family, const void *gw,
+                             struct merr *err)
 {
-    auto_rtnl struct rtnl *r = rtnl_new(err);
-    if (r == NULL || link_up(r, "lo", err) < 0 ||
-        addr_add(r, job->ifname, job->ip, job->prefix, err) < 0 || link_up(r, job->ifname, err) < 0)
-        return -1;
-    if (job->gw == 0)
-        return 0;
     int ifindex;
-    if (ifindex_of(job->ifname, &ifindex, err) < 0)
+    if (ifindex_of(ifname, &ifindex, err) < 0)
         return -1;
     struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWROUTE, NLM_F_CREATE, sizeof(struct rtmsg));
     struct rtmsg *rt = mnl_nlmsg_get_payload(nlh);
-    rt->rtm_family = AF_INET;
+    rt->rtm_family = (unsigned char)family;
     rt->rtm_dst_len = 0; /* the default route */
     rt->rtm_table = RT_TABLE_MAIN;
     rt->rtm_protocol = RTPROT_BOOT;
     rt->rtm_scope = RT_SCOPE_UNIVERSE;
     rt->rtm_type = RTN_UNICAST;
-    mnl_attr_put_u32(nlh, RTA_GATEWAY, htonl(job->gw));
+    mnl_attr_put(nlh, RTA_GATEWAY, family == AF_INET6 ? 16 : 4, gw);
     mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
     int rc = rtnl_talk(r, nlh);
     if (rc < 0 && rc != -EEXIST)
-        return nl_fail(err, rc, "add the default route via", job->ifname);
+        return nl_fail(err, rc, "add the default route via", ifname);
+    return 0;
+}
+
+/* LinkLocalIPs: IPv4 ones as /16, IPv6 ones as /64 (dockerd's masks). */
+static int link_local_add(struct rtnl *r, const char *ifname, char *const *ips, struct merr *err)
+{
+    for (size_t i = 0; ips != NULL && ips[i] != NULL; i++) {
+        uint32_t ip4;
+        struct net_ip6 ip6;
+        struct merr ignored;
+        if (net_ip_parse(ips[i], &ip4, &ignored) == 0) {
+            if (addr_add(r, ifname, ip4, 16, err) < 0)
+                return -1;
+        } else if (net_ip6_parse(ips[i], &ip6, err) < 0 || ipv6_enable(ifname, err) < 0 ||
+                   addr6_add(r, ifname, &ip6, 64, err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int job_configure(struct ns_job *job, struct merr *err)
+{
+    const struct nl_ep_addrs *a = job->addrs;
+    auto_rtnl struct rtnl *r = rtnl_new(err);
+    if (r == NULL || link_up(r, "lo", err) < 0 ||
+        addr_add(r, job->ifname, a->ip, a->prefix, err) < 0)
+        return -1;
+    if (a->ip6 != NULL && (ipv6_enable(job->ifname, err) < 0 ||
+                           addr6_add(r, job->ifname, a->ip6, a->prefix6, err) < 0))
+        return -1;
+    if (link_local_add(r, job->ifname, a->link_local, err) < 0 || link_up(r, job->ifname, err) < 0)
+        return -1;
+    uint32_t gw = htonl(a->gw);
+    if (a->gw != 0 && default_route_add(r, job->ifname, AF_INET, &gw, err) < 0)
+        return -1;
+    if (a->ip6 != NULL && a->gw6 != NULL &&
+        default_route_add(r, job->ifname, AF_INET6, a->gw6->b, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -357,7 +436,7 @@ static int enslave(struct rtnl *r, const char *bridge, const char *host_if, stru
 }
 
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
-                   const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw, const char *mac,
+                   const char *ifname, const struct nl_ep_addrs *addrs, const char *mac,
                    unsigned mtu, struct merr *err)
 {
     auto_rtnl struct rtnl *r = rtnl_new(err);
@@ -371,7 +450,7 @@ int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_pa
     if (rc < 0)
         return -1;
     struct ns_job job = { .netns_path = netns_path, .fn = job_configure, .ifname = ifname,
-                          .ip = ip, .prefix = prefix, .gw = gw };
+                          .addrs = addrs };
     if (enslave(r, bridge, host_if, err) < 0 || link_up(r, host_if, err) < 0 ||
         run_in_netns(&job, err) < 0) {
         struct merr ignored;

@@ -43,6 +43,73 @@ int net_pool_pick(const struct net_subnet *pool, unsigned size, const struct net
 /* dockerd's --default-address-pool "base=172.80.0.0/16,size=24". */
 int net_pool_parse(const char *s, struct net_subnet *base, unsigned *size, struct merr *err) MUST_CHECK;
 
+/* The lowest usable address of range (a part of s; NULL: all of s) that is neither s's
+ * network or broadcast address, nor the gateway, nor in used (docker's IPRange). */
+int net_ipam_pick_range(const struct net_subnet *s, const struct net_subnet *range, uint32_t gateway,
+                        const uint32_t *used, size_t n_used, uint32_t *out, struct merr *err) MUST_CHECK;
+
+/* ---- IPv6 (ipam6.c, pure) ---- */
+
+struct net_ip6 {
+    uint8_t b[16]; /* network byte order */
+};
+struct net_subnet6 {
+    struct net_ip6 addr; /* host bits clear */
+    unsigned prefix;
+};
+#define NET_IP6_STR 46
+void net_ip6_str(const struct net_ip6 *ip, char out[NET_IP6_STR]);
+int net_ip6_parse(const char *s, struct net_ip6 *out, struct merr *err) MUST_CHECK;
+bool net_ip6_is_zero(const struct net_ip6 *ip);
+bool net_ip6_equal(const struct net_ip6 *a, const struct net_ip6 *b);
+/* "2001:db8::/64" (/1 to /126). Host bits are dropped as dockerd's IPAM does; with host,
+ * *host receives the address as written. MERR_INVALID otherwise. */
+int net_cidr6_parse(const char *s, struct net_subnet6 *out, struct net_ip6 *host,
+                    struct merr *err) MUST_CHECK;
+/* "2001:db8::/64" into out (at least 64 bytes). */
+void net_subnet6_str(const struct net_subnet6 *s, char *out, size_t size);
+bool net_subnet6_contains(const struct net_subnet6 *s, const struct net_ip6 *ip);
+bool net_subnet6_overlaps(const struct net_subnet6 *a, const struct net_subnet6 *b);
+/* The lowest address of range (within s; NULL: s) that is neither s's zero address, nor the
+ * gateway (may be NULL), nor in used. MERR_EXISTS when none is left. */
+int net_ipam6_pick(const struct net_subnet6 *s, const struct net_subnet6 *range,
+                   const struct net_ip6 *gateway, const struct net_ip6 *used, size_t n_used,
+                   struct net_ip6 *out, struct merr *err) MUST_CHECK;
+
+/* ---- the IPAM of a network create request (ipamcfg.c, pure) ---- */
+
+struct net_ipam_request {
+    bool has_v4; /* an IPv4 Subnet was given (else the pool gives one) */
+    struct net_subnet subnet, range; /* range.prefix 0: no IPRange */
+    uint32_t gateway;                /* 0: not given */
+    bool has_v6;
+    struct net_subnet6 subnet6, range6;
+    struct net_ip6 gateway6; /* zero: not given */
+};
+/* The IPAM object of POST /networks/create: driver "default", at most one IPv4 and one IPv6
+ * entry of Config, IPRange, Gateway and AuxiliaryAddresses inside their Subnet. MERR_INVALID,
+ * MERR_NOT_FOUND for another IPAM driver (dockerd's missing plugin). */
+int net_ipam_request_parse(const json_t *ipam, struct net_ipam_request *out, struct merr *err) MUST_CHECK;
+/* The AuxiliaryAddresses of a stored IPAM.Config array (reserved: never handed out). */
+size_t net_ipam_aux_v4(const json_t *config, uint32_t *out, size_t cap);
+size_t net_ipam_aux_v6(const json_t *config, struct net_ip6 *out, size_t cap);
+
+/* ---- a container's settings on one network (epcfg.c, pure) ---- */
+
+/* "02:42:AC:11:00:0a" into out, lower case. MERR_INVALID for anything else or a multicast one. */
+int net_mac_parse(const char *s, char out[18], struct merr *err) MUST_CHECK;
+/* A link "name:alias" or "name" (the alias is the name; a leading '/' is dropped, and
+ * "/name:/me/alias" as inspect shows it is "name:alias"); *name and *alias are malloc'd. */
+int net_link_parse(const char *spec, char **name, char **alias, struct merr *err) MUST_CHECK;
+/* EndpointSettings.IPAMConfig. */
+struct net_ep_ipam {
+    uint32_t ip4;       /* IPv4Address, 0: none */
+    struct net_ip6 ip6; /* IPv6Address, zero: none */
+    char **link_local;  /* LinkLocalIPs, NULL-terminated or NULL */
+};
+int net_ep_ipam_parse(const json_t *cfg, struct net_ep_ipam *out, struct merr *err) MUST_CHECK;
+void net_ep_ipam_release(struct net_ep_ipam *r);
+
 /* ---- published ports (ports.c, pure) ---- */
 
 enum net_proto { NET_TCP, NET_UDP };
@@ -124,6 +191,9 @@ int net_dns_query_parse(const uint8_t *msg, size_t len, struct net_dns_query *q,
  * A record per address, as many as fit in 512 bytes. Returns its length, 0 if cap is short. */
 size_t net_dns_reply_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
                            const uint32_t *ips, size_t n_ips, uint8_t *out, size_t cap);
+/* The same for an AAAA question: an AAAA record per address (none for other questions). */
+size_t net_dns_reply6_build(const uint8_t *query, const struct net_dns_query *q, int rcode,
+                            const struct net_ip6 *ips, size_t n_ips, uint8_t *out, size_t cap);
 /* A bare header answering an unparsable query (FORMERR, NOTIMP). 0 when len < 12. */
 size_t net_dns_error_build(const uint8_t *query, size_t len, int rcode, uint8_t *out, size_t cap);
 /* The IPv4 "nameserver" addresses of a resolv.conf text, at most cap. */
@@ -141,6 +211,8 @@ typedef int (*net_dns_lookup_fn)(void *data, const char *owner, const char *name
 struct net_dns_config {
     const struct mlog *log;
     net_dns_lookup_fn lookup;
+    /* IPv6 addresses of name for AAAA questions (n, or -1 when unknown); NULL: A ones only */
+    int (*lookup6)(void *data, const char *owner, const char *name, struct net_ip6 *ips, size_t cap);
     void *data;
     /* where names the lookup does not know are forwarded (in the engine's namespace) */
     uint32_t upstreams[3];
@@ -201,11 +273,22 @@ int nl_bridge_ensure(const char *name, uint32_t gw, unsigned prefix, struct merr
 /* Removes a link in the current namespace; a missing one is fine. */
 int nl_link_delete(const char *name, struct merr *err) MUST_CHECK;
 bool nl_link_exists(const char *name);
+/* IPv6 gateway address on a bridge (IPv6 turned on for it). */
+int nl_bridge_addr6(const char *name, const struct net_ip6 *gw, unsigned prefix,
+                    struct merr *err) MUST_CHECK;
+/* The addresses of a container's interface. */
+struct nl_ep_addrs {
+    uint32_t ip, gw; /* gw 0: no default route through this interface */
+    unsigned prefix;
+    const struct net_ip6 *ip6, *gw6; /* NULL: no IPv6 address / no IPv6 default route */
+    unsigned prefix6;
+    char *const *link_local; /* LinkLocalIPs (IPv4 as /16, IPv6 as /64), may be NULL */
+};
 /* veth host_if <-> ifname inside the namespace at netns_path: the host end enslaved to bridge
- * and up, the other renamed ifname with ip/prefix, up; with gw also the default route. lo up. */
+ * and up, the other renamed ifname with addrs, up, with their default routes. lo up. */
 int nl_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
-                   const char *ifname, uint32_t ip, unsigned prefix, uint32_t gw,
-                   const char *mac, unsigned mtu /* 0: the kernel's */, struct merr *err) MUST_CHECK;
+                   const char *ifname, const struct nl_ep_addrs *addrs, const char *mac,
+                   unsigned mtu /* 0: the kernel's */, struct merr *err) MUST_CHECK;
 /* A non-blocking socket of type (SOCK_DGRAM, or SOCK_STREAM listening) bound to ip:port
  * inside the namespace at netns_path (it stays there). */
 int nl_netns_bind(const char *netns_path, int type, uint32_t ip, uint16_t port, int *fd,

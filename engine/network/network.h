@@ -83,14 +83,19 @@ void net_ctr_describe(struct net_service *s, const char *id, json_t *obj, bool p
 
 json_t *net_list(struct net_service *s, struct merr *err) MUST_CHECK;
 json_t *net_inspect(struct net_service *s, const char *ref, struct merr *err) MUST_CHECK;
-/* POST /networks/create body. MERR_EXISTS for a taken name, MERR_INVALID for bad IPAM. */
-int net_create(struct net_service *s, const json_t *body, char **id, struct merr *err) MUST_CHECK;
+/* POST /networks/create body. MERR_EXISTS for a taken name (with CheckDuplicate; without it,
+ * *warning says the name is taken twice now, else NULL), MERR_INVALID for bad IPAM. */
+int net_create(struct net_service *s, const json_t *body, char **id, char **warning,
+               struct merr *err) MUST_CHECK;
 /* MERR_PERM for a pre-defined network, MERR_EXISTS while containers run on it. */
 int net_remove(struct net_service *s, const char *ref, struct merr *err) MUST_CHECK;
 int net_connect(struct net_service *s, const char *ref, const json_t *body, struct merr *err) MUST_CHECK;
 int net_disconnect(struct net_service *s, const char *ref, const json_t *body,
                    struct merr *err) MUST_CHECK;
-/* Removes unused user networks; returns the array of removed names. */
-json_t *net_prune(struct net_service *s, struct merr *err) MUST_CHECK;
+/* Removes unused user networks that match accepts (NULL: all; created time, labels); returns
+ * the array of removed names. */
+typedef bool (*net_prune_match_fn)(void *data, int64_t created_ns, const json_t *labels);
+json_t *net_prune(struct net_service *s, net_prune_match_fn match, void *data,
+                  struct merr *err) MUST_CHECK;
 
 #endif

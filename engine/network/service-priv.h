@@ -14,8 +14,15 @@ struct net_network {
     char *bridge; /* bridge networks: the interface */
     struct net_subnet subnet;
     uint32_t gateway;
+    struct net_subnet range; /* IPAM IPRange; prefix 0: the whole subnet */
+    bool ipv6;               /* EnableIPv6: every endpoint gets an address of subnet6 too */
+    bool has6;               /* an IPv6 subnet (without EnableIPv6 only for IPv6Address asks) */
+    struct net_subnet6 subnet6, range6; /* range6.prefix 0: the whole subnet6 */
+    struct net_ip6 gateway6;
     bool internal, attachable, builtin;
     json_t *labels, *options;
+    json_t *ipam_config;  /* IPAM.Config as the create request gave it (array) */
+    json_t *ipam_options; /* IPAM.Options (object or null) */
     int64_t created_ns;
 };
 
@@ -24,8 +31,14 @@ struct net_ep {
     char *network_id;
     char **aliases;      /* NULL-terminated, may be NULL */
     uint32_t want_ip;    /* IPAMConfig.IPv4Address, 0: any */
+    struct net_ip6 want_ip6;  /* IPAMConfig.IPv6Address, zero: any */
+    char **link_local;   /* IPAMConfig.LinkLocalIPs */
+    char **links;        /* Links: "name:alias", names resolved for this container only */
+    char want_mac[18];   /* MacAddress (or Config.MacAddress), "": derived from the address */
+    json_t *driver_opts; /* DriverOpts as given (reported; the bridge driver reads none) */
     /* while running */
     uint32_t ip;
+    struct net_ip6 ip6;
     char ep_id[65];
     char host_if[16], ifname[16], mac[18];
 };
@@ -76,6 +89,8 @@ struct net_network *svc_network_find(struct net_service *s, const char *ref, str
 struct net_network *svc_default_network(struct net_service *s);
 int svc_network_persist(struct net_service *s, const struct net_network *n, struct merr *err) MUST_CHECK;
 int svc_firewall_sync(struct net_service *s, struct merr *err) MUST_CHECK;
+/* The network's bridge with its gateway addresses, up. */
+int svc_bridge_up(const struct net_network *n, struct merr *err) MUST_CHECK;
 
 /* endpoint.c */
 int svc_load_containers(struct net_service *s, struct merr *err) MUST_CHECK;
@@ -86,6 +101,8 @@ bool svc_network_in_use(struct net_service *s, const struct net_network *n); /* 
 bool svc_network_referenced(struct net_service *s, const struct net_network *n); /* any endpoint */
 /* net_dns_lookup_fn: names on owner's user networks (takes the lock). */
 int svc_dns_lookup(void *data, const char *owner, const char *name, uint32_t *ips, size_t cap);
+/* The same for AAAA questions: the IPv6 addresses. */
+int svc_dns_lookup6(void *data, const char *owner, const char *name, struct net_ip6 *ips, size_t cap);
 /* Drops n from stopped containers' records. */
 void svc_forget_network(struct net_service *s, const struct net_network *n);
 

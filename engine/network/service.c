@@ -44,6 +44,8 @@ static void network_free(struct net_network *n)
     free(n->bridge);
     json_decref(n->labels);
     json_decref(n->options);
+    json_decref(n->ipam_config);
+    json_decref(n->ipam_options);
     free(n);
 }
 
@@ -52,11 +54,51 @@ static json_t *network_to_json(const struct net_network *n)
     char sub[32], gw[NET_IP_STR];
     net_subnet_str(&n->subnet, sub, sizeof sub);
     net_ip_str(n->gateway, gw);
-    return json_pack("{s:s,s:s,s:s,s:s?,s:s,s:s,s:b,s:b,s:b,s:O,s:O,s:I}", "Id", n->id, "Name",
-                     n->name, "Driver", n->driver, "Bridge", n->bridge, "Subnet", sub, "Gateway",
-                     gw, "Internal", n->internal, "Attachable", n->attachable, "Builtin",
-                     n->builtin, "Labels", n->labels, "Options", n->options, "Created",
-                     (json_int_t)n->created_ns);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s?,s:s,s:s,s:b,s:b,s:b,s:O,s:O,s:I}", "Id", n->id, "Name",
+                          n->name, "Driver", n->driver, "Bridge", n->bridge, "Subnet", sub,
+                          "Gateway", gw, "Internal", n->internal, "Attachable", n->attachable,
+                          "Builtin", n->builtin, "Labels", n->labels, "Options", n->options,
+                          "Created", (json_int_t)n->created_ns);
+    if (n->range.prefix != 0) {
+        net_subnet_str(&n->range, sub, sizeof sub);
+        json_object_set_new(j, "IPRange", json_string(sub));
+    }
+    json_object_set_new(j, "EnableIPv6", json_boolean(n->ipv6));
+    if (n->has6) {
+        char sub6[64], gw6[NET_IP6_STR];
+        net_subnet6_str(&n->subnet6, sub6, sizeof sub6);
+        net_ip6_str(&n->gateway6, gw6);
+        json_object_set_new(j, "Subnet6", json_string(sub6));
+        json_object_set_new(j, "Gateway6", json_string(gw6));
+        if (n->range6.prefix != 0) {
+            net_subnet6_str(&n->range6, sub6, sizeof sub6);
+            json_object_set_new(j, "IPRange6", json_string(sub6));
+        }
+    }
+    if (n->ipam_config != NULL)
+        json_object_set(j, "IPAMConfig", n->ipam_config);
+    if (n->ipam_options != NULL)
+        json_object_set(j, "IPAMOptions", n->ipam_options);
+    return j;
+}
+
+/* The IPv6 part of a stored record; false when it is damaged. */
+static bool network_v6_from_json(struct net_network *n, const json_t *j)
+{
+    const char *sub6 = json_string_value(json_object_get(j, "Subnet6"));
+    const char *gw6 = json_string_value(json_object_get(j, "Gateway6"));
+    const char *r6 = json_string_value(json_object_get(j, "IPRange6"));
+    const char *r4 = json_string_value(json_object_get(j, "IPRange"));
+    struct merr ignored;
+    if (r4 != NULL && net_cidr_parse(r4, &n->range, NULL, &ignored) < 0)
+        return false;
+    n->ipv6 = json_is_true(json_object_get(j, "EnableIPv6"));
+    if (sub6 == NULL)
+        return !n->ipv6;
+    n->has6 = true;
+    return net_cidr6_parse(sub6, &n->subnet6, NULL, &ignored) == 0 && gw6 != NULL &&
+           net_ip6_parse(gw6, &n->gateway6, &ignored) == 0 &&
+           (r6 == NULL || net_cidr6_parse(r6, &n->range6, NULL, &ignored) == 0);
 }
 
 static struct net_network *network_from_json(const json_t *j, struct merr *err)
@@ -95,6 +137,19 @@ static struct net_network *network_from_json(const json_t *j, struct merr *err)
         n->options = json_object();
     }
     n->created_ns = json_integer_value(json_object_get(j, "Created"));
+    json_t *ic = json_object_get(j, "IPAMConfig");
+    n->ipam_config = json_is_array(ic) ? json_incref(ic) : NULL;
+    if (n->ipam_config == NULL && !n->builtin && strcmp(driver, "bridge") == 0)
+        /* a record from before IPAMConfig was kept: its subnet counts as asked (fixed
+         * addresses keep working on it; inspect shows the same) */
+        n->ipam_config = json_pack("[{s:s,s:s}]", "Subnet", sub, "Gateway", gw);
+    json_t *io = json_object_get(j, "IPAMOptions");
+    n->ipam_options = json_is_object(io) ? json_incref(io) : NULL;
+    if (!network_v6_from_json(n, j)) {
+        merr_set(err, MERR_CORRUPT, 0, "network record %s with a damaged IPv6 or IPRange part", id);
+        network_free(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -119,25 +174,38 @@ static void add_network(struct net_service *s, struct net_network *n)
     s->nets[s->n_nets++] = n;
 }
 
+/* As dockerd's FindNetwork: a full ID, else a name matching one network, else an ID prefix
+ * matching one. */
 struct net_network *svc_network_find(struct net_service *s, const char *ref, struct merr *err)
 {
-    for (size_t i = 0; i < s->n_nets; i++)
-        if (strcmp(s->nets[i]->id, ref) == 0 || strcmp(s->nets[i]->name, ref) == 0)
+    struct net_network *by_name = NULL, *by_prefix = NULL;
+    size_t n_name = 0, n_prefix = 0, len = strlen(ref);
+    for (size_t i = 0; i < s->n_nets; i++) {
+        if (strcmp(s->nets[i]->id, ref) == 0)
             return s->nets[i];
-    struct net_network *found = NULL;
-    size_t len = strlen(ref);
-    for (size_t i = 0; len > 0 && len < 64 && i < s->n_nets; i++) {
-        if (strncmp(s->nets[i]->id, ref, len) != 0)
-            continue;
-        if (found != NULL) {
-            merr_set(err, MERR_INVALID, 0, "network %s is ambiguous", ref);
-            return NULL;
+        if (strcmp(s->nets[i]->name, ref) == 0) {
+            by_name = s->nets[i];
+            n_name++;
         }
-        found = s->nets[i];
+        if (len > 0 && strncmp(s->nets[i]->id, ref, len) == 0) {
+            by_prefix = s->nets[i];
+            n_prefix++;
+        }
     }
-    if (found == NULL)
+    if (n_name == 1)
+        return by_name;
+    if (n_name > 1) {
+        merr_set(err, MERR_INVALID, 0, "network %s is ambiguous (%zu matches found on name)", ref, n_name);
+        return NULL;
+    }
+    if (n_prefix == 1)
+        return by_prefix;
+    if (n_prefix > 1)
+        merr_set(err, MERR_INVALID, 0, "network %s is ambiguous (%zu matches found based on ID prefix)",
+                 ref, n_prefix);
+    else
         merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", ref);
-    return found;
+    return NULL;
 }
 
 struct net_network *svc_default_network(struct net_service *s)
@@ -285,21 +353,27 @@ static void remove_stale_netns(struct net_service *s)
     }
 }
 
+int svc_bridge_up(const struct net_network *n, struct merr *err)
+{
+    if (nl_bridge_ensure(n->bridge, n->gateway, n->subnet.prefix, err) < 0 ||
+        (n->has6 && nl_bridge_addr6(n->bridge, &n->gateway6, n->subnet6.prefix, err) < 0))
+        return merr_prefix(err, "network %s", n->name);
+    return 0;
+}
+
 static int bridges_up(struct net_service *s, struct merr *err)
 {
-    for (size_t i = 0; i < s->n_nets; i++) {
-        const struct net_network *n = s->nets[i];
-        if (strcmp(n->driver, "bridge") == 0 &&
-            nl_bridge_ensure(n->bridge, n->gateway, n->subnet.prefix, err) < 0)
-            return merr_prefix(err, "network %s", n->name);
-    }
+    for (size_t i = 0; i < s->n_nets; i++)
+        if (strcmp(s->nets[i]->driver, "bridge") == 0 && svc_bridge_up(s->nets[i], err) < 0)
+            return -1;
     return 0;
 }
 
 /* The embedded DNS server, forwarding to the host's nameservers as they are now. */
 static struct net_dns *dns_start(struct net_service *s, struct merr *err)
 {
-    struct net_dns_config cfg = { .log = s->log, .lookup = svc_dns_lookup, .data = s };
+    struct net_dns_config cfg = { .log = s->log, .lookup = svc_dns_lookup,
+                                  .lookup6 = svc_dns_lookup6, .data = s };
     auto_free char *resolv = NULL;
     struct merr ignored;
     if (fs_read_file("/etc/resolv.conf", 65536, &resolv, NULL, &ignored) == 0) {
@@ -388,6 +462,48 @@ const char *net_service_firewall(const struct net_service *s)
 
 /* ---- the /networks API ---- */
 
+/* IPAM.Config as dockerd reports it: the entries as asked (only the fields given); the
+ * allocated IPv4 subnet and gateway when no IPv4 entry was asked, likewise for IPv6. */
+static json_t *ipam_config_json(const struct net_network *n)
+{
+    json_t *out = json_array();
+    if (strcmp(n->driver, "bridge") != 0)
+        return out;
+    bool asked4 = false, asked6 = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(n->ipam_config, i, c) {
+        const char *sub = json_string_value(json_object_get(c, "Subnet"));
+        if (sub == NULL || sub[0] == '\0')
+            continue;
+        bool v6 = strchr(sub, ':') != NULL;
+        *(v6 ? &asked6 : &asked4) = true;
+        json_t *e = json_object();
+        static const char *const keys[] = { "Subnet", "IPRange", "Gateway", NULL };
+        for (size_t k = 0; keys[k] != NULL; k++) {
+            const char *v = json_string_value(json_object_get(c, keys[k]));
+            if (v != NULL && v[0] != '\0')
+                json_object_set_new(e, keys[k], json_string(v));
+        }
+        json_t *aux = json_object_get(c, "AuxiliaryAddresses");
+        if (json_object_size(aux) > 0)
+            json_object_set(e, "AuxiliaryAddresses", aux);
+        json_array_append_new(out, e);
+    }
+    char sub[64], gw[NET_IP6_STR];
+    if (!asked4) {
+        net_subnet_str(&n->subnet, sub, sizeof sub);
+        net_ip_str(n->gateway, gw);
+        json_array_insert_new(out, 0, json_pack("{s:s,s:s}", "Subnet", sub, "Gateway", gw));
+    }
+    if (!asked6 && n->ipv6) {
+        net_subnet6_str(&n->subnet6, sub, sizeof sub);
+        net_ip6_str(&n->gateway6, gw);
+        json_array_append_new(out, json_pack("{s:s,s:s}", "Subnet", sub, "Gateway", gw));
+    }
+    return out;
+}
+
 static json_t *network_api_json(struct net_service *s, const struct net_network *n, bool verbose)
 {
     auto_free char *created = NULL;
@@ -399,20 +515,14 @@ static json_t *network_api_json(struct net_service *s, const struct net_network 
         strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
         created = xasprintf("%s.%09lldZ", base, (long long)(n->created_ns % 1000000000));
     }
-    json_t *ipam_cfg = json_array();
-    if (strcmp(n->driver, "bridge") == 0) {
-        char sub[32], gw[NET_IP_STR];
-        net_subnet_str(&n->subnet, sub, sizeof sub);
-        net_ip_str(n->gateway, gw);
-        json_array_append_new(ipam_cfg, json_pack("{s:s,s:s}", "Subnet", sub, "Gateway", gw));
-    }
     json_t *containers = verbose ? svc_network_containers_json(s, n) : json_object();
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:{s:s,s:n,s:o},s:b,s:b,s:b,s:{s:s},s:b,s:o,s:O,s:O}",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:{s:s,s:O?,s:o},s:b,s:b,s:b,s:{s:s},s:b,s:o,s:O,s:O}",
                      "Name", n->name, "Id", n->id, "Created", created, "Scope", "local", "Driver",
-                     n->driver, "EnableIPv6", 0, "IPAM", "Driver", "default", "Options", "Config",
-                     ipam_cfg, "Internal", n->internal, "Attachable", n->attachable, "Ingress", 0,
-                     "ConfigFrom", "Network", "", "ConfigOnly", 0, "Containers", containers,
-                     "Options", n->options, "Labels", n->labels);
+                     n->driver, "EnableIPv6", n->ipv6, "IPAM", "Driver", "default", "Options",
+                     n->ipam_options, "Config", ipam_config_json(n), "Internal", n->internal,
+                     "Attachable", n->attachable, "Ingress", 0, "ConfigFrom", "Network", "",
+                     "ConfigOnly", 0, "Containers", containers, "Options", n->options, "Labels",
+                     n->labels);
 }
 
 json_t *net_list(struct net_service *s, struct merr *err)
@@ -434,71 +544,123 @@ json_t *net_inspect(struct net_service *s, const char *ref, struct merr *err)
     return j;
 }
 
+/* As dockerd: any name that is not blank ("test 01" is fine), but not a predefined one.
+ * Control characters and very long names are refused (they end up in messages and logs). */
 static int valid_name(const char *name, struct merr *err)
 {
-    if (name == NULL || name[0] == '\0')
-        return merr_set(err, MERR_INVALID, 0, "network name must not be empty");
-    for (const char *p = name; *p != '\0'; p++) {
-        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                  (p != name && (*p == '_' || *p == '.' || *p == '-'));
-        if (!ok || p - name > 200)
+    bool blank = true;
+    for (const char *p = name != NULL ? name : ""; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || p - name > 200)
             return merr_set(err, MERR_INVALID, 0, "invalid network name '%s'", name);
+        blank = blank && (*p == ' ' || *p == '\t');
     }
+    if (blank)
+        return merr_set(err, MERR_INVALID, 0, "invalid name: %s", name != NULL ? name : "");
+    if (strcmp(name, "bridge") == 0 || strcmp(name, "host") == 0 || strcmp(name, "none") == 0 ||
+        strcmp(name, "default") == 0 || strncmp(name, "container:", 10) == 0)
+        return merr_set(err, MERR_PERM, 0, "operation is not permitted on predefined %s network ", name);
     return 0;
 }
 
-/* IPAM of a create request: the first IPAM.Config entry, or a subnet from the pool. */
-static int choose_subnet(struct net_service *s, const json_t *body, struct net_subnet *sub,
-                         uint32_t *gw, struct merr *err)
+/* The subnets of a create request (IPAM.Config, else the pool), checked against the other
+ * bridge networks. */
+static int choose_subnets(struct net_service *s, const json_t *body, struct net_network *n,
+                          struct merr *err)
 {
+    struct net_ipam_request req;
+    if (net_ipam_request_parse(json_object_get(body, "IPAM"), &req, err) < 0)
+        return -1;
+    bool v6 = json_is_true(json_object_get(body, "EnableIPv6"));
+    if (v6 && !req.has_v6)
+        return merr_set(err, MERR_INVALID, 0,
+                        "could not find an available, non-overlapping IPv6 address pool among the "
+                        "defaults to assign to the network (give an IPv6 subnet with --subnet)");
     struct net_subnet *taken = xcalloc(s->n_nets + 1, sizeof *taken);
     size_t n_taken = 0;
-    for (size_t i = 0; i < s->n_nets; i++)
-        if (strcmp(s->nets[i]->driver, "bridge") == 0)
-            taken[n_taken++] = s->nets[i]->subnet;
-    const json_t *cfg = json_array_get(json_object_get(json_object_get(body, "IPAM"), "Config"), 0);
-    const char *want = json_string_value(json_object_get(cfg, "Subnet"));
-    const char *want_gw = json_string_value(json_object_get(cfg, "Gateway"));
     int rc = 0;
-    if (want != NULL && want[0] != '\0') {
-        rc = net_cidr_parse(want, sub, NULL, err);
+    for (size_t i = 0; i < s->n_nets; i++) {
+        const struct net_network *o = s->nets[i];
+        if (strcmp(o->driver, "bridge") != 0)
+            continue;
+        taken[n_taken++] = o->subnet;
+        if (req.has_v6 && o->has6 && net_subnet6_overlaps(&req.subnet6, &o->subnet6))
+            rc = merr_set(err, MERR_EXISTS, 0, "Pool overlaps with other one on this address space");
+    }
+    if (rc == 0 && req.has_v4) {
+        n->subnet = req.subnet;
         for (size_t i = 0; rc == 0 && i < n_taken; i++)
-            if (net_subnet_overlaps(sub, &taken[i]))
+            if (net_subnet_overlaps(&req.subnet, &taken[i]))
                 rc = merr_set(err, MERR_EXISTS, 0, "Pool overlaps with other one on this address space");
-    } else {
-        rc = net_pool_pick(&s->pool, s->pool_size, taken, n_taken, sub, err);
+    } else if (rc == 0) {
+        rc = net_pool_pick(&s->pool, s->pool_size, taken, n_taken, &n->subnet, err);
     }
     free(taken);
     if (rc < 0)
         return -1;
-    *gw = sub->addr + 1;
-    if (want_gw != NULL && want_gw[0] != '\0') {
-        if (net_ip_parse(want_gw, gw, err) < 0)
-            return -1;
-        if (!net_subnet_contains(sub, *gw) || *gw == sub->addr)
-            return merr_set(err, MERR_INVALID, 0, "gateway %s is not in subnet %s", want_gw, want);
+    n->gateway = req.gateway != 0 ? req.gateway : n->subnet.addr + 1;
+    n->range = req.range;
+    n->ipv6 = v6;
+    if (req.has_v6) {
+        n->has6 = true;
+        n->subnet6 = req.subnet6;
+        n->range6 = req.range6;
+        n->gateway6 = req.subnet6.addr;
+        n->gateway6.b[15] |= 1;
+        if (!net_ip6_is_zero(&req.gateway6))
+            n->gateway6 = req.gateway6;
     }
+    const json_t *ipam = json_object_get(body, "IPAM");
+    const json_t *cfg = json_object_get(ipam, "Config");
+    n->ipam_config = json_is_array(cfg) ? json_deep_copy(cfg) : json_array();
+    const json_t *opts = json_object_get(ipam, "Options");
+    n->ipam_options = json_is_object(opts) ? json_deep_copy(opts) : NULL;
     return 0;
 }
 
-int net_create(struct net_service *s, const json_t *body, char **id, struct merr *err)
+/* What a create request asks that this engine cannot do, worded as dockerd where it refuses
+ * it too (dockerd without swarm). */
+static int create_request_check(const json_t *body, struct merr *err)
+{
+    const char *driver = json_string_value(json_object_get(body, "Driver"));
+    if (driver != NULL && (strcmp(driver, "host") == 0 || strcmp(driver, "null") == 0))
+        return merr_set(err, MERR_PERM, 0, "only one instance of \"%s\" network is allowed", driver);
+    if (driver != NULL && driver[0] != '\0' && strcmp(driver, "bridge") != 0)
+        return merr_set(err, MERR_NOT_FOUND, 0, "plugin \"%s\" not found", driver);
+    if (json_is_true(json_object_get(body, "Ingress")))
+        return merr_set(err, MERR_PERM, 0, "Ingress network can only be global scope network");
+    const char *scope = json_string_value(json_object_get(body, "Scope"));
+    if (scope != NULL && scope[0] != '\0' && strcmp(scope, "local") != 0)
+        return merr_set(err, MERR_INVALID, 0, "network scope %s is not supported by machine-engine", scope);
+    if (json_is_true(json_object_get(body, "ConfigOnly")))
+        return merr_set(err, MERR_INVALID, 0, "ConfigOnly networks are not supported by machine-engine");
+    const json_t *from = json_object_get(body, "ConfigFrom");
+    const char *from_net = json_string_value(json_object_get(from, "Network"));
+    if (from_net != NULL && from_net[0] != '\0')
+        return merr_set(err, MERR_INVALID, 0, "ConfigFrom is not supported by machine-engine");
+    return 0;
+}
+
+int net_create(struct net_service *s, const json_t *body, char **id, char **warning,
+               struct merr *err)
 {
     const char *name = json_string_value(json_object_get(body, "Name"));
-    const char *driver = json_string_value(json_object_get(body, "Driver"));
-    if (valid_name(name, err) < 0)
+    if (valid_name(name, err) < 0 || create_request_check(body, err) < 0)
         return -1;
-    if (driver != NULL && driver[0] != '\0' && strcmp(driver, "bridge") != 0)
-        return merr_set(err, MERR_UNSUPPORTED, 0, "plugin \"%s\" not found", driver);
     pthread_mutex_lock(&s->lock);
     struct net_network *n = NULL;
     int rc = -1;
-    for (size_t i = 0; i < s->n_nets; i++)
+    *warning = NULL;
+    for (size_t i = 0; i < s->n_nets && *warning == NULL; i++)
         if (strcmp(s->nets[i]->name, name) == 0) {
-            merr_set(err, MERR_EXISTS, 0, "network with name %s already exists", name);
-            goto out;
+            /* dockerd: a duplicate name only with CheckDuplicate false, and a warning */
+            if (json_is_true(json_object_get(body, "CheckDuplicate"))) {
+                merr_set(err, MERR_EXISTS, 0, "network with name %s already exists", name);
+                goto out;
+            }
+            *warning = xasprintf("Network with name %s (id : %s) already exists", name, s->nets[i]->id);
         }
     n = xcalloc(1, sizeof *n);
-    if (choose_subnet(s, body, &n->subnet, &n->gateway, err) < 0)
+    if (choose_subnets(s, body, n, err) < 0)
         goto out;
     svc_random_hex(n->id, 32);
     n->name = xstrdup(name);
@@ -511,8 +673,7 @@ int net_create(struct net_service *s, const json_t *body, char **id, struct merr
     n->labels = json_is_object(labels) ? json_deep_copy(labels) : json_object();
     n->options = json_is_object(options) ? json_deep_copy(options) : json_object();
     n->created_ns = svc_now_ns();
-    if (nl_bridge_ensure(n->bridge, n->gateway, n->subnet.prefix, err) < 0 ||
-        svc_network_persist(s, n, err) < 0) {
+    if (svc_bridge_up(n, err) < 0 || svc_network_persist(s, n, err) < 0) {
         struct merr ignored;
         if (nl_link_delete(n->bridge, &ignored) < 0)
             mlog_warn(s->log, "%s", ignored.msg);
@@ -528,6 +689,10 @@ int net_create(struct net_service *s, const json_t *body, char **id, struct merr
 out:
     if (n != NULL)
         network_free(n);
+    if (rc < 0) {
+        free(*warning);
+        *warning = NULL;
+    }
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -570,13 +735,14 @@ int net_remove(struct net_service *s, const char *ref, struct merr *err)
     return rc;
 }
 
-json_t *net_prune(struct net_service *s, struct merr *err)
+json_t *net_prune(struct net_service *s, net_prune_match_fn match, void *data, struct merr *err)
 {
     json_t *gone = json_array();
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->n_nets;) {
         struct net_network *n = s->nets[i];
-        if (n->builtin || svc_network_referenced(s, n)) {
+        if (n->builtin || svc_network_referenced(s, n) ||
+            (match != NULL && !match(data, n->created_ns, n->labels))) {
             i++;
             continue;
         }

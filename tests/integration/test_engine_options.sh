@@ -94,7 +94,8 @@ assert_contains "$out" "$ip	db linked" "--link: /etc/hosts names the alias and t
 assert_contains "$out" "reachable" "--link: the alias answers"
 run_fails "could not get container for nosuch" --link nosuch:x "$IMG" true
 d network create linknet >/dev/null
-run_fails "Links is not supported by machine-engine" --network linknet --link linked:db "$IMG" true
+assert_eq "$(run --network linknet --link linked:db "$IMG" sh -c 'echo "[$DB_NAME]"')" "[]" \
+    "--link on a user network: no legacy variables (an alias of its DNS: test_engine_netaddr.sh)"
 d network rm linknet >/dev/null
 d rm -f linked >/dev/null
 

@@ -135,11 +135,15 @@ static void test_check(void **state)
     assert_int_equal(check("{\"Image\":\"b\",\"Future\":null,\"HostConfig\":{\"New\":0}}"), 0);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"NewLimit\":5}}"), -1);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"memory\":5}}"), -1);
+    /* IPv6Address and DriverOpts are the network module's (checked there) */
     assert_int_equal(check("{\"Image\":\"b\",\"NetworkingConfig\":{\"EndpointsConfig\":{\"n\":{"
                            "\"IPAMConfig\":{\"IPv6Address\":\"fd00::2\"}}}}}"),
-                     -1);
+                     0);
     assert_int_equal(check("{\"Image\":\"b\",\"NetworkingConfig\":{\"EndpointsConfig\":{\"n\":{"
                            "\"DriverOpts\":{\"a\":\"b\"}}}}}"),
+                     0);
+    assert_int_equal(check("{\"Image\":\"b\",\"NetworkingConfig\":{\"EndpointsConfig\":{\"n\":{"
+                           "\"GwPriority\":5}}}}"),
                      -1);
 
     /* --mount options the storage code does not carry out */

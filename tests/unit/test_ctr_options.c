@@ -196,7 +196,6 @@ static void test_links(void **state)
     static const char *const bad[] = {
         "{\"Links\":[\"db:x\"],\"NetworkMode\":\"host\"}",
         "{\"Links\":[\"db:x\"],\"NetworkMode\":\"container:web\"}",
-        "{\"Links\":[\"db:x\"],\"NetworkMode\":\"mynet\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *hc = json_loads(bad[i], 0, NULL);
@@ -209,6 +208,11 @@ static void test_links(void **state)
     struct ctr_options o;
     assert_int_equal(ctr_options_parse(cfg, hc, &o, &err), 0);
     assert_string_equal(o.links[0], "db:x");
+    ctr_options_release(&o);
+    json_decref(hc);
+    /* on a user network they are the network module's (its DNS's aliases) */
+    hc = json_loads("{\"Links\":[\"db:x\"],\"NetworkMode\":\"mynet\"}", 0, NULL);
+    assert_int_equal(ctr_options_parse(cfg, hc, &o, &err), 0);
     ctr_options_release(&o);
     json_decref(hc);
     json_decref(cfg);

@@ -143,6 +143,20 @@ static void test_reply_build(void **state)
     read_reply(r, len, &rcode, got, &k);
     assert_int_equal(rcode, ns_r_noerror);
     assert_int_equal(k, 0);
+    /* AAAA records for a container with IPv6 addresses; none for an A question */
+    struct net_ip6 v6[2];
+    assert_int_equal(net_ip6_parse("fd00:30::2", &v6[0], &err), 0);
+    assert_int_equal(net_ip6_parse("fd00:30::77", &v6[1], &err), 0);
+    len = net_dns_reply6_build(q, &p, ns_r_noerror, v6, 2, r, sizeof r);
+    assert_int_equal(len, n + 2 * 28);
+    assert_int_equal(r[6] << 8 | r[7], 2); /* ANCOUNT */
+    assert_int_equal(r[n + 2] << 8 | r[n + 3], ns_t_aaaa);
+    assert_int_equal(r[n + 10] << 8 | r[n + 11], 16); /* RDLENGTH */
+    assert_memory_equal(r + len - 16, v6[1].b, 16);
+    size_t na = mkquery("web", ns_t_a, q, sizeof q);
+    assert_int_equal(net_dns_query_parse(q, na, &p, &err), 0);
+    len = net_dns_reply6_build(q, &p, ns_r_noerror, v6, 2, r, sizeof r);
+    assert_int_equal(r[6] << 8 | r[7], 0);
     /* too small a buffer */
     assert_int_equal(net_dns_reply_build(q, &p, ns_r_noerror, ips, 2, r, 10), 0);
 }
