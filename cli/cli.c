@@ -8,6 +8,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "machine.h"
+#include "provision.h"
 #include "registry.h"
 #include "store.h"
 
@@ -183,7 +184,11 @@ int cli_main(int argc, char **argv)
             .ssh_wait_ms = env_int("MACHINE_SSH_WAIT_MS", 120000),
             .ssh_timeout_ms = env_int("MACHINE_SSH_TIMEOUT_MS", 30000),
             .state_timeout_ms = env_int("MACHINE_STATE_TIMEOUT_MS", 10000),
-            .provision = cli_provision_hook,
+            .op_timeout_ms = env_int("MACHINE_OP_TIMEOUT_MS", 300000),
+            .stop_grace_ms = env_int("MACHINE_STOP_GRACE_MS", 90000),
+            .lock_timeout_ms = env_int("MACHINE_LOCK_TIMEOUT_MS", 30000),
+            .engine_wait_ms = env_int("MACHINE_ENGINE_WAIT_MS", 60000),
+            .provisioner = &provision_engine_provisioner,
         },
     };
     struct merr err = MERR_INIT;

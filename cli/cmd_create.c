@@ -251,7 +251,7 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
         rc = 1;
         goto out;
     }
-    if (d->uses_ssh && cli->ctx.provision != NULL) {
+    if (d->uses_ssh && cli->ctx.provisioner != NULL) {
         /* Fail before anything is made when there is no engine to install. */
         auto_free char *bundle = provision_find_bundle(err);
         if (bundle == NULL)

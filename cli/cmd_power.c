@@ -1,7 +1,6 @@
 /* Commands that change machines: start, stop, restart, kill, rm. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "engine.h"
@@ -12,46 +11,36 @@
 #include "machine.h"
 #include "store.h"
 
-#define LOCK_TIMEOUT_MS 30000
-
-typedef int (*driver_op_fn)(const struct driver *d, const struct driver_ctx *ctx,
-                            struct machine *m, struct merr *err);
+typedef int (*lifecycle_op_fn)(const struct machine_ctx *ctx, const char *name, struct merr *err);
 
 struct power_op {
     const char *verb;  /* "Starting" */
     const char *done;  /* "started" */
-    driver_op_fn op;
-    bool boots;        /* the machine comes up (again): its address may have changed */
+    lifecycle_op_fn op;
 };
+
+static void print_line(void *opaque, const char *line)
+{
+    FILE *out = opaque;
+    fprintf(out, "%s\n", line);
+    fflush(out);
+}
 
 static int power_one(struct cli *cli, const char *name, const struct power_op *p, struct merr *err)
 {
-    auto_machine struct machine *m = cli_load_machine(cli, name, err);
+    auto_machine struct machine *m = cli_load_machine(cli, name, err); /* its wording if missing */
     if (m == NULL)
         return -1;
-    const struct driver *d = lifecycle_driver(&cli->ctx, m, err);
-    if (d == NULL)
-        return -1;
-    auto_close int lock = store_lock_machine(&cli->ctx.store, name, LOCK_TIMEOUT_MS, err);
-    if (lock < 0)
-        return -1;
-    struct driver_ctx dctx;
-    lifecycle_driver_ctx(&cli->ctx, &dctx);
     fprintf(cli->out, "%s \"%s\"...\n", p->verb, name);
     fflush(cli->out);
-    if (p->op(d, &dctx, m, err) < 0)
-        return -1;
-    if (store_save_machine(&cli->ctx.store, m, err) < 0)
+    /* what the operation says afterwards (a renewed certificate) goes to out */
+    cli->ctx.progress = print_line;
+    cli->ctx.progress_opaque = cli->out;
+    int rc = p->op(&cli->ctx, name, err);
+    cli->ctx.progress = NULL;
+    if (rc < 0)
         return -1;
     fprintf(cli->out, "Machine \"%s\" was %s.\n", name, p->done);
-    if (p->boots && d->uses_ssh && d->start != NULL) {
-        /* A VM may come back on another address: its engine certificate must name it. */
-        close(lock);
-        lock = -1;
-        if (lifecycle_wait_ssh(&cli->ctx, m, err) < 0 ||
-            cli_renew_certs_if_needed(&cli->ctx, m, cli->out, err) < 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -75,10 +64,10 @@ static int power_run(struct cli *cli, struct parsed_args *a, const struct power_
     return 0;
 }
 
-#define POWER_COMMAND(cname, verb_, done_, op_, boots_, summary_)                                  \
+#define POWER_COMMAND(cname, verb_, done_, op_, summary_)                                         \
     static int cname##_run(struct cli *cli, struct parsed_args *a, struct merr *err)               \
     {                                                                                              \
-        static const struct power_op p = { verb_, done_, op_, boots_ };                            \
+        static const struct power_op p = { verb_, done_, op_ };                                    \
         return power_run(cli, a, &p, err);                                                         \
     }                                                                                              \
     const struct cli_command cmd_##cname = {                                                       \
@@ -89,31 +78,10 @@ static int power_run(struct cli *cli, struct parsed_args *a, const struct power_
         .run = cname##_run,                                                                        \
     };
 
-static int start_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
-                    struct merr *err)
-{
-    return driver_start(d, ctx, m, err);
-}
-static int stop_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
-                   struct merr *err)
-{
-    return driver_stop(d, ctx, m, err);
-}
-static int restart_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
-                      struct merr *err)
-{
-    return driver_restart(d, ctx, m, err);
-}
-static int kill_op(const struct driver *d, const struct driver_ctx *ctx, struct machine *m,
-                   struct merr *err)
-{
-    return driver_kill(d, ctx, m, err);
-}
-
-POWER_COMMAND(start, "Starting", "started", start_op, true, "Start machines")
-POWER_COMMAND(stop, "Stopping", "stopped", stop_op, false, "Stop machines")
-POWER_COMMAND(restart, "Restarting", "restarted", restart_op, true, "Restart machines")
-POWER_COMMAND(kill, "Killing", "killed", kill_op, false, "Kill (power off) machines")
+POWER_COMMAND(start, "Starting", "started", lifecycle_start, "Start machines")
+POWER_COMMAND(stop, "Stopping", "stopped", lifecycle_stop, "Stop machines")
+POWER_COMMAND(restart, "Restarting", "restarted", lifecycle_restart, "Restart machines")
+POWER_COMMAND(kill, "Killing", "killed", lifecycle_kill, "Kill (power off) machines")
 
 static const struct opt_spec rm_opts[] = {
     { "force", 'f', OPT_BOOL,
@@ -142,19 +110,10 @@ static int rm_one(struct cli *cli, const char *name, bool force, struct merr *er
     if (machine_validate_name(name, &e) < 0 || !fs_exists(dir))
         return merr_set(err, MERR_NOT_FOUND, 0, "Error removing host \"%s\": Host does not exist: \"%s\"",
                         name, name);
-    auto_close int lock = store_lock_machine(&cli->ctx.store, name, LOCK_TIMEOUT_MS, &e);
-    auto_machine struct machine *m = lock >= 0 ? cli_load_machine(cli, name, &e) : NULL;
-    int rc;
-    if (m != NULL)
-        rc = lifecycle_remove(&cli->ctx, m, force, &e);
-    else if (lock >= 0 && e.code == MERR_CORRUPT && force)
-        rc = store_remove_machine(&cli->ctx.store, name, &e); /* unreadable: forget it */
-    else
-        rc = -1;
-    if (rc < 0)
-        return merr_set(err, e.code, e.sys_errno, "Error removing host \"%s\": %s%s", name, e.msg,
-                        e.code == MERR_CORRUPT && !force ? " (use -f to remove it anyway)" : "");
-    return 0;
+    if (lifecycle_rm(&cli->ctx, name, force, &e) == 0)
+        return 0;
+    return merr_set(err, e.code, e.sys_errno, "Error removing host \"%s\": %s%s", name, e.msg,
+                    e.code == MERR_CORRUPT && !force ? " (use -f to remove it anyway)" : "");
 }
 
 /* As docker-machine: -f implies -y (scripts and its own tests rely on it), a declined prompt

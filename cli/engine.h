@@ -12,15 +12,12 @@ struct machine;
 struct merr;
 struct machine_ctx;
 
-/* ctx->provision: finds the bundle and runs provision_machine. */
-int cli_provision_hook(const struct machine_ctx *ctx, struct machine *m, struct merr *err) MUST_CHECK;
-
 /* The engine's version over mutual TLS (NULL with err on failure). */
 char *cli_engine_version(const struct machine_ctx *ctx, const struct machine *m, int timeout_ms,
                          struct merr *err) MUST_CHECK;
 
-/* If the machine's current IP is not in its server certificate: reissue, install and restart
- * the engine, saying so on out. Returns 1 when it renewed, 0 when nothing was needed. */
+/* lifecycle_renew_certs, saying what it does on out. 1 when it renewed, 0 when nothing was
+ * needed. */
 int cli_renew_certs_if_needed(const struct machine_ctx *ctx, struct machine *m, FILE *out,
                               struct merr *err) MUST_CHECK;
 

@@ -1,8 +1,10 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "fsutil.h"
@@ -79,6 +81,39 @@ char *driver_get_url(const struct driver *d, const struct driver_ctx *ctx, const
     return xasprintf("tcp://%s:%d", ip, port);
 }
 
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int driver_wait_until(const struct driver_ctx *ctx, int limit_ms, const char *what,
+                      driver_poll_fn poll, void *opaque, struct merr *err)
+{
+    long long start = monotonic_ms();
+    long long end = limit_ms > 0 ? start + limit_ms : 0;
+    if (ctx != NULL && ctx->deadline_ms > 0 && (end == 0 || ctx->deadline_ms < end))
+        end = ctx->deadline_ms;
+    long pause = 100;
+    for (;;) {
+        int rc = poll(opaque, err);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+        long long now = monotonic_ms();
+        if (end == 0) /* unbounded waits are a bug: one minute at most */
+            end = start + 60000;
+        if (now >= end)
+            return merr_set(err, MERR_TIMEOUT, 0, "%s did not happen within %lld s", what,
+                            (end - start + 999) / 1000);
+        long long left = end - now;
+        long sleep_for = left < pause ? (long)left : pause;
+        struct timespec ts = { sleep_for / 1000, (sleep_for % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+        pause = pause * 2 > 1000 ? 1000 : pause * 2;
+    }
+}
+
 static int parse_int(const char *text, long long *out)
 {
     if (text == NULL || text[0] == '\0')
@@ -138,6 +173,41 @@ static int apply_one(const struct driver_flag *f, struct machine *m, char *const
     return 0;
 }
 
+static int check_choice(const struct driver_flag *f, const char *v, struct merr *err)
+{
+    char list[256] = "";
+    size_t used = 0;
+    for (const char *const *c = f->choices; *c != NULL; c++) {
+        if (strcmp(*c, v) == 0)
+            return 0;
+        int n = snprintf(list + used, sizeof list - used, "%s%s", c == f->choices ? "" : ", ", *c);
+        if (n > 0 && (size_t)n < sizeof list - used)
+            used += (size_t)n;
+    }
+    return merr_set(err, MERR_INVALID, 0, "invalid value '%s' for --%s: one of %s", v, f->name, list);
+}
+
+int driver_check_flags(const struct driver *d, const struct machine *m, struct merr *err)
+{
+    for (const struct driver_flag *f = d->flags; f != NULL && f->name != NULL; f++) {
+        json_t *v = m->driver != NULL ? json_object_get(m->driver, f->key) : NULL;
+        if (v == NULL || json_is_null(v))
+            continue;
+        if (f->type == DFLAG_INT && (f->min != 0 || f->max != 0)) {
+            long long n = machine_driver_int(m, f->key, 0);
+            if (!json_is_integer(v) || n < f->min || n > f->max)
+                return merr_set(err, MERR_INVALID, 0, "invalid value '%lld' for --%s: %lld to %lld",
+                                n, f->name, f->min, f->max);
+        }
+        if (f->type == DFLAG_STRING && f->choices != NULL) {
+            const char *s = json_is_string(v) ? json_string_value(v) : "";
+            if (check_choice(f, s, err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 int driver_apply_flags(const struct driver *d, struct machine *m, driver_flag_lookup_fn lookup,
                        void *opaque, struct merr *err)
 {
@@ -160,5 +230,5 @@ int driver_apply_flags(const struct driver *d, struct machine *m, driver_flag_lo
         if (apply_one(f, m, values, err) < 0)
             return -1;
     }
-    return 0;
+    return driver_check_flags(d, m, err);
 }

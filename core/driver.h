@@ -15,7 +15,8 @@ struct store;
 
 enum driver_flag_type { DFLAG_STRING, DFLAG_INT, DFLAG_BOOL, DFLAG_STRING_LIST };
 
-/* One `--<name>` create flag; its value lands in machine->driver[key]. */
+/* One `--<name>` create flag; its value lands in machine->driver[key]. The bounds are data,
+ * checked for every driver in one place (driver_check_flags), never by the driver. */
 struct driver_flag {
     const char *name; /* "generic-ip-address" */
     const char *env;  /* "GENERIC_IP_ADDRESS", or NULL */
@@ -24,19 +25,42 @@ struct driver_flag {
     const char *key;  /* field in config.json's Driver object: "IPAddress" */
     enum driver_flag_type type;
     bool required;
+    long long min, max;          /* DFLAG_INT: inclusive range; both 0: any number */
+    const char *const *choices;  /* DFLAG_STRING: the allowed values (NULL-terminated), or NULL */
 };
 
-/* What a driver may use while it works. */
+/* What a driver may use while it works: the toolkit. A driver never opens SSH, makes keys,
+ * keeps its own clock or undoes a failed create itself (lifecycle calls its remove). */
 struct driver_ctx {
     const struct mlog *log;
     const struct store *store;
-    int timeout_ms; /* bound for one driver call (state queries, API calls) */
+    int timeout_ms;        /* bound for one driver call (state queries, API calls) */
+    long long deadline_ms; /* CLOCK_MONOTONIC ms by which the whole operation must be done
+                            * (0: none); driver_wait_until never waits past it */
+    int stop_grace_ms;     /* stop: how long a clean shutdown may take before a power-off */
+    /* create: the machine's public key ("ssh-ed25519 AAAA… name"), made (or copied from
+     * SSHKeySource) by lifecycle before create; NULL for drivers without SSH. */
+    const char *ssh_public_key;
     /* Runs a shell command on the machine over its pinned SSH connection (core's SSH client),
      * so drivers never open SSH themselves. */
     int (*ssh_run)(const struct driver_ctx *ctx, const struct machine *m, const char *cmd,
                    struct merr *err);
     const void *owner; /* the struct machine_ctx behind ssh_run */
+    /* ---- MERGE: wired when util/command.{c,h} and util/http.{c,h} land (other branches) ----
+     * command: the command runner (argv, capture, dry-run seam for golden argv tests);
+     * http: the HTTP client (JSON, retries, deadline). Both NULL until then; lifecycle_driver_ctx
+     * is the one place that fills them. */
+    const void *command;
+    const void *http;
 };
+
+/* Polls until poll() says done (returns 1) or fails (< 0), bounded by limit_ms from now (0: no
+ * limit of its own) and by ctx->deadline_ms, whichever comes first; then MERR_TIMEOUT
+ * "WHAT did not happen within N s". poll runs at least once; the pause between polls grows
+ * from 100 ms to 1 s. */
+typedef int (*driver_poll_fn)(void *opaque, struct merr *err);
+int driver_wait_until(const struct driver_ctx *ctx, int limit_ms, const char *what,
+                      driver_poll_fn poll, void *opaque, struct merr *err) MUST_CHECK;
 
 struct driver {
     const char *name;
@@ -48,6 +72,8 @@ struct driver {
     bool (*usable)(const struct driver_ctx *ctx);
 
     int (*precreate_check)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
+    /* On failure, create just returns: lifecycle then calls remove, which must clean up a
+     * machine made half way (and one already gone) as well as a whole one. */
     int (*create)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
     int (*remove)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
     int (*start)(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
@@ -99,11 +125,17 @@ typedef char *const *(*driver_flag_lookup_fn)(void *opaque, const char *flag_nam
 int driver_apply_flags(const struct driver *d, struct machine *m, driver_flag_lookup_fn lookup,
                        void *opaque, struct merr *err) MUST_CHECK;
 
+/* Checks the values stored in m->driver against d's flag table: an int outside [min, max] or a
+ * string not among choices is MERR_INVALID naming the flag. driver_apply_flags ends with it and
+ * lifecycle_create runs it again (a machine built without the CLI). Absent values pass. */
+int driver_check_flags(const struct driver *d, const struct machine *m, struct merr *err) MUST_CHECK;
+
 /* Standard Driver-object keys shared by SSH drivers (as docker-machine's BaseDriver). */
 #define DKEY_IP "IPAddress"
 #define DKEY_SSH_USER "SSHUser"
 #define DKEY_SSH_PORT "SSHPort"
-#define DKEY_SSH_KEY "SSHKeyPath"
+#define DKEY_SSH_KEY "SSHKeyPath"     /* the machine's own copy, set by lifecycle */
+#define DKEY_SSH_KEY_SOURCE "SSHKeySource" /* a user's key to copy instead of making one */
 #define DKEY_ENGINE_PORT "EnginePort"
 
 #endif

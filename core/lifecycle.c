@@ -1,4 +1,5 @@
 #include "lifecycle.h"
+#include "lifecycle-priv.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,15 +14,14 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
+#include "sshkey.h"
 #include "store.h"
 
 #define CERT_ORG "machine"
 #define OS_RELEASE_MAX (64u << 10)
+#define SSH_PUBKEY_MAX (64u << 10)
 
-static void progress(const struct machine_ctx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void progress(const struct machine_ctx *ctx, const char *fmt, ...)
+void lifecycle_progress(const struct machine_ctx *ctx, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -33,23 +33,57 @@ static void progress(const struct machine_ctx *ctx, const char *fmt, ...)
         ctx->progress(ctx->progress_opaque, line);
 }
 
+/* The SSH seam (context.h): the context's ops, else core's client. */
+char *lifecycle_ssh_output(const struct machine_ctx *ctx, const struct machine *m, const char *cmd,
+                           struct merr *err)
+{
+    if (ctx->ssh != NULL && ctx->ssh->output != NULL)
+        return ctx->ssh->output(ctx, m, cmd, err);
+    return machine_ssh_output(ctx, m, cmd, err);
+}
+
+static int wait_ssh_ready(const struct machine_ctx *ctx, const struct machine *m, int timeout_ms,
+                          struct merr *err)
+{
+    if (ctx->ssh != NULL && ctx->ssh->wait_ready != NULL)
+        return ctx->ssh->wait_ready(ctx, m, timeout_ms, err);
+    struct machine_ssh ms;
+    if (machine_ssh_init(ctx, m, &ms, err) < 0)
+        return -1;
+    /* a booting VM answers within a quarter second of its sshd starting */
+    int rc = ssh_wait_ready(&ms.target, timeout_ms, 250, err);
+    machine_ssh_release(&ms);
+    return rc;
+}
+
 static int driver_ssh_run(const struct driver_ctx *dctx, const struct machine *m, const char *cmd,
                           struct merr *err)
 {
-    char *out = machine_ssh_output(dctx->owner, m, cmd, err);
+    char *out = lifecycle_ssh_output(dctx->owner, m, cmd, err);
     if (out == NULL)
         return -1;
     free(out);
     return 0;
 }
 
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 void lifecycle_driver_ctx(const struct machine_ctx *ctx, struct driver_ctx *out)
 {
+    memset(out, 0, sizeof *out);
     out->log = &ctx->log;
     out->store = &ctx->store;
     out->timeout_ms = ctx->state_timeout_ms;
+    out->deadline_ms = ctx->op_timeout_ms > 0 ? monotonic_ms() + ctx->op_timeout_ms : 0;
+    out->stop_grace_ms = ctx->stop_grace_ms;
     out->ssh_run = driver_ssh_run;
     out->owner = ctx;
+    /* MERGE: out->command and out->http are set here once util/command and util/http exist. */
 }
 
 const struct driver *lifecycle_driver(const struct machine_ctx *ctx, const struct machine *m,
@@ -151,8 +185,8 @@ static void now_rfc3339(char *buf, size_t len)
 }
 
 /* Client certs travel with each machine so DOCKER_CERT_PATH can point at the machine dir. */
-static int copy_client_certs(const struct machine_ctx *ctx, const struct machine *m,
-                             struct merr *err)
+int lifecycle_copy_client_certs(const struct machine_ctx *ctx, const struct machine *m,
+                                struct merr *err)
 {
     static const struct {
         const char *src, *dst;
@@ -173,7 +207,7 @@ static int copy_client_certs(const struct machine_ctx *ctx, const struct machine
 
 static int detect_os(const struct machine_ctx *ctx, struct machine *m, struct merr *err)
 {
-    auto_free char *text = machine_ssh_output(ctx, m, "cat /etc/os-release", err);
+    auto_free char *text = lifecycle_ssh_output(ctx, m, "cat /etc/os-release", err);
     if (text == NULL)
         return merr_prefix(err, "cannot detect the operating system");
     if (strlen(text) > OS_RELEASE_MAX)
@@ -186,19 +220,15 @@ static int detect_os(const struct machine_ctx *ctx, struct machine *m, struct me
 
 int lifecycle_wait_ssh(const struct machine_ctx *ctx, const struct machine *m, struct merr *err)
 {
-    struct machine_ssh ms;
-    if (machine_ssh_init(ctx, m, &ms, err) < 0)
-        return -1;
-    /* a booting VM answers within a quarter second of its sshd starting */
-    int rc = ssh_wait_ready(&ms.target, ctx->ssh_wait_ms, 250, err);
-    machine_ssh_release(&ms);
+    int rc = wait_ssh_ready(ctx, m, ctx->ssh_wait_ms, err);
     if (rc < 0)
         merr_prefix(err, "waiting for SSH on '%s'", m->name);
     return rc;
 }
 
-/* Records a failure in the store without losing the original error. */
-static int mark_failed(const struct machine_ctx *ctx, struct machine *m, struct merr *err)
+/* Records a failure in the store without losing the original error: the one place a failed
+ * lifecycle step is written down (ls shows it, rm cleans it). */
+int lifecycle_mark_failed(const struct machine_ctx *ctx, struct machine *m, struct merr *err)
 {
     machine_set_status(m, MACHINE_STATUS_ERROR, err->msg);
     struct merr save_err = MERR_INIT;
@@ -207,22 +237,80 @@ static int mark_failed(const struct machine_ctx *ctx, struct machine *m, struct 
     return -1;
 }
 
+/* A create that failed once the driver had started: the driver removes what it made (drivers
+ * write no undo paths of their own), then the failure is recorded. */
+static int create_failed(const struct machine_ctx *ctx, const struct driver *d, struct machine *m,
+                         struct merr *err)
+{
+    struct driver_ctx dctx; /* a deadline of its own: the create may have used all of its */
+    lifecycle_driver_ctx(ctx, &dctx);
+    struct merr rm_err = MERR_INIT;
+    if (d->remove != NULL && d->remove(&dctx, m, &rm_err) < 0)
+        mlog_warn(&ctx->log, "cannot remove what the failed create of '%s' made: %s", m->name,
+                  rm_err.msg);
+    return lifecycle_mark_failed(ctx, m, err);
+}
+
+/* The machine's SSH key pair, in its directory: a copy of the user's key (SSHKeySource, as
+ * generic's --generic-ssh-key) or a new ed25519 pair. *pub gets the public key line, or NULL
+ * when a user's key comes without its .pub. */
+static int prepare_ssh_key(const struct machine_ctx *ctx, struct machine *m, char **pub,
+                           struct merr *err)
+{
+    *pub = NULL;
+    auto_free char *key = store_machine_file(&ctx->store, m->name, "id_ssh");
+    auto_free char *key_pub = xasprintf("%s.pub", key);
+    const char *src = machine_driver_str(m, DKEY_SSH_KEY_SOURCE);
+    if (src != NULL && src[0] != '\0') {
+        /* a copy, so the machine keeps working when the user's file moves */
+        auto_free char *src_pub = xasprintf("%s.pub", src);
+        if (fs_copy_file(src, key, 0600, err) < 0 ||
+            (fs_exists(src_pub) && fs_copy_file(src_pub, key_pub, 0644, err) < 0))
+            return merr_prefix(err, "cannot copy the SSH key of '%s'", m->name);
+    } else if (sshkey_generate_ed25519(key, key_pub, m->name, err) < 0) {
+        return merr_prefix(err, "cannot make the SSH key of '%s'", m->name);
+    }
+    machine_driver_set_str(m, DKEY_SSH_KEY, key);
+    if (fs_exists(key_pub)) {
+        size_t len = 0;
+        if (fs_read_file(key_pub, SSH_PUBKEY_MAX, pub, &len, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The steps after the driver made the machine: SSH, OS, engine. */
+static int create_reach(const struct machine_ctx *ctx, struct machine *m, struct merr *err)
+{
+    lifecycle_progress(ctx, "Waiting for SSH");
+    if (lifecycle_wait_ssh(ctx, m, err) < 0)
+        return -1;
+    lifecycle_progress(ctx, "Detecting the operating system");
+    if (detect_os(ctx, m, err) < 0)
+        return -1;
+    lifecycle_progress(ctx, "Detected %s", m->os.pretty_name != NULL ? m->os.pretty_name : m->os.id);
+    if (ctx->provisioner != NULL && ctx->provisioner->provision != NULL &&
+        ctx->provisioner->provision(ctx, m, err) < 0)
+        return -1;
+    return 0;
+}
+
 int lifecycle_create(const struct machine_ctx *ctx, const struct driver *d, struct machine *m,
                      struct merr *err)
 {
-    if (machine_validate_name(m->name, err) < 0)
+    if (machine_validate_name(m->name, err) < 0 || driver_check_flags(d, m, err) < 0)
         return -1;
     auto_free char *dir = store_machine_dir(&ctx->store, m->name);
     if (fs_exists(dir))
         return merr_set(err, MERR_EXISTS, 0, "machine '%s' already exists", m->name);
 
-    progress(ctx, "Checking certificates");
+    lifecycle_progress(ctx, "Checking certificates");
     if (certs_bootstrap(ctx->store.certs_dir, CERT_ORG, err) < 0)
         return -1;
 
     struct driver_ctx dctx;
     lifecycle_driver_ctx(ctx, &dctx);
-    progress(ctx, "Running pre-create checks");
+    lifecycle_progress(ctx, "Running pre-create checks");
     if (driver_precreate_check(d, &dctx, m, err) < 0) {
         if (err->code != MERR_PRECREATE) {
             merr_prefix(err, "pre-create check failed");
@@ -240,29 +328,20 @@ int lifecycle_create(const struct machine_ctx *ctx, const struct driver *d, stru
         return -1;
 
     /* From here on the machine exists: every failure is recorded. */
-    if (copy_client_certs(ctx, m, err) < 0)
-        return mark_failed(ctx, m, err);
-    progress(ctx, "Creating machine '%s' with driver '%s'", m->name, d->name);
-    if (driver_create(d, &dctx, m, err) < 0)
-        return mark_failed(ctx, m, err);
-    if (store_save_machine(&ctx->store, m, err) < 0)
-        return mark_failed(ctx, m, err);
-
-    if (d->uses_ssh) {
-        progress(ctx, "Waiting for SSH");
-        if (lifecycle_wait_ssh(ctx, m, err) < 0)
-            return mark_failed(ctx, m, err);
-        progress(ctx, "Detecting the operating system");
-        if (detect_os(ctx, m, err) < 0)
-            return mark_failed(ctx, m, err);
-        progress(ctx, "Detected %s", m->os.pretty_name != NULL ? m->os.pretty_name : m->os.id);
-        if (ctx->provision != NULL && ctx->provision(ctx, m, err) < 0)
-            return mark_failed(ctx, m, err);
-    }
+    auto_free char *pub = NULL;
+    if (lifecycle_copy_client_certs(ctx, m, err) < 0 ||
+        (d->uses_ssh && prepare_ssh_key(ctx, m, &pub, err) < 0))
+        return lifecycle_mark_failed(ctx, m, err);
+    dctx.ssh_public_key = pub;
+    lifecycle_progress(ctx, "Creating machine '%s' with driver '%s'", m->name, d->name);
+    /* From here on the driver may have made something: a failure removes it. */
+    if (driver_create(d, &dctx, m, err) < 0 || store_save_machine(&ctx->store, m, err) < 0 ||
+        (d->uses_ssh && create_reach(ctx, m, err) < 0))
+        return create_failed(ctx, d, m, err);
 
     machine_set_status(m, MACHINE_STATUS_CREATED, NULL);
     if (store_save_machine(&ctx->store, m, err) < 0)
-        return mark_failed(ctx, m, err);
+        return create_failed(ctx, d, m, err);
     return 0;
 }
 

@@ -17,6 +17,10 @@ struct machine_ctx;
 #define ENGINE_CONF_DIR "/etc/machine-engine"
 #define ENGINE_DATA_DIR "/var/lib/machine-engine"
 
+/* For machine_ctx.provisioner: provision_machine with provision_find_bundle's bundle,
+ * provision_install_certs and provision_wait_engine. */
+extern const struct machine_provisioner provision_engine_provisioner;
+
 /* The bundle to install: $MACHINE_ENGINE_BUNDLE, else next to the machine binary. */
 char *provision_find_bundle(struct merr *err) MUST_CHECK;
 

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "driver.h"
@@ -14,22 +13,20 @@
 #include "netutil.h"
 #include "registry.h"
 #include "sshkey.h"
-#include "store.h"
-
-#define KEY_SOURCE_KEY "SSHKeySource"
 
 static const struct driver_flag generic_flags[] = {
     { .name = "generic-ip-address", .env = "GENERIC_IP_ADDRESS", .key = DKEY_IP,
       .help = "IP address (or DNS name) of the host", .type = DFLAG_STRING, .required = true },
     { .name = "generic-ssh-user", .env = "GENERIC_SSH_USER", .def = "root", .key = DKEY_SSH_USER,
       .help = "SSH user (root, or a user with passwordless sudo)", .type = DFLAG_STRING },
-    { .name = "generic-ssh-key", .env = "GENERIC_SSH_KEY", .key = KEY_SOURCE_KEY,
+    { .name = "generic-ssh-key", .env = "GENERIC_SSH_KEY", .key = DKEY_SSH_KEY_SOURCE,
       .help = "SSH private key (default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa)",
       .type = DFLAG_STRING },
     { .name = "generic-ssh-port", .env = "GENERIC_SSH_PORT", .def = "22", .key = DKEY_SSH_PORT,
-      .help = "SSH port", .type = DFLAG_INT },
+      .help = "SSH port", .type = DFLAG_INT, .min = 1, .max = 65535 },
     { .name = "generic-engine-port", .env = "GENERIC_ENGINE_PORT", .def = "2376",
-      .key = DKEY_ENGINE_PORT, .help = "port of the engine's TLS API", .type = DFLAG_INT },
+      .key = DKEY_ENGINE_PORT, .help = "port of the engine's TLS API", .type = DFLAG_INT,
+      .min = 1, .max = 65535 },
     { 0 },
 };
 
@@ -66,14 +63,6 @@ static char *default_key(void)
     return NULL;
 }
 
-static int check_port(const struct machine *m, const char *key, const char *flag, struct merr *err)
-{
-    long long port = machine_driver_int(m, key, 0);
-    if (port <= 0 || port > 65535)
-        return merr_set(err, MERR_INVALID, 0, "invalid --%s %lld: must be 1-65535", flag, port);
-    return 0;
-}
-
 static int generic_precreate_check(const struct driver_ctx *ctx, struct machine *m,
                                    struct merr *err)
 {
@@ -81,22 +70,19 @@ static int generic_precreate_check(const struct driver_ctx *ctx, struct machine 
     if (!valid_host(ip))
         return merr_set(err, MERR_INVALID, 0, "invalid --generic-ip-address '%s'",
                         ip != NULL ? ip : "");
-    if (check_port(m, DKEY_SSH_PORT, "generic-ssh-port", err) < 0 ||
-        check_port(m, DKEY_ENGINE_PORT, "generic-engine-port", err) < 0)
-        return -1;
     const char *user = machine_driver_str(m, DKEY_SSH_USER);
     if (user == NULL || user[0] == '\0' || user[0] == '-' || strpbrk(user, "@: /\t\n") != NULL)
         return merr_set(err, MERR_INVALID, 0, "invalid --generic-ssh-user '%s'",
                         user != NULL ? user : "");
 
-    const char *key = machine_driver_str(m, KEY_SOURCE_KEY);
+    const char *key = machine_driver_str(m, DKEY_SSH_KEY_SOURCE);
     auto_free char *found = NULL;
     if (key == NULL || key[0] == '\0') {
         found = default_key();
         if (found == NULL)
             return merr_set(err, MERR_INVALID, 0,
                             "no SSH key: pass --generic-ssh-key (no ~/.ssh/id_ed25519 or id_rsa)");
-        machine_driver_set_str(m, KEY_SOURCE_KEY, found);
+        machine_driver_set_str(m, DKEY_SSH_KEY_SOURCE, found);
         key = found;
     }
     if (access(key, R_OK) < 0)
@@ -104,23 +90,12 @@ static int generic_precreate_check(const struct driver_ctx *ctx, struct machine 
     return sshkey_check_private_perms(key, err);
 }
 
-/* The key is copied into the machine directory so the machine keeps working if the user's
- * file moves; the copy is what SSH uses. */
+/* Lifecycle copies the key (SSHKeySource) into the machine directory and points SSHKeyPath at
+ * the copy; what is left is the engine's port. */
 static int generic_create(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    const char *src = machine_driver_str(m, KEY_SOURCE_KEY);
-    if (src == NULL || src[0] == '\0')
-        return merr_set(err, MERR_INVALID, 0, "no SSH key for machine '%s'", m->name);
-    auto_free char *dst = store_machine_file(ctx->store, m->name, "id_ssh");
-    if (fs_copy_file(src, dst, 0600, err) < 0)
-        return -1;
-    auto_free char *src_pub = xasprintf("%s.pub", src);
-    if (fs_exists(src_pub)) {
-        auto_free char *dst_pub = xasprintf("%s.pub", dst);
-        if (fs_copy_file(src_pub, dst_pub, 0644, err) < 0)
-            return -1;
-    }
-    machine_driver_set_str(m, DKEY_SSH_KEY, dst);
+    (void)ctx;
+    (void)err;
     m->engine.port = (int)machine_driver_int(m, DKEY_ENGINE_PORT, MACHINE_DEFAULT_ENGINE_PORT);
     return 0;
 }

@@ -2,8 +2,8 @@
  * libvirt C API, so remote URIs work: the boot ISO, the data disk and the config disk are
  * volumes of a `machine` dir pool (uploaded with streams), the network is a libvirt network
  * (a private NAT `machine` network on a free subnet unless --kvm-network names one), and the
- * address comes from libvirt (DHCP leases, then ARP). A create that fails half way removes what
- * it made. The disks and config format are machine-os's (docs/machine-os.md). */
+ * address comes from libvirt (DHCP leases, then ARP). A create that fails half way is removed by
+ * lifecycle through kvm_remove. The disks and config format are machine-os's (docs/machine-os.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "driver.h"
@@ -23,7 +22,6 @@
 #include "log.h"
 #include "kvm-priv.h"
 #include "registry.h"
-#include "sshkey.h"
 #include "store.h"
 
 #define K_URI "URI"
@@ -35,25 +33,24 @@
 #define K_TYPE "DomainType"
 #define K_IMAGE "Image"
 #define IMAGE_NAME "machine-os.iso"
-#define IP_WAIT_MS 180000
 #define CONSOLE_LOG_DIR "/var/log/libvirt/qemu"
-#define STOP_WAIT_MS 90000
 
 static const struct driver_flag kvm_flags[] = {
     { .name = "kvm-uri", .env = "KVM_URI", .def = KVM_DEFAULT_URI, .key = K_URI,
       .help = "libvirt connection URI", .type = DFLAG_STRING },
     { .name = "kvm-memory", .env = "KVM_MEMORY", .def = "1024", .key = K_MEMORY,
-      .help = "memory of the VM in MiB", .type = DFLAG_INT },
+      .help = "memory of the VM in MiB", .type = DFLAG_INT, .min = 256, .max = 1048576 },
     { .name = "kvm-cpu-count", .env = "KVM_CPU_COUNT", .def = "1", .key = K_CPUS,
-      .help = "number of virtual CPUs", .type = DFLAG_INT },
+      .help = "number of virtual CPUs", .type = DFLAG_INT, .min = 1, .max = 256 },
     { .name = "kvm-disk-size", .env = "KVM_DISK_SIZE", .def = "20000", .key = K_DISK,
-      .help = "size of the data disk in MiB (allocated as it fills)", .type = DFLAG_INT },
+      .help = "size of the data disk in MiB (allocated as it fills)", .type = DFLAG_INT,
+      .min = 1024, .max = 64LL * 1024 * 1024 },
     { .name = "kvm-network", .env = "KVM_NETWORK", .key = K_NETWORK,
       .help = "libvirt network (default: a private NAT network 'machine' on a free subnet)",
       .type = DFLAG_STRING },
     { .name = "kvm-domain-type", .env = "KVM_DOMAIN_TYPE", .def = "auto", .key = K_TYPE,
       .help = "auto, kvm or qemu (auto: kvm when it really runs a guest here, else TCG)",
-      .type = DFLAG_STRING },
+      .type = DFLAG_STRING, .choices = (const char *const[]){ "auto", "kvm", "qemu", NULL } },
     { .name = "kvm-image", .env = "KVM_IMAGE", .key = K_IMAGE,
       .help = "boot image (default: the machine-os.iso built with machine)", .type = DFLAG_STRING },
     { 0 },
@@ -101,19 +98,6 @@ static virConnectPtr kvm_connect(const char *uri, struct merr *err)
         merr_prefix(err, "'%s'", uri);
     }
     return c;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 static char *vol_name(const struct machine *m, const char *suffix)
@@ -398,43 +382,42 @@ static char *domain_ip(virDomainPtr dom)
     return NULL;
 }
 
-static int wait_ip(virDomainPtr dom, struct machine *m, int total_ms, struct merr *err)
+struct ip_poll {
+    virDomainPtr dom;
+    struct machine *m;
+};
+
+static int poll_ip(void *opaque, struct merr *err)
 {
-    long long deadline = now_ms() + total_ms;
-    while (now_ms() < deadline) {
-        char *ip = domain_ip(dom);
-        if (ip != NULL) {
-            machine_driver_set_str(m, DKEY_IP, ip);
-            free(ip);
-            return 0;
-        }
-        int st, reason;
-        if (virDomainGetState(dom, &st, &reason, 0) == 0 && st != VIR_DOMAIN_RUNNING &&
-            st != VIR_DOMAIN_BLOCKED)
-            return merr_set(err, MERR_REMOTE, 0, "the VM '%s' stopped while booting", m->name);
-        sleep_ms(200);
+    struct ip_poll *p = opaque;
+    char *ip = domain_ip(p->dom);
+    if (ip != NULL) {
+        machine_driver_set_str(p->m, DKEY_IP, ip);
+        free(ip);
+        return 1;
     }
-    return merr_set(err, MERR_TIMEOUT, 0, "the VM '%s' got no address within %d s", m->name,
-                    total_ms / 1000);
+    int st, reason;
+    if (virDomainGetState(p->dom, &st, &reason, 0) == 0 && st != VIR_DOMAIN_RUNNING &&
+        st != VIR_DOMAIN_BLOCKED)
+        return merr_set(err, MERR_REMOTE, 0, "the VM '%s' stopped while booting", p->m->name);
+    return 0;
+}
+
+/* Until the booting VM has an address, within the operation's deadline. */
+static int wait_ip(const struct driver_ctx *ctx, virDomainPtr dom, struct machine *m,
+                   struct merr *err)
+{
+    struct ip_poll p = { dom, m };
+    if (driver_wait_until(ctx, 0, "an address for the VM", poll_ip, &p, err) < 0)
+        return merr_prefix(err, "'%s'", m->name);
+    return 0;
 }
 
 /* ---- driver verbs ---------------------------------------------------------- */
 
 static int kvm_precreate_check(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    (void)ctx;
-    long long mem = machine_driver_int(m, K_MEMORY, 0), cpus = machine_driver_int(m, K_CPUS, 0),
-              disk = machine_driver_int(m, K_DISK, 0);
-    if (mem < 256 || mem > 1048576)
-        return merr_set(err, MERR_INVALID, 0, "invalid --kvm-memory %lld: 256 to 1048576 MiB", mem);
-    if (cpus < 1 || cpus > 256)
-        return merr_set(err, MERR_INVALID, 0, "invalid --kvm-cpu-count %lld: 1 to 256", cpus);
-    if (disk < 1024 || disk > 64LL * 1024 * 1024)
-        return merr_set(err, MERR_INVALID, 0, "invalid --kvm-disk-size %lld: at least 1024 MB", disk);
-    const char *type = machine_driver_str(m, K_TYPE);
-    if (type == NULL || (strcmp(type, "auto") != 0 && strcmp(type, "kvm") != 0 && strcmp(type, "qemu") != 0))
-        return merr_set(err, MERR_INVALID, 0, "invalid --kvm-domain-type '%s': auto, kvm or qemu",
-                        type != NULL ? type : "");
+    (void)ctx; /* the flags' ranges and choices are checked by core (driver_check_flags) */
     auto_free char *image = find_image(m, err);
     if (image == NULL)
         return -1;
@@ -555,32 +538,23 @@ static int check_network_reach(virNetworkPtr net, const char *netname, const cha
     return rc;
 }
 
-/* What create made, so a failure can undo exactly that. */
-struct made {
-    bool key, pool_vols, domain, network;
-};
-
-static void undo(virConnectPtr c, const struct driver_ctx *ctx, struct machine *m,
-                 const struct made *made)
+/* Everything of the machine's that exists: its domain, its volumes, the network when it was
+ * ours and is unused. A create that failed half way leaves a part of these. */
+static void remove_all(virConnectPtr c, const struct machine *m)
 {
-    if (made->domain) {
-        auto_dom virDomainPtr d = virDomainLookupByName(c, m->name);
-        if (d != NULL) {
-            if (virDomainIsActive(d) == 1)
-                virDomainDestroy(d);
-            virDomainUndefine(d);
-        }
+    auto_dom virDomainPtr d = virDomainLookupByName(c, m->name);
+    if (d != NULL) {
+        if (virDomainIsActive(d) == 1)
+            virDomainDestroy(d);
+        virDomainUndefine(d);
     }
-    if (made->pool_vols) {
-        auto_pool virStoragePoolPtr pool = virStoragePoolLookupByName(c, KVM_POOL_NAME);
-        const char *suffixes[] = { "boot.iso", "data.img", "config.img" };
-        for (size_t i = 0; pool != NULL && i < 3; i++) {
-            auto_free char *v = vol_name(m, suffixes[i]);
-            delete_volume(pool, v);
-        }
+    auto_pool virStoragePoolPtr pool = virStoragePoolLookupByName(c, KVM_POOL_NAME);
+    const char *suffixes[] = { "boot.iso", "data.img", "config.img" };
+    for (size_t i = 0; pool != NULL && i < 3; i++) {
+        auto_free char *v = vol_name(m, suffixes[i]);
+        delete_volume(pool, v);
     }
-    if (made->network)
-        release_network(c, m);
+    release_network(c, m);
 }
 
 static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
@@ -588,21 +562,13 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     auto_conn virConnectPtr c = kvm_connect(uri_of(m), err);
     if (c == NULL)
         return -1;
-    struct made made = { 0 };
-    /* SSH: a key of the machine's own, root on machine-os. */
-    auto_free char *key = store_machine_file(ctx->store, m->name, "id_ssh");
-    auto_free char *pub = xasprintf("%s.pub", key);
-    if (!fs_exists(key) && sshkey_generate_ed25519(key, pub, m->name, err) < 0)
-        return -1;
-    machine_driver_set_str(m, DKEY_SSH_KEY, key);
+    /* SSH: root on machine-os with the machine's key (made by lifecycle), via the config disk. */
+    if (ctx->ssh_public_key == NULL)
+        return merr_set(err, MERR_INVALID, 0, "no SSH public key for machine '%s'", m->name);
     machine_driver_set_str(m, DKEY_SSH_USER, "root");
     machine_driver_set_int(m, DKEY_SSH_PORT, 22);
     machine_driver_set_int(m, DKEY_ENGINE_PORT, MACHINE_DEFAULT_ENGINE_PORT);
     m->engine.port = MACHINE_DEFAULT_ENGINE_PORT;
-    auto_free char *pubtext = NULL;
-    size_t publen = 0;
-    if (fs_read_file(pub, 64 * 1024, &pubtext, &publen, err) < 0)
-        return -1;
 
     const char *type = kvm_settle_domain_type(m, resolve_type(ctx, m, c));
     mlog_debug(ctx->log, "kvm: domain type %s", type);
@@ -616,13 +582,11 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     if (net == NULL)
         return -1;
     machine_driver_set_int(m, K_NET_OURS, ours);
-    made.network = created;
     mlog_debug(ctx->log, "kvm: network '%s' ready%s", netname, created ? " (created)" : "");
-    if (check_network_reach(net, netname, NULL, err) < 0) {
-        if (created)
-            release_network(c, m);
+    /* From here on a failure just returns: lifecycle calls kvm_remove, which removes what
+     * carries the machine's name (and the network when it was ours and nobody else uses it). */
+    if (check_network_reach(net, netname, NULL, err) < 0)
         return -1;
-    }
 
     /* Everything with a cleanup is declared before the first goto. */
     int rc = -1;
@@ -636,13 +600,12 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
     const char *image = machine_driver_str(m, K_IMAGE);
     struct stat st;
     auto_pool virStoragePoolPtr pool = ensure_pool(c, err);
-    if (pool == NULL || kvm_config_disk(m->name, pubtext, &cfg, &cfg_len, err) < 0)
+    if (pool == NULL || kvm_config_disk(m->name, ctx->ssh_public_key, &cfg, &cfg_len, err) < 0)
         goto out;
     if (image == NULL || stat(image, &st) < 0) {
         merr_set(err, MERR_NOT_FOUND, errno, "cannot read the boot image '%s'", image ? image : "");
         goto out;
     }
-    made.pool_vols = true;
     iso = make_volume(c, pool, iso_name, (uint64_t)st.st_size, NULL, (size_t)st.st_size, image, err);
     if (iso != NULL)
         data = make_volume(c, pool, data_name, (uint64_t)machine_driver_int(m, K_DISK, 20000) << 20,
@@ -678,19 +641,16 @@ static int kvm_create(const struct driver_ctx *ctx, struct machine *m, struct me
         virt_fail(err, MERR_IO, "cannot define the VM");
         goto out;
     }
-    made.domain = true;
     mlog_debug(ctx->log, "kvm: domain defined, starting");
     if (virDomainCreate(dom) < 0) {
         virt_fail(err, MERR_IO, "cannot start the VM");
         goto out;
     }
     mlog_debug(ctx->log, "kvm: started, waiting for an address");
-    rc = wait_ip(dom, m, IP_WAIT_MS, err);
+    rc = wait_ip(ctx, dom, m, err);
     if (rc == 0)
         rc = check_network_reach(net, netname, machine_driver_str(m, DKEY_IP), err);
 out:
-    if (rc < 0)
-        undo(c, ctx, m, &made);
     return rc;
 }
 
@@ -737,41 +697,41 @@ static char *kvm_get_ip(const struct driver_ctx *ctx, const struct machine *m, s
 
 static int kvm_start(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    (void)ctx;
     auto_conn virConnectPtr c = kvm_connect(uri_of(m), err);
     auto_dom virDomainPtr d = c != NULL ? lookup(c, m, err) : NULL;
     if (d == NULL)
         return -1;
     if (virDomainIsActive(d) != 1 && virDomainCreate(d) < 0)
         return virt_fail(err, MERR_IO, "cannot start the VM");
-    return wait_ip(d, m, IP_WAIT_MS, err);
+    return wait_ip(ctx, d, m, err);
 }
 
-/* ACPI shutdown, bounded; then power off. */
-static int stop_domain(virDomainPtr d, const struct machine *m, struct merr *err)
+static int poll_inactive(void *opaque, struct merr *err)
+{
+    (void)err;
+    return virDomainIsActive(opaque) == 0 ? 1 : 0;
+}
+
+/* ACPI shutdown for the context's stop grace; then power off. */
+static int stop_domain(const struct driver_ctx *ctx, virDomainPtr d, struct merr *err)
 {
     if (virDomainIsActive(d) != 1)
         return 0;
-    if (virDomainShutdown(d) == 0) {
-        long long deadline = now_ms() + STOP_WAIT_MS;
-        while (now_ms() < deadline) {
-            if (virDomainIsActive(d) == 0)
-                return 0;
-            sleep_ms(250);
-        }
-    }
+    struct merr slow = MERR_INIT;
+    if (virDomainShutdown(d) == 0 &&
+        driver_wait_until(ctx, ctx->stop_grace_ms, "a clean shutdown", poll_inactive, d, &slow) == 0)
+        return 0;
+    mlog_debug(ctx->log, "kvm: %s; powering off", slow.msg[0] != '\0' ? slow.msg : "no ACPI shutdown");
     if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
         return virt_fail(err, MERR_IO, "cannot stop the VM");
-    (void)m;
     return 0;
 }
 
 static int kvm_stop(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    (void)ctx;
     auto_conn virConnectPtr c = kvm_connect(uri_of(m), err);
     auto_dom virDomainPtr d = c != NULL ? lookup(c, m, err) : NULL;
-    return d == NULL ? -1 : stop_domain(d, m, err);
+    return d == NULL ? -1 : stop_domain(ctx, d, err);
 }
 
 static int kvm_restart(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
@@ -798,8 +758,8 @@ static int kvm_remove(const struct driver_ctx *ctx, struct machine *m, struct me
     auto_conn virConnectPtr c = kvm_connect(uri_of(m), err);
     if (c == NULL)
         return -1;
-    struct made all = { .pool_vols = true, .domain = true, .network = true };
-    undo(c, ctx, m, &all);
+    (void)ctx;
+    remove_all(c, m);
     auto_dom virDomainPtr left = virDomainLookupByName(c, m->name);
     if (left != NULL)
         return virt_fail(err, MERR_IO, "cannot remove the VM");
@@ -817,7 +777,7 @@ static int kvm_upgrade(const struct driver_ctx *ctx, struct machine *m, struct m
     auto_conn virConnectPtr c = kvm_connect(uri_of(m), err);
     auto_dom virDomainPtr d = c != NULL ? lookup(c, m, err) : NULL;
     auto_pool virStoragePoolPtr pool = d != NULL ? ensure_pool(c, err) : NULL;
-    if (pool == NULL || stop_domain(d, m, err) < 0)
+    if (pool == NULL || stop_domain(ctx, d, err) < 0)
         return -1;
     auto_free char *iso_name = vol_name(m, "boot.iso");
     struct stat st;
@@ -832,7 +792,6 @@ static int kvm_upgrade(const struct driver_ctx *ctx, struct machine *m, struct m
     auto_close int fd = open(image, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || stream_upload(c, iso, NULL, (size_t)st.st_size, fd, err) < 0)
         return err->code != MERR_OK ? -1 : merr_set(err, MERR_IO, errno, "cannot open '%s'", image);
-    (void)ctx;
     return kvm_start(ctx, m, err);
 }
 

@@ -2,6 +2,7 @@
 #include "test_helpers.h"
 
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "driver.h"
@@ -122,10 +123,13 @@ static void test_generic_precreate(void **state)
     machine_driver_set_str(m, "SSHKeySource", key);
     assert_int_equal(precreate(&driver_generic, m, &err), 0);
 
+    /* the port's range is the flag table's, checked by core */
     machine_driver_set_int(m, DKEY_SSH_PORT, 70000);
-    assert_int_equal(precreate(&driver_generic, m, &err), -1);
+    assert_int_equal(driver_check_flags(&driver_generic, m, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
+    assert_non_null(strstr(err.msg, "generic-ssh-port"));
     machine_driver_set_int(m, DKEY_SSH_PORT, 22);
+    assert_int_equal(driver_check_flags(&driver_generic, m, &err), 0);
 
     /* A key readable by others is refused (security case 5). */
     assert_int_equal(chmod(key, 0644), 0);
@@ -172,12 +176,123 @@ static void test_none_driver(void **state)
     assert_int_equal(st, MSTATE_RUNNING);
 }
 
+/* A driver of its own, for the flag table's bounds. */
+static const struct driver_flag bounded_flags[] = {
+    { .name = "b-count", .key = "Count", .help = "h", .type = DFLAG_INT, .def = "4", .min = 1,
+      .max = 8 },
+    { .name = "b-free", .key = "Free", .help = "h", .type = DFLAG_INT },
+    { .name = "b-mode", .key = "Mode", .help = "h", .type = DFLAG_STRING, .def = "fast",
+      .choices = (const char *const[]){ "fast", "slow", NULL } },
+    { 0 },
+};
+static const struct driver bounded = { .name = "bounded", .description = "d", .flags = bounded_flags };
+
+static void test_flag_bounds(void **state)
+{
+    struct merr err = MERR_INIT;
+    struct fake_flags none[] = { { NULL, { NULL } } };
+    auto_machine struct machine *m = machine_new("b", "bounded");
+    assert_int_equal(driver_apply_flags(&bounded, m, lookup, none, &err), 0); /* defaults pass */
+    assert_int_equal(machine_driver_int(m, "Count", 0), 4);
+
+    const char *const bad_counts[] = { "0", "9", "-1", "99999999999" };
+    for (size_t i = 0; i < sizeof bad_counts / sizeof bad_counts[0]; i++) {
+        struct fake_flags given[] = { { "b-count", { (char *)bad_counts[i], NULL } }, { NULL, { NULL } } };
+        auto_machine struct machine *mb = machine_new("b", "bounded");
+        assert_int_equal(driver_apply_flags(&bounded, mb, lookup, given, &err), -1);
+        assert_int_equal(err.code, MERR_INVALID);
+        assert_non_null(strstr(err.msg, "--b-count"));
+    }
+    const char *const edges[] = { "1", "8" };
+    for (size_t i = 0; i < 2; i++) {
+        struct fake_flags given[] = { { "b-count", { (char *)edges[i], NULL } },
+                                      { "b-free", { "-123456", NULL } }, /* no bounds: any number */
+                                      { NULL, { NULL } } };
+        auto_machine struct machine *mb = machine_new("b", "bounded");
+        assert_int_equal(driver_apply_flags(&bounded, mb, lookup, given, &err), 0);
+    }
+    struct fake_flags bad_mode[] = { { "b-mode", { "medium", NULL } }, { NULL, { NULL } } };
+    auto_machine struct machine *m2 = machine_new("b", "bounded");
+    assert_int_equal(driver_apply_flags(&bounded, m2, lookup, bad_mode, &err), -1);
+    assert_int_equal(err.code, MERR_INVALID);
+    assert_non_null(strstr(err.msg, "fast, slow")); /* the choices are named */
+
+    /* stored values (a machine built without the CLI) are checked the same way */
+    machine_driver_set_str(m, "Mode", "");
+    assert_int_equal(driver_check_flags(&bounded, m, &err), -1);
+    assert_int_equal(err.code, MERR_INVALID);
+    machine_driver_set_str(m, "Mode", "slow");
+    machine_driver_set_str(m, "Count", "4"); /* not a number */
+    assert_int_equal(driver_check_flags(&bounded, m, &err), -1);
+    machine_driver_set_int(m, "Count", 8);
+    assert_int_equal(driver_check_flags(&bounded, m, &err), 0);
+
+    /* the real tables: kvm's memory, CPUs, disk and domain type */
+    struct fake_flags kvm_bad[][2] = {
+        { { "kvm-memory", { "16", NULL } }, { NULL, { NULL } } },
+        { { "kvm-cpu-count", { "0", NULL } }, { NULL, { NULL } } },
+        { { "kvm-disk-size", { "100", NULL } }, { NULL, { NULL } } },
+        { { "kvm-domain-type", { "xen", NULL } }, { NULL, { NULL } } },
+    };
+    for (size_t i = 0; i < sizeof kvm_bad / sizeof kvm_bad[0]; i++) {
+        auto_machine struct machine *mk = machine_new("k", "kvm");
+        assert_int_equal(driver_apply_flags(&driver_kvm, mk, lookup, kvm_bad[i], &err), -1);
+        assert_int_equal(err.code, MERR_INVALID);
+        assert_non_null(strstr(err.msg, kvm_bad[i][0].name));
+    }
+}
+
+struct countdown {
+    int left;
+    int calls;
+};
+
+static int poll_countdown(void *opaque, struct merr *err)
+{
+    struct countdown *c = opaque;
+    c->calls++;
+    if (c->left < 0)
+        return merr_set(err, MERR_REMOTE, 0, "gone");
+    return --c->left <= 0 ? 1 : 0;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void test_wait_until(void **state)
+{
+    struct merr err = MERR_INIT;
+    struct driver_ctx ctx = { .deadline_ms = mono_ms() + 60000 };
+    struct countdown c = { .left = 3 };
+    assert_int_equal(driver_wait_until(&ctx, 0, "it", poll_countdown, &c, &err), 0);
+    assert_int_equal(c.calls, 3);
+
+    /* a poll's failure ends the wait with its error */
+    struct countdown failing = { .left = -1 };
+    assert_int_equal(driver_wait_until(&ctx, 0, "it", poll_countdown, &failing, &err), -1);
+    assert_int_equal(err.code, MERR_REMOTE);
+    assert_int_equal(failing.calls, 1);
+
+    /* the context's deadline bounds every wait: past it, one poll and MERR_TIMEOUT */
+    struct driver_ctx late = { .deadline_ms = mono_ms() - 1 };
+    struct countdown never = { .left = 1000000 };
+    assert_int_equal(driver_wait_until(&late, 60000, "the thing", poll_countdown, &never, &err), -1);
+    assert_int_equal(err.code, MERR_TIMEOUT);
+    assert_int_equal(never.calls, 1);
+    assert_non_null(strstr(err.msg, "the thing"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),          cmocka_unit_test(test_unsupported_ops),
         cmocka_unit_test(test_apply_flags),       cmocka_unit_test(test_generic_precreate),
-        cmocka_unit_test(test_none_driver),
+        cmocka_unit_test(test_none_driver),       cmocka_unit_test(test_flag_bounds),
+        cmocka_unit_test(test_wait_until),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

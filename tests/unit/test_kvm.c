@@ -353,20 +353,23 @@ static void test_precreate_checks(void **state)
     machine_driver_set_str(dup, "Image", image);
     assert_int_equal(driver_precreate_check(&driver_kvm, &f->ctx, dup, &err), -1);
     assert_int_equal(err.code, MERR_EXISTS);
+    /* ranges and choices are the flag table's, checked by core for every driver */
     machine_driver_set_int(m, "Memory", 16);
-    assert_int_equal(driver_precreate_check(&driver_kvm, &f->ctx, m, &err), -1);
+    assert_int_equal(driver_check_flags(&driver_kvm, m, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
     machine_driver_set_int(m, "Memory", 512);
     machine_driver_set_str(m, "DomainType", "xen");
-    assert_int_equal(driver_precreate_check(&driver_kvm, &f->ctx, m, &err), -1);
+    assert_int_equal(driver_check_flags(&driver_kvm, m, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
     machine_driver_set_str(m, "DomainType", "qemu");
+    assert_int_equal(driver_check_flags(&driver_kvm, m, &err), 0);
     machine_driver_set_str(m, "Image", "/nonexistent/machine-os.iso");
     assert_int_equal(driver_precreate_check(&driver_kvm, &f->ctx, m, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
 }
 
-/* Whatever step a create fails at, it leaves no domain, volume or network of its own. */
+/* A create that fails half way leaves its pieces to kvm_remove (lifecycle calls it), which
+ * removes every domain, volume and network of the machine's. */
 static void test_failed_create_leaves_nothing(void **state)
 {
     struct fx *f = *state;
@@ -379,9 +382,14 @@ static void test_failed_create_leaves_nothing(void **state)
     assert_int_equal(fs_mkdir_p(dir, 0700, &err), 0);
     /* test:///default has no virStorageVolUpload: the create fails after it made the network
      * and the volumes, the case this test is about. */
+    f->ctx.ssh_public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPt7 lab2\n";
     assert_int_equal(driver_create(&driver_kvm, &f->ctx, m, &err), -1);
     assert_int_equal(err.code, MERR_IO);
     virConnectPtr c = virConnectOpen("test:///default");
+    virNetworkPtr made = virNetworkLookupByName(c, "machine");
+    assert_non_null(made); /* the driver undid nothing itself */
+    virNetworkFree(made);
+    assert_int_equal(driver_remove(&driver_kvm, &f->ctx, m, &err), 0);
     assert_non_null(c);
     virDomainPtr d = virDomainLookupByName(c, "lab2");
     assert_null(d);
