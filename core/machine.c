@@ -64,6 +64,7 @@ void machine_free(struct machine *m)
     os_release_clear(&m->os);
     engine_options_clear(&m->engine);
     strv_free(m->auth.sans);
+    json_decref(m->lab);
     free(m);
 }
 
@@ -150,6 +151,8 @@ json_t *machine_to_json(const struct machine *m)
                              os, "HostOptions", "EngineOptions", engine, "AuthOptions", auth);
     if (root == NULL)
         abort();
+    if (m->lab != NULL)
+        json_object_set(root, "Lab", m->lab);
     return root;
 }
 
@@ -222,6 +225,9 @@ struct machine *machine_from_json(const json_t *root, struct merr *err)
         return NULL;
     json_t *drv = get_object(root, "Driver");
     m->driver = drv != NULL ? json_deep_copy(drv) : json_object();
+
+    json_t *lab = get_object(root, "Lab");
+    m->lab = lab != NULL ? json_deep_copy(lab) : NULL;
 
     json_t *lc = get_object(root, "Lifecycle");
     if (lc == NULL) {

@@ -63,6 +63,8 @@ struct machine {
     struct os_release os;
     struct engine_options engine;
     struct auth_options auth;
+    /* `machine up`: {"Name": lab, "Group": key, "Spec": {...}} as last brought up, or NULL */
+    json_t *lab;
 };
 
 struct machine *machine_new(const char *name, const char *driver_name);

@@ -1,0 +1,39 @@
+/* `machine up` / `machine down`: a lab file's hosts brought to what it says, in dependency order
+ * and at most N at once, through the same lifecycle as `machine create`. */
+#ifndef MACHINE_LAB_UP_H
+#define MACHINE_LAB_UP_H
+
+#include <stdbool.h>
+
+#include "cleanup.h"
+#include "lab.h"
+
+struct machine_ctx;
+struct merr;
+
+/* One line of progress for one host ("Creating the VM", "setup: run 2/3", ...). Called from
+ * worker threads, one call at a time. */
+typedef void (*lab_progress_fn)(void *opaque, const char *host, const char *step);
+
+struct lab_result {
+    enum lab_action action;
+    bool done;        /* the action ran to its end */
+    bool skipped;     /* not tried: a host it depends on failed */
+    double seconds;
+    char error[1024]; /* why it failed or was skipped */
+};
+
+/* Everything that can be checked before a host is touched: drivers exist, every flag is one of
+ * the driver's, engine options are ones machine-engine takes, setup.images is refused (not
+ * supported yet). */
+MUST_CHECK int lab_check(const struct machine_ctx *ctx, const struct lab *lab, struct merr *err);
+
+/* Brings every host up; results has lab->n_hosts entries (in the lab's host order). Returns the
+ * number of hosts that failed or were skipped, or -1 when nothing could start (err). */
+int lab_up(const struct machine_ctx *ctx, const struct lab *lab, int parallel,
+           lab_progress_fn progress, void *opaque, struct lab_result *results, struct merr *err);
+
+/* The machines of lab NAME (label lab=NAME), in store order; NULL-terminated. */
+MUST_CHECK char **lab_members(const struct machine_ctx *ctx, const char *name, struct merr *err);
+
+#endif
