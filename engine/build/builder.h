@@ -30,6 +30,8 @@ struct build_opts {
     const char *network_mode; /* RUN containers' network ("default", "none", "host", ...) */
     bool nocache, rm, forcerm, pull;
     const char *x_registry_config; /* credentials for FROM pulls (may be NULL) */
+    json_t *host_config;      /* HostConfig fields of RUN containers (resources, ExtraHosts) */
+    json_t *cache_from;       /* ["image", ...]: only their steps serve as cache (may be NULL) */
 };
 
 struct build_env {
@@ -50,7 +52,6 @@ MUST_CHECK int build_run(const struct build_env *env, const struct build_opts *o
 struct df_ignore;
 struct copy_spec {
     const char *root;              /* the directory sources are read from (context or stage) */
-    const char *const *roots;      /* per source instead of root (COPY --from), or NULL */
     bool refuse_archives;          /* ADD: a local tar would be auto-extracted (not done yet) */
     const struct df_ignore *ignore; /* paths of root left out (may be NULL) */
     char *const *srcs;              /* as written, relative to root ('/' = root), globs allowed */

@@ -361,8 +361,7 @@ static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_
 
 int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct merr *err)
 {
-    const char *root = spec->root != NULL ? spec->root : spec->roots[0];
-    auto_close int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    auto_close int rootfd = open(spec->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         return merr_set(err, MERR_IO, errno, "cannot open the build context");
     auto_strv char **srcs = NULL;
@@ -378,15 +377,8 @@ int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct
                  ? 0
                  : merr_set(err, MERR_NOMEM, 0, "cannot allocate");
     bool is_dir = false;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        auto_close int own = spec->roots != NULL
-                                 ? open(spec->roots[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                                 : -1;
-        if (spec->roots != NULL && own < 0)
-            rc = merr_set(err, MERR_IO, errno, "cannot open '%s'", spec->roots[i]);
-        else
-            rc = put_source(&o, own >= 0 ? own : rootfd, srcs[i], &is_dir, err);
-    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = put_source(&o, rootfd, srcs[i], &is_dir, err);
     if (rc == 0)
         rc = tarw_close(&o.tw, err);
     unsigned char d[EVP_MAX_MD_SIZE];

@@ -168,9 +168,55 @@ static ssize_t read_fd(void *data, void *buf, size_t len, struct merr *err)
     return n;
 }
 
-/* COPY --from: each source taken out of a container of that image into work/from<i>/. */
+/* The part of a source to fetch from the stage: the whole path, or for a glob the directory
+ * above its first component with a glob character ("/a/x*.c/d" gives "/a"). */
+static char *fetch_path(const char *src)
+{
+    char *abs = src[0] == '/' ? xstrdup(src) : xasprintf("/%s", src);
+    char *glob = strpbrk(abs, "*?[");
+    if (glob != NULL) {
+        while (glob > abs && *glob != '/')
+            glob--;
+        *glob = '\0';
+        if (abs[0] == '\0') {
+            free(abs);
+            abs = xstrdup("/");
+        }
+    }
+    return abs;
+}
+
+/* Takes path out of the container cid into root (at the same path), with the engine's
+ * docker cp path (symlink-safe in the container). */
+static int fetch_one(struct builder *b, const char *cid, const char *from, const char *path,
+                     const char *root, const char *spool, struct merr *err)
+{
+    char *slash = strrchr(path, '/');
+    auto_free char *parent = slash == path ? xstrdup("") : strndup(path + 1, (size_t)(slash - path - 1));
+    auto_free char *dest = parent[0] ? xasprintf("%s/%s", root, parent) : xstrdup(root);
+    struct file_writer w = { open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) };
+    struct ctr_path_stat st;
+    struct layer_result res;
+    int rc = 0;
+    if (w.fd < 0 || fs_mkdir_p(dest, 0755, err) < 0)
+        rc = w.fd < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", spool) : -1;
+    else if (ctr_archive_get(b->env->containers, cid, path, &st, begin_nop, write_fd, &w, err) < 0)
+        rc = err->code == MERR_NOT_FOUND
+                 ? merr_set(err, MERR_NOT_FOUND, 0, "COPY --from=%s: %s not found", from, path)
+                 : -1;
+    else if (lseek(w.fd, 0, SEEK_SET) < 0)
+        rc = merr_set(err, MERR_IO, errno, "cannot rewind");
+    else if (layer_extract_plain_fd(w.fd, LAYER_COMP_NONE, dest, NULL, &res, err) < 0)
+        rc = -1;
+    if (w.fd >= 0)
+        close(w.fd);
+    return rc;
+}
+
+/* COPY --from: what the sources name taken out of a container of that stage or image into
+ * work/from/, where they are matched and read as from a context. */
 static int fetch_from(struct builder *b, const char *from, char **srcs, const char *work,
-                      char ***roots, struct merr *err)
+                      char **root_out, struct merr *err)
 {
     const char *image = NULL;
     auto_free char *looked = NULL;
@@ -193,38 +239,28 @@ static int fetch_from(struct builder *b, const char *from, char **srcs, const ch
     json_decref(body);
     if (rc < 0)
         return -1;
-    char **list = xcalloc(1, sizeof *list);
+    auto_free char *root = xasprintf("%s/from", work);
+    auto_free char *spool = xasprintf("%s/from.tar", work);
+    auto_strv char **done = xcalloc(1, sizeof *done);
+    rc = mkdir(root, 0755) < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", root) : 0;
     for (size_t i = 0; rc == 0 && srcs[i] != NULL; i++) {
-        auto_free char *dir = xasprintf("%s/from%zu", work, i);
-        auto_free char *spool = xasprintf("%s/from%zu.tar", work, i);
-        auto_free char *abs = srcs[i][0] == '/' ? xstrdup(srcs[i]) : xasprintf("/%s", srcs[i]);
-        char *slash = strrchr(abs, '/');
-        auto_free char *parent = slash == abs ? xstrdup("") : strndup(abs + 1, (size_t)(slash - abs - 1));
-        auto_free char *dest = parent[0] ? xasprintf("%s/%s", dir, parent) : xstrdup(dir);
-        struct file_writer w = { open(spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600) };
-        struct ctr_path_stat st;
-        struct layer_result res;
-        if (w.fd < 0 || fs_mkdir_p(dest, 0755, err) < 0)
-            rc = w.fd < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", spool) : -1;
-        else if (ctr_archive_get(b->env->containers, cid, abs, &st, begin_nop, write_fd, &w,
-                                 err) < 0)
-            rc = err->code == MERR_NOT_FOUND
-                     ? merr_set(err, MERR_NOT_FOUND, 0, "COPY --from=%s: %s not found", from, abs)
-                     : -1;
-        else if (lseek(w.fd, 0, SEEK_SET) < 0 ||
-                 layer_extract_fd(w.fd, LAYER_COMP_NONE, dest, NULL, &res, err) < 0)
-            rc = err->code != MERR_OK ? -1 : merr_set(err, MERR_IO, errno, "cannot rewind");
-        if (w.fd >= 0)
-            close(w.fd);
-        list = strv_push(list, dir);
+        auto_free char *path = fetch_path(srcs[i]);
+        bool covered = false; /* already fetched with a directory above it */
+        for (size_t k = 0; done[k] != NULL && !covered; k++) {
+            size_t l = strlen(done[k]);
+            covered = strcmp(done[k], "/") == 0 ||
+                      (strncmp(path, done[k], l) == 0 && (path[l] == '\0' || path[l] == '/'));
+        }
+        if (!covered) {
+            rc = fetch_one(b, cid, from, path, root, spool, err);
+            done = strv_push(done, path);
+        }
     }
     bld_remove_container(b, cid, false);
     free(cid);
-    if (rc < 0) {
-        strv_free(list);
+    if (rc < 0)
         return -1;
-    }
-    *roots = list;
+    *root_out = xstrdup(root);
     return 0;
 }
 
@@ -373,8 +409,8 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
             strncmp(words[i], "git@", 4) == 0)
             return merr_set(err, MERR_UNSUPPORTED, 0,
                             "ADD from a URL is not supported by machine-engine's builder");
-    auto_strv char **roots = NULL;
-    if (f->from != NULL && fetch_from(b, f->from, words, work, &roots, err) < 0)
+    auto_free char *from_root = NULL;
+    if (f->from != NULL && fetch_from(b, f->from, words, work, &from_root, err) < 0)
         return -1;
     json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
     char *cid = NULL;
@@ -392,8 +428,7 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     }
     size_t dl = strlen(dest_word);
     struct copy_spec spec = {
-        .root = f->from == NULL ? b->o->context_dir : NULL,
-        .roots = (const char *const *)roots,
+        .root = f->from == NULL ? b->o->context_dir : from_root,
         .ignore = f->from == NULL ? b->ignore : NULL,
         .srcs = words,
         .dest = dest,
@@ -418,7 +453,7 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     auto_free char *created_by = xasprintf("/bin/sh -c #(nop) %s %s in %s ", add ? "ADD" : "COPY",
                                            what, dest);
     auto_free char *key = bld_cache_key(b, created_by);
-    if (bld_cache_hit(b, key, err, &rc)) {
+    if (bld_cache_hit(b, key, created_by, err, &rc)) {
         bld_remove_container(b, cid, false);
         free(cid);
         return rc;
@@ -464,7 +499,7 @@ int bld_step_workdir(struct builder *b, const struct df_instr *in, struct merr *
     auto_free char *created_by = xasprintf("/bin/sh -c #(nop) WORKDIR %s", wd);
     auto_free char *key = bld_cache_key(b, created_by);
     int rc;
-    if (bld_cache_hit(b, key, err, &rc))
+    if (bld_cache_hit(b, key, created_by, err, &rc))
         return rc;
     json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", created_by + 11);
     char *cid = NULL;

@@ -158,11 +158,17 @@ struct image_commit_spec {
 MUST_CHECK int image_commit(struct image_store *s, const struct image_commit_spec *spec,
                             char **id_out, struct merr *err);
 
-/* The build cache: key (any text) → image ID. get gives NULL (no error) on a miss or when the
- * image is gone; put records it. */
+/* The build cache (buildcache.c): key (any text) → image ID. get gives NULL (no error) on a miss
+ * or when the image is gone, and counts the use; put records the step (description: its
+ * history text). list: [{CacheID, ID (the image), Description, CreatedAt, LastUsedAt (ns since
+ * the epoch), UsageCount}], "Gone": true on those whose image is not there any more; drop
+ * removes one by CacheID. */
 MUST_CHECK char *image_build_cache_get(struct image_store *s, const char *key);
 MUST_CHECK int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
-                                     struct merr *err);
+                                     const char *description, struct merr *err);
+MUST_CHECK struct json_t *image_build_cache_list(struct image_store *s, struct merr *err);
+MUST_CHECK int image_build_cache_drop(struct image_store *s, const char *cache_id,
+                                      struct merr *err);
 /* POST /build's X-Registry-Config → the X-Registry-Auth value for ref's registry (*out NULL
  * when it names none). */
 MUST_CHECK int image_registry_config_auth(const char *x_registry_config, const char *ref,
