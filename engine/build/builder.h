@@ -52,7 +52,8 @@ MUST_CHECK int build_run(const struct build_env *env, const struct build_opts *o
 struct df_ignore;
 struct copy_spec {
     const char *root;              /* the directory sources are read from (context or stage) */
-    bool refuse_archives;          /* ADD: a local tar would be auto-extracted (not done yet) */
+    bool extract_archives;         /* ADD: a local tar archive is unpacked at dest */
+    const char *work;              /* a scratch directory (archives are unpacked there) */
     const struct df_ignore *ignore; /* paths of root left out (may be NULL) */
     char *const *srcs;              /* as written, relative to root ('/' = root), globs allowed */
     const char *dest;               /* absolute path in the image */
@@ -66,5 +67,12 @@ struct copy_spec {
  * resolved inside it. MERR_NOT_FOUND for a missing source, MERR_INVALID for a bad one. */
 MUST_CHECK int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out,
                               struct merr *err);
+
+/* ---- unpack.c ---- */
+/* ADD's auto-extraction: when fd holds a tar (plain, gzip, bzip2, xz or zstd) it is unpacked
+ * into dir (created; spool is scratch space) with the hardened extractor: 1. 0 when it is not
+ * an archive (copied as a file); MERR_INVALID for a hostile one. */
+MUST_CHECK int build_unpack_archive(int fd, const char *spool, const char *dir,
+                                    struct merr *err);
 
 #endif

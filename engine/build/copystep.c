@@ -22,6 +22,7 @@
 #include "tarw.h"
 
 #define GO_MODE_DIR (1u << 31)
+#define BLD_DOWNLOAD_MAX (16ULL << 30) /* one ADD download */
 
 static int on_pull(const char *line, void *ctx)
 {
@@ -264,6 +265,80 @@ static int fetch_from(struct builder *b, const char *from, char **srcs, const ch
     return 0;
 }
 
+static bool is_url(const char *w)
+{
+    return strncmp(w, "http://", 7) == 0 || strncmp(w, "https://", 8) == 0;
+}
+
+static bool is_git(const char *w)
+{
+    size_t n = strlen(w);
+    return strncmp(w, "git@", 4) == 0 || strncmp(w, "git://", 6) == 0 ||
+           (n > 4 && strcmp(w + n - 4, ".git") == 0 && strstr(w, "://") != NULL);
+}
+
+/* dockerd's file name of a download: the last element of the URL's path. */
+static char *url_file_name(const char *url)
+{
+    const char *p = strstr(url, "://") + 3;
+    p += strcspn(p, "/?#");
+    size_t n = strcspn(p, "?#");
+    while (n > 0 && p[n - 1] == '/')
+        n--;
+    const char *start = p + n;
+    while (start > p && start[-1] != '/')
+        start--;
+    size_t len = (size_t)(p + n - start);
+    return len > 0 && !(len == 1 && start[0] == '.') && !(len == 2 && strncmp(start, "..", 2) == 0)
+               ? strndup(start, len)
+               : NULL;
+}
+
+/* ADD <url>...: each download put into work/url/<its file name> (mode 0600, mtime the
+ * Last-Modified), which then serves as the sources' root; the words become the names. 1 when
+ * the sources were URLs, 0 when none was; URLs mixed with local sources and git are refused. */
+static int fetch_urls(struct builder *b, char **words, const char *work, char **root_out,
+                      struct merr *err)
+{
+    size_t n = 0, remote = 0;
+    for (; words[n] != NULL; n++) {
+        if (is_git(words[n]))
+            return merr_set(err, MERR_UNSUPPORTED, 0, "ADD from a git repository (%s) is not "
+                            "supported by machine-engine's builder", words[n]);
+        remote += is_url(words[n]);
+    }
+    if (remote == 0)
+        return 0;
+    if (remote != n)
+        return merr_set(err, MERR_UNSUPPORTED, 0, "ADD of URLs together with local sources is "
+                        "not supported by machine-engine's builder; use one ADD for each");
+    auto_free char *root = xasprintf("%s/url", work);
+    if (mkdir(root, 0755) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create '%s'", root);
+    for (size_t i = 0; i < n; i++) {
+        auto_free char *name = url_file_name(words[i]);
+        if (name == NULL)
+            return merr_set(err, MERR_INVALID, 0, "cannot determine filename from url: %s",
+                            words[i]);
+        bld_emit_stream(b, "Downloading %s\n", words[i]);
+        auto_free char *path = xasprintf("%s/%s", root, name);
+        auto_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        long long mtime = 0;
+        if (fd < 0)
+            return merr_set(err, MERR_INVALID, errno, "cannot download '%s' to '%s'", words[i],
+                            name);
+        if (image_fetch_url(b->env->images, words[i], fd, BLD_DOWNLOAD_MAX, &mtime, err) < 0)
+            return -1;
+        struct timespec t[2] = { { mtime, 0 }, { mtime, 0 } };
+        if (mtime > 0 && futimens(fd, t) < 0)
+            return merr_set(err, MERR_IO, errno, "cannot set the mtime of '%s'", name);
+        free(words[i]);
+        words[i] = xstrdup(name);
+    }
+    *root_out = xstrdup(root);
+    return 1;
+}
+
 struct mem_sink {
     char *buf;
     size_t len;
@@ -404,12 +479,10 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     auto_free char *dest = dest_word[0] == '/' ? xstrdup(dest_word)
                                                : xasprintf("%s/%s", wd && wd[0] ? wd : "", dest_word);
     bool add = strcmp(in->cmd, "add") == 0;
-    for (size_t i = 0; add && words[i] != NULL; i++)
-        if (strncmp(words[i], "http://", 7) == 0 || strncmp(words[i], "https://", 8) == 0 ||
-            strncmp(words[i], "git@", 4) == 0)
-            return merr_set(err, MERR_UNSUPPORTED, 0,
-                            "ADD from a URL is not supported by machine-engine's builder");
     auto_free char *from_root = NULL;
+    int urls = add ? fetch_urls(b, words, work, &from_root, err) : 0;
+    if (urls < 0)
+        return -1;
     if (f->from != NULL && fetch_from(b, f->from, words, work, &from_root, err) < 0)
         return -1;
     json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
@@ -428,15 +501,16 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     }
     size_t dl = strlen(dest_word);
     struct copy_spec spec = {
-        .root = f->from == NULL ? b->o->context_dir : from_root,
-        .ignore = f->from == NULL ? b->ignore : NULL,
+        .root = from_root == NULL ? b->o->context_dir : from_root,
+        .ignore = from_root == NULL ? b->ignore : NULL,
         .srcs = words,
         .dest = dest,
         .dest_is_dir = (dl > 0 && dest_word[dl - 1] == '/') || n > 2 || is_dir_in(b, cid, dest),
         .uid = uid,
         .gid = gid,
         .chmod = f->chmod,
-        .refuse_archives = add,
+        .extract_archives = add && urls == 0, /* a remote archive is not unpacked */
+        .work = work,
     };
     auto_free char *spool = xasprintf("%s/copy.tar", work);
     auto_close int fd = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -64,6 +64,47 @@ static int extract_context(const char *tar, const char *dir, struct merr *err)
     return 0;
 }
 
+#define REMOTE_CONTEXT_MAX (8ULL << 30)
+
+static bool looks_like_archive(int fd)
+{
+    unsigned char h[512];
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    return (n >= 2 && h[0] == 0x1f && h[1] == 0x8b) ||                          /* gzip */
+           (n >= 4 && h[0] == 0x28 && h[1] == 0xb5 && h[2] == 0x2f && h[3] == 0xfd) || /* zstd */
+           (n == (ssize_t)sizeof h && memcmp(h + 257, "ustar", 5) == 0);
+}
+
+/* remote=<URL>: a tarball (plain, gzip or zstd) is the context; any other text is the
+ * Dockerfile alone, as dockerd takes it. Git repositories are refused. */
+static int remote_context(struct engine_services *s, const char *url, const char *tar,
+                          const char *dir, const char *dockerfile, struct merr *err)
+{
+    size_t n = strlen(url);
+    if (strncmp(url, "git@", 4) == 0 || strncmp(url, "git://", 6) == 0 ||
+        (n > 4 && strcmp(url + n - 4, ".git") == 0) || strstr(url, ".git#") != NULL)
+        return merr_set(err, MERR_INVALID, 0, "a git repository as build context (%s) is not "
+                        "supported by machine-engine; send the context as a tar", url);
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return merr_set(err, MERR_INVALID, 0, "remote build context '%s' is not supported by "
+                        "machine-engine: http and https URLs of a tarball or a Dockerfile only",
+                        url);
+    auto_close int fd = open(tar, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot spool the build context");
+    if (image_fetch_url(s->images, url, fd, REMOTE_CONTEXT_MAX, NULL, err) < 0)
+        return merr_prefix(err, "the remote build context");
+    if (looks_like_archive(fd))
+        return extract_context(tar, dir, err);
+    auto_free char *df = xasprintf("%s/%s", dir, dockerfile != NULL && dockerfile[0] &&
+                                                  strchr(dockerfile, '/') == NULL
+                                              ? dockerfile
+                                              : "Dockerfile");
+    if (mkdir(dir, 0755) < 0 || rename(tar, df) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot prepare the build context");
+    return 0;
+}
+
 /* Options the classic builder has and machine-engine does not do: refused, never dropped. */
 static int refuse_unsupported(struct api_request *req, struct merr *err)
 {
@@ -201,8 +242,12 @@ static int build(struct api_request *req, void *data, struct merr *err)
     auto_free char *work = image_store_work_dir(s->images, err);
     auto_free char *tar = work != NULL ? xasprintf("%s/context.tar", work) : NULL;
     auto_free char *dir = work != NULL ? xasprintf("%s/context", work) : NULL;
-    int rc = work == NULL ? -1 : spool_context(req, tar, err);
-    if (rc == 0)
+    const char *remote = api_request_query(req, "remote");
+    int rc = work == NULL ? -1
+             : remote != NULL && remote[0] != '\0'
+                 ? remote_context(s, remote, tar, dir, api_request_query(req, "dockerfile"), err)
+                 : spool_context(req, tar, err);
+    if (rc == 0 && (remote == NULL || remote[0] == '\0'))
         rc = extract_context(tar, dir, err);
     if (rc == 0)
         unlink(tar);

@@ -173,6 +173,13 @@ MUST_CHECK int image_build_cache_drop(struct image_store *s, const char *cache_i
  * when it names none). */
 MUST_CHECK int image_registry_config_auth(const char *x_registry_config, const char *ref,
                                           char **out, struct merr *err);
+/* GET of an http(s) URL into fd (fetchurl.c; ADD <url>, a remote build context): redirects
+ * followed (10, http/https only), a status >= 400 is MERR_REMOTE, more than max bytes
+ * MERR_INVALID; *mtime_out (may be NULL) = Last-Modified in Unix seconds, 0 when absent. */
+MUST_CHECK int image_fetch_url(struct image_store *s, const char *url, int fd,
+                               unsigned long long max, long long *mtime_out, struct merr *err);
+/* An HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") in Unix seconds; 0 when it is not one. */
+long long image_http_date_parse(const char *v);
 /* A fresh work directory in the store's tmp/ (removed at the next open if left behind). */
 MUST_CHECK char *image_store_work_dir(struct image_store *s, struct merr *err);
 
