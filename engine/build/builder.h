@@ -74,5 +74,8 @@ MUST_CHECK int build_copy_tar(const struct copy_spec *spec, int fd, char **what_
  * an archive (copied as a file); MERR_INVALID for a hostile one. */
 MUST_CHECK int build_unpack_archive(int fd, const char *spool, const char *dir,
                                     struct merr *err);
+/* ADD <url>'s file name, as dockerd's: the last element of the URL's path (query and fragment
+ * left out); NULL when there is none ("http://h/", "http://h/a/.."). Pure. */
+MUST_CHECK char *build_url_file_name(const char *url);
 
 #endif

@@ -277,23 +277,6 @@ static bool is_git(const char *w)
            (n > 4 && strcmp(w + n - 4, ".git") == 0 && strstr(w, "://") != NULL);
 }
 
-/* dockerd's file name of a download: the last element of the URL's path. */
-static char *url_file_name(const char *url)
-{
-    const char *p = strstr(url, "://") + 3;
-    p += strcspn(p, "/?#");
-    size_t n = strcspn(p, "?#");
-    while (n > 0 && p[n - 1] == '/')
-        n--;
-    const char *start = p + n;
-    while (start > p && start[-1] != '/')
-        start--;
-    size_t len = (size_t)(p + n - start);
-    return len > 0 && !(len == 1 && start[0] == '.') && !(len == 2 && strncmp(start, "..", 2) == 0)
-               ? strndup(start, len)
-               : NULL;
-}
-
 /* ADD <url>...: each download put into work/url/<its file name> (mode 0600, mtime the
  * Last-Modified), which then serves as the sources' root; the words become the names. 1 when
  * the sources were URLs, 0 when none was; URLs mixed with local sources and git are refused. */
@@ -316,7 +299,7 @@ static int fetch_urls(struct builder *b, char **words, const char *work, char **
     if (mkdir(root, 0755) < 0)
         return merr_set(err, MERR_IO, errno, "cannot create '%s'", root);
     for (size_t i = 0; i < n; i++) {
-        auto_free char *name = url_file_name(words[i]);
+        auto_free char *name = build_url_file_name(words[i]);
         if (name == NULL)
             return merr_set(err, MERR_INVALID, 0, "cannot determine filename from url: %s",
                             words[i]);

@@ -1,9 +1,9 @@
-/* ADD's auto-extraction of a local archive: a tar, plain or compressed with gzip, bzip2, xz or
- * zstd (what dockerd's DecompressStream reads), is unpacked where ADD copies to; anything else
- * is copied as a file. The stream is decompressed by libarchive's built-in filters only (a
- * filter that would run an external program is refused) into a plain tar, and that tar is
- * unpacked with the hardened layer extractor, so a hostile archive is handled like a hostile
- * layer (security cases 12-17), and .wh.* names are ordinary files. */
+/* ADD's auto-extraction of a local archive (and the file name of a download): a tar, plain or
+ * compressed with gzip, bzip2, xz or zstd (what dockerd's DecompressStream reads), is unpacked
+ * where ADD copies to; anything else is copied as a file. The stream is decompressed by
+ * libarchive's built-in filters only (a filter that would run an external program is refused)
+ * into a plain tar, and that tar is unpacked with the hardened layer extractor, so a hostile
+ * archive is handled like a hostile layer (security cases 12-17); .wh.* names are files. */
 #include <archive.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,4 +119,24 @@ int build_unpack_archive(int fd, const char *spool, const char *dir, struct merr
     if (layer_extract_plain_fd(sfd, LAYER_COMP_NONE, dir, NULL, &res, err) < 0)
         return merr_prefix(err, "ADD's archive");
     return 1;
+}
+
+/* dockerd's file name of a download: the last element of the URL's path. */
+char *build_url_file_name(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL)
+        return NULL;
+    p += 3;
+    p += strcspn(p, "/?#");
+    size_t n = strcspn(p, "?#");
+    while (n > 0 && p[n - 1] == '/')
+        n--;
+    const char *start = p + n;
+    while (start > p && start[-1] != '/')
+        start--;
+    size_t len = (size_t)(p + n - start);
+    return len > 0 && !(len == 1 && start[0] == '.') && !(len == 2 && strncmp(start, "..", 2) == 0)
+               ? strndup(start, len)
+               : NULL;
 }
