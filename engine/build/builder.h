@@ -57,7 +57,9 @@ struct copy_spec {
     const struct df_ignore *ignore; /* paths of root left out (may be NULL) */
     char *const *srcs;              /* as written, relative to root ('/' = root), globs allowed */
     const char *dest;               /* absolute path in the image */
-    bool dest_is_dir;               /* dest ends with '/' or is a directory in the image */
+    bool dest_is_dir;               /* dest ends with '/' (or there are several sources) */
+    bool (*dest_dir_probe)(void *ctx); /* else: is dest a directory in the image? (may be NULL) */
+    void *probe_ctx;
     long uid, gid;                  /* owner of what is copied */
     long chmod;                     /* -1: keep the modes */
 };

@@ -360,7 +360,8 @@ static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_
         return put_tree(o, dfd, rel, trimmed, 0, err);
     }
     const char *base = strrchr(rel, '/') != NULL ? strrchr(rel, '/') + 1 : rel;
-    auto_free char *name = s->dest_is_dir ? (trimmed[0] ? xasprintf("%s/%s", trimmed, base)
+    bool dest_dir = s->dest_is_dir || (s->dest_dir_probe != NULL && s->dest_dir_probe(s->probe_ctx));
+    auto_free char *name = dest_dir ? (trimmed[0] ? xasprintf("%s/%s", trimmed, base)
                                                         : xstrdup(base))
                                           : xstrdup(trimmed);
     if (name[0] == '\0')

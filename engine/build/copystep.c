@@ -450,6 +450,41 @@ static int put_and_commit(struct builder *b, const char *cid, int fd, const char
     return rc;
 }
 
+/* The step container of a COPY, made only when needed: a cache hit without --chown names and
+ * with a destination that says what it is needs none. */
+struct lazy_ctr {
+    struct builder *b;
+    char *cid;
+    const char *dest;
+    bool failed;
+    struct merr err;
+};
+
+static const char *lazy_cid(struct lazy_ctr *l)
+{
+    if (l->cid != NULL || l->failed)
+        return l->cid;
+    json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
+    if (bld_step_container(l->b, cmd, NULL, &l->cid, &l->err) < 0) {
+        l->failed = true;
+        l->cid = NULL;
+    }
+    json_decref(cmd);
+    return l->cid;
+}
+
+static bool probe_dest_dir(void *ctx)
+{
+    struct lazy_ctr *l = ctx;
+    return lazy_cid(l) != NULL && is_dir_in(l->b, l->cid, l->dest);
+}
+
+static int merr_copy_out(struct merr *to, const struct merr *from)
+{
+    *to = *from;
+    return -1;
+}
+
 static int copy_in(struct builder *b, const struct df_instr *in, const struct copy_flags *f,
                    char **words, const char *work, struct merr *err)
 {
@@ -468,27 +503,21 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
         return -1;
     if (f->from != NULL && fetch_from(b, f->from, words, work, &from_root, err) < 0)
         return -1;
-    json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
-    char *cid = NULL;
+    struct lazy_ctr lc = { b, NULL, dest, 0, MERR_INIT };
     long uid = f->uid, gid = f->gid;
-    int rc = bld_step_container(b, cmd, NULL, &cid, err);
-    json_decref(cmd);
-    if (rc < 0)
-        return -1;
-    if (rc == 0 && f->chown != NULL)
-        rc = resolve_chown(b, cid, f->chown, &uid, &gid, err);
-    if (rc < 0) {
-        bld_remove_container(b, cid, false);
-        free(cid);
-        return -1;
-    }
+    int rc = 0;
+    if (f->chown != NULL)
+        rc = lazy_cid(&lc) == NULL ? merr_copy_out(err, &lc.err)
+                                   : resolve_chown(b, lc.cid, f->chown, &uid, &gid, err);
     size_t dl = strlen(dest_word);
     struct copy_spec spec = {
         .root = from_root == NULL ? b->o->context_dir : from_root,
         .ignore = from_root == NULL ? b->ignore : NULL,
         .srcs = words,
         .dest = dest,
-        .dest_is_dir = (dl > 0 && dest_word[dl - 1] == '/') || n > 2 || is_dir_in(b, cid, dest),
+        .dest_is_dir = (dl > 0 && dest_word[dl - 1] == '/') || n > 2,
+        .dest_dir_probe = probe_dest_dir,
+        .probe_ctx = &lc,
         .uid = uid,
         .gid = gid,
         .chmod = f->chmod,
@@ -496,27 +525,27 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
         .work = work,
     };
     auto_free char *spool = xasprintf("%s/copy.tar", work);
-    auto_close int fd = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    auto_close int fd = rc == 0 ? open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
     auto_free char *what = NULL;
-    if (fd < 0)
+    if (rc == 0 && fd < 0)
         rc = merr_set(err, MERR_IO, errno, "cannot create '%s'", spool);
-    else
+    else if (rc == 0)
         rc = build_copy_tar(&spec, fd, &what, err);
-    if (rc < 0) {
-        bld_remove_container(b, cid, false);
-        free(cid);
-        return -1;
-    }
-    auto_free char *created_by = xasprintf("/bin/sh -c #(nop) %s %s in %s ", add ? "ADD" : "COPY",
-                                           what, dest);
-    auto_free char *key = bld_cache_key(b, created_by);
-    if (bld_cache_hit(b, key, created_by, err, &rc)) {
-        bld_remove_container(b, cid, false);
-        free(cid);
+    if (rc == 0 && lc.failed)
+        rc = merr_copy_out(err, &lc.err);
+    auto_free char *created_by = rc == 0 ? xasprintf("/bin/sh -c #(nop) %s %s in %s ",
+                                                     add ? "ADD" : "COPY", what, dest)
+                                         : NULL;
+    auto_free char *key = rc == 0 ? bld_cache_key(b, created_by) : NULL;
+    if (rc < 0 || bld_cache_hit(b, key, created_by, err, &rc)) {
+        if (lc.cid != NULL)
+            bld_remove_container(b, lc.cid, false);
+        free(lc.cid);
         return rc;
     }
-    rc = put_and_commit(b, cid, fd, created_by, key, err);
-    free(cid);
+    rc = lazy_cid(&lc) == NULL ? merr_copy_out(err, &lc.err)
+                               : put_and_commit(b, lc.cid, fd, created_by, key, err);
+    free(lc.cid);
     return rc;
 }
 
