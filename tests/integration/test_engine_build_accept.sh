@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Acceptance of docker build on machine-engine with the real clients: the docker CLI 28 with its
 # defaults (no buildx plugin: the classic builder) and with DOCKER_BUILDKIT=0 builds a
-# multi-stage "C build" (a compile stage whose compiler is a shell script of the context, the
-# artefact copied into a busybox stage and run there), and docker-compose 1.29 builds a
+# multi-stage C build (gcc in a stage whose base image is the host's gcc toolchain, imported
+# by the test; the static binary copied into a busybox stage and run there), and docker-compose 1.29 builds a
 # service's image from a `build:` section and `up -d` runs it with the built content.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,26 +42,45 @@ export DOCKER_HOST=unix://$T/e/engine.sock
 d() { "$DOCKER" "$@"; }
 d pull -q "$BASE" >/dev/null
 
+# The compile stage's base image: the host's gcc 12 toolchain (driver, cc1, as, ld, libc.a,
+# libgcc and the libraries they load; about 57 MB), made offline and imported.
+gcc_image() { # ROOT
+    local r=$1 g=/usr/lib/gcc/x86_64-linux-gnu/12 f l
+    mkdir -p "$r"/{usr/bin,bin,lib64,lib/x86_64-linux-gnu,usr/lib/x86_64-linux-gnu,usr/include,tmp} "$r$g"
+    chmod 1777 "$r/tmp"
+    cp /usr/bin/x86_64-linux-gnu-gcc-12 "$r/usr/bin/gcc"
+    cp /usr/bin/x86_64-linux-gnu-as "$r/usr/bin/as"
+    cp /usr/bin/x86_64-linux-gnu-ld.bfd "$r/usr/bin/ld"
+    for f in cc1 collect2 lto-wrapper liblto_plugin.so crtbeginT.o crtbegin.o crtend.o libgcc.a libgcc_eh.a; do
+        cp "$g/$f" "$r$g/"
+    done
+    for f in crt1.o crti.o crtn.o libc.a; do cp "/usr/lib/x86_64-linux-gnu/$f" "$r/usr/lib/x86_64-linux-gnu/"; done
+    for l in $(for f in "$r/usr/bin/gcc" "$r/usr/bin/as" "$r/usr/bin/ld" "$g/cc1" "$g/collect2"; do
+        ldd "$f" | awk '$3 ~ /^\// { print $3 }'; done | sort -u); do
+        cp -L "$l" "$r/lib/x86_64-linux-gnu/"
+    done
+    cp -L /lib64/ld-linux-x86-64.so.2 "$r/lib64/"
+    cp "$(command -v busybox)" "$r/bin/busybox"
+    ln -s busybox "$r/bin/sh"
+    : >"$r/usr/include/stdc-predef.h" # the only header cc1 looks for by itself
+}
+[ -x /usr/lib/gcc/x86_64-linux-gnu/12/cc1 ] && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] ||
+    { echo "SKIP: the host has no gcc 12 with a static libc (apt-get install gcc libc6-dev)"; exit 77; }
+gcc_image "$T/gccroot"
+tar -C "$T/gccroot" -c . | d import -c 'ENV PATH=/usr/bin:/bin' - test/gcc:12 >/dev/null ||
+    fail "docker import of the gcc toolchain"
+
 C=$T/cbuild
 mkdir -p "$C"
 cat >"$C/hello.c" <<'EOF'
-int main(void) { puts("hello from the compile stage"); return 0; }
-EOF
-# the "compiler": turns each puts("...") of a C file into an executable program
-cat >"$C/cc.sh" <<'EOF'
-set -e
-src=$1 out=$2
-mkdir -p "$(dirname "$out")"
-printf '#!/bin/sh\n' >"$out"
-sed -n 's/.*puts("\([^"]*\)").*/echo "\1"/p' "$src" >>"$out"
-grep -q '^echo' "$out" || { echo "cc.sh: nothing to compile in $src" >&2; exit 1; }
-chmod 755 "$out"
+long write(int fd, const void *buf, unsigned long n);
+int main(void) { write(1, "hello from the compile stage\n", 29); return 0; }
 EOF
 cat >"$C/Dockerfile" <<EOF
-FROM $BASE AS build
+FROM test/gcc:12 AS build
 WORKDIR /src
-COPY cc.sh hello.c ./
-RUN sh cc.sh hello.c /out/hello && /out/hello
+COPY hello.c ./
+RUN busybox mkdir -p /out && gcc -static -O2 -o /out/hello hello.c && /out/hello
 
 FROM $BASE
 COPY --from=build /out/hello /usr/local/bin/hello
@@ -72,7 +91,7 @@ step "a multi-stage build with DOCKER_BUILDKIT=0: the artefact of the compile st
 out=$(DOCKER_BUILDKIT=0 d build -t test/hello:legacy "$C" 2>&1) || fail "DOCKER_BUILDKIT=0 build: $out"
 assert_contains "$out" "hello from the compile stage" "the compile stage ran its artefact"
 assert_eq "$(d run --rm test/hello:legacy)" "hello from the compile stage" "the copied artefact runs in the final stage"
-assert_eq "$(d run --rm test/hello:legacy sh -c 'test -e /src || echo clean')" "clean" "nothing of the compile stage but the artefact"
+assert_eq "$(d run --rm test/hello:legacy sh -c 'test -e /src || test -e /usr/bin/gcc || echo clean')" "clean" "nothing of the compile stage but the artefact"
 
 step "the same with the CLI's defaults (no buildx plugin: the classic builder)"
 if "$DOCKER" buildx version >/dev/null 2>&1; then
