@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -81,6 +82,33 @@ static int entry_save(struct image_store *s, const char *name, const json_t *e, 
     return store_write_atomic(s, p, text, strlen(text), err);
 }
 
+/* The use figures of a hit: advisory, so written without the syncs of a durable write (a
+ * crash loses a count, never an entry); a temp file in the same directory renamed over it. */
+static void entry_touch(struct image_store *s, const char *name, const json_t *e)
+{
+    auto_free char *tmpl = store_path(s, "buildcache/%s.XXXXXX", name);
+    auto_free char *p = store_path(s, "buildcache/%s", name);
+    auto_free char *text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+    if (tmpl == NULL || p == NULL || text == NULL)
+        return;
+    int fd = mkostemp(tmpl, O_CLOEXEC);
+    if (fd < 0)
+        return;
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    bool ok = done == len && fchmod(fd, 0600) == 0;
+    close(fd);
+    if (!ok || rename(tmpl, p) < 0)
+        unlink(tmpl);
+}
+
 static void key_name(const char *key, char out[65])
 {
     char d[DIGEST_BUF_LEN];
@@ -104,10 +132,7 @@ char *image_build_cache_get(struct image_store *s, const char *key)
     json_object_set_new(e, "LastUsedAt", json_integer(now_ns()));
     json_object_set_new(e, "UsageCount",
                         json_integer(json_integer_value(json_object_get(e, "UsageCount")) + 1));
-    struct merr ignored = MERR_INIT;
-    if (entry_save(s, name, e, &ignored) < 0) {
-        /* the usage figures are advisory */
-    }
+    entry_touch(s, name, e);
     return xstrdup(id);
 }
 
