@@ -216,24 +216,26 @@ static int fetch_one(struct builder *b, const char *cid, const char *from, const
 
 /* COPY --from: what the sources name taken out of a container of that stage or image into
  * work/from/, where they are matched and read as from a context. */
-static int fetch_from(struct builder *b, const char *from, char **srcs, const char *work,
-                      char **root_out, struct merr *err)
+/* The image COPY --from names: a stage of this build (by name or index), else a local or
+ * pulled image; malloc'd "sha256:..." */
+static char *from_image(struct builder *b, const char *from, struct merr *err)
 {
-    const char *image = NULL;
-    auto_free char *looked = NULL;
     char *end;
     long idx = strtol(from, &end, 10);
-    for (size_t i = 0; i + 1 < b->n_stages && image == NULL; i++)
+    for (size_t i = 0; i + 1 < b->n_stages; i++)
         if ((b->stages[i].name != NULL && strcasecmp(b->stages[i].name, from) == 0) ||
             (*end == '\0' && from[0] != '\0' && (size_t)idx == i))
-            image = b->stages[i].image_id;
-    if (image == NULL) {
-        struct merr miss = MERR_INIT;
-        looked = image_lookup(b->env->images, from, &miss);
-        if (looked == NULL && pull(b, from, &looked, err) < 0)
-            return -1;
-        image = looked;
-    }
+            return xstrdup(b->stages[i].image_id);
+    struct merr miss = MERR_INIT;
+    char *looked = image_lookup(b->env->images, from, &miss);
+    if (looked == NULL && pull(b, from, &looked, err) < 0)
+        return NULL;
+    return looked;
+}
+
+static int fetch_from(struct builder *b, const char *from, const char *image, char **srcs,
+                      const char *work, char **root_out, struct merr *err)
+{
     json_t *body = json_pack("{s:s,s:[s]}", "Image", image, "Cmd", "true");
     char *cid = NULL;
     int rc = ctr_create(b->env->containers, NULL, body, &cid, err);
@@ -485,6 +487,21 @@ static int merr_copy_out(struct merr *to, const struct merr *from)
     return -1;
 }
 
+static char *copy_from_memo_key(struct builder *b, const struct copy_flags *f,
+                                const char *from_id, char *const *srcs, const char *dest_word,
+                                const char *dest)
+{
+    char *key = xasprintf("copy-from\n%s\n%s\n%s\n%s\n%ld:%ld:%s:%lo\n", from_id,
+                          b->scratch ? "scratch" : b->cur, dest_word, dest, f->uid, f->gid,
+                          f->chown != NULL ? f->chown : "", f->chmod);
+    for (size_t i = 0; srcs[i] != NULL; i++) {
+        char *next = xasprintf("%s%s\n", key, srcs[i]);
+        free(key);
+        key = next;
+    }
+    return key;
+}
+
 static int copy_in(struct builder *b, const struct df_instr *in, const struct copy_flags *f,
                    char **words, const char *work, struct merr *err)
 {
@@ -501,7 +518,25 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     int urls = add ? fetch_urls(b, words, work, &from_root, err) : 0;
     if (urls < 0)
         return -1;
-    if (f->from != NULL && fetch_from(b, f->from, words, work, &from_root, err) < 0)
+    /* COPY --from an image (content-addressed): what it copies is known by the image, the
+     * sources and the step's own inputs, so a memo of the checksum spares the fetch on a hit */
+    auto_free char *from_id = f->from != NULL ? from_image(b, f->from, err) : NULL;
+    if (f->from != NULL && from_id == NULL)
+        return -1;
+    auto_free char *memo_key = from_id != NULL ? copy_from_memo_key(b, f, from_id, words,
+                                                                    dest_word, dest)
+                                               : NULL;
+    auto_free char *memo = memo_key != NULL ? image_build_cache_memo_get(b->env->images, memo_key)
+                                            : NULL;
+    if (memo != NULL) {
+        auto_free char *created_by = xasprintf("/bin/sh -c #(nop) %s %s in %s ",
+                                               add ? "ADD" : "COPY", memo, dest);
+        auto_free char *key = bld_cache_key(b, created_by);
+        int hit_rc;
+        if (bld_cache_hit(b, key, created_by, err, &hit_rc))
+            return hit_rc;
+    }
+    if (from_id != NULL && fetch_from(b, f->from, from_id, words, work, &from_root, err) < 0)
         return -1;
     struct lazy_ctr lc = { b, NULL, dest, 0, MERR_INIT };
     long uid = f->uid, gid = f->gid;
@@ -542,6 +577,11 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
             bld_remove_container(b, lc.cid, false);
         free(lc.cid);
         return rc;
+    }
+    struct merr ignored = MERR_INIT;
+    if (memo_key != NULL && image_build_cache_memo_put(b->env->images, memo_key, what,
+                                                        &ignored) < 0) {
+        /* the next build fetches again */
     }
     rc = lazy_cid(&lc) == NULL ? merr_copy_out(err, &lc.err)
                                : put_and_commit(b, lc.cid, fd, created_by, key, err);

@@ -288,6 +288,10 @@ int handlers_build_prune(struct api_request *req, struct engine_services *s, str
     for (int pass = 0; pass < PRUNE_PASSES && json_object_size(run.cands) > 0; pass++)
         if (!prune_pass(&run))
             break;
+    struct merr merr_ = MERR_INIT;
+    if (image_build_cache_memos_drop(s->images, &merr_) < 0) {
+        /* tried again at the next prune */
+    }
     int64_t reclaimed = run.reclaimed;
     json_t *deleted = run.deleted;
     json_decref(run.cands);

@@ -190,3 +190,44 @@ int image_build_cache_drop(struct image_store *s, const char *cache_id, struct m
         return merr_set(err, MERR_IO, errno, "cannot remove '%s'", p);
     return 0;
 }
+
+/* Memos: key → a short text (a COPY --from checksum), in buildcache/memo/, not entries of
+ * their own: never listed, all dropped by a prune. */
+char *image_build_cache_memo_get(struct image_store *s, const char *key)
+{
+    char name[65];
+    key_name(key, name);
+    auto_free char *p = store_path(s, "buildcache/memo/%s", name);
+    auto_close int fd = p != NULL ? open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    char buf[256];
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    return xstrdup(buf);
+}
+
+int image_build_cache_memo_put(struct image_store *s, const char *key, const char *text,
+                               struct merr *err)
+{
+    char name[65];
+    key_name(key, name);
+    auto_free char *dir = store_path(s, "buildcache/memo");
+    auto_free char *p = store_path(s, "buildcache/memo/%s", name);
+    if (dir == NULL || p == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    if (strlen(text) >= 255)
+        return merr_set(err, MERR_INVALID, 0, "memo too long");
+    auto_free char *parent = store_path(s, "buildcache");
+    if ((mkdir(parent, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST))
+        return merr_set(err, MERR_IO, errno, "cannot create '%s'", dir);
+    return store_write_atomic(s, p, text, strlen(text), err);
+}
+
+int image_build_cache_memos_drop(struct image_store *s, struct merr *err)
+{
+    auto_free char *dir = store_path(s, "buildcache/memo");
+    if (dir == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    return rm_rf(dir, err);
+}

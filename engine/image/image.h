@@ -169,6 +169,12 @@ MUST_CHECK int image_build_cache_put(struct image_store *s, const char *key, con
 MUST_CHECK struct json_t *image_build_cache_list(struct image_store *s, struct merr *err);
 MUST_CHECK int image_build_cache_drop(struct image_store *s, const char *cache_id,
                                       struct merr *err);
+/* Memos beside the cache (a COPY --from's checksum by its inputs): text of at most 254 bytes by
+ * key; get gives NULL on a miss; a prune drops them all. */
+MUST_CHECK char *image_build_cache_memo_get(struct image_store *s, const char *key);
+MUST_CHECK int image_build_cache_memo_put(struct image_store *s, const char *key,
+                                          const char *text, struct merr *err);
+MUST_CHECK int image_build_cache_memos_drop(struct image_store *s, struct merr *err);
 /* POST /build's X-Registry-Config → the X-Registry-Auth value for ref's registry (*out NULL
  * when it names none). */
 MUST_CHECK int image_registry_config_auth(const char *x_registry_config, const char *ref,
