@@ -25,6 +25,7 @@ struct builder {
     bool cmd_set;
     bool scratch;       /* cur is a placeholder for FROM scratch (no layers, no history) */
     json_t *placeholders; /* their IDs, removed when the build ends */
+    json_t *cache_from;   /* with cachefrom: {image ID: config} of those images and their parents */
     char *author;       /* MAINTAINER */
     struct bld_stage *stages;
     size_t n_stages;
@@ -41,6 +42,8 @@ const char *bld_lookup_meta(void *ctx, const char *name);
  * else DEFAULT expanded with `lookup`, else `fallback` (NULL: json null). */
 MUST_CHECK int bld_declare_arg(struct builder *b, const char *decl, json_t *into,
                                df_lookup_fn lookup, json_t *fallback, struct merr *err);
+/* dockerd's builtinAllowedBuildArgs: the proxy variables, usable by RUN without an ARG. */
+bool bld_is_builtin_arg(const char *name);
 void bld_stage_release(struct bld_stage *st);
 /* openat2 beneath rootfd (RESOLVE_IN_ROOT); -1 with errno. */
 int bld_open_beneath(int rootfd, const char *rel, int flags);
@@ -49,7 +52,8 @@ int bld_open_beneath(int rootfd, const char *rel, int flags);
 MUST_CHECK int bld_set_image(struct builder *b, const char *id, struct merr *err);
 char *bld_cache_key(struct builder *b, const char *created_by);
 /* true when the step came from the cache (*rc: its outcome) */
-bool bld_cache_hit(struct builder *b, const char *key, struct merr *err, int *rc);
+bool bld_cache_hit(struct builder *b, const char *key, const char *created_by, struct merr *err,
+                   int *rc);
 /* Commits the stage's config, and cid's changes as a layer when cid is set. */
 MUST_CHECK int bld_commit_step(struct builder *b, const char *cid, const char *created_by,
                                const char *key, struct merr *err);

@@ -220,10 +220,52 @@ const char *bld_lookup_meta(void *ctx, const char *name)
     return json_string_value(json_object_get(b->meta, name));
 }
 
+bool bld_is_builtin_arg(const char *name)
+{
+    static const char *const builtin[] = { "HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
+                                           "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY",
+                                           "no_proxy", "ALL_PROXY", "all_proxy", NULL };
+    for (size_t i = 0; builtin[i] != NULL; i++)
+        if (strcmp(name, builtin[i]) == 0)
+            return true;
+    return false;
+}
+
 void bld_stage_release(struct bld_stage *st)
 {
     free(st->name);
     free(st->image_id);
+}
+
+/* cachefrom: the named images and their parent chains, image ID → its config (a name that is
+ * not there adds nothing, as dockerd only warns). */
+static void cache_from_set(struct builder *b)
+{
+    if (json_array_size(b->o->cache_from) == 0)
+        return;
+    b->cache_from = json_object();
+    size_t i;
+    json_t *name;
+    json_array_foreach(b->o->cache_from, i, name)
+    {
+        struct merr ignored = MERR_INIT;
+        char *id = json_is_string(name) ? image_lookup(b->env->images, json_string_value(name),
+                                                       &ignored)
+                                        : NULL;
+        for (int depth = 0; id != NULL && depth < 4096 &&
+                            json_object_get(b->cache_from, id) == NULL;
+             depth++) {
+            auto_free char *text = image_config_json(b->env->images, id, &ignored);
+            json_t *cfg = text != NULL ? json_loads(text, 0, NULL) : NULL;
+            if (cfg == NULL)
+                break;
+            json_object_set_new(b->cache_from, id, cfg);
+            const char *parent = json_string_value(json_object_get(cfg, "parent"));
+            free(id);
+            id = parent != NULL && parent[0] ? xstrdup(parent) : NULL;
+        }
+        free(id);
+    }
 }
 
 static bool placeholder_in_use(const char *image_id, void *ctx)
@@ -244,6 +286,7 @@ static void builder_release(struct builder *b)
             free(report);
     }
     json_decref(b->placeholders);
+    json_decref(b->cache_from);
     df_file_free(b->df);
     df_ignore_free(b->ignore);
     json_decref(b->meta);
@@ -265,7 +308,7 @@ static int finish(struct builder *b, char **image_id_out, struct merr *err)
     char *unused = NULL;
     json_object_foreach(b->o->buildargs, k, v)
     {
-        if (json_object_get(b->used_args, k) != NULL)
+        if (json_object_get(b->used_args, k) != NULL || bld_is_builtin_arg(k))
             continue;
         char *next = xasprintf("%s%s%s", unused ? unused : "", unused ? " " : "", k);
         free(unused);
@@ -295,6 +338,7 @@ int build_run(const struct build_env *env, const struct build_opts *o, char **im
     struct builder b = { .env = env, .o = o, .meta = json_object(), .used_args = json_object(),
                          .stage_args = json_object(), .placeholders = json_array() };
     *exit_code = 0;
+    cache_from_set(&b);
     int rc = load_files(&b, err);
     if (rc == 0)
         rc = add_label_option(&b, err);

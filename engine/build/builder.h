@@ -30,6 +30,8 @@ struct build_opts {
     const char *network_mode; /* RUN containers' network ("default", "none", "host", ...) */
     bool nocache, rm, forcerm, pull;
     const char *x_registry_config; /* credentials for FROM pulls (may be NULL) */
+    json_t *host_config;      /* HostConfig fields of RUN containers (resources, ExtraHosts) */
+    json_t *cache_from;       /* ["image", ...]: only their steps serve as cache (may be NULL) */
 };
 
 struct build_env {
@@ -50,12 +52,14 @@ MUST_CHECK int build_run(const struct build_env *env, const struct build_opts *o
 struct df_ignore;
 struct copy_spec {
     const char *root;              /* the directory sources are read from (context or stage) */
-    const char *const *roots;      /* per source instead of root (COPY --from), or NULL */
-    bool refuse_archives;          /* ADD: a local tar would be auto-extracted (not done yet) */
+    bool extract_archives;         /* ADD: a local tar archive is unpacked at dest */
+    const char *work;              /* a scratch directory (archives are unpacked there) */
     const struct df_ignore *ignore; /* paths of root left out (may be NULL) */
     char *const *srcs;              /* as written, relative to root ('/' = root), globs allowed */
     const char *dest;               /* absolute path in the image */
-    bool dest_is_dir;               /* dest ends with '/' or is a directory in the image */
+    bool dest_is_dir;               /* dest ends with '/' (or there are several sources) */
+    bool (*dest_dir_probe)(void *ctx); /* else: is dest a directory in the image? (may be NULL) */
+    void *probe_ctx;
     long uid, gid;                  /* owner of what is copied */
     long chmod;                     /* -1: keep the modes */
 };
@@ -65,5 +69,15 @@ struct copy_spec {
  * resolved inside it. MERR_NOT_FOUND for a missing source, MERR_INVALID for a bad one. */
 MUST_CHECK int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out,
                               struct merr *err);
+
+/* ---- unpack.c ---- */
+/* ADD's auto-extraction: when fd holds a tar (plain, gzip, bzip2, xz or zstd) it is unpacked
+ * into dir (created; spool is scratch space) with the hardened extractor: 1. 0 when it is not
+ * an archive (copied as a file); MERR_INVALID for a hostile one. */
+MUST_CHECK int build_unpack_archive(int fd, const char *spool, const char *dir,
+                                    struct merr *err);
+/* ADD <url>'s file name, as dockerd's: the last element of the URL's path (query and fragment
+ * left out); NULL when there is none ("http://h/", "http://h/a/.."). Pure. */
+MUST_CHECK char *build_url_file_name(const char *url);
 
 #endif

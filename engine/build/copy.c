@@ -31,6 +31,8 @@ struct copy_out {
     struct tarw tw;
     const struct copy_spec *spec;
     char *buf;
+    bool unpacked;   /* walking an unpacked archive: its owners, modes, no .dockerignore */
+    unsigned n_unpacked;
 };
 
 static int out_write(void *ctx, const void *buf, size_t len, struct merr *err)
@@ -153,6 +155,11 @@ static bool ignored(const struct copy_spec *s, const char *rel)
     return s->ignore != NULL && rel[0] != '\0' && df_ignore_match(s->ignore, rel);
 }
 
+static bool ignored_out(const struct copy_out *o, const char *rel)
+{
+    return !o->unpacked && ignored(o->spec, rel);
+}
+
 static int put_entry(struct copy_out *o, int dirfd, const char *leaf, const char *name,
                      const struct stat *st, struct merr *err)
 {
@@ -160,6 +167,11 @@ static int put_entry(struct copy_out *o, int dirfd, const char *leaf, const char
     struct tarw_meta m = { .name = name, .uid = (unsigned long)s->uid,
                            .gid = (unsigned long)s->gid, .mtime = st->st_mtim.tv_sec,
                            .mode = s->chmod >= 0 ? (unsigned)s->chmod : st->st_mode & 07777 };
+    if (o->unpacked) { /* an archive's entries keep what it says, as dockerd's untar */
+        m.uid = st->st_uid;
+        m.gid = st->st_gid;
+        m.mode = st->st_mode & 07777;
+    }
     char target[PATH_MAX];
     if (S_ISDIR(st->st_mode)) {
         m.type = '5';
@@ -211,10 +223,13 @@ static int put_tree(struct copy_out *o, int dirfd, const char *rel, const char *
         return merr_set(err, MERR_IO, errno, "cannot read '%s'", rel);
     for (size_t i = 0; names[i] != NULL; i++) {
         auto_free char *crel = rel[0] ? xasprintf("%s/%s", rel, names[i]) : xstrdup(names[i]);
-        if (ignored(o->spec, crel))
-            continue;
         struct stat st;
         if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        /* an excluded directory is still walked when an exception ("!a/b") may match below
+         * it, as docker's context walk does */
+        if (ignored_out(o, crel) &&
+            !(S_ISDIR(st.st_mode) && df_ignore_has_exceptions(o->spec->ignore)))
             continue;
         auto_free char *cname = name[0] ? xasprintf("%s/%s", name, names[i]) : xstrdup(names[i]);
         if (put_entry(o, dirfd, names[i], cname, &st, err) < 0)
@@ -289,6 +304,32 @@ static int expand_sources(int rootfd, const struct copy_spec *s, char ***out, st
     return 0;
 }
 
+/* ADD of a local archive: its contents under dest (a directory); 1 when it was one. */
+static int unpack_source(struct copy_out *o, int rfd, const char *dest, struct merr *err)
+{
+    unsigned n = o->n_unpacked++;
+    auto_free char *spool = xasprintf("%s/unpack%u.tar", o->spec->work, n);
+    auto_free char *dir = xasprintf("%s/unpack%u", o->spec->work, n);
+    int r = build_unpack_archive(rfd, spool, dir, err);
+    unlink(spool);
+    if (r == 0 && lseek(rfd, 0, SEEK_SET) < 0) /* read again as the file it is */
+        return merr_set(err, MERR_IO, errno, "cannot rewind '%s'", dest);
+    if (r <= 0)
+        return r;
+    auto_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot open '%s'", dir);
+    if (dest[0] != '\0') {
+        struct stat dst = { .st_mode = S_IFDIR | 0755 };
+        if (put_entry(o, -1, NULL, dest, &dst, err) < 0)
+            return -1;
+    }
+    o->unpacked = true;
+    r = put_tree(o, dfd, "", dest, 0, err);
+    o->unpacked = false;
+    return r < 0 ? -1 : 1;
+}
+
 /* One source: a file lands at dest (or dest/name), a directory's contents under dest. */
 static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_dir,
                       struct merr *err)
@@ -319,7 +360,8 @@ static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_
         return put_tree(o, dfd, rel, trimmed, 0, err);
     }
     const char *base = strrchr(rel, '/') != NULL ? strrchr(rel, '/') + 1 : rel;
-    auto_free char *name = s->dest_is_dir ? (trimmed[0] ? xasprintf("%s/%s", trimmed, base)
+    bool dest_dir = s->dest_is_dir || (s->dest_dir_probe != NULL && s->dest_dir_probe(s->probe_ctx));
+    auto_free char *name = dest_dir ? (trimmed[0] ? xasprintf("%s/%s", trimmed, base)
                                                         : xstrdup(base))
                                           : xstrdup(trimmed);
     if (name[0] == '\0')
@@ -337,13 +379,11 @@ static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_
                            .size = (uint64_t)st.st_size };
     if (!S_ISREG(st.st_mode))
         return merr_set(err, MERR_INVALID, 0, "'%s' is not a regular file or directory", rel);
-    unsigned char magic[512];
-    ssize_t mn = s->refuse_archives ? pread(rfd, magic, sizeof magic, 0) : 0;
-    if ((mn >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) ||
-        (mn >= 262 && memcmp(magic + 257, "ustar", 5) == 0))
-        return merr_set(err, MERR_UNSUPPORTED, 0,
-                        "ADD of a local archive (%s) is not supported by machine-engine's "
-                        "builder yet (it would be extracted); use COPY and RUN tar", rel);
+    if (s->extract_archives) {
+        int r = unpack_source(o, rfd, trimmed, err);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
+    }
     if (entry(o, &m, err) < 0)
         return -1;
     for (uint64_t left = m.size; left > 0;) {
@@ -361,8 +401,7 @@ static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_
 
 int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct merr *err)
 {
-    const char *root = spec->root != NULL ? spec->root : spec->roots[0];
-    auto_close int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    auto_close int rootfd = open(spec->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         return merr_set(err, MERR_IO, errno, "cannot open the build context");
     auto_strv char **srcs = NULL;
@@ -378,15 +417,8 @@ int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct
                  ? 0
                  : merr_set(err, MERR_NOMEM, 0, "cannot allocate");
     bool is_dir = false;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        auto_close int own = spec->roots != NULL
-                                 ? open(spec->roots[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                                 : -1;
-        if (spec->roots != NULL && own < 0)
-            rc = merr_set(err, MERR_IO, errno, "cannot open '%s'", spec->roots[i]);
-        else
-            rc = put_source(&o, own >= 0 ? own : rootfd, srcs[i], &is_dir, err);
-    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = put_source(&o, rootfd, srcs[i], &is_dir, err);
     if (rc == 0)
         rc = tarw_close(&o.tw, err);
     unsigned char d[EVP_MAX_MD_SIZE];

@@ -22,6 +22,7 @@
 #include "tarw.h"
 
 #define GO_MODE_DIR (1u << 31)
+#define BLD_DOWNLOAD_MAX (16ULL << 30) /* one ADD download */
 
 static int on_pull(const char *line, void *ctx)
 {
@@ -168,64 +169,159 @@ static ssize_t read_fd(void *data, void *buf, size_t len, struct merr *err)
     return n;
 }
 
-/* COPY --from: each source taken out of a container of that image into work/from<i>/. */
-static int fetch_from(struct builder *b, const char *from, char **srcs, const char *work,
-                      char ***roots, struct merr *err)
+/* The part of a source to fetch from the stage: the whole path, or for a glob the directory
+ * above its first component with a glob character ("/a/x*.c/d" gives "/a"). */
+static char *fetch_path(const char *src)
 {
-    const char *image = NULL;
-    auto_free char *looked = NULL;
+    char *abs = src[0] == '/' ? xstrdup(src) : xasprintf("/%s", src);
+    char *glob = strpbrk(abs, "*?[");
+    if (glob != NULL) {
+        while (glob > abs && *glob != '/')
+            glob--;
+        *glob = '\0';
+        if (abs[0] == '\0') {
+            free(abs);
+            abs = xstrdup("/");
+        }
+    }
+    return abs;
+}
+
+/* Takes path out of the container cid into root (at the same path), with the engine's
+ * docker cp path (symlink-safe in the container). */
+static int fetch_one(struct builder *b, const char *cid, const char *from, const char *path,
+                     const char *root, const char *spool, struct merr *err)
+{
+    char *slash = strrchr(path, '/');
+    auto_free char *parent = slash == path ? xstrdup("") : strndup(path + 1, (size_t)(slash - path - 1));
+    auto_free char *dest = parent[0] ? xasprintf("%s/%s", root, parent) : xstrdup(root);
+    struct file_writer w = { open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) };
+    struct ctr_path_stat st;
+    struct layer_result res;
+    int rc = 0;
+    if (w.fd < 0 || fs_mkdir_p(dest, 0755, err) < 0)
+        rc = w.fd < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", spool) : -1;
+    else if (ctr_archive_get(b->env->containers, cid, path, &st, begin_nop, write_fd, &w, err) < 0)
+        rc = err->code == MERR_NOT_FOUND
+                 ? merr_set(err, MERR_NOT_FOUND, 0, "COPY --from=%s: %s not found", from, path)
+                 : -1;
+    else if (lseek(w.fd, 0, SEEK_SET) < 0)
+        rc = merr_set(err, MERR_IO, errno, "cannot rewind");
+    else if (layer_extract_plain_fd(w.fd, LAYER_COMP_NONE, dest, NULL, &res, err) < 0)
+        rc = -1;
+    if (w.fd >= 0)
+        close(w.fd);
+    return rc;
+}
+
+/* COPY --from: what the sources name taken out of a container of that stage or image into
+ * work/from/, where they are matched and read as from a context. */
+/* The image COPY --from names: a stage of this build (by name or index), else a local or
+ * pulled image; malloc'd "sha256:..." */
+static char *from_image(struct builder *b, const char *from, struct merr *err)
+{
     char *end;
     long idx = strtol(from, &end, 10);
-    for (size_t i = 0; i + 1 < b->n_stages && image == NULL; i++)
+    for (size_t i = 0; i + 1 < b->n_stages; i++)
         if ((b->stages[i].name != NULL && strcasecmp(b->stages[i].name, from) == 0) ||
             (*end == '\0' && from[0] != '\0' && (size_t)idx == i))
-            image = b->stages[i].image_id;
-    if (image == NULL) {
-        struct merr miss = MERR_INIT;
-        looked = image_lookup(b->env->images, from, &miss);
-        if (looked == NULL && pull(b, from, &looked, err) < 0)
-            return -1;
-        image = looked;
-    }
+            return xstrdup(b->stages[i].image_id);
+    struct merr miss = MERR_INIT;
+    char *looked = image_lookup(b->env->images, from, &miss);
+    if (looked == NULL && pull(b, from, &looked, err) < 0)
+        return NULL;
+    return looked;
+}
+
+static int fetch_from(struct builder *b, const char *from, const char *image, char **srcs,
+                      const char *work, char **root_out, struct merr *err)
+{
     json_t *body = json_pack("{s:s,s:[s]}", "Image", image, "Cmd", "true");
     char *cid = NULL;
     int rc = ctr_create(b->env->containers, NULL, body, &cid, err);
     json_decref(body);
     if (rc < 0)
         return -1;
-    char **list = xcalloc(1, sizeof *list);
+    auto_free char *root = xasprintf("%s/from", work);
+    auto_free char *spool = xasprintf("%s/from.tar", work);
+    auto_strv char **done = xcalloc(1, sizeof *done);
+    rc = mkdir(root, 0755) < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", root) : 0;
     for (size_t i = 0; rc == 0 && srcs[i] != NULL; i++) {
-        auto_free char *dir = xasprintf("%s/from%zu", work, i);
-        auto_free char *spool = xasprintf("%s/from%zu.tar", work, i);
-        auto_free char *abs = srcs[i][0] == '/' ? xstrdup(srcs[i]) : xasprintf("/%s", srcs[i]);
-        char *slash = strrchr(abs, '/');
-        auto_free char *parent = slash == abs ? xstrdup("") : strndup(abs + 1, (size_t)(slash - abs - 1));
-        auto_free char *dest = parent[0] ? xasprintf("%s/%s", dir, parent) : xstrdup(dir);
-        struct file_writer w = { open(spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600) };
-        struct ctr_path_stat st;
-        struct layer_result res;
-        if (w.fd < 0 || fs_mkdir_p(dest, 0755, err) < 0)
-            rc = w.fd < 0 ? merr_set(err, MERR_IO, errno, "cannot create '%s'", spool) : -1;
-        else if (ctr_archive_get(b->env->containers, cid, abs, &st, begin_nop, write_fd, &w,
-                                 err) < 0)
-            rc = err->code == MERR_NOT_FOUND
-                     ? merr_set(err, MERR_NOT_FOUND, 0, "COPY --from=%s: %s not found", from, abs)
-                     : -1;
-        else if (lseek(w.fd, 0, SEEK_SET) < 0 ||
-                 layer_extract_fd(w.fd, LAYER_COMP_NONE, dest, NULL, &res, err) < 0)
-            rc = err->code != MERR_OK ? -1 : merr_set(err, MERR_IO, errno, "cannot rewind");
-        if (w.fd >= 0)
-            close(w.fd);
-        list = strv_push(list, dir);
+        auto_free char *path = fetch_path(srcs[i]);
+        bool covered = false; /* already fetched with a directory above it */
+        for (size_t k = 0; done[k] != NULL && !covered; k++) {
+            size_t l = strlen(done[k]);
+            covered = strcmp(done[k], "/") == 0 ||
+                      (strncmp(path, done[k], l) == 0 && (path[l] == '\0' || path[l] == '/'));
+        }
+        if (!covered) {
+            rc = fetch_one(b, cid, from, path, root, spool, err);
+            done = strv_push(done, path);
+        }
     }
     bld_remove_container(b, cid, false);
     free(cid);
-    if (rc < 0) {
-        strv_free(list);
+    if (rc < 0)
         return -1;
-    }
-    *roots = list;
+    *root_out = xstrdup(root);
     return 0;
+}
+
+static bool is_url(const char *w)
+{
+    return strncmp(w, "http://", 7) == 0 || strncmp(w, "https://", 8) == 0;
+}
+
+static bool is_git(const char *w)
+{
+    size_t n = strlen(w);
+    return strncmp(w, "git@", 4) == 0 || strncmp(w, "git://", 6) == 0 ||
+           (n > 4 && strcmp(w + n - 4, ".git") == 0 && strstr(w, "://") != NULL);
+}
+
+/* ADD <url>...: each download put into work/url/<its file name> (mode 0600, mtime the
+ * Last-Modified), which then serves as the sources' root; the words become the names. 1 when
+ * the sources were URLs, 0 when none was; URLs mixed with local sources and git are refused. */
+static int fetch_urls(struct builder *b, char **words, const char *work, char **root_out,
+                      struct merr *err)
+{
+    size_t n = 0, remote = 0;
+    for (; words[n] != NULL; n++) {
+        if (is_git(words[n]))
+            return merr_set(err, MERR_UNSUPPORTED, 0, "ADD from a git repository (%s) is not "
+                            "supported by machine-engine's builder", words[n]);
+        remote += is_url(words[n]);
+    }
+    if (remote == 0)
+        return 0;
+    if (remote != n)
+        return merr_set(err, MERR_UNSUPPORTED, 0, "ADD of URLs together with local sources is "
+                        "not supported by machine-engine's builder; use one ADD for each");
+    auto_free char *root = xasprintf("%s/url", work);
+    if (mkdir(root, 0755) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create '%s'", root);
+    for (size_t i = 0; i < n; i++) {
+        auto_free char *name = build_url_file_name(words[i]);
+        if (name == NULL)
+            return merr_set(err, MERR_INVALID, 0, "cannot determine filename from url: %s",
+                            words[i]);
+        bld_emit_stream(b, "Downloading %s\n", words[i]);
+        auto_free char *path = xasprintf("%s/%s", root, name);
+        auto_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        long long mtime = 0;
+        if (fd < 0)
+            return merr_set(err, MERR_INVALID, errno, "cannot download '%s' to '%s'", words[i],
+                            name);
+        if (image_fetch_url(b->env->images, words[i], fd, BLD_DOWNLOAD_MAX, &mtime, err) < 0)
+            return -1;
+        struct timespec t[2] = { { mtime, 0 }, { mtime, 0 } };
+        if (mtime > 0 && futimens(fd, t) < 0)
+            return merr_set(err, MERR_IO, errno, "cannot set the mtime of '%s'", name);
+        free(words[i]);
+        words[i] = xstrdup(name);
+    }
+    *root_out = xstrdup(root);
+    return 1;
 }
 
 struct mem_sink {
@@ -356,6 +452,56 @@ static int put_and_commit(struct builder *b, const char *cid, int fd, const char
     return rc;
 }
 
+/* The step container of a COPY, made only when needed: a cache hit without --chown names and
+ * with a destination that says what it is needs none. */
+struct lazy_ctr {
+    struct builder *b;
+    char *cid;
+    const char *dest;
+    bool failed;
+    struct merr err;
+};
+
+static const char *lazy_cid(struct lazy_ctr *l)
+{
+    if (l->cid != NULL || l->failed)
+        return l->cid;
+    json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
+    if (bld_step_container(l->b, cmd, NULL, &l->cid, &l->err) < 0) {
+        l->failed = true;
+        l->cid = NULL;
+    }
+    json_decref(cmd);
+    return l->cid;
+}
+
+static bool probe_dest_dir(void *ctx)
+{
+    struct lazy_ctr *l = ctx;
+    return lazy_cid(l) != NULL && is_dir_in(l->b, l->cid, l->dest);
+}
+
+static int merr_copy_out(struct merr *to, const struct merr *from)
+{
+    *to = *from;
+    return -1;
+}
+
+static char *copy_from_memo_key(struct builder *b, const struct copy_flags *f,
+                                const char *from_id, char *const *srcs, const char *dest_word,
+                                const char *dest)
+{
+    char *key = xasprintf("copy-from\n%s\n%s\n%s\n%s\n%ld:%ld:%s:%lo\n", from_id,
+                          b->scratch ? "scratch" : b->cur, dest_word, dest, f->uid, f->gid,
+                          f->chown != NULL ? f->chown : "", f->chmod);
+    for (size_t i = 0; srcs[i] != NULL; i++) {
+        char *next = xasprintf("%s%s\n", key, srcs[i]);
+        free(key);
+        key = next;
+    }
+    return key;
+}
+
 static int copy_in(struct builder *b, const struct df_instr *in, const struct copy_flags *f,
                    char **words, const char *work, struct merr *err)
 {
@@ -368,63 +514,78 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     auto_free char *dest = dest_word[0] == '/' ? xstrdup(dest_word)
                                                : xasprintf("%s/%s", wd && wd[0] ? wd : "", dest_word);
     bool add = strcmp(in->cmd, "add") == 0;
-    for (size_t i = 0; add && words[i] != NULL; i++)
-        if (strncmp(words[i], "http://", 7) == 0 || strncmp(words[i], "https://", 8) == 0 ||
-            strncmp(words[i], "git@", 4) == 0)
-            return merr_set(err, MERR_UNSUPPORTED, 0,
-                            "ADD from a URL is not supported by machine-engine's builder");
-    auto_strv char **roots = NULL;
-    if (f->from != NULL && fetch_from(b, f->from, words, work, &roots, err) < 0)
+    auto_free char *from_root = NULL;
+    int urls = add ? fetch_urls(b, words, work, &from_root, err) : 0;
+    if (urls < 0)
         return -1;
-    json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", "#(nop) COPY");
-    char *cid = NULL;
-    long uid = f->uid, gid = f->gid;
-    int rc = bld_step_container(b, cmd, NULL, &cid, err);
-    json_decref(cmd);
-    if (rc < 0)
+    /* COPY --from an image (content-addressed): what it copies is known by the image, the
+     * sources and the step's own inputs, so a memo of the checksum spares the fetch on a hit */
+    auto_free char *from_id = f->from != NULL ? from_image(b, f->from, err) : NULL;
+    if (f->from != NULL && from_id == NULL)
         return -1;
-    if (rc == 0 && f->chown != NULL)
-        rc = resolve_chown(b, cid, f->chown, &uid, &gid, err);
-    if (rc < 0) {
-        bld_remove_container(b, cid, false);
-        free(cid);
-        return -1;
+    auto_free char *memo_key = from_id != NULL ? copy_from_memo_key(b, f, from_id, words,
+                                                                    dest_word, dest)
+                                               : NULL;
+    auto_free char *memo = memo_key != NULL ? image_build_cache_memo_get(b->env->images, memo_key)
+                                            : NULL;
+    if (memo != NULL) {
+        auto_free char *created_by = xasprintf("/bin/sh -c #(nop) %s %s in %s ",
+                                               add ? "ADD" : "COPY", memo, dest);
+        auto_free char *key = bld_cache_key(b, created_by);
+        int hit_rc;
+        if (bld_cache_hit(b, key, created_by, err, &hit_rc))
+            return hit_rc;
     }
+    if (from_id != NULL && fetch_from(b, f->from, from_id, words, work, &from_root, err) < 0)
+        return -1;
+    struct lazy_ctr lc = { b, NULL, dest, 0, MERR_INIT };
+    long uid = f->uid, gid = f->gid;
+    int rc = 0;
+    if (f->chown != NULL)
+        rc = lazy_cid(&lc) == NULL ? merr_copy_out(err, &lc.err)
+                                   : resolve_chown(b, lc.cid, f->chown, &uid, &gid, err);
     size_t dl = strlen(dest_word);
     struct copy_spec spec = {
-        .root = f->from == NULL ? b->o->context_dir : NULL,
-        .roots = (const char *const *)roots,
-        .ignore = f->from == NULL ? b->ignore : NULL,
+        .root = from_root == NULL ? b->o->context_dir : from_root,
+        .ignore = from_root == NULL ? b->ignore : NULL,
         .srcs = words,
         .dest = dest,
-        .dest_is_dir = (dl > 0 && dest_word[dl - 1] == '/') || n > 2 || is_dir_in(b, cid, dest),
+        .dest_is_dir = (dl > 0 && dest_word[dl - 1] == '/') || n > 2,
+        .dest_dir_probe = probe_dest_dir,
+        .probe_ctx = &lc,
         .uid = uid,
         .gid = gid,
         .chmod = f->chmod,
-        .refuse_archives = add,
+        .extract_archives = add && urls == 0, /* a remote archive is not unpacked */
+        .work = work,
     };
     auto_free char *spool = xasprintf("%s/copy.tar", work);
-    auto_close int fd = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    auto_close int fd = rc == 0 ? open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
     auto_free char *what = NULL;
-    if (fd < 0)
+    if (rc == 0 && fd < 0)
         rc = merr_set(err, MERR_IO, errno, "cannot create '%s'", spool);
-    else
+    else if (rc == 0)
         rc = build_copy_tar(&spec, fd, &what, err);
-    if (rc < 0) {
-        bld_remove_container(b, cid, false);
-        free(cid);
-        return -1;
-    }
-    auto_free char *created_by = xasprintf("/bin/sh -c #(nop) %s %s in %s ", add ? "ADD" : "COPY",
-                                           what, dest);
-    auto_free char *key = bld_cache_key(b, created_by);
-    if (bld_cache_hit(b, key, err, &rc)) {
-        bld_remove_container(b, cid, false);
-        free(cid);
+    if (rc == 0 && lc.failed)
+        rc = merr_copy_out(err, &lc.err);
+    auto_free char *created_by = rc == 0 ? xasprintf("/bin/sh -c #(nop) %s %s in %s ",
+                                                     add ? "ADD" : "COPY", what, dest)
+                                         : NULL;
+    auto_free char *key = rc == 0 ? bld_cache_key(b, created_by) : NULL;
+    if (rc < 0 || bld_cache_hit(b, key, created_by, err, &rc)) {
+        if (lc.cid != NULL)
+            bld_remove_container(b, lc.cid, false);
+        free(lc.cid);
         return rc;
     }
-    rc = put_and_commit(b, cid, fd, created_by, key, err);
-    free(cid);
+    struct merr ignored = MERR_INIT;
+    if (memo_key != NULL && image_build_cache_memo_put(b->env->images, memo_key, what,
+                                                        &ignored) < 0) {
+        /* the next build fetches again */
+    }
+    rc = lazy_cid(&lc) == NULL ? merr_copy_out(err, &lc.err)
+                               : put_and_commit(b, lc.cid, fd, created_by, key, err);
+    free(lc.cid);
     return rc;
 }
 
@@ -464,7 +625,7 @@ int bld_step_workdir(struct builder *b, const struct df_instr *in, struct merr *
     auto_free char *created_by = xasprintf("/bin/sh -c #(nop) WORKDIR %s", wd);
     auto_free char *key = bld_cache_key(b, created_by);
     int rc;
-    if (bld_cache_hit(b, key, err, &rc))
+    if (bld_cache_hit(b, key, created_by, err, &rc))
         return rc;
     json_t *cmd = json_pack("[s,s,s]", "/bin/sh", "-c", created_by + 11);
     char *cid = NULL;

@@ -84,13 +84,41 @@ char *bld_cache_key(struct builder *b, const char *created_by)
     return key;
 }
 
-/* A hit moves the stage on: " ---> Using cache" and the image. */
-bool bld_cache_hit(struct builder *b, const char *key, struct merr *err, int *rc)
+/* cachefrom: an image of those chains made by the same step (parent, history text, config),
+ * as dockerd's image source cache matches them. */
+static const char *cache_from_match(struct builder *b, const char *created_by)
+{
+    const char *id;
+    json_t *cfg;
+    json_object_foreach(b->cache_from, id, cfg)
+    {
+        const char *parent = json_string_value(json_object_get(cfg, "parent"));
+        bool parentless = parent == NULL || parent[0] == '\0';
+        if (b->scratch ? !parentless : parentless || strcmp(parent, b->cur) != 0)
+            continue;
+        json_t *hist = json_object_get(cfg, "history");
+        json_t *last = json_array_get(hist, json_array_size(hist) - 1);
+        const char *by = json_string_value(json_object_get(last, "created_by"));
+        json_t *c = json_object_get(cfg, "config");
+        if (by != NULL && strcmp(by, created_by) == 0 &&
+            (json_equal(c, b->cfg) || (c == NULL && json_object_size(b->cfg) == 0)))
+            return id;
+    }
+    return NULL;
+}
+
+/* A hit moves the stage on: " ---> Using cache" and the image. With cachefrom only those
+ * images' steps are the cache. */
+bool bld_cache_hit(struct builder *b, const char *key, const char *created_by, struct merr *err,
+                   int *rc)
 {
     *rc = 0;
     if (b->o->nocache)
         return false;
-    auto_free char *id = image_build_cache_get(b->env->images, key);
+    auto_free char *id = b->cache_from == NULL ? image_build_cache_get(b->env->images, key)
+                                               : NULL;
+    if (b->cache_from != NULL && cache_from_match(b, created_by) != NULL)
+        id = xstrdup(cache_from_match(b, created_by));
     if (id == NULL)
         return false;
     if ((*rc = bld_set_image(b, id, err)) == 0) {
@@ -134,7 +162,7 @@ int bld_commit_step(struct builder *b, const char *cid, const char *created_by,
     if (rc < 0)
         return -1;
     struct merr ignored = MERR_INIT;
-    if (image_build_cache_put(b->env->images, key, id, &ignored) < 0) {
+    if (image_build_cache_put(b->env->images, key, id, created_by, &ignored) < 0) {
         /* a missing cache entry only costs the next build time */
     }
     rc = bld_set_image(b, id, err);
@@ -158,6 +186,8 @@ int bld_step_container(struct builder *b, json_t *cmd, json_t *env, char **cid,
                              str_or_empty(json_object_get(b->cfg, "User")), "WorkingDir",
                              str_or_empty(json_object_get(b->cfg, "WorkingDir")),
                              "HostConfig", "NetworkMode", nm);
+    if (json_is_object(b->o->host_config))
+        json_object_update(json_object_get(body, "HostConfig"), b->o->host_config);
     if (env == NULL)
         json_decref(json_object_get(body, "Env")); /* the O above took its own reference */
     int rc = ctr_create(b->env->containers, NULL, body, cid, err);
@@ -181,7 +211,7 @@ static int step_nop(struct builder *b, const char *text, struct merr *err)
     auto_free char *created_by = xasprintf("/bin/sh -c #(nop)  %s", text);
     auto_free char *key = bld_cache_key(b, created_by);
     int rc;
-    if (bld_cache_hit(b, key, err, &rc))
+    if (bld_cache_hit(b, key, created_by, err, &rc))
         return rc;
     json_t *cmd = json_pack("[s,s,s,s]", "/bin/sh", "-c", "#(nop) ", text);
     char *cid = NULL;
@@ -317,7 +347,15 @@ static void pump_output(struct builder *b, int fd)
                 continue;
             if (n <= 0)
                 goto out;
-            json_t *msg = json_pack("{s:o}", "stream", json_stringn_nocheck(buf, (size_t)n));
+            /* stderr in red, each write on its own, as dockerd's stderr writer */
+            json_t *text = json_stringn_nocheck(buf, (size_t)n);
+            if (hdr[0] == 2) {
+                char *red = xasprintf("\x1b[91m%s\x1b[0m", json_string_value(text));
+                json_decref(text);
+                text = json_string_nocheck(red);
+                free(red);
+            }
+            json_t *msg = json_pack("{s:o}", "stream", text);
             if (!b->gone && b->env->emit(b->env->emit_ctx, msg) < 0)
                 b->gone = true;
             json_decref(msg);
@@ -353,27 +391,49 @@ static int run_container(struct builder *b, const char *cid, int *code, struct m
     return rc;
 }
 
-/* Declared ARGs with values, as RUN sees them in its environment and history. */
+static int kv_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The build args a RUN sees, as dockerd's FilterAllowed: the stage's declared ARGs with values
+ * and the proxy args the client gave (declared or not), less the names ENV set. Only the
+ * declared ones go into the history (and so the cache key), sorted: "|N K=V ... ". A proxy
+ * arg's value (often with credentials) is never baked into the image unless an ARG names it. */
 static json_t *arg_env(struct builder *b, char **prefix)
 {
-    json_t *env = json_array();
+    json_t *env = json_array(), *cfg_env = json_object_get(b->cfg, "Env");
+    char **hist = xcalloc(1, sizeof *hist);
+    size_t n = 0;
     const char *k;
     json_t *v;
-    size_t n = 0;
-    char *p = xstrdup("");
     json_object_foreach(b->stage_args, k, v)
     {
-        if (!json_is_string(v))
+        if (!json_is_string(v) || df_lookup_env_array(cfg_env, k) != NULL)
             continue;
         auto_free char *kv = xasprintf("%s=%s", k, json_string_value(v));
         json_array_append_new(env, json_string(kv));
-        char *next = xasprintf("%s %s", p, kv);
+        hist = strv_push(hist, kv);
+        n++;
+    }
+    json_object_foreach(b->o->buildargs, k, v)
+    {
+        if (!json_is_string(v) || !bld_is_builtin_arg(k) ||
+            json_object_get(b->stage_args, k) != NULL || df_lookup_env_array(cfg_env, k) != NULL)
+            continue;
+        auto_free char *kv = xasprintf("%s=%s", k, json_string_value(v));
+        json_array_append_new(env, json_string(kv));
+    }
+    qsort(hist, n, sizeof *hist, kv_cmp);
+    char *p = xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        char *next = xasprintf("%s %s", p, hist[i]);
         free(p);
         p = next;
-        n++;
     }
     *prefix = n > 0 ? xasprintf("|%zu%s ", n, p) : xstrdup("");
     free(p);
+    strv_free(hist);
     return env;
 }
 
@@ -389,7 +449,7 @@ static int step_run(struct builder *b, const struct df_instr *in, struct merr *e
     auto_free char *created_by = xasprintf("%s%s", prefix, text);
     auto_free char *key = bld_cache_key(b, created_by);
     int rc;
-    if (bld_cache_hit(b, key, err, &rc)) {
+    if (bld_cache_hit(b, key, created_by, err, &rc)) {
         json_decref(cmd);
         json_decref(env);
         return rc;

@@ -59,18 +59,56 @@ static int extract_context(const char *tar, const char *dir, struct merr *err)
     if (st.st_size == 0)
         return 0; /* no context: the Dockerfile must come from it, and is missing */
     struct layer_result res;
-    if (layer_extract_fd(fd, LAYER_COMP_DETECT, dir, NULL, &res, err) < 0)
+    if (layer_extract_plain_fd(fd, LAYER_COMP_DETECT, dir, NULL, &res, err) < 0)
         return merr_prefix(err, "the build context");
+    return 0;
+}
+
+#define REMOTE_CONTEXT_MAX (8ULL << 30)
+
+static bool looks_like_archive(int fd)
+{
+    unsigned char h[512];
+    ssize_t n = pread(fd, h, sizeof h, 0);
+    return (n >= 2 && h[0] == 0x1f && h[1] == 0x8b) ||                          /* gzip */
+           (n >= 4 && h[0] == 0x28 && h[1] == 0xb5 && h[2] == 0x2f && h[3] == 0xfd) || /* zstd */
+           (n == (ssize_t)sizeof h && memcmp(h + 257, "ustar", 5) == 0);
+}
+
+/* remote=<URL>: a tarball (plain, gzip or zstd) is the context; any other text is the
+ * Dockerfile alone, as dockerd takes it. Git repositories are refused. */
+static int remote_context(struct engine_services *s, const char *url, const char *tar,
+                          const char *dir, const char *dockerfile, struct merr *err)
+{
+    size_t n = strlen(url);
+    if (strncmp(url, "git@", 4) == 0 || strncmp(url, "git://", 6) == 0 ||
+        (n > 4 && strcmp(url + n - 4, ".git") == 0) || strstr(url, ".git#") != NULL)
+        return merr_set(err, MERR_INVALID, 0, "a git repository as build context (%s) is not "
+                        "supported by machine-engine; send the context as a tar", url);
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return merr_set(err, MERR_INVALID, 0, "remote build context '%s' is not supported by "
+                        "machine-engine: http and https URLs of a tarball or a Dockerfile only",
+                        url);
+    auto_close int fd = open(tar, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot spool the build context");
+    if (image_fetch_url(s->images, url, fd, REMOTE_CONTEXT_MAX, NULL, err) < 0)
+        return merr_prefix(err, "the remote build context");
+    if (looks_like_archive(fd))
+        return extract_context(tar, dir, err);
+    auto_free char *df = xasprintf("%s/%s", dir, dockerfile != NULL && dockerfile[0] &&
+                                                  strchr(dockerfile, '/') == NULL
+                                              ? dockerfile
+                                              : "Dockerfile");
+    if (mkdir(dir, 0755) < 0 || rename(tar, df) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot prepare the build context");
     return 0;
 }
 
 /* Options the classic builder has and machine-engine does not do: refused, never dropped. */
 static int refuse_unsupported(struct api_request *req, struct merr *err)
 {
-    static const char *const numeric[] = { "memory", "memswap", "cpushares", "cpuquota",
-                                           "cpuperiod", "shmsize", NULL };
-    static const char *const text[] = { "remote", "cpusetcpus", "cpusetmems", "cgroupparent",
-                                        "outputs", "session", NULL };
+    static const char *const text[] = { "cgroupparent", "outputs", "session", NULL };
     const char *v = api_request_query(req, "version");
     if (v != NULL && strcmp(v, "2") == 0)
         return merr_set(err, MERR_UNSUPPORTED, 0,
@@ -78,12 +116,6 @@ static int refuse_unsupported(struct api_request *req, struct merr *err)
                         "(DOCKER_BUILDKIT=0)");
     if (api_request_query_bool(req, "squash"))
         return merr_set(err, MERR_INVALID, 0, "squash is not supported by machine-engine");
-    for (size_t i = 0; numeric[i] != NULL; i++) {
-        v = api_request_query(req, numeric[i]);
-        if (v != NULL && v[0] != '\0' && strcmp(v, "0") != 0 && strcmp(v, "-1") != 0)
-            return merr_set(err, MERR_INVALID, 0, "build option %s is not supported by "
-                            "machine-engine", numeric[i]);
-    }
     for (size_t i = 0; text[i] != NULL; i++) {
         v = api_request_query(req, text[i]);
         if (v != NULL && v[0] != '\0' && strcmp(v, "[]") != 0)
@@ -97,6 +129,72 @@ static int refuse_unsupported(struct api_request *req, struct merr *err)
     if (v != NULL && v[0] != '\0' && strcmp(v, "linux") != 0 && strcmp(v, "linux/amd64") != 0)
         return merr_set(err, MERR_INVALID, 0, "platform %s is not supported by machine-engine",
                         v);
+    return 0;
+}
+
+/* The RUN steps' resources, as a container's HostConfig fields (checked where containers'
+ * are): memory, memswap, cpushares, cpuquota, cpuperiod, shmsize, cpusetcpus, cpusetmems,
+ * ulimits, extrahosts. */
+static int step_host_config(struct api_request *req, json_t **out, struct merr *err)
+{
+    static const struct {
+        const char *query, *field;
+    } numeric[] = { { "memory", "Memory" },       { "memswap", "MemorySwap" },
+                    { "cpushares", "CpuShares" }, { "cpuquota", "CpuQuota" },
+                    { "cpuperiod", "CpuPeriod" }, { "shmsize", "ShmSize" } },
+      text[] = { { "cpusetcpus", "CpusetCpus" }, { "cpusetmems", "CpusetMems" } };
+    json_t *hc = json_object();
+    *out = hc;
+    for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++) {
+        long long v = 0;
+        if (api_request_query_int(req, numeric[i].query, 0, &v, err) < 0)
+            return -1;
+        if (v != 0)
+            json_object_set_new(hc, numeric[i].field, json_integer(v));
+    }
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) {
+        const char *v = api_request_query(req, text[i].query);
+        if (v != NULL && v[0] != '\0')
+            json_object_set_new(hc, text[i].field, json_string(v));
+    }
+    const char *ul = api_request_query(req, "ulimits");
+    if (ul != NULL && ul[0] != '\0') {
+        json_t *v = json_loads(ul, 0, NULL);
+        if (!json_is_array(v)) {
+            json_decref(v);
+            return merr_set(err, MERR_INVALID, 0, "invalid ulimits: %s", ul);
+        }
+        json_object_set_new(hc, "Ulimits", v);
+    }
+    auto_free const char **hosts = api_request_query_all(req, "extrahosts");
+    json_t *eh = json_array();
+    /* the docker CLI sends each host:ip as its own value, older clients one comma list */
+    for (size_t i = 0; hosts != NULL && hosts[i] != NULL; i++) {
+        auto_free char *copy = xstrdup(hosts[i]);
+        for (char *save = NULL, *t = strtok_r(copy, ",", &save); t != NULL;
+             t = strtok_r(NULL, ",", &save))
+            json_array_append_new(eh, json_string(t));
+    }
+    if (json_array_size(eh) > 0)
+        json_object_set_new(hc, "ExtraHosts", eh);
+    else
+        json_decref(eh);
+    return 0;
+}
+
+/* cachefrom: a JSON list of images whose steps may serve as cache (alone, as dockerd). */
+static int cache_from(struct api_request *req, json_t **out, struct merr *err)
+{
+    const char *v = api_request_query(req, "cachefrom");
+    *out = NULL;
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    *out = json_loads(v, 0, NULL);
+    if (!json_is_array(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return merr_set(err, MERR_INVALID, 0, "invalid cachefrom: %s", v);
+    }
     return 0;
 }
 
@@ -131,18 +229,25 @@ static int stream_error(struct api_request *req, const struct merr *cause, int c
 static int build(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    json_t *buildargs = NULL, *labels = NULL;
+    json_t *buildargs = NULL, *labels = NULL, *hc = NULL, *cachefrom = NULL;
     if (refuse_unsupported(req, err) < 0 || json_query(req, "buildargs", &buildargs, err) < 0 ||
-        json_query(req, "labels", &labels, err) < 0) {
+        json_query(req, "labels", &labels, err) < 0 || step_host_config(req, &hc, err) < 0 ||
+        cache_from(req, &cachefrom, err) < 0) {
         json_decref(buildargs);
+        json_decref(labels);
+        json_decref(hc);
         return -1;
     }
     auto_free const char **tags = api_request_query_all(req, "t");
     auto_free char *work = image_store_work_dir(s->images, err);
     auto_free char *tar = work != NULL ? xasprintf("%s/context.tar", work) : NULL;
     auto_free char *dir = work != NULL ? xasprintf("%s/context", work) : NULL;
-    int rc = work == NULL ? -1 : spool_context(req, tar, err);
-    if (rc == 0)
+    const char *remote = api_request_query(req, "remote");
+    int rc = work == NULL ? -1
+             : remote != NULL && remote[0] != '\0'
+                 ? remote_context(s, remote, tar, dir, api_request_query(req, "dockerfile"), err)
+                 : spool_context(req, tar, err);
+    if (rc == 0 && (remote == NULL || remote[0] == '\0'))
         rc = extract_context(tar, dir, err);
     if (rc == 0)
         unlink(tar);
@@ -160,6 +265,8 @@ static int build(struct api_request *req, void *data, struct merr *err)
         .forcerm = api_request_query_bool(req, "forcerm"),
         .pull = api_request_query_bool(req, "pull"),
         .x_registry_config = api_request_header(req, "X-Registry-Config"),
+        .host_config = hc,
+        .cache_from = cachefrom,
     };
     struct build_out out = { req, api_request_query_bool(req, "q"), false };
     struct build_env env = { s->containers, s->images, s->registry, emit, &out };
@@ -186,6 +293,8 @@ static int build(struct api_request *req, void *data, struct merr *err)
     free(id);
     json_decref(buildargs);
     json_decref(labels);
+    json_decref(hc);
+    json_decref(cachefrom);
     struct merr ignored = MERR_INIT;
     if (work != NULL && layer_remove_tree(work, &ignored) < 0) {
         /* collected at the next start */

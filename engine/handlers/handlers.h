@@ -57,6 +57,12 @@ int handlers_register_lifecycle(struct api_router *r, struct engine_services *s,
 /* /containers/prune, /images/prune, /build/prune (prune.c) and GET /system/df (system_df.c). */
 int handlers_register_prune(struct api_router *r, struct engine_services *s,
                             struct merr *err) MUST_CHECK;
+/* The build cache (buildcache.c): GET /system/df's BuildCache entries (images: the image
+ * entries) and POST /build/prune. */
+struct json_t *handlers_build_cache_usage(struct engine_services *s, const struct json_t *images,
+                                          struct merr *err) MUST_CHECK;
+int handlers_build_prune(struct api_request *req, struct engine_services *s,
+                         struct merr *err) MUST_CHECK;
 int handlers_register_system_df(struct api_router *r, struct engine_services *s,
                                 struct merr *err) MUST_CHECK;
 /* GET /containers/{id}/json?size=1: SizeRw and SizeRootFs added to an inspect body (lists.c). */

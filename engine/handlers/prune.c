@@ -167,19 +167,15 @@ static int images_prune(struct api_request *req, void *data, struct merr *err)
                           err);
 }
 
-/* No build cache is kept (docker build, where supported, keeps nothing): nothing to prune. */
 static int build_prune(struct api_request *req, void *data, struct merr *err)
 {
-    (void)data;
-    return api_reply_json(req, 200,
-                          json_pack("{s:[],s:I}", "CachesDeleted", "SpaceReclaimed", (json_int_t)0),
-                          err);
+    return handlers_build_prune(req, data, err);
 }
 
 static const struct api_route routes[] = {
     { "POST", "/containers/prune", containers_prune, API_ROUTE_WORKER },
     { "POST", "/images/prune", images_prune, API_ROUTE_WORKER },
-    { "POST", "/build/prune", build_prune, 0 },
+    { "POST", "/build/prune", build_prune, API_ROUTE_WORKER },
 };
 
 int handlers_register_prune(struct api_router *r, struct engine_services *s, struct merr *err)

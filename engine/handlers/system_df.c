@@ -119,10 +119,13 @@ static int system_df(struct api_request *req, void *data, struct merr *err)
         return -1;
     }
     json_t *vols = wanted(types, "volume") ? volumes_usage(s, containers, err) : json_array();
-    json_t *out = json_pack("{s:I,s:o,s:o,s:o,s:[]}", "LayersSize", layers, "Images",
+    json_t *cache = wanted(types, "build-cache") ? handlers_build_cache_usage(s, images, err)
+                                                 : json_array();
+    json_t *out = json_pack("{s:I,s:o,s:o,s:o,s:o}", "LayersSize", layers, "Images",
                             wanted(types, "image") ? images : json_array(), "Containers",
                             wanted(types, "container") ? containers : json_array(), "Volumes",
-                            vols != NULL ? vols : json_array(), "BuildCache");
+                            vols != NULL ? vols : json_array(), "BuildCache",
+                            cache != NULL ? cache : json_array());
     if (!wanted(types, "image"))
         json_decref(images);
     if (!wanted(types, "container"))

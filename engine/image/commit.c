@@ -357,43 +357,6 @@ int image_commit(struct image_store *s, const struct image_commit_spec *spec, ch
     return 0;
 }
 
-/* ---- build cache: <root>/buildcache/<sha256 of the key> holds the image ID ---- */
-
-static char *cache_path(struct image_store *s, const char *key)
-{
-    char d[DIGEST_BUF_LEN];
-    sha256_digest(key, strlen(key), d);
-    return store_path(s, "buildcache/%s", digest_hex(d));
-}
-
-char *image_build_cache_get(struct image_store *s, const char *key)
-{
-    auto_free char *p = cache_path(s, key);
-    auto_close int fd = p != NULL ? open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-    char id[DIGEST_BUF_LEN + 1] = "";
-    ssize_t n = fd >= 0 ? read(fd, id, DIGEST_BUF_LEN) : -1;
-    if (n <= 0)
-        return NULL;
-    id[n] = '\0';
-    id[strcspn(id, "\n")] = '\0';
-    pthread_mutex_lock(&s->lock);
-    bool ok = digest_is_valid(id) && store_image_exists(s, id);
-    pthread_mutex_unlock(&s->lock);
-    return ok ? xstrdup(id) : NULL;
-}
-
-int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
-                          struct merr *err)
-{
-    auto_free char *dir = store_path(s, "buildcache");
-    auto_free char *p = cache_path(s, key);
-    if (dir == NULL || p == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return merr_set(err, MERR_IO, errno, "cannot create '%s'", dir);
-    return store_write_atomic(s, p, image_id, strlen(image_id), err);
-}
-
 char *image_store_work_dir(struct image_store *s, struct merr *err)
 {
     char *path = NULL;

@@ -158,15 +158,34 @@ struct image_commit_spec {
 MUST_CHECK int image_commit(struct image_store *s, const struct image_commit_spec *spec,
                             char **id_out, struct merr *err);
 
-/* The build cache: key (any text) → image ID. get gives NULL (no error) on a miss or when the
- * image is gone; put records it. */
+/* The build cache (buildcache.c): key (any text) → image ID. get gives NULL (no error) on a miss
+ * or when the image is gone, and counts the use; put records the step (description: its
+ * history text). list: [{CacheID, ID (the image), Description, CreatedAt, LastUsedAt (ns since
+ * the epoch), UsageCount}], "Gone": true on those whose image is not there any more; drop
+ * removes one by CacheID. */
 MUST_CHECK char *image_build_cache_get(struct image_store *s, const char *key);
 MUST_CHECK int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
-                                     struct merr *err);
+                                     const char *description, struct merr *err);
+MUST_CHECK struct json_t *image_build_cache_list(struct image_store *s, struct merr *err);
+MUST_CHECK int image_build_cache_drop(struct image_store *s, const char *cache_id,
+                                      struct merr *err);
+/* Memos beside the cache (a COPY --from's checksum by its inputs): text of at most 254 bytes by
+ * key; get gives NULL on a miss; a prune drops them all. */
+MUST_CHECK char *image_build_cache_memo_get(struct image_store *s, const char *key);
+MUST_CHECK int image_build_cache_memo_put(struct image_store *s, const char *key,
+                                          const char *text, struct merr *err);
+MUST_CHECK int image_build_cache_memos_drop(struct image_store *s, struct merr *err);
 /* POST /build's X-Registry-Config → the X-Registry-Auth value for ref's registry (*out NULL
  * when it names none). */
 MUST_CHECK int image_registry_config_auth(const char *x_registry_config, const char *ref,
                                           char **out, struct merr *err);
+/* GET of an http(s) URL into fd (fetchurl.c; ADD <url>, a remote build context): redirects
+ * followed (10, http/https only), a status >= 400 is MERR_REMOTE, more than max bytes
+ * MERR_INVALID; *mtime_out (may be NULL) = Last-Modified in Unix seconds, 0 when absent. */
+MUST_CHECK int image_fetch_url(struct image_store *s, const char *url, int fd,
+                               unsigned long long max, long long *mtime_out, struct merr *err);
+/* An HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") in Unix seconds; 0 when it is not one. */
+long long image_http_date_parse(const char *v);
 /* A fresh work directory in the store's tmp/ (removed at the next open if left behind). */
 MUST_CHECK char *image_store_work_dir(struct image_store *s, struct merr *err);
 

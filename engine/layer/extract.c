@@ -53,6 +53,7 @@ struct extract_ctx {
     uint64_t max_uncompressed;
     bool can_chown;
     bool in_userns;
+    bool plain; /* not a layer: .wh.* names are ordinary files */
     struct archive *archive;
     struct layer_stream *stream;
     struct merr stream_err;
@@ -515,7 +516,7 @@ static int extract_entry(struct extract_ctx *ctx, struct archive_entry *e, struc
         return record_dir(ctx, ctx->rootfd, "", &m, true, err);
     }
     split_path(path, parent, &base);
-    if (strncmp(base, LAYER_WH_PREFIX, strlen(LAYER_WH_PREFIX)) == 0)
+    if (!ctx->plain && strncmp(base, LAYER_WH_PREFIX, strlen(LAYER_WH_PREFIX)) == 0)
         return extract_whiteout(ctx, parent, base, path, &m, err);
 
     auto_close int pfd = open_parent(ctx, parent, 0, err);
@@ -641,6 +642,7 @@ int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
         .resolve_flags = opts != NULL && opts->force_fallback_resolve ? LAYER_RESOLVE_FALLBACK : 0,
         .can_chown = geteuid() == 0,
         .in_userns = (opts != NULL && opts->assume_userns) || running_in_userns(),
+        .plain = opts != NULL && opts->plain,
     };
     int r = -1;
     ctx.rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -662,4 +664,12 @@ int layer_extract_fd(int fd, enum layer_compression comp, const char *dest,
                      const struct layer_limits *lim, struct layer_result *res, struct merr *err)
 {
     return layer_extract_fd_opts(fd, comp, dest, lim, NULL, res, err);
+}
+
+int layer_extract_plain_fd(int fd, enum layer_compression comp, const char *dest,
+                           const struct layer_limits *lim, struct layer_result *res,
+                           struct merr *err)
+{
+    struct layer_extract_opts o = { .plain = true };
+    return layer_extract_fd_opts(fd, comp, dest, lim, &o, res, err);
 }

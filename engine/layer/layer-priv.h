@@ -79,6 +79,7 @@ int layer_remove_at(int dirfd, const char *name, struct merr *err) __attribute__
 struct layer_extract_opts {
     bool force_fallback_resolve; /* resolve paths without openat2 */
     bool assume_userns;          /* behave as inside a user namespace (skip devices) */
+    bool plain;                  /* not a layer: .wh.* names are ordinary files */
 };
 
 int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,

@@ -30,6 +30,12 @@ int layer_extract_fd(int fd, enum layer_compression comp, const char *dest,
                      const struct layer_limits *lim, struct layer_result *res, struct merr *err)
     __attribute__((warn_unused_result));
 
+/* layer_extract_fd for a tar that is not a layer (a build context, an archive ADD unpacks):
+ * every protection the same, but `.wh.*` names are ordinary files, not whiteouts. */
+int layer_extract_plain_fd(int fd, enum layer_compression comp, const char *dest,
+                           const struct layer_limits *lim, struct layer_result *res,
+                           struct merr *err) __attribute__((warn_unused_result));
+
 /* Writes the diff directory src to out_fd as an uncompressed tar (sorted, no
  * record padding beyond the two end blocks), turning overlay whiteouts back into
  * `.wh.<name>` entries and opaque directories into `.wh..wh..opq` entries. res
