@@ -179,7 +179,8 @@ static int engine_register_routes(struct engine *e, struct merr *err)
         handlers_register_prune(router, &e->services, err) < 0 ||
         handlers_register_system_df(router, &e->services, err) < 0 ||
         handlers_register_stats(router, &e->services, err) < 0 ||
-        handlers_register_distribution(router, &e->services, err) < 0)
+        handlers_register_distribution(router, &e->services, err) < 0 ||
+        handlers_register_push(router, &e->services, err) < 0)
         return -1;
     return 0;
 }

@@ -70,6 +70,23 @@ MUST_CHECK int image_pull(struct image_store *s, const struct registry_config *r
                           image_progress_fn cb, void *cb_ctx, char **image_id_out,
                           struct merr *err);
 
+/* docker push (push.c): pushes name's tag (NULL or "": every tag of the repository) to its
+ * registry with credentials from X-Registry-Auth; cb gets dockerd's progress lines. Errors
+ * before the first line (an unknown tag: MERR_NOT_FOUND "An image does not exist locally
+ * with the tag: NAME") come without any line; refused credentials are MERR_AUTH with dockerd's
+ * words. On success the image is also known as repo@digest. */
+MUST_CHECK int image_push(struct image_store *s, const struct registry_config *rc,
+                          const char *name, const char *tag, const char *x_registry_auth,
+                          image_progress_fn cb, void *cb_ctx, struct merr *err);
+
+/* docker login (login.c): checks the credentials (or identity token) against serveraddress's
+ * /v2/ ("" or Docker Hub's addresses: docker.io). MERR_AUTH with dockerd's message when the
+ * registry refuses them. */
+MUST_CHECK int image_login(struct image_store *s, const struct registry_config *rc,
+                           const char *username, const char *password,
+                           const char *identitytoken, const char *serveraddress,
+                           struct merr *err);
+
 /* Resolves a name ("alpine", "alpine:3", "repo@sha256:..."), a full ID
  * ("sha256:<hex>" or <hex>) or a unique ID prefix to "sha256:<hex>" (malloc'd).
  * MERR_NOT_FOUND when nothing matches, MERR_INVALID for an ambiguous prefix. */

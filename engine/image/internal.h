@@ -41,6 +41,7 @@ MUST_CHECK struct registry_client *registry_client_new(const struct registry_con
                                                        struct merr *err);
 void registry_client_free(struct registry_client *c);
 DEFINE_CLEANUP(struct registry_client, registry_client_free)
+#define auto_registry_client __attribute__((cleanup(cleanup_registry_client_freep)))
 
 /* The token scope of later requests: actions "pull" (the default) or "push,pull", and another
  * repository of the registry to read from (cross-repository blob mounts), or NULL. */

@@ -414,7 +414,9 @@ static int token_request_text(struct registry_client *c, char **url, char **form
     char *e_scope2 = scope2 != NULL ? c->curl->easy_escape(esc, scope2, 0) : NULL;
     char *e_refresh = c->identitytoken ? c->curl->easy_escape(esc, c->identitytoken, 0) : NULL;
     auto_free char *scopes = NULL;
-    if (r >= 0)
+    if (r >= 0 && c->repo_path[0] == '\0') /* docker login: no repository, no scope */
+        r = asprintf(&scopes, "scope=");
+    else if (r >= 0)
         r = asprintf(&scopes, "scope=%s%s%s", e_scope ? e_scope : "",
                      e_scope2 ? "&scope=" : "", e_scope2 ? e_scope2 : "");
     if (r >= 0 && c->identitytoken != NULL) {
