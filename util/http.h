@@ -48,6 +48,7 @@ MUST_CHECK struct http_client *http_client_new(const struct http_client_opts *op
                                                struct merr *err);
 void http_client_free(struct http_client *c);
 DEFINE_CLEANUP(struct http_client, http_client_free)
+#define auto_http_client __attribute__((cleanup(cleanup_http_client_freep)))
 
 struct http_response {
     long status;

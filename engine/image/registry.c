@@ -415,20 +415,20 @@ static int token_request_text(struct registry_client *c, char **url, char **form
     char *e_refresh = c->identitytoken ? c->curl->easy_escape(esc, c->identitytoken, 0) : NULL;
     auto_free char *scopes = NULL;
     if (r >= 0 && c->repo_path[0] == '\0') /* docker login: no repository, no scope */
-        r = asprintf(&scopes, "scope=");
+        r = asprintf(&scopes, "%s", "");
     else if (r >= 0)
-        r = asprintf(&scopes, "scope=%s%s%s", e_scope ? e_scope : "",
+        r = asprintf(&scopes, "&scope=%s%s%s", e_scope ? e_scope : "",
                      e_scope2 ? "&scope=" : "", e_scope2 ? e_scope2 : "");
     if (r >= 0 && c->identitytoken != NULL) {
         /* OAuth2 refresh-token grant, as docker does with an identity token */
         r = asprintf(url, "%s", ch->realm);
         if (r >= 0)
             r = asprintf(form,
-                         "grant_type=refresh_token&refresh_token=%s&service=%s&%s"
+                         "grant_type=refresh_token&refresh_token=%s&service=%s%s"
                          "&client_id=machine-engine",
                          e_refresh ? e_refresh : "", e_service ? e_service : "", scopes);
     } else if (r >= 0) {
-        r = asprintf(url, "%s%cservice=%s&%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',
+        r = asprintf(url, "%s%cservice=%s%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',
                      e_service ? e_service : "", scopes);
     }
     c->curl->free(e_service);
