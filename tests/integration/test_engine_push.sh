@@ -116,6 +116,32 @@ out=$(d run --rm "$R/x/big:1" sh -c 'cat /msg; wc -c </big') || fail "run from t
 assert_contains "$out" "built-here" "the pulled-back image runs with its content"
 assert_contains "$out" "12000000" "the 12 MB layer came back whole"
 
+step "docker-py (python3-docker): login and push through its API calls"
+if /usr/bin/python3 -c 'import docker' 2>/dev/null; then
+    d tag "$BASE" "$R/x/py:1"
+    /usr/bin/python3 - "$T/e/engine.sock" "$R" <<'PY' || fail "docker-py login/push"
+import sys, docker
+c = docker.APIClient(base_url="unix://" + sys.argv[1])
+reg = sys.argv[2]
+try:
+    c.login(username="pusher", password="nope", registry=reg, reauth=True)
+    sys.exit("bad password accepted")
+except docker.errors.APIError as e:
+    assert e.status_code == 401, e
+r = c.login(username="pusher", password="s3cret", registry=reg, reauth=True)
+assert r["Status"] == "Login Succeeded", r
+lines = list(c.push(reg + "/x/py", tag="1", stream=True, decode=True))
+errors = [l for l in lines if "error" in l]
+assert not errors, errors
+aux = [l["aux"] for l in lines if "aux" in l]
+assert aux and aux[0]["Tag"] == "1" and aux[0]["Digest"].startswith("sha256:"), lines
+PY
+    skopeo inspect --tls-verify=false --creds pusher:s3cret "docker://$R/x/py:1" >/dev/null || fail "x/py:1 not in the registry"
+    echo "ok - docker-py login and push" >&2
+else
+    echo "skip - python3-docker is not installed" >&2
+fi
+
 step "no credential in the engine's debug log"
 grep -q "http\[[0-9]*\] PUT" "$T/e/engine.log" || fail "the debug log shows no request (test broken)"
 grep -q "s3cret" "$T/e/engine.log" && fail "the password is in the engine log"
