@@ -22,6 +22,7 @@ void curl_api_linked(struct curl_api *api)
         .easy_perform = curl_easy_perform,
         .easy_getinfo = curl_easy_getinfo,
         .easy_cleanup = curl_easy_cleanup,
+        .easy_reset = curl_easy_reset,
         .easy_strerror = curl_easy_strerror,
         .easy_escape = curl_easy_escape,
         .free = curl_free,

@@ -26,6 +26,7 @@ int curl_api_load(struct curl_api *api, struct merr *err)
         { "curl_easy_perform", (void **)&a.easy_perform },
         { "curl_easy_getinfo", (void **)&a.easy_getinfo },
         { "curl_easy_cleanup", (void **)&a.easy_cleanup },
+        { "curl_easy_reset", (void **)&a.easy_reset },
         { "curl_easy_strerror", (void **)&a.easy_strerror },
         { "curl_easy_escape", (void **)&a.easy_escape },
         { "curl_free", (void **)&a.free },

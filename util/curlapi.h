@@ -21,6 +21,7 @@ struct curl_api {
     CURLcode (*easy_perform)(CURL *h);
     CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
     void (*easy_cleanup)(CURL *h);
+    void (*easy_reset)(CURL *h);
     const char *(*easy_strerror)(CURLcode cc);
     char *(*easy_escape)(CURL *h, const char *s, int len);
     void (*free)(void *p);

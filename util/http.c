@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,12 +20,16 @@
 #define RESPONSE_MAX_DEFAULT (1u << 20)
 #define HEADERS_MAX 128
 #define HEADER_LINE_MAX 8192
+#define POOL_MAX 8 /* idle easy handles kept: their connections are reused */
 
 struct http_client {
     struct http_client_opts o;
     char *user_agent;
     atomic_uint next_id;
     atomic_uint_fast64_t rng;
+    pthread_mutex_t pool_lock;
+    CURL *pool[POOL_MAX];
+    size_t n_pool;
 };
 
 /* ================================ pure helpers ================================ */
@@ -286,6 +291,7 @@ struct http_client *http_client_new(const struct http_client_opts *opts, struct 
         return NULL;
     }
     c->o = *opts;
+    pthread_mutex_init(&c->pool_lock, NULL);
     if (c->o.connect_timeout_ms <= 0)
         c->o.connect_timeout_ms = 10000;
     if (c->o.low_speed_time_s <= 0)
@@ -316,6 +322,9 @@ void http_client_free(struct http_client *c)
 {
     if (c == NULL)
         return;
+    for (size_t i = 0; i < c->n_pool; i++)
+        c->o.curl->easy_cleanup(c->pool[i]);
+    pthread_mutex_destroy(&c->pool_lock);
     free(c->user_agent);
     free(c);
 }
@@ -590,18 +599,46 @@ static bool curl_transient(CURLcode cc)
     }
 }
 
+/* An easy handle: an idle one (its connections still open) or a new one. */
+static CURL *handle_get(struct http_client *c)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&c->pool_lock);
+    if (c->n_pool > 0)
+        h = c->pool[--c->n_pool];
+    pthread_mutex_unlock(&c->pool_lock);
+    return h != NULL ? h : c->o.curl->easy_init();
+}
+
+/* Back to the pool with its options cleared (connections and caches stay), or closed. A
+ * handle whose transfer failed is closed: its connection may be half-used. */
+static void handle_put(struct http_client *c, CURL *h, bool reusable)
+{
+    if (reusable) {
+        c->o.curl->easy_reset(h);
+        pthread_mutex_lock(&c->pool_lock);
+        if (c->n_pool < POOL_MAX) {
+            c->pool[c->n_pool++] = h;
+            h = NULL;
+        }
+        pthread_mutex_unlock(&c->pool_lock);
+    }
+    if (h != NULL)
+        c->o.curl->easy_cleanup(h);
+}
+
 /* One exchange. Returns the curl code; a->resp holds what arrived. */
 static CURLcode perform(struct attempt *a, long timeout_ms, char *errbuf)
 {
     struct http_client *c = a->c;
     const struct curl_api *api = c->o.curl;
     const struct http_request *rq = a->rq;
-    CURL *h = api->easy_init();
+    CURL *h = handle_get(c);
     if (h == NULL)
         return CURLE_OUT_OF_MEMORY;
     struct curl_slist *hdrs = build_headers(api, rq);
     if (hdrs == NULL) {
-        api->easy_cleanup(h);
+        handle_put(c, h, false);
         return CURLE_OUT_OF_MEMORY;
     }
     errbuf[0] = '\0';
@@ -619,7 +656,7 @@ static CURLcode perform(struct attempt *a, long timeout_ms, char *errbuf)
     api->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     api->easy_setopt(h, CURLOPT_WRITEDATA, a);
     CURLcode cc = api->easy_perform(h);
-    api->easy_cleanup(h);
+    handle_put(c, h, cc == CURLE_OK);
     api->slist_free_all(hdrs);
     return cc;
 }

@@ -6,7 +6,8 @@
  * Retry-After, within a total deadline. Every HTTP status is a successful exchange for
  * http_do(): the caller judges the status. Transport failures, caps and deadlines are errors,
  * translated from libcurl's codes in one place. Debug logs carry a request ID and never a
- * secret (Authorization and token headers, passwords and signatures in URLs are redacted). */
+ * secret (Authorization and token headers, passwords and signatures in URLs are redacted).
+ * A client keeps a few idle libcurl handles, so its requests reuse connections. */
 #ifndef MACHINE_HTTP_H
 #define MACHINE_HTTP_H
 

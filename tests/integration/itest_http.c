@@ -2,7 +2,8 @@
  * with libcurl loaded the engine's way (dlopen): retries of transient answers honouring
  * Retry-After, no retry of a POST unless the caller says so, a Retry-After beyond the cap not
  * waited out, the response cap and streaming past it, the deadline, a body uploaded from a
- * file with response headers read back, JSON bodies, and no secret in the debug log. */
+ * file with response headers read back, JSON bodies, no secret in the debug log, and one
+ * connection for a client's sequential requests. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -310,6 +311,30 @@ static void test_no_secret_in_log(void **state)
     free(u);
 }
 
+static void test_connections_reused(void **state)
+{
+    struct fixture *f = *state;
+    char *u = url(f, "/ping");
+    struct merr err = MERR_INIT;
+    for (int i = 0; i < 3; i++) {
+        struct http_request rq = { .url = u };
+        struct http_response resp;
+        if (http_do(f->http, &rq, &resp, &err) < 0)
+            fail_msg("%s", err.msg);
+        assert_string_equal(resp.body, "pong");
+        http_response_clear(&resp);
+    }
+    free(u);
+    u = url(f, "/conns");
+    struct http_request rq = { .url = u };
+    struct http_response resp;
+    if (http_do(f->http, &rq, &resp, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_string_equal(resp.body, "1"); /* four requests, one connection */
+    http_response_clear(&resp);
+    free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_from_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret_in_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_reused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

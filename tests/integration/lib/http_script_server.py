@@ -12,6 +12,8 @@ Paths (the count of requests per path is kept; GET /count/<path> answers it):
   /slow           200 after 3 s
   /echo           PUT: 201, body "<len> <sha256>", Location: /up/next, Docker-Content-Digest
   /json           POST: the JSON body back with "seen": true
+  /ping           200 "pong"
+  /conns          how many client connections (source ports) the server has seen
 """
 import hashlib
 import http.server
@@ -21,6 +23,7 @@ import threading
 import time
 
 counts = {}
+ports = set()
 lock = threading.Lock()
 
 
@@ -56,6 +59,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         path = self.path.split("?")[0]
+        with lock:
+            ports.add(self.client_address[1])
+        if path == "/conns":
+            with lock:
+                n = len(ports)
+            return self.reply(200, str(n).encode())
+        if path == "/ping":
+            self.body()
+            return self.reply(200, b"pong")
         if path.startswith("/count/"):
             with lock:
                 n = counts.get("/" + path[len("/count/"):], 0)
