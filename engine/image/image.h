@@ -39,11 +39,12 @@ struct registry_config {
     long backoff_base_ms;                   /* first retry delay (doubled each time) */
     long backoff_max_ms;                    /* cap of one delay, Retry-After included */
     unsigned max_parallel_layers;           /* concurrent layer downloads (3; ≤ 16 used) */
+    unsigned max_parallel_uploads;          /* concurrent layer uploads (5; ≤ 16 used) */
     const struct mlog *log;                 /* debug log, may be NULL */
 };
 
 /* Sensible defaults: 10 s connect, 30 s under 1 KiB/s, 60 s requests, 5 attempts,
- * backoff 500 ms doubling to 10 s, 3 parallel layers. */
+ * backoff 500 ms doubling to 10 s, 3 parallel layer downloads, 5 uploads (dockerd's). */
 void registry_config_init(struct registry_config *rc);
 
 /* Opens (creating when needed) the store under root and removes leftovers in tmp/. */

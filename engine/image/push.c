@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,15 +25,21 @@
 
 #define PUSH_CHUNK_SIZE ((uint64_t)8 << 20) /* larger layers go in PATCH chunks */
 #define PROGRESS_INTERVAL_NS 100000000L
+#define MAX_PARALLEL_UPLOADS 16
 #define MEDIA_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 #define MEDIA_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
 #define MEDIA_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MEDIA_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
 
+struct push;
+
 struct push_layer {
     char digest[DIGEST_BUF_LEN];
     char short_id[13]; /* dockerd shows the DiffID's first 12 hex digits */
     uint64_t size;
+    char *mount_from;  /* set while pushing: the repository to mount it from, or NULL */
+    struct push *p;
+    struct timespec last_progress;
 };
 
 struct push_image {
@@ -53,14 +61,21 @@ struct push {
     char familiar[REF_NAME_MAX + 2];
     image_progress_fn cb;
     void *cb_ctx;
-    bool gone; /* the client went away: stop */
-    const char *cur_id;
-    struct timespec last_progress;
+    pthread_mutex_t progress_lock;
+    atomic_bool gone; /* the client went away, or a layer failed: stop */
+    /* layer workers of one tag */
+    pthread_mutex_t lock; /* next, failed, first_err */
+    struct push_layer *layers;
+    size_t n, next;
+    bool failed;
+    struct merr first_err;
 };
 
 static void push_image_clear(struct push_image *im)
 {
     free(im->manifest);
+    for (size_t i = 0; im->layers != NULL && i < im->n; i++)
+        free(im->layers[i].mount_from);
     free(im->layers);
     memset(im, 0, sizeof *im);
 }
@@ -71,11 +86,15 @@ static void emit_json(struct push *p, json_t *o)
 {
     auto_free char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
-    if (text == NULL || p->cb == NULL || p->gone)
+    if (text == NULL || p->cb == NULL || atomic_load(&p->gone))
         return;
     auto_free char *line = NULL;
-    if (asprintf(&line, "%s\r\n", text) >= 0 && p->cb(line, p->cb_ctx) < 0)
-        p->gone = true;
+    if (asprintf(&line, "%s\r\n", text) < 0)
+        return;
+    pthread_mutex_lock(&p->progress_lock);
+    if (p->cb(line, p->cb_ctx) < 0)
+        atomic_store(&p->gone, true);
+    pthread_mutex_unlock(&p->progress_lock);
 }
 
 static void emit(struct push *p, const char *status, const char *id)
@@ -103,14 +122,15 @@ static void human_size(uint64_t n, char *buf, size_t cap)
 
 static void on_upload_progress(void *ctx, uint64_t cur, uint64_t total)
 {
-    struct push *p = ctx;
+    struct push_layer *l = ctx;
+    struct push *p = l->p;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ns = (now.tv_sec - p->last_progress.tv_sec) * 1000000000LL +
-                   (now.tv_nsec - p->last_progress.tv_nsec);
+    long long ns = (now.tv_sec - l->last_progress.tv_sec) * 1000000000LL +
+                   (now.tv_nsec - l->last_progress.tv_nsec);
     if (cur < total && ns < PROGRESS_INTERVAL_NS)
         return;
-    p->last_progress = now;
+    l->last_progress = now;
     char bar[52], a[32], b[32], text[128];
     size_t filled = total > 0 ? (size_t)(cur * 50 / total) : 0;
     if (filled > 50)
@@ -126,13 +146,18 @@ static void on_upload_progress(void *ctx, uint64_t cur, uint64_t total)
     json_object_set_new(o, "progressDetail", json_pack("{s:I,s:I}", "current", (json_int_t)cur,
                                                        "total", (json_int_t)total));
     json_object_set_new(o, "progress", json_string(text));
-    json_object_set_new(o, "id", json_string(p->cur_id));
+    json_object_set_new(o, "id", json_string(l->short_id));
     emit_json(p, o);
 }
 
 static bool upload_cancelled(void *ctx)
 {
-    return ((struct push *)ctx)->gone;
+    return atomic_load(&((struct push_layer *)ctx)->p->gone);
+}
+
+static bool config_cancelled(void *ctx)
+{
+    return atomic_load(&((struct push *)ctx)->gone);
 }
 
 /* ---- what to push ---- */
@@ -298,37 +323,29 @@ static char *mount_source(struct push *p, json_t *tags, const char *blob)
 
 /* ---- sending ---- */
 
-static int send_blob(struct push *p, const char *digest, uint64_t size, const char *from,
-                     const char *progress_id, bool *mounted, struct merr *err)
+/* Uploads a blob of the store: a layer (with progress and maybe a mount) or, l NULL, the
+ * config. */
+static int send_blob(struct push *p, const char *digest, uint64_t size, struct push_layer *l,
+                     bool *mounted, struct merr *err)
 {
     auto_free char *path = store_path(p->s, "blobs/sha256/%s", digest_hex(digest));
     auto_close int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     if (fd < 0)
         return merr_set(err, MERR_NOT_FOUND, errno, "blob %s is missing from the store", digest);
-    if (from != NULL && registry_client_set_scope(p->client, "push,pull", from, err) < 0)
-        return -1;
-    p->cur_id = progress_id;
-    p->last_progress = (struct timespec){ 0 };
     struct blob_upload up = {
         .digest = digest,
         .fd = fd,
         .size = size,
-        .mount_from = from,
+        .mount_from = l != NULL ? l->mount_from : NULL,
         .chunk_size = PUSH_CHUNK_SIZE,
-        .progress = progress_id != NULL ? on_upload_progress : NULL,
-        .cancelled = upload_cancelled,
-        .ctx = p,
+        .progress = l != NULL ? on_upload_progress : NULL,
+        .cancelled = l != NULL ? upload_cancelled : config_cancelled,
+        .ctx = l != NULL ? (void *)l : (void *)p,
     };
-    int r = registry_blob_upload(p->client, &up, mounted, err);
-    if (from != NULL) {
-        struct merr ignored = MERR_INIT;
-        if (registry_client_set_scope(p->client, "push,pull", NULL, &ignored) < 0 && r == 0)
-            r = merr_set(err, ignored.code, 0, "%s", ignored.msg);
-    }
-    return r;
+    return registry_blob_upload(p->client, &up, mounted, err);
 }
 
-static int push_layer(struct push *p, json_t *tags, const struct push_layer *l, struct merr *err)
+static int push_layer(struct push *p, struct push_layer *l, struct merr *err)
 {
     bool exists = false;
     if (registry_blob_exists(p->client, l->digest, &exists, err) < 0)
@@ -337,13 +354,12 @@ static int push_layer(struct push *p, json_t *tags, const struct push_layer *l, 
         emit(p, "Layer already exists", l->short_id);
         return 0;
     }
-    auto_free char *from = mount_source(p, tags, l->digest);
     bool mounted = false;
-    if (send_blob(p, l->digest, l->size, from, l->short_id, &mounted, err) < 0)
+    if (send_blob(p, l->digest, l->size, l, &mounted, err) < 0)
         return -1;
     if (mounted) {
         char status[REF_NAME_MAX + 32];
-        snprintf(status, sizeof status, "Mounted from %s", from);
+        snprintf(status, sizeof status, "Mounted from %s", l->mount_from);
         emit(p, status, l->short_id);
     } else {
         emit(p, "Pushed", l->short_id);
@@ -365,33 +381,111 @@ static int record_digest(struct push *p, const struct push_image *im, struct mer
     return r;
 }
 
+/* Mount sources for the layers. One token scope covers one source repository, so the layers
+ * another repository holds are mounted from the first such repository only. */
+static int plan_mounts(struct push *p, struct push_image *im, struct merr *err)
+{
+    pthread_mutex_lock(&p->s->lock);
+    auto_json json_t *tags = store_tags_load(p->s, err);
+    pthread_mutex_unlock(&p->s->lock);
+    if (tags == NULL)
+        return -1;
+    const char *from = NULL;
+    for (size_t k = 0; k < im->n; k++) {
+        struct push_layer *l = &im->layers[k];
+        l->p = p;
+        l->mount_from = mount_source(p, tags, l->digest);
+        if (l->mount_from != NULL && from != NULL && strcmp(l->mount_from, from) != 0) {
+            free(l->mount_from);
+            l->mount_from = NULL;
+        }
+        if (l->mount_from != NULL)
+            from = l->mount_from;
+    }
+    return registry_client_set_scope(p->client, "push,pull", from, err);
+}
+
+static void *layer_worker(void *arg)
+{
+    struct push *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        size_t k = p->next < p->n ? p->n - 1 - p->next++ : SIZE_MAX; /* top first */
+        pthread_mutex_unlock(&p->lock);
+        if (k == SIZE_MAX || atomic_load(&p->gone))
+            return NULL;
+        struct merr err = MERR_INIT;
+        if (push_layer(p, &p->layers[k], &err) < 0) {
+            pthread_mutex_lock(&p->lock);
+            if (!p->failed) {
+                p->failed = true;
+                p->first_err = err;
+            }
+            pthread_mutex_unlock(&p->lock);
+            atomic_store(&p->gone, true);
+            return NULL;
+        }
+    }
+}
+
+/* The layers, max_parallel_uploads at a time (dockerd's --max-concurrent-uploads). */
+static int push_layers(struct push *p, struct push_image *im, struct merr *err)
+{
+    size_t width = p->cfg->max_parallel_uploads > 0 ? p->cfg->max_parallel_uploads : 1;
+    if (width > MAX_PARALLEL_UPLOADS)
+        width = MAX_PARALLEL_UPLOADS;
+    for (size_t k = im->n; k-- > 0;) /* top first, as dockerd lists them */
+        emit(p, "Preparing", im->layers[k].short_id);
+    for (size_t k = im->n; k-- > 0;)
+        if (im->n - 1 - k >= width)
+            emit(p, "Waiting", im->layers[k].short_id);
+    p->layers = im->layers;
+    p->n = im->n;
+    p->next = 0;
+    p->failed = false;
+    pthread_t workers[MAX_PARALLEL_UPLOADS];
+    size_t started = 0;
+    for (; started < width && started < im->n; started++)
+        if (pthread_create(&workers[started], NULL, layer_worker, p) != 0)
+            break;
+    if (started == 0 && im->n > 0)
+        layer_worker(p);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(workers[i], NULL);
+    p->layers = NULL;
+    if (p->failed) {
+        *err = p->first_err;
+        return -1;
+    }
+    if (atomic_load(&p->gone))
+        return merr_set(err, MERR_INTERNAL, 0, "push cancelled");
+    return 0;
+}
+
+static int push_config(struct push *p, const struct push_image *im, struct merr *err)
+{
+    bool exists = false;
+    bool mounted;
+    uint64_t size = 0;
+    if (registry_blob_exists(p->client, im->id, &exists, err) < 0)
+        return -1;
+    if (exists)
+        return 0;
+    if (blob_size(p->s, im->id, &size, err) < 0)
+        return -1;
+    return send_blob(p, im->id, size, NULL, &mounted, err);
+}
+
 static int push_tag(struct push *p, const char *tag, const char *id, struct merr *err)
 {
     struct push_image im = { 0 };
     int r = plan_image(p->s, id, &im, err);
-    pthread_mutex_lock(&p->s->lock);
-    json_t *tags = r == 0 ? store_tags_load(p->s, err) : NULL;
-    pthread_mutex_unlock(&p->s->lock);
-    if (r == 0 && tags == NULL)
-        r = -1;
-    for (size_t k = im.n; r == 0 && k-- > 0;) /* top first, as dockerd lists them */
-        emit(p, "Preparing", im.layers[k].short_id);
-    for (size_t k = im.n; r == 0 && k-- > 0;)
-        if (k + 1 < im.n)
-            emit(p, "Waiting", im.layers[k].short_id);
-    for (size_t k = im.n; r == 0 && k-- > 0 && !p->gone;)
-        r = push_layer(p, tags, &im.layers[k], err);
-    json_decref(tags);
-    bool exists = false;
-    bool mounted;
-    uint64_t config_size = 0;
-    if (r == 0 && !p->gone &&
-        (registry_blob_exists(p->client, im.id, &exists, err) < 0 ||
-         (!exists && (blob_size(p->s, im.id, &config_size, err) < 0 ||
-                      send_blob(p, im.id, config_size, NULL, NULL, &mounted, err) < 0))))
-        r = -1;
-    if (r == 0 && p->gone)
-        r = merr_set(err, MERR_INTERNAL, 0, "push cancelled");
+    if (r == 0)
+        r = plan_mounts(p, &im, err);
+    if (r == 0)
+        r = push_layers(p, &im, err);
+    if (r == 0)
+        r = push_config(p, &im, err);
     if (r == 0)
         r = registry_put_manifest(p->client, tag, im.media_type, im.manifest, im.manifest_len,
                                   err);
@@ -482,31 +576,42 @@ static int push_run(struct push *p, const char *tag, const struct registry_creds
     return 0;
 }
 
+static int image_push_run(struct push *p, const char *name, const char *tag,
+                          const char *x_registry_auth, struct merr *err)
+{
+    if (tag != NULL && tag[0] == '\0')
+        tag = NULL;
+    if (image_ref_parse(name, &p->ref, err) < 0)
+        return -1;
+    if (tag == NULL && p->ref.tag[0] != '\0' && strchr(name, ':') != NULL &&
+        strrchr(name, ':') > strrchr(name, '/'))
+        tag = p->ref.tag; /* "name:tag" given whole */
+    if (p->ref.digest[0] != '\0')
+        return merr_set(err, MERR_INVALID, 0, "cannot push a digest reference");
+    image_ref_repo(&p->ref, p->repo, sizeof p->repo);
+    image_ref_familiar_repo(&p->ref, p->familiar, sizeof p->familiar);
+    struct registry_creds creds;
+    if (x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
+        return -1;
+    pthread_mutex_lock(&p->s->lock);
+    int r = curl_api_load(&p->s->curl, err);
+    pthread_mutex_unlock(&p->s->lock);
+    if (r == 0)
+        r = push_run(p, tag, &creds, err);
+    registry_creds_clear(&creds);
+    registry_client_free(p->client);
+    return r;
+}
+
 int image_push(struct image_store *s, const struct registry_config *rc, const char *name,
                const char *tag, const char *x_registry_auth, image_progress_fn cb, void *cb_ctx,
                struct merr *err)
 {
     struct push p = { .s = s, .cfg = rc, .cb = cb, .cb_ctx = cb_ctx };
-    if (tag != NULL && tag[0] == '\0')
-        tag = NULL;
-    if (image_ref_parse(name, &p.ref, err) < 0)
-        return -1;
-    if (tag == NULL && p.ref.tag[0] != '\0' && strchr(name, ':') != NULL &&
-        strrchr(name, ':') > strrchr(name, '/'))
-        tag = p.ref.tag; /* "name:tag" given whole */
-    if (p.ref.digest[0] != '\0')
-        return merr_set(err, MERR_INVALID, 0, "cannot push a digest reference");
-    image_ref_repo(&p.ref, p.repo, sizeof p.repo);
-    image_ref_familiar_repo(&p.ref, p.familiar, sizeof p.familiar);
-    struct registry_creds creds;
-    if (x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
-        return -1;
-    pthread_mutex_lock(&s->lock);
-    int r = curl_api_load(&s->curl, err);
-    pthread_mutex_unlock(&s->lock);
-    if (r == 0)
-        r = push_run(&p, tag, &creds, err);
-    registry_creds_clear(&creds);
-    registry_client_free(p.client);
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_mutex_init(&p.progress_lock, NULL);
+    int r = image_push_run(&p, name, tag, x_registry_auth, err);
+    pthread_mutex_destroy(&p.lock);
+    pthread_mutex_destroy(&p.progress_lock);
     return r;
 }

@@ -56,6 +56,7 @@ void registry_config_init(struct registry_config *rc)
     rc->backoff_base_ms = 500;
     rc->backoff_max_ms = 10000;
     rc->max_parallel_layers = 3;
+    rc->max_parallel_uploads = 5;
 }
 
 /* ---- endpoints ---- */

@@ -2,7 +2,7 @@
 # docker login and docker push (the docker CLI 28) against machine-engine and a docker-registry
 # with htpasswd auth on loopback: a bad password and a push without login refused with dockerd's
 # words, a pulled image pushed (Pushed lines, the digest line, the manifest the registry keeps
-# has that digest, skopeo agrees), a second push finding every layer, --all-tags, a push to
+# has that digest, skopeo agrees; --max-concurrent-uploads honoured), a second push finding every layer, --all-tags, a push to
 # another repository mounting the layers, an image built here with a 12 MB layer (chunked
 # upload) pushed, removed and run again from the registry; no secret in the engine's debug log.
 set -euo pipefail
@@ -15,7 +15,7 @@ source "$here/lib/engine.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (the engine runs containers)"; exit 77; }
 DOCKER=/usr/local/bin/docker
 T=$(mktemp -d /tmp/machine-push-XXXXXX)
-ENGINE_ARGS=(--bridge none)
+ENGINE_ARGS=(--bridge none --max-concurrent-uploads=2)
 cleanup() {
     local rc=$?
     [ "$rc" = 0 ] || tail -n 40 "$T"/e/engine.log >&2 2>/dev/null || true
@@ -66,6 +66,8 @@ digest=$(echo "$out" | sed -n 's/^1: digest: \(sha256:[0-9a-f]\{64\}\) size: [0-
 [ -n "$digest" ] || fail "no '1: digest: ... size: N' line in: $out"
 pushed=$(echo "$out" | grep -c ": Pushed$")
 [ "$pushed" = 3 ] || fail "expected 3 layers Pushed, saw $pushed"
+# --max-concurrent-uploads=2: of 3 layers the third waits
+[ "$(echo "$out" | grep -c ": Waiting$")" = 1 ] || fail "expected 1 layer Waiting (2 uploads at once): $out"
 got=$(curl -sf -u pusher:s3cret -H "Accept: application/vnd.oci.image.manifest.v1+json" \
     -H "Accept: application/vnd.docker.distribution.manifest.v2+json" \
     "http://$R/v2/x/y/manifests/1" | sha256sum | cut -d' ' -f1)
