@@ -558,9 +558,13 @@ static int registry_request(struct registry_client *c, struct http_request *rq,
                             const char *what, struct merr *err)
 {
     bool reauthed = false;
+    /* An upload Location may name another host: it gets no credentials (case 11). */
+    size_t bl = strlen(c->base_url);
+    bool ours = strncmp(rq->url, c->base_url, bl) == 0 &&
+                (rq->url[bl] == '/' || rq->url[bl] == '\0' || rq->url[bl] == '?');
     for (;;) {
         auto_free char *authz = NULL;
-        if (auth_header(c, false, &authz, err) < 0)
+        if (ours && auth_header(c, false, &authz, err) < 0)
             return -1;
         const char *hdrs[REGISTRY_HEADERS_MAX + 2];
         size_t n = 0;
@@ -577,7 +581,7 @@ static int registry_request(struct registry_client *c, struct http_request *rq,
             explicit_bzero(authz, strlen(authz));
         if (r < 0)
             return merr_prefix(err, "%s", what);
-        if (resp->status == 401 && !reauthed) {
+        if (resp->status == 401 && !reauthed && ours) {
             reauthed = true;
             const char *wa = http_response_header(resp, "WWW-Authenticate");
             auto_free char *challenge = strdup(wa != NULL ? wa : "");

@@ -631,12 +631,68 @@ static void test_bearer_login_and_push_scope(void **state)
     server_stop(&f->a);
 }
 
+/* ---- push: an upload Location on another host gets no credentials ---- */
+
+static void upload_registry(struct server *srv, const struct request_seen *rq, int fd)
+{
+    struct fixture *f = srv->ctx;
+    if (strcmp(rq->authorization, "Basic YWxpY2U6cHc=") != 0) {
+        sendf(fd, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\n"
+                  "Content-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    }
+    if (strcmp(rq->method, "POST") == 0) {
+        sendf(fd, "HTTP/1.1 202 Accepted\r\nLocation: http://%s:%d/upload/1?_state=s\r\n"
+                  "Content-Length: 0\r\nConnection: close\r\n\r\n", f->b.ip, f->b.port);
+        return;
+    }
+    send_blob(fd, "{}", 2, NULL);
+}
+
+static void upload_target(struct server *srv, const struct request_seen *rq, int fd)
+{
+    sendf(fd, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+static void test_upload_location_elsewhere(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->a, "127.0.0.1", upload_registry, f);
+    server_start(&f->b, "127.0.0.2", upload_target, f);
+    char path[] = "/tmp/itest-upload-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    char digest[DIGEST_BUF_LEN];
+    sha256_digest("hello", 5, digest);
+    struct registry_creds creds = { .username = "alice", .password = "pw" };
+    struct registry_client *c = client_for(f, &f->a, &creds);
+    struct merr err = MERR_INIT;
+    if (registry_ping(c, &err) < 0)
+        fail_msg("ping: %s", err.msg);
+    struct blob_upload up = { .digest = digest, .fd = fd, .size = 5 };
+    bool mounted = true;
+    if (registry_blob_upload(c, &up, &mounted, &err) < 0)
+        fail_msg("upload: %s", err.msg);
+    assert_false(mounted);
+    registry_client_free(c);
+    close(fd);
+    server_stop(&f->a);
+    server_stop(&f->b);
+    assert_int_equal(f->b.n_seen, 1);
+    assert_string_equal(f->b.seen[0].method, "PUT");
+    assert_non_null(strstr(f->b.seen[0].path, "/upload/1?_state=s&digest=sha256:"));
+    assert_string_equal(f->b.seen[0].authorization, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_credentials_across_redirect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_realm_must_not_downgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bearer_login_and_push_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_location_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_broken_transfer, setup, teardown),
