@@ -36,6 +36,7 @@ json_t *engine_get_json(const struct engine_endpoint *ep, const char *path, stru
         .no_proxy = true, /* the engine is dialled directly, never via a proxy */
         .max_attempts = 1, /* a check: the caller decides whether to try again */
         .unix_socket = unix_socket ? ep->url + 7 : NULL,
+        .allow_http = unix_socket,
         .ca_file = unix_socket ? NULL : ep->ca,
         .cert_file = unix_socket ? NULL : ep->cert,
         .key_file = unix_socket ? NULL : ep->key,

@@ -523,8 +523,9 @@ static void set_transport(struct http_client *c, CURL *h, long timeout_ms)
     const struct curl_api *api = c->o.curl;
     api->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     api->easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
-    api->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    api->easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    const char *protocols = c->o.allow_http ? "http,https" : "https";
+    api->easy_setopt(h, CURLOPT_PROTOCOLS_STR, protocols);
+    api->easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
     /* never re-send credentials to a host a redirect points at (CVE-2020-15157) */
     api->easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
     api->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_timeout_ms);
@@ -752,6 +753,9 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
             struct merr *err)
 {
     memset(resp, 0, sizeof *resp);
+    if (!c->o.allow_http && strncmp(rq->url, "https://", 8) != 0)
+        return merr_set(err, MERR_INVALID, 0, "refusing '%.200s': only https is allowed here",
+                        rq->url);
     struct attempt a = { .c = c, .rq = rq, .resp = resp };
     a.max = rq->max_response > 0 ? rq->max_response : RESPONSE_MAX_DEFAULT;
     auto_free char *json_text = NULL;

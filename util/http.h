@@ -32,6 +32,8 @@ struct http_client_opts {
     const char *cert_file;         /* client certificate and key (mutual TLS), or NULL */
     const char *key_file;
     const char *unix_socket;       /* dial this socket whatever the URL's host, or NULL */
+    bool allow_http;               /* plain http:// URLs (and redirects to them) allowed;
+                                    * otherwise only https:// */
     bool tls12_min;                /* refuse TLS below 1.2 */
     bool no_proxy;                 /* dial directly, ignoring *_proxy variables */
     bool follow_redirects;         /* GET/HEAD only, at most 5, credentials never re-sent */

@@ -209,6 +209,8 @@ struct registry_client *registry_client_new(const struct registry_config *cfg,
         .log = cfg->log,
         .user_agent = USER_AGENT,
         .ca_file = cfg->ca_file,
+        /* plain http only to a registry reached that way (loopback, --insecure-registry) */
+        .allow_http = strncmp(base_url, "http://", 7) == 0,
         .follow_redirects = true,
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .low_speed_time_s = cfg->low_speed_time_s,

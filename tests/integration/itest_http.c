@@ -74,6 +74,7 @@ static int setup(void **state)
     struct http_client_opts o = {
         .curl = &f->curl,
         .log = &f->log,
+        .allow_http = true,
         .max_attempts = 4,
         .backoff_base_ms = 10,
         .backoff_max_ms = 2000,
@@ -335,6 +336,23 @@ static void test_connections_reused(void **state)
     free(u);
 }
 
+static void test_https_only(void **state)
+{
+    struct fixture *f = *state;
+    struct http_client_opts o = { .curl = &f->curl };
+    struct merr err = MERR_INIT;
+    struct http_client *strict = http_client_new(&o, &err);
+    assert_non_null(strict);
+    char *u = url(f, "/ping");
+    struct http_request rq = { .url = u };
+    struct http_response resp;
+    assert_int_equal(http_do(strict, &rq, &resp, &err), -1);
+    assert_int_equal(err.code, MERR_INVALID);
+    assert_int_equal(server_count(f, "/ping"), 0);
+    http_client_free(strict);
+    free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_secret_in_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_https_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
