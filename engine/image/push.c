@@ -4,7 +4,7 @@
  * tagged in another repository of the same registry holds is mounted from there, as dockerd
  * does with its blob-to-repository metadata), then the config and the manifest. The manifest
  * is the one the image was pulled through, byte for byte, when the store has it (so the digest
- * is the registry's); otherwise one is made: Docker schema2 when every layer is gzip (dockerd's
+ * is the registry's; the last one when there are several); otherwise one is made: Docker schema2 when every layer is gzip (dockerd's
  * choice), OCI otherwise. Progress lines are dockerd's. */
 #include <errno.h>
 #include <fcntl.h>
@@ -179,15 +179,14 @@ static int blob_size(struct image_store *s, const char *digest, uint64_t *size, 
     return 0;
 }
 
-/* The manifest the image was pulled through, when the store keeps it. */
+/* The manifest the image was last pulled through, when the store keeps it (an image pulled
+ * as OCI and as Docker schema2 goes out as it came last). */
 static int stored_manifest(struct image_store *s, json_t *rec, struct push_image *im,
                            struct merr *err)
 {
-    json_t *d;
-    size_t i;
-    json_array_foreach(json_object_get(rec, "manifests"), i, d)
-    {
-        const char *digest = json_string_value(d);
+    json_t *list = json_object_get(rec, "manifests");
+    for (size_t i = json_array_size(list); i-- > 0;) {
+        const char *digest = json_string_value(json_array_get(list, i));
         if (digest == NULL || !digest_is_valid(digest) || !store_blob_exists(s, digest))
             continue;
         auto_free char *buf = NULL;

@@ -2,7 +2,7 @@
 # docker login and docker push (the docker CLI 28) against machine-engine and a docker-registry
 # with htpasswd auth on loopback: a bad password and a push without login refused with dockerd's
 # words, a pulled image pushed (Pushed lines, the digest line, the manifest the registry keeps
-# has that digest, skopeo agrees; --max-concurrent-uploads honoured), a second push finding every layer, --all-tags, a push to
+# has that digest, skopeo agrees, the manifest is the one pulled, OCI or schema2; --max-concurrent-uploads honoured), a second push finding every layer, --all-tags, a push to
 # another repository mounting the layers, an image built here with a 12 MB layer (chunked
 # upload) pushed, removed and run again from the registry; no secret in the engine's debug log.
 set -euo pipefail
@@ -34,6 +34,9 @@ registry_start "$T/registry"
 images_build
 images_push "$REGISTRY_ADDR"
 BASE=$REGISTRY_ADDR/test/img:v1
+BASE_V2S2=$REGISTRY_ADDR/test/img-v2s2:v1
+src_digest=$(skopeo inspect --tls-verify=false "docker://$BASE" | jq -r .Digest)
+src_v2s2_digest=$(skopeo inspect --tls-verify=false "docker://$BASE_V2S2" | jq -r .Digest)
 # bcrypt cost 4: the registry checks the password on every request
 python3 -c "import crypt; print('pusher:' + crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))" >"$T/htpasswd"
 REGISTRY_HTPASSWD=$T/htpasswd registry_start "$T/authreg"
@@ -68,6 +71,7 @@ pushed=$(echo "$out" | grep -c ": Pushed$")
 [ "$pushed" = 3 ] || fail "expected 3 layers Pushed, saw $pushed"
 # --max-concurrent-uploads=2: of 3 layers the third waits
 [ "$(echo "$out" | grep -c ": Waiting$")" = 1 ] || fail "expected 1 layer Waiting (2 uploads at once): $out"
+[ "$digest" = "$src_digest" ] || fail "the pushed manifest ($digest) is not the one pulled ($src_digest)"
 got=$(curl -sf -u pusher:s3cret -H "Accept: application/vnd.oci.image.manifest.v1+json" \
     -H "Accept: application/vnd.docker.distribution.manifest.v2+json" \
     "http://$R/v2/x/y/manifests/1" | sha256sum | cut -d' ' -f1)
@@ -95,6 +99,14 @@ out=$(d push "$R/x/z:1" 2>&1) || fail "push x/z: $out"
 [ "$(echo "$out" | grep -c ": Mounted from x/y$")" = 3 ] || fail "expected 3 mounts: $out"
 [ -d "$REGISTRY_STORAGE/docker/registry/v2/repositories/x/z/_layers" ] || fail "no layers in x/z"
 
+step "a Docker schema2 image goes back as it came"
+d pull -q "$BASE_V2S2" >/dev/null
+d tag "$BASE_V2S2" "$R/x/v2s2:1"
+out=$(d push "$R/x/v2s2:1" 2>&1) || fail "push v2s2: $out"
+assert_contains "$out" "1: digest: $src_v2s2_digest" "the schema2 manifest byte for byte"
+[ "$(skopeo inspect --tls-verify=false --creds pusher:s3cret --raw "docker://$R/x/v2s2:1" | jq -r .mediaType)" = \
+    application/vnd.docker.distribution.manifest.v2+json ] || fail "not a schema2 manifest in the registry"
+
 step "an unknown tag"
 out=$(d push "$R/x/nope:1" 2>&1) && fail "pushed an image that does not exist"
 assert_contains "$out" "An image does not exist locally with the tag: $R/x/nope" "unknown image"
@@ -106,7 +118,7 @@ d build -q -t "$R/x/big:1" "$T/ctx" >/dev/null || fail "build"
 patches_before=$(grep -c "PATCH http" "$T/e/engine.log" || true)
 out=$(d push "$R/x/big:1" 2>&1) || fail "push of the built image: $out"
 assert_contains "$out" "Pushed" "the new layer pushed"
-[ "$(echo "$out" | grep -c ": Mounted from x/y$")" = 3 ] || fail "the base layers were not mounted from x/y: $out"
+[ "$(echo "$out" | grep -c ": Mounted from x/")" = 3 ] || fail "the base layers were not mounted from another repository: $out"
 bdigest=$(echo "$out" | sed -n 's/^1: digest: \(sha256:[0-9a-f]\{64\}\) size: [0-9]*$/\1/p')
 patches=$(( $(grep -c "PATCH http" "$T/e/engine.log" || true) - patches_before ))
 [ "$patches" -ge 2 ] || fail "expected the 12 MB layer in chunks, saw $patches PATCH requests"
