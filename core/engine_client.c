@@ -1,62 +1,17 @@
 #include "engine_client.h"
 
-#include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "curl_linked.h"
+#include "curlapi.h"
 #include "error.h"
+#include "http.h"
 #include "fsutil.h"
 #include "netutil.h"
 
 #define BODY_MAX (4u << 20)
-
-struct body {
-    char *data;
-    size_t len;
-    bool overflow;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
-{
-    struct body *b = opaque;
-    size_t n = size * nmemb;
-    if (b->len + n > BODY_MAX) {
-        b->overflow = true;
-        return 0;
-    }
-    char *nd = realloc(b->data, b->len + n + 1);
-    if (nd == NULL)
-        return 0;
-    b->data = nd;
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-/* The one place curl's codes become ours. */
-static int curl_fail(CURLcode rc, const char *url, const char *detail, struct merr *err)
-{
-    switch (rc) {
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_ISSUER_ERROR:
-        return merr_set(err, MERR_AUTH, 0,
-                        "TLS verification of the engine at '%s' failed: %s (if the machine's "
-                        "address changed, run 'machine regenerate-certs')",
-                        url, detail[0] != '\0' ? detail : curl_easy_strerror(rc));
-    case CURLE_OPERATION_TIMEDOUT:
-        return merr_set(err, MERR_TIMEOUT, 0, "the engine at '%s' did not answer in time", url);
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return merr_set(err, MERR_UNREACHABLE, 0, "cannot connect to the engine at '%s': %s", url,
-                        detail[0] != '\0' ? detail : curl_easy_strerror(rc));
-    default:
-        return merr_set(err, MERR_PROTOCOL, 0, "request to the engine at '%s' failed: %s", url,
-                        detail[0] != '\0' ? detail : curl_easy_strerror(rc));
-    }
-}
 
 json_t *engine_get_json(const struct engine_endpoint *ep, const char *path, struct merr *err)
 {
@@ -72,53 +27,47 @@ json_t *engine_get_json(const struct engine_endpoint *ep, const char *path, stru
         bool v6 = strchr(host, ':') != NULL;
         http_url = xasprintf("https://%s%s%s:%d%s", v6 ? "[" : "", host, v6 ? "]" : "", port, path);
     }
-    CURL *c = curl_easy_init();
-    if (c == NULL) {
-        merr_set(err, MERR_NOMEM, 0, "cannot initialise libcurl");
+    struct curl_api curl;
+    curl_api_linked(&curl);
+    long timeout = ep->timeout_ms > 0 ? ep->timeout_ms : 10000;
+    struct http_client_opts o = {
+        .curl = &curl,
+        .connect_timeout_ms = timeout,
+        .no_proxy = true, /* the engine is dialled directly, never via a proxy */
+        .max_attempts = 1, /* a check: the caller decides whether to try again */
+        .unix_socket = unix_socket ? ep->url + 7 : NULL,
+        .allow_http = unix_socket,
+        .ca_file = unix_socket ? NULL : ep->ca,
+        .cert_file = unix_socket ? NULL : ep->cert,
+        .key_file = unix_socket ? NULL : ep->key,
+        .tls12_min = !unix_socket,
+    };
+    auto_http_client struct http_client *hc = http_client_new(&o, err);
+    if (hc == NULL)
+        return NULL;
+    struct http_request rq = { .url = http_url, .max_response = BODY_MAX, .deadline_ms = timeout };
+    struct http_response resp;
+    if (http_do(hc, &rq, &resp, err) < 0) {
+        if (err->code == MERR_AUTH) {
+            char msg[MERR_MSG_MAX];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            merr_set(err, MERR_AUTH, 0, "%s (if the machine's address changed, run 'machine "
+                     "regenerate-certs')", msg);
+        }
+        merr_prefix(err, "the engine at '%s'", ep->url);
         return NULL;
     }
-    struct body b = { 0 };
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, http_url);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(ep->timeout_ms > 0 ? ep->timeout_ms : 10000));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(ep->timeout_ms > 0 ? ep->timeout_ms : 10000));
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* the engine is dialled directly, never via a proxy */
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    if (unix_socket) {
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ep->url + 7);
-    } else {
-        curl_easy_setopt(c, CURLOPT_CAINFO, ep->ca);
-        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(c, CURLOPT_SSLCERT, ep->cert);
-        curl_easy_setopt(c, CURLOPT_SSLKEY, ep->key);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-        curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    }
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    auto_free char *data = b.data;
-    if (rc != CURLE_OK) {
-        if (b.overflow)
-            merr_set(err, MERR_PROTOCOL, 0, "the engine at '%s' sent more than %u bytes", ep->url,
-                     BODY_MAX);
-        else
-            curl_fail(rc, ep->url, errbuf, err);
-        return NULL;
-    }
+    long status = resp.status;
+    auto_free char *data = steal_pointer(&resp.body);
+    size_t len = resp.len;
+    http_response_clear(&resp);
     if (status < 200 || status > 299) {
         merr_set(err, MERR_PROTOCOL, 0, "the engine at '%s' answered %s with HTTP %ld", ep->url, path,
                  status);
         return NULL;
     }
     json_error_t jerr;
-    json_t *j = json_loadb(data != NULL ? data : "", b.len, 0, &jerr);
+    json_t *j = json_loadb(data != NULL ? data : "", len, 0, &jerr);
     if (j == NULL)
         merr_set(err, MERR_PROTOCOL, 0, "the engine at '%s' sent invalid JSON for %s: %s", ep->url,
                  path, jerr.text);

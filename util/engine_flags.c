@@ -35,7 +35,7 @@ const struct engine_flag engine_flags[] = {
     F("dns-search", 0, EFLAG_LIST),
     F("dns-opt", 0, EFLAG_LIST),
     U("max-concurrent-downloads", 1, 16),
-    U("max-concurrent-uploads", 1, 16), /* the engine has no push: nothing to bound */
+    U("max-concurrent-uploads", 1, 16),
     U("mtu", 68, 65535), /* the default bridge's endpoints, as dockerd */
     C("log-driver", "json-file", "the engine writes json-file logs only"),
     C("storage-driver", "overlay2|overlay", "the engine stores layers with overlay2"),

@@ -40,6 +40,7 @@ static const struct flag_field fields[] = {
     FIELD("dns-search", dns_search),
     FIELD("dns-opt", dns_options),
     FIELD("max-concurrent-downloads", max_concurrent_downloads),
+    FIELD("max-concurrent-uploads", max_concurrent_uploads),
     FIELD("live-restore", live_restore),
     FIELD("mtu", mtu),
 };
@@ -85,6 +86,7 @@ const char *engine_config_usage(void)
            "      --dns-search list         DNS search domains of containers without --dns-search\n"
            "      --dns-opt list            DNS options of containers without --dns-option\n"
            "      --max-concurrent-downloads int  Layers pulled at once (default 3, at most 16)\n"
+           "      --max-concurrent-uploads int    Layers pushed at once (default 5, at most 16)\n"
            "      --log-driver string       Default log driver (json-file only)\n"
            "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
            "      --live-restore            Accepted: containers keep running while the engine\n"

@@ -29,6 +29,7 @@ struct engine_config {
     char **labels;           /* key=value */
     char **dns, **dns_search, **dns_options; /* container defaults (dockerd's --dns*) */
     unsigned max_concurrent_downloads;       /* 0: the default (3) */
+    unsigned max_concurrent_uploads;         /* 0: the default (5) */
     unsigned mtu;                            /* the default bridge's endpoints (0: 1500) */
     bool live_restore;                       /* accepted: containers outlive the engine anyway */
     enum mlog_level log_level;

@@ -179,7 +179,8 @@ static int engine_register_routes(struct engine *e, struct merr *err)
         handlers_register_prune(router, &e->services, err) < 0 ||
         handlers_register_system_df(router, &e->services, err) < 0 ||
         handlers_register_stats(router, &e->services, err) < 0 ||
-        handlers_register_distribution(router, &e->services, err) < 0)
+        handlers_register_distribution(router, &e->services, err) < 0 ||
+        handlers_register_push(router, &e->services, err) < 0)
         return -1;
     return 0;
 }
@@ -200,6 +201,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
     e->registry.log = e->log;
     if (cfg->max_concurrent_downloads > 0)
         e->registry.max_parallel_layers = cfg->max_concurrent_downloads;
+    if (cfg->max_concurrent_uploads > 0)
+        e->registry.max_parallel_uploads = cfg->max_concurrent_uploads;
     struct rt_runtime_config rcfg = { .log = e->log };
     if (rt_runtime_new(&rcfg, &e->rt, err) < 0)
         return -1;

@@ -76,6 +76,9 @@ void handlers_inspect_complete(struct engine_services *s, struct json_t *inspect
 /* GET /distribution/{name}/json, GET /images/search (distribution.c). */
 int handlers_register_distribution(struct api_router *r, struct engine_services *s,
                                    struct merr *err) MUST_CHECK;
+/* POST /images/{name}/push and POST /auth (push.c). */
+int handlers_register_push(struct api_router *r, struct engine_services *s,
+                           struct merr *err) MUST_CHECK;
 /* The image store's GET /images/json objects, as a JSON array (lists.c). */
 struct json_t *handlers_image_entries(struct engine_services *s, struct merr *err) MUST_CHECK;
 

@@ -255,27 +255,6 @@ int token_response_parse(const char *buf, size_t len, char **token, long *expire
     return 0;
 }
 
-long retry_after_parse(const char *value, time_t now)
-{
-    if (value == NULL)
-        return -1;
-    const char *p = skip_ws(value);
-    if (isdigit((unsigned char)*p)) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (errno != 0 || *skip_ws(end) != '\0' || v < 0)
-            return -1;
-        return v;
-    }
-    struct tm tm = { 0 };
-    const char *end = strptime(p, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (end == NULL || *skip_ws(end) != '\0')
-        return -1;
-    time_t when = timegm(&tm);
-    return when > now ? (long)(when - now) : 0;
-}
-
 /* The key names a registry: "host[:port]", "https://host[:port][/path]". */
 static bool config_key_matches(const char *key, const char *domain)
 {

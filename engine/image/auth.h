@@ -48,9 +48,6 @@ static inline bool registry_creds_have_basic(const struct registry_creds *c)
 MUST_CHECK int token_response_parse(const char *buf, size_t len, char **token, long *expires_in,
                                     struct merr *err);
 
-/* Retry-After: delta-seconds or an HTTP-date relative to now. -1 when absent or bad. */
-long retry_after_parse(const char *value, time_t now);
-
 /* Standard base64 of buf (NUL-terminated, malloc'd), for Basic credentials. */
 char *base64_encode(const void *buf, size_t len);
 

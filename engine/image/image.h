@@ -39,11 +39,12 @@ struct registry_config {
     long backoff_base_ms;                   /* first retry delay (doubled each time) */
     long backoff_max_ms;                    /* cap of one delay, Retry-After included */
     unsigned max_parallel_layers;           /* concurrent layer downloads (3; ≤ 16 used) */
+    unsigned max_parallel_uploads;          /* concurrent layer uploads (5; ≤ 16 used) */
     const struct mlog *log;                 /* debug log, may be NULL */
 };
 
 /* Sensible defaults: 10 s connect, 30 s under 1 KiB/s, 60 s requests, 5 attempts,
- * backoff 500 ms doubling to 10 s, 3 parallel layers. */
+ * backoff 500 ms doubling to 10 s, 3 parallel layer downloads, 5 uploads (dockerd's). */
 void registry_config_init(struct registry_config *rc);
 
 /* Opens (creating when needed) the store under root and removes leftovers in tmp/. */
@@ -69,6 +70,23 @@ MUST_CHECK int image_pull(struct image_store *s, const struct registry_config *r
                           const char *ref, const char *platform, const char *x_registry_auth,
                           image_progress_fn cb, void *cb_ctx, char **image_id_out,
                           struct merr *err);
+
+/* docker push (push.c): pushes name's tag (NULL or "": every tag of the repository) to its
+ * registry with credentials from X-Registry-Auth; cb gets dockerd's progress lines. Errors
+ * before the first line (an unknown tag: MERR_NOT_FOUND "An image does not exist locally
+ * with the tag: NAME") come without any line; refused credentials are MERR_AUTH with dockerd's
+ * words. On success the image is also known as repo@digest. */
+MUST_CHECK int image_push(struct image_store *s, const struct registry_config *rc,
+                          const char *name, const char *tag, const char *x_registry_auth,
+                          image_progress_fn cb, void *cb_ctx, struct merr *err);
+
+/* docker login (login.c): checks the credentials (or identity token) against serveraddress's
+ * /v2/ ("" or Docker Hub's addresses: docker.io). MERR_AUTH with dockerd's message when the
+ * registry refuses them. */
+MUST_CHECK int image_login(struct image_store *s, const struct registry_config *rc,
+                           const char *username, const char *password,
+                           const char *identitytoken, const char *serveraddress,
+                           struct merr *err);
 
 /* Resolves a name ("alpine", "alpine:3", "repo@sha256:..."), a full ID
  * ("sha256:<hex>" or <hex>) or a unique ID prefix to "sha256:<hex>" (malloc'd).

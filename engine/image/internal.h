@@ -18,26 +18,7 @@ struct registry_creds;
 DEFINE_CLEANUP(json_t, json_decref)
 #define auto_json __attribute__((cleanup(cleanup_json_decrefp)))
 
-/* ---- libcurl, loaded on demand (curlapi.c) ---- */
-#include <curl/curl.h>
-struct curl_api {
-    void *handle; /* NULL until loaded */
-    CURLcode (*global_init)(long flags);
-    void (*global_cleanup)(void);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
-    CURLcode (*easy_perform)(CURL *h);
-    void (*easy_cleanup)(CURL *h);
-    const char *(*easy_strerror)(CURLcode cc);
-    char *(*easy_escape)(CURL *h, const char *s, int len);
-    void (*free)(void *p);
-    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-    void (*slist_free_all)(struct curl_slist *l);
-};
-/* dlopen()s libcurl and runs curl_global_init once; a loaded api is left as is. Not
- * thread-safe: the image store calls it under its lock. */
-MUST_CHECK int curl_api_load(struct curl_api *api, struct merr *err);
-void curl_api_unload(struct curl_api *api);
+#include "curlapi.h"
 
 /* ---- registry client (registry.c) ---- */
 
@@ -60,6 +41,14 @@ MUST_CHECK struct registry_client *registry_client_new(const struct registry_con
                                                        struct merr *err);
 void registry_client_free(struct registry_client *c);
 DEFINE_CLEANUP(struct registry_client, registry_client_free)
+#define auto_registry_client __attribute__((cleanup(cleanup_registry_client_freep)))
+
+/* The token scope of later requests: actions "pull" (the default) or "push,pull", and another
+ * repository of the registry to read from (cross-repository blob mounts), or NULL. */
+MUST_CHECK int registry_client_set_scope(struct registry_client *c, const char *actions,
+                                         const char *mount_from, struct merr *err);
+bool registry_client_has_credentials(const struct registry_client *c);
+const char *registry_client_base_url(const struct registry_client *c);
 
 /* GET /v2/ and sets up authentication (anonymous, Basic, or a Bearer token). */
 MUST_CHECK int registry_ping(struct registry_client *c, struct merr *err);
@@ -95,6 +84,31 @@ struct blob_sink {
  * transfer, and verifies its sha256 at the end (MERR_CORRUPT on mismatch). */
 MUST_CHECK int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t size,
                                     const struct blob_sink *sink, struct merr *err);
+
+/* HEAD /v2/<repo>/blobs/<digest>: *exists for 200, false for 404, an error otherwise. */
+MUST_CHECK int registry_blob_exists(struct registry_client *c, const char *digest, bool *exists,
+                                    struct merr *err);
+
+struct blob_upload {
+    const char *digest;
+    int fd;              /* the blob's bytes, read with pread from 0 to size */
+    uint64_t size;
+    const char *mount_from; /* a repository of the same registry holding it, or NULL */
+    uint64_t chunk_size;    /* larger blobs go in PATCH chunks of this size (0: one PUT) */
+    void (*progress)(void *ctx, uint64_t sent, uint64_t total); /* may be NULL */
+    bool (*cancelled)(void *ctx);                              /* may be NULL */
+    void *ctx;
+};
+
+/* Uploads a blob: POST (a mount attempt when mount_from is set: *mounted on 201), then one PUT
+ * ?digest= or PATCH chunks and a closing PUT, following each Location (relative or absolute). */
+MUST_CHECK int registry_blob_upload(struct registry_client *c, const struct blob_upload *up,
+                                    bool *mounted, struct merr *err);
+
+/* PUT /v2/<repo>/manifests/<reference> with Content-Type media_type. */
+MUST_CHECK int registry_put_manifest(struct registry_client *c, const char *reference,
+                                     const char *media_type, const char *buf, size_t len,
+                                     struct merr *err);
 
 /* ---- content store (store.c) ---- */
 

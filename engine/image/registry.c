@@ -1,13 +1,11 @@
-/* Registry client (OCI distribution, pull side) over libcurl.
+/* Registry client (OCI distribution: pull, and the push primitives) over util/http.
  *
  * Trust rules: digests are always computed from the bytes received, never taken
  * from Docker-Content-Digest (case 7); the Authorization header is set by us only
  * on requests to the registry's own base URL or to the token realm, and libcurl
- * strips it when a redirect leaves that host (CURLOPT_UNRESTRICTED_AUTH=0, case 11);
- * 429/5xx and broken transfers are retried with capped, jittered exponential
- * backoff honouring Retry-After (case 28). Every handle has connect and
- * low-speed timeouts. */
-#include <curl/curl.h>
+ * strips it when a redirect leaves that host (util/http, case 11); 429/5xx and broken
+ * transfers are retried with capped, jittered exponential backoff honouring Retry-After
+ * (util/http, case 28); a broken blob download resumes with Range here. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -16,10 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "error.h"
+#include "http.h"
 #include "image/auth.h"
 #include "image/internal.h"
 #include "image/manifest.h"
@@ -35,15 +33,16 @@ struct registry_client {
     const struct curl_api *curl;
     char *base_url;  /* "https://host:port", no trailing slash */
     char *repo_path; /* "library/alpine" */
+    struct http_client *http;
     pthread_mutex_t lock;     /* auth state; held while fetching a token */
-    pthread_mutex_t rng_lock;
     enum auth_scheme scheme;
     struct auth_challenge challenge;
     char *basic;     /* "user:password" base64, or NULL */
     char *identitytoken;
     char *token;
     struct timespec token_expiry;
-    uint64_t rng;
+    char *actions;    /* the token scope's actions: "pull" or "push,pull" */
+    char *mount_from; /* another repository of the registry read too (blob mounts) */
 };
 
 void registry_config_init(struct registry_config *rc)
@@ -57,6 +56,7 @@ void registry_config_init(struct registry_config *rc)
     rc->backoff_base_ms = 500;
     rc->backoff_max_ms = 10000;
     rc->max_parallel_layers = 3;
+    rc->max_parallel_uploads = 5;
 }
 
 /* ---- endpoints ---- */
@@ -182,8 +182,18 @@ char **registry_endpoints(const struct registry_config *cfg, const struct image_
 
 /* ---- client ---- */
 
+static void free_secret(char *s)
+{
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+
 struct registry_client *registry_client_new(const struct registry_config *cfg,
-                                            const struct curl_api *curl, const char *base_url, const char *repo_path,
+                                            const struct curl_api *curl, const char *base_url,
+                                            const char *repo_path,
                                             const struct registry_creds *creds, struct merr *err)
 {
     struct registry_client *c = calloc(1, sizeof *c);
@@ -194,10 +204,29 @@ struct registry_client *registry_client_new(const struct registry_config *cfg,
     c->cfg = cfg;
     c->curl = curl;
     pthread_mutex_init(&c->lock, NULL);
-    pthread_mutex_init(&c->rng_lock, NULL);
+    struct http_client_opts o = {
+        .curl = curl,
+        .log = cfg->log,
+        .user_agent = USER_AGENT,
+        .ca_file = cfg->ca_file,
+        /* plain http only to a registry reached that way (loopback, --insecure-registry) */
+        .allow_http = strncmp(base_url, "http://", 7) == 0,
+        .follow_redirects = true,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .low_speed_time_s = cfg->low_speed_time_s,
+        .low_speed_limit = cfg->low_speed_limit,
+        .max_attempts = cfg->max_attempts,
+        .backoff_base_ms = cfg->backoff_base_ms,
+        .backoff_max_ms = cfg->backoff_max_ms,
+    };
+    if ((c->http = http_client_new(&o, err)) == NULL) {
+        registry_client_free(c);
+        return NULL;
+    }
     c->base_url = strdup(base_url);
     c->repo_path = strdup(repo_path);
-    if (c->base_url == NULL || c->repo_path == NULL)
+    c->actions = strdup("pull");
+    if (c->base_url == NULL || c->repo_path == NULL || c->actions == NULL)
         goto nomem;
     if (creds != NULL && registry_creds_have_basic(creds)) {
         auto_free char *pair = NULL;
@@ -208,11 +237,9 @@ struct registry_client *registry_client_new(const struct registry_config *cfg,
         if (c->basic == NULL)
             goto nomem;
     }
-    if (creds != NULL && creds->identitytoken != NULL &&
+    if (creds != NULL && creds->identitytoken != NULL && creds->identitytoken[0] != '\0' &&
         (c->identitytoken = strdup(creds->identitytoken)) == NULL)
         goto nomem;
-    if (getrandom(&c->rng, sizeof c->rng, 0) != sizeof c->rng || c->rng == 0)
-        c->rng = (uint64_t)time(NULL) | 1;
     return c;
 nomem:
     registry_client_free(c);
@@ -220,25 +247,50 @@ nomem:
     return NULL;
 }
 
-static void free_secret(char *s)
+int registry_client_set_scope(struct registry_client *c, const char *actions,
+                              const char *mount_from, struct merr *err)
 {
-    if (s != NULL) {
-        explicit_bzero(s, strlen(s));
-        free(s);
+    char *a = strdup(actions);
+    char *m = mount_from != NULL ? strdup(mount_from) : NULL;
+    if (a == NULL || (mount_from != NULL && m == NULL)) {
+        free(a);
+        free(m);
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     }
+    pthread_mutex_lock(&c->lock);
+    free(c->actions);
+    free(c->mount_from);
+    c->actions = a;
+    c->mount_from = m;
+    free_secret(c->token); /* a token is for one scope */
+    c->token = NULL;
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+bool registry_client_has_credentials(const struct registry_client *c)
+{
+    return c->basic != NULL || c->identitytoken != NULL;
+}
+
+const char *registry_client_base_url(const struct registry_client *c)
+{
+    return c->base_url;
 }
 
 void registry_client_free(struct registry_client *c)
 {
     if (c == NULL)
         return;
+    http_client_free(c->http);
     free(c->base_url);
     free(c->repo_path);
+    free(c->actions);
+    free(c->mount_from);
     free_secret(c->basic);
     free_secret(c->identitytoken);
     free_secret(c->token);
     pthread_mutex_destroy(&c->lock);
-    pthread_mutex_destroy(&c->rng_lock);
     free(c);
 }
 
@@ -248,102 +300,23 @@ void fetched_clear(struct fetched *f)
     memset(f, 0, sizeof *f);
 }
 
-/* ---- one HTTP exchange ---- */
+/* ---- one HTTP exchange (util/http) ---- */
 
-struct xfer {
-    long status;
-    char content_type[128];
-    char www_auth[2048];
-    char retry_after[64];
-    char content_range[128];
-    /* buffered body (errors, manifests, tokens) */
-    char *buf;
-    size_t len, cap, max;
-    bool too_large;
-    /* streamed payload (blobs) */
+/* A streamed blob: bytes go to the sink and the digest, resuming with Range. */
+struct stream_state {
     const struct blob_sink *sink;
     EVP_MD_CTX *sha;
     uint64_t delivered; /* bytes handed to the sink over all attempts */
     uint64_t size;      /* expected total */
     uint64_t skip;      /* bytes of this response already delivered */
-    bool payload_started;
-    bool range_bad;
-    bool sink_failed;
-    struct merr sink_err;
+    bool started;       /* this response's first payload byte seen */
+    bool too_large;
 };
-
-static void copy_header_value(char *dst, size_t cap, const char *v, size_t n)
-{
-    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-        n--;
-    while (n > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
-    }
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
-{
-    struct xfer *x = ud;
-    size_t n = size * nmemb;
-    if (n > 5 && memcmp(p, "HTTP/", 5) == 0) {
-        /* a new response (after a redirect or 100-continue): forget the old headers */
-        x->content_type[0] = x->www_auth[0] = x->retry_after[0] = x->content_range[0] = '\0';
-        const char *sp = memchr(p, ' ', n);
-        x->status = sp != NULL ? strtol(sp + 1, NULL, 10) : 0;
-        return n;
-    }
-    static const struct {
-        const char *name;
-        size_t off, cap;
-    } wanted[] = {
-        { "content-type:", offsetof(struct xfer, content_type), sizeof((struct xfer *)0)->content_type },
-        { "www-authenticate:", offsetof(struct xfer, www_auth), sizeof((struct xfer *)0)->www_auth },
-        { "retry-after:", offsetof(struct xfer, retry_after), sizeof((struct xfer *)0)->retry_after },
-        { "content-range:", offsetof(struct xfer, content_range),
-          sizeof((struct xfer *)0)->content_range },
-    };
-    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
-        size_t k = strlen(wanted[i].name);
-        if (n > k && strncasecmp(p, wanted[i].name, k) == 0) {
-            char *dst = (char *)x + wanted[i].off;
-            if (dst[0] == '\0') /* keep the first WWW-Authenticate */
-                copy_header_value(dst, wanted[i].cap, p + k, n - k);
-        }
-    }
-    return n;
-}
-
-static bool buffer_append(struct xfer *x, const char *p, size_t n)
-{
-    if (x->len + n > x->max) {
-        x->too_large = true;
-        return false;
-    }
-    if (x->len + n + 1 > x->cap) {
-        size_t cap = x->cap ? x->cap : 4096;
-        while (cap < x->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(x->buf, cap);
-        if (nb == NULL)
-            return false;
-        x->buf = nb;
-        x->cap = cap;
-    }
-    memcpy(x->buf + x->len, p, n);
-    x->len += n;
-    x->buf[x->len] = '\0';
-    return true;
-}
 
 /* "bytes 100-199/200" → 100 */
 static bool content_range_start(const char *v, uint64_t *start)
 {
-    if (strncmp(v, "bytes ", 6) != 0)
+    if (v == NULL || strncmp(v, "bytes ", 6) != 0)
         return false;
     char *end;
     unsigned long long s = strtoull(v + 6, &end, 10);
@@ -353,26 +326,23 @@ static bool content_range_start(const char *v, uint64_t *start)
     return true;
 }
 
-static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
+static int stream_write(void *ctx, const struct http_response *resp, const void *buf, size_t n,
+                        struct merr *err)
 {
-    struct xfer *x = ud;
-    size_t n = size * nmemb;
-    bool payload = x->sink != NULL && (x->status == 200 || x->status == 206);
-    if (!payload)
-        return buffer_append(x, p, n) ? n : 0;
-    if (!x->payload_started) {
-        x->payload_started = true;
-        if (x->status == 200) {
+    struct stream_state *x = ctx;
+    if (!x->started) {
+        x->started = true;
+        if (resp->status == 200) {
             x->skip = x->delivered; /* the server ignored our Range: drop what we have */
         } else {
             uint64_t start;
-            if (!content_range_start(x->content_range, &start) || start != x->delivered) {
-                x->range_bad = true;
-                return 0;
-            }
+            const char *cr = http_response_header(resp, "Content-Range");
+            if (resp->status != 206 || !content_range_start(cr, &start) || start != x->delivered)
+                return merr_set(err, MERR_PROTOCOL, 0, "bad Content-Range '%.100s'",
+                                cr != NULL ? cr : "");
         }
     }
-    const char *data = p;
+    const char *data = buf;
     size_t len = n;
     if (x->skip > 0) {
         size_t drop = x->skip < len ? (size_t)x->skip : len;
@@ -381,158 +351,21 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
         len -= drop;
     }
     if (len == 0)
-        return n;
+        return 0;
     if (x->delivered + len > x->size) {
         x->too_large = true;
-        return 0;
+        return merr_set(err, MERR_CORRUPT, 0, "larger than its descriptor says");
     }
     const struct blob_sink *sink = x->sink;
-    if ((sink->cancelled != NULL && sink->cancelled(sink->ctx)) ||
-        EVP_DigestUpdate(x->sha, data, len) != 1 ||
-        sink->write(sink->ctx, data, len, &x->sink_err) < 0) {
-        x->sink_failed = true;
-        return 0;
-    }
+    if (sink->cancelled != NULL && sink->cancelled(sink->ctx))
+        return merr_set(err, MERR_INTERNAL, 0, "cancelled");
+    if (EVP_DigestUpdate(x->sha, data, len) != 1)
+        return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+    if (sink->write(sink->ctx, data, len, err) < 0)
+        return -1;
     x->delivered += len;
     if (sink->progress != NULL)
         sink->progress(sink->ctx, x->delivered, x->size);
-    return n;
-}
-
-static void xfer_reset(struct xfer *x)
-{
-    x->status = 0;
-    x->content_type[0] = x->www_auth[0] = x->retry_after[0] = x->content_range[0] = '\0';
-    x->len = 0;
-    if (x->buf != NULL)
-        x->buf[0] = '\0';
-    x->too_large = false;
-    x->skip = 0;
-    x->payload_started = false;
-    x->range_bad = false;
-}
-
-struct request {
-    const char *url;
-    const char *accept;
-    const char *authorization; /* full header line or NULL */
-    const char *post_fields;   /* form body for POST, or NULL for GET */
-    bool stream;               /* no total timeout; Range from x->delivered */
-};
-
-static CURLcode perform(struct registry_client *c, const struct request *rq, struct xfer *x)
-{
-    const struct registry_config *cfg = c->cfg;
-    CURL *h = c->curl->easy_init();
-    if (h == NULL)
-        return CURLE_OUT_OF_MEMORY;
-    struct curl_slist *hdrs = NULL;
-    char line[256];
-    if (rq->accept != NULL) {
-        auto_free char *a = NULL;
-        if (asprintf(&a, "Accept: %s", rq->accept) >= 0)
-            hdrs = c->curl->slist_append(hdrs, a);
-    }
-    if (rq->authorization != NULL)
-        hdrs = c->curl->slist_append(hdrs, rq->authorization);
-    char range[64];
-    if (rq->stream && x->delivered > 0) {
-        snprintf(range, sizeof range, "%llu-", (unsigned long long)x->delivered);
-        c->curl->easy_setopt(h, CURLOPT_RANGE, range);
-    }
-    snprintf(line, sizeof line, "Expect:");
-    hdrs = c->curl->slist_append(hdrs, line);
-
-    c->curl->easy_setopt(h, CURLOPT_URL, rq->url);
-    c->curl->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    c->curl->easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
-    c->curl->easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    c->curl->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    c->curl->easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    c->curl->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    c->curl->easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-    /* Never re-send credentials to a host a redirect points at (CVE-2020-15157). */
-    c->curl->easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    c->curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
-    c->curl->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, cfg->low_speed_limit);
-    c->curl->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, cfg->low_speed_time_s);
-    if (!rq->stream)
-        c->curl->easy_setopt(h, CURLOPT_TIMEOUT, cfg->request_timeout_s);
-    if (cfg->ca_file != NULL)
-        c->curl->easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
-    if (rq->post_fields != NULL)
-        c->curl->easy_setopt(h, CURLOPT_POSTFIELDS, rq->post_fields);
-    c->curl->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    c->curl->easy_setopt(h, CURLOPT_HEADERDATA, x);
-    c->curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    c->curl->easy_setopt(h, CURLOPT_WRITEDATA, x);
-    CURLcode cc = c->curl->easy_perform(h);
-    c->curl->easy_cleanup(h);
-    c->curl->slist_free_all(hdrs);
-    return cc;
-}
-
-static bool curl_transient(CURLcode cc)
-{
-    switch (cc) {
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool status_transient(long status)
-{
-    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
-}
-
-static uint64_t next_random(struct registry_client *c)
-{
-    pthread_mutex_lock(&c->rng_lock);
-    uint64_t x = c->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c->rng = x;
-    pthread_mutex_unlock(&c->rng_lock);
-    return x;
-}
-
-/* Sleeps before attempt number `attempt` (1 = first retry). Returns -1 when the
- * server asks for a longer wait than we allow. */
-static int backoff_wait(struct registry_client *c, unsigned attempt, const char *retry_after,
-                        struct merr *err)
-{
-    const struct registry_config *cfg = c->cfg;
-    long delay = cfg->backoff_base_ms;
-    for (unsigned i = 1; i < attempt && delay < cfg->backoff_max_ms; i++)
-        delay *= 2;
-    if (delay > cfg->backoff_max_ms)
-        delay = cfg->backoff_max_ms;
-    /* "equal jitter": half fixed, half random, so retries of parallel layers spread */
-    if (delay > 1)
-        delay = delay / 2 + (long)(next_random(c) % (uint64_t)(delay / 2 + 1));
-    long ra = retry_after[0] != '\0' ? retry_after_parse(retry_after, time(NULL)) : -1;
-    if (ra >= 0) {
-        if (ra * 1000 > cfg->backoff_max_ms)
-            return merr_set(err, MERR_UNREACHABLE, 0,
-                            "registry asks to retry after %ld s (limit %ld ms)", ra,
-                            cfg->backoff_max_ms);
-        if (ra * 1000 > delay)
-            delay = ra * 1000;
-    }
-    mlog_debug(cfg->log, "registry: retry %u in %ld ms", attempt, delay);
-    struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
     return 0;
 }
 
@@ -550,7 +383,7 @@ static int status_error(long status, const char *what, const char *body, struct 
     case 404:
         return merr_set(err, MERR_NOT_FOUND, 0, "%s: not found (HTTP 404) %.*s", what, n, detail);
     default:
-        return merr_set(err, status_transient(status) ? MERR_UNREACHABLE : MERR_PROTOCOL, 0,
+        return merr_set(err, http_status_transient(status) ? MERR_UNREACHABLE : MERR_PROTOCOL, 0,
                         "%s: unexpected HTTP status %ld %.*s", what, status, n, detail);
     }
 }
@@ -566,42 +399,44 @@ static bool url_may_get_credentials(const struct registry_client *c, const char 
     return https || registry_host_insecure(c->cfg, host);
 }
 
-static int fetch_token(struct registry_client *c, struct merr *err)
+/* The token request's URL and (for an identity token) form body. */
+static int token_request_text(struct registry_client *c, char **url, char **form,
+                              struct merr *err)
 {
     const struct auth_challenge *ch = &c->challenge;
-    if (!url_may_get_credentials(c, ch->realm))
-        return merr_set(err, MERR_AUTH, 0, "refusing token realm '%.200s': not https",
-                        ch->realm);
     CURL *esc = c->curl->easy_init();
     if (esc == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     auto_free char *scope = NULL;
-    if (asprintf(&scope, "repository:%s:pull", c->repo_path) < 0) {
-        c->curl->easy_cleanup(esc);
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    }
-    char *e_service = c->curl->easy_escape(esc, ch->service, 0);
-    char *e_scope = c->curl->easy_escape(esc, scope, 0);
+    auto_free char *scope2 = NULL;
+    int r = asprintf(&scope, "repository:%s:%s", c->repo_path, c->actions);
+    if (r >= 0 && c->mount_from != NULL)
+        r = asprintf(&scope2, "repository:%s:pull", c->mount_from);
+    char *e_service = r >= 0 ? c->curl->easy_escape(esc, ch->service, 0) : NULL;
+    char *e_scope = r >= 0 ? c->curl->easy_escape(esc, scope, 0) : NULL;
+    char *e_scope2 = scope2 != NULL ? c->curl->easy_escape(esc, scope2, 0) : NULL;
     char *e_refresh = c->identitytoken ? c->curl->easy_escape(esc, c->identitytoken, 0) : NULL;
-    auto_free char *url = NULL;
-    auto_free char *form = NULL;
-    int r;
-    if (c->identitytoken != NULL) {
+    auto_free char *scopes = NULL;
+    if (r >= 0 && c->repo_path[0] == '\0') /* docker login: no repository, no scope */
+        r = asprintf(&scopes, "%s", "");
+    else if (r >= 0)
+        r = asprintf(&scopes, "&scope=%s%s%s", e_scope ? e_scope : "",
+                     e_scope2 ? "&scope=" : "", e_scope2 ? e_scope2 : "");
+    if (r >= 0 && c->identitytoken != NULL) {
         /* OAuth2 refresh-token grant, as docker does with an identity token */
-        r = asprintf(&url, "%s", ch->realm);
+        r = asprintf(url, "%s", ch->realm);
         if (r >= 0)
-            r = asprintf(&form,
-                         "grant_type=refresh_token&refresh_token=%s&service=%s&scope=%s"
+            r = asprintf(form,
+                         "grant_type=refresh_token&refresh_token=%s&service=%s%s"
                          "&client_id=machine-engine",
-                         e_refresh ? e_refresh : "", e_service ? e_service : "",
-                         e_scope ? e_scope : "");
-    } else {
-        r = asprintf(&url, "%s%cservice=%s&scope=%s", ch->realm,
-                     strchr(ch->realm, '?') ? '&' : '?', e_service ? e_service : "",
-                     e_scope ? e_scope : "");
+                         e_refresh ? e_refresh : "", e_service ? e_service : "", scopes);
+    } else if (r >= 0) {
+        r = asprintf(url, "%s%cservice=%s%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',
+                     e_service ? e_service : "", scopes);
     }
     c->curl->free(e_service);
     c->curl->free(e_scope);
+    c->curl->free(e_scope2);
     if (e_refresh != NULL) {
         explicit_bzero(e_refresh, strlen(e_refresh));
         c->curl->free(e_refresh);
@@ -609,50 +444,64 @@ static int fetch_token(struct registry_client *c, struct merr *err)
     c->curl->easy_cleanup(esc);
     if (r < 0)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    return 0;
+}
 
+static int fetch_token(struct registry_client *c, struct merr *err)
+{
+    const struct auth_challenge *ch = &c->challenge;
+    if (!url_may_get_credentials(c, ch->realm))
+        return merr_set(err, MERR_AUTH, 0, "refusing token realm '%.200s': not https",
+                        ch->realm);
+    auto_free char *url = NULL;
+    auto_free char *form = NULL;
+    if (token_request_text(c, &url, &form, err) < 0)
+        return -1;
     auto_free char *authz = NULL;
     if (c->identitytoken == NULL && c->basic != NULL &&
         asprintf(&authz, "Authorization: Basic %s", c->basic) < 0)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    struct request rq = { .url = url, .authorization = authz, .post_fields = form };
-    struct xfer x = { .max = TOKEN_BODY_MAX };
+    const char *hdrs[3] = { NULL };
+    size_t nh = 0;
+    if (authz != NULL)
+        hdrs[nh++] = authz;
+    if (form != NULL)
+        hdrs[nh++] = "Content-Type: application/x-www-form-urlencoded";
+    struct http_request rq = {
+        .method = form != NULL ? "POST" : "GET",
+        .url = url,
+        .headers = hdrs,
+        .body = form,
+        .body_len = form != NULL ? strlen(form) : 0,
+        .retry = HTTP_RETRY_ALWAYS, /* a token request changes nothing */
+        .max_response = TOKEN_BODY_MAX,
+        .attempt_timeout_ms = c->cfg->request_timeout_s * 1000,
+    };
+    struct http_response resp;
     int ret = -1;
-    for (unsigned attempt = 1;; attempt++) {
-        xfer_reset(&x);
-        CURLcode cc = perform(c, &rq, &x);
-        bool last = attempt >= c->cfg->max_attempts;
-        if (cc != CURLE_OK) {
-            if (!last && curl_transient(cc) && backoff_wait(c, attempt, "", err) == 0)
-                continue;
-            merr_set(err, cc == CURLE_OPERATION_TIMEDOUT ? MERR_TIMEOUT : MERR_UNREACHABLE, 0,
-                     "cannot get token from '%.200s': %s", ch->realm, c->curl->easy_strerror(cc));
-            break;
-        }
-        if (status_transient(x.status) && !last) {
-            if (backoff_wait(c, attempt, x.retry_after, err) < 0)
-                break;
-            continue;
-        }
-        if (x.status != 200) {
-            status_error(x.status, "token request", x.buf, err);
-            break;
-        }
+    if (http_do(c->http, &rq, &resp, err) < 0) {
+        merr_prefix(err, "cannot get token from '%.200s'", ch->realm);
+    } else if (resp.status != 200) {
+        status_error(resp.status, "token request", resp.body, err);
+    } else {
         char *tok = NULL;
         long expires;
-        if (token_response_parse(x.buf, x.len, &tok, &expires, err) < 0)
-            break;
-        free_secret(c->token);
-        c->token = tok;
-        clock_gettime(CLOCK_MONOTONIC, &c->token_expiry);
-        c->token_expiry.tv_sec += expires > 20 ? expires - 10 : expires;
-        ret = 0;
-        break;
+        if (token_response_parse(resp.body != NULL ? resp.body : "", resp.len, &tok, &expires,
+                                 err) == 0) {
+            free_secret(c->token);
+            c->token = tok;
+            clock_gettime(CLOCK_MONOTONIC, &c->token_expiry);
+            c->token_expiry.tv_sec += expires > 20 ? expires - 10 : expires;
+            ret = 0;
+        }
     }
-    if (x.buf != NULL)
-        explicit_bzero(x.buf, x.cap);
-    free(x.buf);
+    if (resp.body != NULL)
+        explicit_bzero(resp.body, resp.len);
+    http_response_clear(&resp);
     if (authz != NULL)
         explicit_bzero(authz, strlen(authz));
+    if (form != NULL)
+        explicit_bzero(form, strlen(form));
     return ret;
 }
 
@@ -700,56 +549,50 @@ static int setup_auth(struct registry_client *c, const char *www_auth, struct me
     return 0;
 }
 
-/* ---- requests with retries ---- */
+/* ---- requests ---- */
 
-/* Performs rq against the registry with authentication and retries. On return
- * x->status is final; transport failures and exhausted retries are errors. */
-static int registry_request(struct registry_client *c, struct request *rq, struct xfer *x,
+#define REGISTRY_HEADERS_MAX 8
+
+/* Performs rq against the registry with authentication (util/http retries what may be
+ * retried). On return resp holds the final answer; transport failures are errors. */
+static int registry_request(struct registry_client *c, struct http_request *rq,
+                            const char *const *extra, struct http_response *resp,
                             const char *what, struct merr *err)
 {
     bool reauthed = false;
-    for (unsigned attempt = 1;; attempt++) {
+    /* An upload Location may name another host: it gets no credentials (case 11). */
+    size_t bl = strlen(c->base_url);
+    bool ours = strncmp(rq->url, c->base_url, bl) == 0 &&
+                (rq->url[bl] == '/' || rq->url[bl] == '\0' || rq->url[bl] == '?');
+    for (;;) {
         auto_free char *authz = NULL;
-        if (auth_header(c, false, &authz, err) < 0)
+        if (ours && auth_header(c, false, &authz, err) < 0)
             return -1;
-        rq->authorization = authz;
-        xfer_reset(x);
-        CURLcode cc = perform(c, rq, x);
+        const char *hdrs[REGISTRY_HEADERS_MAX + 2];
+        size_t n = 0;
+        if (authz != NULL)
+            hdrs[n++] = authz;
+        for (const char *const *e = extra; e != NULL && *e != NULL && n < REGISTRY_HEADERS_MAX;
+             e++)
+            hdrs[n++] = *e;
+        hdrs[n] = NULL;
+        rq->headers = hdrs;
+        int r = http_do(c->http, rq, resp, err);
+        rq->headers = NULL;
         if (authz != NULL)
             explicit_bzero(authz, strlen(authz));
-        bool last = attempt >= c->cfg->max_attempts;
-        if (x->sink_failed) {
-            if (x->sink_err.code != MERR_OK) {
-                *err = x->sink_err;
-                return -1;
-            }
-            return merr_set(err, MERR_INTERNAL, 0, "%s: cancelled", what);
-        }
-        if (x->too_large && x->sink != NULL && x->payload_started)
-            return merr_set(err, MERR_CORRUPT, 0, "%s: larger than its descriptor says", what);
-        if (x->too_large)
-            return merr_set(err, MERR_INVALID, 0, "%s: response too large", what);
-        if (x->range_bad)
-            return merr_set(err, MERR_PROTOCOL, 0, "%s: bad Content-Range '%s'", what,
-                            x->content_range);
-        if (cc != CURLE_OK) {
-            mlog_debug(c->cfg->log, "registry: %s: %s", what, c->curl->easy_strerror(cc));
-            if (!last && curl_transient(cc)) {
-                if (backoff_wait(c, attempt, "", err) < 0)
-                    return -1;
-                continue;
-            }
-            return merr_set(err, cc == CURLE_OPERATION_TIMEDOUT ? MERR_TIMEOUT : MERR_UNREACHABLE,
-                            0, "%s: %s", what, c->curl->easy_strerror(cc));
-        }
-        if (x->status == 401 && !reauthed) {
+        if (r < 0)
+            return merr_prefix(err, "%s", what);
+        if (resp->status == 401 && !reauthed && ours) {
             reauthed = true;
-            if (setup_auth(c, x->www_auth, err) < 0)
+            const char *wa = http_response_header(resp, "WWW-Authenticate");
+            auto_free char *challenge = strdup(wa != NULL ? wa : "");
+            http_response_clear(resp);
+            if (challenge == NULL)
+                return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+            if (setup_auth(c, challenge, err) < 0)
                 return -1;
-            continue;
-        }
-        if (status_transient(x->status) && !last) {
-            if (backoff_wait(c, attempt, x->retry_after, err) < 0)
+            if (rq->body_rewind != NULL && rq->body_rewind(rq->body_ctx, err) < 0)
                 return -1;
             continue;
         }
@@ -762,12 +605,13 @@ int registry_ping(struct registry_client *c, struct merr *err)
     auto_free char *url = NULL;
     if (asprintf(&url, "%s/v2/", c->base_url) < 0)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    struct request rq = { .url = url };
-    struct xfer x = { .max = ERROR_BODY_MAX };
-    int r = registry_request(c, &rq, &x, "registry ping", err);
-    if (r == 0 && x.status != 200)
-        r = status_error(x.status, "registry ping", x.buf, err);
-    free(x.buf);
+    struct http_request rq = { .url = url, .max_response = ERROR_BODY_MAX,
+                               .attempt_timeout_ms = c->cfg->request_timeout_s * 1000 };
+    struct http_response resp;
+    int r = registry_request(c, &rq, NULL, &resp, "registry ping", err);
+    if (r == 0 && resp.status != 200)
+        r = status_error(resp.status, "registry ping", resp.body, err);
+    http_response_clear(&resp);
     if (r < 0)
         return merr_prefix(err, "%s", c->base_url);
     /* fail early on bad credentials */
@@ -785,21 +629,29 @@ static int fetch_small(struct registry_client *c, const char *kind, const char *
     memset(out, 0, sizeof *out);
     auto_free char *url = NULL;
     auto_free char *what = NULL;
+    auto_free char *accept_line = NULL;
     if (asprintf(&url, "%s/v2/%s/%s/%s", c->base_url, c->repo_path, kind, reference) < 0 ||
-        asprintf(&what, "%s '%s'", kind[0] == 'm' ? "manifest" : "blob", reference) < 0)
+        asprintf(&what, "%s '%s'", kind[0] == 'm' ? "manifest" : "blob", reference) < 0 ||
+        (accept != NULL && asprintf(&accept_line, "Accept: %s", accept) < 0))
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    struct request rq = { .url = url, .accept = accept };
-    struct xfer x = { .max = max };
-    int r = registry_request(c, &rq, &x, what, err);
-    if (r == 0 && x.status != 200)
-        r = status_error(x.status, what, x.buf, err);
+    const char *extra[] = { accept_line, NULL };
+    struct http_request rq = { .url = url, .max_response = max,
+                               .attempt_timeout_ms = c->cfg->request_timeout_s * 1000 };
+    struct http_response resp;
+    int r = registry_request(c, &rq, extra, &resp, what, err);
+    if (r == 0 && resp.status != 200)
+        r = status_error(resp.status, what, resp.body, err);
     if (r < 0) {
-        free(x.buf);
+        http_response_clear(&resp);
         return -1;
     }
-    out->buf = x.buf != NULL ? x.buf : strdup("");
-    out->len = x.len;
-    snprintf(out->content_type, sizeof out->content_type, "%s", x.content_type);
+    const char *ct = http_response_header(&resp, "Content-Type");
+    snprintf(out->content_type, sizeof out->content_type, "%s", ct != NULL ? ct : "");
+    out->buf = resp.body != NULL ? steal_pointer(&resp.body) : strdup("");
+    out->len = resp.len;
+    http_response_clear(&resp);
+    if (out->buf == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     sha256_digest(out->buf, out->len, out->digest);
     if (digest_is_valid(reference) && strcmp(reference, out->digest) != 0) {
         fetched_clear(out);
@@ -822,6 +674,26 @@ int registry_get_blob(struct registry_client *c, const char *digest, size_t max,
     return fetch_small(c, "blobs", digest, NULL, max, out, err);
 }
 
+/* One GET of the rest of a blob (Range from x->delivered). */
+static int stream_once(struct registry_client *c, const char *url, const char *what,
+                       struct stream_state *x, struct merr *err)
+{
+    char range[64] = "";
+    if (x->delivered > 0)
+        snprintf(range, sizeof range, "Range: bytes=%llu-", (unsigned long long)x->delivered);
+    const char *extra[] = { range[0] != '\0' ? range : NULL, NULL };
+    struct http_request rq = { .url = url, .max_response = ERROR_BODY_MAX,
+                               .on_body = stream_write, .on_body_ctx = x };
+    struct http_response resp;
+    x->started = false;
+    x->skip = 0;
+    int r = registry_request(c, &rq, extra, &resp, what, err);
+    if (r == 0 && resp.status != 200 && resp.status != 206)
+        r = status_error(resp.status, what, resp.body, err);
+    http_response_clear(&resp);
+    return r;
+}
+
 int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t size,
                          const struct blob_sink *sink, struct merr *err)
 {
@@ -832,19 +704,18 @@ int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t
     if (asprintf(&url, "%s/v2/%s/blobs/%s", c->base_url, c->repo_path, digest) < 0 ||
         asprintf(&what, "blob '%s'", digest) < 0)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    struct xfer x = { .max = ERROR_BODY_MAX, .sink = sink, .size = size };
+    struct stream_state x = { .sink = sink, .size = size };
     x.sha = EVP_MD_CTX_new();
     if (x.sha == NULL || EVP_DigestInit_ex(x.sha, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(x.sha);
         return merr_set(err, MERR_CRYPTO, 0, "cannot initialise sha256");
     }
-    struct request rq = { .url = url, .stream = true };
     int r = 0;
     /* A transfer that breaks after some bytes resumes where it stopped; the budget
-     * of attempts covers both HTTP retries and resumptions. */
+     * of attempts covers resumptions (util/http retries what broke before a byte came). */
     for (unsigned resume = 0; r == 0; resume++) {
         uint64_t before = x.delivered;
-        r = registry_request(c, &rq, &x, what, err);
+        r = stream_once(c, url, what, &x, err);
         if (r < 0 && x.delivered > before && resume + 1 < c->cfg->max_attempts &&
             (err->code == MERR_UNREACHABLE || err->code == MERR_TIMEOUT)) {
             mlog_debug(c->cfg->log, "registry: resuming %s at %llu", digest,
@@ -855,10 +726,6 @@ int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t
         }
         if (r < 0)
             break;
-        if (x.status != 200 && x.status != 206) {
-            r = status_error(x.status, what, x.buf, err);
-            break;
-        }
         if (x.delivered < size && resume + 1 < c->cfg->max_attempts)
             continue; /* a short 200/206: ask for the rest */
         break;
@@ -868,7 +735,6 @@ int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t
     if (r == 0 && EVP_DigestFinal_ex(x.sha, md, &mdlen) != 1)
         r = merr_set(err, MERR_CRYPTO, 0, "cannot finish sha256");
     EVP_MD_CTX_free(x.sha);
-    free(x.buf);
     if (r < 0)
         return -1;
     if (x.delivered != size)
@@ -880,4 +746,212 @@ int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t
     if (strcmp(got, digest) != 0)
         return merr_set(err, MERR_CORRUPT, 0, "%s: digest mismatch (got %s)", what, got);
     return 0;
+}
+
+/* ---- push side ---- */
+
+int registry_blob_exists(struct registry_client *c, const char *digest, bool *exists,
+                         struct merr *err)
+{
+    if (digest_validate(digest, err) < 0)
+        return -1;
+    auto_free char *url = NULL;
+    auto_free char *what = NULL;
+    if (asprintf(&url, "%s/v2/%s/blobs/%s", c->base_url, c->repo_path, digest) < 0 ||
+        asprintf(&what, "blob '%s'", digest) < 0)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    struct http_request rq = { .method = "HEAD", .url = url, .max_response = ERROR_BODY_MAX,
+                               .attempt_timeout_ms = c->cfg->request_timeout_s * 1000 };
+    struct http_response resp;
+    int r = registry_request(c, &rq, NULL, &resp, what, err);
+    if (r == 0) {
+        *exists = resp.status == 200;
+        if (resp.status != 200 && resp.status != 404)
+            r = status_error(resp.status, what, resp.body, err);
+    }
+    http_response_clear(&resp);
+    return r;
+}
+
+/* The Location of an upload answer, made absolute against the URL that answered. */
+static char *upload_location(const struct http_response *resp, const char *url, const char *what,
+                             struct merr *err)
+{
+    const char *loc = http_response_header(resp, "Location");
+    if (loc == NULL || loc[0] == '\0') {
+        merr_set(err, MERR_PROTOCOL, 0, "%s: the registry answered %ld without a Location", what,
+                 resp->status);
+        return NULL;
+    }
+    return http_resolve_location(url, loc, err);
+}
+
+/* Starts an upload: POST .../blobs/uploads/ (with mount=&from= when from_repo is given).
+ * *location gets the upload URL, or NULL when the blob was mounted (201). */
+static int upload_start(struct registry_client *c, const char *digest, const char *from_repo,
+                        char **location, const char *what, struct merr *err)
+{
+    *location = NULL;
+    auto_free char *url = NULL;
+    int n;
+    if (from_repo != NULL) {
+        CURL *esc = c->curl->easy_init();
+        char *e_from = esc != NULL ? c->curl->easy_escape(esc, from_repo, 0) : NULL;
+        n = e_from != NULL ? asprintf(&url, "%s/v2/%s/blobs/uploads/?mount=%s&from=%s",
+                                      c->base_url, c->repo_path, digest, e_from)
+                           : -1;
+        if (e_from != NULL)
+            c->curl->free(e_from);
+        if (esc != NULL)
+            c->curl->easy_cleanup(esc);
+    } else {
+        n = asprintf(&url, "%s/v2/%s/blobs/uploads/", c->base_url, c->repo_path);
+    }
+    if (n < 0)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    struct http_request rq = { .method = "POST", .url = url, .max_response = ERROR_BODY_MAX,
+                               .retry = HTTP_RETRY_ALWAYS, /* an unused upload expires */
+                               .attempt_timeout_ms = c->cfg->request_timeout_s * 1000 };
+    struct http_response resp;
+    int r = registry_request(c, &rq, NULL, &resp, what, err);
+    if (r == 0 && resp.status == 201 && from_repo != NULL) {
+        http_response_clear(&resp);
+        return 0;
+    }
+    if (r == 0 && resp.status != 202)
+        r = status_error(resp.status, what, resp.body, err);
+    if (r == 0 && (*location = upload_location(&resp, url, what, err)) == NULL)
+        r = -1;
+    http_response_clear(&resp);
+    return r;
+}
+
+/* location + "digest=<d>" with ? or & as its query calls for. */
+static char *with_digest(const char *location, const char *digest)
+{
+    char *out = NULL;
+    if (asprintf(&out, "%s%cdigest=%s", location, strchr(location, '?') ? '&' : '?', digest) < 0)
+        return NULL;
+    return out;
+}
+
+struct counted_body {
+    struct http_fd_body fd;
+    off_t end; /* read no further */
+    const struct blob_upload *up;
+    uint64_t base; /* bytes acknowledged before this request */
+};
+
+static ssize_t counted_read(void *ctx, void *buf, size_t len, struct merr *err)
+{
+    struct counted_body *b = ctx;
+    if (b->fd.pos >= b->end)
+        return 0;
+    if ((off_t)len > b->end - b->fd.pos)
+        len = (size_t)(b->end - b->fd.pos);
+    if (b->up->cancelled != NULL && b->up->cancelled(b->up->ctx))
+        return merr_set(err, MERR_INTERNAL, 0, "cancelled");
+    ssize_t n = http_fd_read(&b->fd, buf, len, err);
+    if (n > 0 && b->up->progress != NULL)
+        b->up->progress(b->up->ctx, (uint64_t)(b->fd.pos - b->fd.start) + b->base,
+                        b->up->size);
+    return n;
+}
+
+static int counted_rewind(void *ctx, struct merr *err)
+{
+    struct counted_body *b = ctx;
+    return http_fd_rewind(&b->fd, err);
+}
+
+/* Sends [start, end) of the blob: a PATCH (chunk) or the final PUT with ?digest=. The
+ * answer's Location (PATCH) replaces *location. */
+static int upload_send(struct registry_client *c, const struct blob_upload *up, char **location,
+                       uint64_t start, uint64_t end, bool final, const char *what,
+                       struct merr *err)
+{
+    auto_free char *url = final ? with_digest(*location, up->digest) : strdup(*location);
+    char range[96];
+    snprintf(range, sizeof range, "Content-Range: %llu-%llu", (unsigned long long)start,
+             (unsigned long long)(end > start ? end - 1 : start));
+    const char *extra[] = { "Content-Type: application/octet-stream",
+                            final || end == start ? NULL : range, NULL };
+    if (url == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    struct counted_body body = { .fd = { up->fd, (off_t)start, (off_t)start },
+                                 .end = (off_t)end, .up = up, .base = start };
+    struct http_request rq = { .method = final ? "PUT" : "PATCH", .url = url,
+                               .max_response = ERROR_BODY_MAX };
+    if (end > start) {
+        rq.body_read = counted_read;
+        rq.body_rewind = counted_rewind;
+        rq.body_ctx = &body;
+        rq.body_len = (size_t)(end - start);
+    }
+    struct http_response resp;
+    int r = registry_request(c, &rq, extra, &resp, what, err);
+    long want = final ? 201 : 202;
+    if (r == 0 && resp.status != want)
+        r = status_error(resp.status, what, resp.body, err);
+    if (r == 0 && !final) {
+        char *next = upload_location(&resp, url, what, err);
+        if (next == NULL)
+            r = -1;
+        else {
+            free(*location);
+            *location = next;
+        }
+    }
+    http_response_clear(&resp);
+    return r;
+}
+
+int registry_blob_upload(struct registry_client *c, const struct blob_upload *up, bool *mounted,
+                         struct merr *err)
+{
+    *mounted = false;
+    if (digest_validate(up->digest, err) < 0)
+        return -1;
+    auto_free char *what = NULL;
+    if (asprintf(&what, "blob upload '%s'", up->digest) < 0)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    auto_free char *location = NULL;
+    if (upload_start(c, up->digest, up->mount_from, &location, what, err) < 0)
+        return -1;
+    if (location == NULL) {
+        *mounted = true;
+        return 0;
+    }
+    uint64_t chunk = up->chunk_size > 0 ? up->chunk_size : UINT64_MAX;
+    if (up->size <= chunk) /* monolithic: PUT ?digest= with the whole blob */
+        return upload_send(c, up, &location, 0, up->size, true, what, err);
+    for (uint64_t off = 0; off < up->size;) {
+        uint64_t end = up->size - off > chunk ? off + chunk : up->size;
+        if (upload_send(c, up, &location, off, end, false, what, err) < 0)
+            return -1;
+        off = end;
+    }
+    return upload_send(c, up, &location, up->size, up->size, true, what, err);
+}
+
+int registry_put_manifest(struct registry_client *c, const char *reference,
+                          const char *media_type, const char *buf, size_t len, struct merr *err)
+{
+    auto_free char *url = NULL;
+    auto_free char *what = NULL;
+    auto_free char *ct = NULL;
+    if (asprintf(&url, "%s/v2/%s/manifests/%s", c->base_url, c->repo_path, reference) < 0 ||
+        asprintf(&what, "manifest '%s'", reference) < 0 ||
+        asprintf(&ct, "Content-Type: %s", media_type) < 0)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    const char *extra[] = { ct, NULL };
+    struct http_request rq = { .method = "PUT", .url = url, .body = buf, .body_len = len,
+                               .max_response = ERROR_BODY_MAX,
+                               .attempt_timeout_ms = c->cfg->request_timeout_s * 1000 };
+    struct http_response resp;
+    int r = registry_request(c, &rq, extra, &resp, what, err);
+    if (r == 0 && resp.status != 201 && resp.status != 200)
+        r = status_error(resp.status, what, resp.body, err);
+    http_response_clear(&resp);
+    return r;
 }

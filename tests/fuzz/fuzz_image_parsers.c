@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "http.h"
 #include "image/auth.h"
 #include "image/manifest.h"
 #include "image/reference.h"
@@ -100,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 6: {
         struct platform p;
         (void)!platform_parse(str, &p, &err);
-        (void)retry_after_parse(str, 1700000000);
+        (void)http_retry_after_parse(str, 1700000000);
         break;
     }
     }

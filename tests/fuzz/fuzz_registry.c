@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "error.h"
+#include "http.h"
 #include "image/auth.h"
 #include "image/manifest.h"
 #include "image/reference.h"
@@ -126,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)!www_authenticate_parse(r.www_auth, &c, &err);
     }
     if (r.retry_after[0] != '\0')
-        (void)retry_after_parse(r.retry_after, 1700000000);
+        (void)http_retry_after_parse(r.retry_after, 1700000000);
     if (r.status != 200)
         return 0;
     if (strstr(r.content_type, "config") != NULL) {

@@ -1,7 +1,8 @@
 /* The registry client against scripted HTTP servers on loopback, for what a real
  * registry will not do on demand: cross-host redirects (case 11), 429/5xx with
  * Retry-After (case 28), broken transfers, lying Docker-Content-Digest headers
- * (case 7), oversized manifests (case 9), Basic authentication. The pull itself is
+ * (case 7), oversized manifests (case 9), Basic authentication, Bearer tokens for login
+ * (no scope) and push (push,pull plus the mount source). The pull itself is
  * tested against a real docker-registry in itest_pull. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -566,11 +567,132 @@ static void test_basic_auth(void **state)
     server_stop(&f->a);
 }
 
+/* ---- Bearer tokens for docker login (no scope) and docker push (push,pull + mount source) ---- */
+
+static void bearer_checking_registry(struct server *srv, const struct request_seen *rq, int fd)
+{
+    if (strncmp(rq->path, "/token", 6) == 0) {
+        if (strcmp(rq->authorization, "Basic YWxpY2U6cHc=") != 0) {
+            sendf(fd, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return;
+        }
+        static const char tok[] = "{\"token\":\"tok-123\",\"expires_in\":300}";
+        send_blob(fd, tok, strlen(tok), "Content-Type: application/json\r\n");
+        return;
+    }
+    if (strcmp(rq->authorization, "Bearer tok-123") != 0) {
+        sendf(fd,
+              "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n"
+              "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\",service=\"test\"\r\n\r\n",
+              srv->port);
+        return;
+    }
+    send_blob(fd, "{}", 2, NULL);
+}
+
+static const char *token_path(const struct server *srv)
+{
+    for (size_t i = srv->n_seen; i-- > 0;)
+        if (strncmp(srv->seen[i].path, "/token", 6) == 0)
+            return srv->seen[i].path;
+    return "";
+}
+
+static void test_bearer_login_and_push_scope(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->a, "127.0.0.1", bearer_checking_registry, f);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f->a.port);
+    struct merr err = MERR_INIT;
+    /* docker login: no repository, so no scope */
+    struct registry_creds good = { .username = "alice", .password = "pw" };
+    struct registry_client *c = registry_client_new(&f->rc, &f->curl, url, "", &good, &err);
+    assert_non_null(c);
+    if (registry_ping(c, &err) < 0)
+        fail_msg("login: %s", err.msg);
+    assert_null(strstr(token_path(&f->a), "scope="));
+    registry_client_free(c);
+    struct registry_creds bad = { .username = "alice", .password = "nope" };
+    c = registry_client_new(&f->rc, &f->curl, url, "", &bad, &err);
+    assert_non_null(c);
+    assert_int_equal(registry_ping(c, &err), -1);
+    assert_int_equal(err.code, MERR_AUTH);
+    registry_client_free(c);
+    /* docker push: push,pull on the target, pull on the repository a blob is mounted from */
+    c = registry_client_new(&f->rc, &f->curl, url, "x/y", &good, &err);
+    assert_non_null(c);
+    assert_int_equal(registry_client_set_scope(c, "push,pull", "x/other", &err), 0);
+    if (registry_ping(c, &err) < 0)
+        fail_msg("push ping: %s", err.msg);
+    assert_non_null(strstr(token_path(&f->a),
+                           "scope=repository%3Ax%2Fy%3Apush%2Cpull&scope=repository%3Ax%2Fother%3Apull"));
+    registry_client_free(c);
+    server_stop(&f->a);
+}
+
+/* ---- push: an upload Location on another host gets no credentials ---- */
+
+static void upload_registry(struct server *srv, const struct request_seen *rq, int fd)
+{
+    struct fixture *f = srv->ctx;
+    if (strcmp(rq->authorization, "Basic YWxpY2U6cHc=") != 0) {
+        sendf(fd, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\n"
+                  "Content-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    }
+    if (strcmp(rq->method, "POST") == 0) {
+        sendf(fd, "HTTP/1.1 202 Accepted\r\nLocation: http://%s:%d/upload/1?_state=s\r\n"
+                  "Content-Length: 0\r\nConnection: close\r\n\r\n", f->b.ip, f->b.port);
+        return;
+    }
+    send_blob(fd, "{}", 2, NULL);
+}
+
+static void upload_target(struct server *srv, const struct request_seen *rq, int fd)
+{
+    sendf(fd, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+static void test_upload_location_elsewhere(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->a, "127.0.0.1", upload_registry, f);
+    server_start(&f->b, "127.0.0.2", upload_target, f);
+    char path[] = "/tmp/itest-upload-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    char digest[DIGEST_BUF_LEN];
+    sha256_digest("hello", 5, digest);
+    struct registry_creds creds = { .username = "alice", .password = "pw" };
+    struct registry_client *c = client_for(f, &f->a, &creds);
+    struct merr err = MERR_INIT;
+    if (registry_ping(c, &err) < 0)
+        fail_msg("ping: %s", err.msg);
+    struct blob_upload up = { .digest = digest, .fd = fd, .size = 5 };
+    bool mounted = true;
+    if (registry_blob_upload(c, &up, &mounted, &err) < 0)
+        fail_msg("upload: %s", err.msg);
+    assert_false(mounted);
+    registry_client_free(c);
+    close(fd);
+    server_stop(&f->a);
+    server_stop(&f->b);
+    assert_int_equal(f->b.n_seen, 1);
+    assert_string_equal(f->b.seen[0].method, "PUT");
+    assert_non_null(strstr(f->b.seen[0].path, "/upload/1?_state=s&digest=sha256:"));
+    assert_string_equal(f->b.seen[0].authorization, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_credentials_across_redirect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_realm_must_not_downgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bearer_login_and_push_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_location_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_broken_transfer, setup, teardown),

@@ -1,4 +1,4 @@
-/* WWW-Authenticate, token responses, X-Registry-Auth and Retry-After parsing. */
+/* WWW-Authenticate, token responses, X-Registry-Auth parsing (Retry-After: test_http.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,19 +148,6 @@ static void test_x_registry_auth(void **state)
     assert_null(c.username);
 }
 
-static void test_retry_after(void **state)
-{
-    (void)state;
-    assert_int_equal(retry_after_parse("120", 0), 120);
-    assert_int_equal(retry_after_parse(" 3 ", 0), 3);
-    assert_int_equal(retry_after_parse(NULL, 0), -1);
-    assert_int_equal(retry_after_parse("-1", 0), -1);
-    assert_int_equal(retry_after_parse("soon", 0), -1);
-    /* Wed, 21 Oct 2015 07:28:00 GMT = 1445412480 */
-    assert_int_equal(retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 - 5), 5);
-    assert_int_equal(retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480 + 5), 0);
-}
-
 static void test_base64_encode(void **state)
 {
     (void)state;
@@ -207,7 +194,6 @@ int main(void)
         cmocka_unit_test(test_www_authenticate),
         cmocka_unit_test(test_token_response),
         cmocka_unit_test(test_x_registry_auth),
-        cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_base64_encode),
         cmocka_unit_test(test_x_registry_config),
     };

@@ -1,18 +1,15 @@
-/* libcurl, opened when the engine first talks to a registry. Linked normally, libcurl loads
- * its whole tree at start (GnuTLS via librtmp, Kerberos, LDAP, libidn2, nghttp2...: about 3 MiB
- * of an idle engine's resident memory) although most engines pull now and then. The loaded
- * functions live in a struct owned by the image store, never in globals. */
+/* libcurl, opened on demand (see curlapi.h for why). */
 #include <dlfcn.h>
 #include <string.h>
 
 #include "error.h"
-#include "image/internal.h"
+#include "curlapi.h"
 
 #define CURL_SONAME "libcurl.so.4"
 
 int curl_api_load(struct curl_api *api, struct merr *err)
 {
-    if (api->handle != NULL)
+    if (curl_api_loaded(api))
         return 0;
     void *h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL)
@@ -27,7 +24,9 @@ int curl_api_load(struct curl_api *api, struct merr *err)
         { "curl_easy_init", (void **)&a.easy_init },
         { "curl_easy_setopt", (void **)&a.easy_setopt },
         { "curl_easy_perform", (void **)&a.easy_perform },
+        { "curl_easy_getinfo", (void **)&a.easy_getinfo },
         { "curl_easy_cleanup", (void **)&a.easy_cleanup },
+        { "curl_easy_reset", (void **)&a.easy_reset },
         { "curl_easy_strerror", (void **)&a.easy_strerror },
         { "curl_easy_escape", (void **)&a.easy_escape },
         { "curl_free", (void **)&a.free },
