@@ -7,6 +7,7 @@
 
 #include "container.h"
 #include "manager.h"
+#include "layer/layer.h"
 #include "runtime/runtime.h"
 
 struct rt_container;
@@ -46,6 +47,7 @@ struct ctr_manager {
     char *root;
     struct rt_runtime *rt;
     struct ctr_image_source images;
+    const struct layer_driver *layers;
     struct ctr_network_hooks net;
     const struct mlog *log;
     struct vol_store *volumes; /* may be NULL */

@@ -99,6 +99,7 @@ int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **o
     m->root = xstrdup(cfg->root);
     m->rt = cfg->rt;
     m->images = cfg->images;
+    m->layers = cfg->layers != NULL ? cfg->layers : &layer_driver_overlay;
     m->net = cfg->net;
     m->log = cfg->log;
     m->volumes = cfg->volumes;

@@ -55,6 +55,7 @@ struct ctr_manager_config {
     const struct mlog *log;
     struct vol_store *volumes; /* named and anonymous volumes; NULL: none */
     struct evt_bus *events;    /* container events; may be NULL */
+    const struct layer_driver *layers; /* overlay2 or vfs (layer/layer.h); NULL: overlay2 */
 };
 
 int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **out,
@@ -219,6 +220,8 @@ json_t *ctr_changes(struct ctr_manager *m, const char *ref, struct merr *err) MU
 struct ctr_commit_src {
     char id[65];
     char *upper;
+    char **lowers; /* the image's directories, top first */
+    const struct layer_driver *layers;
     char *image_id;
     json_t *config;
 };

@@ -42,6 +42,7 @@ static const struct flag_field fields[] = {
     FIELD("max-concurrent-downloads", max_concurrent_downloads),
     FIELD("live-restore", live_restore),
     FIELD("mtu", mtu),
+    FIELD("storage-driver", storage_driver),
 };
 
 static const struct flag_field *field_of(const struct engine_flag *f)
@@ -87,6 +88,8 @@ const char *engine_config_usage(void)
            "      --max-concurrent-downloads int  Layers pulled at once (default 3, at most 16)\n"
            "      --log-driver string       Default log driver (json-file only)\n"
            "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
+           "      --storage-driver string   overlay2 or vfs (default: overlay2 where the data root\n"
+           "                                can hold overlay layers, else vfs)\n"
            "      --live-restore            Accepted: containers keep running while the engine\n"
            "                                is down\n"
            "  -v, --version                 Print the version and exit\n"
@@ -340,5 +343,6 @@ void engine_config_release(struct engine_config *cfg)
     free(cfg->tlscacert);
     free(cfg->tlscert);
     free(cfg->tlskey);
+    free(cfg->storage_driver);
     memset(cfg, 0, sizeof *cfg);
 }

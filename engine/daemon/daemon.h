@@ -31,6 +31,7 @@ struct engine_config {
     unsigned max_concurrent_downloads;       /* 0: the default (3) */
     unsigned mtu;                            /* the default bridge's endpoints (0: 1500) */
     bool live_restore;                       /* accepted: containers outlive the engine anyway */
+    char *storage_driver; /* overlay2 (overlay) or vfs; NULL: chosen by the overlay probe */
     enum mlog_level log_level;
     bool tlsverify;
     char *tlscacert;
@@ -90,6 +91,7 @@ struct engine {
     struct api_system *system;
     struct api_tls *tls;
     struct rt_runtime *rt;
+    const struct layer_driver *layers; /* overlay2 or vfs, chosen at start */
     struct image_store *images;
     struct ctr_manager *containers;
     struct vol_store *volumes;

@@ -16,6 +16,7 @@
 #include "api/tls.h"
 #include "container/manager.h"
 #include "events/events.h"
+#include "layer/layer.h"
 #include "volume/volume.h"
 #include "fsutil.h"
 #include "network/network.h"
@@ -184,6 +185,38 @@ static int engine_register_routes(struct engine *e, struct merr *err)
     return 0;
 }
 
+/* The layer driver: --storage-driver, else overlay2 where the data root can hold overlay layers
+ * (a whiteout and an overlay mount tried in a scratch directory) and vfs where it cannot (it is
+ * itself on overlayfs, for one), said in the log and in docker info's warnings. */
+static int engine_choose_layers(struct engine *e, struct merr *err)
+{
+    const struct engine_config *cfg = e->cfg;
+    e->layers = layer_driver_find(cfg->storage_driver);
+    if (e->layers == &layer_driver_vfs) {
+        mlog_info(e->log, "storage driver vfs (--storage-driver): layers and containers are "
+                          "plain copies");
+        return 0;
+    }
+    struct merr probe = MERR_INIT;
+    if (engine_probe_overlay(cfg->data_root, &probe) == 0) {
+        e->layers = &layer_driver_overlay;
+        return 0;
+    }
+    if (e->layers != NULL)
+        return merr_set(err, MERR_UNSUPPORTED, probe.sys_errno,
+                        "--storage-driver %s: the data root '%s' cannot hold overlay layers (%s)",
+                        cfg->storage_driver, cfg->data_root, probe.msg);
+    e->layers = &layer_driver_vfs;
+    char warning[sizeof probe.msg + PATH_MAX + 256];
+    snprintf(warning, sizeof warning,
+             "WARNING: the data root '%s' cannot hold overlay layers (%s): the engine uses the "
+             "vfs storage driver (every layer and container a full copy; put --data-root on a "
+             "filesystem such as ext4 or xfs for overlay2)",
+             cfg->data_root, probe.msg);
+    mlog_warn(e->log, "storage driver vfs: %s", warning + strlen("WARNING: "));
+    return push_warning(e, warning, err);
+}
+
 /* The image store, the runtime and the container manager, which recovers the containers a
  * previous engine left behind. */
 static int engine_services_new(struct engine *e, struct merr *err)
@@ -192,7 +225,7 @@ static int engine_services_new(struct engine *e, struct merr *err)
     auto_free char *image_root = path_join(cfg->data_root, "image");
     auto_free char *ctr_root = path_join(cfg->data_root, "containers");
     e->images = image_store_open(image_root, e->log, err);
-    if (e->images == NULL)
+    if (e->images == NULL || image_store_use_driver(e->images, e->layers, err) < 0)
         return -1;
     registry_config_init(&e->registry);
     e->registry.insecure_registries = (const char *const *)cfg->insecure_registries;
@@ -231,6 +264,7 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .log = e->log,
         .volumes = e->volumes,
         .events = e->events,
+        .layers = e->layers,
     };
     if (ctr_manager_new(&mcfg, &e->containers, err) < 0 || ctr_manager_recover(e->containers, err) < 0)
         return -1;
@@ -287,18 +321,8 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
     if (make_dirs(cfg->data_root, 0711, err) < 0 ||
         load_engine_id(cfg->data_root, e->engine_id, sizeof e->engine_id, err) < 0)
         goto fail;
-    struct merr probe = MERR_INIT;
-    if (engine_probe_overlay(cfg->data_root, &probe) < 0) {
-        char warning[sizeof probe.msg + PATH_MAX + 256];
-        snprintf(warning, sizeof warning,
-                 "WARNING: the data root '%s' cannot hold overlay layers (%s): image pulls will "
-                 "fail; machine-engine has no copy-based (vfs) store yet, so put --data-root on a "
-                 "filesystem such as ext4 or xfs",
-                 cfg->data_root, probe.msg);
-        mlog_warn(log, "%s", warning + strlen("WARNING: "));
-        if (push_warning(e, warning, err) < 0)
-            goto fail;
-    }
+    if (engine_choose_layers(e, err) < 0)
+        goto fail;
     e->system = calloc(1, sizeof *e->system);
     if (e->system == NULL) {
         merr_set(err, MERR_NOMEM, 0, "out of memory");
@@ -330,6 +354,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
         .git_commit = engine_git_commit(),
         .build_time = ENGINE_BUILD_TIME,
         .data_root = cfg->data_root,
+        .storage_driver = e->layers->name,
         .labels = cfg->labels,
         .insecure_registries = cfg->insecure_registries,
         .registry_mirrors = cfg->registry_mirrors,
