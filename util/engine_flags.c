@@ -34,6 +34,8 @@ const struct engine_flag engine_flags[] = {
     F("dns", 0, EFLAG_LIST),
     F("dns-search", 0, EFLAG_LIST),
     F("dns-opt", 0, EFLAG_LIST),
+    F("default-ulimit", 0, EFLAG_LIST), /* name=soft[:hard], checked at start */
+    F("log-opt", 0, EFLAG_LIST),        /* json-file's max-size, max-file */
     U("max-concurrent-downloads", 1, 16),
     U("max-concurrent-uploads", 1, 16), /* the engine has no push: nothing to bound */
     U("mtu", 68, 65535), /* the default bridge's endpoints, as dockerd */
@@ -46,8 +48,6 @@ const struct engine_flag engine_flags[] = {
     F("ip-forward", 0, EFLAG_TRUE_ONLY),
     F("iptables", 0, EFLAG_TRUE_ONLY),
     F("ip-masq", 0, EFLAG_TRUE_ONLY),
-    R("log-opt", "json-file logs have no options in machine-engine"),
-    R("default-ulimit", "containers get the engine's own limits"),
     R("ipv6", "IPv6 is not done yet"),
     R("fixed-cidr", "use --bip"),
     R("userns-remap", "user namespaces are not done yet"),

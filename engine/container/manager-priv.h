@@ -48,6 +48,9 @@ struct ctr_manager {
     struct rt_runtime *rt;
     struct ctr_image_source images;
     const struct layer_driver *layers;
+    const struct ctr_ulimit *default_ulimits;
+    size_t n_default_ulimits;
+    const json_t *default_log_opts;
     struct ctr_network_hooks net;
     const struct mlog *log;
     struct vol_store *volumes; /* may be NULL */

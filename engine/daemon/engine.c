@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "api/tls.h"
+#include "container/defaults.h"
 #include "container/manager.h"
 #include "events/events.h"
 #include "layer/layer.h"
@@ -217,6 +218,36 @@ static int engine_choose_layers(struct engine *e, struct merr *err)
     return push_warning(e, warning, err);
 }
 
+/* --default-ulimit and --log-opt, parsed and checked once (a bad one stops the engine, named). */
+static int engine_container_defaults(struct engine *e, struct merr *err)
+{
+    const struct engine_config *cfg = e->cfg;
+    size_t n = 0;
+    while (cfg->default_ulimits != NULL && cfg->default_ulimits[n] != NULL)
+        n++;
+    e->default_ulimits = calloc(n + 1, sizeof *e->default_ulimits);
+    e->default_log_opts = json_object();
+    if (e->default_ulimits == NULL || e->default_log_opts == NULL)
+        return merr_set(err, MERR_NOMEM, 0, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        struct ctr_ulimit u;
+        if (ctr_default_ulimit_parse(cfg->default_ulimits[i], &u, err) < 0)
+            return merr_prefix(err, "invalid --default-ulimit '%s'", cfg->default_ulimits[i]);
+        size_t k = 0; /* a later one for the same resource wins, as dockerd's map */
+        while (k < e->n_default_ulimits && e->default_ulimits[k].resource != u.resource)
+            k++;
+        e->default_ulimits[k] = u;
+        if (k == e->n_default_ulimits)
+            e->n_default_ulimits++;
+    }
+    for (char **o = cfg->log_opts; o != NULL && *o != NULL; o++)
+        if (ctr_default_log_opt_parse(*o, e->default_log_opts, err) < 0)
+            return merr_prefix(err, "invalid --log-opt '%s'", *o);
+    if (ctr_default_log_opts_check(e->default_log_opts, err) < 0)
+        return merr_prefix(err, "invalid --log-opt");
+    return 0;
+}
+
 /* The image store, the runtime and the container manager, which recovers the containers a
  * previous engine left behind. */
 static int engine_services_new(struct engine *e, struct merr *err)
@@ -255,6 +286,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
     };
     if (net_service_new(&ncfg, &e->net, err) < 0)
         return merr_prefix(err, "cannot set up networking");
+    if (engine_container_defaults(e, err) < 0)
+        return -1;
     struct ctr_manager_config mcfg = {
         .root = ctr_root,
         .rt = e->rt,
@@ -265,6 +298,9 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .volumes = e->volumes,
         .events = e->events,
         .layers = e->layers,
+        .default_ulimits = e->default_ulimits,
+        .n_default_ulimits = e->n_default_ulimits,
+        .default_log_opts = e->default_log_opts,
     };
     if (ctr_manager_new(&mcfg, &e->containers, err) < 0 || ctr_manager_recover(e->containers, err) < 0)
         return -1;
@@ -389,6 +425,8 @@ void engine_free(struct engine *e)
     net_service_free(e->net);
     rt_runtime_free(e->rt);
     image_store_free(e->images);
+    free(e->default_ulimits);
+    json_decref(e->default_log_opts);
     api_tls_free(e->tls);
     free(e->system);
     cleanup_strvp(&e->warnings);
