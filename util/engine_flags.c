@@ -39,7 +39,7 @@ const struct engine_flag engine_flags[] = {
     U("max-concurrent-downloads", 1, 16),
     U("max-concurrent-uploads", 1, 16), /* the engine has no push: nothing to bound */
     U("mtu", 68, 65535), /* the default bridge's endpoints, as dockerd */
-    C("log-driver", "json-file", "the engine writes json-file logs only"),
+    C("log-driver", "json-file|none", "the engine writes json-file logs or none"),
     C("storage-driver", "overlay2|overlay|vfs", "the engine stores layers with overlay2 or vfs"),
     /* what the engine always does */
     F("live-restore", 0, EFLAG_BOOL),

@@ -58,9 +58,10 @@ int ctr_default_log_opt_parse(const char *text, json_t *opts, struct merr *err)
     return 0;
 }
 
-int ctr_default_log_opts_check(const json_t *opts, struct merr *err)
+int ctr_default_log_opts_check(const char *driver, const json_t *opts, struct merr *err)
 {
-    json_t *lc = json_pack("{s:s,s:O}", "Type", "json-file", "Config", (json_t *)opts);
+    json_t *lc = json_pack("{s:s,s:O}", "Type", driver != NULL ? driver : "json-file", "Config",
+                           (json_t *)opts);
     if (lc == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot check log opts");
     struct ctr_log_config parsed;
@@ -69,15 +70,21 @@ int ctr_default_log_opts_check(const json_t *opts, struct merr *err)
     return rc;
 }
 
-json_t *ctr_log_defaults_apply(const json_t *body, const json_t *opts)
+json_t *ctr_log_defaults_apply(const json_t *body, const char *driver, const json_t *opts)
 {
     const json_t *hc = json_object_get(body, "HostConfig");
     const json_t *lc = json_object_get(hc, "LogConfig");
     const char *type = json_string_value(json_object_get(lc, "Type"));
-    if (opts == NULL || json_object_size(opts) == 0 || !json_is_object(body) ||
-        (hc != NULL && !json_is_object(hc)) || (lc != NULL && !json_is_null(lc) && !json_is_object(lc)) ||
-        (type != NULL && type[0] != '\0' && strcmp(type, "json-file") != 0))
+    if (driver == NULL)
+        driver = "json-file";
+    bool own_type = type != NULL && type[0] != '\0';
+    bool merge_opts = opts != NULL && json_object_size(opts) > 0 &&
+                      strcmp(own_type ? type : driver, driver) == 0;
+    if ((own_type || strcmp(driver, "json-file") == 0) && !merge_opts)
         return json_incref((json_t *)body);
+    if (!json_is_object(body) || (hc != NULL && !json_is_object(hc)) ||
+        (lc != NULL && !json_is_null(lc) && !json_is_object(lc)))
+        return json_incref((json_t *)body); /* the parser refuses it with docker's words */
     const json_t *own = json_object_get(lc, "Config");
     if (own != NULL && !json_is_null(own) && !json_is_object(own))
         return json_incref((json_t *)body); /* the parser refuses it with docker's words */
@@ -92,7 +99,9 @@ json_t *ctr_log_defaults_apply(const json_t *body, const json_t *opts)
         olc = json_object();
         json_object_set_new(ohc, "LogConfig", olc);
     }
-    json_object_set_new(olc, "Type", json_string("json-file"));
+    json_object_set_new(olc, "Type", json_string(own_type ? type : driver));
+    if (!merge_opts)
+        return out;
     json_t *cfg = json_object_get(olc, "Config");
     if (!json_is_object(cfg)) {
         cfg = json_object();

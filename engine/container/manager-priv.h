@@ -51,6 +51,7 @@ struct ctr_manager {
     const struct ctr_ulimit *default_ulimits;
     size_t n_default_ulimits;
     const json_t *default_log_opts;
+    const char *default_log_driver;
     struct ctr_network_hooks net;
     const struct mlog *log;
     struct vol_store *volumes; /* may be NULL */

@@ -61,6 +61,7 @@ struct ctr_manager_config {
     const struct ctr_ulimit *default_ulimits;
     size_t n_default_ulimits;
     const json_t *default_log_opts;
+    const char *default_log_driver; /* --log-driver: json-file or none; NULL: json-file */
 };
 
 int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **out,

@@ -45,6 +45,7 @@ static const struct flag_field fields[] = {
     FIELD("storage-driver", storage_driver),
     FIELD("default-ulimit", default_ulimits),
     FIELD("log-opt", log_opts),
+    FIELD("log-driver", log_driver),
 };
 
 static const struct flag_field *field_of(const struct engine_flag *f)
@@ -92,7 +93,8 @@ const char *engine_config_usage(void)
            "      --log-opt list            json-file options of containers without their own\n"
            "                                (max-size=10m, max-file=3)\n"
            "      --max-concurrent-downloads int  Layers pulled at once (default 3, at most 16)\n"
-           "      --log-driver string       Default log driver (json-file only)\n"
+           "      --log-driver string       Log driver of containers without their own\n"
+           "                                (json-file or none; default json-file)\n"
            "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
            "      --storage-driver string   overlay2 or vfs (default: overlay2 where the data root\n"
            "                                can hold overlay layers, else vfs)\n"
@@ -352,5 +354,6 @@ void engine_config_release(struct engine_config *cfg)
     free(cfg->tlscert);
     free(cfg->tlskey);
     free(cfg->storage_driver);
+    free(cfg->log_driver);
     memset(cfg, 0, sizeof *cfg);
 }

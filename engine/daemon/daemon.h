@@ -33,6 +33,7 @@ struct engine_config {
     bool live_restore;                       /* accepted: containers outlive the engine anyway */
     char **default_ulimits; /* name=soft[:hard] (dockerd's --default-ulimit) */
     char **log_opts;        /* key=value json-file options (dockerd's --log-opt) */
+    char *log_driver;       /* json-file or none for containers without their own; NULL: json-file */
     char *storage_driver; /* overlay2 (overlay) or vfs; NULL: chosen by the overlay probe */
     enum mlog_level log_level;
     bool tlsverify;

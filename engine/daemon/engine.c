@@ -243,7 +243,7 @@ static int engine_container_defaults(struct engine *e, struct merr *err)
     for (char **o = cfg->log_opts; o != NULL && *o != NULL; o++)
         if (ctr_default_log_opt_parse(*o, e->default_log_opts, err) < 0)
             return merr_prefix(err, "invalid --log-opt '%s'", *o);
-    if (ctr_default_log_opts_check(e->default_log_opts, err) < 0)
+    if (ctr_default_log_opts_check(cfg->log_driver, e->default_log_opts, err) < 0)
         return merr_prefix(err, "invalid --log-opt");
     return 0;
 }
@@ -301,6 +301,7 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .default_ulimits = e->default_ulimits,
         .n_default_ulimits = e->n_default_ulimits,
         .default_log_opts = e->default_log_opts,
+        .default_log_driver = cfg->log_driver,
     };
     if (ctr_manager_new(&mcfg, &e->containers, err) < 0 || ctr_manager_recover(e->containers, err) < 0)
         return -1;

@@ -3,7 +3,8 @@
 # docker CLI: --default-ulimit (a container gets each limit it does not set itself: `ulimit -n`
 # inside shows it, its own --ulimit wins for its resource) and --log-opt max-size/max-file
 # (json-file rotation of a container without its own options; its own win; inspect shows the
-# merged LogConfig as dockerd's does); a bad value of either stops the engine, named.
+# merged LogConfig as dockerd's does), --log-driver none (containers without their own driver
+# keep no log); a bad value of any stops the engine, named.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "skip: needs root (containers)"; exit 77; }
@@ -36,9 +37,10 @@ step "bad values stop the engine, named"
 for bad in "--default-ulimit=bogus=1|invalid ulimit type: bogus" \
     "--default-ulimit=nofile=300:200|soft limit must be less than or equal to hard limit" \
     "--log-opt=nosuch=1|unknown log opt 'nosuch'" \
-    "--log-opt=max-file=2|max-file can only be set when max-size is set"; do
+    "--log-opt=max-file=2|max-file can only be set when max-size is set" \
+    "--log-driver=none --log-opt=max-size=1k|max-size"; do
     rc=0
-    out=$(timeout 30 "$ENGINE" "${bad%%|*}" --data-root "$T/x" -H "unix://$T/x.sock" \
+    out=$(timeout 30 "$ENGINE" ${bad%%|*} --data-root "$T/x" -H "unix://$T/x.sock" \
         --pidfile "$T/x.pid" --exec-root "$T/xexec" -b none 2>&1) || rc=$?
     [ "$rc" != 0 ] || fail "the engine started with ${bad%%|*}"
     assert_contains "$out" "${bad#*|}" "${bad%%|*} refused"
@@ -73,4 +75,16 @@ assert_eq "$(d inspect -f '{{index .HostConfig.LogConfig.Config "max-size"}}' "$
 none=$(d create --log-driver none "$IMG" true)
 assert_eq "$(d inspect -f '{{.HostConfig.LogConfig.Type}} {{len .HostConfig.LogConfig.Config}}' "$none")" \
     "none 0" "a container with another log driver gets no json-file options"
+engine_stop
+
+step "--log-driver none (docker-machine's engine-options.bats sets it)"
+ENGINE_ARGS=(-b none --exec-root "$T/exec" --log-driver none)
+engine_start "$T/e"
+d run --name nolog "$IMG" echo this should not be logged >/dev/null
+assert_eq "$(d inspect -f '{{.HostConfig.LogConfig.Type}}' nolog)" none "a container without a driver gets none"
+out=$(d logs nolog 2>&1) && fail "docker logs of a none container succeeded: $out"
+assert_contains "$out" "does not support reading" "… and keeps no log"
+[ ! -e "$T/e/root/containers/$(d inspect -f '{{.Id}}' nolog)/$(d inspect -f '{{.Id}}' nolog)-json.log" ] ||
+    fail "a json-file log was written"
+assert_eq "$(d run --rm --log-driver json-file "$IMG" echo own)" own "its own json-file driver is kept"
 pass

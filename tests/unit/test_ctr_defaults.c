@@ -44,16 +44,16 @@ static void test_log_opts(void **state)
     /* max-file before max-size: checked together, not one by one */
     assert_int_equal(ctr_default_log_opt_parse("max-file=2", opts, &err), 0);
     assert_int_equal(ctr_default_log_opt_parse("max-size=1k", opts, &err), 0);
-    assert_int_equal(ctr_default_log_opts_check(opts, &err), 0);
+    assert_int_equal(ctr_default_log_opts_check(NULL, opts, &err), 0);
     assert_int_equal(ctr_default_log_opt_parse("novalue", opts, &err), -1);
     json_t *bad = json_pack("{s:s}", "nosuch", "1");
-    assert_int_equal(ctr_default_log_opts_check(bad, &err), -1);
+    assert_int_equal(ctr_default_log_opts_check(NULL, bad, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
     json_decref(bad);
 
     /* a body without LogConfig gets the options; its own keys win; another driver gets none */
     json_t *body = json_pack("{s:s}", "Image", "x");
-    json_t *m = ctr_log_defaults_apply(body, opts);
+    json_t *m = ctr_log_defaults_apply(body, NULL, opts);
     json_t *cfg = json_object_get(json_object_get(json_object_get(m, "HostConfig"), "LogConfig"), "Config");
     assert_string_equal(json_string_value(json_object_get(cfg, "max-size")), "1k");
     assert_string_equal(json_string_value(json_object_get(cfg, "max-file")), "2");
@@ -62,15 +62,34 @@ static void test_log_opts(void **state)
     json_decref(body);
     body = json_pack("{s:{s:{s:s,s:{s:s}}}}", "HostConfig", "LogConfig", "Type", "json-file",
                      "Config", "max-size", "1m");
-    m = ctr_log_defaults_apply(body, opts);
+    m = ctr_log_defaults_apply(body, NULL, opts);
     cfg = json_object_get(json_object_get(json_object_get(m, "HostConfig"), "LogConfig"), "Config");
     assert_string_equal(json_string_value(json_object_get(cfg, "max-size")), "1m");
     assert_string_equal(json_string_value(json_object_get(cfg, "max-file")), "2");
     json_decref(m);
     json_decref(body);
     body = json_pack("{s:{s:{s:s}}}", "HostConfig", "LogConfig", "Type", "none");
-    m = ctr_log_defaults_apply(body, opts);
+    m = ctr_log_defaults_apply(body, NULL, opts);
     assert_ptr_equal(m, body);
+    json_decref(m);
+    json_decref(body);
+    /* --log-driver none: a container without a driver gets none, and no json-file options */
+    assert_int_equal(ctr_default_log_opts_check("none", opts, &err), -1);
+    body = json_pack("{s:s}", "Image", "x");
+    m = ctr_log_defaults_apply(body, "none", NULL);
+    json_t *lc = json_object_get(json_object_get(m, "HostConfig"), "LogConfig");
+    assert_string_equal(json_string_value(json_object_get(lc, "Type")), "none");
+    assert_null(json_object_get(lc, "Config"));
+    json_decref(m);
+    m = ctr_log_defaults_apply(body, NULL, NULL); /* nothing to do: the body itself */
+    assert_ptr_equal(m, body);
+    json_decref(m);
+    json_decref(body);
+    body = json_pack("{s:{s:{s:s}}}", "HostConfig", "LogConfig", "Type", "json-file");
+    m = ctr_log_defaults_apply(body, "none", opts); /* its own driver: the options are none's */
+    lc = json_object_get(json_object_get(m, "HostConfig"), "LogConfig");
+    assert_string_equal(json_string_value(json_object_get(lc, "Type")), "json-file");
+    assert_null(json_object_get(lc, "Config"));
     json_decref(m);
     json_decref(body);
     json_decref(opts);
