@@ -69,14 +69,30 @@ static int vfs_prepare(const char *upper, const char *work, const char *const *l
         return 0;
     if (lowers == NULL || lowers[0] == NULL)
         return merr_set(err, MERR_INVALID, 0, "no image directory for '%s'", upper);
+    /* a copy of its own (a diff and a start may prepare at once); one left by a crash goes
+     * with the container's directory */
     auto_free char *tmp = NULL;
-    if (asprintf(&tmp, "%s.copy", upper) < 0)
+    if (asprintf(&tmp, "%s.copy-XXXXXX", upper) < 0)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
-    /* a copy interrupted by a crash is started again */
-    if (layer_remove_tree(tmp, err) < 0 || layer_copy_tree(lowers[0], tmp, err) < 0)
+    if (mkdtemp(tmp) == NULL || rmdir(tmp) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create '%s'", tmp);
+    if (layer_copy_tree(lowers[0], tmp, err) < 0) {
+        struct merr ignored = MERR_INIT;
+        if (layer_remove_tree(tmp, &ignored) < 0) {
+            /* left for the container's removal */
+        }
         return -1;
-    if (rename(tmp, upper) < 0)
-        return merr_set(err, MERR_IO, errno, "cannot rename '%s'", tmp);
+    }
+    if (rename(tmp, upper) < 0) {
+        int saved = errno;
+        struct merr ignored = MERR_INIT;
+        if (layer_remove_tree(tmp, &ignored) < 0) {
+            /* left for the container's removal */
+        }
+        if (saved == EEXIST || saved == ENOTEMPTY)
+            return 0; /* the other preparer finished first: its copy is the same */
+        return merr_set(err, MERR_IO, saved, "cannot rename '%s'", tmp);
+    }
     return 0;
 }
 
