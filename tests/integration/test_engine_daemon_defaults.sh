@@ -57,6 +57,10 @@ assert_eq "$(d run --rm "$IMG" sh -c 'ulimit -n; ulimit -Hn; ulimit -u' | tr '\n
     "200 300 90 " "a container without --ulimit gets the defaults"
 assert_eq "$(d run --rm --ulimit nofile=100:100 "$IMG" sh -c 'ulimit -n; ulimit -Hn; ulimit -u' | tr '\n' ' ')" \
     "100 100 90 " "its own --ulimit wins for its resource, the other default stays"
+run=$(d run -d --ulimit nproc=70:80 "$IMG" sleep 600)
+assert_eq "$(d exec "$run" sh -c 'ulimit -n; ulimit -Hn; ulimit -u' | tr '\n' ' ')" \
+    "200 300 70 " "docker exec gets the container's limits, defaults included"
+d rm -f "$run" >/dev/null
 
 step "--log-opt max-size/max-file"
 id=$(d run -d "$IMG" sh -c 'i=0; while [ $i -lt 200 ]; do echo "line-$i-padding-padding-padding"; i=$((i+1)); done')
