@@ -41,7 +41,17 @@ static int source_of(struct ctr_manager *m, const char *ref, char **upper, char 
     free(image_id);
     json_decref(config);
     /* a container that never started has no upper directory yet: nothing changed */
-    return m->layers->prepare_container(*upper, work, (const char *const *)*lowers, err);
+    if (m->layers->prepare_container(*upper, work, (const char *const *)*lowers, err) == 0)
+        return 0;
+    free(*upper);
+    *upper = NULL;
+    strv_free(*lowers);
+    *lowers = NULL;
+    if (inspect != NULL) {
+        json_decref(*inspect);
+        *inspect = NULL;
+    }
+    return -1;
 }
 
 json_t *ctr_changes(struct ctr_manager *m, const char *ref, struct merr *err)
