@@ -81,9 +81,11 @@ static int put_opt(struct sb *b, const char *kv, struct merr *err)
 
 char *provision_engine_args(const struct engine_launch *l, struct merr *err)
 {
-    if (l->storage_driver != NULL && l->storage_driver[0] != '\0' &&
+    bool vfs = l->storage_driver != NULL && strcmp(l->storage_driver, "vfs") == 0;
+    if (l->storage_driver != NULL && l->storage_driver[0] != '\0' && !vfs &&
         strcmp(l->storage_driver, "overlay2") != 0 && strcmp(l->storage_driver, "overlay") != 0) {
-        merr_set(err, MERR_INVALID, 0, "storage driver '%s' is not supported (machine-engine uses overlay2)",
+        merr_set(err, MERR_INVALID, 0,
+                 "storage driver '%s' is not supported (machine-engine uses overlay2 or vfs)",
                  l->storage_driver);
         return NULL;
     }
@@ -93,6 +95,8 @@ char *provision_engine_args(const struct engine_launch *l, struct merr *err)
     fprintf(b.f, " --tlscacert %s/ca.pem --tlscert %s/server.pem --tlskey %s/server-key.pem",
             ENGINE_CONF_DIR, ENGINE_CONF_DIR, ENGINE_CONF_DIR);
     fprintf(b.f, " --data-root %s --pidfile /var/run/machine-engine.pid", ENGINE_DATA_DIR);
+    if (vfs) /* overlay2 needs no flag: the engine takes it where the data root can hold it */
+        fprintf(b.f, " --storage-driver vfs");
     for (size_t i = 0; l->labels != NULL && l->labels[i] != NULL; i++)
         put_flag(&b, "--label", l->labels[i]);
     for (size_t i = 0; l->insecure_registries != NULL && l->insecure_registries[i] != NULL; i++)

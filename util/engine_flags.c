@@ -34,11 +34,13 @@ const struct engine_flag engine_flags[] = {
     F("dns", 0, EFLAG_LIST),
     F("dns-search", 0, EFLAG_LIST),
     F("dns-opt", 0, EFLAG_LIST),
+    F("default-ulimit", 0, EFLAG_LIST), /* name=soft[:hard], checked at start */
+    F("log-opt", 0, EFLAG_LIST),        /* json-file's max-size, max-file */
     U("max-concurrent-downloads", 1, 16),
     U("max-concurrent-uploads", 1, 16),
     U("mtu", 68, 65535), /* the default bridge's endpoints, as dockerd */
-    C("log-driver", "json-file", "the engine writes json-file logs only"),
-    C("storage-driver", "overlay2|overlay", "the engine stores layers with overlay2"),
+    C("log-driver", "json-file|none", "the engine writes json-file logs or none"),
+    C("storage-driver", "overlay2|overlay|vfs", "the engine stores layers with overlay2 or vfs"),
     /* what the engine always does */
     F("live-restore", 0, EFLAG_BOOL),
     F("userland-proxy", 0, EFLAG_TRUE_ONLY),
@@ -46,8 +48,6 @@ const struct engine_flag engine_flags[] = {
     F("ip-forward", 0, EFLAG_TRUE_ONLY),
     F("iptables", 0, EFLAG_TRUE_ONLY),
     F("ip-masq", 0, EFLAG_TRUE_ONLY),
-    R("log-opt", "json-file logs have no options in machine-engine"),
-    R("default-ulimit", "containers get the engine's own limits"),
     R("ipv6", "IPv6 is not done yet"),
     R("fixed-cidr", "use --bip"),
     R("userns-remap", "user namespaces are not done yet"),

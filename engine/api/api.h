@@ -337,6 +337,7 @@ struct api_system {
     const char *git_commit;
     const char *build_time;
     const char *data_root;
+    const char *storage_driver;       /* "overlay2", "vfs" (NULL: overlay2) */
     char *const *labels;              /* NULL-terminated, may be NULL */
     char *const *insecure_registries; /* CIDRs or host[:port] */
     char *const *registry_mirrors;

@@ -159,6 +159,7 @@ struct view {
     /* inputs */
     char **lower;
     char *upper, *work, *rootfs, *id;
+    bool copies; /* vfs: upper is the whole rootfs, bound as it is */
     json_t *mounts;
 };
 
@@ -199,9 +200,9 @@ static void *view_main(void *opaque)
         rc = merr_set(&v->err, MERR_IO, errno, "cannot make / a slave mount");
     if (rc == 0) {
         struct rt_spec spec = { .id = v->id,
-                                .lowerdirs = (const char *const *)v->lower,
+                                .lowerdirs = v->copies ? NULL : (const char *const *)v->lower,
                                 .upperdir = v->upper,
-                                .workdir = v->work,
+                                .workdir = v->copies ? NULL : v->work,
                                 .rootfs = v->rootfs };
         rc = rt_mount_rootfs(&spec, &v->err);
     }
@@ -326,6 +327,7 @@ static int root_open(struct ctr_manager *m, const char *ref, struct root *r, str
     v->rootfs = xstrdup(e->rootfs);
     v->id = xstrdup(e->c->id);
     v->mounts = json_incref(e->c->mounts);
+    v->copies = m->layers->copies;
     auto_free char *image = xstrdup(e->c->image_id);
     pthread_mutex_unlock(&m->lock);
     char *image_id = NULL;
@@ -336,8 +338,9 @@ static int root_open(struct ctr_manager *m, const char *ref, struct root *r, str
     }
     free(image_id);
     json_decref(config);
-    if (fs_mkdir_p(v->rootfs, 0755, err) < 0 || fs_mkdir_p(v->upper, 0755, err) < 0 ||
-        fs_mkdir_p(v->work, 0700, err) < 0 || view_open(v, err) < 0) {
+    if (fs_mkdir_p(v->rootfs, 0755, err) < 0 ||
+        m->layers->prepare_container(v->upper, v->work, (const char *const *)v->lower, err) < 0 ||
+        view_open(v, err) < 0) {
         return -1; /* view_open frees v on failure */
     }
     r->view = v;
@@ -567,6 +570,7 @@ int ctr_archive_export(struct ctr_manager *m, const char *ref, ctr_archive_write
     }
     struct view *v = xcalloc(1, sizeof *v);
     auto_free char *upper = xstrdup(e->upper);
+    auto_free char *work = xstrdup(e->work);
     v->rootfs = xstrdup(e->rootfs);
     v->id = xstrdup(e->c->id);
     auto_free char *image = xstrdup(e->c->image_id);
@@ -580,12 +584,14 @@ int ctr_archive_export(struct ctr_manager *m, const char *ref, ctr_archive_write
     }
     free(image_id);
     json_decref(config);
-    if (fs_mkdir_p(v->rootfs, 0755, err) < 0 || fs_mkdir_p(upper, 0755, err) < 0) {
+    if (fs_mkdir_p(v->rootfs, 0755, err) < 0 ||
+        m->layers->prepare_container(upper, work, (const char *const *)lower, err) < 0) {
         view_free(v);
         return -1;
     }
+    /* read-only: the upper dir over the image's layers (vfs: the container's own copy) */
     v->lower = strv_push(NULL, upper);
-    for (size_t i = 0; lower != NULL && lower[i] != NULL; i++)
+    for (size_t i = 0; lower != NULL && lower[i] != NULL && !m->layers->copies; i++)
         v->lower = strv_push(v->lower, lower[i]);
     if (view_open(v, err) < 0)
         return -1; /* view_open frees v on failure */

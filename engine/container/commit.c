@@ -1,6 +1,7 @@
 /* docker diff and the container side of docker commit: the container's upper directory read
- * against its image's layers (engine/layer/diff.c), with the engine's own mount targets left
- * out as dockerd's init layer keeps them out. */
+ * against its image's layers (engine/layer/diff.c; under vfs its copy against the image's
+ * directory, engine/layer/naive.c), with the engine's own mount targets left out as dockerd's
+ * init layer keeps them out. */
 #include <string.h>
 
 #include "error.h"
@@ -20,6 +21,7 @@ static int source_of(struct ctr_manager *m, const char *ref, char **upper, char 
         return -1;
     }
     *upper = xstrdup(e->upper);
+    auto_free char *work = xstrdup(e->work);
     auto_free char *image = xstrdup(e->c->image_id);
     memcpy(id, e->c->id, CTR_ID_LEN + 1);
     if (inspect != NULL)
@@ -39,7 +41,17 @@ static int source_of(struct ctr_manager *m, const char *ref, char **upper, char 
     free(image_id);
     json_decref(config);
     /* a container that never started has no upper directory yet: nothing changed */
-    return fs_mkdir_p(*upper, 0755, err);
+    if (m->layers->prepare_container(*upper, work, (const char *const *)*lowers, err) == 0)
+        return 0;
+    free(*upper);
+    *upper = NULL;
+    strv_free(*lowers);
+    *lowers = NULL;
+    if (inspect != NULL) {
+        json_decref(*inspect);
+        *inspect = NULL;
+    }
+    return -1;
 }
 
 json_t *ctr_changes(struct ctr_manager *m, const char *ref, struct merr *err)
@@ -50,7 +62,7 @@ json_t *ctr_changes(struct ctr_manager *m, const char *ref, struct merr *err)
     if (source_of(m, ref, &upper, &lowers, id, NULL, err) < 0)
         return NULL;
     struct layer_changes c;
-    if (layer_diff_changes(upper, (const char *const *)lowers, layer_init_paths, &c, err) < 0)
+    if (m->layers->changes(upper, (const char *const *)lowers, layer_init_paths, &c, err) < 0)
         return NULL;
     json_t *out = json_array();
     for (size_t i = 0; i < c.n; i++)
@@ -64,9 +76,9 @@ int ctr_commit_source(struct ctr_manager *m, const char *ref, struct ctr_commit_
                       struct merr *err)
 {
     memset(out, 0, sizeof *out);
-    auto_strv char **lowers = NULL;
     json_t *inspect = NULL;
-    if (source_of(m, ref, &out->upper, &lowers, out->id, &inspect, err) < 0)
+    out->layers = m->layers;
+    if (source_of(m, ref, &out->upper, &out->lowers, out->id, &inspect, err) < 0)
         return -1;
     json_t *cfg = json_object_get(inspect, "Config");
     out->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
@@ -78,6 +90,7 @@ int ctr_commit_source(struct ctr_manager *m, const char *ref, struct ctr_commit_
 void ctr_commit_src_release(struct ctr_commit_src *s)
 {
     free(s->upper);
+    strv_free(s->lowers);
     free(s->image_id);
     json_decref(s->config);
     memset(s, 0, sizeof *s);
@@ -85,5 +98,6 @@ void ctr_commit_src_release(struct ctr_commit_src *s)
 
 int ctr_commit_write_layer(const struct ctr_commit_src *s, int fd, struct merr *err)
 {
-    return layer_tar_dir_skip(s->upper, fd, layer_init_paths, NULL, err);
+    return s->layers->tar_changes(s->upper, (const char *const *)s->lowers, layer_init_paths, fd,
+                                  err);
 }

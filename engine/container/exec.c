@@ -16,6 +16,7 @@
 #include "strv.h"
 #include "manager-priv.h"
 #include "runtime/runtime.h"
+#include "defaults.h"
 
 #define USER_FILE_MAX (1u << 20)
 
@@ -189,6 +190,7 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     int rc = -1;
     int child[3] = { -1, -1, -1 };
     auto_strv char **env = NULL; /* before any goto: the cleanup runs at every exit */
+    auto_free struct rt_rlimit *rlimits = NULL;
     bool starting = false;
     struct ctr_exec *x = find_exec_locked(m, exec_id, err);
     if (x == NULL)
@@ -252,6 +254,19 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     env = strv_dup(e->c->plan.env);
     if (x->tty)
         env = strv_push(env, "TERM=xterm");
+    /* the container's limits, --default-ulimit's included: dockerd's exec starts from the
+     * container's process spec */
+    const struct ctr_options *o = &e->c->config->opts;
+    size_t n_rlimits = 0;
+    {
+        auto_free struct ctr_ulimit *lim =
+            xcalloc(o->n_ulimits + m->n_default_ulimits + 1, sizeof *lim);
+        n_rlimits = ctr_ulimits_merge(o->ulimits, o->n_ulimits, m->default_ulimits,
+                                      m->n_default_ulimits, lim);
+        rlimits = xcalloc(n_rlimits + 1, sizeof *rlimits);
+        for (size_t i = 0; i < n_rlimits; i++)
+            rlimits[i] = (struct rt_rlimit){ lim[i].resource, lim[i].soft, lim[i].hard };
+    }
     struct rt_process p = {
         .argv = (const char *const *)x->argv,
         .env = (const char *const *)env,
@@ -269,6 +284,8 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
         .no_new_privileges = e->c->config->opts.no_new_privileges,
         .seccomp_unconfined = e->c->config->opts.seccomp == CTR_SECCOMP_UNCONFINED,
         .seccomp_profile = e->c->config->opts.seccomp_profile,
+        .rlimits = rlimits,
+        .n_rlimits = n_rlimits,
     };
     pid_t pid = -1;
     if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {

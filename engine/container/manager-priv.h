@@ -7,6 +7,7 @@
 
 #include "container.h"
 #include "manager.h"
+#include "layer/layer.h"
 #include "runtime/runtime.h"
 
 struct rt_container;
@@ -46,6 +47,11 @@ struct ctr_manager {
     char *root;
     struct rt_runtime *rt;
     struct ctr_image_source images;
+    const struct layer_driver *layers;
+    const struct ctr_ulimit *default_ulimits;
+    size_t n_default_ulimits;
+    const json_t *default_log_opts;
+    const char *default_log_driver;
     struct ctr_network_hooks net;
     const struct mlog *log;
     struct vol_store *volumes; /* may be NULL */

@@ -17,6 +17,7 @@
 #include "events/events.h"
 #include "runtime/runtime.h"
 #include "startopts.h"
+#include "defaults.h"
 
 #define RECORD_FILE "record.json"
 #define RECORD_MAX (8u << 20)
@@ -99,6 +100,11 @@ int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **o
     m->root = xstrdup(cfg->root);
     m->rt = cfg->rt;
     m->images = cfg->images;
+    m->layers = cfg->layers != NULL ? cfg->layers : &layer_driver_overlay;
+    m->default_ulimits = cfg->default_ulimits;
+    m->n_default_ulimits = cfg->n_default_ulimits;
+    m->default_log_opts = cfg->default_log_opts;
+    m->default_log_driver = cfg->default_log_driver;
     m->net = cfg->net;
     m->log = cfg->log;
     m->volumes = cfg->volumes;
@@ -261,7 +267,10 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     if (name != NULL && name[0] != '\0' && ctr_name_validate(name, err) < 0)
         return -1;
     struct container *c = xcalloc(1, sizeof *c);
-    c->config = ctr_config_from_create(body, err);
+    /* --log-driver, --log-opt */
+    json_t *merged = ctr_log_defaults_apply(body, m->default_log_driver, m->default_log_opts);
+    c->config = ctr_config_from_create(merged, err);
+    json_decref(merged);
     if (c->config == NULL || startopts_check_create(c->config, err) < 0 ||
         (m->net.create == NULL && check_network_mode(c->config->network_mode, err) < 0)) {
         container_free(c);

@@ -15,6 +15,7 @@ struct merr;
 struct mlog;
 struct rt_runtime;
 struct ctr_manager;
+struct ctr_ulimit;
 
 /* Where images come from: the image store, behind a seam. */
 struct ctr_image_source {
@@ -55,6 +56,12 @@ struct ctr_manager_config {
     const struct mlog *log;
     struct vol_store *volumes; /* named and anonymous volumes; NULL: none */
     struct evt_bus *events;    /* container events; may be NULL */
+    const struct layer_driver *layers; /* overlay2 or vfs (layer/layer.h); NULL: overlay2 */
+    /* --default-ulimit and --log-opt (defaults.h); borrowed, may be NULL/0 */
+    const struct ctr_ulimit *default_ulimits;
+    size_t n_default_ulimits;
+    const json_t *default_log_opts;
+    const char *default_log_driver; /* --log-driver: json-file or none; NULL: json-file */
 };
 
 int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **out,
@@ -221,6 +228,8 @@ json_t *ctr_changes(struct ctr_manager *m, const char *ref, struct merr *err) MU
 struct ctr_commit_src {
     char id[65];
     char *upper;
+    char **lowers; /* the image's directories, top first */
+    const struct layer_driver *layers;
     char *image_id;
     json_t *config;
 };

@@ -437,8 +437,8 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
         return merr_prefix(err, "cannot start container %s: image %s", c->id, c->image_id);
     free(image_id);
     json_decref(image_config);
-    if (fs_mkdir_p(e->rootfs, 0755, err) < 0 || fs_mkdir_p(e->upper, 0755, err) < 0 ||
-        fs_mkdir_p(e->work, 0700, err) < 0)
+    if (fs_mkdir_p(e->rootfs, 0755, err) < 0 ||
+        m->layers->prepare_container(e->upper, e->work, (const char *const *)lower, err) < 0)
         return -1;
 
     struct rt_user user;
@@ -476,7 +476,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     struct mounts_plan mplan = { 0 };
     {
         auto_strv char **layers = strv_push(NULL, e->upper);
-        for (size_t i = 0; lower != NULL && lower[i] != NULL; i++)
+        for (size_t i = 0; lower != NULL && lower[i] != NULL && !m->layers->copies; i++)
             layers = strv_push(layers, lower[i]);
         if (mounts_prepare(m, c, layers, &mplan, err) < 0) {
             net_run_release(&net);
@@ -556,9 +556,10 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     e->pty_master = e->stdin_w = -1;
     struct rt_spec spec = {
         .id = c->id,
-        .lowerdirs = (const char *const *)lower,
+        /* vfs: the container's own directory, bound writable (no overlay) */
+        .lowerdirs = m->layers->copies ? NULL : (const char *const *)lower,
         .upperdir = e->upper,
-        .workdir = e->work,
+        .workdir = m->layers->copies ? NULL : e->work,
         .rootfs = e->rootfs,
         .readonly_rootfs = c->config->readonly_rootfs,
         .devpts = devpts,

@@ -18,6 +18,7 @@
 #include "strv.h"
 #include "manager-priv.h"
 #include "startopts.h"
+#include "defaults.h"
 
 #define MAX_HOST_DEVICES 4096 /* beyond that a privileged start fails rather than drop some */
 
@@ -264,10 +265,13 @@ int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct r
     const struct ctr_config *cfg = e->c->config;
     const struct ctr_options *o = &cfg->opts;
     memset(so, 0, sizeof *so);
-    so->rlimits = xcalloc(o->n_ulimits + 1, sizeof *so->rlimits);
-    for (size_t i = 0; i < o->n_ulimits; i++)
-        so->rlimits[i] = (struct rt_rlimit){ o->ulimits[i].resource, o->ulimits[i].soft,
-                                             o->ulimits[i].hard };
+    size_t most = o->n_ulimits + m->n_default_ulimits;
+    auto_free struct ctr_ulimit *limits = xcalloc(most + 1, sizeof *limits);
+    so->n_rlimits = ctr_ulimits_merge(o->ulimits, o->n_ulimits, m->default_ulimits,
+                                      m->n_default_ulimits, limits);
+    so->rlimits = xcalloc(most + 1, sizeof *so->rlimits);
+    for (size_t i = 0; i < so->n_rlimits; i++)
+        so->rlimits[i] = (struct rt_rlimit){ limits[i].resource, limits[i].soft, limits[i].hard };
     int rc = groups(so, o, user, group_file, err);
     if (rc == 0)
         rc = links(m, e, so, err);
@@ -334,7 +338,7 @@ void startopts_fill(struct start_opts *so, const struct ctr_config *cfg, struct 
     p->seccomp_unconfined = o->seccomp == CTR_SECCOMP_UNCONFINED;
     p->seccomp_profile = o->seccomp == CTR_SECCOMP_PROFILE ? o->seccomp_profile : NULL;
     p->rlimits = so->rlimits;
-    p->n_rlimits = o->n_ulimits;
+    p->n_rlimits = so->n_rlimits;
     p->oom_score_adj_set = o->oom_score_adj_set;
     p->oom_score_adj = o->oom_score_adj;
     if (o->masked_paths_set)

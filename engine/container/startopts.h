@@ -13,6 +13,7 @@ struct ctr_config;
 
 struct start_opts {
     struct rt_rlimit *rlimits;
+    size_t n_rlimits; /* the container's --ulimit, then the engine's --default-ulimit */
     struct rt_device *devices;
     size_t n_devices;
     gid_t *gids; /* supplementary groups: primary, /etc/group, GroupAdd */

@@ -43,6 +43,10 @@ static const struct flag_field fields[] = {
     FIELD("max-concurrent-uploads", max_concurrent_uploads),
     FIELD("live-restore", live_restore),
     FIELD("mtu", mtu),
+    FIELD("storage-driver", storage_driver),
+    FIELD("default-ulimit", default_ulimits),
+    FIELD("log-opt", log_opts),
+    FIELD("log-driver", log_driver),
 };
 
 static const struct flag_field *field_of(const struct engine_flag *f)
@@ -85,10 +89,17 @@ const char *engine_config_usage(void)
            "      --dns list                DNS servers of containers without --dns\n"
            "      --dns-search list         DNS search domains of containers without --dns-search\n"
            "      --dns-opt list            DNS options of containers without --dns-option\n"
+           "      --default-ulimit list     Ulimits of containers without their own\n"
+           "                                (name=soft[:hard])\n"
+           "      --log-opt list            json-file options of containers without their own\n"
+           "                                (max-size=10m, max-file=3)\n"
            "      --max-concurrent-downloads int  Layers pulled at once (default 3, at most 16)\n"
            "      --max-concurrent-uploads int    Layers pushed at once (default 5, at most 16)\n"
-           "      --log-driver string       Default log driver (json-file only)\n"
+           "      --log-driver string       Log driver of containers without their own\n"
+           "                                (json-file or none; default json-file)\n"
            "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
+           "      --storage-driver string   overlay2 or vfs (default: overlay2 where the data root\n"
+           "                                can hold overlay layers, else vfs)\n"
            "      --live-restore            Accepted: containers keep running while the engine\n"
            "                                is down\n"
            "  -v, --version                 Print the version and exit\n"
@@ -333,6 +344,8 @@ void engine_config_release(struct engine_config *cfg)
     cleanup_strvp(&cfg->dns);
     cleanup_strvp(&cfg->dns_search);
     cleanup_strvp(&cfg->dns_options);
+    cleanup_strvp(&cfg->default_ulimits);
+    cleanup_strvp(&cfg->log_opts);
     free(cfg->data_root);
     free(cfg->pidfile);
     free(cfg->exec_root);
@@ -342,5 +355,7 @@ void engine_config_release(struct engine_config *cfg)
     free(cfg->tlscacert);
     free(cfg->tlscert);
     free(cfg->tlskey);
+    free(cfg->storage_driver);
+    free(cfg->log_driver);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -32,6 +32,10 @@ struct engine_config {
     unsigned max_concurrent_uploads;         /* 0: the default (5) */
     unsigned mtu;                            /* the default bridge's endpoints (0: 1500) */
     bool live_restore;                       /* accepted: containers outlive the engine anyway */
+    char **default_ulimits; /* name=soft[:hard] (dockerd's --default-ulimit) */
+    char **log_opts;        /* key=value json-file options (dockerd's --log-opt) */
+    char *log_driver;       /* json-file or none for containers without their own; NULL: json-file */
+    char *storage_driver; /* overlay2 (overlay) or vfs; NULL: chosen by the overlay probe */
     enum mlog_level log_level;
     bool tlsverify;
     char *tlscacert;
@@ -91,6 +95,10 @@ struct engine {
     struct api_system *system;
     struct api_tls *tls;
     struct rt_runtime *rt;
+    const struct layer_driver *layers; /* overlay2 or vfs, chosen at start */
+    struct ctr_ulimit *default_ulimits; /* --default-ulimit, parsed */
+    size_t n_default_ulimits;
+    struct json_t *default_log_opts;    /* --log-opt, checked as json-file options */
     struct image_store *images;
     struct ctr_manager *containers;
     struct vol_store *volumes;

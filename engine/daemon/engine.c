@@ -14,8 +14,10 @@
 
 #include "api/api.h"
 #include "api/tls.h"
+#include "container/defaults.h"
 #include "container/manager.h"
 #include "events/events.h"
+#include "layer/layer.h"
 #include "volume/volume.h"
 #include "fsutil.h"
 #include "network/network.h"
@@ -185,6 +187,68 @@ static int engine_register_routes(struct engine *e, struct merr *err)
     return 0;
 }
 
+/* The layer driver: --storage-driver, else overlay2 where the data root can hold overlay layers
+ * (a whiteout and an overlay mount tried in a scratch directory) and vfs where it cannot (it is
+ * itself on overlayfs, for one), said in the log and in docker info's warnings. */
+static int engine_choose_layers(struct engine *e, struct merr *err)
+{
+    const struct engine_config *cfg = e->cfg;
+    e->layers = layer_driver_find(cfg->storage_driver);
+    if (e->layers == &layer_driver_vfs) {
+        mlog_info(e->log, "storage driver vfs (--storage-driver): layers and containers are "
+                          "plain copies");
+        return 0;
+    }
+    struct merr probe = MERR_INIT;
+    if (engine_probe_overlay(cfg->data_root, &probe) == 0) {
+        e->layers = &layer_driver_overlay;
+        return 0;
+    }
+    if (e->layers != NULL)
+        return merr_set(err, MERR_UNSUPPORTED, probe.sys_errno,
+                        "--storage-driver %s: the data root '%s' cannot hold overlay layers (%s)",
+                        cfg->storage_driver, cfg->data_root, probe.msg);
+    e->layers = &layer_driver_vfs;
+    char warning[sizeof probe.msg + PATH_MAX + 256];
+    snprintf(warning, sizeof warning,
+             "WARNING: the data root '%s' cannot hold overlay layers (%s): the engine uses the "
+             "vfs storage driver (every layer and container a full copy; put --data-root on a "
+             "filesystem such as ext4 or xfs for overlay2)",
+             cfg->data_root, probe.msg);
+    mlog_warn(e->log, "storage driver vfs: %s", warning + strlen("WARNING: "));
+    return push_warning(e, warning, err);
+}
+
+/* --default-ulimit and --log-opt, parsed and checked once (a bad one stops the engine, named). */
+static int engine_container_defaults(struct engine *e, struct merr *err)
+{
+    const struct engine_config *cfg = e->cfg;
+    size_t n = 0;
+    while (cfg->default_ulimits != NULL && cfg->default_ulimits[n] != NULL)
+        n++;
+    e->default_ulimits = calloc(n + 1, sizeof *e->default_ulimits);
+    e->default_log_opts = json_object();
+    if (e->default_ulimits == NULL || e->default_log_opts == NULL)
+        return merr_set(err, MERR_NOMEM, 0, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        struct ctr_ulimit u;
+        if (ctr_default_ulimit_parse(cfg->default_ulimits[i], &u, err) < 0)
+            return merr_prefix(err, "invalid --default-ulimit '%s'", cfg->default_ulimits[i]);
+        size_t k = 0; /* a later one for the same resource wins, as dockerd's map */
+        while (k < e->n_default_ulimits && e->default_ulimits[k].resource != u.resource)
+            k++;
+        e->default_ulimits[k] = u;
+        if (k == e->n_default_ulimits)
+            e->n_default_ulimits++;
+    }
+    for (char **o = cfg->log_opts; o != NULL && *o != NULL; o++)
+        if (ctr_default_log_opt_parse(*o, e->default_log_opts, err) < 0)
+            return merr_prefix(err, "invalid --log-opt '%s'", *o);
+    if (ctr_default_log_opts_check(cfg->log_driver, e->default_log_opts, err) < 0)
+        return merr_prefix(err, "invalid --log-opt");
+    return 0;
+}
+
 /* The image store, the runtime and the container manager, which recovers the containers a
  * previous engine left behind. */
 static int engine_services_new(struct engine *e, struct merr *err)
@@ -193,7 +257,7 @@ static int engine_services_new(struct engine *e, struct merr *err)
     auto_free char *image_root = path_join(cfg->data_root, "image");
     auto_free char *ctr_root = path_join(cfg->data_root, "containers");
     e->images = image_store_open(image_root, e->log, err);
-    if (e->images == NULL)
+    if (e->images == NULL || image_store_use_driver(e->images, e->layers, err) < 0)
         return -1;
     registry_config_init(&e->registry);
     e->registry.insecure_registries = (const char *const *)cfg->insecure_registries;
@@ -225,6 +289,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
     };
     if (net_service_new(&ncfg, &e->net, err) < 0)
         return merr_prefix(err, "cannot set up networking");
+    if (engine_container_defaults(e, err) < 0)
+        return -1;
     struct ctr_manager_config mcfg = {
         .root = ctr_root,
         .rt = e->rt,
@@ -234,6 +300,11 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .log = e->log,
         .volumes = e->volumes,
         .events = e->events,
+        .layers = e->layers,
+        .default_ulimits = e->default_ulimits,
+        .n_default_ulimits = e->n_default_ulimits,
+        .default_log_opts = e->default_log_opts,
+        .default_log_driver = cfg->log_driver,
     };
     if (ctr_manager_new(&mcfg, &e->containers, err) < 0 || ctr_manager_recover(e->containers, err) < 0)
         return -1;
@@ -290,18 +361,8 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
     if (make_dirs(cfg->data_root, 0711, err) < 0 ||
         load_engine_id(cfg->data_root, e->engine_id, sizeof e->engine_id, err) < 0)
         goto fail;
-    struct merr probe = MERR_INIT;
-    if (engine_probe_overlay(cfg->data_root, &probe) < 0) {
-        char warning[sizeof probe.msg + PATH_MAX + 256];
-        snprintf(warning, sizeof warning,
-                 "WARNING: the data root '%s' cannot hold overlay layers (%s): image pulls will "
-                 "fail; machine-engine has no copy-based (vfs) store yet, so put --data-root on a "
-                 "filesystem such as ext4 or xfs",
-                 cfg->data_root, probe.msg);
-        mlog_warn(log, "%s", warning + strlen("WARNING: "));
-        if (push_warning(e, warning, err) < 0)
-            goto fail;
-    }
+    if (engine_choose_layers(e, err) < 0)
+        goto fail;
     e->system = calloc(1, sizeof *e->system);
     if (e->system == NULL) {
         merr_set(err, MERR_NOMEM, 0, "out of memory");
@@ -333,6 +394,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct mlog *lo
         .git_commit = engine_git_commit(),
         .build_time = ENGINE_BUILD_TIME,
         .data_root = cfg->data_root,
+        .storage_driver = e->layers->name,
         .labels = cfg->labels,
         .insecure_registries = cfg->insecure_registries,
         .registry_mirrors = cfg->registry_mirrors,
@@ -367,6 +429,8 @@ void engine_free(struct engine *e)
     net_service_free(e->net);
     rt_runtime_free(e->rt);
     image_store_free(e->images);
+    free(e->default_ulimits);
+    json_decref(e->default_log_opts);
     api_tls_free(e->tls);
     free(e->system);
     cleanup_strvp(&e->warnings);

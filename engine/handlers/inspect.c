@@ -75,6 +75,11 @@ static void complete_graph_driver(struct engine_services *s, json_t *inspect)
     const char *slash = log != NULL ? strrchr(log, '/') : NULL;
     if (slash == NULL || image == NULL)
         return;
+    if (strcmp(image_store_driver_name(s->images), "vfs") == 0) {
+        /* dockerd's vfs driver has no directories to show */
+        json_object_set_new(inspect, "GraphDriver", json_pack("{s:n,s:s}", "Data", "Name", "vfs"));
+        return;
+    }
     auto_free char *dir = strndup(log, (size_t)(slash - log));
     struct merr ignored = MERR_INIT;
     char **lower = image_layer_dirs(s->images, image, &ignored);

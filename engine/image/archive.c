@@ -791,7 +791,7 @@ static int load_one(struct loader *ld, struct load_image *im, struct merr *err)
     if (chain == NULL || nl == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     int rc = chain_ids_compute((const char(*)[DIGEST_BUF_LEN])ci->diff_ids, n, chain, err);
-    struct layer_limits lim = { s->max_layer_uncompressed, s->max_layer_entries };
+    struct layer_limits lim = store_layer_limits(s);
     /* Every layer is extracted and checked, even one the store has: its blob is recorded for
      * the image and must be what the config says (a later save exports it). */
     for (size_t i = 0; rc == 0 && i < n; i++) {

@@ -174,7 +174,7 @@ static int make_layer(struct image_store *s, const struct image_commit_spec *spe
         return -1;
     if (lseek(fd, 0, SEEK_SET) < 0)
         return merr_set(err, MERR_IO, errno, "cannot rewind a layer");
-    struct layer_limits lim = { s->max_layer_uncompressed, s->max_layer_entries };
+    struct layer_limits lim = store_layer_limits(s);
     if (layer_extract_fd(fd, LAYER_COMP_DETECT, diff, &lim, &l->res, err) < 0)
         return -1;
     l->empty = strcmp(l->res.diff_id, EMPTY_TAR_DIFF_ID) == 0;

@@ -53,6 +53,15 @@ MUST_CHECK struct image_store *image_store_open(const char *root, const struct m
 void image_store_free(struct image_store *s);
 DEFINE_CLEANUP(struct image_store, image_store_free)
 
+/* How layers are kept (layer/layer.h): overlay2 (the default) or vfs. Call before any other use;
+ * creates the driver's layer directory. */
+struct layer_driver;
+MUST_CHECK int image_store_use_driver(struct image_store *s, const struct layer_driver *d,
+                                      struct merr *err);
+
+/* The driver's name, as docker info and inspect's GraphDriver give it. */
+const char *image_store_driver_name(const struct image_store *s);
+
 /* Limits passed to layer extraction (defaults: 64 GiB uncompressed, 4M entries). */
 void image_store_set_layer_limits(struct image_store *s, uint64_t max_uncompressed,
                                   uint64_t max_entries);
@@ -106,7 +115,8 @@ MUST_CHECK char *image_config_json(struct image_store *s, const char *image_id, 
 
 /* Paths of the image's layer diff directories, top layer first, for an overlay
  * lowerdir. NULL-terminated, free with the auto_strv cleanup or strv loop. An image
- * without layers gives one empty directory (an overlay needs a lower one). */
+ * without layers gives one empty directory (an overlay needs a lower one). Under the vfs
+ * driver only the top layer's directory, which holds the whole image. */
 MUST_CHECK char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr *err);
 
 /* Says whether a container uses image_id (the engine's container store answers). */

@@ -218,7 +218,7 @@ static json_t *inspect_locked(struct image_store *s, const char *name, struct me
         CFG_STR("comment"), "Created", CFG_STR("created"), "DockerVersion",
         CFG_STR("docker_version"), "Author", CFG_STR("author"), "Config",
         json_is_object(config) ? config : json_null(), "Architecture", CFG_STR("architecture"),
-        "Os", CFG_STR("os"), "Size", size, "VirtualSize", size, "GraphDriver", "Name", "overlay2",
+        "Os", CFG_STR("os"), "Size", size, "VirtualSize", size, "GraphDriver", "Name", s->driver->name,
         "Data", "RootFS", "Type", "layers", "Layers", layers, "Metadata", "LastTagTime",
         "0001-01-01T00:00:00Z");
 #undef CFG_STR
@@ -349,7 +349,8 @@ char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr
         return NULL;
     }
     if (n == 0) {
-        /* FROM scratch and its first steps: an overlay needs one lower directory */
+        /* FROM scratch and its first steps: an overlay needs one lower directory (and a vfs
+         * container one to copy) */
         dirs[0] = store_path(s, "empty-layer");
         if (dirs[0] == NULL || (mkdir(dirs[0], 0755) < 0 && errno != EEXIST)) {
             merr_set(err, MERR_IO, errno, "cannot create the empty layer");
@@ -368,11 +369,13 @@ char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr
             merr_set(err, MERR_CORRUPT, 0, "layer '%s' of image '%s' is missing", chain, image_id);
             return NULL;
         }
-        dirs[i] = store_path(s, "layers/sha256/%s/diff", digest_hex(chain));
+        dirs[i] = store_path(s, "%s/sha256/%s/diff", s->driver->dir, digest_hex(chain));
         if (dirs[i] == NULL) {
             merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
             return NULL;
         }
+        if (s->driver->copies)
+            break; /* vfs: the top layer's directory is the whole image */
     }
     return steal_pointer(&dirs);
 }

@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "image/image.h"
 #include "image/reference.h"
+#include "layer/layer.h"
 #include "tarw.h"
 
 struct registry_creds;
@@ -117,6 +118,7 @@ struct image_store {
     const struct mlog *log;
     uint64_t max_layer_uncompressed;
     uint64_t max_layer_entries;
+    const struct layer_driver *driver; /* overlay2 unless image_store_use_driver said vfs */
     pthread_mutex_t lock; /* tags, image records, layer commit and removal */
     /* libcurl is loaded and initialised at the first pull, not at start: an idle engine never
      * pays for it (about 5 MiB of resident memory). Under lock. */
@@ -126,6 +128,9 @@ struct image_store {
 /* malloc'd "<root>/<fmt...>" */
 char *store_path(const struct image_store *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Extraction limits, and the whiteout form the store's driver keeps. */
+struct layer_limits store_layer_limits(const struct image_store *s);
 
 MUST_CHECK int store_tmp_dir(struct image_store *s, char **path_out, struct merr *err);
 /* Writes buf to a temp file, fsyncs it, renames it to path and syncs the directory. */

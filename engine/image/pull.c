@@ -173,7 +173,7 @@ static void *extract_main(void *arg)
     enum layer_compression comp = d->comp == LAYER_COMPRESSION_GZIP   ? LAYER_COMP_GZIP
                                   : d->comp == LAYER_COMPRESSION_ZSTD ? LAYER_COMP_ZSTD
                                                                       : LAYER_COMP_NONE;
-    struct layer_limits lim = { j->p->s->max_layer_uncompressed, j->p->s->max_layer_entries };
+    struct layer_limits lim = store_layer_limits(j->p->s);
     auto_free char *diff = NULL;
     if (asprintf(&diff, "%s/diff", j->tmp_dir) < 0) {
         j->extract_rc = merr_set(&j->extract_err, MERR_NOMEM, ENOMEM, "cannot allocate");

@@ -16,8 +16,8 @@
 #include "image/internal.h"
 #include "image/manifest.h"
 
-#define LAYER_DEFAULT_MAX_UNCOMPRESSED (64ULL << 30)
-#define LAYER_DEFAULT_MAX_ENTRIES (4ULL << 20)
+#define STORE_MAX_UNCOMPRESSED (64ULL << 30)
+#define STORE_MAX_ENTRIES (4ULL << 20)
 
 char *store_path(const struct image_store *s, const char *fmt, ...)
 {
@@ -223,8 +223,9 @@ struct image_store *image_store_open(const char *root, const struct mlog *log, s
     while (n > 1 && s->root[n - 1] == '/')
         s->root[--n] = '\0';
     s->log = log;
-    s->max_layer_uncompressed = LAYER_DEFAULT_MAX_UNCOMPRESSED;
-    s->max_layer_entries = LAYER_DEFAULT_MAX_ENTRIES;
+    s->max_layer_uncompressed = STORE_MAX_UNCOMPRESSED;
+    s->max_layer_entries = STORE_MAX_ENTRIES;
+    s->driver = &layer_driver_overlay;
     static const char *const dirs[] = { "", "blobs/sha256", "layers/sha256", "images/sha256",
                                         "tmp" };
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
@@ -266,6 +267,28 @@ void image_store_free(struct image_store *s)
     curl_api_unload(&s->curl);
     free(s->root);
     free(s);
+}
+
+int image_store_use_driver(struct image_store *s, const struct layer_driver *d,
+                           struct merr *err)
+{
+    s->driver = d;
+    auto_free char *p = store_path(s, "%s/sha256", d->dir);
+    if (p == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+    return mkdir_p(p, 0700, err);
+}
+
+const char *image_store_driver_name(const struct image_store *s)
+{
+    return s->driver->name;
+}
+
+struct layer_limits store_layer_limits(const struct image_store *s)
+{
+    return (struct layer_limits){ .max_uncompressed = s->max_layer_uncompressed,
+                                  .max_entries = s->max_layer_entries,
+                                  .whiteout_files = s->driver->whiteout_files };
 }
 
 void image_store_set_layer_limits(struct image_store *s, uint64_t max_uncompressed,
@@ -354,7 +377,7 @@ static char *layer_path(struct image_store *s, const char *chain_id, const char 
 {
     if (!digest_is_valid(chain_id))
         return NULL;
-    return store_path(s, "layers/sha256/%s%s%s", digest_hex(chain_id), leaf ? "/" : "",
+    return store_path(s, "%s/sha256/%s%s%s", s->driver->dir, digest_hex(chain_id), leaf ? "/" : "",
                       leaf ? leaf : "");
 }
 
@@ -385,6 +408,15 @@ int store_layer_commit(struct image_store *s, const char *tmp_dir, const char *c
     if (digest_validate(chain_id, err) < 0 || digest_validate(diff_id, err) < 0 ||
         (parent_chain_id != NULL && digest_validate(parent_chain_id, err) < 0))
         return -1;
+    if (s->driver->finish_layer != NULL) {
+        /* vfs: the chain as one directory, from the parent's (committed before its child) */
+        auto_free char *diff = NULL, *parent = NULL;
+        if (asprintf(&diff, "%s/diff", tmp_dir) < 0 ||
+            (parent_chain_id != NULL && (parent = layer_path(s, parent_chain_id, "diff")) == NULL))
+            return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
+        if (s->driver->finish_layer(diff, parent, err) < 0)
+            return merr_prefix(err, "layer %s", chain_id);
+    }
     if (write_small(tmp_dir, "diffid", diff_id, err) < 0 ||
         write_small(tmp_dir, "size", num, err) < 0 ||
         (parent_chain_id != NULL && write_small(tmp_dir, "parent", parent_chain_id, err) < 0))

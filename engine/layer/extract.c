@@ -54,6 +54,7 @@ struct extract_ctx {
     bool can_chown;
     bool in_userns;
     bool plain; /* not a layer: .wh.* names are ordinary files */
+    bool whiteout_files;
     struct archive *archive;
     struct layer_stream *stream;
     struct merr stream_err;
@@ -481,6 +482,15 @@ static int extract_whiteout(struct extract_ctx *ctx, const char *parent, const c
     auto_close int pfd = open_parent(ctx, parent, LAYER_RESOLVE_NOFOLLOW, err);
     if (pfd < 0)
         return merr_prefix(err, "whiteout '%s'", path);
+    if (ctx->whiteout_files) {
+        if (remove_existing(pfd, base, false, NULL, err) < 0)
+            return -1;
+        auto_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                   0600);
+        if (fd < 0)
+            return merr_set(err, content_code(errno), errno, "cannot create marker '%s'", path);
+        return 0;
+    }
     if (opaque) {
         auto_close int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
@@ -643,6 +653,7 @@ int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
         .can_chown = geteuid() == 0,
         .in_userns = (opts != NULL && opts->assume_userns) || running_in_userns(),
         .plain = opts != NULL && opts->plain,
+        .whiteout_files = lim != NULL && lim->whiteout_files,
     };
     int r = -1;
     ctx.rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -60,6 +60,11 @@ bool layer_uid_map_is_initial(const char *uid_map);
 int layer_sorted_names(int dirfd, char ***out, size_t *count, struct merr *err)
     __attribute__((warn_unused_result));
 
+/* The xattrs a layer tar carries (user.*, security.capability). */
+bool layer_xattr_exported(const char *name);
+/* ---- naive.c: dockerd's rule for a path both trees have (pure) ---- */
+bool layer_naive_differ(const struct stat *n, const struct stat *o);
+
 /* ---- diff.c ---- */
 /* True when rel (a relative path, no leading "/") is in skip. Pure. */
 bool layer_skip_listed(const char *rel, const char *const *skip);

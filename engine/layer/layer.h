@@ -13,12 +13,15 @@
  * layer_remove_tree(). */
 #ifndef MACHINE_ENGINE_LAYER_H
 #define MACHINE_ENGINE_LAYER_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 struct merr;
 enum layer_compression { LAYER_COMP_NONE, LAYER_COMP_GZIP, LAYER_COMP_ZSTD, LAYER_COMP_DETECT };
-/* A NULL limits pointer or a 0 field means the default below. */
-struct layer_limits { uint64_t max_uncompressed; uint64_t max_entries; };
+/* A NULL limits pointer or a 0 field means the default below. whiteout_files: `.wh.` entries
+ * are kept as empty regular files of that name (the vfs store applies them as deletions with
+ * layer_vfs_apply; a filesystem such as overlayfs cannot hold overlay whiteouts). */
+struct layer_limits { uint64_t max_uncompressed; uint64_t max_entries; bool whiteout_files; };
 struct layer_result { char diff_id[72]; /* "sha256:<hex>" of the uncompressed tar */ uint64_t size; };
 
 #define LAYER_DEFAULT_MAX_UNCOMPRESSED (64ULL << 30) /* 64 GiB */
@@ -78,6 +81,52 @@ int layer_diff_changes(const char *upper, const char *const *lowers, const char 
 int layer_tar_dir_skip(const char *src, int out_fd, const char *const *skip,
                        struct layer_result *res, struct merr *err)
     __attribute__((warn_unused_result));
+
+/* ---- vfs.c, naive.c: the copy-based store ---- */
+
+/* Creates dst (must not exist) as a copy of the directory src: owners, modes, times, the
+ * xattrs a layer carries and hard links kept; nothing followed. */
+int layer_copy_tree(const char *src, const char *dst, struct merr *err)
+    __attribute__((warn_unused_result));
+/* Applies a layer extracted with whiteout_files onto root (a chain directory): `.wh..wh..opq`
+ * empties the directory, `.wh.NAME` removes NAME, every other entry replaces what root has
+ * there (files are moved out of diff, directories merged). */
+int layer_vfs_apply(const char *diff, const char *root, struct merr *err)
+    __attribute__((warn_unused_result));
+/* docker diff of a full tree against the tree it was copied from, by dockerd's naive rules
+ * (see naive.c). */
+int layer_naive_changes(const char *new_root, const char *old_root, const char *const *skip,
+                        struct layer_changes *out, struct merr *err)
+    __attribute__((warn_unused_result));
+/* The layer tar of a change list (paths under root): deletions as `.wh.` markers, the rest as
+ * their entries (directories without their contents). */
+int layer_tar_changes(const char *root, const struct layer_changes *changes, int out_fd,
+                      struct layer_result *res, struct merr *err)
+    __attribute__((warn_unused_result));
+
+/* ---- driver.c: how layers and container filesystems are kept, chosen once at start ---- */
+struct layer_driver {
+    const char *name;    /* docker info's Storage Driver: "overlay2", "vfs" */
+    const char *dir;     /* the store's directory of layers, under the image root */
+    bool whiteout_files; /* extraction keeps `.wh.` markers as files (finish_layer applies them) */
+    bool copies;         /* an image is its top layer's directory and a container's rootfs a
+                          * directory of its own, bound without an overlay */
+    /* An extracted layer (the directory diff) becomes what the store keeps; parent is the
+     * parent layer's directory, NULL for a base layer. NULL: nothing to do. */
+    int (*finish_layer)(const char *diff, const char *parent, struct merr *err);
+    /* Makes a container's upper (and work) directory from its image's directories (top
+     * first); a prepared container is left as it is. */
+    int (*prepare_container)(const char *upper, const char *work, const char *const *lowers,
+                             struct merr *err);
+    /* docker diff and the layer of docker commit. */
+    int (*changes)(const char *upper, const char *const *lowers, const char *const *skip,
+                   struct layer_changes *out, struct merr *err);
+    int (*tar_changes)(const char *upper, const char *const *lowers, const char *const *skip,
+                       int out_fd, struct merr *err);
+};
+extern const struct layer_driver layer_driver_overlay, layer_driver_vfs;
+/* "overlay2" (or "overlay") and "vfs"; NULL for anything else. */
+const struct layer_driver *layer_driver_find(const char *name);
 
 /* rm -rf that never follows symlinks (dirfd + unlinkat) and uses a bounded number
  * of file descriptors however deep the tree. A missing path is not an error. */

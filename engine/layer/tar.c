@@ -43,6 +43,7 @@ struct tar_ctx {
     bool io_failed;
     void *links; /* tsearch tree of link_record by (dev, ino) */
     const char *const *skip; /* relative paths left out (NULL: none) */
+    bool flat;               /* a directory is its header only (its entries come as changes) */
     unsigned char *buf;
 };
 
@@ -132,7 +133,7 @@ int layer_sorted_names(int dirfd, char ***out, size_t *count, struct merr *err)
     return 0;
 }
 
-static bool xattr_exported(const char *name)
+bool layer_xattr_exported(const char *name)
 {
     return strncmp(name, "user.", 5) == 0 || strcmp(name, "security.capability") == 0;
 }
@@ -165,7 +166,7 @@ static int read_xattrs(struct xattrs *x, int fd, const char *path, struct merr *
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot read xattrs of '%s'", path);
     for (ssize_t off = 0; off < len; off += (ssize_t)strlen(list + off) + 1) {
         const char *name = list + off;
-        if (!xattr_exported(name))
+        if (!layer_xattr_exported(name))
             continue;
         ssize_t vlen = fgetxattr(fd, name, value, TAR_XATTR_VALUE_MAX);
         if (vlen < 0) {
@@ -329,7 +330,7 @@ static int write_one(struct tar_ctx *ctx, int dirfd, const char *name, const cha
         return -1;
     if (S_ISREG(st->st_mode))
         return copy_data(ctx, fd, path, st->st_size, err);
-    if (!S_ISDIR(st->st_mode))
+    if (!S_ISDIR(st->st_mode) || ctx->flat)
         return 0;
     if (is_opaque(fd)) {
         auto_free char *marker = NULL;
@@ -378,41 +379,103 @@ int layer_tar_dir(const char *src, int out_fd, struct layer_result *res, struct 
     return layer_tar_dir_skip(src, out_fd, NULL, res, err);
 }
 
+static int tar_begin(struct tar_ctx *ctx, struct merr *err)
+{
+    ctx->sha = EVP_MD_CTX_new();
+    ctx->buf = malloc(TAR_COPY_BUF);
+    if (ctx->sha == NULL || ctx->buf == NULL ||
+        EVP_DigestInit_ex(ctx->sha, EVP_sha256(), NULL) != 1)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot prepare the layer tar");
+    ctx->tw = (struct tarw){ .write = write_callback, .ctx = ctx };
+    return 0;
+}
+
+static int tar_finish(struct tar_ctx *ctx, struct layer_result *res, struct merr *err)
+{
+    if (tarw_close(&ctx->tw, err) < 0)
+        return -1;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(ctx->sha, digest, &len) != 1 || len != 32)
+        return merr_set(err, MERR_CRYPTO, 0, "cannot finish sha256");
+    if (res != NULL) {
+        layer_format_diff_id(digest, res->diff_id);
+        res->size = ctx->size;
+    }
+    return 0;
+}
+
+static void tar_release(struct tar_ctx *ctx)
+{
+    tarw_release(&ctx->tw);
+    if (ctx->links != NULL)
+        tdestroy(ctx->links, link_free);
+    EVP_MD_CTX_free(ctx->sha);
+    free(ctx->buf);
+}
+
 int layer_tar_dir_skip(const char *src, int out_fd, const char *const *skip,
                        struct layer_result *res, struct merr *err)
 {
     struct tar_ctx ctx = { .out_fd = out_fd, .skip = skip };
     auto_close int rootfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int r = -1;
-    if (rootfd < 0) {
+    if (rootfd < 0)
         merr_set(err, MERR_IO, errno, "cannot open '%s'", src);
-        goto out;
+    else if (tar_begin(&ctx, err) == 0 && walk_dir(&ctx, rootfd, "", err) == 0 &&
+             tar_finish(&ctx, res, err) == 0)
+        r = 0;
+    tar_release(&ctx);
+    return r;
+}
+
+/* One change: a deletion as a `.wh.` marker, anything else as the entry itself (a directory
+ * without its contents). */
+static int tar_change(struct tar_ctx *ctx, int rootfd, const struct layer_change *c,
+                      struct merr *err)
+{
+    const char *rel = c->path[0] == '/' ? c->path + 1 : c->path;
+    const char *slash = strrchr(rel, '/');
+    const char *base = slash != NULL ? slash + 1 : rel;
+    auto_free char *parent = slash != NULL ? strndup(rel, (size_t)(slash - rel)) : strdup("");
+    if (parent == NULL)
+        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
+    if (c->kind == LAYER_CHANGE_DELETE) {
+        auto_free char *marker = NULL;
+        if (asprintf(&marker, "%s%s.wh.%s", parent, parent[0] ? "/" : "", base) < 0)
+            return merr_set(err, MERR_NOMEM, ENOMEM, "cannot build a path");
+        struct stat root = { .st_uid = 0, .st_gid = 0 };
+        return write_marker(ctx, marker, 0, 0, &root, err);
     }
-    ctx.sha = EVP_MD_CTX_new();
-    ctx.buf = malloc(TAR_COPY_BUF);
-    if (ctx.sha == NULL || ctx.buf == NULL || EVP_DigestInit_ex(ctx.sha, EVP_sha256(), NULL) != 1) {
-        merr_set(err, MERR_NOMEM, ENOMEM, "cannot prepare the layer tar");
-        goto out;
+    auto_close int pfd = layer_open_dir(rootfd, parent, LAYER_RESOLVE_NOFOLLOW);
+    if (pfd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot open '/%s'", parent);
+    struct stat st;
+    if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot inspect '/%s'", rel);
+    if (S_ISSOCK(st.st_mode))
+        return 0;
+    auto_close int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return merr_set(err, MERR_IO, errno, "cannot open '/%s'", parent);
+    return write_one(ctx, dfd, base, rel, &st, err);
+}
+
+int layer_tar_changes(const char *root, const struct layer_changes *changes, int out_fd,
+                      struct layer_result *res, struct merr *err)
+{
+    struct tar_ctx ctx = { .out_fd = out_fd, .flat = true };
+    auto_close int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = -1;
+    if (rootfd < 0) {
+        merr_set(err, MERR_IO, errno, "cannot open '%s'", root);
+    } else if (tar_begin(&ctx, err) == 0) {
+        size_t i = 0;
+        while (i < changes->n && tar_change(&ctx, rootfd, &changes->v[i], err) == 0)
+            i++;
+        if (i == changes->n && tar_finish(&ctx, res, err) == 0)
+            r = 0;
     }
-    ctx.tw = (struct tarw){ .write = write_callback, .ctx = &ctx };
-    if (walk_dir(&ctx, rootfd, "", err) < 0 || tarw_close(&ctx.tw, err) < 0)
-        goto out;
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(ctx.sha, digest, &len) != 1 || len != 32) {
-        merr_set(err, MERR_CRYPTO, 0, "cannot finish sha256");
-        goto out;
-    }
-    if (res != NULL) {
-        layer_format_diff_id(digest, res->diff_id);
-        res->size = ctx.size;
-    }
-    r = 0;
-out:
-    tarw_release(&ctx.tw);
-    if (ctx.links != NULL)
-        tdestroy(ctx.links, link_free);
-    EVP_MD_CTX_free(ctx.sha);
-    free(ctx.buf);
+    tar_release(&ctx);
     return r;
 }

@@ -41,6 +41,16 @@ static bool option_safe(const char *path)
 
 int rt_rootfs_mount(const struct rt_spec *spec, struct merr *err)
 {
+    if (spec->upperdir != NULL && spec->workdir == NULL && spec->lowerdirs == NULL) {
+        /* a directory that is the whole rootfs (the vfs store): a writable bind */
+        if (!option_safe(spec->rootfs))
+            return merr_set(err, MERR_INVALID, 0, "invalid rootfs path '%s'",
+                            spec->rootfs != NULL ? spec->rootfs : "");
+        if (mount(spec->upperdir, spec->rootfs, NULL, MS_BIND, NULL) < 0)
+            return merr_set(err, MERR_IO, errno, "cannot bind '%s' to '%s'", spec->upperdir,
+                            spec->rootfs);
+        return 0;
+    }
     if (spec->lowerdirs == NULL || spec->lowerdirs[0] == NULL)
         return merr_set(err, MERR_INVALID, 0, "container '%s' has no image layers", spec->id);
     if (!option_safe(spec->rootfs))

@@ -119,7 +119,8 @@ struct rt_spec {
     const char *id; /* [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters */
 
     /* Root filesystem: an overlay of lowerdirs (NULL-terminated, top first)
-     * with upperdir/workdir, mounted at rootfs (an existing empty directory). */
+     * with upperdir/workdir, mounted at rootfs (an existing empty directory). Without
+     * lowerdirs and workdir, upperdir is the whole rootfs and bound writable (vfs). */
     const char *const *lowerdirs;
     const char *upperdir;
     const char *workdir;

@@ -36,11 +36,11 @@ images_push "$REGISTRY_ADDR"
 IMG=$REGISTRY_ADDR/test/img:v1
 
 set +e
-out=$("$ENGINE" --log-driver=none --data-root "$T/x" -H "unix://$T/x.sock" --pidfile "$T/x.pid" 2>&1)
+out=$("$ENGINE" --log-driver=syslog --data-root "$T/x" -H "unix://$T/x.sock" --pidfile "$T/x.pid" 2>&1)
 rc=$?
 set -e
 assert_eq "$rc" 2 "an option the engine does not take stops it"
-assert_contains "$out" "--log-driver=none is not supported by machine-engine" "… saying which"
+assert_contains "$out" "--log-driver=syslog is not supported by machine-engine" "… saying which"
 
 ENGINE_ARGS=(--exec-root "$T/exec" --mtu 1400 --dns 10.99.7.53 --dns-search corp.test
     --dns-opt ndots:3 --max-concurrent-downloads 6 --insecure-registry "$REGISTRY_ADDR")

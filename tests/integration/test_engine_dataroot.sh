@@ -3,7 +3,7 @@
 # mount, as on a host that is a container) says so at start - in its log and in docker info's
 # warnings - instead of failing at the first pull with "cannot create whiteout". An engine on
 # a plain filesystem has no such warning.
-# Not done yet: the copy-based (vfs) fallback store that would let such an engine run images.
+# That engine then uses the vfs store (test_engine_vfs.sh runs images on it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib/assert.sh"
@@ -29,6 +29,7 @@ engine_start "$T/ovl/merged/e"
 warnings=$(DOCKER_HOST=unix://$T/ovl/merged/e/engine.sock "$DOCKER" info --format '{{json .Warnings}}')
 assert_contains "$warnings" "cannot hold overlay layers" "docker info warns about an overlay data root"
 assert_contains "$warnings" "whiteout" "… naming what failed"
+assert_contains "$warnings" "vfs storage driver" "… and the driver used instead"
 assert_contains "$(cat "$T/ovl/merged/e/engine.log")" "cannot hold overlay layers" "the engine log says so at start"
 assert_eq "$(find "$T/ovl/merged/e/root" -maxdepth 1 -name '.overlay-probe-*' | wc -l)" 0 "the probe leaves nothing behind"
 engine_stop

@@ -51,10 +51,10 @@ assert_exit 1 testhost_exec bare test -e /opt/machine-engine
 step "an --engine-opt machine-engine does not take is refused before the host is touched"
 set +e
 out=$("$M" create -d generic --generic-ip-address "$ipb" --generic-ssh-key "$T/id" \
-    --engine-opt log-driver=none bare 2>&1); rc=$?
+    --engine-opt log-driver=syslog bare 2>&1); rc=$?
 set -e
-[ "$rc" -ne 0 ] || fail "create with --engine-opt log-driver=none succeeded"
-assert_contains "$out" "--log-driver=none is not supported by machine-engine" "the refusal names the option"
+[ "$rc" -ne 0 ] || fail "create with --engine-opt log-driver=syslog succeeded"
+assert_contains "$out" "--log-driver=syslog is not supported by machine-engine" "the refusal names the option"
 assert_exit 1 testhost_exec bare test -e /opt/machine-engine
 "$M" rm -y -f bare >/dev/null 2>&1 || true
 

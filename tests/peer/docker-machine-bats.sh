@@ -8,9 +8,9 @@
 #
 # --core runs the `core/` files of docker/machine's HEAD with DRIVER=generic against a throwaway
 # Debian host in a network namespace (tests/integration/lib/testhost.sh) that has no route out:
-# the busybox image the tests run is built offline and loaded before; engine-options (the hosts
-# work: engine daemon options), swarm-options (classic Swarm, refused) and crashreport (Bugsnag)
-# are left out; certs-extra-san runs last, as its second machine re-provisions the same host.
+# the busybox image the tests run is built offline and loaded before; swarm-options (classic
+# Swarm, refused) and crashreport (Bugsnag) are left out; engine-options and certs-extra-san run
+# last, as their second machine re-provisions the same host.
 #
 # The suite is not committed here: it is read from a clone of docker/machine ($DOCKER_MACHINE_SRC:
 # a checkout or a git directory; default: the clone the session tools keep under /work/.mirror).
@@ -76,7 +76,8 @@ if [ "$core" = 1 ]; then
     ip -n "$(testhost__get "$(testhost__hostdir dmbats)" netns)" route del default
     c=$T/src/test/integration/core
     files=("$c/core-commands.bats" "$c/env_shell.bats" "$c/inspect_format.bats" "$c/scp.bats"
-        "$c/ssh-backends.bats" "$c/regenerate-certs.bats" "$c/certs-extra-san.bats")
+        "$c/ssh-backends.bats" "$c/regenerate-certs.bats" "$c/engine-options.bats"
+        "$c/certs-extra-san.bats")
 fi
 export BASE_TEST_DIR=$T/src/test/integration
 export MACHINE_ROOT=$T

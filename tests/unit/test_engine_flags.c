@@ -177,7 +177,9 @@ static void test_dockerd_daemon_options(void **state)
                      "--dns-search", "lab.example", "--dns-opt", "ndots:2",
                      "--max-concurrent-downloads", "5", "--log-driver=json-file", "--live-restore",
                      "--icc=true", "--iptables", "--userland-proxy=true", "--ip-forward",
-                     "--storage-driver", "overlay2", "--mtu=1500", "--max-concurrent-uploads=2" };
+                     "--storage-driver", "overlay2", "--mtu=1500", "--max-concurrent-uploads=2",
+                     "--log-opt", "max-size=10m", "--default-ulimit=nofile=1024:2048",
+                     "--log-driver=none", "--storage-driver=vfs" };
     struct engine_config cfg;
     struct merr err = MERR_INIT;
     assert_int_equal(engine_config_parse(&cfg, ARGC(argv), argv, &err), 0);
@@ -189,11 +191,14 @@ static void test_dockerd_daemon_options(void **state)
     assert_int_equal(cfg.max_concurrent_downloads, 5);
     assert_true(cfg.live_restore);
     assert_int_equal(cfg.mtu, 1500);
+    assert_string_equal(cfg.log_opts[0], "max-size=10m");
+    assert_string_equal(cfg.default_ulimits[0], "nofile=1024:2048");
+    assert_string_equal(cfg.log_driver, "none");
+    assert_string_equal(cfg.storage_driver, "vfs");
     engine_config_release(&cfg);
 
     static const char *const refused[] = {
-        "--log-driver=none", "--log-opt=max-size=10m", "--default-ulimit=nofile=1024:2048",
-        "--icc=false", "--iptables=false", "--userland-proxy=false", "--storage-driver=btrfs",
+        "--log-driver=syslog", "--ipv6=true", "--icc=false", "--iptables=false", "--userland-proxy=false", "--storage-driver=btrfs",
         "--userns-remap=default",
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
@@ -214,7 +219,7 @@ static void test_engine_opt_check_matches_engine(void **state)
 {
     (void)state;
     static const char *const opts[] = {
-        "dns=10.0.0.53", "dns-search=lab", "log-driver=json-file", "log-driver=none",
+        "dns=10.0.0.53", "dns-search=lab", "log-driver=json-file", "log-driver=syslog",
         "max-concurrent-downloads=4", "icc=false", "live-restore=true", "default-ulimit=nofile=1",
         "log-level=debug", "label=a=b", "no-such-flag=1", "mtu=9000", "mtu=20", "debug",
     };
@@ -231,9 +236,9 @@ static void test_engine_opt_check_matches_engine(void **state)
         assert_int_equal(machine_rc, engine_rc);
     }
     struct merr err = MERR_INIT;
-    assert_int_equal(engine_flag_check_opt("log-driver=none", &err), -1);
+    assert_int_equal(engine_flag_check_opt("log-driver=syslog", &err), -1);
     assert_int_equal(err.code, MERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "log-driver=none"));
+    assert_non_null(strstr(err.msg, "log-driver=syslog"));
     err = (struct merr)MERR_INIT;
     assert_int_equal(engine_flag_check_opt("bogus=1", &err), -1);
     assert_non_null(strstr(err.msg, "--bogus"));

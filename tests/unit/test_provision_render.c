@@ -48,7 +48,7 @@ static void test_engine_args(void **state)
     assert_null(provision_engine_args(&l, &err));
     assert_int_equal(err.code, MERR_INVALID);
     /* what machine-engine would refuse at start (the shared flag table) */
-    char *refused[] = { "dns=10.0.0.53", "log-driver=none", NULL };
+    char *refused[] = { "dns=10.0.0.53", "log-driver=syslog", NULL };
     l.opts = refused;
     err = (struct merr)MERR_INIT;
     assert_null(provision_engine_args(&l, &err));
@@ -60,6 +60,12 @@ static void test_engine_args(void **state)
     l.storage_driver = "overlay2";
     char *ok = provision_engine_args(&l, &err);
     assert_non_null(ok);
+    assert_null(strstr(ok, "--storage-driver"));
+    free(ok);
+    l.storage_driver = "vfs";
+    ok = provision_engine_args(&l, &err);
+    assert_non_null(ok);
+    assert_non_null(strstr(ok, " --storage-driver vfs"));
     free(ok);
 }
 
