@@ -110,6 +110,17 @@ static int write_layer(void *ctx, int fd, struct merr *err)
     return ctr_commit_write_layer(ctx, fd, err);
 }
 
+/* pause (default true, as dockerd): a running container is frozen while its layer is read, and
+ * thawed after; one that is not running or already paused is left as it is. */
+static bool commit_pause(struct engine_services *s, struct api_request *req, const char *id)
+{
+    const char *q = api_request_query(req, "pause");
+    if (q != NULL && !api_request_query_bool(req, "pause"))
+        return false;
+    struct merr ignored = MERR_INIT;
+    return ctr_pause(s->containers, id, &ignored) == 0;
+}
+
 static int commit(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -131,8 +142,8 @@ static int commit(struct api_request *req, void *data, struct merr *err)
     auto_free const char **list = api_request_query_all(req, "changes");
     auto_free char *created_by = joined_cmd(src.config);
     char *id = NULL;
-    /* --pause: the layer is read while the container runs (no freezer yet; see docs) */
     int rc = df_apply_changes(src.config, list, err);
+    bool paused = rc == 0 && commit_pause(s, req, src.id);
     if (rc == 0) {
         struct image_commit_spec spec = {
             .parent_id = src.image_id,
@@ -147,6 +158,10 @@ static int commit(struct api_request *req, void *data, struct merr *err)
             .tag = tag,
         };
         rc = image_commit(s->images, &spec, &id, err);
+    }
+    struct merr ignored = MERR_INIT;
+    if (paused && ctr_unpause(s->containers, src.id, &ignored) < 0) {
+        /* removed meanwhile (rm -f thaws first) */
     }
     char cid[65];
     memcpy(cid, src.id, sizeof cid);
@@ -233,11 +248,16 @@ int handlers_image_import(struct api_request *req, struct engine_services *s, st
     return rc;
 }
 
+static const struct api_param commit_params[] = {
+    API_PARAM("container"), API_PARAM("repo"),  API_PARAM("tag"),     API_PARAM("comment"),
+    API_PARAM("author"),    API_PARAM("pause"), API_PARAM("changes"), API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/containers/{id}/changes", changes, API_ROUTE_WORKER },
-    { "GET", "/containers/{id}/export", export_, API_ROUTE_WORKER },
-    { "POST", "/commit", commit, API_ROUTE_WORKER },
-    { "GET", "/images/{name}/history", history, 0 },
+    { "GET", "/containers/{id}/changes", changes, API_ROUTE_WORKER, api_params_none },
+    { "GET", "/containers/{id}/export", export_, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/commit", commit, API_ROUTE_WORKER, commit_params },
+    { "GET", "/images/{name}/history", history, 0, api_params_none },
 };
 
 int handlers_register_commit(struct api_router *r, struct engine_services *s, struct merr *err)

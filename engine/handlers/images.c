@@ -214,14 +214,34 @@ static int load(struct api_request *req, void *data, struct merr *err)
     return rc < 0 ? -1 : api_stream_end(req, err);
 }
 
+static const struct api_param save_params[] = { API_PARAM("names"), API_PARAMS_END };
+static const struct api_param load_params[] = {
+    API_PARAM_NOTE("quiet", "the 'Loaded image' lines either way; no per-layer progress bars"),
+    API_PARAMS_END,
+};
+/* repo, message and changes are read by docker import (fromSrc); dockerd ignores them in a
+ * pull, as here. */
+static const struct api_param create_params[] = {
+    API_PARAM("fromImage"), API_PARAM("fromSrc"), API_PARAM("repo"),     API_PARAM("tag"),
+    API_PARAM("message"),   API_PARAM("changes"), API_PARAM("platform"), API_PARAMS_END,
+};
+static const struct api_param remove_params[] = {
+    API_PARAM("force"),
+    API_PARAM_NOTE("noprune", "untagged parents are kept either way, as with noprune=1"),
+    API_PARAMS_END,
+};
+static const struct api_param tag_params[] = {
+    API_PARAM("repo"), API_PARAM("tag"), API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/images/get", save_many, API_ROUTE_WORKER },
-    { "GET", "/images/{name}/get", save_one, API_ROUTE_WORKER },
-    { "POST", "/images/load", load, API_ROUTE_STREAM_BODY },
-    { "POST", "/images/create", create, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY },
-    { "GET", "/images/{name}/json", inspect, 0 },
-    { "DELETE", "/images/{name}", remove_, API_ROUTE_WORKER },
-    { "POST", "/images/{name}/tag", tag, 0 },
+    { "GET", "/images/get", save_many, API_ROUTE_WORKER, save_params },
+    { "GET", "/images/{name}/get", save_one, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/images/load", load, API_ROUTE_STREAM_BODY, load_params },
+    { "POST", "/images/create", create, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY, create_params },
+    { "GET", "/images/{name}/json", inspect, 0, api_params_none },
+    { "DELETE", "/images/{name}", remove_, API_ROUTE_WORKER, remove_params },
+    { "POST", "/images/{name}/tag", tag, 0, tag_params },
 };
 
 int handlers_register_images(struct api_router *r, struct engine_services *s, struct merr *err)
