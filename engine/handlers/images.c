@@ -87,8 +87,11 @@ static int remove_(struct api_request *req, void *data, struct merr *err)
     struct engine_services *s = data;
     const char *name = api_request_var(req, "name");
     char *report = NULL;
-    if (image_remove(s->images, name, api_request_query_bool(req, "force"), in_use, s->containers,
-                     &report, err) < 0) {
+    const struct image_remove_opts o = { .force = api_request_query_bool(req, "force"),
+                                          .prune_parents = !api_request_query_bool(req, "noprune"),
+                                          .in_use = in_use,
+                                          .in_use_ctx = s->containers };
+    if (image_remove_with(s->images, name, &o, &report, err) < 0) {
         if (err->code == MERR_NOT_FOUND)
             merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", name);
         else if (err->code == MERR_BUSY)
@@ -227,7 +230,7 @@ static const struct api_param create_params[] = {
 };
 static const struct api_param remove_params[] = {
     API_PARAM("force"),
-    API_PARAM_NOTE("noprune", "untagged parents are kept either way, as with noprune=1"),
+    API_PARAM("noprune"),
     API_PARAMS_END,
 };
 static const struct api_param tag_params[] = {

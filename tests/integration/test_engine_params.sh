@@ -102,4 +102,24 @@ assert_eq "$(grep -o 'pause\|unpause\|commit' <<<"${ev// /$'\n'}" | tr '\n' ' ')
 assert_eq "$(d inspect -f '{{.State.Running}} {{.State.Paused}}' cm)" "true false" "running and thawed after"
 d rm -f cm >/dev/null
 
+step "image delete?noprune="
+chain() { # TAG: an untagged parent committed from IMG, and TAG committed on top of it
+    d run --name "c1-$1" "$IMG" sh -c 'echo 1 >/f1' >/dev/null
+    parent=$(d commit "c1-$1" | cut -d: -f2)
+    d run --name "c2-$1" "$parent" sh -c 'echo 2 >/f2' >/dev/null
+    d commit "c2-$1" "params/chain:$1" >/dev/null
+    d rm "c1-$1" "c2-$1" >/dev/null
+    assert_eq "$(d image inspect -f '{{.Parent}}' "params/chain:$1")" "sha256:$parent" \
+        "params/chain:$1 descends from an untagged image"
+}
+chain pruned
+d rmi params/chain:pruned >/dev/null
+out=$(d image inspect "$parent" 2>&1) && fail "the untagged parent survived docker rmi"
+assert_contains "$out" "No such image" "docker rmi removes the untagged parent too"
+chain kept
+d rmi --no-prune params/chain:kept >/dev/null
+assert_eq "$(d image inspect -f '{{.Id}}' "$parent")" "sha256:$parent" "docker rmi --no-prune keeps it"
+d image inspect "$IMG" >/dev/null || fail "the tagged base image went too"
+assert__ok "the tagged base image stays"
+
 pass
