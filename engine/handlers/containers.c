@@ -268,6 +268,22 @@ static bool filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize
     return false;
 }
 
+static int64_t wall_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* poll()'s timeout until until_ns (-1: no until; at most a minute per call). */
+static int until_wait_ms(int64_t until_ns)
+{
+    if (until_ns <= 0)
+        return -1;
+    int64_t left = (until_ns - wall_now_ns()) / 1000000;
+    return left <= 0 ? 0 : left > 60000 ? 60000 : (int)left + 1;
+}
+
 int handlers_pump(struct api_request *req, int sub_fd, const struct pump_output *out,
                   int stdin_fd, stdin_eof_fn on_stdin_eof, void *eof_data,
                   struct detach_keys *dk, struct merr *err)
@@ -279,8 +295,12 @@ int handlers_pump(struct api_request *req, int sub_fd, const struct pump_output 
             { .fd = api_request_cancel_fd(req), .events = POLLIN },
             { .fd = api_request_fd(req), .events = stdin_open ? POLLIN : 0 },
         };
-        int r = poll(p, 3, -1);
+        int r = poll(p, 3, until_wait_ms(out->until_ns));
         if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 && wall_now_ns() >= out->until_ns)
+            return 0; /* logs -f --until: its time has come, as dockerd stops there */
+        if (r == 0)
             continue;
         if (r < 0 || p[1].revents != 0)
             return 0;
@@ -426,7 +446,8 @@ static int logs(struct api_request *req, void *data, struct merr *err)
     struct ctr_output_sub sub = { -1 };
     int rc = ctr_logs(s->containers, id, &o, log_sink, &ls, &sub, err);
     struct pump_output po = { .tty = tty, .stdout_ = o.stdout_, .stderr_ = o.stderr_,
-                              .timestamps = o.timestamps, .details = o.details };
+                              .timestamps = o.timestamps, .details = o.details,
+                              .until_ns = o.until_ns };
     if (rc == 0 && sub.fd >= 0)
         rc = handlers_pump(req, sub.fd, &po, -1, NULL, NULL, NULL, err);
     if (sub.fd >= 0)

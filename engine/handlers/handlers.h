@@ -3,6 +3,9 @@
 #ifndef MACHINE_ENGINE_HANDLERS_H
 #define MACHINE_ENGINE_HANDLERS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "cleanup.h"
 
 struct api_router;
@@ -103,6 +106,7 @@ struct pump_output {
     bool tty;
     bool stdout_, stderr_;
     bool timestamps, details;
+    int64_t until_ns; /* logs -f --until: the pump ends then (0: never) */
 };
 int handlers_pump(struct api_request *req, int sub_fd, const struct pump_output *out,
                   int stdin_fd, stdin_eof_fn on_stdin_eof, void *eof_data,

@@ -52,6 +52,14 @@ case "$out" in *live-err*) fail "logs -f stdout=1 sent the live stderr line" ;; 
 assert__ok "logs -f stdout=1: no stderr line"
 d rm -f lf >/dev/null
 
+step "logs -f --until a time to come"
+d run -d --name tick "$IMG" sh -c 'while :; do echo tick; sleep 0.2; done' >/dev/null
+until=$(($(date +%s) + 3))
+rc=0; out=$(timeout 60 "$DOCKER" logs -f --until "$until" tick) || rc=$?
+assert_eq "$rc" "0" "logs -f --until ends at that time, the container still running"
+assert_contains "$out" "tick" "and sent the lines until then"
+d rm -f tick >/dev/null
+
 step "logs --details"
 d run --name dt "$IMG" sh -c 'printf "one\ntwo\n"' >/dev/null
 assert_eq "$(d logs --details dt)" " one"$'\n'" two" \
