@@ -97,6 +97,15 @@ MUST_CHECK int api_router_match(const struct api_router *router, const char *met
                                 const char *path, struct api_route_match *m, struct merr *err);
 void api_route_match_release(struct api_route_match *m);
 
+/* ---- query parameters (params.c) ------------------------------------------ */
+
+/* True when value counts as the parameter's default (see API_PARAM_REFUSED). */
+bool api_param_is_default(const struct api_param *p, const char *value);
+/* MERR_INVALID "query parameter 'x' is not supported by machine-engine" for the first refused
+ * parameter of query set to a non-default value (each occurrence of a repeated key counts). */
+MUST_CHECK int api_params_check(const struct api_param *params, const struct api_kv *query,
+                                size_t n_query, struct merr *err);
+
 /* ---- system facts (system.c) -------------------------------------------- */
 
 struct api_host_facts {

@@ -108,12 +108,54 @@ enum api_route_flags {
  * "/images/127.0.0.1:5000/a/b:tag/json". When several routes match, the
  * one with the most literal characters wins. Patterns never carry the
  * "/v1.NN" prefix: every route is served with and without it. */
+struct api_param;
+
 struct api_route {
     const char *method; /* "GET", "HEAD", "POST", "DELETE", ... */
     const char *pattern;
     api_handler_fn handler;
     unsigned flags;
+    /* The route's query parameters (params.c); NULL: none declared yet, which
+     * tests/unit/test_api_params.c reports. */
+    const struct api_param *params;
 };
+
+/* ---- query parameters (params.c) ---------------------------------------- */
+
+/* What the engine does with a query parameter of a route. Every parameter moby's swagger gives
+ * a served route is declared (docs/engine-api.md lists them; a unit test holds the three
+ * together); a parameter nobody declared is ignored, as dockerd ignores unknown ones. */
+enum api_param_use {
+    API_PARAM_HONOURED, /* the handler carries it out (and refuses values it cannot do) */
+    /* The router answers 400 "query parameter 'x' is not supported by machine-engine" when it is
+     * set to anything but a default: absent, "", a false boolean ("0", "false", "no", "none"),
+     * JSON "null", "[]", "{}", or one of the `accepted` values. */
+    API_PARAM_REFUSED,
+    API_PARAM_IGNORED,   /* dockerd ignores it on Linux too; `note` says why */
+    API_PARAM_UNREACHED, /* "*": the route answers an error whatever it is given (swarm) */
+};
+
+struct api_param {
+    const char *name; /* "*" with API_PARAM_UNREACHED: every parameter */
+    enum api_param_use use;
+    const char *accepted; /* REFUSED: '|'-separated values that also count as defaults */
+    const char *note;     /* shown in docs/engine-api.md; for REFUSED appended to the message */
+};
+
+#define API_PARAM(n) { n, API_PARAM_HONOURED, NULL, NULL }
+#define API_PARAM_NOTE(n, note) { n, API_PARAM_HONOURED, NULL, note }
+#define API_PARAM_REFUSE(n) { n, API_PARAM_REFUSED, NULL, NULL }
+#define API_PARAM_REFUSE_BUT(n, accepted) { n, API_PARAM_REFUSED, accepted, NULL }
+#define API_PARAM_IGNORE(n, why) { n, API_PARAM_IGNORED, NULL, why }
+#define API_PARAMS_END { NULL, API_PARAM_HONOURED, NULL, NULL }
+
+/* A route without query parameters, and one that answers an error whatever it is given. */
+extern const struct api_param api_params_none[];
+extern const struct api_param api_params_unreached[];
+
+const char *api_param_use_name(enum api_param_use use);
+/* The declaration of name in params (a "*" entry matches every name), NULL if undeclared. */
+const struct api_param *api_params_find(const struct api_param *params, const char *name);
 
 MUST_CHECK struct api_router *api_router_new(struct merr *err);
 void api_router_free(struct api_router *router);
@@ -123,6 +165,9 @@ MUST_CHECK int api_router_add(struct api_router *router, const struct api_route 
                               struct merr *err);
 MUST_CHECK int api_router_add_table(struct api_router *router, const struct api_route *routes,
                                     size_t n_routes, void *data, struct merr *err);
+/* The registered routes, in order (the parameter table test walks them). */
+size_t api_router_count(const struct api_router *router);
+const struct api_route *api_router_route(const struct api_router *router, size_t i);
 
 /* ---- server ------------------------------------------------------------ */
 

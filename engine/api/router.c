@@ -203,6 +203,16 @@ int api_router_add_table(struct api_router *router, const struct api_route *rout
     return 0;
 }
 
+size_t api_router_count(const struct api_router *router)
+{
+    return router->n;
+}
+
+const struct api_route *api_router_route(const struct api_router *router, size_t i)
+{
+    return i < router->n ? &router->entries[i].route : NULL;
+}
+
 struct var_span {
     const char *name;
     size_t name_len;

@@ -469,6 +469,15 @@ bad:
 
 static void *worker_main(void *arg);
 
+/* A refused query parameter is answered before the handler runs (on a worker for worker
+ * routes, so a streamed body is drained as after any other error). */
+static int run_handler(struct api_request *req, struct merr *err)
+{
+    if (api_params_check(req->match.route->params, req->query, req->n_query, err) < 0)
+        return -1;
+    return req->match.route->handler(req, req->match.data, err);
+}
+
 static void dispatch(struct api_conn *conn)
 {
     struct api_server *srv = conn->srv;
@@ -501,7 +510,7 @@ static void dispatch(struct api_conn *conn)
         api_request_finish(req, r, &err);
         return;
     }
-    int rc = req->match.route->handler(req, req->match.data, &err);
+    int rc = run_handler(req, &err);
     api_request_finish(req, rc, &err);
 }
 
@@ -876,7 +885,7 @@ static void *worker_main(void *arg)
     struct api_server *srv = conn->srv;
     struct api_request *req = conn->req;
     struct merr err = MERR_INIT;
-    int rc = req->match.route->handler(req, req->match.data, &err);
+    int rc = run_handler(req, &err);
     api_request_finish(req, rc, &err);
     /* What a handler left of the body (a tar's zero padding after its end marker) is read and
      * dropped, up to BODY_DRAIN_MAX: closing over unread input would make the kernel reset

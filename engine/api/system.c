@@ -274,10 +274,10 @@ int api_system_register(struct api_router *router, const struct api_system *sys,
                         struct merr *err)
 {
     static const struct api_route routes[] = {
-        { "GET", "/_ping", handle_ping, 0 },
-        { "HEAD", "/_ping", handle_ping, 0 },
-        { "GET", "/version", handle_version, 0 },
-        { "GET", "/info", handle_info, 0 },
+        { "GET", "/_ping", handle_ping, 0, api_params_none },
+        { "HEAD", "/_ping", handle_ping, 0, api_params_none },
+        { "GET", "/version", handle_version, 0, api_params_none },
+        { "GET", "/info", handle_info, 0, api_params_none },
     };
     return api_router_add_table(router, routes, sizeof routes / sizeof routes[0], (void *)sys,
                                 err);

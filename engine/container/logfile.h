@@ -26,5 +26,9 @@ size_t loglines_count(const char *data, size_t len);
 size_t loglines_tail_offset(const char *data, size_t len, size_t n);
 /* data with "PREFIX " at the start of every line (malloc'd). */
 char *loglines_stamp(const char *prefix, const char *data, size_t len, size_t *out_len);
+/* The PREFIX dockerd writes before each line for `logs --timestamps` (ts, may be NULL) and
+ * `--details` (the record's attributes, always empty here, and a space): "TS", "" or "TS "
+ * (malloc'd); NULL when neither is asked, i.e. the line goes out as it is. */
+char *loglines_prefix(const char *ts, bool details);
 
 #endif

@@ -32,6 +32,13 @@ size_t loglines_tail_offset(const char *data, size_t len, size_t n)
     return 0;
 }
 
+char *loglines_prefix(const char *ts, bool details)
+{
+    if (!details)
+        return ts != NULL ? xstrdup(ts) : NULL;
+    return xasprintf("%s%s", ts != NULL ? ts : "", ts != NULL ? " " : "");
+}
+
 char *loglines_stamp(const char *prefix, const char *data, size_t len, size_t *out_len)
 {
     size_t plen = strlen(prefix), lines = loglines_count(data, len);

@@ -82,7 +82,9 @@ int ctr_start(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHE
 int ctr_stop(struct ctr_manager *m, const char *ref, int timeout_s, const char *signal,
              struct merr *err) MUST_CHECK;
 int ctr_kill(struct ctr_manager *m, const char *ref, const char *signal, struct merr *err) MUST_CHECK;
-int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct merr *err) MUST_CHECK;
+/* As ctr_stop (timeout_s, signal), then a start. */
+int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, const char *signal,
+                struct merr *err) MUST_CHECK;
 /* lifecycle.c. pause/unpause: MERR_EXISTS (409) "Container X is not running" / "is already
  * paused" / "is not paused", as dockerd. */
 int ctr_pause(struct ctr_manager *m, const char *ref, struct merr *err) MUST_CHECK;
@@ -173,6 +175,7 @@ void ctr_detach_stdin(struct ctr_manager *m, const char *ref, int stdin_fd);
 
 struct ctr_logs_opts {
     bool stdout_, stderr_, follow, timestamps;
+    bool details; /* docker logs --details: the empty attribute list and a space before lines */
     long long tail; /* -1: all */
     int64_t since_ns, until_ns; /* 0: unbounded */
 };

@@ -817,9 +817,10 @@ out:
     return rc;
 }
 
-int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, struct merr *err)
+int ctr_restart(struct ctr_manager *m, const char *ref, int timeout_s, const char *signal,
+                struct merr *err)
 {
-    if (ctr_stop(m, ref, timeout_s, NULL, err) < 0)
+    if (ctr_stop(m, ref, timeout_s, signal, err) < 0)
         return -1;
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
@@ -981,11 +982,12 @@ static int emit_record(const struct ctr_logs_opts *o, const struct log_rec *r, s
         return 0;
     if ((o->since_ns > 0 && r->ns < o->since_ns) || (o->until_ns > 0 && r->ns > o->until_ns))
         return 0;
-    if (!o->timestamps)
+    auto_free char *ts = o->timestamps ? fmt_rfc3339_nano(r->ns) : NULL;
+    auto_free char *prefix = loglines_prefix(ts, o->details);
+    if (prefix == NULL)
         return sink(data, r->stream, r->data + off, r->len - off, err);
-    auto_free char *ts = fmt_rfc3339_nano(r->ns);
     size_t n = 0;
-    auto_free char *buf = loglines_stamp(ts, r->data + off, r->len - off, &n);
+    auto_free char *buf = loglines_stamp(prefix, r->data + off, r->len - off, &n);
     return sink(data, r->stream, buf, n, err);
 }
 

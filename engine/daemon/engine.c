@@ -163,28 +163,10 @@ static int net_ctr_lookup(void *data, const char *ref, char id[65], struct merr 
     return ctr_lookup(e->containers, ref, id, NULL, err);
 }
 
-/* Every subsystem registers its routes here. */
+/* Every subsystem registers its routes in handlers_register_all (engine/handlers/routes.c). */
 static int engine_register_routes(struct engine *e, struct merr *err)
 {
-    struct api_router *router = api_server_router(e->server);
-    if (api_system_register(router, e->system, err) < 0 ||
-        handlers_register_containers(router, &e->services, err) < 0 ||
-        handlers_register_exec(router, &e->services, err) < 0 ||
-        handlers_register_images(router, &e->services, err) < 0 ||
-        handlers_register_commit(router, &e->services, err) < 0 ||
-        handlers_register_build(router, &e->services, err) < 0 ||
-        handlers_register_storage(router, &e->services, err) < 0 ||
-        handlers_register_networks(router, &e->services, err) < 0 ||
-        handlers_register_lists(router, &e->services, err) < 0 ||
-        handlers_register_swarm(router, &e->services, err) < 0 ||
-        handlers_register_lifecycle(router, &e->services, err) < 0 ||
-        handlers_register_prune(router, &e->services, err) < 0 ||
-        handlers_register_system_df(router, &e->services, err) < 0 ||
-        handlers_register_stats(router, &e->services, err) < 0 ||
-        handlers_register_distribution(router, &e->services, err) < 0 ||
-        handlers_register_push(router, &e->services, err) < 0)
-        return -1;
-    return 0;
+    return handlers_register_all(api_server_router(e->server), e->system, &e->services, err);
 }
 
 /* The layer driver: --storage-driver, else overlay2 where the data root can hold overlay layers

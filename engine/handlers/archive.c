@@ -85,10 +85,16 @@ static int archive_put(struct api_request *req, void *data, struct merr *err)
     return api_reply_empty(req, 200, err);
 }
 
+static const struct api_param path_params[] = { API_PARAM("path"), API_PARAMS_END };
+static const struct api_param put_params[] = {
+    API_PARAM("path"), API_PARAM("noOverwriteDirNonDir"), API_PARAM("copyUIDGID"), API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "HEAD", "/containers/{id}/archive", archive_head, API_ROUTE_WORKER },
-    { "GET", "/containers/{id}/archive", archive_get, API_ROUTE_WORKER },
-    { "PUT", "/containers/{id}/archive", archive_put, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY },
+    { "HEAD", "/containers/{id}/archive", archive_head, API_ROUTE_WORKER, path_params },
+    { "GET", "/containers/{id}/archive", archive_get, API_ROUTE_WORKER, path_params },
+    { "PUT", "/containers/{id}/archive", archive_put, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY,
+      put_params },
 };
 
 int handlers_register_archive(struct api_router *r, struct engine_services *s, struct merr *err)

@@ -302,8 +302,45 @@ static int build(struct api_request *req, void *data, struct merr *err)
     return rc < 0 ? -1 : 0;
 }
 
+/* What the classic builder's client sends; refuse_unsupported() above checks some of the refused
+ * ones too, with the values it lets through. */
+static const struct api_param build_params[] = {
+    API_PARAM("dockerfile"),
+    API_PARAM("t"),
+    API_PARAM("extrahosts"),
+    API_PARAM_NOTE("remote", "a tarball or Dockerfile URL; git refused"),
+    API_PARAM("q"),
+    API_PARAM("nocache"),
+    API_PARAM("cachefrom"),
+    API_PARAM("pull"),
+    API_PARAM("rm"),
+    API_PARAM("forcerm"),
+    API_PARAM("memory"),
+    API_PARAM("memswap"),
+    API_PARAM("cpushares"),
+    API_PARAM("cpusetcpus"),
+    API_PARAM("cpuperiod"),
+    API_PARAM("cpuquota"),
+    API_PARAM("buildargs"),
+    API_PARAM("shmsize"),
+    API_PARAM_REFUSE("squash"),
+    API_PARAM("labels"),
+    API_PARAM("networkmode"),
+    API_PARAM_NOTE("platform", "linux and linux/amd64"),
+    API_PARAM("target"),
+    API_PARAM_REFUSE("outputs"),
+    API_PARAM_NOTE("version", "1; 2 (BuildKit) is refused"),
+    API_PARAM_NOTE("isolation", "default, the only one on Linux; others refused as dockerd does"),
+    API_PARAM("cpusetmems"),
+    API_PARAM_REFUSE("cgroupparent"),
+    API_PARAM("ulimits"),
+    API_PARAM_REFUSE("securityopt"),
+    API_PARAM_REFUSE("session"),
+    API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "POST", "/build", build, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY },
+    { "POST", "/build", build, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY, build_params },
 };
 
 int handlers_register_build(struct api_router *r, struct engine_services *s, struct merr *err)

@@ -110,6 +110,17 @@ static int write_layer(void *ctx, int fd, struct merr *err)
     return ctr_commit_write_layer(ctx, fd, err);
 }
 
+/* pause (default true, as dockerd): a running container is frozen while its layer is read, and
+ * thawed after; one that is not running or already paused is left as it is. */
+static bool commit_pause(struct engine_services *s, struct api_request *req, const char *id)
+{
+    const char *q = api_request_query(req, "pause");
+    if (q != NULL && !api_request_query_bool(req, "pause"))
+        return false;
+    struct merr ignored = MERR_INIT;
+    return ctr_pause(s->containers, id, &ignored) == 0;
+}
+
 static int commit(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -131,13 +142,8 @@ static int commit(struct api_request *req, void *data, struct merr *err)
     auto_free const char **list = api_request_query_all(req, "changes");
     auto_free char *created_by = joined_cmd(src.config);
     char *id = NULL;
-    /* pause (the default, as dockerd's since API 1.13): a running container is frozen while
-     * its layer is read; one that is stopped or already paused is read as it is */
-    const char *pause_q = api_request_query(req, "pause");
-    struct merr perr = MERR_INIT;
-    bool paused = (pause_q == NULL || pause_q[0] == '\0' || api_request_query_bool(req, "pause")) &&
-                  ctr_pause(s->containers, src.id, &perr) == 0;
     int rc = df_apply_changes(src.config, list, err);
+    bool paused = rc == 0 && commit_pause(s, req, src.id);
     if (rc == 0) {
         struct image_commit_spec spec = {
             .parent_id = src.image_id,
@@ -153,6 +159,10 @@ static int commit(struct api_request *req, void *data, struct merr *err)
         };
         rc = image_commit(s->images, &spec, &id, err);
     }
+    struct merr ignored = MERR_INIT;
+    if (paused && ctr_unpause(s->containers, src.id, &ignored) < 0) {
+        /* removed meanwhile (rm -f thaws first) */
+    }
     char cid[65];
     memcpy(cid, src.id, sizeof cid);
     ctr_commit_src_release(&src);
@@ -160,9 +170,6 @@ static int commit(struct api_request *req, void *data, struct merr *err)
     if (rc == 0)
         evt_emit(s->events, "container", "commit", cid,
                  json_pack("{s:s,s:s}", "comment", comment != NULL ? comment : "", "imageID", id));
-    if (paused && ctr_unpause(s->containers, cid, &perr) < 0) {
-        /* left paused only when it went away meanwhile */
-    }
     if (rc < 0)
         return -1;
     if (tag != NULL)
@@ -242,11 +249,16 @@ int handlers_image_import(struct api_request *req, struct engine_services *s, st
     return rc;
 }
 
+static const struct api_param commit_params[] = {
+    API_PARAM("container"), API_PARAM("repo"),  API_PARAM("tag"),     API_PARAM("comment"),
+    API_PARAM("author"),    API_PARAM("pause"), API_PARAM("changes"), API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/containers/{id}/changes", changes, API_ROUTE_WORKER },
-    { "GET", "/containers/{id}/export", export_, API_ROUTE_WORKER },
-    { "POST", "/commit", commit, API_ROUTE_WORKER },
-    { "GET", "/images/{name}/history", history, 0 },
+    { "GET", "/containers/{id}/changes", changes, API_ROUTE_WORKER, api_params_none },
+    { "GET", "/containers/{id}/export", export_, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/commit", commit, API_ROUTE_WORKER, commit_params },
+    { "GET", "/images/{name}/history", history, 0, api_params_none },
 };
 
 int handlers_register_commit(struct api_router *r, struct engine_services *s, struct merr *err)

@@ -15,11 +15,51 @@
 #include "error.h"
 #include "fsutil.h"
 #include "handlers.h"
+#include "image/image.h"
+#include "image/manifest.h"
 
 
 static const char *id_of(struct api_request *req)
 {
     return api_request_var(req, "id");
+}
+
+/* ?platform=: the image must be of that platform (dockerd's check; the engine converts none). An
+ * image that is not there is left to the create, which reports it. */
+static int check_platform(struct engine_services *s, const char *want, const json_t *body,
+                          struct merr *err)
+{
+    struct platform p;
+    const char *image = json_string_value(json_object_get(body, "Image"));
+    if (want == NULL || want[0] == '\0' || image == NULL)
+        return 0;
+    if (platform_parse(want, &p, err) < 0)
+        return -1;
+    struct merr ignored = MERR_INIT;
+    auto_free char *id = image_lookup(s->images, image, &ignored);
+    auto_free char *text = id != NULL ? image_config_json(s->images, id, &ignored) : NULL;
+    json_t *cfg = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    if (cfg == NULL)
+        return 0;
+    const char *os = json_string_value(json_object_get(cfg, "os"));
+    const char *arch = json_string_value(json_object_get(cfg, "architecture"));
+    const char *variant = json_string_value(json_object_get(cfg, "variant"));
+    struct platform have;
+    bool match = false;
+    if (os != NULL && arch != NULL) {
+        auto_free char *spec = xasprintf("%s/%s%s%s", os, arch, variant != NULL ? "/" : "",
+                                         variant != NULL ? variant : "");
+        match = platform_parse(spec, &have, &ignored) == 0 && strcmp(have.os, p.os) == 0 &&
+                strcmp(have.arch, p.arch) == 0 &&
+                (p.variant[0] == '\0' || strcmp(have.variant, p.variant) == 0);
+    }
+    if (!match)
+        merr_set(err, MERR_NOT_FOUND, 0,
+                 "image with reference %s was found but does not match the specified "
+                 "platform: wanted %s, actual: %s/%s", image, want, os != NULL ? os : "",
+                 arch != NULL ? arch : "");
+    json_decref(cfg);
+    return match ? 0 : -1;
 }
 
 static int create(struct api_request *req, void *data, struct merr *err)
@@ -28,6 +68,10 @@ static int create(struct api_request *req, void *data, struct merr *err)
     json_t *body = NULL;
     if (api_request_body_json(req, &body, err) < 0)
         return -1;
+    if (check_platform(s, api_request_query(req, "platform"), body, err) < 0) {
+        json_decref(body);
+        return -1;
+    }
     auto_free char *id = NULL;
     int rc = ctr_create(s->containers, api_request_query(req, "name"), body, &id, err);
     json_decref(body);
@@ -74,7 +118,8 @@ static int restart(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
     long long t = -1;
-    if (query_timeout(req, &t, err) < 0 || ctr_restart(s->containers, id_of(req), (int)t, err) < 0)
+    if (query_timeout(req, &t, err) < 0 ||
+        ctr_restart(s->containers, id_of(req), (int)t, api_request_query(req, "signal"), err) < 0)
         return -1;
     return api_reply_empty(req, 204, err);
 }
@@ -146,7 +191,7 @@ static int read_full(int fd, void *buf, size_t len)
     return 0;
 }
 
-static int forward_frame(struct api_request *req, int sub_fd, bool tty, bool timestamps,
+static int forward_frame(struct api_request *req, int sub_fd, const struct pump_output *o,
                          struct merr *err, bool *ended)
 {
     unsigned char hdr[8];
@@ -160,17 +205,23 @@ static int forward_frame(struct api_request *req, int sub_fd, bool tty, bool tim
         *ended = true;
         return 0;
     }
+    if ((hdr[0] == STDCOPY_STDOUT && !o->stdout_) || (hdr[0] == STDCOPY_STDERR && !o->stderr_))
+        return 0; /* a stream the client did not ask for */
     const char *payload = buf;
-    auto_free char *stamped = NULL;
-    if (timestamps) {
+    auto_free char *t = NULL;
+    if (o->timestamps) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        auto_free char *t = fmt_rfc3339_nano((int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-        stamped = loglines_stamp(t, buf, len, &len); /* every line, as dockerd */
+        t = fmt_rfc3339_nano((int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    }
+    auto_free char *prefix = loglines_prefix(t, o->details);
+    auto_free char *stamped = NULL;
+    if (prefix != NULL) {
+        stamped = loglines_stamp(prefix, buf, len, &len); /* every line, as dockerd */
         payload = stamped;
     }
-    return tty ? api_stream_write(req, payload, len, err)
-               : api_stream_frame(req, (enum stdcopy_stream)hdr[0], payload, len, err);
+    return o->tty ? api_stream_write(req, payload, len, err)
+                  : api_stream_frame(req, (enum stdcopy_stream)hdr[0], payload, len, err);
 }
 
 static void write_all_stdin(int fd, const char *q, ssize_t n)
@@ -220,9 +271,25 @@ static bool filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize
     return false;
 }
 
-int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
-                  stdin_eof_fn on_stdin_eof, void *eof_data, struct detach_keys *dk,
-                  struct merr *err)
+static int64_t wall_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* poll()'s timeout until until_ns (-1: no until; at most a minute per call). */
+static int until_wait_ms(int64_t until_ns)
+{
+    if (until_ns <= 0)
+        return -1;
+    int64_t left = (until_ns - wall_now_ns()) / 1000000;
+    return left <= 0 ? 0 : left > 60000 ? 60000 : (int)left + 1;
+}
+
+int handlers_pump(struct api_request *req, int sub_fd, const struct pump_output *out,
+                  int stdin_fd, stdin_eof_fn on_stdin_eof, void *eof_data,
+                  struct detach_keys *dk, struct merr *err)
 {
     bool stdin_open = stdin_fd >= 0;
     for (;;) {
@@ -231,8 +298,12 @@ int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps
             { .fd = api_request_cancel_fd(req), .events = POLLIN },
             { .fd = api_request_fd(req), .events = stdin_open ? POLLIN : 0 },
         };
-        int r = poll(p, 3, -1);
+        int r = poll(p, 3, until_wait_ms(out->until_ns));
         if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 && wall_now_ns() >= out->until_ns)
+            return 0; /* logs -f --until: its time has come, as dockerd stops there */
+        if (r == 0)
             continue;
         if (r < 0 || p[1].revents != 0)
             return 0;
@@ -254,7 +325,7 @@ int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps
         }
         if (p[0].revents != 0) {
             bool ended = false;
-            if (forward_frame(req, sub_fd, tty, timestamps, err, &ended) < 0)
+            if (forward_frame(req, sub_fd, out, err, &ended) < 0)
                 return -1;
             if (ended)
                 return 0;
@@ -316,9 +387,11 @@ static int attach(struct api_request *req, void *data, struct merr *err)
             rc = merr_set(err, lerr.code, lerr.sys_errno, "%s", lerr.msg);
     }
     struct stdin_ctx sc = { s->containers, id, &stdin_fd };
+    struct pump_output po = { .tty = tty,
+                              .stdout_ = api_request_query_bool(req, "stdout"),
+                              .stderr_ = api_request_query_bool(req, "stderr") };
     if (rc == 0 && want_stream)
-        rc = handlers_pump(req, sub.fd, tty, false, stdin_fd, close_container_stdin, &sc, &dk,
-                           err);
+        rc = handlers_pump(req, sub.fd, &po, stdin_fd, close_container_stdin, &sc, &dk, err);
     if (sub.fd >= 0)
         close(sub.fd);
     if (stdin_fd >= 0)
@@ -355,6 +428,7 @@ static int logs(struct api_request *req, void *data, struct merr *err)
         .stderr_ = api_request_query_bool(req, "stderr"),
         .follow = api_request_query_bool(req, "follow"),
         .timestamps = api_request_query_bool(req, "timestamps"),
+        .details = api_request_query_bool(req, "details"),
         .tail = -1,
     };
     if (!o.stdout_ && !o.stderr_)
@@ -374,8 +448,11 @@ static int logs(struct api_request *req, void *data, struct merr *err)
     struct log_sink ls = { req, tty };
     struct ctr_output_sub sub = { -1 };
     int rc = ctr_logs(s->containers, id, &o, log_sink, &ls, &sub, err);
+    struct pump_output po = { .tty = tty, .stdout_ = o.stdout_, .stderr_ = o.stderr_,
+                              .timestamps = o.timestamps, .details = o.details,
+                              .until_ns = o.until_ns };
     if (rc == 0 && sub.fd >= 0)
-        rc = handlers_pump(req, sub.fd, tty, o.timestamps, -1, NULL, NULL, NULL, err);
+        rc = handlers_pump(req, sub.fd, &po, -1, NULL, NULL, NULL, err);
     if (sub.fd >= 0)
         close(sub.fd);
     return rc < 0 ? -1 : api_stream_end(req, err);
@@ -406,19 +483,55 @@ static int top(struct api_request *req, void *data, struct merr *err)
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 
+/* Query parameters (docs/engine-api.md lists them; tests/unit/test_api_params.c checks both). */
+static const struct api_param create_params[] = {
+    API_PARAM("name"),
+    API_PARAM_NOTE("platform", "the image must be of that platform, as dockerd checks"),
+    API_PARAMS_END,
+};
+static const struct api_param inspect_params[] = { API_PARAM("size"), API_PARAMS_END };
+static const struct api_param start_params[] = {
+    API_PARAM_IGNORE("detachKeys", "dockerd reads detach keys at attach, not at start"),
+    API_PARAM_REFUSE("checkpoint"),
+    API_PARAM_REFUSE("checkpoint-dir"),
+    API_PARAMS_END,
+};
+static const struct api_param stop_params[] = {
+    API_PARAM("t"), API_PARAM("signal"), API_PARAMS_END,
+};
+static const struct api_param kill_params[] = { API_PARAM("signal"), API_PARAMS_END };
+static const struct api_param wait_params[] = { API_PARAM("condition"), API_PARAMS_END };
+static const struct api_param remove_params[] = {
+    API_PARAM("v"), API_PARAM("force"), API_PARAM("link"), API_PARAMS_END,
+};
+static const struct api_param attach_params[] = {
+    API_PARAM("detachKeys"), API_PARAM("logs"),   API_PARAM("stream"),
+    API_PARAM("stdin"),      API_PARAM("stdout"), API_PARAM("stderr"),
+    API_PARAMS_END,
+};
+static const struct api_param logs_params[] = {
+    API_PARAM("follow"), API_PARAM("stdout"),     API_PARAM("stderr"), API_PARAM("since"),
+    API_PARAM("until"),  API_PARAM("timestamps"), API_PARAM("tail"),
+    API_PARAM_NOTE("details", "not in the swagger; docker logs --details. No log attributes "
+                              "are kept, so each line gets the empty attribute list and a space"),
+    API_PARAMS_END,
+};
+static const struct api_param resize_params[] = { API_PARAM("h"), API_PARAM("w"), API_PARAMS_END };
+static const struct api_param top_params[] = { API_PARAM("ps_args"), API_PARAMS_END };
+
 static const struct api_route routes[] = {
-    { "POST", "/containers/create", create, 0 },
-    { "GET", "/containers/{id}/json", inspect, 0 },
-    { "POST", "/containers/{id}/start", start, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/stop", stop, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/restart", restart, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/kill", kill_, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/wait", wait_, API_ROUTE_WORKER },
-    { "DELETE", "/containers/{id}", remove_, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/attach", attach, API_ROUTE_WORKER },
-    { "GET", "/containers/{id}/logs", logs, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/resize", resize, 0 },
-    { "GET", "/containers/{id}/top", top, API_ROUTE_WORKER },
+    { "POST", "/containers/create", create, 0, create_params },
+    { "GET", "/containers/{id}/json", inspect, 0, inspect_params },
+    { "POST", "/containers/{id}/start", start, API_ROUTE_WORKER, start_params },
+    { "POST", "/containers/{id}/stop", stop, API_ROUTE_WORKER, stop_params },
+    { "POST", "/containers/{id}/restart", restart, API_ROUTE_WORKER, stop_params },
+    { "POST", "/containers/{id}/kill", kill_, API_ROUTE_WORKER, kill_params },
+    { "POST", "/containers/{id}/wait", wait_, API_ROUTE_WORKER, wait_params },
+    { "DELETE", "/containers/{id}", remove_, API_ROUTE_WORKER, remove_params },
+    { "POST", "/containers/{id}/attach", attach, API_ROUTE_WORKER, attach_params },
+    { "GET", "/containers/{id}/logs", logs, API_ROUTE_WORKER, logs_params },
+    { "POST", "/containers/{id}/resize", resize, 0, resize_params },
+    { "GET", "/containers/{id}/top", top, API_ROUTE_WORKER, top_params },
 };
 
 int handlers_register_containers(struct api_router *r, struct engine_services *s, struct merr *err)

@@ -23,8 +23,8 @@ static int search(struct api_request *req, void *data, struct merr *err)
 }
 
 static const struct api_route routes[] = {
-    { "GET", "/distribution/{name}/json", distribution, API_ROUTE_WORKER },
-    { "GET", "/images/search", search, 0 },
+    { "GET", "/distribution/{name}/json", distribution, API_ROUTE_WORKER, api_params_none },
+    { "GET", "/images/search", search, 0, api_params_unreached },
 };
 
 int handlers_register_distribution(struct api_router *r, struct engine_services *s,

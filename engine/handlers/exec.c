@@ -246,11 +246,14 @@ static int resize(struct api_request *req, void *data, struct merr *err)
     return api_reply_empty(req, 201, err);
 }
 
+static const struct api_param resize_params[] = { API_PARAM("h"), API_PARAM("w"), API_PARAMS_END };
+
 static const struct api_route routes[] = {
-    { "POST", "/containers/{id}/exec", create, 0 },
-    { "POST", "/exec/{id}/start", start, API_ROUTE_WORKER },
-    { "GET", "/exec/{id}/json", inspect, 0 },
-    { "POST", "/exec/{id}/resize", resize, API_ROUTE_WORKER }, /* may wait for the start */
+    { "POST", "/containers/{id}/exec", create, 0, api_params_none },
+    { "POST", "/exec/{id}/start", start, API_ROUTE_WORKER, api_params_none },
+    { "GET", "/exec/{id}/json", inspect, 0, api_params_none },
+    /* may wait for the start */
+    { "POST", "/exec/{id}/resize", resize, API_ROUTE_WORKER, resize_params },
 };
 
 int handlers_register_exec(struct api_router *r, struct engine_services *s, struct merr *err)

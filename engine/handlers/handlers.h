@@ -3,6 +3,9 @@
 #ifndef MACHINE_ENGINE_HANDLERS_H
 #define MACHINE_ENGINE_HANDLERS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "cleanup.h"
 
 struct api_router;
@@ -22,6 +25,11 @@ struct engine_services {
     struct evt_bus *events;
     struct net_service *net;
 };
+
+/* Every route below and api_system_register's (routes.c). */
+struct api_system;
+int handlers_register_all(struct api_router *r, const struct api_system *sys,
+                          struct engine_services *s, struct merr *err) MUST_CHECK;
 
 int handlers_register_containers(struct api_router *r, struct engine_services *s,
                                  struct merr *err) MUST_CHECK;
@@ -102,8 +110,15 @@ struct detach_keys {
     unsigned char keys[16];
     size_t n, pos;
 };
-int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
-                  stdin_eof_fn on_stdin_eof, void *eof_data, struct detach_keys *dk,
-                  struct merr *err) MUST_CHECK;
+/* Which frames go out and how (attach's stdout/stderr, logs' --timestamps and --details). */
+struct pump_output {
+    bool tty;
+    bool stdout_, stderr_;
+    bool timestamps, details;
+    int64_t until_ns; /* logs -f --until: the pump ends then (0: never) */
+};
+int handlers_pump(struct api_request *req, int sub_fd, const struct pump_output *out,
+                  int stdin_fd, stdin_eof_fn on_stdin_eof, void *eof_data,
+                  struct detach_keys *dk, struct merr *err) MUST_CHECK;
 
 #endif

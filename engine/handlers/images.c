@@ -87,8 +87,11 @@ static int remove_(struct api_request *req, void *data, struct merr *err)
     struct engine_services *s = data;
     const char *name = api_request_var(req, "name");
     char *report = NULL;
-    if (image_remove(s->images, name, api_request_query_bool(req, "force"), in_use, s->containers,
-                     &report, err) < 0) {
+    const struct image_remove_opts o = { .force = api_request_query_bool(req, "force"),
+                                          .prune_parents = !api_request_query_bool(req, "noprune"),
+                                          .in_use = in_use,
+                                          .in_use_ctx = s->containers };
+    if (image_remove_with(s->images, name, &o, &report, err) < 0) {
         if (err->code == MERR_NOT_FOUND)
             merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", name);
         else if (err->code == MERR_BUSY)
@@ -218,14 +221,34 @@ static int load(struct api_request *req, void *data, struct merr *err)
     return rc < 0 ? -1 : api_stream_end(req, err);
 }
 
+static const struct api_param save_params[] = { API_PARAM("names"), API_PARAMS_END };
+static const struct api_param load_params[] = {
+    API_PARAM_NOTE("quiet", "the 'Loaded image' lines either way; no per-layer progress bars"),
+    API_PARAMS_END,
+};
+/* repo, message and changes are read by docker import (fromSrc); dockerd ignores them in a
+ * pull, as here. */
+static const struct api_param create_params[] = {
+    API_PARAM("fromImage"), API_PARAM("fromSrc"), API_PARAM("repo"),     API_PARAM("tag"),
+    API_PARAM("message"),   API_PARAM("changes"), API_PARAM("platform"), API_PARAMS_END,
+};
+static const struct api_param remove_params[] = {
+    API_PARAM("force"),
+    API_PARAM("noprune"),
+    API_PARAMS_END,
+};
+static const struct api_param tag_params[] = {
+    API_PARAM("repo"), API_PARAM("tag"), API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/images/get", save_many, API_ROUTE_WORKER },
-    { "GET", "/images/{name}/get", save_one, API_ROUTE_WORKER },
-    { "POST", "/images/load", load, API_ROUTE_STREAM_BODY },
-    { "POST", "/images/create", create, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY },
-    { "GET", "/images/{name}/json", inspect, 0 },
-    { "DELETE", "/images/{name}", remove_, API_ROUTE_WORKER },
-    { "POST", "/images/{name}/tag", tag, 0 },
+    { "GET", "/images/get", save_many, API_ROUTE_WORKER, save_params },
+    { "GET", "/images/{name}/get", save_one, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/images/load", load, API_ROUTE_STREAM_BODY, load_params },
+    { "POST", "/images/create", create, API_ROUTE_WORKER | API_ROUTE_STREAM_BODY, create_params },
+    { "GET", "/images/{name}/json", inspect, 0, api_params_none },
+    { "DELETE", "/images/{name}", remove_, API_ROUTE_WORKER, remove_params },
+    { "POST", "/images/{name}/tag", tag, 0, tag_params },
 };
 
 int handlers_register_images(struct api_router *r, struct engine_services *s, struct merr *err)

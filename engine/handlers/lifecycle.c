@@ -50,11 +50,13 @@ static int update(struct api_request *req, void *data, struct merr *err)
     return api_reply_json(req, 200, json_pack("{s:[]}", "Warnings"), err);
 }
 
+static const struct api_param rename_params[] = { API_PARAM("name"), API_PARAMS_END };
+
 static const struct api_route routes[] = {
-    { "POST", "/containers/{id}/pause", pause_, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/unpause", unpause, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/rename", rename_, API_ROUTE_WORKER },
-    { "POST", "/containers/{id}/update", update, 0 },
+    { "POST", "/containers/{id}/pause", pause_, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/containers/{id}/unpause", unpause, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/containers/{id}/rename", rename_, API_ROUTE_WORKER, rename_params },
+    { "POST", "/containers/{id}/update", update, 0, api_params_none },
 };
 
 int handlers_register_lifecycle(struct api_router *r, struct engine_services *s,

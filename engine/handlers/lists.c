@@ -62,6 +62,27 @@ static int image_created(void *data, const char *ref, int64_t *created_s, struct
     return 0;
 }
 
+/* shared-size=1 (API 1.42): SharedSize is the bytes of an image's layers other images use too,
+ * as docker system df counts them (-1 otherwise). */
+static json_t *with_shared_sizes(struct engine_services *s, json_t *entries, struct merr *err)
+{
+    json_t *shared = NULL;
+    int64_t total = 0;
+    if (entries == NULL || image_disk_usage(s->images, &shared, &total, err) < 0) {
+        json_decref(entries);
+        return NULL;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        const char *id = json_string_value(json_object_get(e, "Id"));
+        json_object_set_new(e, "SharedSize",
+                            json_integer(json_integer_value(json_object_get(shared, id))));
+    }
+    json_decref(shared);
+    return entries;
+}
+
 static int images_list(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
@@ -69,6 +90,8 @@ static int images_list(struct api_request *req, void *data, struct merr *err)
     if (api_request_filters(req, &f, err) < 0)
         return -1;
     json_t *entries = handlers_image_entries(s, err);
+    if (api_request_version_ge(req, 1, 42) && api_request_query_bool(req, "shared-size"))
+        entries = with_shared_sizes(s, entries, err);
     struct created_ctx cc = { s, entries };
     struct flt_images o;
     json_t *out = NULL;
@@ -207,9 +230,21 @@ void handlers_add_sizes(struct engine_services *s, json_t *inspect)
     json_object_set_new(inspect, "SizeRootFs", json_integer(rw + img));
 }
 
+static const struct api_param containers_params[] = {
+    API_PARAM("all"), API_PARAM("limit"), API_PARAM("size"), API_PARAM("filters"), API_PARAMS_END,
+};
+static const struct api_param images_params[] = {
+    API_PARAM("all"),
+    API_PARAM("filters"),
+    API_PARAM_IGNORE("digests", "dockerd reads it in no API version: RepoDigests are always "
+                                "listed"),
+    API_PARAM("shared-size"),
+    API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/containers/json", containers_list, API_ROUTE_WORKER },
-    { "GET", "/images/json", images_list, 0 },
+    { "GET", "/containers/json", containers_list, API_ROUTE_WORKER, containers_params },
+    { "GET", "/images/json", images_list, 0, images_params },
 };
 
 int handlers_register_lists(struct api_router *r, struct engine_services *s, struct merr *err)

@@ -110,11 +110,12 @@ static int list(struct api_request *req, void *data, struct merr *err)
 static int inspect(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    const char *id = api_request_var(req, "id");
+    /* every network here is local: another scope finds none, as dockerd */
     const char *scope = api_request_query(req, "scope");
     if (scope != NULL && scope[0] != '\0' && strcmp(scope, "local") != 0)
-        return merr_set(err, MERR_NOT_FOUND, 0, "network %s not found", id);
-    json_t *j = net_inspect(s->net, id, err);
+        return merr_set(err, MERR_NOT_FOUND, 0, "network %s not found",
+                        api_request_var(req, "id"));
+    json_t *j = net_inspect(s->net, api_request_var(req, "id"), err);
     return j != NULL ? api_reply_json(req, 200, j, err) : -1;
 }
 
@@ -209,14 +210,21 @@ static int prune(struct api_request *req, void *data, struct merr *err)
     return api_reply_json(req, 200, json_pack("{s:o}", "NetworksDeleted", gone), err);
 }
 
+static const struct api_param filters_params[] = { API_PARAM("filters"), API_PARAMS_END };
+static const struct api_param inspect_params[] = {
+    API_PARAM_IGNORE("verbose", "it adds the services of swarm-scoped networks only"),
+    API_PARAM("scope"),
+    API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/networks", list, 0 },
-    { "GET", "/networks/{id}", inspect, 0 },
-    { "POST", "/networks/create", create, API_ROUTE_WORKER },
-    { "DELETE", "/networks/{id}", remove_, API_ROUTE_WORKER },
-    { "POST", "/networks/{id}/connect", connect_, API_ROUTE_WORKER },
-    { "POST", "/networks/{id}/disconnect", disconnect, API_ROUTE_WORKER },
-    { "POST", "/networks/prune", prune, API_ROUTE_WORKER },
+    { "GET", "/networks", list, 0, filters_params },
+    { "GET", "/networks/{id}", inspect, 0, inspect_params },
+    { "POST", "/networks/create", create, API_ROUTE_WORKER, api_params_none },
+    { "DELETE", "/networks/{id}", remove_, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/networks/{id}/connect", connect_, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/networks/{id}/disconnect", disconnect, API_ROUTE_WORKER, api_params_none },
+    { "POST", "/networks/prune", prune, API_ROUTE_WORKER, filters_params },
 };
 
 int handlers_register_networks(struct api_router *r, struct engine_services *s, struct merr *err)

@@ -172,10 +172,18 @@ static int build_prune(struct api_request *req, void *data, struct merr *err)
     return handlers_build_prune(req, data, err);
 }
 
+static const struct api_param filters_params[] = { API_PARAM("filters"), API_PARAMS_END };
+static const struct api_param build_prune_params[] = {
+    API_PARAM("keep-storage"),
+    API_PARAM("all"),
+    API_PARAM_NOTE("filters", "until, id; others refused by the handler"),
+    API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "POST", "/containers/prune", containers_prune, API_ROUTE_WORKER },
-    { "POST", "/images/prune", images_prune, API_ROUTE_WORKER },
-    { "POST", "/build/prune", build_prune, API_ROUTE_WORKER },
+    { "POST", "/containers/prune", containers_prune, API_ROUTE_WORKER, filters_params },
+    { "POST", "/images/prune", images_prune, API_ROUTE_WORKER, filters_params },
+    { "POST", "/build/prune", build_prune, API_ROUTE_WORKER, build_prune_params },
 };
 
 int handlers_register_prune(struct api_router *r, struct engine_services *s, struct merr *err)

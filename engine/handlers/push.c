@@ -80,9 +80,16 @@ static int auth(struct api_request *req, void *data, struct merr *err)
                           err);
 }
 
+static const struct api_param push_params[] = {
+    API_PARAM_NOTE("tag", "empty or absent: every tag of the repository (docker push --all-tags)"),
+    API_PARAMS_END,
+};
+
+static const struct api_param no_params[] = { API_PARAMS_END };
+
 static const struct api_route routes[] = {
-    { "POST", "/images/{name}/push", push, API_ROUTE_WORKER },
-    { "POST", "/auth", auth, API_ROUTE_WORKER },
+    { "POST", "/images/{name}/push", push, API_ROUTE_WORKER, push_params },
+    { "POST", "/auth", auth, API_ROUTE_WORKER, no_params },
 };
 
 int handlers_register_push(struct api_router *r, struct engine_services *s, struct merr *err)

@@ -367,8 +367,12 @@ out:
     return rc;
 }
 
+static const struct api_param stats_params[] = {
+    API_PARAM("stream"), API_PARAM("one-shot"), API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/containers/{id}/stats", stats, API_ROUTE_WORKER },
+    { "GET", "/containers/{id}/stats", stats, API_ROUTE_WORKER, stats_params },
 };
 
 int handlers_register_stats(struct api_router *r, struct engine_services *s, struct merr *err)

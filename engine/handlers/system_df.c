@@ -133,8 +133,10 @@ static int system_df(struct api_request *req, void *data, struct merr *err)
     return api_reply_json(req, 200, out, err);
 }
 
+static const struct api_param df_params[] = { API_PARAM("type"), API_PARAMS_END };
+
 static const struct api_route routes[] = {
-    { "GET", "/system/df", system_df, API_ROUTE_WORKER },
+    { "GET", "/system/df", system_df, API_ROUTE_WORKER, df_params },
 };
 
 int handlers_register_system_df(struct api_router *r, struct engine_services *s,

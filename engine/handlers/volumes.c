@@ -146,13 +146,19 @@ static int events(struct api_request *req, void *data, struct merr *err)
     return rc;
 }
 
+static const struct api_param filters_params[] = { API_PARAM("filters"), API_PARAMS_END };
+static const struct api_param remove_params[] = { API_PARAM("force"), API_PARAMS_END };
+static const struct api_param events_params[] = {
+    API_PARAM("since"), API_PARAM("until"), API_PARAM("filters"), API_PARAMS_END,
+};
+
 static const struct api_route routes[] = {
-    { "GET", "/volumes", volume_list, 0 },
-    { "POST", "/volumes/create", volume_create, 0 },
-    { "POST", "/volumes/prune", volume_prune, API_ROUTE_WORKER },
-    { "GET", "/volumes/{name}", volume_inspect, 0 },
-    { "DELETE", "/volumes/{name}", volume_remove, API_ROUTE_WORKER },
-    { "GET", "/events", events, API_ROUTE_WORKER },
+    { "GET", "/volumes", volume_list, 0, filters_params },
+    { "POST", "/volumes/create", volume_create, 0, api_params_none },
+    { "POST", "/volumes/prune", volume_prune, API_ROUTE_WORKER, filters_params },
+    { "GET", "/volumes/{name}", volume_inspect, 0, api_params_none },
+    { "DELETE", "/volumes/{name}", volume_remove, API_ROUTE_WORKER, remove_params },
+    { "GET", "/events", events, API_ROUTE_WORKER, events_params },
 };
 
 int handlers_register_storage(struct api_router *r, struct engine_services *s, struct merr *err)

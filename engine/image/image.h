@@ -131,6 +131,18 @@ typedef bool (*image_in_use_fn)(const char *image_id, void *ctx);
 MUST_CHECK int image_remove(struct image_store *s, const char *name, bool force,
                             image_in_use_fn in_use, void *in_use_ctx, char **report_out,
                             struct merr *err);
+/* The same with dockerd's prune (DELETE /images/{name} without noprune): after the image goes,
+ * each parent up its chain that has no tag or digest, no other child and no container goes
+ * too. */
+struct image_remove_opts {
+    bool force;
+    bool prune_parents;
+    image_in_use_fn in_use;
+    void *in_use_ctx;
+};
+MUST_CHECK int image_remove_with(struct image_store *s, const char *name,
+                                 const struct image_remove_opts *o, char **report_out,
+                                 struct merr *err);
 
 /* docker system df (usage.c): *shared_out = {image ID: bytes of its layers other images use
  * too}; *layers_size = the size of every layer once. */

@@ -523,9 +523,59 @@ static int delete_image(struct image_store *s, const char *id, json_t *report, s
     return 0;
 }
 
+/* Some image's config names id as its parent. */
+static int has_children(struct image_store *s, const char *id, bool *out, struct merr *err)
+{
+    auto_strv char **ids = store_image_ids(s, err);
+    if (ids == NULL)
+        return -1;
+    *out = false;
+    for (char **other = ids; *other != NULL && !*out; other++) {
+        auto_json json_t *cfg = strcmp(*other, id) != 0 ? load_config(s, *other, err) : NULL;
+        const char *parent = json_string_value(json_object_get(cfg, "parent"));
+        *out = parent != NULL && strcmp(parent, id) == 0;
+    }
+    return 0;
+}
+
+/* The parent of id from its config (NULL when it has none); read before id is deleted. */
+static char *parent_of(struct image_store *s, const char *id)
+{
+    struct merr ignored = MERR_INIT;
+    auto_json json_t *cfg = load_config(s, id, &ignored);
+    const char *parent = json_string_value(json_object_get(cfg, "parent"));
+    return parent != NULL && digest_is_valid(parent) ? xstrdup(parent) : NULL;
+}
+
+/* dockerd's prune after a delete (DELETE /images/{name} without noprune): up the chain, each
+ * parent without a tag or digest, without other children and unused by containers goes too.
+ * Takes parent. */
+static int prune_parents_locked(struct image_store *s, json_t *tags, char *parent,
+                                image_in_use_fn in_use, void *in_use_ctx, json_t *report,
+                                struct merr *err)
+{
+    auto_free char *cur = parent;
+    bool children = false;
+    while (cur != NULL && store_image_exists(s, cur) && keys_of(tags, cur, NULL, 0) == 0 &&
+           (in_use == NULL || !in_use(cur, in_use_ctx))) {
+        if (has_children(s, cur, &children, err) < 0)
+            return -1;
+        if (children)
+            break;
+        char *next = parent_of(s, cur);
+        if (delete_image(s, cur, report, err) < 0) {
+            free(next);
+            return -1;
+        }
+        free(cur);
+        cur = next;
+    }
+    return 0;
+}
+
 #define MAX_REFS 256
 
-static int remove_locked(struct image_store *s, const char *name, bool force,
+static int remove_locked(struct image_store *s, const char *name, bool force, bool prune,
                          image_in_use_fn in_use, void *in_use_ctx, json_t *report,
                          struct merr *err)
 {
@@ -584,17 +634,30 @@ static int remove_locked(struct image_store *s, const char *name, bool force,
         return -1;
     if (used)
         return 0;
-    return delete_image(s, id, report, err);
+    char *parent = prune ? parent_of(s, id) : NULL;
+    if (delete_image(s, id, report, err) < 0) {
+        free(parent);
+        return -1;
+    }
+    return prune_parents_locked(s, tags, parent, in_use, in_use_ctx, report, err);
 }
 
 int image_remove(struct image_store *s, const char *name, bool force, image_in_use_fn in_use,
                  void *in_use_ctx, char **report_out, struct merr *err)
 {
+    const struct image_remove_opts o = { force, false, in_use, in_use_ctx };
+    return image_remove_with(s, name, &o, report_out, err);
+}
+
+int image_remove_with(struct image_store *s, const char *name, const struct image_remove_opts *o,
+                      char **report_out, struct merr *err)
+{
     if (report_out != NULL)
         *report_out = NULL;
     auto_json json_t *report = json_array();
     pthread_mutex_lock(&s->lock);
-    int r = remove_locked(s, name, force, in_use, in_use_ctx, report, err);
+    int r = remove_locked(s, name, o->force, o->prune_parents, o->in_use, o->in_use_ctx, report,
+                          err);
     pthread_mutex_unlock(&s->lock);
     if (r < 0)
         return -1;

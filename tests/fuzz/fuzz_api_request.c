@@ -72,10 +72,10 @@ static int h_load(struct api_request *req, void *data, struct merr *err)
 }
 
 static const struct api_route routes[] = {
-    { "GET", "/containers/{id}/json", h_inspect, 0 },
-    { "POST", "/containers/create", h_create, 0 },
-    { "POST", "/exec/{id}/start", h_create, API_ROUTE_WORKER },
-    { "POST", "/images/load", h_load, API_ROUTE_STREAM_BODY },
+    { "GET", "/containers/{id}/json", h_inspect, 0, NULL },
+    { "POST", "/containers/create", h_create, 0, NULL },
+    { "POST", "/exec/{id}/start", h_create, API_ROUTE_WORKER, NULL },
+    { "POST", "/images/load", h_load, API_ROUTE_STREAM_BODY, NULL },
 };
 
 struct server {

@@ -43,8 +43,8 @@ static int h_ok(struct api_request *req, void *data, struct merr *err)
 }
 
 static const struct api_route routes[] = {
-    { "GET", "/ok", h_ok, 0 },
-    { "POST", "/hold", h_hold, API_ROUTE_WORKER },
+    { "GET", "/ok", h_ok, 0, NULL },
+    { "POST", "/hold", h_hold, API_ROUTE_WORKER, NULL },
 };
 
 static void *run(void *arg)

@@ -19,16 +19,16 @@ static int h_exec_start(struct api_request *r, void *d, struct merr *e) { return
 static int h_ping(struct api_request *r, void *d, struct merr *e) { return 0; }
 
 static const struct api_route routes[] = {
-    { "GET", "/images/{name}/json", h_image_inspect, 0 },
-    { "GET", "/images/json", h_images_list, 0 },
-    { "DELETE", "/images/{name}", h_image_delete, 0 },
-    { "POST", "/images/{name}/tag", h_image_tag, 0 },
-    { "GET", "/containers/{id}/json", h_ctr_inspect, 0 },
-    { "GET", "/containers/json", h_ctr_list, 0 },
-    { "GET", "/containers/{id}/archive", h_ctr_archive, 0 },
-    { "POST", "/exec/{id}/start", h_exec_start, API_ROUTE_WORKER },
-    { "GET", "/_ping", h_ping, 0 },
-    { "HEAD", "/_ping", h_ping, 0 },
+    { "GET", "/images/{name}/json", h_image_inspect, 0, NULL },
+    { "GET", "/images/json", h_images_list, 0, NULL },
+    { "DELETE", "/images/{name}", h_image_delete, 0, NULL },
+    { "POST", "/images/{name}/tag", h_image_tag, 0, NULL },
+    { "GET", "/containers/{id}/json", h_ctr_inspect, 0, NULL },
+    { "GET", "/containers/json", h_ctr_list, 0, NULL },
+    { "GET", "/containers/{id}/archive", h_ctr_archive, 0, NULL },
+    { "POST", "/exec/{id}/start", h_exec_start, API_ROUTE_WORKER, NULL },
+    { "GET", "/_ping", h_ping, 0, NULL },
+    { "HEAD", "/_ping", h_ping, 0, NULL },
 };
 
 static int sentinel;
@@ -109,7 +109,7 @@ static void test_two_vars(void **state)
 {
     struct merr err = MERR_INIT;
     struct api_router *r = api_router_new(&err);
-    static const struct api_route two = { "GET", "/plugins/{name}/x/{id}", h_ping, 0 };
+    static const struct api_route two = { "GET", "/plugins/{name}/x/{id}", h_ping, 0, NULL };
     assert_int_equal(api_router_add(r, &two, NULL, &err), 0);
     struct api_route_match m;
     assert_int_equal(api_router_match(r, "GET", "/plugins/a/b/x/c/d", &m, &err), 1);
@@ -139,16 +139,16 @@ static void test_bad_patterns(void **state)
         "images", "/a/{}", "/a/{x}{y}", "/a/{x", "/a/x}", "/a/{x-y}", "/{a}/{b}/{c}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct api_route route = { "GET", bad[i], h_ping, 0 };
+        struct api_route route = { "GET", bad[i], h_ping, 0, NULL };
         struct merr err = MERR_INIT;
         if (api_router_add(*state, &route, NULL, &err) != -1 || err.code != MERR_INVALID)
             fail_msg("pattern '%s' accepted", bad[i]);
     }
-    struct api_route dup = { "GET", "/_ping", h_ping, 0 };
+    struct api_route dup = { "GET", "/_ping", h_ping, 0, NULL };
     struct merr err = MERR_INIT;
     assert_int_equal(api_router_add(*state, &dup, NULL, &err), -1);
     assert_int_equal(err.code, MERR_EXISTS);
-    struct api_route no_handler = { "GET", "/x", NULL, 0 };
+    struct api_route no_handler = { "GET", "/x", NULL, 0, NULL };
     assert_int_equal(api_router_add(*state, &no_handler, NULL, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
 }

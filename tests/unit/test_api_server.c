@@ -131,14 +131,21 @@ static int h_sink(struct api_request *req, void *data, struct merr *err)
 
 static const struct api_system test_system = { .server_version = "0.1.0" };
 
+static const struct api_param thing_params[] = {
+    API_PARAM("all"), API_PARAM("n"), API_PARAM_REFUSE_BUT("link", "local"), API_PARAMS_END,
+};
+static const struct api_param sink_params[] = {
+    API_PARAM("max"), API_PARAM_REFUSE("link"), API_PARAMS_END,
+};
+
 static const struct api_route test_routes[] = {
-    { "POST", "/echo", h_echo, 0 },
-    { "GET", "/things/{name}/json", h_thing, 0 },
-    { "GET", "/fail", h_fail, 0 },
-    { "GET", "/stream", h_stream, API_ROUTE_WORKER },
-    { "POST", "/hijack", h_hijack, API_ROUTE_WORKER },
-    { "POST", "/sink", h_sink, API_ROUTE_STREAM_BODY },
-    { "POST", "/sink-buffered", h_sink, API_ROUTE_WORKER },
+    { "POST", "/echo", h_echo, 0, NULL },
+    { "GET", "/things/{name}/json", h_thing, 0, thing_params },
+    { "GET", "/fail", h_fail, 0, NULL },
+    { "GET", "/stream", h_stream, API_ROUTE_WORKER, NULL },
+    { "POST", "/hijack", h_hijack, API_ROUTE_WORKER, NULL },
+    { "POST", "/sink", h_sink, API_ROUTE_STREAM_BODY, sink_params },
+    { "POST", "/sink-buffered", h_sink, API_ROUTE_WORKER, NULL },
 };
 
 /* ---- fixture ----------------------------------------------------------------- */
@@ -507,6 +514,42 @@ static void test_vars_query_headers(void **state)
     free(r);
 }
 
+/* A refused parameter set to a non-default value is a 400 naming it, before the handler runs;
+ * a streamed body is drained so the connection serves the next request. */
+static void test_refused_query_params(void **state)
+{
+    char *r = roundtrip_close(*state, "GET /things/x/json?n=1&link=1 HTTP/1.1\r\nHost: x\r\n"
+                                      "Connection: close\r\n\r\n");
+    assert_true(strncmp(r, "HTTP/1.1 400 ", 13) == 0);
+    assert_non_null(strstr(r, "{\"message\":\"query parameter 'link' is not supported by "
+                              "machine-engine\"}"));
+    free(r);
+    const char *fine[] = { "link=0", "link=", "link=false", "link=local", "linked=1" };
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        char req[256];
+        snprintf(req, sizeof req, "GET /things/x/json?n=1&%s HTTP/1.1\r\nHost: x\r\n"
+                                  "Connection: close\r\n\r\n", fine[i]);
+        r = roundtrip_close(*state, req);
+        assert_true(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+        free(r);
+    }
+
+    struct fixture *f = *state;
+    int fd = client_connect(f);
+    send_text(fd, "POST /sink?link=yes HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    char body[5000];
+    memset(body, 'x', sizeof body);
+    assert_int_equal(write(fd, body, sizeof body), (ssize_t)sizeof body);
+    send_text(fd, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    r = read_until(fd, NULL, 0, NULL);
+    assert_true(strncmp(r, "HTTP/1.1 400 ", 13) == 0);
+    assert_non_null(strstr(r, "query parameter 'link' is not supported"));
+    assert_null(strstr(r, "\"len\"")); /* the handler did not run */
+    assert_non_null(strstr(r, "\r\n\r\nOK"));
+    free(r);
+    close(fd);
+}
+
 static void test_worker_stream_then_keepalive(void **state)
 {
     struct fixture *f = *state;
@@ -667,6 +710,7 @@ int main(void)
         T(test_stream_body_rest_drained),
         T(test_errors),
         T(test_vars_query_headers),
+        T(test_refused_query_params),
         T(test_worker_stream_then_keepalive),
         T(test_hijack_upgrade_half_close),
         T(test_hijack_with_body),
