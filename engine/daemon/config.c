@@ -100,8 +100,8 @@ const char *engine_config_usage(void)
            "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
            "      --storage-driver string   overlay2 or vfs (default: overlay2 where the data root\n"
            "                                can hold overlay layers, else vfs)\n"
-           "      --live-restore            Accepted: containers keep running while the engine\n"
-           "                                is down\n"
+           "      --live-restore            Accepted for dockerd's command lines; a restarted\n"
+           "                                engine does not re-adopt running containers yet\n"
            "  -v, --version                 Print the version and exit\n"
            "  -h, --help                    Print this help and exit\n";
 }
