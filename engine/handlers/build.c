@@ -25,7 +25,19 @@ struct build_out {
     struct api_request *req;
     bool quiet;
     bool gone;
+    bool begun; /* the 200 is sent with the first message: a build that fails before any
+                 * (an empty or unparsable Dockerfile) is an HTTP error, as dockerd answers */
 };
+
+static int out_begin(struct build_out *o, struct merr *err)
+{
+    if (o->begun)
+        return 0;
+    if (api_stream_begin(o->req, 200, API_MEDIA_JSON, err) < 0)
+        return -1;
+    o->begun = true;
+    return 0;
+}
 
 static int emit(void *ctx, const json_t *msg)
 {
@@ -35,7 +47,7 @@ static int emit(void *ctx, const json_t *msg)
         return -1;
     if (o->quiet && json_object_get(msg, "stream") != NULL)
         return 0;
-    if (api_stream_write_json(o->req, msg, &err) < 0) {
+    if (out_begin(o, &err) < 0 || api_stream_write_json(o->req, msg, &err) < 0) {
         o->gone = true;
         return -1;
     }
@@ -268,17 +280,22 @@ static int build(struct api_request *req, void *data, struct merr *err)
         .host_config = hc,
         .cache_from = cachefrom,
     };
-    struct build_out out = { req, api_request_query_bool(req, "q"), false };
+    struct build_out out = { req, api_request_query_bool(req, "q"), false, false };
     struct build_env env = { s->containers, s->images, s->registry, emit, &out };
     char *id = NULL;
     int code = 0;
-    if (rc == 0 && api_stream_begin(req, 200, API_MEDIA_JSON, err) < 0)
-        rc = -2;
     if (rc == 0) {
         struct merr berr = MERR_INIT;
-        if (build_run(&env, &o, &id, &code, &berr) < 0)
-            rc = out.gone ? -2 : stream_error(req, &berr, code, err) < 0 ? -2 : 0;
-        else {
+        if (build_run(&env, &o, &id, &code, &berr) < 0) {
+            if (!out.begun && !out.gone) {
+                *err = berr;
+                rc = -1;
+            } else {
+                rc = out.gone ? -2 : stream_error(req, &berr, code, err) < 0 ? -2 : 0;
+            }
+        } else if (out_begin(&out, err) < 0) {
+            rc = -2;
+        } else {
             evt_emit(s->events, "image", "build", id, NULL);
             /* -q: the daemon's only output is the image ID, as dockerd sends it */
             if (out.quiet) {

@@ -220,5 +220,13 @@ assert_contains "$out" "unknown instruction: FOO" "unknown instruction"
 printf 'FROM %s\nRUN <<EOF\necho hi\nEOF\n' "$BASE" >"$F/Dockerfile"
 out=$(d build "$F" 2>&1) && fail "a heredoc built"
 assert_contains "$out" "heredocs" "heredocs are refused clearly"
+# a build that fails before any output is an HTTP error, not a 200 stream (dockerd; docker-py's
+# test_443 expects an APIError for an empty Dockerfile)
+: >"$T/empty/Dockerfile" 2>/dev/null || { mkdir -p "$T/empty"; : >"$T/empty/Dockerfile"; }
+tar -C "$T/empty" -cf "$T/empty.tar" Dockerfile
+resp=$(curl -s --max-time 60 -w '\n%{http_code}' --unix-socket "$T/e/engine.sock" \
+    -H 'Content-Type: application/x-tar' --data-binary @"$T/empty.tar" 'http://x/v1.41/build?t=a/b/c')
+assert_eq "$(tail -n1 <<<"$resp")" "400" "an empty Dockerfile is a 400"
+assert_contains "$(head -n -1 <<<"$resp")" "cannot be empty" "with dockerd's message"
 
 pass

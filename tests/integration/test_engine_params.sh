@@ -13,17 +13,19 @@ d pull -q "$IMG" >/dev/null
 
 step "refused parameters: a 400 naming them; their defaults pass"
 d run -d --name ref "$IMG" sleep 300 >/dev/null
-out=$(d rm --link /ref/alias 2>&1) && fail "docker rm --link succeeded"
-assert_contains "$out" "query parameter 'link' is not supported by machine-engine" "docker rm --link"
+out=$(api POST "/v1.45/containers/ref/start?checkpoint-dir=/tmp/cp")
+assert_eq "$(tail -n1 <<<"$out")" "400" "start?checkpoint-dir=: 400"
+assert_contains "$(head -n1 <<<"$out")" "query parameter 'checkpoint-dir' is not supported by machine-engine" \
+    "start?checkpoint-dir=: names it"
 out=$(api POST "/v1.45/containers/ref/start?checkpoint=cp1")
 assert_eq "$(tail -n1 <<<"$out")" "400" "start?checkpoint=: 400"
 assert_eq "$(head -n1 <<<"$out" | jq -r .message)" \
     "query parameter 'checkpoint' is not supported by machine-engine" "start?checkpoint=: the message"
-out=$(api POST "/v1.45/build?extrahosts=h:192.0.2.1&t=x" -H 'Content-Type: application/x-tar' \
-    --data-binary @/dev/null)
-assert_eq "$(tail -n1 <<<"$out")" "400" "build?extrahosts=: 400"
-assert_contains "$(head -n1 <<<"$out")" "query parameter 'extrahosts' is not supported" \
-    "build?extrahosts=: names it"
+out=$(api POST "/v1.45/build?securityopt=%5B%22seccomp%3Dunconfined%22%5D&t=x" \
+    -H 'Content-Type: application/x-tar' --data-binary @/dev/null)
+assert_eq "$(tail -n1 <<<"$out")" "400" "build?securityopt=: 400"
+assert_contains "$(head -n1 <<<"$out")" "query parameter 'securityopt' is not supported" \
+    "build?securityopt=: names it"
 assert_eq "$(api DELETE "/v1.45/containers/ref?force=1&link=0" | tail -n1)" "204" \
     "rm with link=0 (its default) is served"
 assert_eq "$(d ps -aq --filter name=ref)" "" "and removed the container"
