@@ -385,11 +385,13 @@ int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_v
         goto out;
     }
     if (st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING || e->io_running) {
-        if (!force) {
+        if (!force) { /* dockerd 20.10's words, which docker-py's tests look for */
+            bool paused = st == CTR_PAUSED;
             merr_set(err, MERR_EXISTS, 0,
-                     "cannot remove container \"/%s\": container is running: stop the container "
-                     "before removing or force remove",
-                     e->c->name);
+                     "You cannot remove a %s container %s. %s the container before attempting "
+                     "removal or force remove",
+                     st == CTR_PAUSED || st == CTR_RESTARTING ? ctr_status_name(st) : "running",
+                     e->c->id, paused ? "Unpause and then stop" : "Stop");
             goto out;
         }
         e->c->state.stopped_by_user = true;
