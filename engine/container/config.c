@@ -353,6 +353,40 @@ static char **env_set(char **env, const char *kv)
     return strv_push(env, kv);
 }
 
+void ctr_env_drop_unset(char **env)
+{
+    size_t w = 0;
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        if (strchr(env[i], '=') != NULL)
+            env[w++] = env[i];
+        else
+            free(env[i]);
+    }
+    if (env != NULL)
+        env[w] = NULL;
+}
+
+char **ctr_env_override(char **env, char *const *overrides)
+{
+    for (size_t i = 0; overrides != NULL && overrides[i] != NULL; i++) {
+        const char *o = overrides[i];
+        if (strchr(o, '=') != NULL) {
+            env = env_set(env, o);
+            continue;
+        }
+        size_t k = strlen(o), w = 0;
+        for (size_t j = 0; env != NULL && env[j] != NULL; j++) {
+            if (strncmp(env[j], o, k) == 0 && (env[j][k] == '=' || env[j][k] == '\0'))
+                free(env[j]);
+            else
+                env[w++] = env[j];
+        }
+        if (env != NULL)
+            env[w] = NULL;
+    }
+    return env;
+}
+
 int ctr_plan(const struct ctr_config *c, const json_t *image_config, struct ctr_process_plan *out,
              struct merr *err)
 {
@@ -385,12 +419,11 @@ int ctr_plan(const struct ctr_config *c, const json_t *image_config, struct ctr_
     auto_strv char **image_env = image_list(image_config, "Env");
     for (size_t i = 0; image_env != NULL && image_env[i] != NULL; i++)
         env = env_set(env, image_env[i]);
-    for (size_t i = 0; c->env[i] != NULL; i++)
-        if (strchr(c->env[i], '=') != NULL)
-            env = env_set(env, c->env[i]);
-    bool has_path = false;
+    for (size_t i = 0; c->env[i] != NULL; i++) /* a bare "K" replaces the image's K=V */
+        env = env_set(env, c->env[i]);
+    bool has_path = false; /* a bare "PATH" unsets dockerd's default too */
     for (size_t i = 0; env[i] != NULL; i++)
-        has_path |= strncmp(env[i], "PATH=", 5) == 0;
+        has_path |= strncmp(env[i], "PATH", 4) == 0 && (env[i][4] == '=' || env[i][4] == '\0');
     if (!has_path)
         env = strv_push(env, DEFAULT_PATH);
     out->env = env;

@@ -1,6 +1,7 @@
 /* docker exec: processes started inside running containers. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "strv.h"
 #include "manager-priv.h"
+#include "startopts.h"
 #include "runtime/runtime.h"
 
 #define USER_FILE_MAX (1u << 20)
@@ -181,6 +183,29 @@ static int make_pipe(int fds[2], struct merr *err)
     return 0;
 }
 
+/* As dockerd: HOSTNAME (and TERM with a tty) under the container's Env, under the exec's Env,
+ * where a bare K unsets K; HOME from the exec user's passwd entry when none is set, as runc. */
+static char **exec_env(const struct ctr_entry *e, const struct ctr_exec *x,
+                       const struct rt_user *user)
+{
+    char short_id[13];
+    snprintf(short_id, sizeof short_id, "%.12s", x->ctr_id);
+    const char *host = e->c->config->hostname != NULL ? e->c->config->hostname : short_id;
+    auto_free char *host_env = xasprintf("HOSTNAME=%s", host);
+    auto_free char *home_env = xasprintf("HOME=%s", user->home);
+    char **env = strv_push(NULL, host_env);
+    if (x->tty)
+        env = strv_push(env, "TERM=xterm");
+    env = ctr_env_override(env, e->c->plan.env);
+    env = ctr_env_override(env, x->env);
+    bool has_home = false;
+    for (size_t i = 0; env[i] != NULL; i++)
+        has_home |= strncmp(env[i], "HOME=", 5) == 0;
+    if (!has_home)
+        env = strv_push(env, home_env);
+    return env;
+}
+
 int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
                    struct merr *err)
 {
@@ -189,6 +214,8 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     int rc = -1;
     int child[3] = { -1, -1, -1 };
     auto_strv char **env = NULL; /* before any goto: the cleanup runs at every exit */
+    __attribute__((cleanup(startopts_release))) struct start_opts so = { 0 };
+    auto_free char *group = NULL; /* the container's /etc/group */
     bool starting = false;
     struct ctr_exec *x = find_exec_locked(m, exec_id, err);
     if (x == NULL)
@@ -205,9 +232,9 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     }
     starting = true; /* failures from here on end the exec (exit code 126) */
     struct rt_user user;
+    group = container_file(e, "etc/group");
     {
         auto_free char *passwd = container_file(e, "etc/passwd");
-        auto_free char *group = container_file(e, "etc/group");
         if (rt_user_resolve(x->user, passwd, group, &user, err) < 0) {
             if (err->code == MERR_NOT_FOUND)
                 merr_set(err, MERR_INVALID, 0,
@@ -249,9 +276,7 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
             io->stdin_fd = fds[1];
         }
     }
-    env = strv_dup(e->c->plan.env);
-    if (x->tty)
-        env = strv_push(env, "TERM=xterm");
+    env = exec_env(e, x, &user);
     struct rt_process p = {
         .argv = (const char *const *)x->argv,
         .env = (const char *const *)env,
@@ -270,8 +295,10 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
         .seccomp_unconfined = e->c->config->opts.seccomp == CTR_SECCOMP_UNCONFINED,
         .seccomp_profile = e->c->config->opts.seccomp_profile,
     };
+    if (startopts_exec(e->c->config, &user, group, &so, &p, err) < 0)
+        goto out;
     pid_t pid = -1;
-    if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {
+    if (rt_exec(e->rt, &p, NULL, &pid, err) < 0) {
         /* an exec that cannot start ends with 126, found or not (dockerd's exec start; the
          * 127 of a missing binary is `docker run`'s), the OCI message telling which */
         x->started = true;

@@ -258,16 +258,41 @@ void startopts_stop(struct ctr_entry *e)
     umount2(shm, MNT_DETACH);
 }
 
+static void rlimits(struct start_opts *so, const struct ctr_options *o)
+{
+    so->rlimits = xcalloc(o->n_ulimits + 1, sizeof *so->rlimits);
+    for (size_t i = 0; i < o->n_ulimits; i++)
+        so->rlimits[i] = (struct rt_rlimit){ o->ulimits[i].resource, o->ulimits[i].soft,
+                                             o->ulimits[i].hard };
+}
+
+int startopts_exec(const struct ctr_config *cfg, const struct rt_user *user,
+                   const char *group_file, struct start_opts *so, struct rt_process *p,
+                   struct merr *err)
+{
+    const struct ctr_options *o = &cfg->opts;
+    memset(so, 0, sizeof *so);
+    rlimits(so, o);
+    if (groups(so, o, user, group_file, err) < 0) {
+        startopts_release(so);
+        return -1;
+    }
+    p->additional_gids = so->gids;
+    p->n_additional_gids = so->n_gids;
+    p->rlimits = so->rlimits;
+    p->n_rlimits = o->n_ulimits;
+    p->oom_score_adj_set = o->oom_score_adj_set;
+    p->oom_score_adj = o->oom_score_adj;
+    return 0;
+}
+
 int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct rt_user *user,
                       const char *group_file, struct start_opts *so, struct merr *err)
 {
     const struct ctr_config *cfg = e->c->config;
     const struct ctr_options *o = &cfg->opts;
     memset(so, 0, sizeof *so);
-    so->rlimits = xcalloc(o->n_ulimits + 1, sizeof *so->rlimits);
-    for (size_t i = 0; i < o->n_ulimits; i++)
-        so->rlimits[i] = (struct rt_rlimit){ o->ulimits[i].resource, o->ulimits[i].soft,
-                                             o->ulimits[i].hard };
+    rlimits(so, o);
     int rc = groups(so, o, user, group_file, err);
     if (rc == 0)
         rc = links(m, e, so, err);
