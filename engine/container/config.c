@@ -186,6 +186,20 @@ static int validate_resources(const struct ctr_config *c, struct merr *err)
     return 0;
 }
 
+/* The engine is its own runtime, answering to dockerd's default name. */
+static int validate_runtime(const json_t *hc, struct merr *err)
+{
+    const json_t *v = json_object_get(hc, "Runtime");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    const char *name = json_string_value(v);
+    if (name == NULL)
+        return merr_set(err, MERR_INVALID, 0, "invalid Runtime: expected a string");
+    if (name[0] == '\0' || strcmp(name, "runc") == 0)
+        return 0;
+    return merr_set(err, MERR_INVALID, 0, "unknown or invalid runtime name: %s", name);
+}
+
 static int validate_env(char *const *env, struct merr *err)
 {
     for (size_t i = 0; env != NULL && env[i] != NULL; i++)
@@ -255,7 +269,8 @@ static struct ctr_config *parse(const json_t *cfg, const json_t *hc, struct merr
         get_i64(hc, "CpuShares", &c->cpu_shares, err) < 0 ||
         get_i64(hc, "PidsLimit", &c->pids_limit, err) < 0 || get_list(hc, "CapAdd", &c->cap_add, err) < 0 ||
         get_list(hc, "CapDrop", &c->cap_drop, err) < 0 || parse_restart(c, hc, err) < 0 ||
-        validate_resources(c, err) < 0 || ctr_options_parse(cfg, hc, &c->opts, err) < 0)
+        validate_resources(c, err) < 0 || validate_runtime(hc, err) < 0 ||
+        ctr_options_parse(cfg, hc, &c->opts, err) < 0)
         return NULL;
     if (c->network_mode == NULL)
         c->network_mode = xstrdup("default");

@@ -80,7 +80,7 @@ const struct ctr_field ctr_create_fields[] = {
     H("HostConfig", "PortBindings"),
     H("HostConfig", "RestartPolicy"),
     H("HostConfig", "AutoRemove"),
-    RD("HostConfig", "VolumeDriver", "\"local\""),
+    H("HostConfig", "VolumeDriver"),
     H("HostConfig", "VolumesFrom"),
     H("HostConfig", "Mounts"),
     H("HostConfig", "ConsoleSize"),
@@ -108,7 +108,7 @@ const struct ctr_field ctr_create_fields[] = {
     RD("HostConfig", "UsernsMode", "\"host\""),
     H("HostConfig", "ShmSize"),
     H("HostConfig", "Sysctls"),
-    RD("HostConfig", "Runtime", "\"runc\""),
+    H("HostConfig", "Runtime"), /* "runc" (the engine's own runtime); others as dockerd */
     RD("HostConfig", "Isolation", "\"default\""),
     H("HostConfig", "MaskedPaths"),
     H("HostConfig", "ReadonlyPaths"),

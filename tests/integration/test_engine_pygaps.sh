@@ -87,6 +87,22 @@ id=$(d run -d --log-opt max-file=100 "$IMG" true)
 assert_eq "$(d inspect -f '{{json .HostConfig.LogConfig}}' "$id")" '{"Type":"json-file","Config":{"max-file":"100"}}' \
     "max-file alone is accepted and reported, as dockerd"
 
+step "HostConfig.Runtime"
+id=$(d create --runtime runc "$IMG" true)
+assert_eq "$(d inspect -f '{{.HostConfig.Runtime}}' "$id")" "runc" "--runtime runc is the engine's own runtime"
+id=$(d create "$IMG" true)
+assert_eq "$(d inspect -f '{{.HostConfig.Runtime}}' "$id")" "runc" "inspect reports runc by default, as dockerd"
+out=$(d create --runtime kata "$IMG" true 2>&1) && fail "--runtime kata was accepted"
+assert_contains "$out" "unknown or invalid runtime name: kata" "another runtime: dockerd's words"
+
+step "HostConfig.VolumeDriver"
+id=$(d create --volume-driver foo "$IMG" true)
+assert_eq "$(d inspect -f '{{.HostConfig.VolumeDriver}}' "$id")" "foo" "a driver with no volume to make is kept (docker-py's test_create_with_volume_driver)"
+out=$(d create --volume-driver foo -v /data "$IMG" true 2>&1) && fail "a volume with driver foo was made"
+assert_contains "$out" 'error looking up volume plugin foo: plugin "foo" not found' "a volume to make with driver foo: dockerd's words"
+id=$(d create --volume-driver local -v /data "$IMG" true)
+assert_eq "$(d inspect -f '{{range .Mounts}}{{.Driver}}{{end}}' "$id")" "local" "--volume-driver local makes a local volume"
+
 step "docker cp into a volume of a container that never ran"
 echo "copied before the first start" >"$T/f.txt"
 id=$(d create -v /vol1 "$IMG" cat /vol1/f.txt)

@@ -192,6 +192,11 @@ static void test_bad_requests(void **state)
     expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\",\"MaximumRetryCount\":3}}}");
     expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"AutoRemove\":true,\"RestartPolicy\":{\"Name\":\"always\"}}}");
     expect_invalid("{\"Image\":\"x\",\"Labels\":{\"a\":1}}");
+    expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"Runtime\":\"kata\"}}");
+    struct merr err = MERR_INIT;
+    struct ctr_config *c = create_from("{\"Image\":\"x\",\"HostConfig\":{\"Runtime\":\"runc\"}}", &err);
+    assert_non_null(c);
+    ctr_config_free(c);
 }
 
 static void test_restart_and_resources(void **state)

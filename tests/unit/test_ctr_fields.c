@@ -129,7 +129,6 @@ static void test_check(void **state)
                            "\"IPAddress\":\"10.0.0.9\"}}}}"),
                      0);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"CgroupParent\":\"x\"}}"), -1);
-    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Runtime\":\"kata\"}}"), -1);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"KernelMemoryTCP\":10}}"), -1);
     /* unknown fields: harmless at their default, refused when set */
     assert_int_equal(check("{\"Image\":\"b\",\"Future\":null,\"HostConfig\":{\"New\":0}}"), 0);
