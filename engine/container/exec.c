@@ -15,6 +15,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "strv.h"
+#include "lifecycle.h"
 #include "manager-priv.h"
 #include "startopts.h"
 #include "runtime/runtime.h"
@@ -26,6 +27,7 @@ struct ctr_exec {
     char ctr_id[CTR_ID_LEN + 1];
     char **argv, **env;
     char *cwd, *user;
+    char *detach_keys; /* as given at create ("" when none: ctrl-p,ctrl-q with a tty) */
     bool tty, attach_stdin, attach_stdout, attach_stderr, privileged;
     bool started, running;
     int exit_code; /* -1 until it exited */
@@ -42,6 +44,7 @@ static void exec_free(struct ctr_exec *x)
     strv_free(x->env);
     free(x->cwd);
     free(x->user);
+    free(x->detach_keys);
     if (x->pty_master >= 0)
         close(x->pty_master);
     free(x);
@@ -117,6 +120,18 @@ int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, 
         exec_free(x);
         return merr_set(err, MERR_INVALID, 0, "the working directory '%s' is invalid, it needs to be an absolute path", wd);
     }
+    /* docker-py sends detachKeys: dockerd's decoder takes any case */
+    const json_t *dkv = json_object_get(body, "DetachKeys");
+    if (dkv == NULL)
+        dkv = json_object_get(body, "detachKeys");
+    const char *dk = json_string_value(dkv);
+    unsigned char keys[CTR_DETACH_KEYS_MAX];
+    size_t n_keys;
+    if (dk != NULL && dk[0] != '\0' && ctr_detach_keys_parse(dk, keys, &n_keys, err) < 0) {
+        exec_free(x);
+        return -1;
+    }
+    x->detach_keys = xstrdup(dk != NULL ? dk : "");
     x->tty = json_is_true(json_object_get(body, "Tty"));
     x->attach_stdin = json_is_true(json_object_get(body, "AttachStdin"));
     x->attach_stdout = json_is_true(json_object_get(body, "AttachStdout"));
@@ -382,7 +397,7 @@ json_t *ctr_exec_inspect(struct ctr_manager *m, const char *exec_id, struct merr
                       "tty", x->tty, "entrypoint", x->argv[0], "arguments", args, "privileged",
                       x->privileged, "user", x->user, "OpenStdin", x->attach_stdin, "OpenStdout",
                       x->attach_stdout, "OpenStderr", x->attach_stderr, "ContainerID", x->ctr_id,
-                      "DetachKeys", "", "CanRemove", !x->running && x->started, "Pid",
+                      "DetachKeys", x->detach_keys, "CanRemove", !x->running && x->started, "Pid",
                       x->running ? (int)x->pid : 0);
     }
     pthread_mutex_unlock(&m->lock);

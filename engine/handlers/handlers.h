@@ -78,6 +78,7 @@ int handlers_register_archive(struct api_router *r, struct engine_services *s,
 
 /* struct ctr_image_source.resolve over the image store (data = struct image_store *). */
 #include <jansson.h>
+#include <sys/types.h>
 int handlers_image_resolve(void *data, const char *ref, char **image_id, json_t **config,
                            char ***lowerdirs, struct merr *err) MUST_CHECK;
 
@@ -93,6 +94,9 @@ struct detach_keys {
     unsigned char keys[16];
     size_t n, pos;
 };
+/* Writes buf to fd minus the detach sequence (held back while it may still be one); true once
+ * the whole sequence was typed. Shared by attach and exec start. */
+bool handlers_filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize_t n);
 int handlers_pump(struct api_request *req, int sub_fd, bool tty, bool timestamps, int stdin_fd,
                   stdin_eof_fn on_stdin_eof, void *eof_data, struct detach_keys *dk,
                   struct merr *err) MUST_CHECK;

@@ -63,6 +63,83 @@ assert_contains "$out" "C=3" "exec: its own Env"
 case "$out" in *B=*) fail "exec -e B (no '=') left B set: $out" ;; esac
 assert__ok "exec: a bare B in the exec's Env unsets the container's B"
 
+step "exec: detach keys (docker-py's detachKeys in the create body, the CLI's config file)"
+d run -d --name dk -i "$IMG" cat >/dev/null
+xid=$(api POST /containers/dk/exec -H 'Content-Type: application/json' -d \
+    '{"AttachStdin":true,"AttachStdout":true,"Tty":true,"detachKeys":"ctrl-x","Cmd":["sh","-c","echo $$ >/tmp/apipid; exec cat"]}' |
+    head -n1 | jq -r .Id)
+out=$(timeout 60 /usr/bin/python3 - "$T/e/engine.sock" "$xid" <<'EOF2'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+s.connect(sys.argv[1])
+body = b'{"Detach":false,"Tty":true}'
+s.sendall(b"POST /exec/%s/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (sys.argv[2].encode(), len(body), body))
+data = b""
+while b"\r\n\r\n" not in data:
+    data += s.recv(4096)
+s.sendall(b"typed-\x10\x11-on\n") # the default keys do not count once others are set
+deadline = time.time() + 20
+while b"-on" not in data and time.time() < deadline:
+    data += s.recv(4096)
+s.sendall(b"\x18")
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print("echoed" if b"typed-" in data else "not echoed")
+print("closed")
+EOF2
+) || fail "exec with detach keys did not end: $out"
+assert_contains "$out" "echoed" "exec: input before the keys reaches the process"
+assert_contains "$out" "closed" "exec: ctrl-x (detachKeys of the create body) ends the stream"
+assert_eq "$(api GET "/exec/$xid/json" | head -n1 | jq -r '"\(.Running) \(.DetachKeys)"')" "true ctrl-x" \
+    "the exec runs on after the detach; inspect shows its DetachKeys"
+assert_eq "$(d exec dk sh -c 'kill -0 "$(cat /tmp/apipid)" && echo alive')" "alive" "the detached exec's process is alive"
+# docker exec -it through a pty: the default ctrl-p,ctrl-q, then detachKeys from the config file
+cli_detach() { # KEYS-BYTES PIDFILE
+    timeout 60 /usr/bin/python3 - "$DOCKER" "$1" "$2" <<'EOF2'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "exec", "-it", "dk", "sh", "-c", "echo $$ >%s; exec cat" % sys.argv[3]])
+out = b""
+def read_until(pred, secs):
+    global out
+    end = time.time() + secs
+    while not pred() and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out += chunk
+os.write(fd, b"typed\n")
+read_until(lambda: out.count(b"typed") >= 2, 20) # the tty's echo and cat's copy
+os.write(fd, bytes.fromhex(sys.argv[2]))
+read_until(lambda: False, 20)
+_, status = os.waitpid(pid, 0)
+print("exit", os.waitstatus_to_exitcode(status), out[-200:])
+EOF2
+}
+# the CLI finds the keys itself ("read escape sequence") and closes its side of the stream
+out=$(cli_detach 1011 /tmp/clipid) || fail "docker exec -it did not detach: $out"
+assert_contains "$out" "read escape sequence" "docker exec -it: ctrl-p,ctrl-q detaches"
+assert_eq "$(d exec dk sh -c 'kill -0 "$(cat /tmp/clipid)" && echo alive')" "alive" "its process is alive after the detach"
+mkdir -p "$T/dockercfg"
+echo '{"detachKeys":"ctrl-x"}' >"$T/dockercfg/config.json"
+out=$(DOCKER_CONFIG=$T/dockercfg cli_detach 18 /tmp/clipid2) || fail "docker exec -it (config detachKeys) did not detach: $out"
+assert_contains "$out" "read escape sequence" "docker exec -it: the config file's detachKeys ctrl-x detaches"
+assert_eq "$(d exec dk sh -c 'kill -0 "$(cat /tmp/clipid2)" && echo alive')" "alive" "its process is alive after the detach"
+out=$(api POST /containers/dk/exec -H 'Content-Type: application/json' -d '{"Cmd":["true"],"DetachKeys":"ctrl-1"}')
+assert_contains "$out" "Invalid detach keys (ctrl-1) provided" "invalid exec detach keys are refused at create"
+d rm -f dk >/dev/null
+
 step "Env entries without '='"
 id=$(env -u HOSTNAME -u FOO "$DOCKER" create -e FOO -e HOSTNAME -e BLANK= "$IMG" env)
 assert_eq "$(d inspect -f '{{json .Config.Env}}' "$id" | jq -c '[.[] | select(test("^(FOO|HOSTNAME|BLANK)"))] | sort')" \
