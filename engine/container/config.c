@@ -293,16 +293,22 @@ struct ctr_config *ctr_config_from_create(const json_t *body, struct merr *err)
         merr_set(err, MERR_INVALID, 0, "config cannot be empty in order to create a container");
         return NULL;
     }
-    if (ctr_fields_check(body, err) < 0)
+    json_t *canon = json_deep_copy(body);
+    ctr_fields_canonicalize(canon);
+    if (ctr_fields_check(canon, err) < 0 || validate_runtime(canon, err) < 0) {
+        json_decref(canon);
         return NULL;
-    json_t *hc = json_object_get(body, "HostConfig");
+    }
+    json_t *hc = json_object_get(canon, "HostConfig");
     json_t *empty = json_object();
-    json_t *cfg = json_deep_copy(body);
+    json_t *cfg = json_deep_copy(canon);
     json_object_del(cfg, "HostConfig");
     json_object_del(cfg, "NetworkingConfig");
+    json_object_del(cfg, "Runtime"); /* docker-py's place for HostConfig.Runtime, checked above */
     struct ctr_config *c = parse(cfg, json_is_object(hc) ? hc : empty, err);
     json_decref(cfg);
     json_decref(empty);
+    json_decref(canon);
     return c;
 }
 

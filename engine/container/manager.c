@@ -262,7 +262,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
         return -1;
     struct container *c = xcalloc(1, sizeof *c);
     c->config = ctr_config_from_create(body, err);
-    if (c->config == NULL || startopts_check_create(c->config, err) < 0 ||
+    if (c->config == NULL || startopts_check_create(m->rt, c->config, err) < 0 ||
         (m->net.create == NULL && check_network_mode(c->config->network_mode, err) < 0)) {
         container_free(c);
         return -1;

@@ -150,8 +150,12 @@ static int shareable_shm(struct ctr_entry *e, const struct ctr_options *o, struc
     return 0;
 }
 
-int startopts_check_create(const struct ctr_config *cfg, struct merr *err)
+int startopts_check_create(const struct rt_runtime *rt, const struct ctr_config *cfg,
+                           struct merr *err)
 {
+    const struct ctr_options *o = &cfg->opts;
+    if ((o->cpu_rt_period != 0 || o->cpu_rt_runtime != 0) && rt != NULL && !rt_runtime_cpu_rt(rt))
+        return merr_set(err, MERR_INVALID, 0, "kernel does not support CPU real-time scheduler");
     struct start_opts so = { 0 };
     int rc = user_devices(&so, &cfg->opts, err);
     startopts_release(&so);
@@ -386,4 +390,6 @@ void startopts_fill(struct start_opts *so, const struct ctr_config *cfg, struct 
     spec->resources.cpuset_cpus = o->cpuset_cpus;
     spec->resources.cpuset_mems = o->cpuset_mems;
     spec->resources.blkio_weight = o->blkio_weight;
+    spec->resources.cpu_rt_period = o->cpu_rt_period;
+    spec->resources.cpu_rt_runtime = o->cpu_rt_runtime;
 }

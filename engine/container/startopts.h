@@ -28,8 +28,10 @@ struct start_opts {
  * group_file: the image's /etc/group (may be NULL). */
 int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct rt_user *user,
                       const char *group_file, struct start_opts *so, struct merr *err) MUST_CHECK;
-/* At create, what dockerd checks then: the --device nodes exist on the host. */
-int startopts_check_create(const struct ctr_config *cfg, struct merr *err) MUST_CHECK;
+/* At create, what dockerd checks then: the --device nodes exist on the host; real-time CPU
+ * options need a host with real-time group scheduling (rt NULL: not checked). */
+int startopts_check_create(const struct rt_runtime *rt, const struct ctr_config *cfg,
+                           struct merr *err) MUST_CHECK;
 /* An exec's process: the container's ulimits, oom score adjustment and groups (the exec user's
  * primary group, its /etc/group groups, GroupAdd), as dockerd copies the container's process
  * spec. p's fields point into so. */

@@ -180,6 +180,34 @@ assert_contains "$out" 'error looking up volume plugin foo: plugin "foo" not fou
 id=$(d create --volume-driver local -v /data "$IMG" true)
 assert_eq "$(d inspect -f '{{range .Mounts}}{{.Driver}}{{end}}' "$id")" "local" "--volume-driver local makes a local volume"
 
+step "CpuRealtimePeriod / CpuRealtimeRuntime"
+out=$(api POST /containers/create -H 'Content-Type: application/json' \
+    -d "{\"Image\":\"$IMG\",\"Cmd\":[\"true\"],\"HostConfig\":{\"CPURealtimePeriod\":100000,\"CPURealtimeRuntime\":1000}}")
+rtparent=/sys/fs/cgroup/cpu/machine-engine
+if [ -e /sys/fs/cgroup/cpu/cpu.rt_runtime_us ] && [ -e "$rtparent/cpu.rt_runtime_us" ]; then
+    # docker-py's spelling (CPURealtime*, taken in any case as dockerd) is honoured
+    [ "$(tail -n1 <<<"$out")" = 201 ] || fail "create with CPURealtime*: $out"
+    rid=$(head -n1 <<<"$out" | jq -r .Id)
+    assert_eq "$(d inspect -f '{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}}' "$rid")" \
+        "100000 1000" "inspect: CpuRealtimePeriod and CpuRealtimeRuntime"
+    out=$(d start "$rid" 2>&1) && fail "a start with no real-time budget in the parent cgroup succeeded"
+    assert_contains "$out" "cpu.rt_runtime_us" "without a budget in the engine's cgroup the start fails (as dockerd without --cpu-rt-runtime)"
+    # give the engines' parent cgroup a little real-time time for this one start, then take it back
+    old_rt=$(cat "$rtparent/cpu.rt_runtime_us")
+    echo 20000 >"$rtparent/cpu.rt_runtime_us"
+    id=$(d run -d --cpu-rt-period 100000 --cpu-rt-runtime 1000 "$IMG" sleep 300)
+    got="$(cat "$rtparent/$id/cpu.rt_period_us") $(cat "$rtparent/$id/cpu.rt_runtime_us")"
+    d rm -f "$id" "$rid" >/dev/null
+    echo "$old_rt" >"$rtparent/cpu.rt_runtime_us" || true
+    assert_eq "$got" "100000 1000" "--cpu-rt-period/--cpu-rt-runtime: the container's cpu.rt_period_us and cpu.rt_runtime_us"
+else
+    assert_contains "$out" "kernel does not support CPU real-time scheduler" "no real-time group scheduling: dockerd's refusal"
+fi
+out=$(d create --cpu-rt-period 1000 --cpu-rt-runtime 2000 "$IMG" true 2>&1) && fail "runtime > period accepted"
+assert_contains "$out" "cpu real-time runtime cannot be higher than cpu real-time period" "runtime above period: dockerd's words"
+id=$(api POST /containers/create -H 'Content-Type: application/json' -d "{\"Image\":\"$IMG\",\"Runtime\":\"runc\",\"Cmd\":[\"true\"]}" | head -n1 | jq -r .Id)
+assert_eq "$(d inspect -f '{{.HostConfig.Runtime}}' "$id")" "runc" "Runtime at the top level (docker-py's place) is taken"
+
 step "docker cp into a volume of a container that never ran"
 echo "copied before the first start" >"$T/f.txt"
 id=$(d create -v /vol1 "$IMG" cat /vol1/f.txt)

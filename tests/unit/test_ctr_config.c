@@ -193,9 +193,16 @@ static void test_bad_requests(void **state)
     expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"AutoRemove\":true,\"RestartPolicy\":{\"Name\":\"always\"}}}");
     expect_invalid("{\"Image\":\"x\",\"Labels\":{\"a\":1}}");
     expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"Runtime\":\"kata\"}}");
+    expect_invalid("{\"Image\":\"x\",\"Runtime\":\"kata\"}"); /* docker-py's place */
+    expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"CpuRealtimePeriod\":1000,\"CpuRealtimeRuntime\":2000}}");
     struct merr err = MERR_INIT;
-    struct ctr_config *c = create_from("{\"Image\":\"x\",\"HostConfig\":{\"Runtime\":\"runc\"}}", &err);
+    struct ctr_config *c = create_from("{\"Image\":\"x\",\"Runtime\":\"runc\",\"HostConfig\":{"
+                                       "\"Runtime\":\"runc\",\"CPURealtimePeriod\":1000,"
+                                       "\"CPURealtimeRuntime\":500}}", &err);
     assert_non_null(c);
+    assert_int_equal(c->opts.cpu_rt_period, 1000);
+    assert_int_equal(c->opts.cpu_rt_runtime, 500);
+    assert_null(json_object_get(c->raw_config, "Runtime")); /* not a Config field of dockerd's */
     ctr_config_free(c);
 }
 
