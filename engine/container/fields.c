@@ -255,14 +255,15 @@ static int check_endpoints(const json_t *nc, struct merr *err)
 
 /* HostConfig.Mounts entries: the options the storage code carries out are Type, Source,
  * Target, ReadOnly, BindOptions.Propagation (not shared), BindOptions.CreateMountpoint,
- * VolumeOptions.NoCopy, TmpfsOptions.SizeBytes and .Mode; anything else set is refused. */
+ * VolumeOptions.NoCopy and .Labels, TmpfsOptions.SizeBytes and .Mode; anything else set is
+ * refused. */
 static int check_mounts(const json_t *mounts, struct merr *err)
 {
     static const char *const known[] = { "Type", "Source", "Target", "ReadOnly", "BindOptions",
                                          "VolumeOptions", "TmpfsOptions", NULL };
     static const char *const sub[][4] = {
         { "BindOptions", "Propagation", "CreateMountpoint", NULL },
-        { "VolumeOptions", "NoCopy", NULL, NULL },
+        { "VolumeOptions", "NoCopy", "Labels", NULL },
         { "TmpfsOptions", "SizeBytes", "Mode", NULL },
     };
     size_t i;

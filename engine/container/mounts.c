@@ -137,7 +137,9 @@ json_t *mounts_resolve(struct ctr_manager *m, const json_t *create_config,
         }
         if (volume_driver_check(m, host_config, s->source, err) < 0)
             goto fail;
-        json_t *v = vol_create(m->volumes, s->source, NULL, NULL, s->source == NULL, err);
+        /* --mount's VolumeOptions.Labels go to the volume it creates (an existing one keeps
+         * its own, as dockerd) */
+        json_t *v = vol_create(m->volumes, s->source, s->labels, NULL, s->source == NULL, err);
         if (v == NULL)
             goto fail;
         const char *name = json_string_value(json_object_get(v, "Name"));

@@ -208,6 +208,11 @@ assert_contains "$out" "cpu real-time runtime cannot be higher than cpu real-tim
 id=$(api POST /containers/create -H 'Content-Type: application/json' -d "{\"Image\":\"$IMG\",\"Runtime\":\"runc\",\"Cmd\":[\"true\"]}" | head -n1 | jq -r .Id)
 assert_eq "$(d inspect -f '{{.HostConfig.Runtime}}' "$id")" "runc" "Runtime at the top level (docker-py's place) is taken"
 
+step "--mount volume-label: the labels of the volume it creates"
+id=$(d create --mount type=volume,source=lbl,target=/m,volume-label=com.example=yes "$IMG" true)
+assert_eq "$(d volume inspect -f '{{index .Labels "com.example"}}' lbl)" "yes" "VolumeOptions.Labels reach the new volume"
+assert_eq "$(d inspect -f '{{range .Mounts}}{{.Name}} {{.RW}}{{end}}' "$id")" "lbl true" "the container mounts it read-write"
+
 step "docker cp into a volume of a container that never ran"
 echo "copied before the first start" >"$T/f.txt"
 id=$(d create -v /vol1 "$IMG" cat /vol1/f.txt)

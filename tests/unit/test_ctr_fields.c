@@ -152,6 +152,9 @@ static void test_check(void **state)
                      0);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\","
                            "\"Target\":\"/m\",\"VolumeOptions\":{\"Labels\":{\"a\":\"b\"}}}]}}"),
+                     0); /* given to the volume the mount creates */
+    assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\","
+                           "\"Target\":\"/m\",\"VolumeOptions\":{\"DriverConfig\":{\"Name\":\"x\"}}}]}}"),
                      -1);
     assert_int_equal(check("{\"Image\":\"b\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"volume\","
                            "\"Target\":\"/m\",\"VolumeOptions\":{\"Subpath\":\"x\"}}]}}"),
