@@ -1,4 +1,5 @@
 /* docker exec: processes started inside running containers. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -328,6 +329,16 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
                      "OCI runtime exec failed: exec failed: unable to start container process: "
                      "exec: \"%s\": executable file not found in $PATH",
                      x->argv[0]);
+        else if (err->code == MERR_INVALID && err->sys_errno != 0 &&
+                 strstr(err->msg, "working directory") != NULL) { /* WorkingDir is missing */
+            char why[128]; /* Go's lower-case errno text, as runc prints it */
+            snprintf(why, sizeof why, "%s", strerror(err->sys_errno));
+            why[0] = (char)tolower((unsigned char)why[0]);
+            merr_set(err, MERR_INVALID, 0,
+                     "OCI runtime exec failed: exec failed: unable to start container process: "
+                     "chdir to cwd (\"%s\") set in config.json failed: %s: unknown",
+                     x->cwd, why);
+        }
         goto out;
     }
     x->started = x->running = true;

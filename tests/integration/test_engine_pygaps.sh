@@ -53,6 +53,11 @@ assert_eq "$(d exec lim cat /proc/self/oom_score_adj)" "321" "exec: oom_score_ad
 assert_contains " $(d exec lim id -G) " " 1234 " "exec: the --group-add group"
 assert_contains " $(d exec -u nobody lim id -G) " " 1234 " "exec -u nobody: GroupAdd too (dockerd's getUser)"
 
+out=$(d exec -w /no/such/dir lim pwd 2>&1) && fail "exec in a missing WorkingDir ran"
+assert_contains "$out" 'chdir to cwd ("/no/such/dir") set in config.json failed: no such file or directory' \
+    "exec in a missing WorkingDir: runc's words, as dockerd"
+assert_eq "$(d exec -w /tmp lim pwd)" "/tmp" "exec -w of an existing directory"
+
 step "an exec's environment"
 d run -d --name envc -e A=1 -e B=2 "$IMG" sleep 300 >/dev/null
 out=$(env -u B "$DOCKER" exec -e C=3 -e B envc env)
