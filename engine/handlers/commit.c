@@ -131,7 +131,12 @@ static int commit(struct api_request *req, void *data, struct merr *err)
     auto_free const char **list = api_request_query_all(req, "changes");
     auto_free char *created_by = joined_cmd(src.config);
     char *id = NULL;
-    /* --pause: the layer is read while the container runs (no freezer yet; see docs) */
+    /* As dockerd: pause (the default from API 1.13 on) freezes a running container while its
+     * layer is read, and thaws it after; a stopped or already paused one is left as it is */
+    const char *pq = api_request_query(req, "pause");
+    bool pause = pq == NULL || pq[0] == '\0' || api_request_query_bool(req, "pause");
+    struct merr perr = MERR_INIT;
+    bool paused_here = pause && ctr_pause(s->containers, src.id, &perr) == 0;
     int rc = df_apply_changes(src.config, list, err);
     if (rc == 0) {
         struct image_commit_spec spec = {
@@ -151,11 +156,16 @@ static int commit(struct api_request *req, void *data, struct merr *err)
     char cid[65];
     memcpy(cid, src.id, sizeof cid);
     ctr_commit_src_release(&src);
+    const char *comment = api_request_query(req, "comment");
+    if (rc == 0)
+        evt_emit(s->events, "container", "commit", cid,
+                 json_pack("{s:s,s:s}", "comment", comment != NULL ? comment : "", "imageID", id));
+    /* after the commit event, as dockerd's deferred unpause; if it fails the image stands and
+     * the container shows as paused */
+    if (paused_here && ctr_unpause(s->containers, cid, &perr) < 0) {
+    }
     if (rc < 0)
         return -1;
-    const char *comment = api_request_query(req, "comment");
-    evt_emit(s->events, "container", "commit", cid,
-             json_pack("{s:s,s:s}", "comment", comment != NULL ? comment : "", "imageID", id));
     if (tag != NULL)
         evt_emit(s->events, "image", "tag", id, json_pack("{s:s}", "name", tag));
     json_t *reply = json_pack("{s:s}", "Id", id);

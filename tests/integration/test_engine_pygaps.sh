@@ -218,6 +218,17 @@ id=$(d create --mount type=volume,source=lbl,target=/m,volume-label=com.example=
 assert_eq "$(d volume inspect -f '{{index .Labels "com.example"}}' lbl)" "yes" "VolumeOptions.Labels reach the new volume"
 assert_eq "$(d inspect -f '{{range .Mounts}}{{.Name}} {{.RW}}{{end}}' "$id")" "lbl true" "the container mounts it read-write"
 
+step "docker commit pauses a running container while its layer is read (pause=1, the default)"
+cmid=$(d run -d --name cm "$IMG" sh -c 'echo x >/made; sleep 300')
+since=$(date +%s)
+d commit cm pygaps/cm:1 >/dev/null
+d commit --pause=false cm pygaps/cm:2 >/dev/null
+ev=$(d events --since "$since" --until "$(($(date +%s) + 1))" --filter "container=$cmid" --format '{{.Action}}' | grep -E '^(pause|unpause|commit)$' | tr '\n' ' ')
+assert_eq "$ev" "pause commit unpause commit " "events: pause, commit, unpause for the default; only commit with --pause=false"
+assert_eq "$(d inspect -f '{{.State.Status}}' cm)" "running" "the container runs on after the commit"
+assert_eq "$(d run --rm pygaps/cm:1 cat /made)" "x" "the committed image has the container's file"
+d rm -f cm >/dev/null
+
 step "docker cp into a volume of a container that never ran"
 echo "copied before the first start" >"$T/f.txt"
 id=$(d create -v /vol1 "$IMG" cat /vol1/f.txt)
