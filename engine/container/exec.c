@@ -199,6 +199,31 @@ static int make_pipe(int fds[2], struct merr *err)
     return 0;
 }
 
+/* The runtime's start failure in the OCI runtime's words, which clients match. */
+static void exec_start_error(const struct ctr_exec *x, struct merr *err)
+{
+    if (err->code == MERR_PERM)
+        merr_set(err, MERR_INVALID, 0,
+                 "OCI runtime exec failed: exec failed: unable to start container process: "
+                 "exec: \"%s\": permission denied",
+                 x->argv[0]);
+    if (err->code == MERR_NOT_FOUND)
+        merr_set(err, MERR_INVALID, 0,
+                 "OCI runtime exec failed: exec failed: unable to start container process: "
+                 "exec: \"%s\": executable file not found in $PATH",
+                 x->argv[0]);
+    else if (err->code == MERR_INVALID && err->sys_errno != 0 &&
+             strstr(err->msg, "working directory") != NULL) { /* WorkingDir is missing */
+        char why[128]; /* Go's lower-case errno text, as runc prints it */
+        snprintf(why, sizeof why, "%s", strerror(err->sys_errno));
+        why[0] = (char)tolower((unsigned char)why[0]);
+        merr_set(err, MERR_INVALID, 0,
+                 "OCI runtime exec failed: exec failed: unable to start container process: "
+                 "chdir to cwd (\"%s\") set in config.json failed: %s: unknown",
+                 x->cwd, why);
+    }
+}
+
 /* As dockerd: HOSTNAME (and TERM with a tty) under the container's Env, under the exec's Env,
  * where a bare K unsets K; HOME from the exec user's passwd entry when none is set, as runc. */
 static char **exec_env(const struct ctr_entry *e, const struct ctr_exec *x,
@@ -319,26 +344,7 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
          * 127 of a missing binary is `docker run`'s), the OCI message telling which */
         x->started = true;
         x->exit_code = 126;
-        if (err->code == MERR_PERM)
-            merr_set(err, MERR_INVALID, 0,
-                     "OCI runtime exec failed: exec failed: unable to start container process: "
-                     "exec: \"%s\": permission denied",
-                     x->argv[0]);
-        if (err->code == MERR_NOT_FOUND)
-            merr_set(err, MERR_INVALID, 0,
-                     "OCI runtime exec failed: exec failed: unable to start container process: "
-                     "exec: \"%s\": executable file not found in $PATH",
-                     x->argv[0]);
-        else if (err->code == MERR_INVALID && err->sys_errno != 0 &&
-                 strstr(err->msg, "working directory") != NULL) { /* WorkingDir is missing */
-            char why[128]; /* Go's lower-case errno text, as runc prints it */
-            snprintf(why, sizeof why, "%s", strerror(err->sys_errno));
-            why[0] = (char)tolower((unsigned char)why[0]);
-            merr_set(err, MERR_INVALID, 0,
-                     "OCI runtime exec failed: exec failed: unable to start container process: "
-                     "chdir to cwd (\"%s\") set in config.json failed: %s: unknown",
-                     x->cwd, why);
-        }
+        exec_start_error(x, err);
         goto out;
     }
     x->started = x->running = true;
