@@ -162,8 +162,8 @@ struct view {
     json_t *mounts;
 };
 
-/* As dockerd's mountVolumes: a mount point missing from a container that never ran is made
- * (a directory, or an empty file for a file source), each step resolved inside the root. */
+/* As dockerd's mountVolumes: a volume's mount point missing from a container that never ran is
+ * made (a directory, or an empty file for a file source), each step resolved inside the root. */
 static int make_mount_point(int rootfd, const char *dst, bool dir)
 {
     auto_free char *path = xstrdup(dst);
@@ -207,8 +207,10 @@ static void view_bind(struct view *v, const json_t *mnt)
     struct merr ignored;
     int fd = open_in_root(v->rootfd, dst, O_PATH, &ignored);
     struct stat st;
-    if (fd < 0 && ignored.code == MERR_NOT_FOUND && dst[0] == '/' && stat(src, &st) == 0 &&
-        make_mount_point(v->rootfd, dst, S_ISDIR(st.st_mode)) == 0)
+    /* volumes only: a bind's mount point is still left to the start (what a container put
+     * below it, e.g. a symlink copied in, is checked there) */
+    if (fd < 0 && ignored.code == MERR_NOT_FOUND && strcmp(type, "volume") == 0 && dst[0] == '/' &&
+        stat(src, &st) == 0 && make_mount_point(v->rootfd, dst, S_ISDIR(st.st_mode)) == 0)
         fd = open_in_root(v->rootfd, dst, O_PATH, &ignored);
     if (fd < 0)
         return;

@@ -234,9 +234,8 @@ echo "copied before the first start" >"$T/f.txt"
 id=$(d create -v /vol1 "$IMG" cat /vol1/f.txt)
 d cp "$T/f.txt" "$id:/vol1/" || fail "docker cp into /vol1 of a created container"
 assert_eq "$(d start -a "$id")" "copied before the first start" "the file is in the volume at the start"
-mkdir -p "$T/bindsrc"
-id=$(d create -v "$T/bindsrc:/mnt/deep/b" "$IMG" true)
-d cp "$T/f.txt" "$id:/mnt/deep/b/" || fail "docker cp into a bind of a created container"
-assert_eq "$(cat "$T/bindsrc/f.txt")" "copied before the first start" "docker cp lands in the bind's source"
+id=$(d create -v namedvol:/mnt/deep/v "$IMG" cat /mnt/deep/v/f.txt)
+d cp "$T/f.txt" "$id:/mnt/deep/v/" || fail "docker cp into a named volume's nested path of a created container"
+assert_eq "$(d run --rm -v namedvol:/v "$IMG" cat /v/f.txt)" "copied before the first start" "the file is in the named volume"
 
 pass
