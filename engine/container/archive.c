@@ -163,6 +163,41 @@ struct view {
     json_t *mounts;
 };
 
+/* As dockerd's mountVolumes: a volume's mount point missing from a container that never ran is
+ * made (a directory, or an empty file for a file source), each step resolved inside the root. */
+static int make_mount_point(int rootfd, const char *dst, bool dir)
+{
+    auto_free char *path = xstrdup(dst);
+    struct merr ignored;
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        bool last = *p == '\0';
+        *p = '\0';
+        int fd = open_in_root(rootfd, path, O_PATH, &ignored);
+        if (fd < 0 && ignored.code == MERR_NOT_FOUND) {
+            char *slash = strrchr(path, '/');
+            *slash = '\0';
+            auto_close int up = open_in_root(rootfd, path[0] != '\0' ? path : "/",
+                                             O_PATH | O_DIRECTORY, &ignored);
+            *slash = '/';
+            if (up < 0)
+                return -1;
+            if (last && !dir)
+                fd = openat(up, slash + 1, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+                            0755);
+            else if (mkdirat(up, slash + 1, 0755) == 0 || errno == EEXIST)
+                fd = openat(up, slash + 1, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0)
+            return -1;
+        close(fd);
+        if (last)
+            return 0;
+        *p = '/';
+    }
+}
+
 static void view_bind(struct view *v, const json_t *mnt)
 {
     const char *type = json_string_value(json_object_get(mnt, "Type"));
@@ -172,8 +207,14 @@ static void view_bind(struct view *v, const json_t *mnt)
         return;
     struct merr ignored;
     int fd = open_in_root(v->rootfd, dst, O_PATH, &ignored);
+    struct stat st;
+    /* volumes only: a bind's mount point is still left to the start (what a container put
+     * below it, e.g. a symlink copied in, is checked there) */
+    if (fd < 0 && ignored.code == MERR_NOT_FOUND && strcmp(type, "volume") == 0 && dst[0] == '/' &&
+        stat(src, &st) == 0 && make_mount_point(v->rootfd, dst, S_ISDIR(st.st_mode)) == 0)
+        fd = open_in_root(v->rootfd, dst, O_PATH, &ignored);
     if (fd < 0)
-        return; /* nothing there yet: start creates it */
+        return;
     char target[64];
     snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
     if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) == 0 &&

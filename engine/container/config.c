@@ -186,6 +186,20 @@ static int validate_resources(const struct ctr_config *c, struct merr *err)
     return 0;
 }
 
+/* The engine is its own runtime, answering to dockerd's default name. */
+static int validate_runtime(const json_t *hc, struct merr *err)
+{
+    const json_t *v = json_object_get(hc, "Runtime");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    const char *name = json_string_value(v);
+    if (name == NULL)
+        return merr_set(err, MERR_INVALID, 0, "invalid Runtime: expected a string");
+    if (name[0] == '\0' || strcmp(name, "runc") == 0)
+        return 0;
+    return merr_set(err, MERR_INVALID, 0, "unknown or invalid runtime name: %s", name);
+}
+
 static int validate_env(char *const *env, struct merr *err)
 {
     for (size_t i = 0; env != NULL && env[i] != NULL; i++)
@@ -255,7 +269,8 @@ static struct ctr_config *parse(const json_t *cfg, const json_t *hc, struct merr
         get_i64(hc, "CpuShares", &c->cpu_shares, err) < 0 ||
         get_i64(hc, "PidsLimit", &c->pids_limit, err) < 0 || get_list(hc, "CapAdd", &c->cap_add, err) < 0 ||
         get_list(hc, "CapDrop", &c->cap_drop, err) < 0 || parse_restart(c, hc, err) < 0 ||
-        validate_resources(c, err) < 0 || ctr_options_parse(cfg, hc, &c->opts, err) < 0)
+        validate_resources(c, err) < 0 || validate_runtime(hc, err) < 0 ||
+        ctr_options_parse(cfg, hc, &c->opts, err) < 0)
         return NULL;
     if (c->network_mode == NULL)
         c->network_mode = xstrdup("default");
@@ -278,16 +293,22 @@ struct ctr_config *ctr_config_from_create(const json_t *body, struct merr *err)
         merr_set(err, MERR_INVALID, 0, "config cannot be empty in order to create a container");
         return NULL;
     }
-    if (ctr_fields_check(body, err) < 0)
+    json_t *canon = json_deep_copy(body);
+    ctr_fields_canonicalize(canon);
+    if (ctr_fields_check(canon, err) < 0 || validate_runtime(canon, err) < 0) {
+        json_decref(canon);
         return NULL;
-    json_t *hc = json_object_get(body, "HostConfig");
+    }
+    json_t *hc = json_object_get(canon, "HostConfig");
     json_t *empty = json_object();
-    json_t *cfg = json_deep_copy(body);
+    json_t *cfg = json_deep_copy(canon);
     json_object_del(cfg, "HostConfig");
     json_object_del(cfg, "NetworkingConfig");
+    json_object_del(cfg, "Runtime"); /* docker-py's place for HostConfig.Runtime, checked above */
     struct ctr_config *c = parse(cfg, json_is_object(hc) ? hc : empty, err);
     json_decref(cfg);
     json_decref(empty);
+    json_decref(canon);
     return c;
 }
 
@@ -353,6 +374,40 @@ static char **env_set(char **env, const char *kv)
     return strv_push(env, kv);
 }
 
+void ctr_env_drop_unset(char **env)
+{
+    size_t w = 0;
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        if (strchr(env[i], '=') != NULL)
+            env[w++] = env[i];
+        else
+            free(env[i]);
+    }
+    if (env != NULL)
+        env[w] = NULL;
+}
+
+char **ctr_env_override(char **env, char *const *overrides)
+{
+    for (size_t i = 0; overrides != NULL && overrides[i] != NULL; i++) {
+        const char *o = overrides[i];
+        if (strchr(o, '=') != NULL) {
+            env = env_set(env, o);
+            continue;
+        }
+        size_t k = strlen(o), w = 0;
+        for (size_t j = 0; env != NULL && env[j] != NULL; j++) {
+            if (strncmp(env[j], o, k) == 0 && (env[j][k] == '=' || env[j][k] == '\0'))
+                free(env[j]);
+            else
+                env[w++] = env[j];
+        }
+        if (env != NULL)
+            env[w] = NULL;
+    }
+    return env;
+}
+
 int ctr_plan(const struct ctr_config *c, const json_t *image_config, struct ctr_process_plan *out,
              struct merr *err)
 {
@@ -385,12 +440,11 @@ int ctr_plan(const struct ctr_config *c, const json_t *image_config, struct ctr_
     auto_strv char **image_env = image_list(image_config, "Env");
     for (size_t i = 0; image_env != NULL && image_env[i] != NULL; i++)
         env = env_set(env, image_env[i]);
-    for (size_t i = 0; c->env[i] != NULL; i++)
-        if (strchr(c->env[i], '=') != NULL)
-            env = env_set(env, c->env[i]);
-    bool has_path = false;
+    for (size_t i = 0; c->env[i] != NULL; i++) /* a bare "K" replaces the image's K=V */
+        env = env_set(env, c->env[i]);
+    bool has_path = false; /* a bare "PATH" unsets dockerd's default too */
     for (size_t i = 0; env[i] != NULL; i++)
-        has_path |= strncmp(env[i], "PATH=", 5) == 0;
+        has_path |= strncmp(env[i], "PATH", 4) == 0 && (env[i][4] == '=' || env[i][4] == '\0');
     if (!has_path)
         env = strv_push(env, DEFAULT_PATH);
     out->env = env;

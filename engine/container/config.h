@@ -58,7 +58,8 @@ struct ctr_config *ctr_config_from_json(const json_t *j, struct merr *err) MUST_
  * image's config blob: Env, Entrypoint, Cmd, WorkingDir, User, Labels, StopSignal). */
 struct ctr_process_plan {
     char **argv;  /* Entrypoint + Cmd, never empty on success */
-    char **env;   /* image env overridden by create env, PATH defaulted */
+    char **env;   /* image env overridden by create env, PATH defaulted; a bare "K" (no '=')
+                   * stays, as in dockerd's Config.Env, and unsets K for the process */
     char *cwd;    /* "/" by default */
     char *user;   /* "" for root */
     json_t *labels;
@@ -68,6 +69,13 @@ struct ctr_process_plan {
 void ctr_process_plan_release(struct ctr_process_plan *p);
 int ctr_plan(const struct ctr_config *c, const json_t *image_config, struct ctr_process_plan *out,
              struct merr *err) MUST_CHECK;
+
+/* The process environment from a plan's (or an exec's): the bare "K" entries, which only
+ * unset K, are taken out, in place. */
+void ctr_env_drop_unset(char **env);
+/* dockerd's ReplaceOrAppendEnvValues: "K=V" in overrides replaces K in env or is appended,
+ * a bare "K" removes K. Returns env (reallocated). */
+char **ctr_env_override(char **env, char *const *overrides);
 
 /* "SIGTERM", "TERM", "15" → 15; -1 if unknown. */
 int ctr_signal_parse(const char *s);

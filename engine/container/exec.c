@@ -1,6 +1,8 @@
 /* docker exec: processes started inside running containers. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -14,7 +16,9 @@
 #include "fsutil.h"
 #include "log.h"
 #include "strv.h"
+#include "lifecycle.h"
 #include "manager-priv.h"
+#include "startopts.h"
 #include "runtime/runtime.h"
 #include "defaults.h"
 
@@ -25,6 +29,7 @@ struct ctr_exec {
     char ctr_id[CTR_ID_LEN + 1];
     char **argv, **env;
     char *cwd, *user;
+    char *detach_keys; /* as given at create ("" when none: ctrl-p,ctrl-q with a tty) */
     bool tty, attach_stdin, attach_stdout, attach_stderr, privileged;
     bool started, running;
     int exit_code; /* -1 until it exited */
@@ -41,6 +46,7 @@ static void exec_free(struct ctr_exec *x)
     strv_free(x->env);
     free(x->cwd);
     free(x->user);
+    free(x->detach_keys);
     if (x->pty_master >= 0)
         close(x->pty_master);
     free(x);
@@ -116,6 +122,18 @@ int ctr_exec_create(struct ctr_manager *m, const char *ref, const json_t *body, 
         exec_free(x);
         return merr_set(err, MERR_INVALID, 0, "the working directory '%s' is invalid, it needs to be an absolute path", wd);
     }
+    /* docker-py sends detachKeys: dockerd's decoder takes any case */
+    const json_t *dkv = json_object_get(body, "DetachKeys");
+    if (dkv == NULL)
+        dkv = json_object_get(body, "detachKeys");
+    const char *dk = json_string_value(dkv);
+    unsigned char keys[CTR_DETACH_KEYS_MAX];
+    size_t n_keys;
+    if (dk != NULL && dk[0] != '\0' && ctr_detach_keys_parse(dk, keys, &n_keys, err) < 0) {
+        exec_free(x);
+        return -1;
+    }
+    x->detach_keys = xstrdup(dk != NULL ? dk : "");
     x->tty = json_is_true(json_object_get(body, "Tty"));
     x->attach_stdin = json_is_true(json_object_get(body, "AttachStdin"));
     x->attach_stdout = json_is_true(json_object_get(body, "AttachStdout"));
@@ -182,6 +200,54 @@ static int make_pipe(int fds[2], struct merr *err)
     return 0;
 }
 
+/* The runtime's start failure in the OCI runtime's words, which clients match. */
+static void exec_start_error(const struct ctr_exec *x, struct merr *err)
+{
+    if (err->code == MERR_PERM)
+        merr_set(err, MERR_INVALID, 0,
+                 "OCI runtime exec failed: exec failed: unable to start container process: "
+                 "exec: \"%s\": permission denied",
+                 x->argv[0]);
+    if (err->code == MERR_NOT_FOUND)
+        merr_set(err, MERR_INVALID, 0,
+                 "OCI runtime exec failed: exec failed: unable to start container process: "
+                 "exec: \"%s\": executable file not found in $PATH",
+                 x->argv[0]);
+    else if (err->code == MERR_INVALID && err->sys_errno != 0 &&
+             strstr(err->msg, "working directory") != NULL) { /* WorkingDir is missing */
+        char why[128]; /* Go's lower-case errno text, as runc prints it */
+        snprintf(why, sizeof why, "%s", strerror(err->sys_errno));
+        why[0] = (char)tolower((unsigned char)why[0]);
+        merr_set(err, MERR_INVALID, 0,
+                 "OCI runtime exec failed: exec failed: unable to start container process: "
+                 "chdir to cwd (\"%s\") set in config.json failed: %s: unknown",
+                 x->cwd, why);
+    }
+}
+
+/* As dockerd: HOSTNAME (and TERM with a tty) under the container's Env, under the exec's Env,
+ * where a bare K unsets K; HOME from the exec user's passwd entry when none is set, as runc. */
+static char **exec_env(const struct ctr_entry *e, const struct ctr_exec *x,
+                       const struct rt_user *user)
+{
+    char short_id[13];
+    snprintf(short_id, sizeof short_id, "%.12s", x->ctr_id);
+    const char *host = e->c->config->hostname != NULL ? e->c->config->hostname : short_id;
+    auto_free char *host_env = xasprintf("HOSTNAME=%s", host);
+    auto_free char *home_env = xasprintf("HOME=%s", user->home);
+    char **env = strv_push(NULL, host_env);
+    if (x->tty)
+        env = strv_push(env, "TERM=xterm");
+    env = ctr_env_override(env, e->c->plan.env);
+    env = ctr_env_override(env, x->env);
+    bool has_home = false;
+    for (size_t i = 0; env[i] != NULL; i++)
+        has_home |= strncmp(env[i], "HOME=", 5) == 0;
+    if (!has_home)
+        env = strv_push(env, home_env);
+    return env;
+}
+
 int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_io *io,
                    struct merr *err)
 {
@@ -190,7 +256,8 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     int rc = -1;
     int child[3] = { -1, -1, -1 };
     auto_strv char **env = NULL; /* before any goto: the cleanup runs at every exit */
-    auto_free struct rt_rlimit *rlimits = NULL;
+    __attribute__((cleanup(startopts_release))) struct start_opts so = { 0 };
+    auto_free char *group = NULL; /* the container's /etc/group */
     bool starting = false;
     struct ctr_exec *x = find_exec_locked(m, exec_id, err);
     if (x == NULL)
@@ -207,9 +274,9 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
     }
     starting = true; /* failures from here on end the exec (exit code 126) */
     struct rt_user user;
+    group = container_file(e, "etc/group");
     {
         auto_free char *passwd = container_file(e, "etc/passwd");
-        auto_free char *group = container_file(e, "etc/group");
         if (rt_user_resolve(x->user, passwd, group, &user, err) < 0) {
             if (err->code == MERR_NOT_FOUND)
                 merr_set(err, MERR_INVALID, 0,
@@ -251,22 +318,7 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
             io->stdin_fd = fds[1];
         }
     }
-    env = strv_dup(e->c->plan.env);
-    if (x->tty)
-        env = strv_push(env, "TERM=xterm");
-    /* the container's limits, --default-ulimit's included: dockerd's exec starts from the
-     * container's process spec */
-    const struct ctr_options *o = &e->c->config->opts;
-    size_t n_rlimits = 0;
-    {
-        auto_free struct ctr_ulimit *lim =
-            xcalloc(o->n_ulimits + m->n_default_ulimits + 1, sizeof *lim);
-        n_rlimits = ctr_ulimits_merge(o->ulimits, o->n_ulimits, m->default_ulimits,
-                                      m->n_default_ulimits, lim);
-        rlimits = xcalloc(n_rlimits + 1, sizeof *rlimits);
-        for (size_t i = 0; i < n_rlimits; i++)
-            rlimits[i] = (struct rt_rlimit){ lim[i].resource, lim[i].soft, lim[i].hard };
-    }
+    env = exec_env(e, x, &user);
     struct rt_process p = {
         .argv = (const char *const *)x->argv,
         .env = (const char *const *)env,
@@ -284,25 +336,16 @@ int ctr_exec_start(struct ctr_manager *m, const char *exec_id, struct ctr_exec_i
         .no_new_privileges = e->c->config->opts.no_new_privileges,
         .seccomp_unconfined = e->c->config->opts.seccomp == CTR_SECCOMP_UNCONFINED,
         .seccomp_profile = e->c->config->opts.seccomp_profile,
-        .rlimits = rlimits,
-        .n_rlimits = n_rlimits,
     };
+    if (startopts_exec(m, e->c->config, &user, group, &so, &p, err) < 0)
+        goto out;
     pid_t pid = -1;
-    if (rt_exec(e->rt, &p, (const char *const *)x->env, &pid, err) < 0) {
+    if (rt_exec(e->rt, &p, NULL, &pid, err) < 0) {
         /* an exec that cannot start ends with 126, found or not (dockerd's exec start; the
          * 127 of a missing binary is `docker run`'s), the OCI message telling which */
         x->started = true;
         x->exit_code = 126;
-        if (err->code == MERR_PERM)
-            merr_set(err, MERR_INVALID, 0,
-                     "OCI runtime exec failed: exec failed: unable to start container process: "
-                     "exec: \"%s\": permission denied",
-                     x->argv[0]);
-        if (err->code == MERR_NOT_FOUND)
-            merr_set(err, MERR_INVALID, 0,
-                     "OCI runtime exec failed: exec failed: unable to start container process: "
-                     "exec: \"%s\": executable file not found in $PATH",
-                     x->argv[0]);
+        exec_start_error(x, err);
         goto out;
     }
     x->started = x->running = true;
@@ -372,7 +415,7 @@ json_t *ctr_exec_inspect(struct ctr_manager *m, const char *exec_id, struct merr
                       "tty", x->tty, "entrypoint", x->argv[0], "arguments", args, "privileged",
                       x->privileged, "user", x->user, "OpenStdin", x->attach_stdin, "OpenStdout",
                       x->attach_stdout, "OpenStderr", x->attach_stderr, "ContainerID", x->ctr_id,
-                      "DetachKeys", "", "CanRemove", !x->running && x->started, "Pid",
+                      "DetachKeys", x->detach_keys, "CanRemove", !x->running && x->started, "Pid",
                       x->running ? (int)x->pid : 0);
     }
     pthread_mutex_unlock(&m->lock);

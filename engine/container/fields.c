@@ -52,8 +52,8 @@ const struct ctr_field ctr_create_fields[] = {
     R("HostConfig", "BlkioDeviceWriteIOps"),
     H("HostConfig", "CpuPeriod"),
     H("HostConfig", "CpuQuota"),
-    R("HostConfig", "CpuRealtimePeriod"),
-    R("HostConfig", "CpuRealtimeRuntime"),
+    H("HostConfig", "CpuRealtimePeriod"), /* cgroup v1 only; refused as dockerd elsewhere */
+    H("HostConfig", "CpuRealtimeRuntime"),
     H("HostConfig", "CpusetCpus"),
     H("HostConfig", "CpusetMems"),
     H("HostConfig", "Devices"),
@@ -80,7 +80,7 @@ const struct ctr_field ctr_create_fields[] = {
     H("HostConfig", "PortBindings"),
     H("HostConfig", "RestartPolicy"),
     H("HostConfig", "AutoRemove"),
-    RD("HostConfig", "VolumeDriver", "\"local\""),
+    H("HostConfig", "VolumeDriver"),
     H("HostConfig", "VolumesFrom"),
     H("HostConfig", "Mounts"),
     H("HostConfig", "ConsoleSize"),
@@ -108,7 +108,7 @@ const struct ctr_field ctr_create_fields[] = {
     RD("HostConfig", "UsernsMode", "\"host\""),
     H("HostConfig", "ShmSize"),
     H("HostConfig", "Sysctls"),
-    RD("HostConfig", "Runtime", "\"runc\""),
+    H("HostConfig", "Runtime"), /* "runc" (the engine's own runtime); others as dockerd */
     RD("HostConfig", "Isolation", "\"default\""),
     H("HostConfig", "MaskedPaths"),
     H("HostConfig", "ReadonlyPaths"),
@@ -255,14 +255,15 @@ static int check_endpoints(const json_t *nc, struct merr *err)
 
 /* HostConfig.Mounts entries: the options the storage code carries out are Type, Source,
  * Target, ReadOnly, BindOptions.Propagation (not shared), BindOptions.CreateMountpoint,
- * VolumeOptions.NoCopy, TmpfsOptions.SizeBytes and .Mode; anything else set is refused. */
+ * VolumeOptions.NoCopy and .Labels, TmpfsOptions.SizeBytes and .Mode; anything else set is
+ * refused. */
 static int check_mounts(const json_t *mounts, struct merr *err)
 {
     static const char *const known[] = { "Type", "Source", "Target", "ReadOnly", "BindOptions",
                                          "VolumeOptions", "TmpfsOptions", NULL };
     static const char *const sub[][4] = {
         { "BindOptions", "Propagation", "CreateMountpoint", NULL },
-        { "VolumeOptions", "NoCopy", NULL, NULL },
+        { "VolumeOptions", "NoCopy", "Labels", NULL },
         { "TmpfsOptions", "SizeBytes", "Mode", NULL },
     };
     size_t i;
@@ -323,9 +324,33 @@ static int check_binds(const json_t *binds, struct merr *err)
     return 0;
 }
 
+static void canonicalize_object(json_t *obj, const char *section)
+{
+    if (!json_is_object(obj))
+        return;
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(obj, tmp, key, v) {
+        const struct ctr_field *f = find(section, key, true);
+        if (f == NULL || strcmp(f->name, key) == 0 || json_object_get(obj, f->name) != NULL)
+            continue;
+        json_object_set(obj, f->name, v);
+        json_object_del(obj, key);
+    }
+}
+
+void ctr_fields_canonicalize(json_t *body)
+{
+    canonicalize_object(body, "Config");
+    canonicalize_object(json_object_get(body, "HostConfig"), "HostConfig");
+    /* the endpoints are read from the request as sent (network/endpoint.c): other spellings
+     * there stay refused */
+}
+
 int ctr_fields_check(const json_t *body, struct merr *err)
 {
-    static const char *const skip[] = { "HostConfig", "NetworkingConfig", NULL };
+    static const char *const skip[] = { "HostConfig", "NetworkingConfig", "Runtime", NULL };
     if (!json_is_object(body))
         return 0;
     if (check_object(body, "Config", "", skip, err) < 0)

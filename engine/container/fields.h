@@ -36,10 +36,16 @@ const char *ctr_field_use_name(enum ctr_field_use use);
 /* Whether v is a JSON default: null, false, 0, "", [] or {} (and arrays of zeros). */
 bool ctr_field_is_default(const json_t *v);
 
+/* dockerd's JSON decoder matches names case-insensitively (docker-py sends
+ * HostConfig.CPURealtimePeriod): a known field spelt in another case is renamed to the table's
+ * spelling, in Config and HostConfig, unless that spelling is there too. */
+void ctr_fields_canonicalize(json_t *body);
+
 /* Refuses (MERR_INVALID, "… is not supported by machine-engine") a create body that sets a
- * refused field or a field the table does not know. dockerd's JSON decoder matches names
- * case-insensitively; the engine's parsers do not, so a known name in another case is refused
- * too rather than dropped. */
+ * refused field or a field the table does not know. A known name in another case (left by
+ * ctr_fields_canonicalize next to the right one) is refused too rather than dropped.
+ * Config.Runtime (docker-py puts its runtime there) is left to the parser, which checks it as
+ * HostConfig.Runtime. */
 int ctr_fields_check(const json_t *body, struct merr *err) MUST_CHECK;
 
 #endif

@@ -170,6 +170,9 @@ json_t *ctr_inspect_json(const struct container *c, const char *rootfs, const ch
 
     json_t *host_config = json_deep_copy(c->config->raw_host_config);
     json_object_set_new(host_config, "NetworkMode", json_string(c->config->network_mode));
+    const char *runtime = json_string_value(json_object_get(host_config, "Runtime"));
+    if (runtime == NULL || runtime[0] == '\0') /* dockerd reports its default runtime */
+        json_object_set_new(host_config, "Runtime", json_string("runc"));
 
     const char *path = c->plan.argv != NULL && c->plan.argv[0] != NULL ? c->plan.argv[0] : "";
     json_t *args = json_array();

@@ -101,8 +101,7 @@ static int json_file_opts(const json_t *opts, struct ctr_log_config *out, struct
             return merr_set(err, MERR_INVALID, 0, "unknown log opt '%s' for json-file log driver", k);
         }
     }
-    if (out->max_file > 1 && out->max_size < 0)
-        return merr_set(err, MERR_INVALID, 0, "max-file can only be set when max-size is set");
+    /* max-file without max-size is accepted as dockerd does: with no size cap nothing rotates */
     return 0;
 }
 

@@ -271,7 +271,7 @@ int ctr_create(struct ctr_manager *m, const char *name, const json_t *body, char
     json_t *merged = ctr_log_defaults_apply(body, m->default_log_driver, m->default_log_opts);
     c->config = ctr_config_from_create(merged, err);
     json_decref(merged);
-    if (c->config == NULL || startopts_check_create(c->config, err) < 0 ||
+    if (c->config == NULL || startopts_check_create(m->rt, c->config, err) < 0 ||
         (m->net.create == NULL && check_network_mode(c->config->network_mode, err) < 0)) {
         container_free(c);
         return -1;
@@ -394,11 +394,13 @@ int ctr_remove(struct ctr_manager *m, const char *ref, bool force, bool remove_v
         goto out;
     }
     if (st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING || e->io_running) {
-        if (!force) {
+        if (!force) { /* dockerd 20.10's words, which docker-py's tests look for */
+            bool paused = st == CTR_PAUSED;
             merr_set(err, MERR_EXISTS, 0,
-                     "cannot remove container \"/%s\": container is running: stop the container "
-                     "before removing or force remove",
-                     e->c->name);
+                     "You cannot remove a %s container %s. %s the container before attempting "
+                     "removal or force remove",
+                     st == CTR_PAUSED || st == CTR_RESTARTING ? ctr_status_name(st) : "running",
+                     e->c->id, paused ? "Unpause and then stop" : "Stop");
             goto out;
         }
         e->c->state.stopped_by_user = true;

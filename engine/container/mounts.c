@@ -83,6 +83,26 @@ static int check_bind_source(struct mnt_spec *s, struct merr *err)
     return fs_mkdir_p(s->source, 0755, err);
 }
 
+/* HostConfig.VolumeDriver names the driver of the volumes the container creates, as dockerd:
+ * only "local" exists here, so another name fails when a volume is to be made, with dockerd's
+ * words for a missing plugin (a 400: a 404 would make the CLI pull the image). */
+static int volume_driver_check(struct ctr_manager *m, const json_t *host_config,
+                               const char *name, struct merr *err)
+{
+    const char *driver = json_string_value(json_object_get(host_config, "VolumeDriver"));
+    if (driver == NULL || driver[0] == '\0' || strcmp(driver, "local") == 0)
+        return 0;
+    if (name != NULL) {
+        struct merr ignored;
+        json_t *v = vol_inspect(m->volumes, name, &ignored);
+        json_decref(v);
+        if (v != NULL)
+            return 0; /* an existing volume is used whatever its driver */
+    }
+    return merr_set(err, MERR_INVALID, 0,
+                    "error looking up volume plugin %s: plugin \"%s\" not found", driver, driver);
+}
+
 json_t *mounts_resolve(struct ctr_manager *m, const json_t *create_config,
                        const json_t *host_config, const json_t *image_config, const char *ctr_id,
                        struct merr *err)
@@ -115,7 +135,11 @@ json_t *mounts_resolve(struct ctr_manager *m, const json_t *create_config,
             merr_set(err, MERR_UNSUPPORTED, 0, "volumes are not available");
             goto fail;
         }
-        json_t *v = vol_create(m->volumes, s->source, NULL, NULL, s->source == NULL, err);
+        if (volume_driver_check(m, host_config, s->source, err) < 0)
+            goto fail;
+        /* --mount's VolumeOptions.Labels go to the volume it creates (an existing one keeps
+         * its own, as dockerd) */
+        json_t *v = vol_create(m->volumes, s->source, s->labels, NULL, s->source == NULL, err);
         if (v == NULL)
             goto fail;
         const char *name = json_string_value(json_object_get(v, "Name"));

@@ -572,6 +572,22 @@ static int parse_memory_extras(const json_t *hc, struct ctr_options *o, struct m
     return 0;
 }
 
+/* Whether the host can give a cgroup real-time CPU time is the engine's to say at create
+ * (startopts_check_create); here only what dockerd checks of the values themselves. */
+static int parse_cpu_rt(const json_t *hc, struct ctr_options *o, struct merr *err)
+{
+    const json_t *p = json_object_get(hc, "CpuRealtimePeriod");
+    const json_t *r = json_object_get(hc, "CpuRealtimeRuntime");
+    o->cpu_rt_period = json_is_integer(p) ? json_integer_value(p) : 0;
+    o->cpu_rt_runtime = json_is_integer(r) ? json_integer_value(r) : 0;
+    if (o->cpu_rt_period < 0 || o->cpu_rt_runtime < -1)
+        return merr_set(err, MERR_INVALID, 0, "resource limits cannot be negative");
+    if (o->cpu_rt_period != 0 && o->cpu_rt_runtime > o->cpu_rt_period)
+        return merr_set(err, MERR_INVALID, 0,
+                        "cpu real-time runtime cannot be higher than cpu real-time period");
+    return 0;
+}
+
 static int parse_host_config(const json_t *hc, struct ctr_options *o, struct merr *err)
 {
     const json_t *shm = json_object_get(hc, "ShmSize");
@@ -605,7 +621,8 @@ static int parse_host_config(const json_t *hc, struct ctr_options *o, struct mer
         parse_namespaces(hc, o, err) < 0 ||
         parse_sysctls(json_object_get(hc, "Sysctls"), net, o, err) < 0 ||
         parse_devices(json_object_get(hc, "Devices"), o, err) < 0 ||
-        parse_memory_extras(hc, o, err) < 0 || parse_links(hc, o, err) < 0)
+        parse_memory_extras(hc, o, err) < 0 || parse_cpu_rt(hc, o, err) < 0 ||
+        parse_links(hc, o, err) < 0)
         return -1;
     const char *cpus = json_string_value(json_object_get(hc, "CpusetCpus"));
     const char *mems = json_string_value(json_object_get(hc, "CpusetMems"));

@@ -56,6 +56,7 @@ struct ctr_options {
     char *cpuset_cpus, *cpuset_mems;
     int64_t blkio_weight;
     int64_t memory_swappiness; /* -1: not set */
+    int64_t cpu_rt_period, cpu_rt_runtime; /* microseconds, cgroup v1 cpu.rt_*; 0: not set */
     char **links; /* legacy links on the default bridge: "name:alias" */
 };
 

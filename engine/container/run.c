@@ -308,7 +308,7 @@ static bool has_env(char *const *env, const char *key)
 {
     size_t k = strlen(key);
     for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-        if (strncmp(env[i], key, k) == 0 && env[i][k] == '=')
+        if (strncmp(env[i], key, k) == 0 && (env[i][k] == '=' || env[i][k] == '\0'))
             return true;
     return false;
 }
@@ -467,6 +467,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
         env = strv_push(env, "TERM=xterm");
     if (!has_env(env, "HOME"))
         env = strv_push(env, home_env);
+    ctr_env_drop_unset(env); /* a bare K in Env unsets K, dockerd's defaults included */
 
     struct ctr_net_run net;
     enum rt_network_mode net_mode;

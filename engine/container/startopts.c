@@ -151,8 +151,12 @@ static int shareable_shm(struct ctr_entry *e, const struct ctr_options *o, struc
     return 0;
 }
 
-int startopts_check_create(const struct ctr_config *cfg, struct merr *err)
+int startopts_check_create(const struct rt_runtime *rt, const struct ctr_config *cfg,
+                           struct merr *err)
 {
+    const struct ctr_options *o = &cfg->opts;
+    if ((o->cpu_rt_period != 0 || o->cpu_rt_runtime != 0) && rt != NULL && !rt_runtime_cpu_rt(rt))
+        return merr_set(err, MERR_INVALID, 0, "kernel does not support CPU real-time scheduler");
     struct start_opts so = { 0 };
     int rc = user_devices(&so, &cfg->opts, err);
     startopts_release(&so);
@@ -259,12 +263,10 @@ void startopts_stop(struct ctr_entry *e)
     umount2(shm, MNT_DETACH);
 }
 
-int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct rt_user *user,
-                      const char *group_file, struct start_opts *so, struct merr *err)
+/* The container's ulimits over the engine's --default-ulimit ones (the container's win). */
+static void rlimits(struct start_opts *so, const struct ctr_options *o,
+                    const struct ctr_manager *m)
 {
-    const struct ctr_config *cfg = e->c->config;
-    const struct ctr_options *o = &cfg->opts;
-    memset(so, 0, sizeof *so);
     size_t most = o->n_ulimits + m->n_default_ulimits;
     auto_free struct ctr_ulimit *limits = xcalloc(most + 1, sizeof *limits);
     so->n_rlimits = ctr_ulimits_merge(o->ulimits, o->n_ulimits, m->default_ulimits,
@@ -272,6 +274,35 @@ int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct r
     so->rlimits = xcalloc(most + 1, sizeof *so->rlimits);
     for (size_t i = 0; i < so->n_rlimits; i++)
         so->rlimits[i] = (struct rt_rlimit){ limits[i].resource, limits[i].soft, limits[i].hard };
+}
+
+int startopts_exec(const struct ctr_manager *m, const struct ctr_config *cfg,
+                   const struct rt_user *user, const char *group_file, struct start_opts *so,
+                   struct rt_process *p, struct merr *err)
+{
+    const struct ctr_options *o = &cfg->opts;
+    memset(so, 0, sizeof *so);
+    rlimits(so, o, m);
+    if (groups(so, o, user, group_file, err) < 0) {
+        startopts_release(so);
+        return -1;
+    }
+    p->additional_gids = so->gids;
+    p->n_additional_gids = so->n_gids;
+    p->rlimits = so->rlimits;
+    p->n_rlimits = so->n_rlimits;
+    p->oom_score_adj_set = o->oom_score_adj_set;
+    p->oom_score_adj = o->oom_score_adj;
+    return 0;
+}
+
+int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct rt_user *user,
+                      const char *group_file, struct start_opts *so, struct merr *err)
+{
+    const struct ctr_config *cfg = e->c->config;
+    const struct ctr_options *o = &cfg->opts;
+    memset(so, 0, sizeof *so);
+    rlimits(so, o, m);
     int rc = groups(so, o, user, group_file, err);
     if (rc == 0)
         rc = links(m, e, so, err);
@@ -365,4 +396,6 @@ void startopts_fill(struct start_opts *so, const struct ctr_config *cfg, struct 
     spec->resources.cpuset_cpus = o->cpuset_cpus;
     spec->resources.cpuset_mems = o->cpuset_mems;
     spec->resources.blkio_weight = o->blkio_weight;
+    spec->resources.cpu_rt_period = o->cpu_rt_period;
+    spec->resources.cpu_rt_runtime = o->cpu_rt_runtime;
 }

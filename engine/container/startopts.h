@@ -29,8 +29,17 @@ struct start_opts {
  * group_file: the image's /etc/group (may be NULL). */
 int startopts_prepare(struct ctr_manager *m, struct ctr_entry *e, const struct rt_user *user,
                       const char *group_file, struct start_opts *so, struct merr *err) MUST_CHECK;
-/* At create, what dockerd checks then: the --device nodes exist on the host. */
-int startopts_check_create(const struct ctr_config *cfg, struct merr *err) MUST_CHECK;
+/* At create, what dockerd checks then: the --device nodes exist on the host; real-time CPU
+ * options need a host with real-time group scheduling (rt NULL: not checked). */
+int startopts_check_create(const struct rt_runtime *rt, const struct ctr_config *cfg,
+                           struct merr *err) MUST_CHECK;
+/* An exec's process: the container's ulimits (over the engine's --default-ulimit), oom score adjustment and groups (the exec user's
+ * primary group, its /etc/group groups, GroupAdd), as dockerd copies the container's process
+ * spec. p's fields point into so. */
+int startopts_exec(const struct ctr_manager *m, const struct ctr_config *cfg,
+                   const struct rt_user *user,
+                   const char *group_file, struct start_opts *so, struct rt_process *p,
+                   struct merr *err) MUST_CHECK;
 /* Points spec (already filled with the basics) at so and the container's options. */
 void startopts_fill(struct start_opts *so, const struct ctr_config *cfg, struct rt_spec *spec);
 void startopts_release(struct start_opts *so);

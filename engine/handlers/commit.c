@@ -159,10 +159,6 @@ static int commit(struct api_request *req, void *data, struct merr *err)
         };
         rc = image_commit(s->images, &spec, &id, err);
     }
-    struct merr ignored = MERR_INIT;
-    if (paused && ctr_unpause(s->containers, src.id, &ignored) < 0) {
-        /* removed meanwhile (rm -f thaws first) */
-    }
     char cid[65];
     memcpy(cid, src.id, sizeof cid);
     ctr_commit_src_release(&src);
@@ -170,6 +166,11 @@ static int commit(struct api_request *req, void *data, struct merr *err)
     if (rc == 0)
         evt_emit(s->events, "container", "commit", cid,
                  json_pack("{s:s,s:s}", "comment", comment != NULL ? comment : "", "imageID", id));
+    /* thawed after the commit event, as dockerd's deferred unpause */
+    struct merr ignored = MERR_INIT;
+    if (paused && ctr_unpause(s->containers, cid, &ignored) < 0) {
+        /* removed meanwhile (rm -f thaws first) */
+    }
     if (rc < 0)
         return -1;
     if (tag != NULL)

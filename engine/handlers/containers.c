@@ -238,7 +238,7 @@ static void write_all_stdin(int fd, const char *q, ssize_t n)
 }
 
 /* Passes buf on to stdin minus the detach sequence; true once the whole sequence was typed. */
-static bool filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize_t n)
+bool handlers_filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize_t n)
 {
     if (dk == NULL || dk->n == 0) {
         write_all_stdin(fd, buf, n);
@@ -315,7 +315,7 @@ int handlers_pump(struct api_request *req, int sub_fd, const struct pump_output 
             char buf[16384];
             ssize_t n = api_stream_read(req, buf, sizeof buf, err);
             if (n > 0) {
-                if (filter_detach(dk, stdin_fd, buf, n))
+                if (handlers_filter_detach(dk, stdin_fd, buf, n))
                     return 0; /* detached: the container keeps running */
             } else {
                 stdin_open = false; /* half-close (or close_notify): stdin EOF, output goes on */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "container/lifecycle.h"
 #include "container/manager.h"
 #include "error.h"
 #include "fsutil.h"
@@ -96,7 +97,10 @@ static int forward(struct api_request *req, int *fd, bool tty, enum stdcopy_stre
                : api_stream_frame(req, stream, buf, (size_t)n, err);
 }
 
-static int pump_exec(struct api_request *req, struct ctr_exec_io *io, bool raw, struct merr *err)
+/* 0 when the exec's output ended, 1 when the client typed the detach keys (dk, NULL for
+ * none) or ended a TTY's input: the process goes on without it. */
+static int pump_exec(struct api_request *req, struct ctr_exec_io *io, bool raw,
+                     struct detach_keys *dk, struct merr *err)
 {
     bool exited = false;
     struct timespec exit_at = { 0 };
@@ -122,17 +126,18 @@ static int pump_exec(struct api_request *req, struct ctr_exec_io *io, bool raw, 
         if (p[3].revents != 0) {
             char buf[16384];
             ssize_t n = api_stream_read(req, buf, sizeof buf, err);
-            if (n > 0) {
+            if (n > 0 && dk != NULL) {
+                if (handlers_filter_detach(dk, io->stdin_fd, buf, n))
+                    return 1;
+            } else if (n > 0) {
                 if (write(io->stdin_fd, buf, (size_t)n) < 0 && errno != EPIPE)
                     return merr_set(err, MERR_IO, errno, "cannot write to the exec's stdin");
+            } else if (io->tty) {
+                /* As dockerd: a TTY's stdin ending (the CLI detaching on its own keys, a
+                 * half-close) ends the stream and leaves the process running */
+                return 1;
             } else {
-                /* stdin EOF (half-close or TLS close_notify); the output keeps flowing. With a
-                 * TTY the pty master also carries the output, so the tty case sends EOT. */
-                if (io->tty) {
-                    if (write(io->stdin_fd, "\x04", 1) < 0) {
-                        /* the process may be gone already */
-                    }
-                }
+                /* stdin EOF (half-close or TLS close_notify); the output keeps flowing */
                 close(io->stdin_fd);
                 io->stdin_fd = -1;
             }
@@ -195,7 +200,17 @@ static int start(struct api_request *req, void *data, struct merr *err)
     bool started = json_is_true(json_object_get(state, "Running")) ||
                    json_is_true(json_object_get(state, "CanRemove"));
     auto_free char *ctr = xstrdup(json_string_value(json_object_get(state, "ContainerID")));
+    /* As dockerd: a TTY's input is scanned for the detach keys, ctrl-p,ctrl-q by default */
+    const char *keys = json_string_value(json_object_get(state, "DetachKeys"));
+    bool exec_tty = json_is_true(json_object_get(json_object_get(state, "ProcessConfig"), "tty"));
+    struct detach_keys dk = { .n = 0 };
+    int krc = exec_tty ? ctr_detach_keys_parse(keys != NULL && keys[0] != '\0' ? keys
+                                                                               : "ctrl-p,ctrl-q",
+                                               dk.keys, &dk.n, err)
+                       : 0;
     json_decref(state);
+    if (krc < 0)
+        return -1;
     if (started)
         return merr_set(err, MERR_EXISTS, 0, "exec %s has already been started", id);
     /* errors a client must get as an HTTP answer come before the upgrade */
@@ -214,7 +229,11 @@ static int start(struct api_request *req, void *data, struct merr *err)
         return raw ? api_stream_write(req, msg, strlen(msg), err)
                    : api_stream_frame(req, STDCOPY_STDOUT, msg, strlen(msg), err);
     }
-    int rc = pump_exec(req, &io, raw, err);
+    int rc = pump_exec(req, &io, raw, io.tty ? &dk : NULL, err);
+    if (rc == 1) { /* detached: the process goes on, reaped in the background */
+        start_detached(s->containers, id, &io);
+        return 0;
+    }
     /* The exit code must be recorded before the stream closes: the CLI asks for it next. */
     struct merr ferr = MERR_INIT;
     if (ctr_exec_finish(s->containers, id, &ferr) < 0 && rc == 0) {

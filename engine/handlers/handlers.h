@@ -95,6 +95,7 @@ int handlers_register_archive(struct api_router *r, struct engine_services *s,
 
 /* struct ctr_image_source.resolve over the image store (data = struct image_store *). */
 #include <jansson.h>
+#include <sys/types.h>
 int handlers_image_resolve(void *data, const char *ref, char **image_id, json_t **config,
                            char ***lowerdirs, struct merr *err) MUST_CHECK;
 
@@ -110,6 +111,9 @@ struct detach_keys {
     unsigned char keys[16];
     size_t n, pos;
 };
+/* Writes buf to fd minus the detach sequence (held back while it may still be one); true once
+ * the whole sequence was typed. Shared by attach and exec start. */
+bool handlers_filter_detach(struct detach_keys *dk, int fd, const char *buf, ssize_t n);
 /* Which frames go out and how (attach's stdout/stderr, logs' --timestamps and --details). */
 struct pump_output {
     bool tty;

@@ -237,6 +237,20 @@ enum rt_cgroup_mode rt_runtime_cgroup_mode(const struct rt_runtime *rt)
     return rt->mode;
 }
 
+bool rt_runtime_cpu_rt(const struct rt_runtime *rt)
+{
+    if (rt->mode == RT_CGROUP_V2) /* cgroup v2 has no real-time group scheduling */
+        return false;
+    for (size_t h = 0; h < rt->n_hier; h++) {
+        if (!rt_option_present(rt->hier[h].controllers, "cpu"))
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/cpu.rt_period_us", rt->hier[h].mount_point);
+        return access(path, F_OK) == 0; /* CONFIG_RT_GROUP_SCHED */
+    }
+    return false;
+}
+
 /* ---- per-container cgroup ------------------------------------------------- */
 
 int rt_cgroup_open(const struct rt_runtime *rt, const char *id, bool create, struct rt_cgroup **out,

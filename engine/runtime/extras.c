@@ -108,11 +108,30 @@ static int set_blkio_weight(struct rt_cgroup *cg, bool v2, const struct rt_resou
                       err);
 }
 
+/* As runc: the period first, then the runtime; the kernel refuses (EINVAL) a runtime the parent
+ * cgroup has no budget for, as with dockerd without --cpu-rt-runtime. */
+static int set_cpu_rt(struct rt_cgroup *cg, bool v2, const struct rt_resources *res,
+                      struct merr *err)
+{
+    if (res->cpu_rt_period == 0 && res->cpu_rt_runtime == 0)
+        return 0;
+    const char *dir = cg->cpu >= 0 ? cg->dirs[cg->cpu] : NULL;
+    if (v2 || dir == NULL || !has_file(dir, "cpu.rt_runtime_us"))
+        return no_control("CpuRealtimePeriod/CpuRealtimeRuntime",
+                          "no real-time group scheduling (cgroup v1 cpu.rt_runtime_us)", err);
+    if (res->cpu_rt_period != 0 && write_num(dir, "cpu.rt_period_us", res->cpu_rt_period, err) < 0)
+        return -1;
+    if (res->cpu_rt_runtime != 0 &&
+        write_num(dir, "cpu.rt_runtime_us", res->cpu_rt_runtime, err) < 0)
+        return -1;
+    return 0;
+}
+
 int rt_cgroup_set_extras(struct rt_cgroup *cg, const struct rt_resources *res, struct merr *err)
 {
     bool v2 = cg->rt->mode == RT_CGROUP_V2;
     if (set_memory_extras(cg, v2, res, err) < 0 || set_cpuset(cg, res, err) < 0 ||
-        set_blkio_weight(cg, v2, res, err) < 0)
+        set_blkio_weight(cg, v2, res, err) < 0 || set_cpu_rt(cg, v2, res, err) < 0)
         return -1;
     return 0;
 }

@@ -40,6 +40,9 @@ MUST_CHECK int rt_runtime_new(const struct rt_runtime_config *config, struct rt_
                               struct merr *err);
 void rt_runtime_free(struct rt_runtime *rt);
 enum rt_cgroup_mode rt_runtime_cgroup_mode(const struct rt_runtime *rt);
+/* Whether containers can be given real-time CPU time (cgroup v1 cpu.rt_*, dockerd's
+ * sysinfo.CPURealtime). */
+bool rt_runtime_cpu_rt(const struct rt_runtime *rt);
 DEFINE_CLEANUP(struct rt_runtime, rt_runtime_free)
 
 enum rt_network_mode {
@@ -63,6 +66,7 @@ struct rt_resources {
     int64_t memory_swappiness;  /* 0..100; -1: not set; refused on v2 */
     const char *cpuset_cpus, *cpuset_mems; /* NULL: the parent's */
     int64_t blkio_weight;       /* 10..1000; 0: not set */
+    int64_t cpu_rt_period, cpu_rt_runtime; /* v1 cpu.rt_period_us / cpu.rt_runtime_us; 0: not set */
 };
 
 struct rt_rlimit {

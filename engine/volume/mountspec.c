@@ -19,6 +19,7 @@ void mnt_spec_release(struct mnt_spec *m)
     free(m->mode);
     free(m->propagation);
     free(m->tmpfs_options);
+    json_decref(m->labels);
     memset(m, 0, sizeof *m);
 }
 
@@ -243,6 +244,11 @@ int mnt_parse_mount(const json_t *obj, struct mnt_spec *out, struct merr *err)
             return mount_error(out, err, type, "invalid volume name");
         out->source = src != NULL ? xstrdup(src) : NULL;
         out->nocopy = json_is_true(json_object_get(json_object_get(obj, "VolumeOptions"), "NoCopy"));
+        const json_t *labels = json_object_get(json_object_get(obj, "VolumeOptions"), "Labels");
+        if (labels != NULL && !json_is_null(labels) && !json_is_object(labels))
+            return mount_error(out, err, type, "invalid VolumeOptions.Labels");
+        if (json_is_object(labels) && json_object_size(labels) > 0)
+            out->labels = json_deep_copy(labels);
         if (json_object_get(obj, "BindOptions") != NULL || json_object_get(obj, "TmpfsOptions"))
             return mount_error(out, err, type, "only VolumeOptions may be given");
         break;

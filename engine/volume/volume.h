@@ -29,6 +29,7 @@ struct mnt_spec {
     char *mode;         /* -v mode text as given ("ro,Z"), "" when none */
     char *propagation;  /* bind: "rprivate" unless given */
     char *tmpfs_options; /* tmpfs: mount options ("size=65536k,mode=1777"), "" when none */
+    json_t *labels;      /* volume: VolumeOptions.Labels, given to the volume it creates; NULL */
 };
 
 struct mnt_list {

@@ -117,6 +117,56 @@ static void test_entrypoint_rules(void **state)
     json_decref(img);
 }
 
+static bool has(char *const *env, const char *e)
+{
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (strcmp(env[i], e) == 0)
+            return true;
+    return false;
+}
+
+/* dockerd: Env entries without '=' stay in Config.Env and unset the variable (the image's too)
+ * for the process; docker-py's test_create_with_environment_variable_no_value. */
+static void test_env_without_value(void **state)
+{
+    struct merr err = MERR_INIT;
+    json_t *img = load(image_cfg);
+    struct ctr_process_plan p;
+    struct ctr_config *c =
+        create_from("{\"Image\":\"x\",\"Cmd\":[\"env\"],\"Env\":[\"Foo\",\"B\",\"Blank=\"]}", &err);
+    assert_non_null(c);
+    assert_int_equal(ctr_plan(c, img, &p, &err), 0);
+    assert_true(has(p.env, "Foo"));
+    assert_true(has(p.env, "B"));
+    assert_false(has(p.env, "B=2"));
+    assert_true(has(p.env, "Blank="));
+    assert_true(has(p.env, "A=0"));
+    ctr_env_drop_unset(p.env);
+    assert_false(has(p.env, "Foo"));
+    assert_false(has(p.env, "B"));
+    assert_true(has(p.env, "Blank=") && has(p.env, "A=0") && has(p.env, "PATH=/bin:/usr/bin"));
+    ctr_process_plan_release(&p);
+    ctr_config_free(c);
+
+    /* a bare PATH leaves no PATH at all, as dockerd */
+    c = create_from("{\"Image\":\"x\",\"Cmd\":[\"env\"],\"Env\":[\"PATH\"]}", &err);
+    assert_int_equal(ctr_plan(c, img, &p, &err), 0);
+    ctr_env_drop_unset(p.env);
+    for (size_t i = 0; p.env[i] != NULL; i++)
+        assert_memory_not_equal(p.env[i], "PATH", 4);
+    ctr_process_plan_release(&p);
+    ctr_config_free(c);
+    json_decref(img);
+
+    /* exec: the exec's Env over the container's, a bare K removing K */
+    char **env = strv_dup((char *const[]){ "HOSTNAME=h", "A=1", "B=2", NULL });
+    env = ctr_env_override(env, (char *const[]){ "A=3", "B", "C=4", "HOSTNAME", NULL });
+    assert_true(has(env, "A=3") && has(env, "C=4"));
+    assert_false(has(env, "A=1") || has(env, "B=2") || has(env, "B") || has(env, "HOSTNAME=h"));
+    assert_int_equal(strv_len(env), 2);
+    strv_free(env);
+}
+
 static void expect_invalid(const char *text)
 {
     struct merr err = MERR_INIT;
@@ -142,6 +192,18 @@ static void test_bad_requests(void **state)
     expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\",\"MaximumRetryCount\":3}}}");
     expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"AutoRemove\":true,\"RestartPolicy\":{\"Name\":\"always\"}}}");
     expect_invalid("{\"Image\":\"x\",\"Labels\":{\"a\":1}}");
+    expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"Runtime\":\"kata\"}}");
+    expect_invalid("{\"Image\":\"x\",\"Runtime\":\"kata\"}"); /* docker-py's place */
+    expect_invalid("{\"Image\":\"x\",\"HostConfig\":{\"CpuRealtimePeriod\":1000,\"CpuRealtimeRuntime\":2000}}");
+    struct merr err = MERR_INIT;
+    struct ctr_config *c = create_from("{\"Image\":\"x\",\"Runtime\":\"runc\",\"HostConfig\":{"
+                                       "\"Runtime\":\"runc\",\"CPURealtimePeriod\":1000,"
+                                       "\"CPURealtimeRuntime\":500}}", &err);
+    assert_non_null(c);
+    assert_int_equal(c->opts.cpu_rt_period, 1000);
+    assert_int_equal(c->opts.cpu_rt_runtime, 500);
+    assert_null(json_object_get(c->raw_config, "Runtime")); /* not a Config field of dockerd's */
+    ctr_config_free(c);
 }
 
 static void test_restart_and_resources(void **state)
@@ -190,7 +252,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_request),        cmocka_unit_test(test_entrypoint_rules),
         cmocka_unit_test(test_bad_requests),       cmocka_unit_test(test_restart_and_resources),
-        cmocka_unit_test(test_signals_and_names),
+        cmocka_unit_test(test_signals_and_names),  cmocka_unit_test(test_env_without_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

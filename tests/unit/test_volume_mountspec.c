@@ -16,7 +16,7 @@ static const char *host_config =
     "{\"Binds\":[\"vol:/data:ro\",\"/host/dir:/h\"],\"Tmpfs\":{\"/scratch\":\"size=1m,exec\"},"
     "\"Mounts\":[{\"Type\":\"tmpfs\",\"Target\":\"/t\",\"TmpfsOptions\":{\"SizeBytes\":2097152,"
     "\"Mode\":1016}},{\"Type\":\"volume\",\"Source\":\"v2\",\"Target\":\"/v2\",\"VolumeOptions\":"
-    "{\"NoCopy\":true,\"DriverConfig\":{}}},{\"Type\":\"bind\",\"Source\":\"/srv\",\"Target\":"
+    "{\"NoCopy\":true,\"DriverConfig\":{},\"Labels\":{\"a\":\"b\"}}},{\"Type\":\"bind\",\"Source\":\"/srv\",\"Target\":"
     "\"/srv\",\"ReadOnly\":true,\"BindOptions\":{\"Propagation\":\"rslave\"}}]}";
 static const char *config_volumes = "{\"/anon\":{}}";
 
@@ -50,6 +50,8 @@ static void test_cli_sample(void **state)
     assert_string_equal(l.items[2].tmpfs_options, "size=2097152,mode=1770");
     assert_int_equal(l.items[3].type, MNT_VOLUME);
     assert_true(l.items[3].nocopy);
+    assert_string_equal(json_string_value(json_object_get(l.items[3].labels, "a")), "b");
+    assert_null(l.items[0].labels);
     assert_int_equal(l.items[4].type, MNT_BIND);
     assert_string_equal(l.items[4].propagation, "rslave");
     assert_false(l.items[4].create_source); /* --mount never creates the source */
