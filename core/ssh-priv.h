@@ -47,8 +47,6 @@ struct ssh_pump {
     int tty_fd;   /* terminal whose size is forwarded on SIGWINCH */
 };
 
-int64_t ssh_now_ms(void);
-
 /* Translates a libssh2 return code into err (the one place that does so):
  * "<what>: <libssh2 message>". Returns -1. */
 int ssh_fail(struct ssh_conn *c, int rc, struct merr *err, const char *fmt, ...)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 
 char *xasprintf(const char *fmt, ...)
@@ -205,19 +206,15 @@ int fs_lock(const char *path, int timeout_ms, struct merr *err)
     auto_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return merr_set(err, MERR_IO, errno, "cannot open lock '%s'", path);
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t deadline = clock_deadline_ms(timeout_ms);
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)
             return steal_fd(&fd);
         if (errno != EWOULDBLOCK && errno != EINTR)
             return merr_set(err, MERR_IO, errno, "cannot lock '%s'", path);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed >= timeout_ms)
+        if (clock_expired(deadline))
             return merr_set(err, MERR_BUSY, 0, "'%s' is locked by another machine command", path);
-        struct timespec ts = { 0, 20 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
+        clock_sleep_ms(20);
     }
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "driver.h"
 #include "error.h"
 #include "fsutil.h"
@@ -101,19 +102,6 @@ static virConnectPtr kvm_connect(const char *uri, struct merr *err)
         merr_prefix(err, "'%s'", uri);
     }
     return c;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
 static char *vol_name(const struct machine *m, const char *suffix)
@@ -400,8 +388,8 @@ static char *domain_ip(virDomainPtr dom)
 
 static int wait_ip(virDomainPtr dom, struct machine *m, int total_ms, struct merr *err)
 {
-    long long deadline = now_ms() + total_ms;
-    while (now_ms() < deadline) {
+    int64_t deadline = clock_deadline_ms(total_ms);
+    while (!clock_expired(deadline)) {
         char *ip = domain_ip(dom);
         if (ip != NULL) {
             machine_driver_set_str(m, DKEY_IP, ip);
@@ -412,7 +400,7 @@ static int wait_ip(virDomainPtr dom, struct machine *m, int total_ms, struct mer
         if (virDomainGetState(dom, &st, &reason, 0) == 0 && st != VIR_DOMAIN_RUNNING &&
             st != VIR_DOMAIN_BLOCKED)
             return merr_set(err, MERR_REMOTE, 0, "the VM '%s' stopped while booting", m->name);
-        sleep_ms(200);
+        clock_sleep_ms(200);
     }
     return merr_set(err, MERR_TIMEOUT, 0, "the VM '%s' got no address within %d s", m->name,
                     total_ms / 1000);
@@ -753,11 +741,11 @@ static int stop_domain(virDomainPtr d, const struct machine *m, struct merr *err
     if (virDomainIsActive(d) != 1)
         return 0;
     if (virDomainShutdown(d) == 0) {
-        long long deadline = now_ms() + STOP_WAIT_MS;
-        while (now_ms() < deadline) {
+        int64_t deadline = clock_deadline_ms(STOP_WAIT_MS);
+        while (!clock_expired(deadline)) {
             if (virDomainIsActive(d) == 0)
                 return 0;
-            sleep_ms(250);
+            clock_sleep_ms(250);
         }
     }
     if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -120,7 +121,7 @@ static bool read_into(struct ctr_manager *m, struct ctr_entry *e, int *fd, int s
 static void pump_output(struct ctr_manager *m, struct ctr_entry *e, int *out, int *errfd, int pidfd)
 {
     bool exited = false;
-    struct timespec exit_at = { 0 };
+    int64_t exit_at = 0;
     for (;;) {
         struct pollfd p[3];
         int n = 0;
@@ -141,7 +142,7 @@ static void pump_output(struct ctr_manager *m, struct ctr_entry *e, int *out, in
                 continue;
             if (p[i].fd == pidfd) {
                 exited = true;
-                clock_gettime(CLOCK_MONOTONIC, &exit_at);
+                exit_at = clock_now_ms();
             } else if (p[i].fd == *out) {
                 read_into(m, e, out, 1);
             } else if (p[i].fd == *errfd) {
@@ -150,9 +151,7 @@ static void pump_output(struct ctr_manager *m, struct ctr_entry *e, int *out, in
         }
         if (exited) {
             /* Once the first process is gone its namespace dies; give the pipes a bounded drain. */
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long ms = (now.tv_sec - exit_at.tv_sec) * 1000 + (now.tv_nsec - exit_at.tv_nsec) / 1000000;
+            int64_t ms = clock_since_ms(exit_at);
             if (ms > DRAIN_MS || (r == 0 && ms > 200))
                 return;
         }
@@ -245,14 +244,7 @@ static void *io_thread(void *opaque)
     if (restart) {
         /* docker's back-off: 100 ms doubling, capped; a stop or rm during the wait wins. */
         int delay = 100 << (st->restart_count < 9 ? st->restart_count : 9);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += delay / 1000;
-        until.tv_nsec += (long)(delay % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = clock_deadline_ts(delay);
         while (!e->removed && !st->stopped_by_user &&
                pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
             ;
@@ -688,22 +680,9 @@ out:
 
 /* ---- stop, kill, wait ---- */
 
-static struct timespec deadline_in(int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
-    return t;
-}
-
 bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_t seq, int timeout_ms)
 {
-    struct timespec until = deadline_in(timeout_ms);
+    struct timespec until = clock_deadline_ts(timeout_ms);
     while (!e->removed && e->io_running && e->exit_seq == seq)
         if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
             break;
@@ -714,7 +693,7 @@ bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_
 /* Waits until no output thread owns e (its previous run is fully finished). */
 static bool wait_idle_locked(struct ctr_manager *m, struct ctr_entry *e, int timeout_ms)
 {
-    struct timespec until = deadline_in(timeout_ms);
+    struct timespec until = clock_deadline_ts(timeout_ms);
     while (!e->removed && e->io_running && e->rt == NULL)
         if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
             break;
@@ -882,7 +861,7 @@ int ctr_wait_finish(struct ctr_waiter *w, int cancel_fd, int *exit_code, char **
     struct ctr_manager *m = w->m;
     pthread_mutex_lock(&m->lock);
     while (!wait_done_locked(w)) {
-        struct timespec until = deadline_in(250);
+        struct timespec until = clock_deadline_ts(250);
         pthread_cond_timedwait(&m->changed, &m->lock, &until);
         if (cancel_fd >= 0) {
             struct pollfd p = { .fd = cancel_fd, .events = POLLIN };

@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "image/auth.h"
 #include "image/internal.h"
@@ -42,7 +43,7 @@ struct registry_client {
     char *basic;     /* "user:password" base64, or NULL */
     char *identitytoken;
     char *token;
-    struct timespec token_expiry;
+    int64_t token_expiry; /* clock_now_ms() deadline */
     uint64_t rng;
 };
 
@@ -643,8 +644,7 @@ static int fetch_token(struct registry_client *c, struct merr *err)
             break;
         free_secret(c->token);
         c->token = tok;
-        clock_gettime(CLOCK_MONOTONIC, &c->token_expiry);
-        c->token_expiry.tv_sec += expires > 20 ? expires - 10 : expires;
+        c->token_expiry = clock_deadline_ms((expires > 20 ? expires - 10 : expires) * 1000LL);
         ret = 0;
         break;
     }
@@ -664,9 +664,7 @@ static int auth_header(struct registry_client *c, bool force_refresh, char **out
     int r = 0;
     pthread_mutex_lock(&c->lock);
     if (c->scheme == AUTH_SCHEME_BEARER) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (force_refresh || c->token == NULL || now.tv_sec >= c->token_expiry.tv_sec)
+        if (force_refresh || c->token == NULL || clock_expired(c->token_expiry))
             r = fetch_token(c, err);
         if (r == 0 && asprintf(out, "Authorization: Bearer %s", c->token) < 0)
             r = merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
