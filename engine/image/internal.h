@@ -11,12 +11,11 @@
 #include "cleanup.h"
 #include "image/image.h"
 #include "image/reference.h"
+#include "jsonutil.h"
 #include "tarw.h"
 
 struct registry_creds;
 
-DEFINE_CLEANUP(json_t, json_decref)
-#define auto_json __attribute__((cleanup(cleanup_json_decrefp)))
 
 /* ---- libcurl, loaded on demand (curlapi.c) ---- */
 #include <curl/curl.h>
