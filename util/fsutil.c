@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ bool fs_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-static int fsync_dir_of(const char *path, struct merr *err)
+int fs_sync_dir_of(const char *path, struct merr *err)
 {
     auto_free char *copy = xstrdup(path);
     const char *dir = dirname(copy);
@@ -107,15 +108,11 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
         unlink(tmp);
         return merr_set(err, MERR_IO, e, "cannot replace '%s'", path);
     }
-    return fsync_dir_of(path, err);
+    return fs_sync_dir_of(path, err);
 }
 
-int fs_read_file(const char *path, size_t max, char **out, size_t *len, struct merr *err)
+static int read_fd(int fd, const char *path, size_t max, char **out, size_t *len, struct merr *err)
 {
-    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno, "cannot open '%s'",
-                        path);
     size_t cap = 4096, n = 0;
     auto_free char *buf = malloc(cap);
     if (buf == NULL)
@@ -149,6 +146,30 @@ int fs_read_file(const char *path, size_t max, char **out, size_t *len, struct m
     return 0;
 }
 
+int fs_read_file(const char *path, size_t max, char **out, size_t *len, struct merr *err)
+{
+    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno, "cannot open '%s'",
+                        path);
+    return read_fd(fd, path, max, out, len, err);
+}
+
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len, struct merr *err)
+{
+    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno, "cannot open '%s'",
+                        path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot stat '%s'", path);
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
+        return merr_set(err, MERR_CORRUPT, 0, "'%s' is not a regular file of at most %zu bytes",
+                        path, max);
+    return read_fd(fd, path, max, out, len, err);
+}
+
 int fs_mkdir_p(const char *path, mode_t mode, struct merr *err)
 {
     auto_free char *p = xstrdup(path);
@@ -170,7 +191,7 @@ int fs_mkdir_p(const char *path, mode_t mode, struct merr *err)
 
 static int remove_at(int parent, const char *name, struct merr *err, int depth)
 {
-    if (depth > 256)
+    if (depth > 4096)
         return merr_set(err, MERR_IO, ELOOP, "directory tree too deep at '%s'", name);
     if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
         return 0;

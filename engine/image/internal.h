@@ -116,8 +116,6 @@ MUST_CHECK int store_tmp_dir(struct image_store *s, char **path_out, struct merr
 /* Writes buf to a temp file, fsyncs it, renames it to path and syncs the directory. */
 MUST_CHECK int store_write_atomic(struct image_store *s, const char *path, const void *buf,
                                   size_t len, struct merr *err);
-MUST_CHECK int rm_rf(const char *path, struct merr *err);
-MUST_CHECK int fsync_dir_of(const char *path, struct merr *err);
 
 bool store_blob_exists(struct image_store *s, const char *digest);
 /* Renames an already fsynced temp file into blobs/ under digest. */

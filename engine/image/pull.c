@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "fsutil.h"
 #include "image/auth.h"
 #include "image/internal.h"
 #include "image/manifest.h"
@@ -331,7 +332,7 @@ static void job_cleanup(struct layer_job *j)
         close(j->sock[1]);
     if (j->tmp_dir != NULL) {
         struct merr ignored = MERR_INIT;
-        if (rm_rf(j->tmp_dir, &ignored) < 0) {
+        if (fs_remove_tree(j->tmp_dir, &ignored) < 0) {
             /* left for the next image_store_open() to collect */
         }
     }
