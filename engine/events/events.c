@@ -5,10 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api.h"
 #include "clock.h"
 #include "error.h"
 #include "events.h"
+#include "filters/args.h"
 #include "fsutil.h"
 
 struct evt_bus {
