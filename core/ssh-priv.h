@@ -2,6 +2,10 @@
 #ifndef MACHINE_SSH_PRIV_H
 #define MACHINE_SSH_PRIV_H
 
+#ifndef MACHINE_SSH_PRIV
+#error "ssh-priv.h is internal to core/ssh/ and its tests (they define MACHINE_SSH_PRIV)"
+#endif
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>

@@ -3,6 +3,10 @@
 #ifndef MACHINE_KVM_PRIV_H
 #define MACHINE_KVM_PRIV_H
 
+#ifndef MACHINE_KVM_PRIV
+#error "kvm-priv.h is internal to drivers/kvm/ and its tests (they define MACHINE_KVM_PRIV)"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

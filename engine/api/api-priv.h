@@ -2,6 +2,10 @@
 #ifndef MACHINE_ENGINE_API_PRIV_H
 #define MACHINE_ENGINE_API_PRIV_H
 
+#ifndef MACHINE_API_PRIV
+#error "api-priv.h is internal to engine/api/ and its tests (they define MACHINE_API_PRIV)"
+#endif
+
 #include "api.h"
 #include "buf.h"
 

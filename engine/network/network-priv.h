@@ -4,6 +4,10 @@
 #ifndef MACHINE_ENGINE_NETWORK_PRIV_H
 #define MACHINE_ENGINE_NETWORK_PRIV_H
 
+#ifndef MACHINE_NETWORK_PRIV
+#error "network-priv.h is internal to engine/network/ and its tests (they define MACHINE_NETWORK_PRIV)"
+#endif
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,6 @@
 /* The iptables firewall backend through the command seam: the argv sequence of an apply and a
  * clear, against golden files (tests/unit/golden/firewall-*.txt); nothing runs. */
+#define MACHINE_NETWORK_PRIV
 #include "test_helpers.h"
 
 #include "command.h"

@@ -2,6 +2,7 @@
  * libvirt network XML parsing, state mapping and the config disk; and its verbs against libvirt's
  * test:///default driver (a process-wide fake hypervisor with a running domain "test" and a
  * network "default"). */
+#define MACHINE_KVM_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

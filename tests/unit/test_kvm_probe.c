@@ -1,5 +1,6 @@
 /* The KVM probe through the command seam: its qemu argv against a golden file
  * (tests/unit/golden/kvm-probe-argv.txt) and its verdict from what the serial port printed. */
+#define MACHINE_KVM_PRIV
 #include "test_helpers.h"
 
 #include "command.h"
