@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "driver.h"
 #include "engine_flags.h"
 #include "error.h"
@@ -166,15 +167,13 @@ static int fill_engine_options(struct machine *m, const struct parsed_args *a, s
 
 struct progress_state {
     FILE *out;
-    struct timespec start;
+    int64_t start_ms; /* clock_now_ms() */
 };
 
 static void print_progress(void *opaque, const char *step)
 {
     struct progress_state *p = opaque;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double s = (double)(now.tv_sec - p->start.tv_sec) + (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
+    double s = (double)clock_since_ms(p->start_ms) / 1e3;
     fprintf(p->out, "[%6.1fs] %s\n", s, step);
     fflush(p->out);
 }
@@ -262,7 +261,7 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
         goto out;
 
     struct progress_state ps = { .out = cli->out };
-    clock_gettime(CLOCK_MONOTONIC, &ps.start);
+    ps.start_ms = clock_now_ms();
     if (!args_get_bool(&a, "quiet")) {
         cli->ctx.progress = print_progress;
         cli->ctx.progress_opaque = &ps;

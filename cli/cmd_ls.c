@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "driver.h"
 #include "engine.h"
 #include "error.h"
@@ -49,13 +50,6 @@ struct ls_job {
     const char *docker_host;
 };
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void query_row(struct ls_job *job, struct ls_row *r)
 {
     if (r->m == NULL)
@@ -75,12 +69,12 @@ static void query_row(struct ls_job *job, struct ls_row *r)
     struct driver_ctx dctx;
     lifecycle_driver_ctx(&job->cli->ctx, &dctx);
     dctx.timeout_ms = job->timeout_ms;
-    long start = now_ms();
+    int64_t start = clock_now_ms();
     if (driver_get_state(r->d, &dctx, r->m, &r->state, &err) < 0) {
         r->state = err.code == MERR_TIMEOUT ? MSTATE_TIMEOUT : MSTATE_ERROR;
         r->error = xstrdup(err.msg);
     }
-    r->response_ms = now_ms() - start;
+    r->response_ms = clock_since_ms(start);
     if (r->state == MSTATE_RUNNING) {
         r->url = driver_get_url(r->d, &dctx, r->m, &err);
         if (r->url == NULL && r->error == NULL)

@@ -23,7 +23,6 @@
 
 #define LOCK_FILE ".lock"
 #define TEMP_MARK ".tmp-"
-#define LOCK_POLL_MS 10
 
 int certs_ossl_fail(struct merr *err, enum merr_code code, const char *fmt, ...)
 {
@@ -147,23 +146,10 @@ int certs_lock_dir(const char *dir, int timeout_ms, int *fd_out, struct merr *er
     auto_free char *path = certs_path_join(dir, LOCK_FILE);
     if (path == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot lock '%s'", dir);
-    auto_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = fs_lock(path, timeout_ms, err);
     if (fd < 0)
-        return merr_set(err, MERR_IO, errno, "cannot open lock '%s'", path);
-
-    /* Poll instead of blocking so a stuck holder cannot hang us forever. */
-    int max_tries = timeout_ms / LOCK_POLL_MS + 1;
-    for (int i = 0;; i++) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            return merr_set(err, MERR_IO, errno, "cannot lock '%s'", path);
-        if (i >= max_tries)
-            return merr_set(err, MERR_BUSY, 0, "'%s' is locked by another process", path);
-        struct timespec ts = { 0, LOCK_POLL_MS * 1000000L };
-        nanosleep(&ts, NULL);
-    }
-    *fd_out = steal_fd(&fd);
+        return -1;
+    *fd_out = fd;
     return 0;
 }
 

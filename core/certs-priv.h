@@ -3,6 +3,10 @@
 #ifndef MACHINE_CERTS_PRIV_H
 #define MACHINE_CERTS_PRIV_H
 
+#ifndef MACHINE_CERTS_PRIV
+#error "certs-priv.h is internal to core/certs/ and its tests (they define MACHINE_CERTS_PRIV)"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>

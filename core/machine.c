@@ -31,14 +31,6 @@ struct machine *machine_new(const char *name, const char *driver_name)
     return m;
 }
 
-void os_release_clear(struct os_release *os)
-{
-    free(os->id);
-    free(os->id_like);
-    free(os->version_id);
-    free(os->pretty_name);
-    memset(os, 0, sizeof *os);
-}
 
 static void engine_options_clear(struct engine_options *e)
 {
@@ -287,55 +279,4 @@ struct machine *machine_from_text(const char *text, size_t len, struct merr *err
     struct machine *m = machine_from_json(root, err);
     json_decref(root);
     return m;
-}
-
-/* ---- /etc/os-release ---- */
-
-static char *unquote(const char *v, size_t len)
-{
-    if (len >= 2 && (v[0] == '"' || v[0] == '\'') && v[len - 1] == v[0]) {
-        v++;
-        len -= 2;
-    }
-    char *out = xcalloc(len + 1, 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] == '\\' && i + 1 < len)
-            i++;
-        out[o++] = v[i];
-    }
-    return out;
-}
-
-int os_release_parse(const char *text, struct os_release *out, struct merr *err)
-{
-    memset(out, 0, sizeof *out);
-    const char *p = text;
-    while (p != NULL && *p != '\0') {
-        const char *eol = strchr(p, '\n');
-        size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        if (eq != NULL && p[0] != '#') {
-            size_t klen = (size_t)(eq - p);
-            char **slot = NULL;
-            if (klen == 2 && strncmp(p, "ID", 2) == 0)
-                slot = &out->id;
-            else if (klen == 7 && strncmp(p, "ID_LIKE", 7) == 0)
-                slot = &out->id_like;
-            else if (klen == 10 && strncmp(p, "VERSION_ID", 10) == 0)
-                slot = &out->version_id;
-            else if (klen == 11 && strncmp(p, "PRETTY_NAME", 11) == 0)
-                slot = &out->pretty_name;
-            if (slot != NULL) {
-                free(*slot);
-                *slot = unquote(eq + 1, len - klen - 1);
-            }
-        }
-        p = eol != NULL ? eol + 1 : NULL;
-    }
-    if (out->id == NULL || out->id[0] == '\0') {
-        os_release_clear(out);
-        return merr_set(err, MERR_PROTOCOL, 0, "os-release has no ID");
-    }
-    return 0;
 }

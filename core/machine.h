@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "cleanup.h"
+#include "osrelease.h"
 #include "strv.h"
 
 struct merr;
@@ -30,13 +31,6 @@ const char *machine_state_name(enum machine_state s);
 #define MACHINE_STATUS_CREATING "creating"
 #define MACHINE_STATUS_CREATED "created"
 #define MACHINE_STATUS_ERROR "error"
-
-struct os_release {
-    char *id;
-    char *id_like;
-    char *version_id;
-    char *pretty_name;
-};
 
 struct engine_options {
     char **opts;              /* --engine-opt k=v */
@@ -87,9 +81,5 @@ void machine_set_status(struct machine *m, const char *status, const char *error
 
 /* Name rules: ^[a-zA-Z0-9][a-zA-Z0-9.-]*$, at most 63 characters. */
 int machine_validate_name(const char *name, struct merr *err) MUST_CHECK;
-
-/* Parses /etc/os-release text (pure). */
-int os_release_parse(const char *text, struct os_release *out, struct merr *err) MUST_CHECK;
-void os_release_clear(struct os_release *os);
 
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 
@@ -20,13 +21,6 @@ bool net_is_ip(const char *text)
     unsigned char buf[sizeof(struct in6_addr)];
     return text != NULL &&
            (inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1);
-}
-
-static long elapsed_ms(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
 }
 
 static int dial_addr(const struct addrinfo *ai, int timeout_ms, int *out_errno)
@@ -76,11 +70,10 @@ int net_dial(const char *host, int port, int timeout_ms, struct merr *err)
     int gai = getaddrinfo(host, portbuf, &hints, &res);
     if (gai != 0)
         return merr_set(err, MERR_UNREACHABLE, 0, "cannot resolve '%s': %s", host, gai_strerror(gai));
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t deadline = clock_deadline_ms(timeout_ms);
     int last_errno = 0;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        long left = timeout_ms - elapsed_ms(&start);
+        int64_t left = clock_left_ms(deadline);
         if (left <= 0) {
             last_errno = ETIMEDOUT;
             break;

@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 
 #define PUMP_CHUNK 32768
@@ -271,7 +272,7 @@ static int pump_wait(struct ssh_conn *c, struct ssh_pump *p, struct pump_state *
         if (kr < 0 && kr != LIBSSH2_ERROR_EAGAIN)
             return ssh_fail(c, kr, err, "cannot send keepalive to '%s'", c->host);
     }
-    int64_t silent_left = c->last_rx_ms + silent_limit_ms - ssh_now_ms();
+    int64_t silent_left = c->last_rx_ms + silent_limit_ms - clock_now_ms();
     if (silent_left <= 0)
         return merr_set(err, MERR_TIMEOUT, 0, "no response from '%s' for %lld ms", c->host,
                         (long long)silent_limit_ms);
@@ -292,7 +293,7 @@ static int pump_loop(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, struct ssh_pump *p
     int ka = c->timeout_ms / 3000 < 2 ? 2 : c->timeout_ms / 3000;
     int64_t silent_limit = c->timeout_ms > 2 * ka * 1000 + 1000 ? c->timeout_ms
                                                                  : 2 * ka * 1000 + 1000;
-    c->last_rx_ms = ssh_now_ms();
+    c->last_rx_ms = clock_now_ms();
     st->in_readable = false; /* only poll() may say so: a read must never block */
     st->in_done = p->in_fd < 0 && p->in_len == 0;
     int idle_spins = 0;

@@ -2,6 +2,10 @@
 #ifndef MACHINE_SSH_PRIV_H
 #define MACHINE_SSH_PRIV_H
 
+#ifndef MACHINE_SSH_PRIV
+#error "ssh-priv.h is internal to core/ssh/ and its tests (they define MACHINE_SSH_PRIV)"
+#endif
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -46,8 +50,6 @@ struct ssh_pump {
     int winch_fd; /* signalfd delivering SIGWINCH (-1: none) */
     int tty_fd;   /* terminal whose size is forwarded on SIGWINCH */
 };
-
-int64_t ssh_now_ms(void);
 
 /* Translates a libssh2 return code into err (the one place that does so):
  * "<what>: <libssh2 message>". Returns -1. */

@@ -23,6 +23,7 @@
 
 #include <openssl/crypto.h>
 
+#include "clock.h"
 #include "error.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -35,13 +36,6 @@
 static const char HOSTKEY_ALGS[] =
     "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,ssh-rsa";
 
-int64_t ssh_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int effective_timeout(int timeout_ms)
 {
     return timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -53,7 +47,7 @@ static LIBSSH2_RECV_FUNC(conn_recv)
     struct ssh_conn *c = *abstract;
     ssize_t r = recv(socket, buffer, length, flags);
     if (r > 0) {
-        c->last_rx_ms = ssh_now_ms();
+        c->last_rx_ms = clock_now_ms();
     } else if (r == 0) {
         c->rx_closed = true;
     } else {
@@ -170,7 +164,7 @@ static int tcp_connect(const char *host, int port, int timeout_ms, int *out, str
         return merr_set(err, MERR_UNREACHABLE, 0, "cannot resolve '%s': %s", host,
                         gai_strerror(rc));
 
-    int64_t deadline = ssh_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     int last_errno = ECONNREFUSED;
     bool timed_out = false;
     for (struct addrinfo *ai = res; ai != NULL && !timed_out; ai = ai->ai_next) {
@@ -187,7 +181,7 @@ static int tcp_connect(const char *host, int port, int timeout_ms, int *out, str
             struct pollfd pfd = { .fd = fd, .events = POLLOUT };
             int n;
             do {
-                int64_t left = deadline - ssh_now_ms();
+                int64_t left = deadline - clock_now_ms();
                 n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
             } while (n < 0 && errno == EINTR);
             if (n == 0) {
@@ -570,7 +564,7 @@ static int connect_session(struct ssh_conn *c, const struct ssh_target *t, const
 
     if (tcp_connect(t->host, t->port, c->timeout_ms, &c->sock, err) < 0)
         goto out;
-    c->last_rx_ms = ssh_now_ms();
+    c->last_rx_ms = clock_now_ms();
     int rc = libssh2_session_handshake(c->session, c->sock);
     if (rc < 0) {
         ssh_fail(c, rc, err, "ssh handshake with '%s' failed", label);
@@ -626,12 +620,12 @@ int ssh_wait_ready(const struct ssh_target *t, int total_ms, int interval_ms, st
         return -1;
     if (interval_ms < 10)
         interval_ms = 10;
-    int64_t start = ssh_now_ms(), deadline = start + (total_ms > 0 ? total_ms : 0);
+    int64_t start = clock_now_ms(), deadline = start + (total_ms > 0 ? total_ms : 0);
     struct merr last = MERR_INIT;
     int attempts = 0;
     for (;;) {
         attempts++;
-        int64_t left = deadline - ssh_now_ms();
+        int64_t left = deadline - clock_now_ms();
         struct ssh_target bounded = *t;
         int per_op = effective_timeout(t->timeout_ms);
         bounded.timeout_ms = left < per_op ? (left > 100 ? (int)left : 100) : per_op;
@@ -650,18 +644,13 @@ int ssh_wait_ready(const struct ssh_target *t, int total_ms, int interval_ms, st
             *err = last;
             return -1;
         }
-        left = deadline - ssh_now_ms();
+        left = deadline - clock_now_ms();
         if (left <= 0)
             break;
-        struct timespec ts = { .tv_sec = 0, .tv_nsec = 0 };
-        int64_t nap = interval_ms < left ? interval_ms : left;
-        ts.tv_sec = nap / 1000;
-        ts.tv_nsec = (long)(nap % 1000) * 1000000;
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-            ;
+        clock_sleep_ms(interval_ms < left ? interval_ms : left);
     }
     return merr_set(err, MERR_TIMEOUT, 0, "ssh on '%s' port %d not ready after %lld ms (%d attempts): %s",
-                    t->host, t->port, (long long)(ssh_now_ms() - start), attempts, last.msg);
+                    t->host, t->port, (long long)(clock_now_ms() - start), attempts, last.msg);
 }
 
 /* ---- system ssh ------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "certs.h"
+#include "clock.h"
 #include "context.h"
 #include "driver.h"
 #include "engine_client.h"
@@ -318,26 +319,56 @@ char *provision_engine_version(const struct machine_ctx *ctx, const struct machi
     return engine_version(&ep, err);
 }
 
+static char *engine_fatal_on_host(struct prov *p, long long since);
+
+/* Waiting for the engine's TLS API; with p set, the engine's log on the host is read every
+ * fourth attempt so an engine that exits at start fails the wait with its own reason. */
+struct engine_wait {
+    const struct machine_ctx *ctx;
+    const struct machine *m;
+    struct prov *p;
+    long long since;
+    int per_try_ms;
+    char *version;
+    bool final; /* the probe ended the wait: err is the answer as it is */
+};
+
+static int engine_answers(void *opaque, int attempt, struct merr *err)
+{
+    struct engine_wait *w = opaque;
+    w->version = provision_engine_version(w->ctx, w->m, w->per_try_ms, err);
+    if (w->version != NULL)
+        return 1;
+    if (err->code == MERR_AUTH || err->code == MERR_NOT_FOUND) {
+        w->final = true; /* a certificate problem does not fix itself by waiting */
+        return -1;
+    }
+    auto_free char *fatal =
+        w->p != NULL && attempt % 4 == 3 ? engine_fatal_on_host(w->p, w->since) : NULL;
+    if (fatal != NULL) {
+        w->final = true;
+        return merr_set(err, MERR_REMOTE, 0, "the engine cannot start on '%s': %s", w->m->name,
+                        fatal);
+    }
+    return 0;
+}
+
+static char *wait_engine(struct engine_wait *w, int total_ms, int pause_ms, struct merr *err)
+{
+    const struct clock_poll poll = { .timeout_ms = total_ms, .first_pause_ms = pause_ms,
+                                     .max_pause_ms = pause_ms, .max_attempts = 10000 };
+    if (clock_poll_until(&poll, engine_answers, w, err) == 0)
+        return w->version;
+    if (!w->final)
+        merr_prefix(err, "the engine did not answer within %d s", total_ms / 1000);
+    return NULL;
+}
+
 char *provision_wait_engine(const struct machine_ctx *ctx, const struct machine *m, int total_ms,
                             struct merr *err)
 {
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (int attempt = 0; attempt < 10000; attempt++) {
-        char *v = provision_engine_version(ctx, m, 5000, err);
-        if (v != NULL)
-            return v;
-        if (err->code == MERR_AUTH || err->code == MERR_NOT_FOUND)
-            return NULL; /* a certificate problem does not fix itself by waiting */
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (ms >= total_ms)
-            break;
-        struct timespec ts = { 0, 250 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-    merr_prefix(err, "the engine did not answer within %d s", total_ms / 1000);
-    return NULL;
+    struct engine_wait w = { .ctx = ctx, .m = m, .per_try_ms = 5000 };
+    return wait_engine(&w, total_ms, 250, err);
 }
 
 char *provision_find_bundle(struct merr *err)
@@ -407,28 +438,8 @@ static char *wait_engine_or_fatal(struct prov *p, int total_ms, struct merr *err
     long long since = 0;
     if (run_root(p, "date +%s", &host_now, &ignored) == 0 && host_now != NULL)
         since = strtoll(host_now, NULL, 10) - 2; /* the start step ran just before */
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        char *v = provision_engine_version(ctx, p->m, 3000, err);
-        if (v != NULL)
-            return v;
-        if (err->code == MERR_AUTH || err->code == MERR_NOT_FOUND)
-            return NULL;
-        auto_free char *fatal = attempt % 4 == 3 ? engine_fatal_on_host(p, since) : NULL;
-        if (fatal != NULL) {
-            merr_set(err, MERR_REMOTE, 0, "the engine cannot start on '%s': %s", p->m->name, fatal);
-            return NULL;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (ms >= total_ms)
-            break;
-        struct timespec ts = { 0, 500 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-    merr_prefix(err, "the engine did not answer within %d s", total_ms / 1000);
-    return NULL;
+    struct engine_wait w = { .ctx = ctx, .m = p->m, .p = p, .since = since, .per_try_ms = 3000 };
+    return wait_engine(&w, total_ms, 500, err);
 }
 
 static void prov_close(struct prov *p)

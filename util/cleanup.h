@@ -5,8 +5,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static inline void cleanup_freep(void *p)
@@ -51,11 +53,26 @@ static inline void cleanup_strvp(char ***v)
     *v = NULL;
 }
 
+/* A child process that must not outlive the scope: killed (SIGKILL) and reaped unless the pid
+ * was set to -1 after a successful wait. */
+static inline void cleanup_pidp(pid_t *pid)
+{
+    if (*pid > 0) {
+        int saved = errno;
+        kill(*pid, SIGKILL);
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = saved;
+    }
+    *pid = -1;
+}
+
 #define auto_free __attribute__((cleanup(cleanup_freep)))
 #define auto_close __attribute__((cleanup(cleanup_closep)))
 #define auto_fclose __attribute__((cleanup(cleanup_fclosep)))
 #define auto_closedir __attribute__((cleanup(cleanup_closedirp)))
 #define auto_strv __attribute__((cleanup(cleanup_strvp)))
+#define auto_pid __attribute__((cleanup(cleanup_pidp)))
 
 static inline void *steal_pointer_impl(void *pp)
 {

@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 
 char *xasprintf(const char *fmt, ...)
@@ -57,7 +59,7 @@ bool fs_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-static int fsync_dir_of(const char *path, struct merr *err)
+int fs_sync_dir_of(const char *path, struct merr *err)
 {
     auto_free char *copy = xstrdup(path);
     const char *dir = dirname(copy);
@@ -106,15 +108,11 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
         unlink(tmp);
         return merr_set(err, MERR_IO, e, "cannot replace '%s'", path);
     }
-    return fsync_dir_of(path, err);
+    return fs_sync_dir_of(path, err);
 }
 
-int fs_read_file(const char *path, size_t max, char **out, size_t *len, struct merr *err)
+static int read_fd(int fd, const char *path, size_t max, char **out, size_t *len, struct merr *err)
 {
-    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno, "cannot open '%s'",
-                        path);
     size_t cap = 4096, n = 0;
     auto_free char *buf = malloc(cap);
     if (buf == NULL)
@@ -148,6 +146,30 @@ int fs_read_file(const char *path, size_t max, char **out, size_t *len, struct m
     return 0;
 }
 
+int fs_read_file(const char *path, size_t max, char **out, size_t *len, struct merr *err)
+{
+    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno, "cannot open '%s'",
+                        path);
+    return read_fd(fd, path, max, out, len, err);
+}
+
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len, struct merr *err)
+{
+    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno, "cannot open '%s'",
+                        path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot stat '%s'", path);
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
+        return merr_set(err, MERR_CORRUPT, 0, "'%s' is not a regular file of at most %zu bytes",
+                        path, max);
+    return read_fd(fd, path, max, out, len, err);
+}
+
 int fs_mkdir_p(const char *path, mode_t mode, struct merr *err)
 {
     auto_free char *p = xstrdup(path);
@@ -169,7 +191,7 @@ int fs_mkdir_p(const char *path, mode_t mode, struct merr *err)
 
 static int remove_at(int parent, const char *name, struct merr *err, int depth)
 {
-    if (depth > 256)
+    if (depth > 4096)
         return merr_set(err, MERR_IO, ELOOP, "directory tree too deep at '%s'", name);
     if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
         return 0;
@@ -205,19 +227,15 @@ int fs_lock(const char *path, int timeout_ms, struct merr *err)
     auto_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return merr_set(err, MERR_IO, errno, "cannot open lock '%s'", path);
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t deadline = clock_deadline_ms(timeout_ms);
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)
             return steal_fd(&fd);
         if (errno != EWOULDBLOCK && errno != EINTR)
             return merr_set(err, MERR_IO, errno, "cannot lock '%s'", path);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed >= timeout_ms)
+        if (clock_expired(deadline))
             return merr_set(err, MERR_BUSY, 0, "'%s' is locked by another machine command", path);
-        struct timespec ts = { 0, 20 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
+        clock_sleep_ms(20);
     }
 }
 

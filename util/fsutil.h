@@ -18,6 +18,14 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 /* Reads a whole file (at most max bytes, else MERR_INVALID); *out is NUL-terminated. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len, struct merr *err) MUST_CHECK;
 
+/* fs_read_file for files this program wrote itself: a symlink, a non-regular file or one larger
+ * than max is MERR_CORRUPT. */
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len,
+                    struct merr *err) MUST_CHECK;
+
+/* fsync of the directory holding path, so a rename into it is durable. */
+int fs_sync_dir_of(const char *path, struct merr *err) MUST_CHECK;
+
 /* mkdir -p with the given mode for each created component. */
 int fs_mkdir_p(const char *path, mode_t mode, struct merr *err) MUST_CHECK;
 

@@ -3,6 +3,10 @@
 #ifndef MACHINE_KVM_PRIV_H
 #define MACHINE_KVM_PRIV_H
 
+#ifndef MACHINE_KVM_PRIV
+#error "kvm-priv.h is internal to drivers/kvm/ and its tests (they define MACHINE_KVM_PRIV)"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,7 +89,13 @@ const char *kvm_settle_domain_type(struct machine *m, const char *resolved);
 
 /* ---- KVM probe (kvm-probe.c) --------------------------------------------- */
 
-/* True when `qemu -accel kvm` boots kernel to its first console line within timeout_ms. */
+/* The probe's qemu command line (pure; free with strv_free). */
+char **kvm_probe_argv(const char *kernel);
+/* Runs the probe through runner (NULL: the real one): true when the kernel printed its first
+ * console line within timeout_ms. */
+struct cmd_runner;
+bool kvm_probe_run(const struct cmd_runner *runner, const char *kernel, int timeout_ms);
+/* kvm_probe_run for real, when the kernel and /dev/kvm are there at all. */
 bool kvm_probe_runs_guest(const char *kernel, int timeout_ms);
 
 #endif

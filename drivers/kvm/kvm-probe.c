@@ -1,66 +1,50 @@
 /* Does KVM really run a guest here? /dev/kvm can exist where guests never get far (without
  * nested virtualisation, SeaBIOS runs but a kernel entering long mode hangs inside KVM_RUN), so
  * the probe boots the machine-os kernel itself under `qemu -accel kvm` and waits, bounded, for
- * its first line on the serial port. qemu is killed whatever happens. */
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
+ * its first line on the serial port (qemu's stdout). qemu's process group is killed whatever
+ * happens (util/command). */
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "command.h"
+#include "error.h"
 #include "fsutil.h"
 #include "kvm-priv.h"
+#include "strv.h"
+
+#define PROBE_OUTPUT_MAX (64u * 1024)
+
+char **kvm_probe_argv(const char *kernel)
+{
+    const char *const words[] = { "qemu-system-x86_64", "-accel", "kvm", "-m", "128",
+                                  "-nodefaults", "-display", "none", "-no-reboot", "-kernel",
+                                  kernel, "-append", "console=ttyS0 panic=-1", "-serial", "stdio" };
+    char **argv = NULL;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        argv = strv_push(argv, words[i]);
+    return argv;
+}
+
+bool kvm_probe_run(const struct cmd_runner *runner, const char *kernel, int timeout_ms)
+{
+    auto_strv char **argv = kvm_probe_argv(kernel);
+    struct cmd_spec spec = { .argv = argv, .timeout_ms = timeout_ms, .out_max = PROBE_OUTPUT_MAX,
+                             .stop_on = "Linux version" };
+    struct cmd_result res;
+    struct merr ignored = MERR_INIT;
+    /* a kernel that boots without a root file system panics and qemu exits (-no-reboot): the
+     * line is what counts, not how qemu ended */
+    if (cmd_run(runner, &spec, &res, &ignored) < 0) {
+        /* judged below */
+    }
+    bool ok = res.stopped || (res.out.data != NULL && strstr(res.out.data, "Linux version") != NULL);
+    cmd_result_release(&res);
+    return ok;
+}
 
 bool kvm_probe_runs_guest(const char *kernel, int timeout_ms)
 {
     if (kernel == NULL || access(kernel, R_OK) != 0 || access("/dev/kvm", R_OK | W_OK) != 0)
         return false;
-    char log[] = "/tmp/machine-kvm-probe-XXXXXX";
-    int fd = mkstemp(log);
-    if (fd < 0)
-        return false;
-    close(fd);
-    auto_free char *serial = xasprintf("file:%s", log);
-    pid_t pid = fork();
-    if (pid < 0) {
-        unlink(log);
-        return false;
-    }
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "kvm", "-m", "128",
-               "-nodefaults", "-display", "none", "-no-reboot", "-kernel", kernel, "-append",
-               "console=ttyS0 panic=-1", "-serial", serial, (char *)NULL);
-        _exit(127);
-    }
-    bool ok = false;
-    for (int waited = 0; waited < timeout_ms && !ok; waited += 50) {
-        struct timespec ts = { 0, 50 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-        char buf[4096] = "";
-        FILE *f = fopen(log, "re");
-        if (f != NULL) {
-            size_t n = fread(buf, 1, sizeof buf - 1, f);
-            buf[n] = '\0';
-            fclose(f);
-        }
-        ok = strstr(buf, "Linux version") != NULL;
-        if (!ok && waitpid(pid, NULL, WNOHANG) == pid) {
-            pid = -1; /* qemu gave up (no KVM access, no qemu) */
-            break;
-        }
-    }
-    if (pid > 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    unlink(log);
-    return ok;
+    return kvm_probe_run(NULL, kernel, timeout_ms);
 }

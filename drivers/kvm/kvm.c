@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "driver.h"
 #include "error.h"
 #include "fsutil.h"

@@ -2,28 +2,14 @@
 #ifndef MACHINE_ENGINE_API_PRIV_H
 #define MACHINE_ENGINE_API_PRIV_H
 
+#ifndef MACHINE_API_PRIV
+#error "api-priv.h is internal to engine/api/ and its tests (they define MACHINE_API_PRIV)"
+#endif
+
 #include "api.h"
+#include "buf.h"
 
 #include <stdarg.h>
-
-/* ---- growable byte buffer with a hard cap (buf.c) ---------------------- */
-
-struct abuf {
-    char *data;
-    size_t len;
-    size_t cap;
-    size_t max; /* 0: unlimited */
-};
-
-/* MERR_NOMEM, or MERR_INVALID when max would be exceeded. data stays
- * NUL-terminated. */
-MUST_CHECK int abuf_append(struct abuf *b, const void *data, size_t len, struct merr *err);
-MUST_CHECK int abuf_printf(struct abuf *b, struct merr *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Drops the first n bytes. */
-void abuf_consume(struct abuf *b, size_t n);
-void abuf_reset(struct abuf *b);
-void abuf_release(struct abuf *b);
 
 /* ---- key/value pairs --------------------------------------------------- */
 

@@ -20,6 +20,7 @@
 
 #include "cleanup.h"
 #include "error.h"
+#include "filters/args.h"
 
 struct json_t;
 struct mlog;
@@ -255,25 +256,7 @@ MUST_CHECK int api_request_body_to_fd(struct api_request *req, int fd, const cha
 MUST_CHECK int api_request_body_json(const struct api_request *req, struct json_t **out,
                                      struct merr *err);
 
-/* The `filters` query parameter: {"name":{"value":true}} or legacy
- * {"name":["value"]}. */
-struct api_filter {
-    char *name;
-    char **values; /* NULL-terminated */
-};
-struct api_filters {
-    struct api_filter *items;
-    size_t n;
-};
-MUST_CHECK int api_filters_parse(const char *json, struct api_filters *out, struct merr *err);
-void api_filters_release(struct api_filters *f);
-/* NULL-terminated values of a filter, NULL when absent. */
-char *const *api_filters_get(const struct api_filters *f, const char *name);
-/* True when the filter is absent or lists value. */
-bool api_filters_match(const struct api_filters *f, const char *name, const char *value);
-/* MERR_INVALID "invalid filter 'x'" for a name not in allowed (NULL-terminated). */
-MUST_CHECK int api_filters_validate(const struct api_filters *f, const char *const *allowed,
-                                    struct merr *err);
+/* The `filters` query parameter (struct api_filters: filters/args.h). */
 MUST_CHECK int api_request_filters(const struct api_request *req, struct api_filters *out,
                                    struct merr *err);
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -106,17 +107,10 @@ static const struct api_transport plain_transport = {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void conn_set_phase(struct api_conn *conn, enum api_conn_phase phase)
 {
     conn->phase = phase;
-    conn->phase_since = now_ms();
+    conn->phase_since = clock_now_ms();
 }
 
 int api_conn_cancel_fd(const struct api_conn *conn)
@@ -673,7 +667,7 @@ static unsigned conn_deadline_ms(const struct api_server *srv, const struct api_
 /* Closes connections past their deadline; returns how long epoll may sleep (-1: forever). */
 static int sweep_conns(struct api_server *srv)
 {
-    long long now = now_ms();
+    long long now = clock_now_ms();
     int sleep_ms = -1;
     for (struct api_conn *c = srv->conns, *next; c != NULL; c = next) {
         next = c->next;
@@ -725,7 +719,7 @@ static bool accept_out_of_fds(struct api_server *srv)
     for (size_t i = 0; i < srv->n_listeners; i++)
         if (srv->listeners[i]->fd >= 0)
             epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listeners[i]->fd, NULL);
-    srv->accept_paused_until = now_ms() + ACCEPT_PAUSE_MS;
+    srv->accept_paused_until = clock_now_ms() + ACCEPT_PAUSE_MS;
     return false;
 }
 
@@ -1103,7 +1097,7 @@ static void shutdown_server(struct api_server *srv)
         if (!c->in_worker)
             conn_free(c);
     }
-    long long start = now_ms();
+    long long start = clock_now_ms();
     bool warned = false;
     while (srv->n_workers > 0) {
         struct pollfd pfd = { .fd = srv->notify_fd, .events = POLLIN };
@@ -1114,7 +1108,7 @@ static void shutdown_server(struct api_server *srv)
             if (!c->in_worker) /* returned to the loop: done */
                 conn_free(c);
         }
-        if (!warned && now_ms() - start > SHUTDOWN_WARN_MS && srv->n_workers > 0) {
+        if (!warned && clock_now_ms() - start > SHUTDOWN_WARN_MS && srv->n_workers > 0) {
             mlog_warn(srv->cfg.log, "waiting for %u request handler(s) to finish",
                       srv->n_workers);
             warned = true;

@@ -13,36 +13,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "osrelease.h"
+
 #define CGROUP2_MAGIC 0x63677270LL
 
 /* ---- host facts ------------------------------------------------------------ */
 
-static void copy_unquoted(char *dst, size_t size, const char *src, size_t len)
-{
-    if (len >= 2 && (src[0] == '"' || src[0] == '\'') && src[len - 1] == src[0]) {
-        src++;
-        len -= 2;
-    }
-    if (len >= size)
-        len = size - 1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
-
 void api_parse_os_release(const char *text, char *pretty, size_t pretty_size, char *version_id,
                           size_t version_id_size)
 {
-    snprintf(pretty, pretty_size, "Linux");
-    version_id[0] = '\0';
-    for (const char *line = text; line != NULL && *line != '\0';) {
-        const char *eol = strchr(line, '\n');
-        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-        if (len > 12 && strncmp(line, "PRETTY_NAME=", 12) == 0)
-            copy_unquoted(pretty, pretty_size, line + 12, len - 12);
-        else if (len > 11 && strncmp(line, "VERSION_ID=", 11) == 0)
-            copy_unquoted(version_id, version_id_size, line + 11, len - 11);
-        line = eol != NULL ? eol + 1 : NULL;
-    }
+    struct os_release os;
+    os_release_scan(text, &os);
+    bool named = os.pretty_name != NULL && os.pretty_name[0] != '\0';
+    snprintf(pretty, pretty_size, "%s", named ? os.pretty_name : "Linux");
+    snprintf(version_id, version_id_size, "%s", os.version_id != NULL ? os.version_id : "");
+    os_release_clear(&os);
 }
 
 const char *api_cgroup_version_from_fstype(long long f_type)

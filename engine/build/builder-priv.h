@@ -2,6 +2,10 @@
 #ifndef MACHINE_ENGINE_BUILD_BUILDER_PRIV_H
 #define MACHINE_ENGINE_BUILD_BUILDER_PRIV_H
 
+#ifndef MACHINE_BUILD_PRIV
+#error "builder-priv.h is internal to engine/build/ and its tests (they define MACHINE_BUILD_PRIV)"
+#endif
+
 #include "build/builder.h"
 #include "build/dockerfile.h"
 

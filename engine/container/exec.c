@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -430,9 +431,7 @@ int ctr_exec_resize(struct ctr_manager *m, const char *exec_id, unsigned short h
     int rc = -1;
     /* As dockerd: a resize sent right after the start (which answers 101 before the process
      * exists) waits for it, up to 10 s. */
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += 10;
+    struct timespec until = clock_deadline_ts(10000);
     while (x != NULL && !x->started &&
            pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
         x = find_exec_locked(m, exec_id, err);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -22,18 +23,6 @@ struct health_args {
     uint64_t seq; /* the run this thread watches */
 };
 
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static struct timespec mono_at(int64_t ns)
-{
-    return (struct timespec){ .tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL };
-}
-
 static bool run_over_locked(const struct health_args *a)
 {
     return a->e->removed || a->e->rt == NULL || a->e->exit_seq != a->seq;
@@ -45,7 +34,7 @@ static bool read_output(struct ctr_exec_io *io, int64_t deadline, char *out, siz
     for (;;) {
         if (io->stdout_fd < 0 && io->stderr_fd < 0)
             return true;
-        int64_t left = deadline - mono_ns();
+        int64_t left = deadline - clock_now_ns();
         if (left <= 0)
             return false;
         struct pollfd p[2] = { { .fd = io->stdout_fd, .events = POLLIN },
@@ -109,7 +98,7 @@ static int probe(struct ctr_manager *m, const char *id, const struct ctr_health_
         return code;
     }
     size_t len = 0;
-    bool done = read_output(&io, mono_ns() + cfg->timeout_ns, output, &len);
+    bool done = read_output(&io, clock_now_ns() + cfg->timeout_ns, output, &len);
     output[len] = '\0';
     if (!done && io.pidfd >= 0)
         syscall(SYS_pidfd_send_signal, io.pidfd, SIGKILL, NULL, 0);
@@ -136,16 +125,16 @@ static void *health_thread(void *opaque)
     struct ctr_entry *e = a->e;
     pthread_mutex_lock(&m->lock);
     const struct ctr_health_config *cfg = &e->c->plan.health;
-    int64_t started = mono_ns();
+    int64_t started = clock_now_ns();
     char id[CTR_ID_LEN + 1];
     memcpy(id, e->c->id, sizeof id);
     auto_free char *output = xcalloc(CTR_HEALTH_OUTPUT_MAX + 1, 1);
     while (!run_over_locked(a)) {
-        bool in_start = mono_ns() - started < cfg->start_period_ns;
+        bool in_start = clock_now_ns() - started < cfg->start_period_ns;
         int64_t wait = in_start && e->c->state.health.status == CTR_HEALTH_STARTING
                            ? cfg->start_interval_ns
                            : cfg->interval_ns;
-        struct timespec until = mono_at(mono_ns() + wait);
+        struct timespec until = clock_ts_at_ns(clock_now_ns() + wait);
         while (!run_over_locked(a) &&
                pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
             ;
@@ -158,7 +147,7 @@ static void *health_thread(void *opaque)
         pthread_mutex_lock(&m->lock);
         if (run_over_locked(a))
             break;
-        in_start = mono_ns() - started < cfg->start_period_ns;
+        in_start = clock_now_ns() - started < cfg->start_period_ns;
         struct ctr_health_state *h = &e->c->state.health;
         if (ctr_health_apply(h, cfg, in_start, code, start, end, output)) {
             auto_free char *action = xasprintf("health_status: %s",

@@ -2,6 +2,10 @@
 #ifndef MACHINE_ENGINE_CONTAINER_MANAGER_PRIV_H
 #define MACHINE_ENGINE_CONTAINER_MANAGER_PRIV_H
 
+#ifndef MACHINE_CONTAINER_PRIV
+#error "manager-priv.h is internal to engine/container/ and its tests (they define MACHINE_CONTAINER_PRIV)"
+#endif
+
 #include <pthread.h>
 #include <stdio.h>
 

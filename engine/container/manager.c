@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -129,9 +130,7 @@ void ctr_manager_free(struct ctr_manager *m)
     /* health threads see their run over (rt is NULL) and leave; a probe in flight is given
      * a bounded moment */
     pthread_cond_broadcast(&m->changed);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += 5;
+    struct timespec until = clock_deadline_ts(5000);
     while (m->health_threads > 0 &&
            pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
         ;

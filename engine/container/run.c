@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -120,7 +121,7 @@ static bool read_into(struct ctr_manager *m, struct ctr_entry *e, int *fd, int s
 static void pump_output(struct ctr_manager *m, struct ctr_entry *e, int *out, int *errfd, int pidfd)
 {
     bool exited = false;
-    struct timespec exit_at = { 0 };
+    int64_t exit_at = 0;
     for (;;) {
         struct pollfd p[3];
         int n = 0;
@@ -141,7 +142,7 @@ static void pump_output(struct ctr_manager *m, struct ctr_entry *e, int *out, in
                 continue;
             if (p[i].fd == pidfd) {
                 exited = true;
-                clock_gettime(CLOCK_MONOTONIC, &exit_at);
+                exit_at = clock_now_ms();
             } else if (p[i].fd == *out) {
                 read_into(m, e, out, 1);
             } else if (p[i].fd == *errfd) {
@@ -150,9 +151,7 @@ static void pump_output(struct ctr_manager *m, struct ctr_entry *e, int *out, in
         }
         if (exited) {
             /* Once the first process is gone its namespace dies; give the pipes a bounded drain. */
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long ms = (now.tv_sec - exit_at.tv_sec) * 1000 + (now.tv_nsec - exit_at.tv_nsec) / 1000000;
+            int64_t ms = clock_since_ms(exit_at);
             if (ms > DRAIN_MS || (r == 0 && ms > 200))
                 return;
         }
@@ -245,14 +244,7 @@ static void *io_thread(void *opaque)
     if (restart) {
         /* docker's back-off: 100 ms doubling, capped; a stop or rm during the wait wins. */
         int delay = 100 << (st->restart_count < 9 ? st->restart_count : 9);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += delay / 1000;
-        until.tv_nsec += (long)(delay % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = clock_deadline_ts(delay);
         while (!e->removed && !st->stopped_by_user &&
                pthread_cond_timedwait(&m->changed, &m->lock, &until) != ETIMEDOUT)
             ;
@@ -427,40 +419,16 @@ static void network_stop(struct ctr_manager *m, const char *id)
         m->net.stop(m->net.data, id);
 }
 
-static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
-{
-    struct container *c = e->c;
-    char *image_id = NULL;
-    json_t *image_config = NULL;
-    auto_strv char **lower = NULL;
-    if (m->images.resolve(m->images.data, c->image_id, &image_id, &image_config, &lower, err) < 0)
-        return merr_prefix(err, "cannot start container %s: image %s", c->id, c->image_id);
-    free(image_id);
-    json_decref(image_config);
-    if (fs_mkdir_p(e->rootfs, 0755, err) < 0 ||
-        m->layers->prepare_container(e->upper, e->work, (const char *const *)lower, err) < 0)
-        return -1;
+static void mark_running_locked(struct ctr_manager *m, struct ctr_entry *e, struct rt_container *rc,
+                                struct merr *err);
 
-    struct rt_user user;
-    __attribute__((cleanup(startopts_release))) struct start_opts so = { 0 };
-    {
-        auto_free char *passwd = read_image_file(e->upper, lower, "etc/passwd");
-        auto_free char *group = read_image_file(e->upper, lower, "etc/group");
-        if (rt_user_resolve(c->plan.user, passwd, group, &user, err) < 0) {
-            if (err->code == MERR_NOT_FOUND)
-                merr_set(err, MERR_INVALID, 0,
-                         "unable to find user %s: no matching entries in passwd file", c->plan.user);
-            return -1;
-        }
-        if (startopts_prepare(m, e, &user, group, &so, err) < 0)
-            return start_failed(m, e, err);
-    }
-    char short_id[13];
-    snprintf(short_id, sizeof short_id, "%.12s", c->id);
-    const char *hostname = c->config->hostname != NULL ? c->config->hostname : short_id;
-    auto_strv char **env = strv_dup(c->plan.env);
+/* The process's environment: the plan's, with HOSTNAME, TERM (with a tty) and HOME added when
+ * the image and the caller did not set them. */
+static char **start_env(const struct container *c, const char *hostname, const char *home)
+{
+    char **env = strv_dup(c->plan.env);
     auto_free char *hostname_env = xasprintf("HOSTNAME=%s", hostname);
-    auto_free char *home_env = xasprintf("HOME=%s", user.home);
+    auto_free char *home_env = xasprintf("HOME=%s", home);
     if (!has_env(env, "HOSTNAME"))
         env = strv_push(env, hostname_env);
     if (c->config->tty && !has_env(env, "TERM"))
@@ -468,6 +436,119 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     if (!has_env(env, "HOME"))
         env = strv_push(env, home_env);
     ctr_env_drop_unset(env); /* a bare K in Env unsets K, dockerd's defaults included */
+    return env;
+}
+
+/* The network's /etc files first, then the user's mounts (which may cover them); room is left
+ * for the init binary. */
+static struct rt_bind_mount *start_mounts(const struct ctr_net_run *net,
+                                          const struct mounts_plan *mplan, size_t *n)
+{
+    struct rt_bind_mount *all = xcalloc(4 + mplan->n, sizeof *all);
+    const char *const net_files[3][2] = { { net->hosts, "/etc/hosts" },
+                                          { net->resolv, "/etc/resolv.conf" },
+                                          { net->hostname, "/etc/hostname" } };
+    *n = 0;
+    for (size_t i = 0; i < 3; i++)
+        if (net_files[i][0] != NULL)
+            all[(*n)++] = (struct rt_bind_mount){ .source = net_files[i][0],
+                                                  .destination = net_files[i][1] };
+    for (size_t i = 0; i < mplan->n; i++)
+        all[(*n)++] = mplan->items[i];
+    return all;
+}
+
+/* The child's stdio: the pty slave for all three, or stdin's pipe and two new output pipes. */
+static int start_stdio(struct ctr_entry *e, int child[3], int *out_r, int *err_r, struct merr *err)
+{
+    if (e->c->config->tty) {
+        child[0] = child[1] = child[2] = e->pty_slave;
+        return 0;
+    }
+    int out[2], errp[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot create a pipe");
+    if (pipe2(errp, O_CLOEXEC) < 0) {
+        int saved = errno;
+        close(out[0]);
+        close(out[1]);
+        return merr_set(err, MERR_IO, saved, "cannot create a pipe");
+    }
+    child[0] = e->stdin_r;
+    child[1] = out[1];
+    child[2] = errp[1];
+    *out_r = out[0];
+    *err_r = errp[0];
+    return 0;
+}
+
+/* The image's layers, the directories of the container's file system, its user and the
+ * options prepared before the process: -1 on failure, -2 when startopts_prepare failed (the
+ * caller records that one as a failed start). */
+static int start_prepare_locked(struct ctr_manager *m, struct ctr_entry *e, char ***lower,
+                                struct rt_user *user, struct start_opts *so, struct merr *err)
+{
+    struct container *c = e->c;
+    char *image_id = NULL;
+    json_t *image_config = NULL;
+    if (m->images.resolve(m->images.data, c->image_id, &image_id, &image_config, lower, err) < 0)
+        return merr_prefix(err, "cannot start container %s: image %s", c->id, c->image_id);
+    free(image_id);
+    json_decref(image_config);
+    if (fs_mkdir_p(e->rootfs, 0755, err) < 0 ||
+        m->layers->prepare_container(e->upper, e->work, (const char *const *)*lower, err) < 0)
+        return -1;
+    auto_free char *passwd = read_image_file(e->upper, *lower, "etc/passwd");
+    auto_free char *group = read_image_file(e->upper, *lower, "etc/group");
+    if (rt_user_resolve(c->plan.user, passwd, group, user, err) < 0) {
+        if (err->code == MERR_NOT_FOUND)
+            merr_set(err, MERR_INVALID, 0,
+                     "unable to find user %s: no matching entries in passwd file", c->plan.user);
+        return -1;
+    }
+    return startopts_prepare(m, e, user, group, so, err) < 0 ? -2 : 0;
+}
+
+/* A devpts instance of its own (where the engine cannot mount one, the container gets a fresh
+ * instance and its tty stays the engine's pty, as before). */
+static char *start_devpts(struct ctr_manager *m, struct ctr_entry *e)
+{
+    struct merr pts_err = MERR_INIT;
+    char *devpts = pty_devpts_path(e->dir);
+    if (pty_devpts_ensure(e->dir, &pts_err) < 0) {
+        mlog_warn(m->log, "%s", pts_err.msg);
+        free(devpts);
+        devpts = NULL;
+    }
+    return devpts;
+}
+
+static struct rt_resources start_resources(const struct container *c)
+{
+    return (struct rt_resources){
+        .memory = c->config->memory,
+        .memory_swap = c->config->memory_swap,
+        .nano_cpus = c->config->nano_cpus,
+        .cpu_quota = c->config->cpu_quota,
+        .cpu_period = c->config->cpu_period,
+        .cpu_shares = c->config->cpu_shares,
+        .pids_limit = c->config->pids_limit,
+    };
+}
+
+static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
+{
+    struct container *c = e->c;
+    auto_strv char **lower = NULL;
+    struct rt_user user;
+    __attribute__((cleanup(startopts_release))) struct start_opts so = { 0 };
+    int prepared = start_prepare_locked(m, e, &lower, &user, &so, err);
+    if (prepared < 0)
+        return prepared == -2 ? start_failed(m, e, err) : -1;
+    char short_id[13];
+    snprintf(short_id, sizeof short_id, "%.12s", c->id);
+    const char *hostname = c->config->hostname != NULL ? c->config->hostname : short_id;
+    auto_strv char **env = start_env(c, hostname, user.home);
 
     struct ctr_net_run net;
     enum rt_network_mode net_mode;
@@ -485,18 +566,8 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
             return -1;
         }
     }
-    /* The network's /etc files first, then the user's mounts (which may cover them). */
-    auto_free struct rt_bind_mount *all_mounts = xcalloc(4 + mplan.n, sizeof *all_mounts);
     size_t n_mounts = 0;
-    const char *const net_files[3][2] = { { net.hosts, "/etc/hosts" },
-                                          { net.resolv, "/etc/resolv.conf" },
-                                          { net.hostname, "/etc/hostname" } };
-    for (size_t i = 0; i < 3; i++)
-        if (net_files[i][0] != NULL)
-            all_mounts[n_mounts++] = (struct rt_bind_mount){ .source = net_files[i][0],
-                                                             .destination = net_files[i][1] };
-    for (size_t i = 0; i < mplan.n; i++)
-        all_mounts[n_mounts++] = mplan.items[i];
+    auto_free struct rt_bind_mount *all_mounts = start_mounts(&net, &mplan, &n_mounts);
     auto_free char *init_path = c->config->init ? init_find() : NULL;
     auto_strv char **argv = c->config->init ? init_argv(c->plan.argv) : strv_dup(c->plan.argv);
     if (c->config->init && init_path == NULL) {
@@ -512,15 +583,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
                                                          .readonly = true };
 
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
-    /* a devpts instance of its own (where the engine cannot mount one, the container gets a
-     * fresh instance and its tty stays the engine's pty, as before) */
-    struct merr pts_err = MERR_INIT;
-    auto_free char *devpts = pty_devpts_path(e->dir);
-    if (pty_devpts_ensure(e->dir, &pts_err) < 0) {
-        mlog_warn(m->log, "%s", pts_err.msg);
-        free(devpts);
-        devpts = NULL;
-    }
+    auto_free char *devpts = start_devpts(m, e);
     if (prepare_input_locked(e, err) < 0) {
         mounts_plan_release(&mplan);
         net_run_release(&net);
@@ -529,29 +592,11 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     }
     int child[3] = { -1, -1, -1 };
     int pty_master = e->pty_master, stdin_w = e->stdin_w, out_r = -1, err_r = -1;
-    int pipes[2];
-    if (c->config->tty) {
-        child[0] = child[1] = child[2] = e->pty_slave;
-    } else {
-        child[0] = e->stdin_r;
-        if (pipe2(pipes, O_CLOEXEC) < 0) {
-            mounts_plan_release(&mplan);
-            net_run_release(&net);
-            network_stop(m, c->id);
-            return merr_set(err, MERR_IO, errno, "cannot create a pipe");
-        }
-        out_r = pipes[0];
-        child[1] = pipes[1];
-        if (pipe2(pipes, O_CLOEXEC) < 0) {
-            close(out_r);
-            close(child[1]);
-            mounts_plan_release(&mplan);
-            net_run_release(&net);
-            network_stop(m, c->id);
-            return merr_set(err, MERR_IO, errno, "cannot create a pipe");
-        }
-        err_r = pipes[0];
-        child[2] = pipes[1];
+    if (start_stdio(e, child, &out_r, &err_r, err) < 0) {
+        mounts_plan_release(&mplan);
+        net_run_release(&net);
+        network_stop(m, c->id);
+        return -1;
     }
     e->pty_slave = e->stdin_r = -1; /* closed below, with the other child ends */
     e->pty_master = e->stdin_w = -1;
@@ -581,15 +626,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
         .hostname = hostname,
         .network = net_mode,
         .netns_path = net_mode == RT_NET_PATH ? netns : NULL,
-        .resources = {
-            .memory = c->config->memory,
-            .memory_swap = c->config->memory_swap,
-            .nano_cpus = c->config->nano_cpus,
-            .cpu_quota = c->config->cpu_quota,
-            .cpu_period = c->config->cpu_period,
-            .cpu_shares = c->config->cpu_shares,
-            .pids_limit = c->config->pids_limit,
-        },
+        .resources = start_resources(c),
         .mounts = all_mounts,
         .n_mounts = n_mounts,
     };
@@ -615,14 +652,23 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
             close(err_r);
         return -1;
     }
-    pthread_mutex_lock(&e->out_lock);
-    e->log = c->config->log.driver == CTR_LOG_NONE ? NULL : logw_open(e->log_path, &e->log_size);
-    pthread_mutex_unlock(&e->out_lock);
-    e->rt = rc;
     e->pty_master = pty_master;
     e->stdin_w = stdin_w;
     e->out_r = out_r;
     e->err_r = err_r;
+    mark_running_locked(m, e, rc, err);
+    return 0;
+}
+
+/* The start went through: the container's state, its output thread, health checks, events. */
+static void mark_running_locked(struct ctr_manager *m, struct ctr_entry *e, struct rt_container *rc,
+                                struct merr *err)
+{
+    struct container *c = e->c;
+    pthread_mutex_lock(&e->out_lock);
+    e->log = c->config->log.driver == CTR_LOG_NONE ? NULL : logw_open(e->log_path, &e->log_size);
+    pthread_mutex_unlock(&e->out_lock);
+    e->rt = rc;
     struct rt_state rs;
     rt_container_state(rc, &rs);
     c->state.status = CTR_RUNNING;
@@ -653,7 +699,6 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     mgr_emit(m, c, "start", NULL);
     health_start_locked(m, e);
     pthread_cond_broadcast(&m->changed);
-    return 0;
 }
 
 /* Every failed start is recorded the same way (State.Error, the exit code docker run reports,
@@ -690,22 +735,9 @@ out:
 
 /* ---- stop, kill, wait ---- */
 
-static struct timespec deadline_in(int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
-    return t;
-}
-
 bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_t seq, int timeout_ms)
 {
-    struct timespec until = deadline_in(timeout_ms);
+    struct timespec until = clock_deadline_ts(timeout_ms);
     while (!e->removed && e->io_running && e->exit_seq == seq)
         if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
             break;
@@ -716,7 +748,7 @@ bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_
 /* Waits until no output thread owns e (its previous run is fully finished). */
 static bool wait_idle_locked(struct ctr_manager *m, struct ctr_entry *e, int timeout_ms)
 {
-    struct timespec until = deadline_in(timeout_ms);
+    struct timespec until = clock_deadline_ts(timeout_ms);
     while (!e->removed && e->io_running && e->rt == NULL)
         if (pthread_cond_timedwait(&m->changed, &m->lock, &until) == ETIMEDOUT)
             break;
@@ -885,7 +917,7 @@ int ctr_wait_finish(struct ctr_waiter *w, int cancel_fd, int *exit_code, char **
     struct ctr_manager *m = w->m;
     pthread_mutex_lock(&m->lock);
     while (!wait_done_locked(w)) {
-        struct timespec until = deadline_in(250);
+        struct timespec until = clock_deadline_ts(250);
         pthread_cond_timedwait(&m->changed, &m->lock, &until);
         if (cancel_fd >= 0) {
             struct pollfd p = { .fd = cancel_fd, .events = POLLIN };

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "error.h"
 #include "fsutil.h"
 #include "strv.h"
@@ -231,76 +232,25 @@ json_t *ctr_top(struct ctr_manager *m, const char *ref, struct merr *err)
                      "TTY", "TIME", "CMD", "Processes", procs);
 }
 
-/* Runs argv, collecting stdout (bounded) and the first line of stderr. */
+/* Runs argv, collecting stdout (bounded) and the first line of stderr; *status is the exit
+ * status (128 + signal when killed, also at the timeout). */
 static int run_ps(char **argv, char **out, char **first_err, int *status, struct merr *err)
 {
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC) < 0)
-        return merr_set(err, MERR_IO, errno, "cannot create a pipe");
-    if (pipe2(pe, O_CLOEXEC) < 0) {
-        close(po[0]);
-        close(po[1]);
-        return merr_set(err, MERR_IO, errno, "cannot create a pipe");
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(po[1]);
-    close(pe[1]);
-    if (rc != 0) {
-        close(po[0]);
-        close(pe[0]);
+    struct cmd_spec spec = { .argv = argv, .timeout_ms = PS_TIMEOUT_MS, .out_max = PS_OUTPUT_MAX,
+                             .err_max = 4096 };
+    struct cmd_result res;
+    struct merr run_err = MERR_INIT;
+    if (cmd_run(NULL, &spec, &res, &run_err) < 0 && run_err.code != MERR_REMOTE &&
+        run_err.code != MERR_TIMEOUT) {
+        cmd_result_release(&res);
         return merr_set(err, MERR_INTERNAL, 0,
                         "Error running ps: exec: \"ps\": executable file not found in $PATH");
     }
-    size_t cap[2] = { 4096, 4096 }, len[2] = { 0, 0 };
-    char *buf[2] = { xcalloc(cap[0], 1), xcalloc(cap[1], 1) };
-    int fds[2] = { po[0], pe[0] };
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (fds[0] >= 0 || fds[1] >= 0) {
-        struct pollfd p[2] = { { .fd = fds[0], .events = POLLIN }, { .fd = fds[1], .events = POLLIN } };
-        if (poll(p, 2, 1000) < 0 && errno != EINTR)
-            break;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - start.tv_sec) * 1000 > PS_TIMEOUT_MS) {
-            kill(pid, SIGKILL);
-            break;
-        }
-        for (int k = 0; k < 2; k++) {
-            if (fds[k] < 0 || p[k].revents == 0)
-                continue;
-            if (len[k] + 1 >= cap[k] && cap[k] < PS_OUTPUT_MAX) {
-                cap[k] *= 2;
-                buf[k] = realloc(buf[k], cap[k]);
-                if (buf[k] == NULL)
-                    abort();
-            }
-            ssize_t r = len[k] + 1 < cap[k] ? read(fds[k], buf[k] + len[k], cap[k] - len[k] - 1) : 0;
-            if (r > 0)
-                len[k] += (size_t)r;
-            else if (r == 0 || errno != EINTR) {
-                close(fds[k]);
-                fds[k] = -1;
-            }
-        }
-    }
-    for (int k = 0; k < 2; k++)
-        if (fds[k] >= 0)
-            close(fds[k]);
-    buf[0][len[0]] = '\0';
-    buf[1][len[1]] = '\0';
-    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-        ;
-    buf[1][strcspn(buf[1], "\n")] = '\0';
-    *out = buf[0];
-    *first_err = buf[1];
+    res.err.data[strcspn(res.err.data, "\n")] = '\0';
+    *status = res.status;
+    *out = steal_pointer(&res.out.data);
+    *first_err = steal_pointer(&res.err.data);
+    cmd_result_release(&res);
     return 0;
 }
 
@@ -348,7 +298,7 @@ json_t *ctr_top_ps(struct ctr_manager *m, const char *ref, const char *ps_args,
         strv_free(argv);
         if (rc < 0)
             break;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        if (status == 0)
             out = top_parse_ps(text, pids, n, err);
         else if (attempt == 1)
             merr_set(err, MERR_INTERNAL, 0, "ps: %s",

@@ -5,9 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api.h"
+#include "clock.h"
 #include "error.h"
 #include "events.h"
+#include "filters/args.h"
 #include "fsutil.h"
 
 struct evt_bus {
@@ -112,14 +113,7 @@ size_t evt_read(struct evt_bus *b, uint64_t *cursor, json_t **out, size_t max, i
 {
     pthread_mutex_lock(&b->lock);
     if (*cursor >= b->next && timeout_ms > 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = clock_deadline_ts(timeout_ms);
         while (*cursor >= b->next)
             if (pthread_cond_timedwait(&b->added, &b->lock, &until) == ETIMEDOUT)
                 break;

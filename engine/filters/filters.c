@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "filters/args.h"
 #include "container/logfile.h"
 #include "error.h"
 #include "fsutil.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "filters/args.h"
 #include "error.h"
 #include "fsutil.h"
 

@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "container/lifecycle.h"
+#include "clock.h"
 #include "container/manager.h"
 #include "error.h"
 #include "fsutil.h"
@@ -103,7 +104,7 @@ static int pump_exec(struct api_request *req, struct ctr_exec_io *io, bool raw,
                      struct detach_keys *dk, struct merr *err)
 {
     bool exited = false;
-    struct timespec exit_at = { 0 };
+    int64_t exit_at = 0;
     for (;;) {
         struct pollfd p[5] = {
             { .fd = io->stdout_fd, .events = POLLIN },
@@ -144,12 +145,10 @@ static int pump_exec(struct api_request *req, struct ctr_exec_io *io, bool raw,
         }
         if (p[2].revents != 0) {
             exited = true;
-            clock_gettime(CLOCK_MONOTONIC, &exit_at);
+            exit_at = clock_now_ms();
         }
         if (exited) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long ms = (now.tv_sec - exit_at.tv_sec) * 1000 + (now.tv_nsec - exit_at.tv_nsec) / 1000000;
+            int64_t ms = clock_since_ms(exit_at);
             if (ms > DRAIN_MS || (r == 0 && ms > 100))
                 return 0;
         }

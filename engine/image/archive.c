@@ -821,7 +821,7 @@ static int load_one(struct loader *ld, struct load_image *im, struct merr *err)
     for (size_t i = 0; i < n; i++) {
         if (nl[i].tmp_dir != NULL) {
             struct merr ignored = MERR_INIT;
-            if (rm_rf(nl[i].tmp_dir, &ignored) < 0) {
+            if (fs_remove_tree(nl[i].tmp_dir, &ignored) < 0) {
                 /* collected by the next image_store_open() */
             }
             free(nl[i].tmp_dir);
@@ -892,7 +892,7 @@ int image_load(struct image_store *s, image_read_fn read_fn, void *read_ctx, ima
     free(ld.entries);
     if (ld.tmp_dir != NULL) {
         struct merr ignored = MERR_INIT;
-        if (rm_rf(ld.tmp_dir, &ignored) < 0) {
+        if (fs_remove_tree(ld.tmp_dir, &ignored) < 0) {
             /* collected by the next image_store_open() */
         }
         free(ld.tmp_dir);

@@ -10,9 +10,7 @@
 #include <strings.h>
 
 #include "error.h"
-
-DEFINE_CLEANUP(json_t, json_decref)
-#define auto_json __attribute__((cleanup(cleanup_json_decrefp)))
+#include "jsonutil.h"
 
 #define X_REGISTRY_AUTH_MAX (64 * 1024)
 

@@ -229,5 +229,5 @@ int image_build_cache_memos_drop(struct image_store *s, struct merr *err)
     auto_free char *dir = store_path(s, "buildcache/memo");
     if (dir == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    return rm_rf(dir, err);
+    return fs_remove_tree(dir, err);
 }

@@ -42,7 +42,7 @@ static void new_layer_release(struct new_layer *l)
 {
     if (l->dir != NULL) {
         struct merr ignored = MERR_INIT;
-        if (rm_rf(l->dir, &ignored) < 0) {
+        if (fs_remove_tree(l->dir, &ignored) < 0) {
             /* collected by the next image_store_open() */
         }
     }

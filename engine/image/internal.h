@@ -12,12 +12,11 @@
 #include "image/image.h"
 #include "image/reference.h"
 #include "layer/layer.h"
+#include "jsonutil.h"
 #include "tarw.h"
 
 struct registry_creds;
 
-DEFINE_CLEANUP(json_t, json_decref)
-#define auto_json __attribute__((cleanup(cleanup_json_decrefp)))
 
 #include "curlapi.h"
 
@@ -136,8 +135,6 @@ MUST_CHECK int store_tmp_dir(struct image_store *s, char **path_out, struct merr
 /* Writes buf to a temp file, fsyncs it, renames it to path and syncs the directory. */
 MUST_CHECK int store_write_atomic(struct image_store *s, const char *path, const void *buf,
                                   size_t len, struct merr *err);
-MUST_CHECK int rm_rf(const char *path, struct merr *err);
-MUST_CHECK int fsync_dir_of(const char *path, struct merr *err);
 
 bool store_blob_exists(struct image_store *s, const char *digest);
 /* Renames an already fsynced temp file into blobs/ under digest. */

@@ -9,9 +9,7 @@
 #include <time.h>
 
 #include "error.h"
-
-DEFINE_CLEANUP(json_t, json_decref)
-#define auto_json __attribute__((cleanup(cleanup_json_decrefp)))
+#include "jsonutil.h"
 
 static const struct {
     const char *media_type;

@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
+#include "fsutil.h"
 #include "image/auth.h"
 #include "image/internal.h"
 #include "image/manifest.h"
@@ -25,7 +27,7 @@
 #include "log.h"
 
 #define MAX_PARALLEL_LAYERS 16 /* --max-concurrent-downloads at most */
-#define PROGRESS_INTERVAL_NS 100000000L
+#define PROGRESS_INTERVAL_MS 100
 
 struct pull;
 
@@ -48,7 +50,7 @@ struct layer_job {
     struct merr extract_err;
     struct layer_result res;
     uint64_t size;        /* uncompressed */
-    struct timespec last_progress;
+    int64_t last_progress; /* clock_now_ms() */
     int rc;
     struct merr err;
 };
@@ -226,11 +228,8 @@ static int job_write(void *ctx, const void *buf, size_t len, struct merr *err)
 static void job_progress(void *ctx, uint64_t cur, uint64_t total)
 {
     struct layer_job *j = ctx;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ns = (now.tv_sec - j->last_progress.tv_sec) * 1000000000LL +
-                   (now.tv_nsec - j->last_progress.tv_nsec);
-    if (ns < PROGRESS_INTERVAL_NS && cur != total)
+    int64_t now = clock_now_ms();
+    if (now - j->last_progress < PROGRESS_INTERVAL_MS && cur != total)
         return;
     j->last_progress = now;
     emit_bytes(j->p, "Downloading", j->short_id, cur, total);
@@ -333,7 +332,7 @@ static void job_cleanup(struct layer_job *j)
         close(j->sock[1]);
     if (j->tmp_dir != NULL) {
         struct merr ignored = MERR_INIT;
-        if (rm_rf(j->tmp_dir, &ignored) < 0) {
+        if (fs_remove_tree(j->tmp_dir, &ignored) < 0) {
             /* left for the next image_store_open() to collect */
         }
     }

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "http.h"
 #include "image/auth.h"
@@ -40,7 +41,7 @@ struct registry_client {
     char *basic;     /* "user:password" base64, or NULL */
     char *identitytoken;
     char *token;
-    struct timespec token_expiry;
+    int64_t token_expiry; /* clock_now_ms() deadline */
     char *actions;    /* the token scope's actions: "pull" or "push,pull" */
     char *mount_from; /* another repository of the registry read too (blob mounts) */
 };
@@ -490,8 +491,7 @@ static int fetch_token(struct registry_client *c, struct merr *err)
                                  err) == 0) {
             free_secret(c->token);
             c->token = tok;
-            clock_gettime(CLOCK_MONOTONIC, &c->token_expiry);
-            c->token_expiry.tv_sec += expires > 20 ? expires - 10 : expires;
+            c->token_expiry = clock_deadline_ms((expires > 20 ? expires - 10 : expires) * 1000LL);
             ret = 0;
         }
     }
@@ -513,9 +513,7 @@ static int auth_header(struct registry_client *c, bool force_refresh, char **out
     int r = 0;
     pthread_mutex_lock(&c->lock);
     if (c->scheme == AUTH_SCHEME_BEARER) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (force_refresh || c->token == NULL || now.tv_sec >= c->token_expiry.tv_sec)
+        if (force_refresh || c->token == NULL || clock_expired(c->token_expiry))
             r = fetch_token(c, err);
         if (r == 0 && asprintf(out, "Authorization: Bearer %s", c->token) < 0)
             r = merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");

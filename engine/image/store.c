@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "image/internal.h"
 #include "image/manifest.h"
 
@@ -32,94 +33,6 @@ char *store_path(const struct image_store *s, const char *fmt, ...)
     r = asprintf(&out, "%s/%s", s->root, rel);
     free(rel);
     return r < 0 ? NULL : out;
-}
-
-static int mkdir_p(const char *path, mode_t mode, struct merr *err)
-{
-    auto_free char *copy = strdup(path);
-    if (copy == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    for (char *p = copy + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(copy, mode) < 0 && errno != EEXIST)
-            return merr_set(err, MERR_IO, errno, "cannot create '%s'", copy);
-        *p = '/';
-    }
-    if (mkdir(copy, mode) < 0 && errno != EEXIST)
-        return merr_set(err, MERR_IO, errno, "cannot create '%s'", copy);
-    return 0;
-}
-
-/* Removes name under dirfd, recursing without following symlinks. */
-static int rm_rf_at(int dirfd, const char *name, unsigned depth)
-{
-    if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
-        return 0;
-    if (errno != EISDIR && errno != EPERM)
-        return -1;
-    if (depth > 4096) {
-        errno = ELOOP;
-        return -1;
-    }
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        close(fd);
-        return -1;
-    }
-    int r = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (rm_rf_at(fd, e->d_name, depth + 1) < 0)
-            r = -1;
-    }
-    closedir(d);
-    if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-        r = -1;
-    return r;
-}
-
-int rm_rf(const char *path, struct merr *err)
-{
-    if (rm_rf_at(AT_FDCWD, path, 0) < 0)
-        return merr_set(err, MERR_IO, errno, "cannot remove '%s'", path);
-    return 0;
-}
-
-int fsync_dir_of(const char *path, struct merr *err)
-{
-    auto_free char *dir = strdup(path);
-    if (dir == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        return 0;
-    *slash = '\0';
-    auto_close int fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0)
-        return merr_set(err, MERR_IO, errno, "cannot sync '%s'", dir);
-    return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 static int tmp_file(struct image_store *s, char **path_out, int *fd_out, struct merr *err)
@@ -159,7 +72,7 @@ int store_write_atomic(struct image_store *s, const char *path, const void *buf,
     auto_close int fd = -1;
     if (tmp_file(s, &tmp, &fd, err) < 0)
         return -1;
-    if (fchmod(fd, 0644) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, 0644) < 0 || fs_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
         merr_set(err, MERR_IO, errno, "cannot write '%s'", tmp);
         unlink(tmp);
         return -1;
@@ -169,40 +82,7 @@ int store_write_atomic(struct image_store *s, const char *path, const void *buf,
         unlink(tmp);
         return -1;
     }
-    return fsync_dir_of(path, err);
-}
-
-static int read_file(const char *path, size_t max, char **buf_out, size_t *len_out,
-                     struct merr *err)
-{
-    auto_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return merr_set(err, errno == ENOENT ? MERR_NOT_FOUND : MERR_IO, errno,
-                        "cannot open '%s'", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return merr_set(err, MERR_IO, errno, "cannot stat '%s'", path);
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
-        return merr_set(err, MERR_CORRUPT, 0, "'%s' is not a regular file of at most %zu bytes",
-                        path, max);
-    auto_free char *buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL)
-        return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return merr_set(err, MERR_IO, errno, "cannot read '%s'", path);
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    *len_out = got;
-    *buf_out = steal_pointer(&buf);
-    return 0;
+    return fs_sync_dir_of(path, err);
 }
 
 /* ---- open ---- */
@@ -230,7 +110,7 @@ struct image_store *image_store_open(const char *root, const struct mlog *log, s
                                         "tmp" };
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         auto_free char *p = store_path(s, "%s", dirs[i]);
-        if (p == NULL || mkdir_p(p, 0700, err) < 0) {
+        if (p == NULL || fs_mkdir_p(p, 0700, err) < 0) {
             if (p == NULL)
                 merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
             free(s->root);
@@ -249,8 +129,8 @@ struct image_store *image_store_open(const char *root, const struct mlog *log, s
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (rm_rf_at(dirfd(d), e->d_name, 0) < 0) {
-            merr_set(err, MERR_IO, errno, "cannot remove '%s/%s'", tmp, e->d_name);
+        auto_free char *left = path_join(tmp, e->d_name);
+        if (fs_remove_tree(left, err) < 0) {
             free(s->root);
             return NULL;
         }
@@ -276,7 +156,7 @@ int image_store_use_driver(struct image_store *s, const struct layer_driver *d,
     auto_free char *p = store_path(s, "%s/sha256", d->dir);
     if (p == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    return mkdir_p(p, 0700, err);
+    return fs_mkdir_p(p, 0700, err);
 }
 
 const char *image_store_driver_name(const struct image_store *s)
@@ -324,7 +204,7 @@ int store_blob_commit_file(struct image_store *s, const char *tmp_path, const ch
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     if (chmod(tmp_path, 0644) < 0 || rename(tmp_path, p) < 0)
         return merr_set(err, MERR_IO, errno, "cannot store blob '%s'", digest);
-    return fsync_dir_of(p, err);
+    return fs_sync_dir_of(p, err);
 }
 
 int store_blob_put(struct image_store *s, const char *digest, const void *buf, size_t len,
@@ -352,7 +232,7 @@ int store_blob_get(struct image_store *s, const char *digest, size_t max, char *
     auto_free char *p = blob_path(s, digest);
     if (p == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    if (read_file(p, max, buf, len, err) < 0)
+    if (fs_read_regular(p, max, buf, len, err) < 0)
         return -1;
     char got[DIGEST_BUF_LEN];
     sha256_digest(*buf, *len, got);
@@ -394,7 +274,7 @@ static int write_small(const char *dir, const char *name, const char *text, stru
     if (asprintf(&p, "%s/%s", dir, name) < 0)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     auto_close int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0)
+    if (fd < 0 || fs_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0)
         return merr_set(err, MERR_IO, errno, "cannot write '%s'", p);
     return 0;
 }
@@ -428,9 +308,9 @@ int store_layer_commit(struct image_store *s, const char *tmp_dir, const char *c
         if (errno != EEXIST && errno != ENOTEMPTY)
             return merr_set(err, MERR_IO, errno, "cannot commit layer '%s'", chain_id);
         /* another pull committed the same layer first: the content is identical */
-        return rm_rf(tmp_dir, err);
+        return fs_remove_tree(tmp_dir, err);
     }
-    return fsync_dir_of(dst, err);
+    return fs_sync_dir_of(dst, err);
 }
 
 int store_layer_size(struct image_store *s, const char *chain_id, uint64_t *size,
@@ -441,7 +321,7 @@ int store_layer_size(struct image_store *s, const char *chain_id, uint64_t *size
     size_t len;
     if (p == NULL)
         return merr_set(err, MERR_INVALID, 0, "invalid chain id");
-    if (read_file(p, 64, &buf, &len, err) < 0)
+    if (fs_read_regular(p, 64, &buf, &len, err) < 0)
         return -1;
     *size = strtoull(buf, NULL, 10);
     return 0;
@@ -461,7 +341,7 @@ int store_layer_delete(struct image_store *s, const char *chain_id, struct merr 
             return 0;
         return merr_set(err, MERR_IO, errno, "cannot remove layer '%s'", chain_id);
     }
-    return rm_rf(tmp, err);
+    return fs_remove_tree(tmp, err);
 }
 
 /* ---- image records ---- */
@@ -482,7 +362,7 @@ json_t *store_image_load(struct image_store *s, const char *id, struct merr *err
     }
     auto_free char *buf = NULL;
     size_t len;
-    if (read_file(p, 16u << 20, &buf, &len, err) < 0)
+    if (fs_read_regular(p, 16u << 20, &buf, &len, err) < 0)
         return NULL;
     json_error_t jerr;
     json_t *rec = json_loadb(buf, len, 0, &jerr);
@@ -519,7 +399,7 @@ int store_image_delete(struct image_store *s, const char *id, struct merr *err)
         return merr_set(err, MERR_INVALID, 0, "invalid image id '%.80s'", id);
     if (unlink(p) < 0 && errno != ENOENT)
         return merr_set(err, MERR_IO, errno, "cannot remove '%s'", p);
-    return fsync_dir_of(p, err);
+    return fs_sync_dir_of(p, err);
 }
 
 char **store_image_ids(struct image_store *s, struct merr *err)
@@ -572,7 +452,7 @@ json_t *store_tags_load(struct image_store *s, struct merr *err)
         merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
         return NULL;
     }
-    if (read_file(p, 64u << 20, &buf, &len, &rerr) < 0) {
+    if (fs_read_regular(p, 64u << 20, &buf, &len, &rerr) < 0) {
         if (rerr.code != MERR_NOT_FOUND) {
             *err = rerr;
             return NULL;

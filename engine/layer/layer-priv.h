@@ -2,6 +2,10 @@
 #ifndef MACHINE_ENGINE_LAYER_PRIV_H
 #define MACHINE_ENGINE_LAYER_PRIV_H
 
+#ifndef MACHINE_LAYER_PRIV
+#error "layer-priv.h is internal to engine/layer/ and its tests (they define MACHINE_LAYER_PRIV)"
+#endif
+
 #include "layer.h"
 
 #include <stdbool.h>

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -96,26 +97,6 @@ struct net_dns {
 
 static const enum dns_kind wake_kind = DNS_WAKE;
 
-static struct timespec deadline_in(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-static bool passed(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
-
 static void forward_kill(struct net_dns *d, struct dns_forward *f)
 {
     if (f->dead)
@@ -181,7 +162,7 @@ static int forward_send(struct net_dns *d, struct dns_forward *f)
     if (connect(f->fd, (struct sockaddr *)&up, sizeof up) < 0 ||
         send(f->fd, f->query, f->len, 0) < 0 || epoll_ctl(d->ep, EPOLL_CTL_ADD, f->fd, &e) < 0)
         return -1;
-    f->deadline = deadline_in(DNS_UPSTREAM_WAIT_MS);
+    f->deadline = clock_deadline_ts(DNS_UPSTREAM_WAIT_MS);
     return 0;
 }
 
@@ -479,7 +460,7 @@ static void from_upstream(struct net_dns *d, struct dns_forward *f)
         reply(f->from, &f->client, msg, (size_t)n);
         forward_kill(d, f);
     } else if (n < 0) {
-        f->deadline = deadline_in(0);
+        f->deadline = clock_deadline_ts(0);
     }
 }
 
@@ -488,7 +469,7 @@ static void sweep(struct net_dns *d)
 {
     for (struct dns_forward *f = d->forwards, *next; f != NULL; f = next) {
         next = f->next;
-        if (!passed(&f->deadline))
+        if (!clock_ts_passed(&f->deadline))
             continue;
         if (++f->attempt < f->from->n_upstreams && forward_send(d, f) == 0)
             continue;

@@ -8,20 +8,18 @@
 #include <malloc.h>
 #include <stdarg.h>
 #include <nftables/libnftables.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
 #include "strv.h"
 #include "network-priv.h"
-
-extern char **environ;
 
 /* ---- pure builders ---- */
 
@@ -216,6 +214,8 @@ struct fw_ops {
 struct net_fw {
     const struct fw_ops *ops;
     const struct mlog *log;
+    const char *iptables;     /* its path, NULL when not installed */
+    struct cmd_runner runner; /* zero: the real one */
 };
 
 /* libnftables (with libnftnl, libgmp, libxtables: 1.5 MiB resident, plus its caches) is
@@ -305,44 +305,19 @@ static int nft_clear(struct net_fw *fw, struct merr *err)
 
 #define CAPTURE_MAX (256u * 1024)
 
-/* Runs binary; with out, its standard output (at most CAPTURE_MAX) is returned there. */
-static int run_capture(char *const *argv, const char *binary, char **out)
+/* Runs an iptables command; with out, its standard output (at most CAPTURE_MAX) is returned
+ * there. */
+static int run_capture(struct net_fw *fw, char *const *argv, char **out)
 {
-    int pipefd[2] = { -1, -1 };
-    if (out != NULL && pipe2(pipefd, O_CLOEXEC) < 0)
-        return -1;
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
+    struct cmd_spec spec = { .path = fw->iptables, .argv = argv, .timeout_ms = 60000,
+                             .out_max = out != NULL ? CAPTURE_MAX : 0, .err_max = 4096 };
+    struct cmd_result res;
+    struct merr err = MERR_INIT;
+    int r = cmd_run(&fw->runner, &spec, &res, &err);
     if (out != NULL)
-        posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-    else
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int r = posix_spawn(&pid, binary, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (out != NULL) {
-        close(pipefd[1]);
-        size_t len = 0;
-        char *buf = xcalloc(1, CAPTURE_MAX + 1);
-        ssize_t n;
-        while (r == 0 && len < CAPTURE_MAX &&
-               ((n = read(pipefd[0], buf + len, CAPTURE_MAX - len)) > 0 || (n < 0 && errno == EINTR)))
-            len += n > 0 ? (size_t)n : 0;
-        close(pipefd[0]);
-        *out = buf;
-    }
-    if (r != 0)
-        return -1;
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int run_argv(char *const *argv, const char *binary)
-{
-    return run_capture(argv, binary, NULL);
+        *out = res.out.data != NULL ? steal_pointer(&res.out.data) : xstrdup("");
+    cmd_result_release(&res);
+    return r;
 }
 
 static const char *iptables_binary(void)
@@ -354,10 +329,9 @@ static const char *iptables_binary(void)
     return NULL;
 }
 
-static int run_all(char ***vv, struct merr *err)
+static int run_all(struct net_fw *fw, char ***vv, struct merr *err)
 {
-    const char *bin = iptables_binary();
-    if (bin == NULL)
+    if (fw->iptables == NULL)
         return merr_set(err, MERR_NOT_FOUND, 0, "cannot find 'iptables'");
     bool skip_next = false;
     for (size_t i = 0; vv[i] != NULL; i++) {
@@ -368,7 +342,7 @@ static int run_all(char ***vv, struct merr *err)
         bool optional = vv[i][0][0] == '?';
         char *saved = vv[i][0];
         vv[i][0] = (char *)"iptables";
-        int r = run_argv(vv[i], bin);
+        int r = run_capture(fw, vv[i], NULL);
         vv[i][0] = saved;
         bool is_check = strcmp(vv[i][4], "-C") == 0;
         if (is_check && r == 0)
@@ -383,7 +357,7 @@ static int run_all(char ***vv, struct merr *err)
 static int ipt_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err)
 {
     char ***vv = net_fw_iptables_setup(nets, n);
-    int r = run_all(vv, err);
+    int r = run_all(fw, vv, err);
     net_argvv_free(vv);
     return r;
 }
@@ -391,7 +365,7 @@ static int ipt_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n,
 static int ipt_clear(struct net_fw *fw, struct merr *err)
 {
     char ***vv = net_fw_iptables_teardown();
-    int r = run_all(vv, err);
+    int r = run_all(fw, vv, err);
     net_argvv_free(vv);
     return r;
 }
@@ -414,12 +388,23 @@ struct net_fw *net_fw_new(const struct mlog *log)
 {
     struct net_fw *fw = xcalloc(1, sizeof *fw);
     fw->log = log;
+    fw->iptables = iptables_binary(); /* the FORWARD chain uses it with either backend */
     struct merr ignored;
     if (nft_exec("list tables ip", &ignored) == 0) {
         fw->ops = &nft_ops;
         return fw;
     }
-    fw->ops = iptables_binary() != NULL ? &ipt_ops : &none_ops;
+    fw->ops = fw->iptables != NULL ? &ipt_ops : &none_ops;
+    return fw;
+}
+
+struct net_fw *net_fw_new_iptables(const struct mlog *log, const struct cmd_runner *runner)
+{
+    struct net_fw *fw = xcalloc(1, sizeof *fw);
+    fw->log = log;
+    fw->iptables = "/usr/sbin/iptables";
+    fw->runner = *runner;
+    fw->ops = &ipt_ops;
     return fw;
 }
 
@@ -434,12 +419,11 @@ const char *net_fw_name(const struct net_fw *fw)
  * warnings: NAT and isolation do not depend on it. */
 static void forward_sync(struct net_fw *fw, const struct net_fw_net *nets, size_t n)
 {
-    const char *bin = iptables_binary();
-    if (bin == NULL)
+    if (fw->iptables == NULL)
         return;
     char *const list[] = { "iptables", "-w", "-t", "filter", "-S", "FORWARD", NULL };
     auto_free char *rules = NULL;
-    if (run_capture(list, bin, &rules) < 0 && fw->ops != &ipt_ops)
+    if (run_capture(fw, list, &rules) < 0 && fw->ops != &ipt_ops)
         return; /* no filter table: nothing blocks */
     bool ours = false;
     bool blocked = net_fw_forward_blocked(rules, &ours);
@@ -448,7 +432,7 @@ static void forward_sync(struct net_fw *fw, const struct net_fw_net *nets, size_
         return;
     char ***vv = install ? net_fw_iptables_forward_setup(nets, n) : net_fw_iptables_forward_teardown();
     struct merr err = MERR_INIT;
-    if (run_all(vv, &err) < 0)
+    if (run_all(fw, vv, &err) < 0)
         mlog_warn(fw->log, "forwarding rules for the engine's networks: %s", err.msg);
     net_argvv_free(vv);
 }

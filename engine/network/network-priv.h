@@ -4,6 +4,10 @@
 #ifndef MACHINE_ENGINE_NETWORK_PRIV_H
 #define MACHINE_ENGINE_NETWORK_PRIV_H
 
+#ifndef MACHINE_NETWORK_PRIV
+#error "network-priv.h is internal to engine/network/ and its tests (they define MACHINE_NETWORK_PRIV)"
+#endif
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -261,6 +265,9 @@ struct net_fw;
 /* Chooses nftables (libnftables) when the kernel answers, else iptables when installed, else a
  * backend that does nothing (NAT unavailable, reported by net_fw_name). */
 struct net_fw *net_fw_new(const struct mlog *log);
+/* The iptables backend running its commands through runner (tests: a recorder). */
+struct cmd_runner;
+struct net_fw *net_fw_new_iptables(const struct mlog *log, const struct cmd_runner *runner);
 const char *net_fw_name(const struct net_fw *fw);
 int net_fw_apply(struct net_fw *fw, const struct net_fw_net *nets, size_t n, struct merr *err) MUST_CHECK;
 int net_fw_clear(struct net_fw *fw, struct merr *err) MUST_CHECK;

@@ -2,6 +2,10 @@
 #ifndef MACHINE_ENGINE_NETWORK_SERVICE_PRIV_H
 #define MACHINE_ENGINE_NETWORK_SERVICE_PRIV_H
 
+#ifndef MACHINE_NETWORK_PRIV
+#error "service-priv.h is internal to engine/network/ and its tests (they define MACHINE_NETWORK_PRIV)"
+#endif
+
 #include <pthread.h>
 
 #include "network-priv.h"

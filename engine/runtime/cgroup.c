@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define RT_READ_ALL_MAX (8u << 20)
 
 int rt_read_all(const char *path, char **out, struct merr *err)
@@ -302,13 +304,6 @@ bool rt_cgroup_exists(const struct rt_cgroup *cg)
     return false;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* SIGKILLs every pid listed in dir/cgroup.procs; returns how many were listed. */
 static int kill_listed(const char *dir)
 {
@@ -348,7 +343,7 @@ int rt_cgroup_destroy(struct rt_cgroup *cg, struct merr *err)
             listed += kill_listed(cg->dirs[i]);
         if (listed == 0)
             break;
-        sleep_ms(10);
+        clock_sleep_ms(10);
     }
     int rc = 0;
     for (size_t i = cg->n_dirs; i-- > 0;) {
@@ -361,7 +356,7 @@ int rt_cgroup_destroy(struct rt_cgroup *cg, struct merr *err)
                 rc = merr_set(err, MERR_BUSY, errno, "cannot remove cgroup '%s'", cg->dirs[i]);
                 break;
             }
-            sleep_ms(10);
+            clock_sleep_ms(10);
         }
     }
     return rc;

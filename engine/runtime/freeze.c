@@ -6,14 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#define FREEZE_POLLS 1000 /* x 10 ms */
+#include "clock.h"
 
-static void sleep_10ms(void)
-{
-    struct timespec ts = { 0, 10 * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
+#define FREEZE_POLLS 1000 /* x 10 ms */
 
 /* v1: write the state, then read it back until the kernel is done (FREEZING is transient). */
 static int freeze_v1(const char *dir, bool freeze, struct merr *err)
@@ -27,7 +22,7 @@ static int freeze_v1(const char *dir, bool freeze, struct merr *err)
             return -1;
         if (strncmp(buf, want, strlen(want)) == 0)
             return 0;
-        sleep_10ms();
+        clock_sleep_ms(10);
     }
     return merr_set(err, MERR_TIMEOUT, 0, "cgroup '%s' did not become %s", dir, want);
 }
@@ -46,7 +41,7 @@ static int freeze_v2(const char *dir, bool freeze, struct merr *err)
             return 0; /* a kernel without the key: trust the write */
         if ((frozen != 0) == freeze)
             return 0;
-        sleep_10ms();
+        clock_sleep_ms(10);
     }
     return merr_set(err, MERR_TIMEOUT, 0, "cgroup '%s' did not %s", dir,
                     freeze ? "freeze" : "thaw");

@@ -3,6 +3,10 @@
 #ifndef MACHINE_ENGINE_RUNTIME_PRIV_H
 #define MACHINE_ENGINE_RUNTIME_PRIV_H
 
+#ifndef MACHINE_RUNTIME_PRIV
+#error "runtime-priv.h is internal to engine/runtime/ and its tests (they define MACHINE_RUNTIME_PRIV)"
+#endif
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/api.h"
 #include "error.h"
 #include "events/events.h"
+#include "filters/args.h"
 #include "filters/filters.h"
 #include "fsutil.h"
 #include "log.h"

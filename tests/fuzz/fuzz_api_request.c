@@ -4,6 +4,7 @@
  * bodies, keep-alive and pipelining, the connection limits and deadlines). The server runs on its
  * own thread with a Unix listener, started once; each input is one connection, half-closed after
  * the input so the server answers and closes. */
+#define MACHINE_API_PRIV
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>

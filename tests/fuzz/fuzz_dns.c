@@ -1,6 +1,7 @@
 /* Fuzz target for the embedded DNS server's parsers (security case 30): the bytes of a query
  * as a container sends them (parsed, answered, the answer read back by glibc), and the same
  * bytes as the host's resolv.conf. */
+#define MACHINE_NETWORK_PRIV
 #include <arpa/nameser.h>
 #include <resolv.h>
 #include <stddef.h>

@@ -2,6 +2,7 @@
  * a cgroup2 directory carrying the program may open the devices its rules allow and no other.
  * Works on v2 and hybrid hosts (the program runs for the cgroup2 cgroup even where v1
  * controllers are mounted); needs root and a cgroup2 mount; skips otherwise. */
+#define MACHINE_RUNTIME_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

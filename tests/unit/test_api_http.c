@@ -1,5 +1,6 @@
 /* Pure HTTP helpers of the API layer: URL/query decoding, filters, response
  * heads, chunked encoding, error bodies, status mapping, stdcopy framing. */
+#define MACHINE_API_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

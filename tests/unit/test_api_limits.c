@@ -2,6 +2,7 @@
  * a full server still serves a new client by closing the oldest waiting connection, never a
  * busy one; a connection without a request, a request head that never ends and an idle
  * keep-alive connection are each closed after their deadline. */
+#define MACHINE_API_PRIV
 #include "test_helpers.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+#define MACHINE_API_PRIV
 /* The query-parameter table: every route the engine serves declares its parameters, every
  * parameter moby's swagger gives those routes (tests/unit/data/swagger-query-params.txt) is
  * declared, docs/engine-api.md lists exactly the declarations, and the router's check refuses

@@ -1,4 +1,5 @@
 /* Route matching and API version negotiation. */
+#define MACHINE_API_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

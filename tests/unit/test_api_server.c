@@ -2,6 +2,7 @@
  * directory: socket mode, keep-alive and pipelining, body cap, errors,
  * routing with variables, chunked worker streams, hijacking with
  * half-close, and shutdown of a long-running stream. */
+#define MACHINE_API_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

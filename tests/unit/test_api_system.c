@@ -1,4 +1,5 @@
 /* /version and /info bodies, built from fixed host facts. */
+#define MACHINE_API_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

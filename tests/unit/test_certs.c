@@ -1,6 +1,7 @@
 /* Unit tests of core/certs: store bootstrap (modes, idempotence, corruption,
  * concurrent first runs), issued certificate contents, SAN and chain checks, and
  * a mutual-TLS handshake in memory with the issued certificates. */
+#define MACHINE_CERTS_PRIV
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

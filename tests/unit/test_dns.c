@@ -3,6 +3,7 @@
  * loopback UDP sockets: local names answered, others forwarded to an upstream (a socket this
  * test plays), the next upstream after one that refuses, the same over TCP, SERVFAIL without upstreams, FORMERR,
  * nothing after the owner is removed. */
+#define MACHINE_NETWORK_PRIV
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netinet/in.h>

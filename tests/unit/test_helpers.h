@@ -31,4 +31,21 @@ static inline void test_tmpdir_remove(char *dir)
     free(dir);
 }
 
+#ifdef MACHINE_TEST_DIR
+/* Compares actual with tests/unit/golden/NAME; MACHINE_UPDATE_GOLDEN=1 rewrites the file. */
+static inline void test_assert_golden(const char *name, const char *actual)
+{
+    auto_free char *path = xasprintf("%s/unit/golden/%s", MACHINE_TEST_DIR, name);
+    auto_free char *want = NULL;
+    size_t len = 0;
+    struct merr err = MERR_INIT;
+    if (getenv("MACHINE_UPDATE_GOLDEN") != NULL) {
+        assert_int_equal(fs_write_atomic(path, actual, strlen(actual), 0644, &err), 0);
+        return;
+    }
+    assert_int_equal(fs_read_file(path, 1 << 20, &want, &len, &err), 0);
+    assert_string_equal(actual, want);
+}
+#endif
+
 #endif

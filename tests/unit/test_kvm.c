@@ -2,6 +2,7 @@
  * libvirt network XML parsing, state mapping and the config disk; and its verbs against libvirt's
  * test:///default driver (a process-wide fake hypervisor with a running domain "test" and a
  * network "default"). */
+#define MACHINE_KVM_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,19 +30,7 @@
 #error "MACHINE_TEST_DIR names tests/"
 #endif
 
-static void assert_golden(const char *name, const char *actual)
-{
-    auto_free char *path = xasprintf("%s/unit/golden/%s", MACHINE_TEST_DIR, name);
-    auto_free char *want = NULL;
-    size_t len = 0;
-    struct merr err = MERR_INIT;
-    if (getenv("MACHINE_UPDATE_GOLDEN") != NULL) {
-        assert_int_equal(fs_write_atomic(path, actual, strlen(actual), 0644, &err), 0);
-        return;
-    }
-    assert_int_equal(fs_read_file(path, 1 << 20, &want, &len, &err), 0);
-    assert_string_equal(actual, want);
-}
+#define assert_golden test_assert_golden
 
 static void test_domain_xml_golden(void **state)
 {

@@ -2,6 +2,7 @@
  * lower layers, the init-path skip rules, and the commit layer tar (whiteouts, opaque
  * directories, skipped mount targets, determinism). Whiteouts (mknod) and opaque directories
  * (trusted.* xattrs) need root; those tests skip otherwise. */
+#define MACHINE_LAYER_PRIV
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

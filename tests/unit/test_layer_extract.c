@@ -1,6 +1,7 @@
 /* engine/layer: hardened layer extraction (security cases 12-17) and
  * layer_tar_dir. Tar streams are built here with libarchive's writer. Tests that
  * need root (mknod, trusted.* xattrs, chown) skip with a reason otherwise. */
+#define MACHINE_LAYER_PRIV
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

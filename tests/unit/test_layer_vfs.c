@@ -1,3 +1,4 @@
+#define MACHINE_LAYER_PRIV
 /* engine/layer/vfs.c and naive.c: the vfs store's tree copy (hard links, symlinks, times),
  * a layer applied onto a chain directory (whiteout markers, opaque directories, replaced
  * types), dockerd's naive diff of a copy against its original, the tar of a change list, and

@@ -1,6 +1,7 @@
 /* The network module's pure parts: addresses and IPAM, port specs as the docker CLI sends them,
  * the JSON the CLI reads back (docker port, ps), /etc/hosts and resolv.conf texts, and the NAT
  * rule texts of both firewall backends. */
+#define MACHINE_NETWORK_PRIV
 #include "test_helpers.h"
 
 #include <stdint.h>

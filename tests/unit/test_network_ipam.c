@@ -1,3 +1,4 @@
+#define MACHINE_NETWORK_PRIV
 /* The network module's address parsers beyond plain IPv4: IPRange allocation, IPv6 addresses,
  * subnets and allocation, the IPAM of a network create request, and a container's endpoint
  * settings (IPAMConfig, MAC address, links), with the bodies docker-py and the docker CLI send. */

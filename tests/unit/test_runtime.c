@@ -1,5 +1,6 @@
 /* Unit tests of engine/runtime's pure parts: parsers over captured samples,
  * status decoding, cgroup arithmetic, capability names, seccomp profile. */
+#define MACHINE_RUNTIME_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

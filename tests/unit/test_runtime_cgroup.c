@@ -2,6 +2,7 @@
  * built from captured mountinfo samples (rt_runtime_init_from), and the
  * managers write into a fake cgroup tree of plain files in a temp dir, whose
  * contents are then checked. */
+#define MACHINE_RUNTIME_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,7 @@
 /* What the engine mounts where no cgroup filesystem is mounted: the plan from captured
  * /proc/filesystems and /proc/cgroups of a v1 host (this test machine), a cgroup2-only host,
  * a v1 host with co-mounted controllers, and a kernel with no cgroups at all. */
+#define MACHINE_RUNTIME_PRIV
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,6 @@
 /* Runtime extras that need no root: docker seccomp profiles compiled with libseccomp, and the
  * devices cgroup rules a spec adds. */
+#define MACHINE_RUNTIME_PRIV
 #include "test_helpers.h"
 
 #include <linux/bpf.h>

@@ -1,9 +1,12 @@
 /* A growable byte buffer with a hard size cap (after curl's dynbuf). */
-#include "api-priv.h"
+#include "buf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "error.h"
 
 static int abuf_reserve(struct abuf *b, size_t extra, struct merr *err)
 {
