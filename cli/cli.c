@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "curl_linked.h"
 #include "engine.h"
 
 #include <errno.h>
@@ -191,6 +192,8 @@ int cli_main(int argc, char **argv)
             .provisioner = &provision_engine_provisioner,
         },
     };
+    curl_api_linked(&cli.curl);
+    cli.ctx.curl = &cli.curl;
     struct merr err = MERR_INIT;
 
     /* Global options come before the command name; those taking a value take it as the next

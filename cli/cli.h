@@ -8,6 +8,7 @@
 #include "args.h"
 #include "cleanup.h"
 #include "context.h"
+#include "curlapi.h"
 
 struct merr;
 struct machine;
@@ -20,6 +21,7 @@ struct cli {
     const char *prog;
     char *storage_path; /* from -s/--storage-path, env or default */
     bool store_open;
+    struct curl_api curl; /* the linked libcurl, lent to drivers through ctx.curl */
 };
 
 enum cli_cmd_flags {

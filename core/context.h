@@ -11,6 +11,8 @@ struct driver;
 struct machine;
 struct machine_ctx;
 struct merr;
+struct cmd_runner;
+struct curl_api;
 
 typedef void (*progress_fn)(void *opaque, const char *step);
 
@@ -52,6 +54,8 @@ struct machine_ctx {
     progress_fn progress;                /* one line per lifecycle step, or NULL */
     void *progress_opaque;
     const struct machine_ssh_ops *ssh;             /* NULL: core's SSH client */
+    const struct cmd_runner *command;              /* NULL: the real fork/exec */
+    const struct curl_api *curl;                   /* libcurl for drivers' API clients */
     const struct machine_provisioner *provisioner; /* NULL: register only */
 };
 

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "http.h"
 #include "error.h"
 #include "fsutil.h"
 
@@ -81,17 +83,10 @@ char *driver_get_url(const struct driver *d, const struct driver_ctx *ctx, const
     return xasprintf("tcp://%s:%d", ip, port);
 }
 
-static long long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 int driver_wait_until(const struct driver_ctx *ctx, int limit_ms, const char *what,
                       driver_poll_fn poll, void *opaque, struct merr *err)
 {
-    long long start = monotonic_ms();
+    long long start = clock_now_ms();
     long long end = limit_ms > 0 ? start + limit_ms : 0;
     if (ctx != NULL && ctx->deadline_ms > 0 && (end == 0 || ctx->deadline_ms < end))
         end = ctx->deadline_ms;
@@ -100,7 +95,7 @@ int driver_wait_until(const struct driver_ctx *ctx, int limit_ms, const char *wh
         int rc = poll(opaque, err);
         if (rc != 0)
             return rc < 0 ? -1 : 0;
-        long long now = monotonic_ms();
+        long long now = clock_now_ms();
         if (end == 0) /* unbounded waits are a bug: one minute at most */
             end = start + 60000;
         if (now >= end)
@@ -231,4 +226,26 @@ int driver_apply_flags(const struct driver *d, struct machine *m, driver_flag_lo
             return -1;
     }
     return driver_check_flags(d, m, err);
+}
+
+struct http_client *driver_http_client(const struct driver_ctx *ctx,
+                                       const struct http_client_opts *opts, struct merr *err)
+{
+    if (ctx->curl == NULL) {
+        merr_set(err, MERR_INTERNAL, 0, "the driver context has no HTTP support");
+        return NULL;
+    }
+    struct http_client_opts o = opts != NULL ? *opts : (struct http_client_opts){ 0 };
+    o.curl = ctx->curl;
+    if (o.log == NULL)
+        o.log = ctx->log;
+    return http_client_new(&o, err);
+}
+
+long driver_http_deadline(const struct driver_ctx *ctx)
+{
+    if (ctx->deadline_ms <= 0)
+        return 0;
+    long long left = ctx->deadline_ms - clock_now_ms();
+    return left > 1 ? (long)left : 1;
 }

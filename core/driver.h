@@ -10,6 +10,10 @@
 #include "machine.h"
 
 struct merr;
+struct cmd_runner;
+struct curl_api;
+struct http_client;
+struct http_client_opts;
 struct mlog;
 struct store;
 
@@ -46,13 +50,21 @@ struct driver_ctx {
     int (*ssh_run)(const struct driver_ctx *ctx, const struct machine *m, const char *cmd,
                    struct merr *err);
     const void *owner; /* the struct machine_ctx behind ssh_run */
-    /* ---- MERGE: wired when util/command.{c,h} and util/http.{c,h} land (other branches) ----
-     * command: the command runner (argv, capture, dry-run seam for golden argv tests);
-     * http: the HTTP client (JSON, retries, deadline). Both NULL until then; lifecycle_driver_ctx
-     * is the one place that fills them. */
-    const void *command;
-    const void *http;
+    /* Programs a driver runs (VBoxManage, qemu, ...) go through this runner (util/command.h):
+     * NULL is the real fork/exec; unit tests give a recorder and compare the argv sequence with
+     * a golden file. */
+    const struct cmd_runner *command;
+    /* libcurl for the driver's API clients, made with driver_http_client. */
+    const struct curl_api *curl;
 };
+
+/* An HTTP client (util/http.h) for a driver's API: opts (NULL: the defaults) with the context's
+ * libcurl and log filled in. Requests should carry driver_http_deadline(ctx) as deadline_ms. */
+struct http_client *driver_http_client(const struct driver_ctx *ctx,
+                                       const struct http_client_opts *opts,
+                                       struct merr *err) MUST_CHECK;
+/* What is left of the operation's deadline for one request, in ms (0: none). */
+long driver_http_deadline(const struct driver_ctx *ctx);
 
 /* Polls until poll() says done (returns 1) or fails (< 0), bounded by limit_ms from now (0: no
  * limit of its own) and by ctx->deadline_ms, whichever comes first; then MERR_TIMEOUT

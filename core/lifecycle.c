@@ -11,6 +11,7 @@
 #include "certs.h"
 #include "context.h"
 #include "driver.h"
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
@@ -66,24 +67,18 @@ static int driver_ssh_run(const struct driver_ctx *dctx, const struct machine *m
     return 0;
 }
 
-static long long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 void lifecycle_driver_ctx(const struct machine_ctx *ctx, struct driver_ctx *out)
 {
     memset(out, 0, sizeof *out);
     out->log = &ctx->log;
     out->store = &ctx->store;
     out->timeout_ms = ctx->state_timeout_ms;
-    out->deadline_ms = ctx->op_timeout_ms > 0 ? monotonic_ms() + ctx->op_timeout_ms : 0;
+    out->deadline_ms = ctx->op_timeout_ms > 0 ? clock_now_ms() + ctx->op_timeout_ms : 0;
     out->stop_grace_ms = ctx->stop_grace_ms;
     out->ssh_run = driver_ssh_run;
     out->owner = ctx;
-    /* MERGE: out->command and out->http are set here once util/command and util/http exist. */
+    out->command = ctx->command;
+    out->curl = ctx->curl;
 }
 
 const struct driver *lifecycle_driver(const struct machine_ctx *ctx, const struct machine *m,

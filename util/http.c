@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "curlapi.h"
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 
@@ -357,13 +358,6 @@ static uint64_t next_random(struct http_client *c)
         y ^= y << 17;
     } while (!atomic_compare_exchange_weak(&c->rng, &x, y));
     return y;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- one attempt ---- */
@@ -711,7 +705,7 @@ static int backoff(struct http_client *c, unsigned id, unsigned attempt,
         if (ra * 1000 > delay)
             delay = ra * 1000;
     }
-    if (deadline > 0 && now_ms() + delay >= deadline)
+    if (deadline > 0 && (long)clock_now_ms() + delay >= deadline)
         return merr_set(err, MERR_TIMEOUT, 0, "no time left to retry within the deadline");
     mlog_debug(c->o.log, "http[%u] retry %u in %ld ms", id, attempt, delay);
     struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
@@ -770,11 +764,11 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
         a.up_len = rq->body_len;
     }
     unsigned id = atomic_fetch_add(&c->next_id, 1) + 1;
-    long deadline = rq->deadline_ms > 0 ? now_ms() + rq->deadline_ms : 0;
+    long deadline = rq->deadline_ms > 0 ? (long)clock_now_ms() + rq->deadline_ms : 0;
     char errbuf[CURL_ERROR_SIZE];
     for (unsigned attempt = 1;; attempt++) {
         long left = 0;
-        if (deadline > 0 && (left = deadline - now_ms()) <= 0)
+        if (deadline > 0 && (left = deadline - (long)clock_now_ms()) <= 0)
             return merr_set(err, MERR_TIMEOUT, 0, "'%s' did not answer within %ld ms", rq->url,
                             rq->deadline_ms);
         if (attempt > 1 && rewind_body(rq, &a, err) < 0)

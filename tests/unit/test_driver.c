@@ -5,7 +5,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "command.h"
+#include "context.h"
+#include "curl_linked.h"
+#include "curlapi.h"
 #include "driver.h"
+#include "http.h"
+#include "lifecycle.h"
 #include "machine.h"
 #include "registry.h"
 
@@ -286,13 +293,52 @@ static void test_wait_until(void **state)
     assert_non_null(strstr(err.msg, "the thing"));
 }
 
+/* The toolkit a driver gets: the context's command runner and libcurl, an HTTP client made with
+ * them, and requests bounded by what is left of the operation's deadline. */
+static int record_run(void *opaque, const struct cmd_spec *spec, struct cmd_result *res,
+                      struct merr *err)
+{
+    (*(int *)opaque)++;
+    return 0;
+}
+
+static void test_toolkit(void **state)
+{
+    int runs = 0;
+    struct cmd_runner recorder = { record_run, &runs };
+    struct curl_api curl;
+    curl_api_linked(&curl);
+    struct machine_ctx mctx = { .drivers = machine_drivers(), .op_timeout_ms = 60000,
+                                .command = &recorder, .curl = &curl };
+    struct driver_ctx dctx;
+    lifecycle_driver_ctx(&mctx, &dctx);
+    assert_ptr_equal(dctx.command, &recorder);
+    assert_ptr_equal(dctx.curl, &curl);
+    char *argv[] = { "VBoxManage", "list", "vms", NULL };
+    struct cmd_spec spec = { .argv = argv };
+    struct cmd_result res = { 0 };
+    struct merr err = MERR_INIT;
+    assert_int_equal(cmd_run(dctx.command, &spec, &res, &err), 0);
+    cmd_result_release(&res);
+    assert_int_equal(runs, 1); /* the recorder ran, not VBoxManage */
+    long left = driver_http_deadline(&dctx);
+    assert_true(left > 50000 && left <= 60000);
+    struct http_client *c = driver_http_client(&dctx, NULL, &err);
+    assert_non_null(c);
+    http_client_free(c);
+    dctx.curl = NULL;
+    assert_null(driver_http_client(&dctx, NULL, &err));
+    dctx.deadline_ms = 0;
+    assert_int_equal(driver_http_deadline(&dctx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),          cmocka_unit_test(test_unsupported_ops),
         cmocka_unit_test(test_apply_flags),       cmocka_unit_test(test_generic_precreate),
         cmocka_unit_test(test_none_driver),       cmocka_unit_test(test_flag_bounds),
-        cmocka_unit_test(test_wait_until),
+        cmocka_unit_test(test_wait_until),        cmocka_unit_test(test_toolkit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
