@@ -156,6 +156,8 @@ static int commit(struct api_request *req, void *data, struct merr *err)
             .created_by = created_by,
             .record_parent = true,
             .tag = tag,
+            .container_id = src.id,
+            .container_config = src.config,
         };
         rc = image_commit(s->images, &spec, &id, err);
     }

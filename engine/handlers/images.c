@@ -24,7 +24,7 @@ static int inspect(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
     const char *name = api_request_var(req, "name");
-    char *text = image_inspect_json(s->images, name, err);
+    char *text = image_inspect_json_api(s->images, name, !api_request_version_ge(req, 1, 45), err);
     if (text == NULL && err->code == MERR_NOT_FOUND)
         merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", name);
     return reply_text_json(req, text, err);

@@ -226,6 +226,10 @@ static json_t *build_config(const json_t *parent_cfg, const struct image_commit_
     set_or_drop(cfg, "comment", spec->comment);
     json_object_del(cfg, "container");
     json_object_del(cfg, "container_config");
+    if (spec->container_id != NULL && spec->container_config != NULL) {
+        json_object_set_new(cfg, "container", json_string(spec->container_id));
+        json_object_set(cfg, "container_config", spec->container_config);
+    }
     json_object_del(cfg, "id");
     set_or_drop(cfg, "parent", spec->record_parent ? spec->parent_id : NULL);
     json_object_set(cfg, "config", spec->config != NULL ? spec->config : json_object());

@@ -109,6 +109,9 @@ MUST_CHECK char *image_list_json(struct image_store *s, struct merr *err);
 /* GET /images/{name}/json: {Id, RepoTags, RepoDigests, Parent, Comment, Created,
  * Author, Config, Architecture, Variant, Os, Size, VirtualSize, RootFS, Metadata}. */
 MUST_CHECK char *image_inspect_json(struct image_store *s, const char *name, struct merr *err);
+/* With legacy (API < 1.45) also Container and ContainerConfig (what a commit was made from). */
+MUST_CHECK char *image_inspect_json_api(struct image_store *s, const char *name, bool legacy,
+                                        struct merr *err);
 
 /* The raw image config JSON (Env, Cmd, Entrypoint, WorkingDir, User are under "config"). */
 MUST_CHECK char *image_config_json(struct image_store *s, const char *image_id, struct merr *err);
@@ -189,6 +192,8 @@ struct image_commit_spec {
     bool drop_empty_layer;   /* a layer without entries is left out (docker commit does) */
     struct json_t *config;   /* the new image's "config" object (borrowed; NULL: {}) */
     const char *author, *comment, *created_by; /* history and config fields (NULL: none) */
+    const char *container_id;       /* commit: the container, recorded as "container" and */
+    struct json_t *container_config; /* "container_config" (borrowed; NULL: not recorded) */
     bool record_parent;      /* "parent" in the config: commit and build do, import does not */
     const char *tag;         /* "repo:tag" to set, or NULL */
 };

@@ -193,7 +193,8 @@ static const char *str_or_empty(json_t *v)
     return s != NULL ? s : "";
 }
 
-static json_t *inspect_locked(struct image_store *s, const char *name, struct merr *err)
+static json_t *inspect_locked(struct image_store *s, const char *name, bool legacy,
+                              struct merr *err)
 {
     auto_json json_t *tags = store_tags_load(s, err);
     auto_free char *id = tags != NULL ? resolve(s, tags, name, NULL, err) : NULL;
@@ -222,6 +223,13 @@ static json_t *inspect_locked(struct image_store *s, const char *name, struct me
         "Data", "RootFS", "Type", "layers", "Layers", layers, "Metadata", "LastTagTime",
         "0001-01-01T00:00:00Z");
 #undef CFG_STR
+    if (out != NULL && legacy) {
+        /* API < 1.45: the container a commit was made from, as dockerd recorded it */
+        json_t *cc = json_object_get(cfg, "container_config");
+        json_object_set_new(out, "Container",
+                            json_string(str_or_empty(json_object_get(cfg, "container"))));
+        json_object_set(out, "ContainerConfig", json_is_object(cc) ? cc : json_object_get(cfg, "config"));
+    }
     const char *variant = json_string_value(json_object_get(cfg, "variant"));
     if (out != NULL && variant != NULL && variant[0] != '\0')
         json_object_set_new(out, "Variant", json_string(variant));
@@ -232,8 +240,14 @@ static json_t *inspect_locked(struct image_store *s, const char *name, struct me
 
 char *image_inspect_json(struct image_store *s, const char *name, struct merr *err)
 {
+    return image_inspect_json_api(s, name, false, err);
+}
+
+char *image_inspect_json_api(struct image_store *s, const char *name, bool legacy,
+                             struct merr *err)
+{
     pthread_mutex_lock(&s->lock);
-    json_t *out = inspect_locked(s, name, err);
+    json_t *out = inspect_locked(s, name, legacy, err);
     pthread_mutex_unlock(&s->lock);
     if (out == NULL)
         return NULL;

@@ -6,40 +6,10 @@
 # service's image from a `build:` section and `up -d` runs it with the built content.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# own network and mount namespaces: docker-compose makes a bridge network for its project
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (namespaces, cgroups)"; exit 77; }
-if [ -z "${MACHINE_BACCEPT_INNER:-}" ]; then
-    exec env MACHINE_BACCEPT_INNER=1 unshare --net --mount --propagation private bash "$0" "$@"
-fi
-ip link set lo up
-source "$here/lib/assert.sh"
-source "$here/lib/registry.sh"
-source "$here/lib/images.sh"
-source "$here/lib/engine.sh"
-
-DOCKER=/usr/local/bin/docker
-T=$(mktemp -d /tmp/machine-baccept-XXXXXX)
-cleanup() {
-    local rc=$?
-    [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null || true
-    [ -z "${engine_pid:-}" ] || "$DOCKER" rm -f $("$DOCKER" ps -aq) >/dev/null 2>&1 || true
-    engine_stop
-    engine_leftovers_clean "$T/e/root" "$T/exec" 2>/dev/null || true
-    registry_stop "$T/registry" 2>/dev/null || true
-    { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-step() { printf '\n--- %s\n' "$*" >&2; }
-
-registry_start "$T/registry"
-images_build
-images_push "$REGISTRY_ADDR"
-BASE=$REGISTRY_ADDR/test/img:v1
-ENGINE_ARGS=(--exec-root "$T/exec")
-engine_start "$T/e"
-export DOCKER_HOST=unix://$T/e/engine.sock
-d() { "$DOCKER" "$@"; }
+source "$here/lib/enginetest.sh"
+enginetest_netns baccept "$@"
+enginetest_setup baccept
+enginetest_engine
 d pull -q "$BASE" >/dev/null
 
 # The compile stage's base image: the host's gcc 12 toolchain (driver, cc1, as, ld, libc.a,

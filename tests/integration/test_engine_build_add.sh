@@ -6,36 +6,13 @@
 # host; POST /build?remote= takes a tarball URL (or a Dockerfile) as the context, git refused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/lib/assert.sh"
-source "$here/lib/registry.sh"
-source "$here/lib/images.sh"
-source "$here/lib/engine.sh"
-
-DOCKER=/usr/local/bin/docker
-T=$(mktemp -d /tmp/machine-badd-XXXXXX)
+source "$here/lib/enginetest.sh"
 ENGINE_ARGS=(--bridge none)
 http_pid=
-cleanup() {
-    local rc=$?
-    [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null || true
-    [ -z "${engine_pid:-}" ] || "$DOCKER" rm -f $("$DOCKER" ps -aq) >/dev/null 2>&1 || true
-    engine_stop
-    [ -z "$http_pid" ] || { kill "$http_pid" 2>/dev/null; wait "$http_pid" 2>/dev/null; } || true
-    engine_leftovers_clean "$T/e/root" "$T/e/exec" 2>/dev/null || true
-    registry_stop "$T/registry" 2>/dev/null || true
-    { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-step() { printf '\n--- %s\n' "$*" >&2; }
-
-registry_start "$T/registry"
-images_build
-images_push "$REGISTRY_ADDR"
-BASE=$REGISTRY_ADDR/test/img:v1
-engine_start "$T/e"
-export DOCKER_HOST=unix://$T/e/engine.sock DOCKER_BUILDKIT=0
-d() { "$DOCKER" "$@"; }
+enginetest_setup badd
+enginetest_on_exit '[ -z "$http_pid" ] || { kill "$http_pid" 2>/dev/null; wait "$http_pid" 2>/dev/null; }'
+enginetest_engine
+export DOCKER_BUILDKIT=0
 api() { curl -sS --max-time 120 --unix-socket "$T/e/engine.sock" "$@"; }
 d pull -q "$BASE" >/dev/null
 

@@ -8,42 +8,11 @@
 # named .wh.* and a hostile context tar; docker commit --pause freezing the container.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# its own network and mount namespaces: RUN steps on the engine's default bridge (--add-host
-# needs the /etc/hosts a network gives), which exists only here
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (namespaces, cgroups)"; exit 77; }
-if [ -z "${MACHINE_BCACHE_INNER:-}" ]; then
-    exec env MACHINE_BCACHE_INNER=1 unshare --net --mount --propagation private bash "$0" "$@"
-fi
-ip link set lo up
-source "$here/lib/assert.sh"
-source "$here/lib/registry.sh"
-source "$here/lib/images.sh"
-source "$here/lib/engine.sh"
-
-DOCKER=/usr/local/bin/docker
-T=$(mktemp -d /tmp/machine-bcache-XXXXXX)
-ENGINE_ARGS=()
-cleanup() {
-    local rc=$?
-    [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null || true
-    [ -z "${engine_pid:-}" ] || "$DOCKER" rm -f $("$DOCKER" ps -aq) >/dev/null 2>&1 || true
-    engine_stop
-    engine_leftovers_clean "$T/e/root" "$T/e/exec" 2>/dev/null || true
-    registry_stop "$T/registry" 2>/dev/null || true
-    { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-step() { printf '\n--- %s\n' "$*" >&2; }
-
-registry_start "$T/registry"
-images_build
-images_push "$REGISTRY_ADDR"
-BASE=$REGISTRY_ADDR/test/img:v1
-ENGINE_ARGS=(--exec-root "$T/exec")
-engine_start "$T/e"
-export DOCKER_HOST=unix://$T/e/engine.sock DOCKER_BUILDKIT=0
-d() { "$DOCKER" "$@"; }
+source "$here/lib/enginetest.sh"
+enginetest_netns bcache "$@"
+enginetest_setup bcache
+enginetest_engine
+export DOCKER_BUILDKIT=0
 api() { curl -sS --max-time 60 --unix-socket "$T/e/engine.sock" "$@"; }
 d pull -q "$BASE" >/dev/null
 cache_count() { api http://x/v1.45/system/df | jq '.BuildCache | length'; }

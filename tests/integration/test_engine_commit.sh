@@ -78,6 +78,14 @@ opq-gone" "the committed image has the container's changes and the config change
 assert_eq "$(d run --rm test/committed:v1 id -u)" "65534" "USER from --change"
 assert_eq "$(d image inspect -f '{{.Parent}} {{.Author}} {{.Comment}} {{index .Config.Labels "made"}} {{.Config.StopSignal}}' test/committed:v1)" \
     "$parent_id Tester <t@example.com> added new.txt commit SIGINT" "parent, author, comment, label, stop signal"
+# API < 1.45 (docker-py 5's 1.41): the container the image was committed from, as dockerd says
+full_cid=$(d inspect -f '{{.Id}}' "$cid")
+old_api=$(curl -s --max-time 30 --unix-socket "$T/e/engine.sock" http://x/v1.41/images/test/committed:v1/json)
+assert_eq "$(jq -r .Container <<<"$old_api")" "$full_cid" "API 1.41: Container is the committed container"
+assert_eq "$(jq -r '.ContainerConfig.Cmd | length' <<<"$old_api")" "2" "API 1.41: ContainerConfig is its config"
+new_api=$(curl -s --max-time 30 --unix-socket "$T/e/engine.sock" http://x/v1.45/images/test/committed:v1/json)
+assert_eq "$(jq -r 'has("Container") or has("ContainerConfig")' <<<"$new_api")" "false" \
+    "API 1.45: neither field, as moby dropped them"
 assert_eq "$(d image inspect -f '{{json .Config.ExposedPorts}} {{json .Config.Volumes}}' test/committed:v1)" \
     '{"8080/tcp":{}} {"/vol":{}}' "EXPOSE and VOLUME from --change"
 n_parent=$(d image inspect -f '{{len .RootFS.Layers}}' "$IMG")

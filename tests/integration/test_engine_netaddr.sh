@@ -10,40 +10,11 @@
 # dockerd words (host/null driver, ingress), and network prune filters.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (namespaces, bridges)"; exit 77; }
+source "$here/lib/enginetest.sh"
 [ -d /proc/sys/net/ipv6 ] || { echo "skip: the kernel has no IPv6"; exit 77; }
-# The engine builds bridges and NAT rules: run in a network and mount namespace of our own.
-if [ -z "${MACHINE_NETADDR_INNER:-}" ]; then
-    exec env MACHINE_NETADDR_INNER=1 unshare --net --mount --propagation private bash "$0" "$@"
-fi
-ip link set lo up
-source "$here/lib/assert.sh"
-source "$here/lib/registry.sh"
-source "$here/lib/images.sh"
-source "$here/lib/engine.sh"
-
-DOCKER=/usr/local/bin/docker
-T=$(mktemp -d /tmp/machine-netaddr-XXXXXX)
-ENGINE_ARGS=(--exec-root "$T/e/exec") # its own: other engines clean up a shared one
-cleanup() {
-    local rc=$?
-    [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null || true
-    engine_stop
-    engine_leftovers_clean "$T/e/root" "$T/e/exec" 2>/dev/null || true
-    registry_cleanup 2>/dev/null || true
-    { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
-    [ -z "${KEEP:-}" ] && rm -rf "$T"
-}
-trap cleanup EXIT
-step() { printf '\n--- %s\n' "$*" >&2; }
-
-registry_start "$T/registry"
-images_build
-images_push "$REGISTRY_ADDR"
-IMG=$REGISTRY_ADDR/test/img:v1
-engine_start "$T/e"
-export DOCKER_HOST=unix://$T/e/engine.sock
-d() { "$DOCKER" "$@"; }
+enginetest_netns netaddr "$@"
+enginetest_setup netaddr
+enginetest_engine
 d pull -q "$IMG" >/dev/null
 run() { d run --rm "$@"; }
 # fails MESSAGE CMD...: CMD exits non-zero and prints MESSAGE

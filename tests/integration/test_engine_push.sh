@@ -7,33 +7,10 @@
 # upload) pushed, removed and run again from the registry; no secret in the engine's debug log.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/lib/assert.sh"
-source "$here/lib/registry.sh"
-source "$here/lib/images.sh"
-source "$here/lib/engine.sh"
-
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (the engine runs containers)"; exit 77; }
-DOCKER=/usr/local/bin/docker
-T=$(mktemp -d /tmp/machine-push-XXXXXX)
+source "$here/lib/enginetest.sh"
 ENGINE_ARGS=(--bridge none --max-concurrent-uploads=2)
-cleanup() {
-    local rc=$?
-    [ "$rc" = 0 ] || tail -n 40 "$T"/e/engine.log >&2 2>/dev/null || true
-    [ -z "${engine_pid:-}" ] || "$DOCKER" rm -f $("$DOCKER" ps -aq) >/dev/null 2>&1 || true
-    engine_stop
-    engine_leftovers_clean "$T/e/root" "$T/e/exec" 2>/dev/null || true
-    registry_stop "$T/registry" 2>/dev/null || true
-    registry_stop "$T/authreg" 2>/dev/null || true
-    { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-step() { printf '\n--- %s\n' "$*" >&2; }
-
-registry_start "$T/registry"
-images_build
-images_push "$REGISTRY_ADDR"
-BASE=$REGISTRY_ADDR/test/img:v1
+enginetest_setup push
+enginetest_on_exit 'registry_stop "$T/authreg"; registry_stop "$T/registry"'
 BASE_V2S2=$REGISTRY_ADDR/test/img-v2s2:v1
 src_digest=$(skopeo inspect --tls-verify=false "docker://$BASE" | jq -r .Digest)
 src_v2s2_digest=$(skopeo inspect --tls-verify=false "docker://$BASE_V2S2" | jq -r .Digest)
@@ -41,10 +18,9 @@ src_v2s2_digest=$(skopeo inspect --tls-verify=false "docker://$BASE_V2S2" | jq -
 python3 -c "import crypt; print('pusher:' + crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))" >"$T/htpasswd"
 REGISTRY_HTPASSWD=$T/htpasswd registry_start "$T/authreg"
 R=$REGISTRY_ADDR
-engine_start "$T/e"
+enginetest_engine
 mkdir -p "$T/dcfg"
-export DOCKER_HOST=unix://$T/e/engine.sock DOCKER_CONFIG=$T/dcfg DOCKER_BUILDKIT=0
-d() { "$DOCKER" "$@"; }
+export DOCKER_CONFIG=$T/dcfg DOCKER_BUILDKIT=0
 d pull -q "$BASE" >/dev/null
 
 step "docker login: a bad password is refused with dockerd's message"

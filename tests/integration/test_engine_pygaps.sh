@@ -5,39 +5,10 @@
 # removing a running container; LogConfig max-file alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-[ "$(id -u)" -eq 0 ] || { echo "skip: needs root (namespaces, cgroups, mounts)"; exit 77; }
-# The engine builds a bridge and NAT rules: run in a network and mount namespace of our own.
-if [ -z "${MACHINE_PYGAPS_INNER:-}" ]; then
-    exec env MACHINE_PYGAPS_INNER=1 unshare --net --mount --propagation private bash "$0" "$@"
-fi
-ip link set lo up
-source "$here/lib/assert.sh"
-source "$here/lib/registry.sh"
-source "$here/lib/images.sh"
-source "$here/lib/engine.sh"
-
-DOCKER=/usr/local/bin/docker
-T=$(mktemp -d /tmp/machine-pygaps-XXXXXX)
-ENGINE_ARGS=(--exec-root "$T/e/exec") # its own: other engines clean up a shared one
-cleanup() {
-    local rc=$?
-    [ "$rc" = 0 ] || tail -n 30 "$T"/e/engine.log >&2 2>/dev/null || true
-    engine_stop
-    engine_leftovers_clean "$T/e/root" "$T/e/exec" 2>/dev/null || true
-    registry_cleanup 2>/dev/null || true
-    { grep -o "$T[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; } 2>/dev/null || true
-    [ -z "${KEEP:-}" ] && rm -rf "$T"
-}
-trap cleanup EXIT
-step() { printf '\n--- %s\n' "$*" >&2; }
-
-registry_start "$T/registry"
-images_build
-images_push "$REGISTRY_ADDR"
-IMG=$REGISTRY_ADDR/test/img:v1
-engine_start "$T/e"
-export DOCKER_HOST=unix://$T/e/engine.sock
-d() { "$DOCKER" "$@"; }
+source "$here/lib/enginetest.sh"
+enginetest_netns pygaps "$@"
+enginetest_setup pygaps
+enginetest_engine
 # curl on the engine's socket: api METHOD PATH [curl args...]; prints the body, then the status.
 api() {
     local m=$1 p=$2
