@@ -107,7 +107,7 @@ d commit --pause=false cm params/cm:unpaused >/dev/null
 until=$(($(date +%s) + 1))
 cid=$(d inspect -f '{{.Id}}' cm) # the commit event names the container by ID only
 ev=$(d events --since "$since" --until "$until" --filter "container=$cid" --format '{{.Action}}' | tr '\n' ' ')
-assert_eq "$(grep -o 'pause\|unpause\|commit' <<<"${ev// /$'\n'}" | tr '\n' ' ')" "pause unpause commit commit " \
+assert_eq "$(grep -o 'pause\|unpause\|commit' <<<"${ev// /$'\n'}" | tr '\n' ' ')" "pause commit unpause commit " \
     "the first commit froze the container, the one with --pause=false did not"
 assert_eq "$(d inspect -f '{{.State.Running}} {{.State.Paused}}' cm)" "true false" "running and thawed after"
 d rm -f cm >/dev/null

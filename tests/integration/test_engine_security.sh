@@ -225,9 +225,9 @@ assert_eq "$(d exec cpbox sh -c 'test -e /stolen && echo there || echo absent')"
 
 step "docker exec -w /proc/self/fd/N fails with a clear error"
 out=$(d exec -w /proc/self/fd/3 cpbox true 2>&1) && fail "exec in /proc/self/fd/3 succeeded"
-assert_contains "$out" "working directory" "the error names the working directory: $out"
+assert_contains "$out" 'chdir to cwd ("/proc/self/fd/3")' "the error names the working directory (runc's words): $out"
 out=$(d exec -w /proc/self/fd/7 cpbox true 2>&1) && fail "exec in /proc/self/fd/7 succeeded"
-assert_contains "$out" "working directory" "also for an fd that is not open"
+assert_contains "$out" 'chdir to cwd ("/proc/self/fd/7")' "also for an fd that is not open"
 assert_eq "$(d exec -w /data cpbox pwd)" "/data" "a normal working directory still works"
 
 step "case 20: a container scanning /proc/*/exe while docker exec starts processes never sees the engine"
