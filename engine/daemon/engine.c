@@ -241,7 +241,7 @@ static int engine_services_new(struct engine *e, struct merr *err)
     e->images = image_store_open(image_root, e->log, err);
     if (e->images == NULL || image_store_use_driver(e->images, e->layers, err) < 0)
         return -1;
-    registry_config_init(&e->registry);
+    image_registry_config_init(&e->registry);
     e->registry.insecure_registries = (const char *const *)cfg->insecure_registries;
     e->registry.mirrors = (const char *const *)cfg->registry_mirrors;
     e->registry.log = e->log;

@@ -33,7 +33,7 @@ static int check_platform(struct engine_services *s, const char *want, const jso
     const char *image = json_string_value(json_object_get(body, "Image"));
     if (want == NULL || want[0] == '\0' || image == NULL)
         return 0;
-    if (platform_parse(want, &p, err) < 0)
+    if (image_platform_parse(want, &p, err) < 0)
         return -1;
     struct merr ignored = MERR_INIT;
     auto_free char *id = image_lookup(s->images, image, &ignored);
@@ -49,7 +49,7 @@ static int check_platform(struct engine_services *s, const char *want, const jso
     if (os != NULL && arch != NULL) {
         auto_free char *spec = xasprintf("%s/%s%s%s", os, arch, variant != NULL ? "/" : "",
                                          variant != NULL ? variant : "");
-        match = platform_parse(spec, &have, &ignored) == 0 && strcmp(have.os, p.os) == 0 &&
+        match = image_platform_parse(spec, &have, &ignored) == 0 && strcmp(have.os, p.os) == 0 &&
                 strcmp(have.arch, p.arch) == 0 &&
                 (p.variant[0] == '\0' || strcmp(have.variant, p.variant) == 0);
     }

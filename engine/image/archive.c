@@ -105,9 +105,9 @@ static int put_layer(struct saver *sv, json_t *layer, json_t *desc_out, struct m
 {
     const char *blob = json_string_value(json_object_get(layer, "blob"));
     const char *media = json_string_value(json_object_get(layer, "media_type"));
-    if (blob == NULL || !digest_is_valid(blob))
+    if (blob == NULL || !image_digest_is_valid(blob))
         return merr_set(err, MERR_CORRUPT, 0, "image record names no layer blob");
-    auto_free char *path = store_path(sv->s, "blobs/sha256/%s", digest_hex(blob));
+    auto_free char *path = store_path(sv->s, "blobs/sha256/%s", image_digest_hex(blob));
     auto_close int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0)
@@ -118,7 +118,7 @@ static int put_layer(struct saver *sv, json_t *layer, json_t *desc_out, struct m
     json_object_set_new(desc_out, "size", json_integer((json_int_t)st.st_size));
     if (!mark_written(sv, blob))
         return 0;
-    auto_free char *name = xasprintf("blobs/sha256/%s", digest_hex(blob));
+    auto_free char *name = xasprintf("blobs/sha256/%s", image_digest_hex(blob));
     return put_fd(sv, name, fd, (uint64_t)st.st_size, err);
 }
 
@@ -127,7 +127,7 @@ static int put_blob_buf(struct saver *sv, const char *digest, const char *buf, s
 {
     if (!mark_written(sv, digest))
         return 0;
-    auto_free char *name = xasprintf("blobs/sha256/%s", digest_hex(digest));
+    auto_free char *name = xasprintf("blobs/sha256/%s", image_digest_hex(digest));
     return put_data(sv, name, buf, len, err);
 }
 
@@ -187,13 +187,13 @@ static int save_indexes(struct saver *sv, struct save_image *ims, size_t n, stru
     auto_json json_t *docker = json_array();
     for (size_t i = 0; i < n; i++) {
         auto_manifest struct manifest *m = NULL;
-        if (manifest_parse(ims[i].manifest, strlen(ims[i].manifest), NULL, &m, err) < 0)
+        if (image_manifest_parse(ims[i].manifest, strlen(ims[i].manifest), NULL, &m, err) < 0)
             return -1;
         json_t *paths = json_array();
         for (size_t k = 0; k < m->n_layers; k++)
-            json_array_append_new(paths, json_sprintf("blobs/sha256/%s", digest_hex(m->layers[k].digest)));
+            json_array_append_new(paths, json_sprintf("blobs/sha256/%s", image_digest_hex(m->layers[k].digest)));
         json_t *d = json_object();
-        json_object_set_new(d, "Config", json_sprintf("blobs/sha256/%s", digest_hex(ims[i].id)));
+        json_object_set_new(d, "Config", json_sprintf("blobs/sha256/%s", image_digest_hex(ims[i].id)));
         json_object_set(d, "RepoTags", ims[i].tags);
         json_object_set_new(d, "Layers", paths);
         json_array_append_new(docker, d);
@@ -251,7 +251,7 @@ static int save_resolve(struct image_store *s, const char *const *names, struct 
         /* A name that is not an ID becomes a RepoTag, as docker does. */
         struct image_ref ref;
         struct merr ignored = MERR_INIT;
-        const char *hex = digest_hex(id);
+        const char *hex = image_digest_hex(id);
         bool by_id = strncmp(names[i], "sha256:", 7) == 0 ||
                      (strlen(names[i]) <= 64 && strncmp(hex, names[i], strlen(names[i])) == 0);
         if (!by_id && image_ref_parse(names[i], &ref, &ignored) == 0 && ref.digest[0] == '\0') {
@@ -381,7 +381,7 @@ static bool blob_name_digest(const char *name, char digest[DIGEST_BUF_LEN])
     if (strncmp(name, "blobs/sha256/", 13) != 0)
         return false;
     snprintf(digest, DIGEST_BUF_LEN, "sha256:%s", name + 13);
-    return digest_is_valid(digest);
+    return image_digest_is_valid(digest);
 }
 
 static int spool_data(struct loader *ld, struct archive *a, struct spooled *e, struct merr *err)
@@ -538,7 +538,7 @@ static bool has_entry(const struct loader *ld, const char *name)
 
 static char *entry_path(struct loader *ld, const struct spooled *e)
 {
-    return e->committed ? store_path(ld->s, "blobs/sha256/%s", digest_hex(e->digest))
+    return e->committed ? store_path(ld->s, "blobs/sha256/%s", image_digest_hex(e->digest))
                         : xasprintf("%s", e->path);
 }
 
@@ -633,9 +633,9 @@ static int plan_docker(struct loader *ld, json_t *mj, struct load_image **ims, s
 
 static struct spooled *find_blob(struct loader *ld, const char *digest, struct merr *err)
 {
-    if (digest_validate(digest, err) < 0)
+    if (image_digest_validate(digest, err) < 0)
         return NULL;
-    auto_free char *name = xasprintf("blobs/sha256/%s", digest_hex(digest));
+    auto_free char *name = xasprintf("blobs/sha256/%s", image_digest_hex(digest));
     return find_entry(ld, name, err);
 }
 
@@ -647,7 +647,7 @@ static int read_manifest(struct loader *ld, const struct descriptor *desc, struc
     size_t len = 0;
     if (e == NULL || read_small(ld, e, &buf, &len, err) < 0)
         return -1;
-    return manifest_parse(buf, len, desc->media_type[0] ? desc->media_type : NULL, out, err);
+    return image_manifest_parse(buf, len, desc->media_type[0] ? desc->media_type : NULL, out, err);
 }
 
 /* An OCI layout: index.json → manifests (an index inside picks the host's platform). */
@@ -656,7 +656,7 @@ static int plan_oci(struct loader *ld, json_t *index_json, struct load_image **i
 {
     auto_free char *text = json_dumps(index_json, JSON_COMPACT);
     auto_manifest struct manifest *index = NULL;
-    if (text == NULL || manifest_parse(text, strlen(text), MEDIA_OCI_INDEX, &index, err) < 0 ||
+    if (text == NULL || image_manifest_parse(text, strlen(text), MEDIA_OCI_INDEX, &index, err) < 0 ||
         index->kind != MANIFEST_KIND_INDEX)
         return err->code != MERR_OK ? merr_prefix(err, "index.json")
                                     : merr_set(err, MERR_INVALID, 0, "index.json is not an index");
@@ -667,12 +667,12 @@ static int plan_oci(struct loader *ld, json_t *index_json, struct load_image **i
             return -1;
         if (m->kind == MANIFEST_KIND_INDEX) {
             struct platform host;
-            platform_host(&host);
-            const struct descriptor *pick = manifest_select_platform(m, &host, err);
+            image_platform_host(&host);
+            const struct descriptor *pick = image_manifest_select_platform(m, &host, err);
             auto_manifest struct manifest *inner = NULL;
             if (pick == NULL || read_manifest(ld, pick, &inner, err) < 0)
                 return -1;
-            manifest_free(m);
+            image_manifest_free(m);
             m = steal_pointer(&inner);
             if (m->kind != MANIFEST_KIND_IMAGE)
                 return merr_set(err, MERR_INVALID, 0, "nested indexes are not supported");
@@ -790,7 +790,7 @@ static int load_one(struct loader *ld, struct load_image *im, struct merr *err)
     auto_free struct new_layer *nl = calloc(n ? n : 1, sizeof *nl);
     if (chain == NULL || nl == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
-    int rc = chain_ids_compute((const char(*)[DIGEST_BUF_LEN])ci->diff_ids, n, chain, err);
+    int rc = image_chain_ids_compute((const char(*)[DIGEST_BUF_LEN])ci->diff_ids, n, chain, err);
     struct layer_limits lim = store_layer_limits(s);
     /* Every layer is extracted and checked, even one the store has: its blob is recorded for
      * the image and must be what the config says (a later save exports it). */

@@ -52,7 +52,7 @@ static const char *read_value(const char *p, char *out, size_t cap, bool *too_lo
     return p;
 }
 
-int www_authenticate_parse(const char *header, struct auth_challenge *c, struct merr *err)
+int image_www_authenticate_parse(const char *header, struct auth_challenge *c, struct merr *err)
 {
     memset(c, 0, sizeof *c);
     const char *p = skip_ws(header);
@@ -163,7 +163,7 @@ static int dup_field(json_t *root, const char *key, char **dst, struct merr *err
     return 0;
 }
 
-int x_registry_auth_decode(const char *header, struct registry_creds *creds, struct merr *err)
+int image_x_registry_auth_decode(const char *header, struct registry_creds *creds, struct merr *err)
 {
     memset(creds, 0, sizeof *creds);
     if (header == NULL || header[0] == '\0')
@@ -204,7 +204,7 @@ int x_registry_auth_decode(const char *header, struct registry_creds *creds, str
     }
     return 0;
 fail:
-    registry_creds_clear(creds);
+    image_registry_creds_clear(creds);
     return -1;
 }
 
@@ -217,7 +217,7 @@ static void free_secret(char **s)
     }
 }
 
-void registry_creds_clear(struct registry_creds *creds)
+void image_registry_creds_clear(struct registry_creds *creds)
 {
     if (creds == NULL)
         return;
@@ -227,7 +227,7 @@ void registry_creds_clear(struct registry_creds *creds)
     free_secret(&creds->identitytoken);
 }
 
-int token_response_parse(const char *buf, size_t len, char **token, long *expires_in,
+int image_token_response_parse(const char *buf, size_t len, char **token, long *expires_in,
                          struct merr *err)
 {
     *token = NULL;
@@ -273,7 +273,7 @@ static bool config_key_matches(const char *key, const char *domain)
     return false;
 }
 
-int x_registry_config_pick(const char *header, const char *domain, char **out, struct merr *err)
+int image_x_registry_config_pick(const char *header, const char *domain, char **out, struct merr *err)
 {
     *out = NULL;
     if (header == NULL || header[0] == '\0')

@@ -22,7 +22,7 @@ struct auth_challenge {
 
 /* `Bearer realm="https://auth.docker.io/token",service="registry.docker.io"` or
  * `Basic realm="x"`. Unknown schemes give MERR_UNSUPPORTED. */
-MUST_CHECK int www_authenticate_parse(const char *header, struct auth_challenge *c,
+MUST_CHECK int image_www_authenticate_parse(const char *header, struct auth_challenge *c,
                                       struct merr *err);
 
 /* Credentials from X-Registry-Auth. Every field is NULL when absent. */
@@ -36,16 +36,16 @@ struct registry_creds {
 /* Decodes base64url (padded or not; standard base64 accepted too) JSON
  * {username, password, serveraddress, identitytoken[, auth]}; "auth" is base64
  * "user:password". NULL, "" and "{}" give empty credentials. */
-MUST_CHECK int x_registry_auth_decode(const char *header, struct registry_creds *creds,
+MUST_CHECK int image_x_registry_auth_decode(const char *header, struct registry_creds *creds,
                                       struct merr *err);
-void registry_creds_clear(struct registry_creds *creds);
-static inline bool registry_creds_have_basic(const struct registry_creds *c)
+void image_registry_creds_clear(struct registry_creds *creds);
+static inline bool image_registry_creds_have_basic(const struct registry_creds *c)
 {
     return c->username != NULL && c->username[0] != '\0' && c->password != NULL;
 }
 
 /* Token server reply: "token" or "access_token"; expires_in defaults to 60 s. */
-MUST_CHECK int token_response_parse(const char *buf, size_t len, char **token, long *expires_in,
+MUST_CHECK int image_token_response_parse(const char *buf, size_t len, char **token, long *expires_in,
                                     struct merr *err);
 
 /* Standard base64 of buf (NUL-terminated, malloc'd), for Basic credentials. */
@@ -55,7 +55,7 @@ char *base64_encode(const void *buf, size_t len);
  * identitytoken, serveraddress}, ...}. *out gets the entry for the registry domain ("docker.io"
  * matches docker's "https://index.docker.io/v1/" key too) as an X-Registry-Auth value, or NULL
  * when there is none. MERR_INVALID when the header does not decode. */
-MUST_CHECK int x_registry_config_pick(const char *header, const char *domain, char **out,
+MUST_CHECK int image_x_registry_config_pick(const char *header, const char *domain, char **out,
                                       struct merr *err);
 
 #endif

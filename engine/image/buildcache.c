@@ -113,7 +113,7 @@ static void key_name(const char *key, char out[65])
 {
     char d[DIGEST_BUF_LEN];
     sha256_digest(key, strlen(key), d);
-    snprintf(out, 65, "%s", digest_hex(d));
+    snprintf(out, 65, "%s", image_digest_hex(d));
 }
 
 char *image_build_cache_get(struct image_store *s, const char *key)
@@ -125,7 +125,7 @@ char *image_build_cache_get(struct image_store *s, const char *key)
     if (id == NULL)
         return NULL;
     pthread_mutex_lock(&s->lock);
-    bool ok = digest_is_valid(id) && store_image_exists(s, id);
+    bool ok = image_digest_is_valid(id) && store_image_exists(s, id);
     pthread_mutex_unlock(&s->lock);
     if (!ok)
         return NULL;
@@ -166,7 +166,7 @@ json_t *image_build_cache_list(struct image_store *s, struct merr *err)
         json_t *e = entry_load(s, de->d_name);
         const char *id = json_string_value(json_object_get(e, "ID"));
         pthread_mutex_lock(&s->lock);
-        bool live = id != NULL && digest_is_valid(id) && store_image_exists(s, id);
+        bool live = id != NULL && image_digest_is_valid(id) && store_image_exists(s, id);
         pthread_mutex_unlock(&s->lock);
         if (e == NULL)
             continue;

@@ -216,7 +216,7 @@ static json_t *build_config(const json_t *parent_cfg, const struct image_commit_
     json_t *cfg = parent_cfg != NULL ? json_deep_copy(parent_cfg) : json_object();
     if (parent_cfg == NULL) {
         struct platform p;
-        platform_host(&p);
+        image_platform_host(&p);
         json_object_set_new(cfg, "architecture", json_string(p.arch));
         json_object_set_new(cfg, "os", json_string(p.os));
     }
@@ -291,7 +291,7 @@ static int commit_locked(struct image_store *s, const struct image_commit_spec *
             return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
         for (size_t i = 0; i < n; i++)
             snprintf(diff[i], DIGEST_BUF_LEN, "%s", json_string_value(json_array_get(ids, i)));
-        if (chain_ids_compute((const char(*)[DIGEST_BUF_LEN])diff, n, chain, err) < 0)
+        if (image_chain_ids_compute((const char(*)[DIGEST_BUF_LEN])diff, n, chain, err) < 0)
             return -1;
         auto_close int rootfd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0 || syncfs(rootfd) < 0)
@@ -376,5 +376,5 @@ int image_registry_config_auth(const char *x_registry_config, const char *ref, c
         return 0;
     if (image_ref_parse(ref, &r, err) < 0)
         return -1;
-    return x_registry_config_pick(x_registry_config, r.domain, out, err);
+    return image_x_registry_config_pick(x_registry_config, r.domain, out, err);
 }

@@ -37,7 +37,7 @@ static json_t *config_platform(struct registry_client *c, const struct manifest 
 static json_t *describe(struct registry_client *c, const struct fetched *top, struct merr *err)
 {
     struct manifest *m = NULL;
-    if (manifest_parse(top->buf, top->len, top->content_type, &m, err) < 0)
+    if (image_manifest_parse(top->buf, top->len, top->content_type, &m, err) < 0)
         return NULL;
     json_t *platforms = json_array();
     if (m->kind == MANIFEST_KIND_INDEX) {
@@ -48,7 +48,7 @@ static json_t *describe(struct registry_client *c, const struct fetched *top, st
     } else {
         json_t *p = config_platform(c, m, err);
         if (p == NULL) {
-            manifest_free(m);
+            image_manifest_free(m);
             json_decref(platforms);
             return NULL;
         }
@@ -57,7 +57,7 @@ static json_t *describe(struct registry_client *c, const struct fetched *top, st
     json_t *out = json_pack("{s:{s:s,s:s,s:I},s:o}", "Descriptor", "mediaType", m->media_type,
                             "digest", top->digest, "size", (json_int_t)top->len, "Platforms",
                             platforms);
-    manifest_free(m);
+    image_manifest_free(m);
     return out;
 }
 
@@ -69,7 +69,7 @@ json_t *image_distribution_inspect(struct image_store *s, const struct registry_
     if (image_ref_parse(name, &ref, err) < 0)
         return NULL;
     struct registry_creds creds;
-    if (x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
+    if (image_x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
         return NULL;
     pthread_mutex_lock(&s->lock);
     int loaded = curl_api_load(&s->curl, err);
@@ -91,6 +91,6 @@ json_t *image_distribution_inspect(struct image_store *s, const struct registry_
         if (out == NULL && (last || err->code == MERR_CORRUPT || err->code == MERR_INVALID))
             break;
     }
-    registry_creds_clear(&creds);
+    image_registry_creds_clear(&creds);
     return out;
 }

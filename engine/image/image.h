@@ -45,7 +45,7 @@ struct registry_config {
 
 /* Sensible defaults: 10 s connect, 30 s under 1 KiB/s, 60 s requests, 5 attempts,
  * backoff 500 ms doubling to 10 s, 3 parallel layer downloads, 5 uploads (dockerd's). */
-void registry_config_init(struct registry_config *rc);
+void image_registry_config_init(struct registry_config *rc);
 
 /* Opens (creating when needed) the store under root and removes leftovers in tmp/. */
 MUST_CHECK struct image_store *image_store_open(const char *root, const struct mlog *log,

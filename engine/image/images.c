@@ -28,7 +28,7 @@ static char *find_by_prefix(struct image_store *s, const char *prefix, const cha
     const char *found = NULL;
     size_t n = strlen(prefix);
     for (char **id = ids; *id != NULL; id++) {
-        if (strncmp(digest_hex(*id), prefix, n) != 0)
+        if (strncmp(image_digest_hex(*id), prefix, n) != 0)
             continue;
         if (found != NULL) {
             merr_set(err, MERR_INVALID, 0, "ambiguous image id prefix '%s'", name);
@@ -120,7 +120,7 @@ static void repo_refs(json_t *tags, const char *id, json_t *repo_tags, json_t *r
             if (target == NULL || strcmp(target, id) != 0 || strncmp(key, repo, rl) != 0)
                 continue;
             char fam[REF_NAME_MAX + 2], out[2 * REF_NAME_MAX];
-            repo_familiar(repo, fam, sizeof fam);
+            image_repo_familiar(repo, fam, sizeof fam);
             snprintf(out, sizeof out, "%s%s", fam, key + rl);
             json_array_append_new(key[rl] == '@' ? repo_digests : repo_tags, json_string(out));
         }
@@ -308,7 +308,7 @@ static json_t *history_locked(struct image_store *s, const char *id, struct merr
         struct merr ignored = MERR_INIT;
         auto_json json_t *pcfg = load_config(s, cur, &ignored);
         const char *parent = json_string_value(json_object_get(pcfg, "parent"));
-        if (parent == NULL || !digest_is_valid(parent) || !store_image_exists(s, parent))
+        if (parent == NULL || !image_digest_is_valid(parent) || !store_image_exists(s, parent))
             break;
         free(cur);
         cur = xstrdup(parent);
@@ -337,7 +337,7 @@ char *image_config_json(struct image_store *s, const char *image_id, struct merr
 {
     char *buf = NULL;
     size_t len;
-    if (digest_validate(image_id, err) < 0)
+    if (image_digest_validate(image_id, err) < 0)
         return NULL;
     if (!store_image_exists(s, image_id)) {
         merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", image_id);
@@ -350,7 +350,7 @@ char *image_config_json(struct image_store *s, const char *image_id, struct merr
 
 char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr *err)
 {
-    if (digest_validate(image_id, err) < 0)
+    if (image_digest_validate(image_id, err) < 0)
         return NULL;
     auto_json json_t *rec = store_image_load(s, image_id, err);
     if (rec == NULL)
@@ -375,7 +375,7 @@ char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr
     for (size_t i = 0; i < n; i++) {
         const char *chain = json_string_value(json_object_get(json_array_get(layers, n - 1 - i),
                                                               "chain"));
-        if (!digest_is_valid(chain)) {
+        if (!image_digest_is_valid(chain)) {
             merr_set(err, MERR_CORRUPT, 0, "image record '%s' has a bad layer", image_id);
             return NULL;
         }
@@ -383,7 +383,7 @@ char **image_layer_dirs(struct image_store *s, const char *image_id, struct merr
             merr_set(err, MERR_CORRUPT, 0, "layer '%s' of image '%s' is missing", chain, image_id);
             return NULL;
         }
-        dirs[i] = store_path(s, "%s/sha256/%s/diff", s->driver->dir, digest_hex(chain));
+        dirs[i] = store_path(s, "%s/sha256/%s/diff", s->driver->dir, image_digest_hex(chain));
         if (dirs[i] == NULL) {
             merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
             return NULL;
@@ -401,7 +401,7 @@ int image_tag(struct image_store *s, const char *image_id, const char *ref, stru
         return -1;
     if (r.digest[0] != '\0')
         return merr_set(err, MERR_INVALID, 0, "refusing to create a tag with a digest reference");
-    if (digest_validate(image_id, err) < 0)
+    if (image_digest_validate(image_id, err) < 0)
         return -1;
     char repo[REF_NAME_MAX + 2], key[2 * REF_NAME_MAX];
     image_ref_repo(&r, repo, sizeof repo);
@@ -463,7 +463,7 @@ static void report_add(json_t *report, const char *what, const char *value)
 static void untag(json_t *tags, json_t *report, const struct ref_key *k)
 {
     char fam[REF_NAME_MAX + 2], out[2 * REF_NAME_MAX];
-    repo_familiar(k->repo, fam, sizeof fam);
+    image_repo_familiar(k->repo, fam, sizeof fam);
     snprintf(out, sizeof out, "%s%s", fam, k->key + strlen(k->repo));
     if (tags_remove(tags, k->key))
         report_add(report, "Untagged", out);
@@ -517,12 +517,12 @@ static int delete_image(struct image_store *s, const char *id, json_t *report, s
         json_t *l = json_array_get(layers, i);
         const char *chain = json_string_value(json_object_get(l, "chain"));
         const char *blob = json_string_value(json_object_get(l, "blob"));
-        if (digest_is_valid(chain) && !set_has(used, chain) && store_layer_exists(s, chain)) {
+        if (image_digest_is_valid(chain) && !set_has(used, chain) && store_layer_exists(s, chain)) {
             if (store_layer_delete(s, chain, err) < 0)
                 return -1;
             report_add(report, "Deleted", chain);
         }
-        if (digest_is_valid(blob) && !set_has(used, blob))
+        if (image_digest_is_valid(blob) && !set_has(used, blob))
             store_blob_delete(s, blob);
     }
     size_t i;
@@ -530,7 +530,7 @@ static int delete_image(struct image_store *s, const char *id, json_t *report, s
     json_array_foreach(json_object_get(rec, "manifests"), i, m)
     {
         const char *b = json_string_value(m);
-        if (digest_is_valid(b) && !set_has(used, b))
+        if (image_digest_is_valid(b) && !set_has(used, b))
             store_blob_delete(s, b);
     }
     store_blob_delete(s, id);
@@ -558,7 +558,7 @@ static char *parent_of(struct image_store *s, const char *id)
     struct merr ignored = MERR_INIT;
     auto_json json_t *cfg = load_config(s, id, &ignored);
     const char *parent = json_string_value(json_object_get(cfg, "parent"));
-    return parent != NULL && digest_is_valid(parent) ? xstrdup(parent) : NULL;
+    return parent != NULL && image_digest_is_valid(parent) ? xstrdup(parent) : NULL;
 }
 
 /* dockerd's prune after a delete (DELETE /images/{name} without noprune): up the chain, each
@@ -608,7 +608,7 @@ static int remove_locked(struct image_store *s, const char *name, bool force, bo
         n = MAX_REFS;
     bool used = in_use != NULL && in_use(id, in_use_ctx);
     char short_id[13];
-    snprintf(short_id, sizeof short_id, "%.12s", digest_hex(id));
+    snprintf(short_id, sizeof short_id, "%.12s", image_digest_hex(id));
 
     if (key != NULL) {
         size_t other_tags = 0;

@@ -51,7 +51,7 @@ static int parse_descriptor(json_t *o, struct descriptor *d, struct merr *err)
                  err) < 0)
         return -1;
     const char *digest = json_string_value(json_object_get(o, "digest"));
-    if (digest == NULL || !digest_is_valid(digest))
+    if (digest == NULL || !image_digest_is_valid(digest))
         return merr_set(err, MERR_INVALID, 0, "invalid manifest: bad digest '%.80s'",
                         digest != NULL ? digest : "");
     strcpy(d->digest, digest);
@@ -139,7 +139,7 @@ static void media_type_base(const char *in, char *out, size_t cap)
     out[n] = '\0';
 }
 
-int manifest_parse(const char *buf, size_t len, const char *content_type, struct manifest **out,
+int image_manifest_parse(const char *buf, size_t len, const char *content_type, struct manifest **out,
                    struct merr *err)
 {
     *out = NULL;
@@ -200,7 +200,7 @@ int manifest_parse(const char *buf, size_t len, const char *content_type, struct
     return 0;
 }
 
-void manifest_free(struct manifest *m)
+void image_manifest_free(struct manifest *m)
 {
     if (m == NULL)
         return;
@@ -226,7 +226,7 @@ static void normalize_arch(struct platform *p)
     }
 }
 
-void platform_host(struct platform *p)
+void image_platform_host(struct platform *p)
 {
     memset(p, 0, sizeof *p);
     strcpy(p->os, "linux");
@@ -257,10 +257,10 @@ static bool platform_field_valid(const char *s)
     return true;
 }
 
-int platform_parse(const char *s, struct platform *p, struct merr *err)
+int image_platform_parse(const char *s, struct platform *p, struct merr *err)
 {
     if (s == NULL || s[0] == '\0') {
-        platform_host(p);
+        image_platform_host(p);
         return 0;
     }
     memset(p, 0, sizeof *p);
@@ -298,7 +298,7 @@ static bool variant_matches(const struct platform *want, const struct platform *
            have->variant[0] == '\0';
 }
 
-const struct descriptor *manifest_select_platform(const struct manifest *index,
+const struct descriptor *image_manifest_select_platform(const struct manifest *index,
                                                   const struct platform *want, struct merr *err)
 {
     const struct descriptor *best = NULL;
@@ -362,7 +362,7 @@ int image_config_parse(const char *buf, size_t len, struct image_config_info **o
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate image config");
     for (size_t i = 0; i < n; i++) {
         const char *d = json_string_value(json_array_get(ids, i));
-        if (!digest_is_valid(d))
+        if (!image_digest_is_valid(d))
             return merr_set(err, MERR_INVALID, 0, "invalid image config: bad diff_id '%.80s'",
                             d != NULL ? d : "");
         strcpy(c->diff_ids[i], d);
@@ -380,11 +380,11 @@ void image_config_info_free(struct image_config_info *c)
     free(c);
 }
 
-int chain_ids_compute(const char (*diff_ids)[DIGEST_BUF_LEN], size_t n,
+int image_chain_ids_compute(const char (*diff_ids)[DIGEST_BUF_LEN], size_t n,
                       char (*out)[DIGEST_BUF_LEN], struct merr *err)
 {
     for (size_t i = 0; i < n; i++) {
-        if (digest_validate(diff_ids[i], err) < 0)
+        if (image_digest_validate(diff_ids[i], err) < 0)
             return -1;
         if (i == 0) {
             memcpy(out[0], diff_ids[0], DIGEST_BUF_LEN);

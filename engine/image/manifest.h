@@ -56,20 +56,20 @@ struct manifest {
 /* Parses a manifest or index of at most MANIFEST_MAX_SIZE bytes. content_type (may be
  * NULL) is used when the document has no mediaType. Rejects documents holding both
  * `manifests` and `layers`, schema 1, unknown layer types and malformed digests. */
-MUST_CHECK int manifest_parse(const char *buf, size_t len, const char *content_type,
+MUST_CHECK int image_manifest_parse(const char *buf, size_t len, const char *content_type,
                               struct manifest **out, struct merr *err);
-void manifest_free(struct manifest *m);
-DEFINE_CLEANUP(struct manifest, manifest_free)
-#define auto_manifest __attribute__((cleanup(cleanup_manifest_freep)))
+void image_manifest_free(struct manifest *m);
+DEFINE_CLEANUP(struct manifest, image_manifest_free)
+#define auto_manifest __attribute__((cleanup(cleanup_image_manifest_freep)))
 
 /* "os/arch[/variant]"; NULL or "" gives the host platform (linux/amd64 on x86-64).
  * Architecture aliases are normalized (x86_64 → amd64, aarch64 → arm64). */
-MUST_CHECK int platform_parse(const char *s, struct platform *p, struct merr *err);
-void platform_host(struct platform *p);
+MUST_CHECK int image_platform_parse(const char *s, struct platform *p, struct merr *err);
+void image_platform_host(struct platform *p);
 
 /* The index entry for want: os and arch equal, variant equal when want has one;
  * `unknown/unknown` and attestation entries never match. NULL + MERR_NOT_FOUND. */
-const struct descriptor *manifest_select_platform(const struct manifest *index,
+const struct descriptor *image_manifest_select_platform(const struct manifest *index,
                                                   const struct platform *want, struct merr *err);
 
 struct image_config_info {
@@ -90,7 +90,7 @@ DEFINE_CLEANUP(struct image_config_info, image_config_info_free)
 void sha256_digest(const void *buf, size_t len, char out[DIGEST_BUF_LEN]);
 
 /* ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)). */
-MUST_CHECK int chain_ids_compute(const char (*diff_ids)[DIGEST_BUF_LEN], size_t n,
+MUST_CHECK int image_chain_ids_compute(const char (*diff_ids)[DIGEST_BUF_LEN], size_t n,
                                  char (*out)[DIGEST_BUF_LEN], struct merr *err);
 
 /* RFC 3339 timestamp → seconds since the epoch (fraction and zone honoured); -1 if bad. */

@@ -409,15 +409,15 @@ static int fetch_top(struct pull *p, struct merr *err)
 static int resolve_image(struct pull *p, struct merr *err)
 {
     auto_manifest struct manifest *top = NULL;
-    if (manifest_parse(p->top.buf, p->top.len, p->top.content_type, &top, err) < 0)
+    if (image_manifest_parse(p->top.buf, p->top.len, p->top.content_type, &top, err) < 0)
         return -1;
     if (top->kind == MANIFEST_KIND_INDEX) {
-        const struct descriptor *d = manifest_select_platform(top, &p->platform, err);
+        const struct descriptor *d = image_manifest_select_platform(top, &p->platform, err);
         if (d == NULL)
             return -1;
         if (registry_get_manifest(p->client, d->digest, &p->image, err) < 0)
             return -1;
-        if (manifest_parse(p->image.buf, p->image.len, p->image.content_type, &p->m, err) < 0)
+        if (image_manifest_parse(p->image.buf, p->image.len, p->image.content_type, &p->m, err) < 0)
             return -1;
         if (p->m->kind != MANIFEST_KIND_IMAGE)
             return merr_set(err, MERR_UNSUPPORTED, 0, "nested image index '%s'", d->digest);
@@ -465,7 +465,7 @@ static int plan_layers(struct pull *p, struct merr *err)
         struct layer_job *j = &p->jobs[i];
         j->blob_fd = j->sock[0] = j->sock[1] = -1;
     }
-    if (chain_ids_compute((const char(*)[DIGEST_BUF_LEN])p->ci->diff_ids, p->n, p->chain, err) < 0)
+    if (image_chain_ids_compute((const char(*)[DIGEST_BUF_LEN])p->ci->diff_ids, p->n, p->chain, err) < 0)
         return -1;
     for (size_t i = 0; i < p->n; i++) {
         struct layer_job *j = &p->jobs[i];
@@ -474,7 +474,7 @@ static int plan_layers(struct pull *p, struct merr *err)
         j->desc = &p->m->layers[i];
         j->diff_id = p->ci->diff_ids[i];
         j->chain_id = p->chain[i];
-        snprintf(j->short_id, sizeof j->short_id, "%.12s", digest_hex(j->desc->digest));
+        snprintf(j->short_id, sizeof j->short_id, "%.12s", image_digest_hex(j->desc->digest));
         j->exists = store_layer_exists(p->s, j->chain_id);
         if (j->exists && store_layer_size(p->s, j->chain_id, &j->size, err) < 0)
             return -1;
@@ -581,7 +581,7 @@ static void pull_release(struct pull *p)
         job_cleanup(&p->jobs[i]);
     free(p->jobs);
     free(p->chain);
-    manifest_free(p->m);
+    image_manifest_free(p->m);
     image_config_info_free(p->ci);
     fetched_clear(&p->top);
     fetched_clear(&p->image);
@@ -636,25 +636,25 @@ int image_pull(struct image_store *s, const struct registry_config *rc, const ch
     struct pull p = { .s = s, .cfg = rc, .cb = cb, .cb_ctx = cb_ctx };
     if (image_ref_parse(ref, &p.ref, err) < 0)
         return -1;
-    if (platform_parse(platform, &p.platform, err) < 0)
+    if (image_platform_parse(platform, &p.platform, err) < 0)
         return -1;
     p.platform_explicit = platform != NULL && platform[0] != '\0';
     image_ref_familiar_repo(&p.ref, p.familiar, sizeof p.familiar);
     struct registry_creds creds;
-    if (x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
+    if (image_x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
         return -1;
     pthread_mutex_lock(&s->lock);
     int loaded = curl_api_load(&s->curl, err);
     pthread_mutex_unlock(&s->lock);
     if (loaded < 0) {
-        registry_creds_clear(&creds);
+        image_registry_creds_clear(&creds);
         return -1;
     }
     pthread_mutex_init(&p.lock, NULL);
     pthread_mutex_init(&p.progress_lock, NULL);
     p.creds = &creds;
     int r = pull_run(&p, image_id_out, err);
-    registry_creds_clear(&creds);
+    image_registry_creds_clear(&creds);
     pull_release(&p);
     return r;
 }

@@ -164,12 +164,12 @@ static bool config_cancelled(void *ctx)
 
 static void short_of(const char *digest, char out[13])
 {
-    snprintf(out, 13, "%s", digest_is_valid(digest) ? digest_hex(digest) : digest);
+    snprintf(out, 13, "%s", image_digest_is_valid(digest) ? image_digest_hex(digest) : digest);
 }
 
 static int blob_size(struct image_store *s, const char *digest, uint64_t *size, struct merr *err)
 {
-    auto_free char *path = store_path(s, "blobs/sha256/%s", digest_hex(digest));
+    auto_free char *path = store_path(s, "blobs/sha256/%s", image_digest_hex(digest));
     struct stat st;
     if (path == NULL || stat(path, &st) < 0)
         return merr_set(err, MERR_NOT_FOUND, errno,
@@ -187,7 +187,7 @@ static int stored_manifest(struct image_store *s, json_t *rec, struct push_image
     json_t *list = json_object_get(rec, "manifests");
     for (size_t i = json_array_size(list); i-- > 0;) {
         const char *digest = json_string_value(json_array_get(list, i));
-        if (digest == NULL || !digest_is_valid(digest) || !store_blob_exists(s, digest))
+        if (digest == NULL || !image_digest_is_valid(digest) || !store_blob_exists(s, digest))
             continue;
         auto_free char *buf = NULL;
         size_t len = 0;
@@ -195,7 +195,7 @@ static int stored_manifest(struct image_store *s, json_t *rec, struct push_image
         if (store_blob_get(s, digest, MANIFEST_MAX_SIZE, &buf, &len, &ignored) < 0)
             continue;
         auto_manifest struct manifest *m = NULL;
-        if (manifest_parse(buf, len, NULL, &m, &ignored) < 0 || m->kind != MANIFEST_KIND_IMAGE ||
+        if (image_manifest_parse(buf, len, NULL, &m, &ignored) < 0 || m->kind != MANIFEST_KIND_IMAGE ||
             strcmp(m->config.digest, im->id) != 0)
             continue;
         im->layers = calloc(m->n_layers + 1, sizeof *im->layers);
@@ -235,7 +235,7 @@ static int made_manifest(struct image_store *s, json_t *rec, struct push_image *
         const char *blob = json_string_value(json_object_get(l, "blob"));
         const char *media = json_string_value(json_object_get(l, "media_type"));
         const char *diff = json_string_value(json_object_get(l, "diff"));
-        if (blob == NULL || !digest_is_valid(blob))
+        if (blob == NULL || !image_digest_is_valid(blob))
             return merr_set(err, MERR_CORRUPT, 0, "image %s: a layer without a blob", im->id);
         snprintf(im->layers[k].digest, DIGEST_BUF_LEN, "%s", blob);
         short_of(diff != NULL ? diff : blob, im->layers[k].short_id);
@@ -327,7 +327,7 @@ static char *mount_source(struct push *p, json_t *tags, const char *blob)
 static int send_blob(struct push *p, const char *digest, uint64_t size, struct push_layer *l,
                      bool *mounted, struct merr *err)
 {
-    auto_free char *path = store_path(p->s, "blobs/sha256/%s", digest_hex(digest));
+    auto_free char *path = store_path(p->s, "blobs/sha256/%s", image_digest_hex(digest));
     auto_close int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     if (fd < 0)
         return merr_set(err, MERR_NOT_FOUND, errno, "blob %s is missing from the store", digest);
@@ -590,14 +590,14 @@ static int image_push_run(struct push *p, const char *name, const char *tag,
     image_ref_repo(&p->ref, p->repo, sizeof p->repo);
     image_ref_familiar_repo(&p->ref, p->familiar, sizeof p->familiar);
     struct registry_creds creds;
-    if (x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
+    if (image_x_registry_auth_decode(x_registry_auth, &creds, err) < 0)
         return -1;
     pthread_mutex_lock(&p->s->lock);
     int r = curl_api_load(&p->s->curl, err);
     pthread_mutex_unlock(&p->s->lock);
     if (r == 0)
         r = push_run(p, tag, &creds, err);
-    registry_creds_clear(&creds);
+    image_registry_creds_clear(&creds);
     registry_client_free(p->client);
     return r;
 }

@@ -16,7 +16,7 @@
 
 #define DOCKER_IO "docker.io"
 
-bool digest_is_valid(const char *s)
+bool image_digest_is_valid(const char *s)
 {
     if (s == NULL || strncmp(s, "sha256:", 7) != 0)
         return false;
@@ -32,9 +32,9 @@ bool digest_is_valid(const char *s)
     return i == 64;
 }
 
-int digest_validate(const char *s, struct merr *err)
+int image_digest_validate(const char *s, struct merr *err)
 {
-    if (!digest_is_valid(s))
+    if (!image_digest_is_valid(s))
         return merr_set(err, MERR_INVALID, 0, "invalid digest '%.80s'", s != NULL ? s : "");
     return 0;
 }
@@ -201,7 +201,7 @@ int image_ref_parse(const char *s, struct image_ref *ref, struct merr *err)
     const char *at = strchr(s, '@');
     size_t name_tag_len = at != NULL ? (size_t)(at - s) : total;
     if (at != NULL) {
-        if (digest_validate(at + 1, err) < 0)
+        if (image_digest_validate(at + 1, err) < 0)
             return merr_prefix(err, "invalid reference format");
         memcpy(ref->digest, at + 1, DIGEST_STR_LEN + 1);
     }
@@ -274,7 +274,7 @@ void image_ref_repo(const struct image_ref *ref, char *buf, size_t len)
     snprintf(buf, len, "%s/%s", ref->domain, ref->path);
 }
 
-void repo_familiar(const char *full, char *buf, size_t len)
+void image_repo_familiar(const char *full, char *buf, size_t len)
 {
     const char *p = full;
     if (strncmp(p, DOCKER_IO "/", sizeof DOCKER_IO) == 0) {
@@ -289,7 +289,7 @@ void image_ref_familiar_repo(const struct image_ref *ref, char *buf, size_t len)
 {
     char full[REF_NAME_MAX + 2];
     image_ref_repo(ref, full, sizeof full);
-    repo_familiar(full, buf, len);
+    image_repo_familiar(full, buf, len);
 }
 
 const char *image_ref_registry_host(const struct image_ref *ref)
@@ -299,7 +299,7 @@ const char *image_ref_registry_host(const struct image_ref *ref)
     return ref->domain;
 }
 
-bool host_is_loopback(const char *hostport)
+bool image_host_is_loopback(const char *hostport)
 {
     char host[256];
     const char *end;

@@ -25,11 +25,11 @@ struct image_ref {
 
 /* True only for "sha256:" followed by exactly 64 lowercase hex digits. Every digest
  * that reaches a path or a URL goes through this first (CVE-2024-3727). */
-bool digest_is_valid(const char *s);
-MUST_CHECK int digest_validate(const char *s, struct merr *err);
+bool image_digest_is_valid(const char *s);
+MUST_CHECK int image_digest_validate(const char *s, struct merr *err);
 
 /* The 64 hex digits of a valid digest. */
-static inline const char *digest_hex(const char *digest)
+static inline const char *image_digest_hex(const char *digest)
 {
     return digest + 7;
 }
@@ -46,9 +46,9 @@ void image_ref_familiar_repo(const struct image_ref *ref, char *buf, size_t len)
 const char *image_ref_registry_host(const struct image_ref *ref);
 
 /* Familiar form of a full repository name ("docker.io/library/alpine" → "alpine"). */
-void repo_familiar(const char *full, char *buf, size_t len);
+void image_repo_familiar(const char *full, char *buf, size_t len);
 
 /* True when host (with optional ":port", "[v6]:port") is 127.0.0.0/8, ::1 or "localhost". */
-bool host_is_loopback(const char *hostport);
+bool image_host_is_loopback(const char *hostport);
 
 #endif

@@ -46,7 +46,7 @@ struct registry_client {
     char *mount_from; /* another repository of the registry read too (blob mounts) */
 };
 
-void registry_config_init(struct registry_config *rc)
+void image_registry_config_init(struct registry_config *rc)
 {
     memset(rc, 0, sizeof *rc);
     rc->connect_timeout_ms = 10000;
@@ -93,7 +93,7 @@ static bool in_insecure_cidr(const struct registry_config *cfg, const char *host
 
 bool registry_host_insecure(const struct registry_config *cfg, const char *hostport)
 {
-    if (host_is_loopback(hostport))
+    if (image_host_is_loopback(hostport))
         return true;
     if (list_has(cfg->insecure_registries, hostport))
         return true;
@@ -229,7 +229,7 @@ struct registry_client *registry_client_new(const struct registry_config *cfg,
     c->actions = strdup("pull");
     if (c->base_url == NULL || c->repo_path == NULL || c->actions == NULL)
         goto nomem;
-    if (creds != NULL && registry_creds_have_basic(creds)) {
+    if (creds != NULL && image_registry_creds_have_basic(creds)) {
         auto_free char *pair = NULL;
         if (asprintf(&pair, "%s:%s", creds->username, creds->password) < 0)
             goto nomem;
@@ -487,7 +487,7 @@ static int fetch_token(struct registry_client *c, struct merr *err)
     } else {
         char *tok = NULL;
         long expires;
-        if (token_response_parse(resp.body != NULL ? resp.body : "", resp.len, &tok, &expires,
+        if (image_token_response_parse(resp.body != NULL ? resp.body : "", resp.len, &tok, &expires,
                                  err) == 0) {
             free_secret(c->token);
             c->token = tok;
@@ -532,7 +532,7 @@ static int setup_auth(struct registry_client *c, const char *www_auth, struct me
     if (www_auth[0] == '\0')
         return merr_set(err, MERR_AUTH, 0, "registry '%s' refused access without a challenge",
                         c->base_url);
-    if (www_authenticate_parse(www_auth, &ch, err) < 0)
+    if (image_www_authenticate_parse(www_auth, &ch, err) < 0)
         return -1;
     if (ch.scheme == AUTH_SCHEME_BASIC && c->basic == NULL)
         return merr_set(err, MERR_AUTH, 0, "registry '%s' requires credentials", c->base_url);
@@ -651,7 +651,7 @@ static int fetch_small(struct registry_client *c, const char *kind, const char *
     if (out->buf == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     sha256_digest(out->buf, out->len, out->digest);
-    if (digest_is_valid(reference) && strcmp(reference, out->digest) != 0) {
+    if (image_digest_is_valid(reference) && strcmp(reference, out->digest) != 0) {
         fetched_clear(out);
         return merr_set(err, MERR_CORRUPT, 0, "%s: digest mismatch", what);
     }
@@ -667,7 +667,7 @@ int registry_get_manifest(struct registry_client *c, const char *reference, stru
 int registry_get_blob(struct registry_client *c, const char *digest, size_t max,
                       struct fetched *out, struct merr *err)
 {
-    if (digest_validate(digest, err) < 0)
+    if (image_digest_validate(digest, err) < 0)
         return -1;
     return fetch_small(c, "blobs", digest, NULL, max, out, err);
 }
@@ -695,7 +695,7 @@ static int stream_once(struct registry_client *c, const char *url, const char *w
 int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t size,
                          const struct blob_sink *sink, struct merr *err)
 {
-    if (digest_validate(digest, err) < 0)
+    if (image_digest_validate(digest, err) < 0)
         return -1;
     auto_free char *url = NULL;
     auto_free char *what = NULL;
@@ -751,7 +751,7 @@ int registry_stream_blob(struct registry_client *c, const char *digest, uint64_t
 int registry_blob_exists(struct registry_client *c, const char *digest, bool *exists,
                          struct merr *err)
 {
-    if (digest_validate(digest, err) < 0)
+    if (image_digest_validate(digest, err) < 0)
         return -1;
     auto_free char *url = NULL;
     auto_free char *what = NULL;
@@ -908,7 +908,7 @@ int registry_blob_upload(struct registry_client *c, const struct blob_upload *up
                          struct merr *err)
 {
     *mounted = false;
-    if (digest_validate(up->digest, err) < 0)
+    if (image_digest_validate(up->digest, err) < 0)
         return -1;
     auto_free char *what = NULL;
     if (asprintf(&what, "blob upload '%s'", up->digest) < 0)

@@ -182,9 +182,9 @@ void image_store_set_layer_limits(struct image_store *s, uint64_t max_uncompress
 
 static char *blob_path(struct image_store *s, const char *digest)
 {
-    if (!digest_is_valid(digest))
+    if (!image_digest_is_valid(digest))
         return NULL;
-    return store_path(s, "blobs/sha256/%s", digest_hex(digest));
+    return store_path(s, "blobs/sha256/%s", image_digest_hex(digest));
 }
 
 bool store_blob_exists(struct image_store *s, const char *digest)
@@ -197,7 +197,7 @@ bool store_blob_exists(struct image_store *s, const char *digest)
 int store_blob_commit_file(struct image_store *s, const char *tmp_path, const char *digest,
                            struct merr *err)
 {
-    if (digest_validate(digest, err) < 0)
+    if (image_digest_validate(digest, err) < 0)
         return -1;
     auto_free char *p = blob_path(s, digest);
     if (p == NULL)
@@ -210,7 +210,7 @@ int store_blob_commit_file(struct image_store *s, const char *tmp_path, const ch
 int store_blob_put(struct image_store *s, const char *digest, const void *buf, size_t len,
                    struct merr *err)
 {
-    if (digest_validate(digest, err) < 0)
+    if (image_digest_validate(digest, err) < 0)
         return -1;
     char got[DIGEST_BUF_LEN];
     sha256_digest(buf, len, got);
@@ -227,7 +227,7 @@ int store_blob_put(struct image_store *s, const char *digest, const void *buf, s
 int store_blob_get(struct image_store *s, const char *digest, size_t max, char **buf,
                    size_t *len, struct merr *err)
 {
-    if (digest_validate(digest, err) < 0)
+    if (image_digest_validate(digest, err) < 0)
         return -1;
     auto_free char *p = blob_path(s, digest);
     if (p == NULL)
@@ -255,9 +255,9 @@ void store_blob_delete(struct image_store *s, const char *digest)
 
 static char *layer_path(struct image_store *s, const char *chain_id, const char *leaf)
 {
-    if (!digest_is_valid(chain_id))
+    if (!image_digest_is_valid(chain_id))
         return NULL;
-    return store_path(s, "%s/sha256/%s%s%s", s->driver->dir, digest_hex(chain_id), leaf ? "/" : "",
+    return store_path(s, "%s/sha256/%s%s%s", s->driver->dir, image_digest_hex(chain_id), leaf ? "/" : "",
                       leaf ? leaf : "");
 }
 
@@ -285,8 +285,8 @@ int store_layer_commit(struct image_store *s, const char *tmp_dir, const char *c
 {
     char num[32];
     snprintf(num, sizeof num, "%" PRIu64, size);
-    if (digest_validate(chain_id, err) < 0 || digest_validate(diff_id, err) < 0 ||
-        (parent_chain_id != NULL && digest_validate(parent_chain_id, err) < 0))
+    if (image_digest_validate(chain_id, err) < 0 || image_digest_validate(diff_id, err) < 0 ||
+        (parent_chain_id != NULL && image_digest_validate(parent_chain_id, err) < 0))
         return -1;
     if (s->driver->finish_layer != NULL) {
         /* vfs: the chain as one directory, from the parent's (committed before its child) */
@@ -333,7 +333,7 @@ int store_layer_delete(struct image_store *s, const char *chain_id, struct merr 
     if (p == NULL)
         return merr_set(err, MERR_INVALID, 0, "invalid chain id");
     /* Move it out of sight first so a half-deleted layer is never used. */
-    auto_free char *tmp = store_path(s, "tmp/rm-%s", digest_hex(chain_id));
+    auto_free char *tmp = store_path(s, "tmp/rm-%s", image_digest_hex(chain_id));
     if (tmp == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate");
     if (rename(p, tmp) < 0) {
@@ -348,9 +348,9 @@ int store_layer_delete(struct image_store *s, const char *chain_id, struct merr 
 
 static char *image_path(struct image_store *s, const char *id)
 {
-    if (!digest_is_valid(id))
+    if (!image_digest_is_valid(id))
         return NULL;
-    return store_path(s, "images/sha256/%s", digest_hex(id));
+    return store_path(s, "images/sha256/%s", image_digest_hex(id));
 }
 
 json_t *store_image_load(struct image_store *s, const char *id, struct merr *err)
@@ -421,7 +421,7 @@ char **store_image_ids(struct image_store *s, struct merr *err)
             continue;
         memcpy(id, "sha256:", 7);
         memcpy(id + 7, e->d_name, 65);
-        if (!digest_is_valid(id))
+        if (!image_digest_is_valid(id))
             continue;
         if (n + 2 > cap) {
             char **nids = realloc(ids, 2 * cap * sizeof *ids);

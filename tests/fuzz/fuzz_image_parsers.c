@@ -20,18 +20,18 @@ static void fuzz_manifest(const char *buf, size_t len)
 {
     struct manifest *m = NULL;
     struct merr err = MERR_INIT;
-    if (manifest_parse(buf, len, NULL, &m, &err) < 0)
+    if (image_manifest_parse(buf, len, NULL, &m, &err) < 0)
         return;
     if (m->kind == MANIFEST_KIND_INDEX) {
         static const char *const platforms[] = { NULL, "linux/arm64", "linux/arm/v7",
                                                  "windows/amd64" };
         for (size_t i = 0; i < 4; i++) {
             struct platform p;
-            if (platform_parse(platforms[i], &p, &err) == 0)
-                (void)manifest_select_platform(m, &p, &err);
+            if (image_platform_parse(platforms[i], &p, &err) == 0)
+                (void)image_manifest_select_platform(m, &p, &err);
         }
     }
-    manifest_free(m);
+    image_manifest_free(m);
 }
 
 static void fuzz_config(const char *buf, size_t len)
@@ -42,7 +42,7 @@ static void fuzz_config(const char *buf, size_t len)
         return;
     char(*chain)[DIGEST_BUF_LEN] = calloc(c->n_diff_ids + 1, sizeof *chain);
     if (chain != NULL &&
-        chain_ids_compute((const char(*)[DIGEST_BUF_LEN])c->diff_ids, c->n_diff_ids, chain,
+        image_chain_ids_compute((const char(*)[DIGEST_BUF_LEN])c->diff_ids, c->n_diff_ids, chain,
                           &err) == 0)
         (void)rfc3339_to_unix(c->created);
     free(chain);
@@ -76,31 +76,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char out[600];
             image_ref_familiar_repo(&ref, out, sizeof out);
         }
-        (void)digest_is_valid(str);
-        (void)host_is_loopback(str);
+        (void)image_digest_is_valid(str);
+        (void)image_host_is_loopback(str);
         break;
     }
     case 3: {
         struct auth_challenge c;
-        (void)!www_authenticate_parse(str, &c, &err);
+        (void)!image_www_authenticate_parse(str, &c, &err);
         break;
     }
     case 4: {
         char *tok = NULL;
         long exp;
-        if (token_response_parse(buf, len, &tok, &exp, &err) == 0)
+        if (image_token_response_parse(buf, len, &tok, &exp, &err) == 0)
             free(tok);
         break;
     }
     case 5: {
         struct registry_creds c;
-        if (x_registry_auth_decode(str, &c, &err) == 0)
-            registry_creds_clear(&c);
+        if (image_x_registry_auth_decode(str, &c, &err) == 0)
+            image_registry_creds_clear(&c);
         break;
     }
     case 6: {
         struct platform p;
-        (void)!platform_parse(str, &p, &err);
+        (void)!image_platform_parse(str, &p, &err);
         (void)http_retry_after_parse(str, 1700000000);
         break;
     }

@@ -85,21 +85,21 @@ static void manifest_response(const struct response *r)
     struct merr err = MERR_INIT;
     char digest[DIGEST_BUF_LEN];
     sha256_digest(r->body, r->body_len, digest);
-    if (r->digest[0] != '\0' && digest_is_valid(r->digest) && strcmp(r->digest, digest) != 0)
+    if (r->digest[0] != '\0' && image_digest_is_valid(r->digest) && strcmp(r->digest, digest) != 0)
         return; /* the client refuses bytes that do not match */
     struct manifest *m = NULL;
-    if (manifest_parse(r->body, r->body_len, r->content_type[0] != '\0' ? r->content_type : NULL,
+    if (image_manifest_parse(r->body, r->body_len, r->content_type[0] != '\0' ? r->content_type : NULL,
                        &m, &err) < 0)
         return;
     if (m->kind == MANIFEST_KIND_INDEX) {
         struct platform host;
-        platform_host(&host);
-        (void)manifest_select_platform(m, &host, &err);
+        image_platform_host(&host);
+        (void)image_manifest_select_platform(m, &host, &err);
         struct platform arm;
-        if (platform_parse("linux/arm/v7", &arm, &err) == 0)
-            (void)manifest_select_platform(m, &arm, &err);
+        if (image_platform_parse("linux/arm/v7", &arm, &err) == 0)
+            (void)image_manifest_select_platform(m, &arm, &err);
     }
-    manifest_free(m);
+    image_manifest_free(m);
 }
 
 static void config_response(const struct response *r)
@@ -110,7 +110,7 @@ static void config_response(const struct response *r)
         return;
     char(*chain)[DIGEST_BUF_LEN] = calloc(c->n_diff_ids + 1, sizeof *chain);
     if (chain != NULL)
-        (void)!chain_ids_compute((const char(*)[DIGEST_BUF_LEN])c->diff_ids, c->n_diff_ids, chain,
+        (void)!image_chain_ids_compute((const char(*)[DIGEST_BUF_LEN])c->diff_ids, c->n_diff_ids, chain,
                                  &err);
     (void)rfc3339_to_unix(c->created);
     free(chain);
@@ -124,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct merr err = MERR_INIT;
     if (r.www_auth[0] != '\0') {
         struct auth_challenge c;
-        (void)!www_authenticate_parse(r.www_auth, &c, &err);
+        (void)!image_www_authenticate_parse(r.www_auth, &c, &err);
     }
     if (r.retry_after[0] != '\0')
         (void)http_retry_after_parse(r.retry_after, 1700000000);
@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (strncmp(r.content_type, "application/json", 16) == 0) {
         char *token = NULL;
         long expires = 0;
-        if (token_response_parse(r.body, r.body_len, &token, &expires, &err) == 0)
+        if (image_token_response_parse(r.body, r.body_len, &token, &expires, &err) == 0)
             free(token);
     } else {
         manifest_response(&r);

@@ -123,7 +123,7 @@ static int group_setup(void **state)
     snprintf(e->storage, sizeof e->storage, "%s/registry/storage", e->tmp);
     if (run("bash %s/tests/integration/lib/images.sh push %s", e->src, e->addr) != 0)
         fail_msg("pushing test images failed");
-    registry_config_init(&e->rc);
+    image_registry_config_init(&e->rc);
     e->rc.connect_timeout_ms = 5000;
     e->rc.request_timeout_s = 30;
     e->rc.max_attempts = 3;

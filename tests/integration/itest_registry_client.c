@@ -183,7 +183,7 @@ static int setup(void **state)
     for (size_t i = 0; i < sizeof f->blob; i++)
         f->blob[i] = (char)((i * 2654435761u) >> 13);
     sha256_digest(f->blob, sizeof f->blob, f->digest);
-    registry_config_init(&f->rc);
+    image_registry_config_init(&f->rc);
     f->rc.connect_timeout_ms = 2000;
     f->rc.request_timeout_s = 10;
     f->rc.low_speed_time_s = 5;

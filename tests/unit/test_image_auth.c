@@ -18,7 +18,7 @@ static void test_www_authenticate(void **state)
     struct merr err = MERR_INIT;
     /* Docker Hub's reply to GET /v2/library/alpine/manifests/latest */
     assert_int_equal(
-        www_authenticate_parse("Bearer realm=\"https://auth.docker.io/token\","
+        image_www_authenticate_parse("Bearer realm=\"https://auth.docker.io/token\","
                                "service=\"registry.docker.io\","
                                "scope=\"repository:library/alpine:pull\"",
                                &c, &err),
@@ -29,7 +29,7 @@ static void test_www_authenticate(void **state)
     assert_string_equal(c.scope, "repository:library/alpine:pull");
 
     /* docker-registry 2.8 with token auth, on GET /v2/ (no scope) */
-    assert_int_equal(www_authenticate_parse("Bearer realm=\"https://127.0.0.1:5001/auth\","
+    assert_int_equal(image_www_authenticate_parse("Bearer realm=\"https://127.0.0.1:5001/auth\","
                                             "service=\"Docker registry\"",
                                             &c, &err),
                      0);
@@ -37,28 +37,28 @@ static void test_www_authenticate(void **state)
     assert_string_equal(c.scope, "");
 
     /* docker-registry 2.8 htpasswd */
-    assert_int_equal(www_authenticate_parse("Basic realm=\"basic-realm\"", &c, &err), 0);
+    assert_int_equal(image_www_authenticate_parse("Basic realm=\"basic-realm\"", &c, &err), 0);
     assert_int_equal(c.scheme, AUTH_SCHEME_BASIC);
     assert_string_equal(c.realm, "basic-realm");
 
     /* case-insensitive scheme and keys, spaces, escapes, unquoted values, extra params */
-    assert_int_equal(www_authenticate_parse("bearer  Realm=\"https://a/t\\\"x\" , service=svc,"
+    assert_int_equal(image_www_authenticate_parse("bearer  Realm=\"https://a/t\\\"x\" , service=svc,"
                                             " error=\"insufficient_scope\"",
                                             &c, &err),
                      0);
     assert_string_equal(c.realm, "https://a/t\"x");
     assert_string_equal(c.service, "svc");
 
-    assert_int_equal(www_authenticate_parse("Negotiate abc", &c, &err), -1);
+    assert_int_equal(image_www_authenticate_parse("Negotiate abc", &c, &err), -1);
     assert_int_equal(err.code, MERR_UNSUPPORTED);
-    assert_int_equal(www_authenticate_parse("Bearer service=\"x\"", &c, &err), -1);
+    assert_int_equal(image_www_authenticate_parse("Bearer service=\"x\"", &c, &err), -1);
     assert_int_equal(err.code, MERR_PROTOCOL);
-    assert_int_equal(www_authenticate_parse("Bearer realm", &c, &err), -1);
+    assert_int_equal(image_www_authenticate_parse("Bearer realm", &c, &err), -1);
 
     char longrealm[3000] = "Bearer realm=\"";
     memset(longrealm + strlen(longrealm), 'a', 2000);
     strcat(longrealm, "\"");
-    assert_int_equal(www_authenticate_parse(longrealm, &c, &err), -1);
+    assert_int_equal(image_www_authenticate_parse(longrealm, &c, &err), -1);
 }
 
 static void test_token_response(void **state)
@@ -70,22 +70,22 @@ static void test_token_response(void **state)
     /* auth.docker.io replies with both token and access_token */
     static const char hub[] = "{\"token\":\"eyJhbGciOi.abc\",\"access_token\":\"eyJhbGciOi.abc\","
                               "\"expires_in\":300,\"issued_at\":\"2024-05-01T10:00:00.1Z\"}";
-    assert_int_equal(token_response_parse(hub, strlen(hub), &tok, &exp, &err), 0);
+    assert_int_equal(image_token_response_parse(hub, strlen(hub), &tok, &exp, &err), 0);
     assert_string_equal(tok, "eyJhbGciOi.abc");
     assert_int_equal(exp, 300);
     free(tok);
     /* OAuth2 servers send only access_token; expires_in defaults to 60 */
     static const char oauth[] = "{\"access_token\":\"xyz\",\"scope\":\"repository:a:pull\"}";
-    assert_int_equal(token_response_parse(oauth, strlen(oauth), &tok, &exp, &err), 0);
+    assert_int_equal(image_token_response_parse(oauth, strlen(oauth), &tok, &exp, &err), 0);
     assert_string_equal(tok, "xyz");
     assert_int_equal(exp, 60);
     free(tok);
     static const char bad[] = "{\"token\":\"\"}";
-    assert_int_equal(token_response_parse(bad, strlen(bad), &tok, &exp, &err), -1);
+    assert_int_equal(image_token_response_parse(bad, strlen(bad), &tok, &exp, &err), -1);
     assert_int_equal(err.code, MERR_PROTOCOL);
     /* a token with CR/LF would inject headers */
     static const char inject[] = "{\"token\":\"a\\r\\nX-Evil: 1\"}";
-    assert_int_equal(token_response_parse(inject, strlen(inject), &tok, &exp, &err), -1);
+    assert_int_equal(image_token_response_parse(inject, strlen(inject), &tok, &exp, &err), -1);
     assert_null(tok);
 }
 
@@ -98,53 +98,53 @@ static void test_x_registry_auth(void **state)
      * {"username":"alice","password":"s3cr?t>","serveraddress":"127.0.0.1:5000"} */
     static const char url[] = "eyJ1c2VybmFtZSI6ImFsaWNlIiwicGFzc3dvcmQiOiJzM2NyP3Q-Iiwic2VydmVyYWRk"
                               "cmVzcyI6IjEyNy4wLjAuMTo1MDAwIn0=";
-    assert_int_equal(x_registry_auth_decode(url, &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode(url, &c, &err), 0);
     assert_string_equal(c.username, "alice");
     assert_string_equal(c.password, "s3cr?t>");
     assert_string_equal(c.serveraddress, "127.0.0.1:5000");
     assert_null(c.identitytoken);
-    assert_true(registry_creds_have_basic(&c));
-    registry_creds_clear(&c);
+    assert_true(image_registry_creds_have_basic(&c));
+    image_registry_creds_clear(&c);
     assert_null(c.username);
 
     /* unpadded, and the standard alphabet */
     static const char unpadded[] = "eyJ1c2VybmFtZSI6ImFsaWNlIiwicGFzc3dvcmQiOiJzM2NyP3Q-Iiwic2Vy"
                                    "dmVyYWRkcmVzcyI6IjEyNy4wLjAuMTo1MDAwIn0";
-    assert_int_equal(x_registry_auth_decode(unpadded, &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode(unpadded, &c, &err), 0);
     assert_string_equal(c.password, "s3cr?t>");
-    registry_creds_clear(&c);
+    image_registry_creds_clear(&c);
     static const char std[] = "eyJ1c2VybmFtZSI6ImFsaWNlIiwicGFzc3dvcmQiOiJzM2NyP3Q+Iiwic2VydmVyYWRk"
                               "cmVzcyI6IjEyNy4wLjAuMTo1MDAwIn0=";
-    assert_int_equal(x_registry_auth_decode(std, &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode(std, &c, &err), 0);
     assert_string_equal(c.password, "s3cr?t>");
-    registry_creds_clear(&c);
+    image_registry_creds_clear(&c);
 
     /* {"identitytoken":"tok","serveraddress":"r"} */
     assert_int_equal(
-        x_registry_auth_decode("eyJpZGVudGl0eXRva2VuIjoidG9rIiwic2VydmVyYWRkcmVzcyI6InIifQ", &c,
+        image_x_registry_auth_decode("eyJpZGVudGl0eXRva2VuIjoidG9rIiwic2VydmVyYWRkcmVzcyI6InIifQ", &c,
                                &err),
         0);
     assert_string_equal(c.identitytoken, "tok");
-    assert_false(registry_creds_have_basic(&c));
-    registry_creds_clear(&c);
+    assert_false(image_registry_creds_have_basic(&c));
+    image_registry_creds_clear(&c);
 
     /* {"auth":"Ym9iOnB3"} → bob:pw */
-    assert_int_equal(x_registry_auth_decode("eyJhdXRoIjoiWW05aU9uQjMifQ", &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode("eyJhdXRoIjoiWW05aU9uQjMifQ", &c, &err), 0);
     assert_string_equal(c.username, "bob");
     assert_string_equal(c.password, "pw");
-    registry_creds_clear(&c);
+    image_registry_creds_clear(&c);
 
     /* what the CLI sends without a login: "{}" base64url */
-    assert_int_equal(x_registry_auth_decode("e30=", &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode("e30=", &c, &err), 0);
     assert_null(c.username);
-    assert_int_equal(x_registry_auth_decode("", &c, &err), 0);
-    assert_int_equal(x_registry_auth_decode(NULL, &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode("", &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode(NULL, &c, &err), 0);
 
-    assert_int_equal(x_registry_auth_decode("!!!", &c, &err), -1);
+    assert_int_equal(image_x_registry_auth_decode("!!!", &c, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
-    assert_int_equal(x_registry_auth_decode("bm90IGpzb24", &c, &err), -1); /* "not json" */
+    assert_int_equal(image_x_registry_auth_decode("bm90IGpzb24", &c, &err), -1); /* "not json" */
     assert_int_equal(err.code, MERR_INVALID);
-    assert_int_equal(x_registry_auth_decode("eyJ1c2VybmFtZSI6MX0", &c, &err), -1); /* username 1 */
+    assert_int_equal(image_x_registry_auth_decode("eyJ1c2VybmFtZSI6MX0", &c, &err), -1); /* username 1 */
     assert_null(c.username);
 }
 
@@ -166,24 +166,24 @@ static void test_x_registry_config(void **state)
     struct merr err = MERR_INIT;
     char *out = NULL;
     struct registry_creds c;
-    assert_int_equal(x_registry_config_pick(header, "docker.io", &out, &err), 0);
+    assert_int_equal(image_x_registry_config_pick(header, "docker.io", &out, &err), 0);
     assert_non_null(out);
-    assert_int_equal(x_registry_auth_decode(out, &c, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode(out, &c, &err), 0);
     assert_string_equal(c.username, "hub");
     assert_string_equal(c.password, "p1");
-    registry_creds_clear(&c);
+    image_registry_creds_clear(&c);
     free(out);
-    assert_int_equal(x_registry_config_pick(header, "127.0.0.1:5000", &out, &err), 0);
-    assert_int_equal(x_registry_auth_decode(out, &c, &err), 0);
+    assert_int_equal(image_x_registry_config_pick(header, "127.0.0.1:5000", &out, &err), 0);
+    assert_int_equal(image_x_registry_auth_decode(out, &c, &err), 0);
     assert_string_equal(c.username, "u");
     assert_string_equal(c.password, "p");
-    registry_creds_clear(&c);
+    image_registry_creds_clear(&c);
     free(out);
-    assert_int_equal(x_registry_config_pick(header, "other.example:5000", &out, &err), 0);
+    assert_int_equal(image_x_registry_config_pick(header, "other.example:5000", &out, &err), 0);
     assert_null(out);
-    assert_int_equal(x_registry_config_pick(NULL, "docker.io", &out, &err), 0);
+    assert_int_equal(image_x_registry_config_pick(NULL, "docker.io", &out, &err), 0);
     assert_null(out);
-    assert_int_equal(x_registry_config_pick("!!!", "docker.io", &out, &err), -1);
+    assert_int_equal(image_x_registry_config_pick("!!!", "docker.io", &out, &err), -1);
     assert_int_equal(err.code, MERR_INVALID);
     free(header);
 }

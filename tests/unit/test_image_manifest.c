@@ -67,7 +67,7 @@ static struct manifest *parse_ok(const char *s, const char *ctype)
 {
     struct manifest *m = NULL;
     struct merr err = MERR_INIT;
-    if (manifest_parse(s, strlen(s), ctype, &m, &err) < 0)
+    if (image_manifest_parse(s, strlen(s), ctype, &m, &err) < 0)
         fail_msg("parse: %s", err.msg);
     return m;
 }
@@ -76,7 +76,7 @@ static int parse_code(const char *s, size_t len, const char *ctype)
 {
     struct manifest *m = NULL;
     struct merr err = MERR_INIT;
-    int r = manifest_parse(s, len, ctype, &m, &err);
+    int r = image_manifest_parse(s, len, ctype, &m, &err);
     assert_null(m);
     assert_int_equal(r, -1);
     return err.code;
@@ -94,7 +94,7 @@ static void test_docker_manifest(void **state)
     assert_string_equal(m->layers[0].digest, D("d"));
     assert_int_equal(m->layers[0].size, 3408729);
     assert_int_equal(m->layers[0].comp, LAYER_COMPRESSION_GZIP);
-    manifest_free(m);
+    image_manifest_free(m);
 }
 
 static void test_oci_manifest(void **state)
@@ -107,11 +107,11 @@ static void test_oci_manifest(void **state)
     assert_int_equal(m->layers[0].comp, LAYER_COMPRESSION_GZIP);
     assert_int_equal(m->layers[1].comp, LAYER_COMPRESSION_ZSTD);
     assert_int_equal(m->layers[2].comp, LAYER_COMPRESSION_NONE);
-    manifest_free(m);
+    image_manifest_free(m);
     /* with no mediaType anywhere the fields decide */
     m = parse_ok(oci_manifest, NULL);
     assert_int_equal(m->kind, MANIFEST_KIND_IMAGE);
-    manifest_free(m);
+    image_manifest_free(m);
 }
 
 static void test_index_and_platforms(void **state)
@@ -123,37 +123,37 @@ static void test_index_and_platforms(void **state)
     struct merr err = MERR_INIT;
     struct platform p;
 
-    assert_int_equal(platform_parse("linux/amd64", &p, &err), 0);
-    const struct descriptor *d = manifest_select_platform(m, &p, &err);
+    assert_int_equal(image_platform_parse("linux/amd64", &p, &err), 0);
+    const struct descriptor *d = image_manifest_select_platform(m, &p, &err);
     assert_non_null(d);
     assert_string_equal(d->digest, D("1")); /* not the unknown/unknown entry before it */
 
-    assert_int_equal(platform_parse("linux/arm/v7", &p, &err), 0);
-    d = manifest_select_platform(m, &p, &err);
+    assert_int_equal(image_platform_parse("linux/arm/v7", &p, &err), 0);
+    d = image_manifest_select_platform(m, &p, &err);
     assert_non_null(d);
     assert_string_equal(d->digest, D("3"));
 
-    assert_int_equal(platform_parse("linux/aarch64", &p, &err), 0);
+    assert_int_equal(image_platform_parse("linux/aarch64", &p, &err), 0);
     assert_string_equal(p.arch, "arm64");
-    d = manifest_select_platform(m, &p, &err);
+    d = image_manifest_select_platform(m, &p, &err);
     assert_non_null(d);
     assert_string_equal(d->digest, D("4")); /* the annotated attestation is skipped */
 
-    assert_int_equal(platform_parse("linux/s390x", &p, &err), 0);
-    assert_null(manifest_select_platform(m, &p, &err));
+    assert_int_equal(image_platform_parse("linux/s390x", &p, &err), 0);
+    assert_null(image_manifest_select_platform(m, &p, &err));
     assert_int_equal(err.code, MERR_NOT_FOUND);
 
     /* nobody can ask for the attestation entry */
-    assert_int_equal(platform_parse("unknown/unknown", &p, &err), 0);
-    assert_null(manifest_select_platform(m, &p, &err));
-    manifest_free(m);
+    assert_int_equal(image_platform_parse("unknown/unknown", &p, &err), 0);
+    assert_null(image_manifest_select_platform(m, &p, &err));
+    image_manifest_free(m);
 
-    assert_int_equal(platform_parse("", &p, &err), 0);
+    assert_int_equal(image_platform_parse("", &p, &err), 0);
     assert_string_equal(p.os, "linux");
-    assert_int_not_equal(platform_parse("linux", &p, &err), 0);
-    assert_int_not_equal(platform_parse("linux/amd64/v2/x", &p, &err), 0);
-    assert_int_not_equal(platform_parse("linux//v2", &p, &err), 0);
-    assert_int_not_equal(platform_parse("linux/am d64", &p, &err), 0);
+    assert_int_not_equal(image_platform_parse("linux", &p, &err), 0);
+    assert_int_not_equal(image_platform_parse("linux/amd64/v2/x", &p, &err), 0);
+    assert_int_not_equal(image_platform_parse("linux//v2", &p, &err), 0);
+    assert_int_not_equal(image_platform_parse("linux/am d64", &p, &err), 0);
 }
 
 static void test_both_fields_rejected(void **state)
@@ -197,8 +197,8 @@ static void test_size_cap(void **state)
     /* the same document padded to exactly the cap is fine */
     struct manifest *m = NULL;
     struct merr err = MERR_INIT;
-    assert_int_equal(manifest_parse(big, MANIFEST_MAX_SIZE, NULL, &m, &err), 0);
-    manifest_free(m);
+    assert_int_equal(image_manifest_parse(big, MANIFEST_MAX_SIZE, NULL, &m, &err), 0);
+    image_manifest_free(m);
     free(big);
 }
 
@@ -223,7 +223,7 @@ static void test_bad_documents(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct manifest *m = NULL;
         struct merr err = MERR_INIT;
-        if (manifest_parse(bad[i], strlen(bad[i]), NULL, &m, &err) == 0)
+        if (image_manifest_parse(bad[i], strlen(bad[i]), NULL, &m, &err) == 0)
             fail_msg("document %zu accepted", i);
         assert_null(m);
     }
@@ -258,7 +258,7 @@ static void test_config_and_chain_ids(void **state)
     assert_int_equal(rfc3339_to_unix(c->created), 1706315456LL);
 
     char chain[3][DIGEST_BUF_LEN];
-    assert_int_equal(chain_ids_compute((const char(*)[DIGEST_BUF_LEN])c->diff_ids, 3, chain, &err),
+    assert_int_equal(image_chain_ids_compute((const char(*)[DIGEST_BUF_LEN])c->diff_ids, 3, chain, &err),
                      0);
     /* Independently computed with sha256sum:
      *   printf '%s %s' "$A" "$B" | sha256sum, then with the result and C. */

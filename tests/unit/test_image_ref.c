@@ -117,7 +117,7 @@ static void test_ref_name_too_long(void **state)
 static void test_digest_validation(void **state)
 {
     (void)state;
-    assert_true(digest_is_valid("sha256:" HEX64));
+    assert_true(image_digest_is_valid("sha256:" HEX64));
     static const char *const invalid[] = {
         "sha256:../../x",
         "sha256:../../../../etc/passwd",
@@ -136,12 +136,12 @@ static void test_digest_validation(void **state)
     };
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         struct merr err = MERR_INIT;
-        if (digest_is_valid(invalid[i]))
+        if (image_digest_is_valid(invalid[i]))
             fail_msg("'%s' accepted", invalid[i]);
-        assert_int_equal(digest_validate(invalid[i], &err), -1);
+        assert_int_equal(image_digest_validate(invalid[i], &err), -1);
         assert_int_equal(err.code, MERR_INVALID);
     }
-    assert_false(digest_is_valid(NULL));
+    assert_false(image_digest_is_valid(NULL));
 }
 
 static void test_familiar_and_host(void **state)
@@ -166,23 +166,23 @@ static void test_familiar_and_host(void **state)
     assert_string_equal(buf, "127.0.0.1:5000/x/y");
     assert_string_equal(image_ref_registry_host(&ref), "127.0.0.1:5000");
 
-    repo_familiar("docker.io/library/a/b", buf, sizeof buf);
+    image_repo_familiar("docker.io/library/a/b", buf, sizeof buf);
     assert_string_equal(buf, "library/a/b");
 }
 
 static void test_loopback(void **state)
 {
     (void)state;
-    assert_true(host_is_loopback("127.0.0.1:5000"));
-    assert_true(host_is_loopback("127.1.2.3"));
-    assert_true(host_is_loopback("localhost:5000"));
-    assert_true(host_is_loopback("[::1]:5000"));
-    assert_false(host_is_loopback("128.0.0.1:5000"));
-    assert_false(host_is_loopback("10.0.0.1"));
-    assert_false(host_is_loopback("127.0.0.1.example.com"));
-    assert_false(host_is_loopback("localhost.example.com:5000"));
-    assert_false(host_is_loopback("[::2]:5000"));
-    assert_false(host_is_loopback("docker.io"));
+    assert_true(image_host_is_loopback("127.0.0.1:5000"));
+    assert_true(image_host_is_loopback("127.1.2.3"));
+    assert_true(image_host_is_loopback("localhost:5000"));
+    assert_true(image_host_is_loopback("[::1]:5000"));
+    assert_false(image_host_is_loopback("128.0.0.1:5000"));
+    assert_false(image_host_is_loopback("10.0.0.1"));
+    assert_false(image_host_is_loopback("127.0.0.1.example.com"));
+    assert_false(image_host_is_loopback("localhost.example.com:5000"));
+    assert_false(image_host_is_loopback("[::2]:5000"));
+    assert_false(image_host_is_loopback("docker.io"));
 }
 
 int main(void)

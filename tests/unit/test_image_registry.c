@@ -30,7 +30,7 @@ static void test_schemes(void **state)
 {
     (void)state;
     struct registry_config rc;
-    registry_config_init(&rc);
+    image_registry_config_init(&rc);
     struct merr err = MERR_INIT;
     char **v = endpoints(&rc, "registry.example:5000/x/y", &err);
     assert_string_equal(v[0], "https://registry.example:5000");
@@ -78,7 +78,7 @@ static void test_docker_io_and_mirrors(void **state)
 {
     (void)state;
     struct registry_config rc;
-    registry_config_init(&rc);
+    image_registry_config_init(&rc);
     struct merr err = MERR_INIT;
     char **v = endpoints(&rc, "alpine", &err);
     assert_string_equal(v[0], "https://registry-1.docker.io");
