@@ -536,6 +536,35 @@ static struct rt_resources start_resources(const struct container *c)
     };
 }
 
+/* Undoes what a start set up before its process: the mount plan, the network. */
+static void start_undo(struct ctr_manager *m, const struct container *c, struct ctr_net_run *net,
+                       struct mounts_plan *mplan)
+{
+    mounts_plan_release(mplan);
+    net_run_release(net);
+    network_stop(m, c->id);
+}
+
+/* The container's main process: its command, environment, user and stdio. */
+static struct rt_process start_process(const struct container *c, char **argv, char **env,
+                                       const struct rt_user *user, const int child[3])
+{
+    return (struct rt_process){
+        .argv = (const char *const *)argv,
+        .env = (const char *const *)env,
+        .cwd = c->plan.cwd,
+        .uid = user->uid,
+        .gid = user->gid,
+        .additional_gids = user->additional_gids,
+        .n_additional_gids = user->n_additional_gids,
+        .tty = c->config->tty,
+        .stdio = { child[0], child[1], child[2] },
+        .cap_add = (const char *const *)c->config->cap_add,
+        .cap_drop = (const char *const *)c->config->cap_drop,
+        .privileged = c->config->privileged,
+    };
+}
+
 static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
 {
     struct container *c = e->c;
@@ -571,9 +600,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     auto_free char *init_path = c->config->init ? init_find() : NULL;
     auto_strv char **argv = c->config->init ? init_argv(c->plan.argv) : strv_dup(c->plan.argv);
     if (c->config->init && init_path == NULL) {
-        mounts_plan_release(&mplan);
-        net_run_release(&net);
-        network_stop(m, c->id);
+        start_undo(m, c, &net, &mplan);
         return merr_set(err, MERR_INVALID, 0,
                         "exec: \"docker-init\": executable file not found in $PATH");
     }
@@ -585,17 +612,13 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     /* stdio: a pty, or pipes (stdin only when it is kept open). */
     auto_free char *devpts = start_devpts(m, e);
     if (prepare_input_locked(e, err) < 0) {
-        mounts_plan_release(&mplan);
-        net_run_release(&net);
-        network_stop(m, c->id);
+        start_undo(m, c, &net, &mplan);
         return -1;
     }
     int child[3] = { -1, -1, -1 };
     int pty_master = e->pty_master, stdin_w = e->stdin_w, out_r = -1, err_r = -1;
     if (start_stdio(e, child, &out_r, &err_r, err) < 0) {
-        mounts_plan_release(&mplan);
-        net_run_release(&net);
-        network_stop(m, c->id);
+        start_undo(m, c, &net, &mplan);
         return -1;
     }
     e->pty_slave = e->stdin_r = -1; /* closed below, with the other child ends */
@@ -609,20 +632,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
         .rootfs = e->rootfs,
         .readonly_rootfs = c->config->readonly_rootfs,
         .devpts = devpts,
-        .process = {
-            .argv = (const char *const *)argv,
-            .env = (const char *const *)env,
-            .cwd = c->plan.cwd,
-            .uid = user.uid,
-            .gid = user.gid,
-            .additional_gids = user.additional_gids,
-            .n_additional_gids = user.n_additional_gids,
-            .tty = c->config->tty,
-            .stdio = { child[0], child[1], child[2] },
-            .cap_add = (const char *const *)c->config->cap_add,
-            .cap_drop = (const char *const *)c->config->cap_drop,
-            .privileged = c->config->privileged,
-        },
+        .process = start_process(c, argv, env, &user, child),
         .hostname = hostname,
         .network = net_mode,
         .netns_path = net_mode == RT_NET_PATH ? netns : NULL,
