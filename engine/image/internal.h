@@ -177,4 +177,10 @@ const char *tags_get(json_t *tags, const char *key);
 /* Removes key; true when it existed. */
 bool tags_remove(json_t *tags, const char *key);
 
+/* ---- progress.c ---- */
+
+/* docker's progress text for cur of total bytes: "[=====>    ]  1.2MB/3.4MB" (as pull and push
+ * print it). */
+void image_progress_text(uint64_t cur, uint64_t total, char *out, size_t cap);
+
 #endif

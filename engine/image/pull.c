@@ -120,31 +120,11 @@ static void emit(struct pull *p, const char *status, const char *layer_id)
     emit_status(p, status, layer_id, layer_id != NULL);
 }
 
-static void human_size(uint64_t n, char *buf, size_t cap)
-{
-    static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
-    double v = (double)n;
-    size_t u = 0;
-    while (v >= 1000.0 && u + 1 < sizeof units / sizeof units[0]) {
-        v /= 1000.0;
-        u++;
-    }
-    snprintf(buf, cap, "%.4g%s", v, units[u]);
-}
-
 static void emit_bytes(struct pull *p, const char *status, const char *id, uint64_t cur,
                        uint64_t total)
 {
-    char bar[52], a[32], b[32], text[128];
-    size_t filled = total > 0 ? (size_t)(cur * 50 / total) : 0;
-    if (filled > 50)
-        filled = 50;
-    for (size_t i = 0; i < 50; i++)
-        bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
-    bar[50] = '\0';
-    human_size(cur, a, sizeof a);
-    human_size(total, b, sizeof b);
-    snprintf(text, sizeof text, "[%s]  %s/%s", bar, a, b);
+    char text[128];
+    image_progress_text(cur, total, text, sizeof text);
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string(status));
     json_object_set_new(o, "progressDetail",

@@ -108,18 +108,6 @@ static void emit(struct push *p, const char *status, const char *id)
     emit_json(p, o);
 }
 
-static void human_size(uint64_t n, char *buf, size_t cap)
-{
-    static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
-    double v = (double)n;
-    size_t u = 0;
-    while (v >= 1000.0 && u + 1 < sizeof units / sizeof units[0]) {
-        v /= 1000.0;
-        u++;
-    }
-    snprintf(buf, cap, "%.4g%s", v, units[u]);
-}
-
 static void on_upload_progress(void *ctx, uint64_t cur, uint64_t total)
 {
     struct push_layer *l = ctx;
@@ -131,16 +119,8 @@ static void on_upload_progress(void *ctx, uint64_t cur, uint64_t total)
     if (cur < total && ns < PROGRESS_INTERVAL_NS)
         return;
     l->last_progress = now;
-    char bar[52], a[32], b[32], text[128];
-    size_t filled = total > 0 ? (size_t)(cur * 50 / total) : 0;
-    if (filled > 50)
-        filled = 50;
-    for (size_t i = 0; i < 50; i++)
-        bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
-    bar[50] = '\0';
-    human_size(cur, a, sizeof a);
-    human_size(total, b, sizeof b);
-    snprintf(text, sizeof text, "[%s]  %s/%s", bar, a, b);
+    char text[128];
+    image_progress_text(cur, total, text, sizeof text);
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string("Pushing"));
     json_object_set_new(o, "progressDetail", json_pack("{s:I,s:I}", "current", (json_int_t)cur,
