@@ -166,15 +166,18 @@ if [ -e /sys/fs/cgroup/cpu/cpu.rt_runtime_us ] && [ -e "$rtparent/cpu.rt_runtime
     rid=$(head -n1 <<<"$out" | jq -r .Id)
     assert_eq "$(d inspect -f '{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}}' "$rid")" \
         "100000 1000" "inspect: CpuRealtimePeriod and CpuRealtimeRuntime"
+    # the engines' parent cgroup starts with no real-time budget (0, as the engine makes it); a
+    # run of this test that died half-way may have left one: start from 0, end at 0
+    enginetest_on_exit "echo 0 >'$rtparent/cpu.rt_runtime_us' 2>/dev/null"
+    echo 0 >"$rtparent/cpu.rt_runtime_us"
     out=$(d start "$rid" 2>&1) && fail "a start with no real-time budget in the parent cgroup succeeded"
     assert_contains "$out" "cpu.rt_runtime_us" "without a budget in the engine's cgroup the start fails (as dockerd without --cpu-rt-runtime)"
     # give the engines' parent cgroup a little real-time time for this one start, then take it back
-    old_rt=$(cat "$rtparent/cpu.rt_runtime_us")
     echo 20000 >"$rtparent/cpu.rt_runtime_us"
     id=$(d run -d --cpu-rt-period 100000 --cpu-rt-runtime 1000 "$IMG" sleep 300)
     got="$(cat "$rtparent/$id/cpu.rt_period_us") $(cat "$rtparent/$id/cpu.rt_runtime_us")"
     d rm -f "$id" "$rid" >/dev/null
-    echo "$old_rt" >"$rtparent/cpu.rt_runtime_us" || true
+    echo 0 >"$rtparent/cpu.rt_runtime_us" || true
     assert_eq "$got" "100000 1000" "--cpu-rt-period/--cpu-rt-runtime: the container's cpu.rt_period_us and cpu.rt_runtime_us"
 else
     assert_contains "$out" "kernel does not support CPU real-time scheduler" "no real-time group scheduling: dockerd's refusal"
