@@ -20,21 +20,6 @@
 #define UNPACK_CHUNK (128u << 10)
 #define UNPACK_MAX_SPOOL (64ULL << 30) /* the layer extractor's own cap */
 
-static int write_all(int fd, const void *buf, size_t len, struct merr *err)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return merr_set(err, MERR_IO, errno, "cannot spool the archive");
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Decompresses fd into spool_fd: 1 when a known compression (or none) was read, 0 when
  * libarchive cannot read it (not compressed data it knows: then not an archive either). */
 static int decompress(int fd, int spool_fd, struct merr *err)
@@ -76,9 +61,9 @@ static int decompress(int fd, int spool_fd, struct merr *err)
             free(buf);
             goto out; /* damaged or absurd: copied as the file it is */
         }
-        if (write_all(spool_fd, buf, (size_t)n, err) < 0) {
+        if (fs_write_all(spool_fd, buf, (size_t)n) < 0) {
             free(buf);
-            rc = -1;
+            rc = merr_set(err, MERR_IO, errno, "cannot spool the archive");
             goto out;
         }
     }

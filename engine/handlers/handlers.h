@@ -125,4 +125,14 @@ int handlers_pump(struct api_request *req, int sub_fd, const struct pump_output 
                   int stdin_fd, stdin_eof_fn on_stdin_eof, void *eof_data,
                   struct detach_keys *dk, struct merr *err) MUST_CHECK;
 
+/* A JSON-lines progress stream (load, push) whose 200 goes out with the first line: before it,
+ * a failure is an HTTP error status, after it a message in the stream, as dockerd answers.
+ * handlers_stream_line is the progress callback (opaque: the struct). */
+struct handlers_lines {
+    struct api_request *req;
+    bool begun;
+    bool gone;
+};
+int handlers_stream_line(const char *line, void *opaque);
+
 #endif

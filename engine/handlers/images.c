@@ -164,21 +164,16 @@ static int save_one(struct api_request *req, void *data, struct merr *err)
 
 #define LOAD_DRAIN_MAX ((size_t)1 << 30)
 
-struct load_ctx {
-    struct api_request *req;
-    bool begun;
-    bool gone;
-};
 
 static ssize_t load_read(void *opaque, void *buf, size_t len, struct merr *err)
 {
-    struct load_ctx *c = opaque;
+    struct handlers_lines *c = opaque;
     return api_request_body_read(c->req, buf, len, err);
 }
 
-static int load_progress(const char *line, void *opaque)
+int handlers_stream_line(const char *line, void *opaque)
 {
-    struct load_ctx *c = opaque;
+    struct handlers_lines *c = opaque;
     struct merr err = MERR_INIT;
     if (c->gone)
         return -1;
@@ -194,8 +189,8 @@ static int load_progress(const char *line, void *opaque)
 static int load(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
-    struct load_ctx c = { req, false, false };
-    if (image_load(s->images, load_read, &c, load_progress, &c, err) == 0) {
+    struct handlers_lines c = { req, false, false };
+    if (image_load(s->images, load_read, &c, handlers_stream_line, &c, err) == 0) {
         if (!c.begun && api_stream_begin(req, 200, API_MEDIA_JSON, err) < 0)
             return -1;
         return api_stream_end(req, err);

@@ -9,38 +9,15 @@
 #include "handlers.h"
 #include "image/image.h"
 
-struct push_ctx {
-    struct api_request *req;
-    bool begun;
-    bool gone;
-};
-
-/* dockerd answers with an error status until the first line; after it, errors travel in the
- * stream. */
-static int push_progress(const char *line, void *opaque)
-{
-    struct push_ctx *c = opaque;
-    struct merr err = MERR_INIT;
-    if (c->gone)
-        return -1;
-    if ((!c->begun && api_stream_begin(c->req, 200, API_MEDIA_JSON, &err) < 0) ||
-        api_stream_write(c->req, line, strlen(line), &err) < 0) {
-        c->gone = true;
-        return -1;
-    }
-    c->begun = true;
-    return 0;
-}
-
 static int push(struct api_request *req, void *data, struct merr *err)
 {
     struct engine_services *s = data;
     const char *name = api_request_var(req, "name");
     const char *tag = api_request_query(req, "tag");
-    struct push_ctx c = { req, false, false };
+    struct handlers_lines c = { req, false, false }; /* an error before the first line is a status */
     struct merr perr = MERR_INIT;
     if (image_push(s->images, s->registry, name, tag, api_request_header(req, "X-Registry-Auth"),
-                   push_progress, &c, &perr) == 0) {
+                   handlers_stream_line, &c, &perr) == 0) {
         evt_emit(s->events, "image", "push", name, json_pack("{s:s}", "name", name));
         if (!c.begun && api_stream_begin(req, 200, API_MEDIA_JSON, err) < 0)
             return -1;

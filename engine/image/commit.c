@@ -62,21 +62,6 @@ static int md_final(EVP_MD_CTX *md, char out[DIGEST_BUF_LEN], struct merr *err)
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len, struct merr *err)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return merr_set(err, MERR_IO, errno, "cannot write a layer blob");
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Compresses in_fd (from its start) into out_path with gzip (no name, no mtime: the same
  * bytes give the same blob) and hashes the result. */
 static int gzip_file(int in_fd, const char *out_path, char digest[DIGEST_BUF_LEN],
@@ -114,9 +99,10 @@ static int gzip_file(int in_fd, const char *out_path, char digest[DIGEST_BUF_LEN
                 break;
             }
             size_t have = IO_CHUNK - z.avail_out;
-            if (have > 0 && (write_all(out, zout, have, err) < 0 ||
-                             EVP_DigestUpdate(md, zout, have) != 1))
-                rc = err->code != MERR_OK ? -1 : merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+            if (have > 0 && fs_write_all(out, zout, have) < 0)
+                rc = merr_set(err, MERR_IO, errno, "cannot write a layer blob");
+            else if (have > 0 && EVP_DigestUpdate(md, zout, have) != 1)
+                rc = merr_set(err, MERR_CRYPTO, 0, "cannot hash");
         } while (rc == 0 && z.avail_out == 0);
     }
     deflateEnd(&z);
