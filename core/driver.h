@@ -31,6 +31,8 @@ struct driver_flag {
     bool required;
     long long min, max;          /* DFLAG_INT: inclusive range; both 0: any number */
     const char *const *choices;  /* DFLAG_STRING: the allowed values (NULL-terminated), or NULL */
+    bool secret;                 /* a credential: kept in m->secrets, never in config.json
+                                  * (core/secrets.h); read it with driver_secret() */
 };
 
 /* What a driver may use while it works: the toolkit. A driver never opens SSH, makes keys,

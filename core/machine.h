@@ -59,6 +59,8 @@ struct machine {
     struct auth_options auth;
     /* `machine up`: {"Name": lab, "Group": key, "Spec": {...}} as last brought up, or NULL */
     json_t *lab;
+    /* Secret driver fields (core/secrets.h): {"AccessToken": "..."}; never in config.json. */
+    json_t *secrets;
 };
 
 struct machine *machine_new(const char *name, const char *driver_name);

@@ -43,6 +43,10 @@ struct http_client_opts {
     unsigned max_attempts;         /* per request, the first included (0: 5) */
     long backoff_base_ms;          /* first retry delay, doubled each time (0: 500) */
     long backoff_max_ms;           /* cap of one delay, Retry-After included (0: 10 s) */
+    /* Called before every attempt (retries too), e.g. a shared rate limiter
+     * (core/ratelimit.h); an error ends the request with it. NULL: none. */
+    int (*before_attempt)(void *ctx, struct merr *err);
+    void *before_attempt_ctx;
 };
 
 struct http_client;
