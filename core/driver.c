@@ -10,6 +10,7 @@
 #include "http.h"
 #include "error.h"
 #include "fsutil.h"
+#include "secrets.h"
 
 const struct driver *driver_find(const struct driver *const *table, const char *name)
 {
@@ -138,6 +139,13 @@ static int parse_bool(const char *text, bool *out)
 static int apply_one(const struct driver_flag *f, struct machine *m, char *const *values,
                      struct merr *err)
 {
+    if (f->secret) {
+        const char *last = NULL;
+        for (size_t i = 0; values != NULL && values[i] != NULL; i++)
+            last = values[i];
+        machine_secret_set(m, f->key, last);
+        return 0;
+    }
     if (f->type == DFLAG_STRING_LIST) {
         json_t *arr = json_array();
         for (size_t i = 0; values != NULL && values[i] != NULL; i++)

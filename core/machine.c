@@ -57,6 +57,7 @@ void machine_free(struct machine *m)
     engine_options_clear(&m->engine);
     strv_free(m->auth.sans);
     json_decref(m->lab);
+    json_decref(m->secrets);
     free(m);
 }
 
@@ -145,6 +146,15 @@ json_t *machine_to_json(const struct machine *m)
         abort();
     if (m->lab != NULL)
         json_object_set(root, "Lab", m->lab);
+    /* The names of the secret fields only; their values live in credentials.json. */
+    if (m->secrets != NULL && json_object_size(m->secrets) > 0) {
+        json_t *names = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(m->secrets, k, v)
+            json_array_append_new(names, json_string(k));
+        json_object_set_new(root, "Secrets", names);
+    }
     return root;
 }
 
@@ -220,6 +230,17 @@ struct machine *machine_from_json(const json_t *root, struct merr *err)
 
     json_t *lab = get_object(root, "Lab");
     m->lab = lab != NULL ? json_deep_copy(lab) : NULL;
+
+    /* Secret names without values: the store fills them in from credentials.json. */
+    json_t *names = json_object_get(root, "Secrets");
+    size_t i;
+    json_t *name;
+    json_array_foreach(names, i, name)
+        if (json_is_string(name)) {
+            if (m->secrets == NULL)
+                m->secrets = json_object();
+            json_object_set_new(m->secrets, json_string_value(name), json_null());
+        }
 
     json_t *lc = get_object(root, "Lifecycle");
     if (lc == NULL) {

@@ -29,4 +29,12 @@ void machine_secret_set(struct machine *m, const char *key, const char *value);
 const char *driver_secret(const struct driver *d, const struct machine *m, const char *key,
                           struct merr *err) MUST_CHECK;
 
+/* For the store: writes m's secrets to machine_dir/credentials.json (0600, atomically), or
+ * removes that file when m has none. */
+int secrets_save(const char *machine_dir, const struct machine *m, struct merr *err) MUST_CHECK;
+
+/* For the store: fills m->secrets from machine_dir/credentials.json when it exists (a missing
+ * file leaves the keys config.json named without values). */
+int secrets_load(const char *machine_dir, struct machine *m, struct merr *err) MUST_CHECK;
+
 #endif

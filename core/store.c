@@ -13,6 +13,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "machine.h"
+#include "secrets.h"
 
 #define CONFIG_FILE "config.json"
 #define CONFIG_MAX (4u << 20)
@@ -97,7 +98,7 @@ int store_create_machine(const struct store *s, const struct machine *m, struct 
         return merr_set(err, MERR_IO, errno, "cannot create a directory in '%s'", s->machines_dir);
     auto_free char *text = render_config(m);
     auto_free char *cfg = path_join(tmpl, CONFIG_FILE);
-    if (fs_write_atomic(cfg, text, strlen(text), 0600, err) < 0) {
+    if (secrets_save(tmpl, m, err) < 0 || fs_write_atomic(cfg, text, strlen(text), 0600, err) < 0) {
         remove_quietly(tmpl);
         return -1;
     }
@@ -122,6 +123,8 @@ int store_save_machine(const struct store *s, const struct machine *m, struct me
         return merr_set(err, MERR_NOT_FOUND, 0, "Docker machine \"%s\" does not exist", m->name);
     auto_free char *text = render_config(m);
     auto_free char *cfg = path_join(dir, CONFIG_FILE);
+    if (secrets_save(dir, m, err) < 0)
+        return -1;
     return fs_write_atomic(cfg, text, strlen(text), 0600, err);
 }
 
@@ -150,6 +153,11 @@ struct machine *store_load_machine(const struct store *s, const char *name, stru
     }
     if (strcmp(m->name, name) != 0) {
         merr_set(err, MERR_CORRUPT, 0, "config in '%s' names machine '%s'", cfg, m->name);
+        machine_free(m);
+        return NULL;
+    }
+    if (secrets_load(dir, m, err) < 0) {
+        merr_prefix(err, "machine '%s' has unreadable credentials", name);
         machine_free(m);
         return NULL;
     }

@@ -773,6 +773,8 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
                             rq->deadline_ms);
         if (attempt > 1 && rewind_body(rq, &a, err) < 0)
             return -1;
+        if (c->o.before_attempt != NULL && c->o.before_attempt(c->o.before_attempt_ctx, err) < 0)
+            return -1;
         http_response_clear(resp);
         a.nheaders = a.cap = 0;
         a.too_large = a.delivered = a.cb_failed = false;

@@ -154,6 +154,39 @@ static void test_transient_retried(void **state)
     free(u);
 }
 
+/* before_attempt (the shared rate limiter's seat) runs before every attempt, retries included;
+ * its error ends the request without another attempt. */
+static int count_then_refuse(void *ctx, struct merr *err)
+{
+    int *calls = ctx;
+    if (++*calls == 3)
+        return merr_set(err, MERR_TIMEOUT, 0, "no token");
+    return 0;
+}
+
+static void test_before_attempt_hook(void **state)
+{
+    struct fixture *f = *state;
+    int calls = 0;
+    struct http_client_opts o = { .curl = &f->curl, .allow_http = true, .max_attempts = 4,
+                                  .backoff_base_ms = 10, .backoff_max_ms = 50,
+                                  .before_attempt = count_then_refuse,
+                                  .before_attempt_ctx = &calls };
+    struct merr err = MERR_INIT;
+    struct http_client *c = http_client_new(&o, &err);
+    assert_non_null(c);
+    char *u = url(f, "/always-503");
+    struct http_request rq = { .url = u };
+    struct http_response resp;
+    assert_int_equal(http_do(c, &rq, &resp, &err), -1);
+    assert_int_equal(err.code, MERR_TIMEOUT);
+    assert_int_equal(calls, 3);
+    assert_int_equal(server_count(f, "/always-503"), 2);
+    http_response_clear(&resp);
+    http_client_free(c);
+    free(u);
+}
+
 static void test_post_not_retried(void **state)
 {
     struct fixture *f = *state;
@@ -358,6 +391,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_transient_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_before_attempt_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_beyond_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap_and_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
