@@ -162,6 +162,7 @@ int cloud_do(struct cloud_client *cc, const struct http_request *rq, struct http
             return 0; /* no time for another try: the throttled answer is the answer */
         mlog_debug(cc->log, "%s: throttled (%ld%s%s), retry %u in %ld ms", cc->service,
                    resp->status, code != NULL ? " " : "", code != NULL ? code : "", n, pause);
+        http_response_clear(resp);
         clock_sleep_ms(pause);
     }
 }

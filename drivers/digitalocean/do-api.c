@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "cloud.h"
 #include "do-priv.h"
 #include "driver.h"
@@ -225,6 +226,16 @@ int do_api_delete_droplet(struct do_api *api, long long id, struct merr *err)
     return delete_path(api, path, err);
 }
 
+int do_poll_failed(const struct do_api *api, struct merr *err)
+{
+    const struct driver_ctx *ctx = api->ctx;
+    if (err->code == MERR_TIMEOUT && ctx->deadline_ms > 0 && clock_now_ms() >= ctx->deadline_ms) {
+        merr_clear(err);
+        return 0; /* the request ran into the operation's deadline: the wait says what timed out */
+    }
+    return -1;
+}
+
 struct action_wait {
     struct do_api *api;
     long long id;
@@ -244,6 +255,8 @@ static int poll_action(void *opaque, struct merr *err)
         rc = 1;
     else if (rc == 0 && a.status != NULL && strcmp(a.status, "errored") == 0)
         rc = merr_set(err, MERR_REMOTE, 0, "digitalocean: action %lld errored", w->id);
+    else if (rc < 0)
+        rc = do_poll_failed(w->api, err);
     do_action_clear(&a);
     return rc;
 }

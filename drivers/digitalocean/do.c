@@ -151,7 +151,7 @@ static int poll_active(void *opaque, struct merr *err)
     struct active_wait *w = opaque;
     struct do_droplet d = { 0 };
     if (do_api_get_droplet(w->api, w->id, &d, err) < 0)
-        return -1;
+        return do_poll_failed(w->api, err);
     int done = d.status != NULL && strcmp(d.status, "active") == 0 && d.public_ipv4 != NULL;
     if (done)
         w->ip = steal_pointer(&d.public_ipv4);
