@@ -30,6 +30,8 @@ struct cloud_client {
     char *endpoint;
     unsigned max_throttled;
     long backoff_max_ms;
+    char *remaining_header, *reset_header;
+    int64_t quota_wait_until; /* clock_now_ms() before which no request goes out (0: none) */
 };
 
 void cloud_client_free(struct cloud_client *cc)
@@ -40,6 +42,8 @@ void cloud_client_free(struct cloud_client *cc)
     ratelimit_free(cc->rl);
     free(cc->service);
     free(cc->endpoint);
+    free(cc->remaining_header);
+    free(cc->reset_header);
     free(cc);
 }
 
@@ -55,6 +59,10 @@ struct cloud_client *cloud_client_new(const struct driver_ctx *ctx,
     cc->log = ctx->log;
     cc->service = xstrdup(opts->service != NULL ? opts->service : "cloud");
     cc->endpoint = xstrdup(opts->endpoint != NULL ? opts->endpoint : "");
+    if (opts->quota_remaining_header != NULL && opts->quota_reset_header != NULL) {
+        cc->remaining_header = xstrdup(opts->quota_remaining_header);
+        cc->reset_header = xstrdup(opts->quota_reset_header);
+    }
     cc->max_throttled = opts->max_throttled > 0 ? opts->max_throttled : CLOUD_DEFAULT_THROTTLED;
     cc->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms
                                                   : CLOUD_DEFAULT_BACKOFF_MAX_MS;
@@ -83,6 +91,21 @@ struct cloud_client *cloud_client_new(const struct driver_ctx *ctx,
 const char *cloud_client_endpoint(const struct cloud_client *cc)
 {
     return cc->endpoint;
+}
+
+long cloud_quota_wait_ms(const char *remaining, const char *reset, time_t now, long cap_ms)
+{
+    if (remaining == NULL || reset == NULL)
+        return 0;
+    char *end = NULL;
+    long long left = strtoll(remaining, &end, 10);
+    if (end == remaining || *end != '\0' || left != 0)
+        return 0;
+    long long at = strtoll(reset, &end, 10);
+    if (end == reset || *end != '\0' || at <= (long long)now)
+        return 0;
+    long long ms = (at - (long long)now) * 1000;
+    return ms > cap_ms ? cap_ms : (long)ms;
 }
 
 static bool code_has(const char *code, const char *needle)
@@ -142,6 +165,35 @@ static long throttle_pause_ms(const struct cloud_client *cc, const struct http_r
     return http_backoff_delay_ms(n, CLOUD_BACKOFF_BASE_MS, cc->backoff_max_ms, rnd);
 }
 
+/* Remembers an answer's "no requests left until T". */
+static void note_quota(struct cloud_client *cc, const struct http_response *resp)
+{
+    if (cc->remaining_header == NULL)
+        return;
+    long ms = cloud_quota_wait_ms(http_response_header(resp, cc->remaining_header),
+                                  http_response_header(resp, cc->reset_header), time(NULL),
+                                  cc->backoff_max_ms);
+    cc->quota_wait_until = ms > 0 ? clock_now_ms() + ms : 0;
+}
+
+/* Waits for the API's quota to refill when the last answer said it was used up. */
+static int quota_pause(struct cloud_client *cc, int64_t deadline, struct merr *err)
+{
+    if (cc->quota_wait_until == 0)
+        return 0;
+    int64_t ms = cc->quota_wait_until - clock_now_ms();
+    cc->quota_wait_until = 0;
+    if (ms <= 0)
+        return 0;
+    if (deadline != 0 && clock_left_ms(deadline) <= ms)
+        return merr_set(err, MERR_BUSY, 0, "the API's request quota is used up for %lld s more",
+                        (long long)(ms + 999) / 1000);
+    mlog_debug(cc->log, "%s: request quota used up, waiting %lld ms for it to refill",
+               cc->service, (long long)ms);
+    clock_sleep_ms(ms);
+    return 0;
+}
+
 int cloud_do(struct cloud_client *cc, const struct http_request *rq, struct http_response *resp,
              cloud_error_code_fn api_code, struct merr *err)
 {
@@ -152,8 +204,9 @@ int cloud_do(struct cloud_client *cc, const struct http_request *rq, struct http
     for (unsigned n = 1;; n++) {
         if (deadline != 0)
             r.deadline_ms = clock_left_ms(deadline) > 1 ? (long)clock_left_ms(deadline) : 1;
-        if (http_do(cc->http, &r, resp, err) < 0)
+        if (quota_pause(cc, deadline, err) < 0 || http_do(cc->http, &r, resp, err) < 0)
             return merr_prefix(err, "%s", cc->service);
+        note_quota(cc, resp);
         auto_free char *code = api_code != NULL ? api_code(resp) : NULL;
         if (!cloud_throttled(resp->status, code) || n > cc->max_throttled)
             return 0;

@@ -8,6 +8,7 @@
 #define MACHINE_CLOUD_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "error.h"
@@ -24,6 +25,11 @@ struct cloud_client_opts {
     double burst;         /* bucket size (0: 10) */
     unsigned max_throttled; /* throttled answers retried per request (0: 8) */
     long backoff_max_ms;  /* cap of one pause, Retry-After included (0: 30 s) */
+    /* The API's own quota headers (DigitalOcean: "RateLimit-Remaining", "RateLimit-Reset" in
+     * Unix seconds), or NULL: an answer saying none is left makes the next request wait for
+     * the reset (capped by backoff_max_ms and the deadline). */
+    const char *quota_remaining_header;
+    const char *quota_reset_header;
 };
 
 struct cloud_client;
@@ -59,6 +65,11 @@ int cloud_error(struct merr *err, const char *service, long status, const char *
 /* A throttled answer: 429, 503, or an API code meaning "slow down" (RequestLimitExceeded,
  * Throttling, ThrottlingException, too_many_requests, ...). */
 bool cloud_throttled(long status, const char *api_code);
+
+/* How long to wait before the next request when an answer said remaining (a count) with the
+ * quota refilled at reset (Unix seconds): 0 while some are left or the reset has passed, else
+ * the ms until it, at most cap_ms. Absent or malformed values: 0. */
+long cloud_quota_wait_ms(const char *remaining, const char *reset, time_t now, long cap_ms);
 
 /* The merr code of a failed answer: 401 and auth codes → MERR_AUTH, 403 and
  * UnauthorizedOperation → MERR_PERM, 404 and *.NotFound/not_found → MERR_NOT_FOUND, 409 and

@@ -50,6 +50,8 @@ int do_api_open(struct do_api *api, const struct driver_ctx *ctx, const struct m
         /* DigitalOcean allows 5,000 requests an hour and 250 a minute */
         .per_sec = 4,
         .burst = 20,
+        .quota_remaining_header = "RateLimit-Remaining",
+        .quota_reset_header = "RateLimit-Reset",
     };
     api->cc = cloud_client_new(ctx, &o, err);
     if (api->cc == NULL) {

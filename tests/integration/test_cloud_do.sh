@@ -114,7 +114,10 @@ assert_eq "$ip" "$(simq '.droplets[] | select(.name == "c1") | .networks.v4[0].i
 )
 
 step "stop, start, restart through droplet actions"
-"$M" stop c1 || fail "stop"
+sim_config '{"exhausted": 1}'
+out=$("$M" --debug stop c1 2>&1) || fail "stop: $(tail -20 <<<"$out")"
+assert_contains "$out" "digitalocean: request quota used up, waiting" \
+    "an answer with RateLimit-Remaining 0 makes the next request wait for RateLimit-Reset"
 assert_eq "$("$M" status c1)" "Stopped" "stopped after stop"
 assert_eq "$(simq '.droplets[] | select(.name == "c1") | .status')" "off" "the droplet is off"
 assert_eq "$(simq '[.actions[] | select(.type == "shutdown" and .status == "completed")] | length')" "1" "shutdown action completed"

@@ -12,7 +12,9 @@ brings it back, DELETE removes the host.
 Listens on 127.0.0.1 only. Test controls (no token needed):
   GET  /_sim/state   everything the simulator holds, and counters
   POST /_sim/config  {"throttle": N, "throttle_method": "POST", "retry_after": S,
-                      "quota": bool, "never_active": bool}
+                      "quota": bool, "never_active": bool, "exhausted": N}
+                     (exhausted: the next N answers say RateLimit-Remaining 0 until the
+                     next second)
 Run: do_sim.py --token TOKEN --port-file FILE [--max-per-page N] [--seed-keys N]
      [--seed-droplets N]; it writes its port to FILE once it listens.
 """
@@ -61,7 +63,7 @@ class Sim:
         self.keys = {}
         self.actions = {}
         self.config = {"throttle": 0, "throttle_method": None, "retry_after": 1,
-                       "quota": False, "never_active": False}
+                       "quota": False, "never_active": False, "exhausted": 0}
         self.counters = {"requests": 0, "throttled": 0, "unauthorized": 0}
         self.requests = []  # (method, path, status): never a header
         self.bodies = []    # droplet create bodies as received
@@ -171,10 +173,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         now = int(time.time())
         with self.sim.lock:
-            used = self.sim.counters["requests"]
+            remaining = max(0, 5000 - self.sim.counters["requests"])
+            reset = now + 3600
+            if self.sim.config["exhausted"] > 0 and not self.path.startswith("/_sim"):
+                self.sim.config["exhausted"] -= 1
+                remaining, reset = 0, now + 1
         self.send_header("RateLimit-Limit", "5000")
-        self.send_header("RateLimit-Remaining", str(max(0, 5000 - used)))
-        self.send_header("RateLimit-Reset", str(now + 3600))
+        self.send_header("RateLimit-Remaining", str(remaining))
+        self.send_header("RateLimit-Reset", str(reset))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         if body is not None:

@@ -58,6 +58,19 @@ static void test_error_message(void **state)
     assert_string_equal(err.msg, "ec2: 500");
 }
 
+static void test_quota_wait(void **state)
+{
+    (void)state;
+    assert_int_equal(cloud_quota_wait_ms("0", "1000", 998, 30000), 2000);
+    assert_int_equal(cloud_quota_wait_ms("0", "5000", 1000, 30000), 30000); /* capped */
+    assert_int_equal(cloud_quota_wait_ms("4999", "1000", 998, 30000), 0);   /* some left */
+    assert_int_equal(cloud_quota_wait_ms("0", "1000", 1000, 30000), 0);     /* refilled */
+    assert_int_equal(cloud_quota_wait_ms("0", "soon", 998, 30000), 0);
+    assert_int_equal(cloud_quota_wait_ms("", "1000", 998, 30000), 0);
+    assert_int_equal(cloud_quota_wait_ms(NULL, "1000", 998, 30000), 0);
+    assert_int_equal(cloud_quota_wait_ms("0", NULL, 998, 30000), 0);
+}
+
 /* A listing of `pages` pages whose cursors are "p2", "p3", …; `loop_at` repeats a cursor. */
 struct fake_listing {
     int pages;
@@ -125,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_error_message),
+        cmocka_unit_test(test_quota_wait),
         cmocka_unit_test(test_paginate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
