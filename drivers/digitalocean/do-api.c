@@ -263,7 +263,8 @@ static int poll_action(void *opaque, struct merr *err)
     return rc;
 }
 
-int do_api_action(struct do_api *api, long long droplet, const char *type, struct merr *err)
+int do_api_action(struct do_api *api, long long droplet, const char *type, int limit_ms,
+                  struct merr *err)
 {
     auto_free char *path = xasprintf("/v2/droplets/%lld/actions", droplet);
     auto_json json_t *body = json_pack("{s:s}", "type", type);
@@ -280,5 +281,6 @@ int do_api_action(struct do_api *api, long long droplet, const char *type, struc
     struct action_wait w = { .api = api, .id = a.id };
     do_action_clear(&a);
     auto_free char *what = xasprintf("the %s of droplet %lld", type, droplet);
-    return driver_wait_until(api->ctx, DO_ACTION_WAIT_MS, what, poll_action, &w, err);
+    return driver_wait_until(api->ctx, limit_ms > 0 ? limit_ms : DO_ACTION_WAIT_MS, what,
+                             poll_action, &w, err);
 }

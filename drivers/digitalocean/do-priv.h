@@ -125,7 +125,9 @@ int do_api_delete_droplet(struct do_api *api, long long id, struct merr *err);
 /* For a poll whose request failed: 0 (not done yet, err cleared) when it ran into the
  * operation's deadline, so driver_wait_until names what did not happen; else -1. */
 int do_poll_failed(const struct do_api *api, struct merr *err);
-/* Starts the action (power_on, shutdown, power_off, reboot) and waits for it to complete. */
-int do_api_action(struct do_api *api, long long droplet, const char *type, struct merr *err);
+/* Starts the action (power_on, shutdown, power_off, reboot) and waits for it to complete,
+ * at most limit_ms (0: a few minutes) and within the operation's deadline. */
+int do_api_action(struct do_api *api, long long droplet, const char *type, int limit_ms,
+                  struct merr *err);
 
 #endif

@@ -270,7 +270,7 @@ static int do_remove(const struct driver_ctx *ctx, struct machine *m, struct mer
 }
 
 static int power(const struct driver_ctx *ctx, const struct machine *m, const char *type,
-                 struct merr *err)
+                 int limit_ms, struct merr *err)
 {
     long long id = machine_driver_int(m, DO_KEY_DROPLET_ID, 0);
     if (id <= 0)
@@ -278,34 +278,35 @@ static int power(const struct driver_ctx *ctx, const struct machine *m, const ch
     __attribute__((cleanup(do_api_clear))) struct do_api api = { 0 };
     if (do_api_open(&api, ctx, m, err) < 0)
         return -1;
-    return do_api_action(&api, id, type, err);
+    return do_api_action(&api, id, type, limit_ms, err);
 }
 
 static int do_start(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    return power(ctx, m, "power_on", err);
+    return power(ctx, m, "power_on", 0, err);
 }
 
-/* A clean shutdown; a droplet that refuses one is powered off, as stop's grace ends. */
+/* A clean shutdown within stop's grace; a droplet that refuses one or takes longer is
+ * powered off. */
 static int do_stop(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    if (power(ctx, m, "shutdown", err) == 0)
+    if (power(ctx, m, "shutdown", ctx->stop_grace_ms, err) == 0)
         return 0;
     if (err->code == MERR_NOT_FOUND || err->code == MERR_AUTH || err->code == MERR_PERM)
         return -1;
     mlog_warn(ctx->log, "%s; powering the droplet off", err->msg);
     merr_clear(err);
-    return power(ctx, m, "power_off", err);
+    return power(ctx, m, "power_off", 0, err);
 }
 
 static int do_restart(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    return power(ctx, m, "reboot", err);
+    return power(ctx, m, "reboot", 0, err);
 }
 
 static int do_kill(const struct driver_ctx *ctx, struct machine *m, struct merr *err)
 {
-    return power(ctx, m, "power_off", err);
+    return power(ctx, m, "power_off", 0, err);
 }
 
 static int do_get_state(const struct driver_ctx *ctx, const struct machine *m,

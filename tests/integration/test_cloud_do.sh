@@ -102,6 +102,9 @@ assert_eq "$(stat -c %a "$cfg/credentials.json")" 600 "credentials.json is 0600"
 grep -q "$TOKEN" "$cfg/credentials.json" || fail "credentials.json lacks the token"
 case "$("$M" inspect c1)" in *"$TOKEN"*) fail "inspect shows the token" ;; esac
 assert__ok "inspect does not show the token"
+assert_eq "$(grep -rl "$TOKEN" "$MACHINE_STORAGE_PATH")" "$cfg/credentials.json" "no other file of the store holds the token"
+ls "$MACHINE_STORAGE_PATH"/locks/rate-* >/dev/null 2>&1 || fail "no shared rate limiter state in the store's lock directory"
+assert__ok "the requests went through the shared rate limiter"
 
 step "docker on the droplet"
 assert_eq "$("$M" status c1)" "Running" "state from the droplet status"
@@ -135,6 +138,23 @@ out=$("$M" stop c1 2>&1) && fail "stop without credentials succeeded"
 assert_contains "$out" "DIGITALOCEAN_ACCESS_TOKEN" "the error names the variable"
 assert_eq "$(DIGITALOCEAN_ACCESS_TOKEN=$TOKEN "$M" status c1)" "Running" "the environment's token is read now"
 mv "$T/creds.saved" "$cfg/credentials.json"
+
+step "an account key by fingerprint: nothing uploaded, the user's key kept by rm"
+ssh-keygen -q -t ed25519 -N '' -C user-key -f "$T/userkey"
+fp=$(jq -n --arg k "$(cat "$T/userkey.pub")" '{name: "user key", public_key: $k}' |
+    curl -sf --max-time 10 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        --data-binary @- "$API/v2/account/keys" | jq -r .ssh_key.fingerprint)
+[ -n "$fp" ] && [ "$fp" != null ] || fail "cannot add the user's key to the simulator"
+assert_exit 3 "$M" create "${DO[@]}" --digitalocean-access-token "$TOKEN" --digitalocean-ssh-key-fingerprint "$fp" f0
+keys_before=$(simq '.keys | length')
+out=$("$M" create "${DO[@]}" --digitalocean-access-token "$TOKEN" --digitalocean-ssh-key-fingerprint "$fp" \
+    --digitalocean-ssh-key-path "$T/userkey" f1 2>&1) || fail "create f1 failed: $(tail -20 <<<"$out")"
+assert_eq "$(simq '.keys | length')" "$keys_before" "no key uploaded"
+assert_eq "$(simq '.create_bodies[-1].ssh_keys[0]')" "$fp" "the droplet gets the account's key by fingerprint"
+assert_eq "$("$M" ssh f1 -- echo via-user-key)" "via-user-key" "SSH with the user's key"
+"$M" rm -y f1 || fail "rm f1"
+assert_eq "$(simq "[.keys[] | select(.fingerprint == \"$fp\")] | length")" "1" "rm keeps the user's key"
+assert_eq "$(simq '[.droplets[] | select(.name == "f1")] | length')" "0" "rm deletes f1's droplet"
 
 step "quota exceeded: the key made is deleted, the machine listed with its error"
 sim_config '{"quota": true}'
@@ -174,7 +194,7 @@ step "rm deletes the droplet, its host and the key"
 "$M" rm -y c1 || fail "rm c1"
 assert_eq "$(simq '[.droplets[] | select(.name == "c1")] | length')" "0" "c1's droplet deleted"
 assert_eq "$(simq "[.keys[] | select(.id == $key_id)] | length")" "0" "c1's key deleted"
-assert_eq "$(simq '[.droplets[], .keys[]] | length')" "6" "only what was there before is left"
+assert_eq "$(simq '[.droplets[], .keys[]] | length')" "7" "only what was there before is left (and the user's key)"
 assert_eq "$("$M" ls -q)" "" "nothing listed"
 assert_eq "$(simq .counters.unauthorized)" "1" "only the bad-token create was refused"
 
