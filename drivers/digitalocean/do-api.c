@@ -28,6 +28,22 @@ void do_api_clear(struct do_api *api)
     *api = (struct do_api){ 0 };
 }
 
+/* Plain http only to this machine (a simulator): the token must not cross a network in clear. */
+bool do_api_url_ok(const char *url)
+{
+    if (strncmp(url, "https://", 8) == 0)
+        return url[8] != '\0' && url[8] != '/';
+    if (strncmp(url, "http://", 7) != 0)
+        return false;
+    static const char *const local[] = { "127.0.0.1", "localhost", "[::1]" };
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+        size_t n = strlen(local[i]);
+        if (strncmp(url + 7, local[i], n) == 0 && strchr(":/", url[7 + n]) != NULL)
+            return true;
+    }
+    return false;
+}
+
 int do_api_open(struct do_api *api, const struct driver_ctx *ctx, const struct machine *m,
                 struct merr *err)
 {
@@ -38,6 +54,10 @@ int do_api_open(struct do_api *api, const struct driver_ctx *ctx, const struct m
     const char *url = machine_driver_str(m, DO_KEY_API_URL);
     if (url == NULL || url[0] == '\0')
         url = DO_DEFAULT_API_URL;
+    if (!do_api_url_ok(url))
+        return merr_set(err, MERR_INVALID, 0,
+                        "invalid --digitalocean-api-url '%s': https://HOST, or http:// to this "
+                        "machine only (the token is sent with every request)", url);
     api->base = xstrdup(url);
     size_t n = strlen(api->base);
     while (n > 0 && api->base[n - 1] == '/')

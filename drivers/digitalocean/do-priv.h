@@ -100,6 +100,8 @@ struct do_api {
     char *auth;                /* "Authorization: Bearer …" (never logged: util/http redacts) */
 };
 void do_api_clear(struct do_api *api);
+/* An API URL the token may be sent to: https://…, or http:// to 127.0.0.1, localhost, [::1]. */
+bool do_api_url_ok(const char *url);
 int do_api_open(struct do_api *api, const struct driver_ctx *ctx, const struct machine *m,
                 struct merr *err);
 

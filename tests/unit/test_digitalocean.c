@@ -184,6 +184,22 @@ static void test_droplet_request(void **state)
                         "ssh-ed25519 AAAAC3Nz c1");
 }
 
+static void test_api_url(void **state)
+{
+    (void)state;
+    assert_true(do_api_url_ok("https://api.digitalocean.com"));
+    assert_true(do_api_url_ok("https://cloud.example:8443/api/"));
+    assert_true(do_api_url_ok("http://127.0.0.1:8080"));
+    assert_true(do_api_url_ok("http://localhost/"));
+    assert_true(do_api_url_ok("http://[::1]:9"));
+    assert_false(do_api_url_ok("http://api.digitalocean.com"));
+    assert_false(do_api_url_ok("http://127.0.0.1.evil.example"));
+    assert_false(do_api_url_ok("http://localhostile.example"));
+    assert_false(do_api_url_ok("ftp://127.0.0.1"));
+    assert_false(do_api_url_ok("https://"));
+    assert_false(do_api_url_ok("api.digitalocean.com"));
+}
+
 static void test_flags(void **state)
 {
     (void)state;
@@ -224,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_action_and_errors),
         cmocka_unit_test(test_droplet_request),
+        cmocka_unit_test(test_api_url),
         cmocka_unit_test(test_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
