@@ -262,7 +262,7 @@ static int healthcheck(json_t *config, const struct df_instr *in, struct merr *e
         for (size_t k = 0; k < 4 && !done; k++) {
             if (strlen(keys[k][0]) != klen || strncmp(f, keys[k][0], klen) != 0)
                 continue;
-            long long ns;
+            long long ns = 0;
             if (go_duration(v, &ns, err) < 0)
                 return -1;
             json_object_set_new(hc, keys[k][1], json_integer(ns));

@@ -36,7 +36,7 @@ int net_cidr_parse(const char *s, struct net_subnet *out, uint32_t *host, struct
     ip[slash - s] = '\0';
     char *end = NULL;
     long prefix = strtol(slash + 1, &end, 10);
-    uint32_t addr;
+    uint32_t addr = 0;
     if (slash[1] == '\0' || *end != '\0' || prefix < 1 || prefix > 30 ||
         net_ip_parse(ip, &addr, err) < 0)
         return merr_set(err, MERR_INVALID, 0, "invalid CIDR address '%s'", s);

@@ -120,7 +120,7 @@ static int ifindex_of(const char *name, int *out, struct merr *err)
 
 static int link_up(struct rtnl *r, const char *name, struct merr *err)
 {
-    int ifindex;
+    int ifindex = 0;
     if (ifindex_of(name, &ifindex, err) < 0)
         return -1;
     struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
@@ -136,7 +136,7 @@ static int link_up(struct rtnl *r, const char *name, struct merr *err)
 static int addr_add(struct rtnl *r, const char *ifname, uint32_t ip, unsigned prefix,
                     struct merr *err)
 {
-    int ifindex;
+    int ifindex = 0;
     if (ifindex_of(ifname, &ifindex, err) < 0)
         return -1;
     struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
@@ -160,7 +160,7 @@ static int addr_add(struct rtnl *r, const char *ifname, uint32_t ip, unsigned pr
 static int addr6_add(struct rtnl *r, const char *ifname, const struct net_ip6 *ip, unsigned prefix,
                      struct merr *err)
 {
-    int ifindex;
+    int ifindex = 0;
     if (ifindex_of(ifname, &ifindex, err) < 0)
         return -1;
     struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
@@ -334,7 +334,7 @@ int nl_netns_remove(const char *path, struct merr *err)
 static int default_route_add(struct rtnl *r, const char *ifname, int family, const void *gw,
                              struct merr *err)
 {
-    int ifindex;
+    int ifindex = 0;
     if (ifindex_of(ifname, &ifindex, err) < 0)
         return -1;
     struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWROUTE, NLM_F_CREATE, sizeof(struct rtmsg));
@@ -424,7 +424,7 @@ static int veth_create(struct rtnl *r, const char *host_if, const char *ifname, 
 
 static int enslave(struct rtnl *r, const char *bridge, const char *host_if, struct merr *err)
 {
-    int br, host;
+    int br = 0, host = 0;
     if (ifindex_of(bridge, &br, err) < 0 || ifindex_of(host_if, &host, err) < 0)
         return -1;
     struct nlmsghdr *nlh = rtnl_msg(r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
