@@ -27,7 +27,7 @@
 
 static const struct driver_flag do_flags[] = {
     { .name = "digitalocean-access-token", .env = "DIGITALOCEAN_ACCESS_TOKEN",
-      .key = DO_KEY_TOKEN, .help = "DigitalOcean access token (kept in credentials.json, 0600)",
+      .key = DO_KEY_TOKEN, .help = "DigitalOcean access token (kept in the store's credentials/, 0600)",
       .type = DFLAG_STRING, .secret = true },
     { .name = "digitalocean-api-url", .env = "DIGITALOCEAN_API_URL", .def = DO_DEFAULT_API_URL,
       .key = DO_KEY_API_URL, .help = "API endpoint (a compatible cloud or a simulator)",

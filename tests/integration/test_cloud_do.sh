@@ -96,13 +96,17 @@ assert_eq "$(simq ".keys[] | select(.id == $key_id) | .public_key")" "$(cat "$MA
 
 step "the token is a secret"
 cfg=$MACHINE_STORAGE_PATH/machines/c1
+cred=$MACHINE_STORAGE_PATH/credentials/c1.json
 grep -q "$TOKEN" "$cfg/config.json" && fail "config.json holds the token"
 assert__ok "config.json does not hold the token"
-assert_eq "$(stat -c %a "$cfg/credentials.json")" 600 "credentials.json is 0600"
-grep -q "$TOKEN" "$cfg/credentials.json" || fail "credentials.json lacks the token"
+assert_eq "$(stat -c %a "$cred")" 600 "the credentials file is 0600"
+assert_eq "$(stat -c %a "${cred%/*}")" 700 "the credentials directory is 0700"
+grep -q "$TOKEN" "$cred" || fail "the credentials file lacks the token"
+grep -rq "$TOKEN" "$cfg" && fail "the machine's directory holds the token"
+assert__ok "the machine's directory (what users copy and export) does not hold the token"
 case "$("$M" inspect c1)" in *"$TOKEN"*) fail "inspect shows the token" ;; esac
 assert__ok "inspect does not show the token"
-assert_eq "$(grep -rl "$TOKEN" "$MACHINE_STORAGE_PATH")" "$cfg/credentials.json" "no other file of the store holds the token"
+assert_eq "$(grep -rl "$TOKEN" "$MACHINE_STORAGE_PATH")" "$cred" "no other file of the store holds the token"
 ls "$MACHINE_STORAGE_PATH"/locks/rate-* >/dev/null 2>&1 || fail "no shared rate limiter state in the store's lock directory"
 assert__ok "the requests went through the shared rate limiter"
 
@@ -133,11 +137,11 @@ assert_eq "$("$M" status c1)" "Running" "running after start"
 assert_eq "$(simq '[.actions[] | select(.type == "reboot" and .status == "completed")] | length')" "1" "reboot action completed"
 
 step "credentials gone: a clear error naming what to set"
-mv "$cfg/credentials.json" "$T/creds.saved"
+mv "$cred" "$T/creds.saved"
 out=$("$M" stop c1 2>&1) && fail "stop without credentials succeeded"
 assert_contains "$out" "DIGITALOCEAN_ACCESS_TOKEN" "the error names the variable"
 assert_eq "$(DIGITALOCEAN_ACCESS_TOKEN=$TOKEN "$M" status c1)" "Running" "the environment's token is read now"
-mv "$T/creds.saved" "$cfg/credentials.json"
+mv "$T/creds.saved" "$cred"
 
 step "an account key by fingerprint: nothing uploaded, the user's key kept by rm"
 ssh-keygen -q -t ed25519 -N '' -C user-key -f "$T/userkey"
@@ -196,6 +200,8 @@ assert_eq "$(simq '[.droplets[] | select(.name == "c1")] | length')" "0" "c1's d
 assert_eq "$(simq "[.keys[] | select(.id == $key_id)] | length")" "0" "c1's key deleted"
 assert_eq "$(simq '[.droplets[], .keys[]] | length')" "7" "only what was there before is left (and the user's key)"
 assert_eq "$("$M" ls -q)" "" "nothing listed"
+[ -e "$cred" ] && fail "rm left the credentials file"
+assert__ok "rm removed the credentials file"
 assert_eq "$(simq .counters.unauthorized)" "1" "only the bad-token create was refused"
 
 pass
