@@ -54,10 +54,8 @@ static int check_host(const struct machine_ctx *ctx, const struct lab *lab,
             return merr_prefix(err, "%s:%d: hosts.%s.engine.opts", lab->path, h->line, h->group);
     }
     json_t *setup = json_object_get(h->spec, "setup");
-    if (json_array_size(json_object_get(setup, "images")) > 0)
-        return merr_set(err, MERR_UNSUPPORTED, 0,
-                        "%s:%d: hosts.%s.setup.images: preloading images is not supported yet",
-                        lab->path, h->line, h->group);
+    if (lab_check_images(lab, h, err) < 0)
+        return -1;
     if (!d->uses_ssh && (json_array_size(json_object_get(setup, "run")) > 0 ||
                          json_array_size(json_object_get(setup, "files")) > 0))
         return merr_set(err, MERR_INVALID, 0,
@@ -229,6 +227,9 @@ static int run_setup(struct job *j, const struct machine *m, struct merr *err)
                 return merr_prefix(err, "setup.files %s", src);
         }
     }
+    if (check_stop(j, err) < 0 ||
+        lab_load_images(&j->ctx, lab, &lab->hosts[j->idx], m, job_progress, j, err) < 0)
+        return -1;
     json_array_foreach(run, i, v) {
         auto_free char *say = xasprintf("setup: run %zu/%zu", i + 1, json_array_size(run));
         job_say(j, say);

@@ -27,8 +27,8 @@ struct lab_result {
 };
 
 /* Everything that can be checked before a host is touched: drivers exist, every flag is one of
- * the driver's, engine options are ones machine-engine takes, setup.images is refused (not
- * supported yet). */
+ * the driver's, engine options are ones machine-engine takes, setup.images are archives that
+ * exist. */
 MUST_CHECK int lab_check(const struct machine_ctx *ctx, const struct lab *lab, struct merr *err);
 
 struct lab_up_opts {
@@ -48,6 +48,24 @@ struct lab_up_opts {
  * number of hosts that failed or were skipped, or -1 when nothing could start (err). */
 int lab_up(const struct machine_ctx *ctx, const struct lab *lab, const struct lab_up_opts *opts,
            struct lab_result *results, struct merr *err);
+
+/* ---- lab-images.c: setup.images ---- */
+
+/* The file of a setup.images entry: a docker-archive tar (a name ending in .tar, .tar.gz or
+ * .tgz, relative to dir unless absolute). An image reference is MERR_UNSUPPORTED (pulling on
+ * this computer is not done yet). Pure. */
+MUST_CHECK char *lab_image_archive(const char *dir, const char *image, struct merr *err);
+
+/* Every setup.images entry of h names an archive that exists (errors name file, line, field). */
+MUST_CHECK int lab_check_images(const struct lab *lab, const struct lab_host *h, struct merr *err);
+
+struct machine;
+/* `docker load` of each of h's archives into m's engine (its TLS API), one at a time; say()
+ * gets a progress step before each. */
+MUST_CHECK int lab_load_images(const struct machine_ctx *ctx, const struct lab *lab,
+                               const struct lab_host *h, const struct machine *m,
+                               void (*say)(void *opaque, const char *step), void *opaque,
+                               struct merr *err);
 
 /* The machines of lab NAME (label lab=NAME), in store order; NULL-terminated. */
 MUST_CHECK char **lab_members(const struct machine_ctx *ctx, const char *name, struct merr *err);

@@ -4,11 +4,13 @@
 # created and keeps what it kept; SIGINT to the process group stops the run with every host
 # created, marked failed or not started; the progress is redrawn in place on a terminal; a
 # machine exported, removed and imported (also under another name) is reachable over SSH again;
-# archives with entries escaping the machine directory are refused with nothing left behind.
+# archives with entries escaping the machine directory are refused with nothing left behind;
+# setup.images docker-archive tars are loaded onto a host through its engine API (no registry).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib/assert.sh"
 source "$here/lib/testhost.sh"
+source "$here/lib/images.sh"
 
 M=${MACHINE_BIN:?MACHINE_BIN must point at the machine binary}
 T=$(mktemp -d /tmp/machine-labmore-XXXXXX)
@@ -110,6 +112,25 @@ assert_contains "$out" "${esc}[2K" "lines cleared"
 assert_contains "$out" "${esc}[1A" "the cursor goes back over the frame"
 grep -E "^x +keep +ok" <<<"$(tr -d '\r' <<<"$out")" >/dev/null || fail "the summary on a pty: $out"
 "$M" up -f "$T/tty.yaml" --destroy >/dev/null 2>&1 || fail "destroy"
+
+step "setup.images: a docker-archive tar loaded through the host's engine, no registry"
+images_build || fail "the test images (cache)"
+mkdir -p "$T/imgs"
+skopeo copy -q "oci:$IMAGES_LAYOUT:v1" "docker-archive:$T/imgs/img.tar:test/img:v1" || fail "docker-archive"
+printf 'name: im\nhosts:\n  i:\n    driver: generic\n    flags: { generic-ssh-key: %s, generic-ip-address: %s }\n    setup: { images: [ %s ] }\n' \
+    "$T/id" "$IP1" "busybox:latest" >"$T/imgs/lab.yaml"
+out=$("$M" up -f "$T/imgs/lab.yaml" 2>&1) && fail "an image reference was taken: $out"
+assert_contains "$out" "lab.yaml:3: hosts.i.setup.images: 'busybox:latest': pulling image references is not supported yet" "a reference refused"
+assert_eq "$("$M" ls -q --filter label=lab=im)" "" "nothing made for a refused lab"
+sed -i 's/busybox:latest/img.tar/' "$T/imgs/lab.yaml"
+out=$("$M" up -f "$T/imgs/lab.yaml" 2>&1) || fail "up with images: $out"
+assert_contains "$out" "setup: loading img.tar" "the load is a step"
+(
+    eval "$("$M" env i)"
+    assert_eq "$(/usr/local/bin/docker image inspect -f '{{index .RepoTags 0}}' test/img:v1)" "test/img:v1" "the image is on the host"
+    assert_eq "$(/usr/local/bin/docker run --rm test/img:v1 echo from-the-tar)" "from-the-tar" "it runs"
+) || fail "the loaded image"
+"$M" up -f "$T/imgs/lab.yaml" --destroy >/dev/null 2>&1 || fail "destroy"
 
 step "export, rm, import: the machine is reachable again"
 lab ex "e:$IP2:true"

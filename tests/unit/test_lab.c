@@ -3,6 +3,7 @@
 #include "test_helpers.h"
 
 #include "lab.h"
+#include "lab-up.h"
 #include "strv.h"
 
 static struct lab *parse(const char *text, struct merr *err)
@@ -232,9 +233,31 @@ static void test_load(void **state)
     test_tmpdir_remove(dir);
 }
 
+/* setup.images: docker-archive files (relative to the lab's directory); references refused. */
+static void test_image_archive(void **state)
+{
+    (void)state;
+    struct merr err = MERR_INIT;
+    char *p = lab_image_archive("labs", "img/busybox.tar", &err);
+    assert_string_equal(p, "labs/img/busybox.tar");
+    free(p);
+    p = lab_image_archive("labs", "/srv/a.tar.gz", &err);
+    assert_string_equal(p, "/srv/a.tar.gz");
+    free(p);
+    p = lab_image_archive("labs", "b.tgz", &err);
+    assert_string_equal(p, "labs/b.tgz");
+    free(p);
+    assert_null(lab_image_archive("labs", "busybox:latest", &err));
+    assert_int_equal(err.code, MERR_UNSUPPORTED);
+    err = (struct merr)MERR_INIT;
+    assert_null(lab_image_archive("labs", "registry:5000/tar", &err));
+    assert_int_equal(err.code, MERR_UNSUPPORTED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_image_archive),
         cmocka_unit_test(test_good_file), cmocka_unit_test(test_json_file),
         cmocka_unit_test(test_bad_files), cmocka_unit_test(test_expand),
         cmocka_unit_test(test_order),     cmocka_unit_test(test_plan),
