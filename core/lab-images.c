@@ -1,6 +1,7 @@
-/* setup.images: docker-archive tars on this computer, read once per host and given to the
- * host's engine as a `docker load` (POST /images/load over its mutual-TLS API), so the hosts
- * need no registry. */
+/* setup.images: docker-archive tars on this computer, or image references pulled once on this
+ * computer into a docker-archive (lab-pull.c), read once per host and given to the host's
+ * engine as a `docker load` (POST /images/load over its mutual-TLS API), so the hosts need no
+ * registry. */
 #include "lab-up.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include "engine_client.h"
 #include "error.h"
 #include "fsutil.h"
+#include "lab-pull.h"
 #include "lifecycle.h"
 #include "machine.h"
 #include "store.h"
@@ -26,15 +28,10 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-char *lab_image_archive(const char *dir, const char *image, struct merr *err)
+char *lab_image_archive(const char *dir, const char *image)
 {
-    if (!ends_with(image, ".tar") && !ends_with(image, ".tar.gz") && !ends_with(image, ".tgz")) {
-        merr_set(err, MERR_UNSUPPORTED, 0,
-                 "'%s': pulling image references is not supported yet; give a docker-archive "
-                 "file instead (docker save -o image.tar %s) and list image.tar",
-                 image, image);
+    if (!ends_with(image, ".tar") && !ends_with(image, ".tar.gz") && !ends_with(image, ".tgz"))
         return NULL;
-    }
     return image[0] == '/' ? xstrdup(image) : path_join(dir, image);
 }
 
@@ -43,11 +40,14 @@ int lab_check_images(const struct lab *lab, const struct lab_host *h, struct mer
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(json_object_get(h->spec, "setup"), "images"), i, v) {
-        auto_free char *path = lab_image_archive(lab->dir, json_string_value(v), err);
+        auto_free char *path = lab_image_archive(lab->dir, json_string_value(v));
         struct stat st;
+        struct lab_image_ref ref;
         if (path != NULL && (stat(path, &st) < 0 || !S_ISREG(st.st_mode)))
             merr_set(err, MERR_NOT_FOUND, errno, "'%s': no such file", path);
-        if (path == NULL || err->code != MERR_OK)
+        else if (path == NULL && lab_image_ref_parse(json_string_value(v), &ref, err) == 0)
+            lab_image_ref_clear(&ref);
+        if (err->code != MERR_OK)
             return merr_prefix(err, "%s:%d: hosts.%s.setup.images", lab->path, h->line, h->group);
     }
     return 0;
@@ -86,10 +86,17 @@ int lab_load_images(const struct machine_ctx *ctx, const struct lab *lab, const 
     json_t *v;
     json_array_foreach(images, i, v) {
         const char *image = json_string_value(v);
-        auto_free char *path = lab_image_archive(lab->dir, image, err);
+        auto_free char *path = lab_image_archive(lab->dir, image);
+        if (path == NULL) {
+            auto_free char *step = xasprintf("setup: pulling %s (once for the lab)", image);
+            say(opaque, step);
+            auto_free char *cache = xasprintf("%s/cache/images", ctx->store.root);
+            if ((path = lab_pull_image(cache, image, err)) == NULL)
+                return merr_prefix(err, "setup.images %s", image);
+        }
         auto_free char *step = xasprintf("setup: loading %s", image);
         say(opaque, step);
-        if (path == NULL || load_one(&ep, path, err) < 0)
+        if (load_one(&ep, path, err) < 0)
             return merr_prefix(err, "setup.images %s", image);
     }
     return 0;

@@ -51,16 +51,18 @@ int lab_up(const struct machine_ctx *ctx, const struct lab *lab, const struct la
 
 /* ---- lab-images.c: setup.images ---- */
 
-/* The file of a setup.images entry: a docker-archive tar (a name ending in .tar, .tar.gz or
- * .tgz, relative to dir unless absolute). An image reference is MERR_UNSUPPORTED (pulling on
- * this computer is not done yet). Pure. */
-MUST_CHECK char *lab_image_archive(const char *dir, const char *image, struct merr *err);
+/* The file of a setup.images entry that is a docker-archive tar (a name ending in .tar, .tar.gz
+ * or .tgz, relative to dir unless absolute); NULL for an image reference (pulled once on this
+ * computer, core/lab-pull.h). Pure. */
+MUST_CHECK char *lab_image_archive(const char *dir, const char *image);
 
-/* Every setup.images entry of h names an archive that exists (errors name file, line, field). */
+/* Every setup.images entry of h is an archive that exists or a valid image reference (errors
+ * name file, line, field). */
 MUST_CHECK int lab_check_images(const struct lab *lab, const struct lab_host *h, struct merr *err);
 
 struct machine;
-/* `docker load` of each of h's archives into m's engine (its TLS API), one at a time; say()
+/* `docker load` of each of h's images into m's engine (its TLS API), one at a time, references
+ * pulled first into <store>/cache/images (once: the other hosts wait for it and reuse it); say()
  * gets a progress step before each. */
 MUST_CHECK int lab_load_images(const struct machine_ctx *ctx, const struct lab *lab,
                                const struct lab_host *h, const struct machine *m,

@@ -118,11 +118,11 @@ images_build || fail "the test images (cache)"
 mkdir -p "$T/imgs"
 skopeo copy -q "oci:$IMAGES_LAYOUT:v1" "docker-archive:$T/imgs/img.tar:test/img:v1" || fail "docker-archive"
 printf 'name: im\nhosts:\n  i:\n    driver: generic\n    flags: { generic-ssh-key: %s, generic-ip-address: %s }\n    setup: { images: [ %s ] }\n' \
-    "$T/id" "$IP1" "busybox:latest" >"$T/imgs/lab.yaml"
-out=$("$M" up -f "$T/imgs/lab.yaml" 2>&1) && fail "an image reference was taken: $out"
-assert_contains "$out" "lab.yaml:3: hosts.i.setup.images: 'busybox:latest': pulling image references is not supported yet" "a reference refused"
+    "$T/id" "$IP1" "nosuch.tar" >"$T/imgs/lab.yaml"
+out=$("$M" up -f "$T/imgs/lab.yaml" 2>&1) && fail "a missing archive was taken: $out"
+assert_contains "$out" "lab.yaml:3: hosts.i.setup.images: '$T/imgs/nosuch.tar': no such file" "a missing archive refused"
 assert_eq "$("$M" ls -q --filter label=lab=im)" "" "nothing made for a refused lab"
-sed -i 's/busybox:latest/img.tar/' "$T/imgs/lab.yaml"
+sed -i 's/nosuch.tar/img.tar/' "$T/imgs/lab.yaml"
 out=$("$M" up -f "$T/imgs/lab.yaml" 2>&1) || fail "up with images: $out"
 assert_contains "$out" "setup: loading img.tar" "the load is a step"
 (
@@ -131,6 +131,34 @@ assert_contains "$out" "setup: loading img.tar" "the load is a step"
     assert_eq "$(/usr/local/bin/docker run --rm test/img:v1 echo from-the-tar)" "from-the-tar" "it runs"
 ) || fail "the loaded image"
 "$M" up -f "$T/imgs/lab.yaml" --destroy >/dev/null 2>&1 || fail "destroy"
+
+# The registry listens on this computer's loopback: the hosts (their own network namespaces)
+# cannot reach it, so the image can only have come through their engine's API.
+step "setup.images: a reference pulled once on this computer (loopback registry), loaded on two hosts"
+REG=$(bash "$here/lib/registry.sh" start "$T/reg" $$) || fail "registry"
+testhost_on_exit "bash '$here/lib/registry.sh' stop '$T/reg'"
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$IMAGES_LAYOUT:multi" \
+    "docker://$REG/test/multi:v1" --all || fail "push"
+cat >"$T/imgs/pull.yaml" <<YAML
+name: pull
+defaults:
+  driver: generic
+  flags: { generic-ssh-key: $T/id }
+  setup: { images: [ "$REG/test/multi:v1" ] }
+hosts:
+  p1: { flags: { generic-ip-address: $IP1 } }
+  p2: { flags: { generic-ip-address: $IP3 } }
+YAML
+out=$("$M" up -f "$T/imgs/pull.yaml" --parallel 2 2>&1) || fail "up with a reference: $out"
+assert_contains "$out" "setup: pulling $REG/test/multi:v1" "the pull is a step"
+assert_eq "$(ls "$MACHINE_STORAGE_PATH/cache/images" | grep -c '\.tar$')" "1" "one pull for both hosts"
+for h in p1 p2; do
+    (
+        eval "$("$M" env $h)"
+        assert_eq "$(/usr/local/bin/docker run --rm "$REG/test/multi:v1" echo pulled-here)" "pulled-here" "$h runs the image"
+    ) || fail "the pulled image on $h"
+done
+"$M" up -f "$T/imgs/pull.yaml" --destroy >/dev/null 2>&1 || fail "destroy"
 
 step "export, rm, import: the machine is reachable again"
 lab ex "e:$IP2:true"
