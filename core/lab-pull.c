@@ -257,7 +257,8 @@ static int blob_write(void *ctx, const struct http_response *resp, const void *b
     return 0;
 }
 
-/* The blob into dir/<hex>, its sha256 checked. */
+/* The blob into dir/<hex>, its sha256 checked; a malformed digest is refused before it names a
+ * file (security case 8). */
 static int get_blob(struct puller *p, const char *dir, const char *digest, struct merr *err)
 {
     if (digest == NULL || strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != 71 ||

@@ -1,6 +1,6 @@
-/* machine export / import: which archive entries are taken (security case: entries escaping the
- * machine directory, links, devices, credentials), the config's paths moved to the new store,
- * and a round trip through a store where a refused archive leaves nothing behind. */
+/* machine export / import: which archive entries are taken (security cases 12, 13, 17: entries
+ * escaping the machine directory, links, devices, credentials), the config's paths moved to the
+ * new store, and a round trip through a store where a refused archive leaves nothing behind. */
 #include "test_helpers.h"
 
 #include <dirent.h>
