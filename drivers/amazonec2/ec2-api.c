@@ -84,7 +84,10 @@ static int credentials(struct ec2 *e, const struct machine *m, struct merr *err)
     }
     const char *ak = driver_secret(d, m, "AccessKey", err);
     if (ak == NULL)
-        return merr_prefix(err, "no AWS credentials (or set --amazonec2-profile/AWS_PROFILE)");
+        return merr_set(err, MERR_INVALID, 0,
+                        "machine '%s' has no AWS credentials: pass --amazonec2-access-key and "
+                        "--amazonec2-secret-key (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or "
+                        "--amazonec2-profile (AWS_PROFILE)", m->name);
     const char *sk = driver_secret(d, m, "SecretKey", err);
     if (sk == NULL)
         return -1;

@@ -142,16 +142,40 @@ static int terminate(struct ec2 *e, struct machine *m, const char *token, bool w
     return driver_wait_until(e->ctx, 0, "the instance terminated", poll_gone, &w, err);
 }
 
-static int delete_key(struct ec2 *e, const struct machine *m, struct merr *err)
+static int delete_one_key(struct ec2 *e, const char *name, struct merr *err)
 {
-    const char *user = machine_driver_str(m, "KeyName");
-    const char *name = machine_driver_str(m, "KeyPairName");
-    if ((user != NULL && user[0] != '\0') || name == NULL || name[0] == '\0')
-        return 0; /* the user's own key pair stays */
     const char *p[] = { "KeyName", name, NULL };
     auto_free char *body = NULL;
     if (ec2_call(e, "DeleteKeyPair", p, &body, NULL, err) < 0)
         return err->code == MERR_NOT_FOUND ? (merr_clear(err), 0) : -1;
+    return 0;
+}
+
+/* The key pair the machine imported: recorded, or found by the owner tag (a killed create). */
+static int delete_key(struct ec2 *e, const struct machine *m, const char *token,
+                      struct merr *err)
+{
+    const char *user = machine_driver_str(m, "KeyName");
+    if (user != NULL && user[0] != '\0')
+        return 0; /* the user's own key pair stays */
+    const char *name = machine_driver_str(m, "KeyPairName");
+    bool recorded = machine_driver_int(m, "KeyPairImported", 0) != 0 && name != NULL;
+    if (recorded && delete_one_key(e, name, err) < 0)
+        return -1;
+    if (token == NULL)
+        return 0;
+    auto_free char *tag = xasprintf("tag:%s", EC2_OWNER_TAG);
+    const char *p[] = { "Filter.1.Name", tag, "Filter.1.Value.1", token, NULL };
+    auto_free char *body = NULL;
+    size_t len = 0;
+    if (ec2_call(e, "DescribeKeyPairs", p, &body, &len, err) < 0)
+        return -1;
+    auto_strv char **names = ec2_parse_column(body, len, "keySet", "keyName", err);
+    if (names == NULL)
+        return -1;
+    for (size_t i = 0; names[i] != NULL; i++)
+        if (!(recorded && strcmp(names[i], name) == 0) && delete_one_key(e, names[i], err) < 0)
+            return -1;
     return 0;
 }
 
@@ -197,7 +221,7 @@ int ec2_remove(const struct driver_ctx *ctx, struct machine *m, struct merr *err
         return -1;
     int r = -1;
     if (cancel_spot(&e, m, token, err) == 0 && terminate(&e, m, token, token != NULL, err) == 0 &&
-        delete_key(&e, m, err) == 0 && (token == NULL || delete_groups(&e, token, err) == 0))
+        delete_key(&e, m, token, err) == 0 && (token == NULL || delete_groups(&e, token, err) == 0))
         r = 0;
     ec2_close(&e);
     return r;

@@ -4,7 +4,7 @@
 
 Every request's Signature Version 4 is checked with this file's own implementation. The
 calls: DescribeImages, DescribeVpcs, DescribeSubnets, Describe/Create/DeleteSecurityGroup(s),
-AuthorizeSecurityGroupIngress, Import/DeleteKeyPair, RunInstances, DescribeInstances (filters,
+AuthorizeSecurityGroupIngress, Import/Delete/DescribeKeyPair(s), RunInstances, DescribeInstances (filters,
 MaxResults/NextToken), Start/Stop/Reboot/TerminateInstances, CreateTags,
 Request/Describe/CancelSpotInstance(s|Requests). Answers are XML as documented, errors as
 <Response><Errors><Error><Code/><Message/></Error></Errors><RequestID/></Response>.
@@ -14,7 +14,7 @@ tests/integration/lib/testhost.sh's hosts) through request files in --broker DIR
 "up NAME PUBKEYFILE" (answer "ok IP"), "stop NAME", "start NAME", "down NAME".
 
 Test controls (unsigned, under /_sim/): POST /_sim/throttle?count=N (the next N calls answer
-503 RequestLimitExceeded), POST /_sim/stuck?on=1 (new instances stay pending), GET /_sim/state
+503 RequestLimitExceeded), POST /_sim/stuck?on=1 (new instances stay pending), POST /_sim/terminate?id=I, GET /_sim/state
 (every resource as JSON), GET /_sim/log (the calls seen, throttled ones marked).
 
 Listens on 127.0.0.1 only; prints its port on stdout.
@@ -293,6 +293,17 @@ def act_import_key(sim, p):
             f"00:00:00:00</keyFingerprint><keyPairId>{sim.new_id('key')}</keyPairId>")
 
 
+def act_describe_keys(sim, p):
+    names, flt = indexed(p, "KeyName"), filters(p)
+    for n in names:
+        if n not in sim.keys:
+            raise ApiError(400, "InvalidKeyPair.NotFound", f"The key pair '{n}' does not exist")
+    out = [n for n, k in sim.keys.items() if (not names or n in names) and match_tags(k, flt)]
+    return "<keySet>" + "".join(f"<item><keyName>{escape(n)}</keyName><keyFingerprint>00:00"
+                                f"</keyFingerprint>" + tags_xml(sim.keys[n]["tags"]) + "</item>"
+                                for n in out) + "</keySet>"
+
+
 def act_delete_key(sim, p):
     sim.keys.pop(p.get("KeyName", ""), None)  # EC2 answers true for a missing key too
     return "<return>true</return>"
@@ -310,7 +321,7 @@ def launch(sim, spec, prefix, tags):
     for g in groups:
         group_or_404(sim, g)
     iid = sim.new_id("i")
-    inst = {"instanceId": iid, "state": "pending", "ip": None, "host": "ec2_" + iid[2:14],
+    inst = {"instanceId": iid, "state": "pending", "ip": None, "host": "ec2" + iid[2:14],
             "public": spec.get(prefix + "NetworkInterface.1.AssociatePublicIpAddress", "true") == "true",
             "key": key, "groups": groups, "tags": dict(tags), "image": image,
             "type": spec.get(prefix + "InstanceType"), "userdata": spec.get(prefix + "UserData"),
@@ -506,7 +517,7 @@ ACTIONS = {
     "DescribeSubnets": act_describe_subnets, "DescribeSecurityGroups": act_describe_groups,
     "CreateSecurityGroup": act_create_group, "AuthorizeSecurityGroupIngress": act_authorize,
     "DeleteSecurityGroup": act_delete_group, "ImportKeyPair": act_import_key,
-    "DeleteKeyPair": act_delete_key, "RunInstances": act_run,
+    "DeleteKeyPair": act_delete_key, "DescribeKeyPairs": act_describe_keys, "RunInstances": act_run,
     "DescribeInstances": act_describe_instances,
     "StartInstances": lambda s, p: state_change(s, p, "start", "instancesSet"),
     "StopInstances": lambda s, p: state_change(s, p, "stop", "instancesSet"),
@@ -566,6 +577,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.sim.throttle = int(q.get("count", "0"))
             elif url.path == "/_sim/stuck":
                 self.sim.stuck = q.get("on") == "1"
+            elif url.path == "/_sim/terminate":  # an instance terminated behind machine's back
+                inst = self.sim.instances.get(q.get("id", ""))
+                if inst is None:
+                    return self.reply(404, "no such instance", "text/plain")
+                up = inst["ip"] is not None
+                inst["state"] = "shutting-down"
+                threading.Thread(target=power, args=(self.sim, inst, "terminate", up),
+                                 daemon=True).start()
             else:
                 return self.reply(404, "no such control", "text/plain")
         self.reply(200, "ok", "text/plain")
