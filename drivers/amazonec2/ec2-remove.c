@@ -101,8 +101,12 @@ static int poll_gone(void *opaque, struct merr *err)
     struct gone_wait *w = opaque;
     for (size_t i = 0; w->ids[i] != NULL; i++) {
         struct ec2_instance in = { 0 };
-        if (ec2_describe_instance(w->e, w->ids[i], &in, err) < 0)
-            return err->code == MERR_BUSY ? 0 : -1;
+        if (ec2_describe_instance(w->e, w->ids[i], &in, err) < 0) {
+            if (err->code != MERR_BUSY && err->code != MERR_TIMEOUT)
+                return -1;
+            merr_clear(err);
+            return 0;
+        }
         bool live = in.id != NULL;
         ec2_instance_clear(&in);
         if (live)

@@ -62,6 +62,16 @@ const char *ec2_machine_address(const struct machine *m, const struct ec2_instan
     return in->public_ip;
 }
 
+/* A poll's failed call that the wait should simply try again (throttled past its retries, a
+ * request cut by the operation's deadline: driver_wait_until then says what did not happen). */
+static int transient(struct merr *err)
+{
+    if (err->code != MERR_BUSY && err->code != MERR_TIMEOUT)
+        return -1;
+    merr_clear(err);
+    return 0;
+}
+
 struct wait_state {
     struct ec2 *e;
     struct machine *m;
@@ -75,7 +85,7 @@ static int poll_state(void *opaque, struct merr *err)
     const char *id = machine_driver_str(w->m, "InstanceId");
     struct ec2_instance in = { 0 };
     if (ec2_describe_instance(w->e, id, &in, err) < 0)
-        return err->code == MERR_BUSY ? 0 : -1;
+        return transient(err);
     int r = 0;
     if (in.id == NULL) {
         r = merr_set(err, MERR_NOT_FOUND, 0, "instance %s is gone (terminated)", id);
@@ -251,7 +261,7 @@ static int poll_spot(void *opaque, struct merr *err)
     auto_free char *body = NULL;
     size_t len = 0;
     if (ec2_call(w->e, "DescribeSpotInstanceRequests", p, &body, &len, err) < 0)
-        return err->code == MERR_BUSY || err->code == MERR_NOT_FOUND ? 0 : -1;
+        return err->code == MERR_NOT_FOUND ? (merr_clear(err), 0) : transient(err);
     auto_strv char **ids = ec2_parse_column(body, len, "spotInstanceRequestSet", "instanceId", err);
     auto_strv char **st = ec2_parse_column(body, len, "spotInstanceRequestSet", "state", err);
     if (ids == NULL || st == NULL)

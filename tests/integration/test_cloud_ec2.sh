@@ -186,7 +186,9 @@ id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["InstanceId"])' \
     < <(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["Driver"]))' \
         "$MACHINE_STORAGE_PATH/machines/c2/config.json"))
 sim_ctl "terminate?id=$id"
-for _ in $(seq 100); do sim_state | grep -q '"state": "terminated"' && break; sleep 0.2; done
+gone() { sim_state | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["instances"][sys.argv[1]]["state"] != "terminated")' "$id"; }
+for _ in $(seq 100); do gone && break; sleep 0.2; done
+gone || fail "the simulator did not terminate $id"
 out=$("$M" rm -y c2 2>&1) || fail "rm of a machine whose instance is gone: $out"
 assert_contains "$out" "already gone" "rm says the instance was already gone"
 assert_eq "$(sim_settle)" "0 0 0 0" "the key, the group and the spot request are deleted too"
