@@ -20,6 +20,7 @@ DOCKER=/usr/local/bin/docker
 export MACHINE_ENGINE_BUNDLE=$BUILD/machine-engine-bundle.tar.gz
 [ -r "$MACHINE_ENGINE_BUNDLE" ] || fail "no engine bundle at $MACHINE_ENGINE_BUNDLE"
 command -v skopeo >/dev/null || { echo "skip: skopeo not installed (test image)"; exit 77; }
+PY=/usr/bin/python3 # Debian's: the simulator and the checks use its standard library only
 T=$(mktemp -d /tmp/machine-ec2-XXXXXX)
 export MACHINE_STORAGE_PATH=$T/store
 export MACHINE_SSH_WAIT_MS=30000
@@ -57,7 +58,14 @@ broker() {
 }
 broker "$T/broker" &
 
-python3 "$SRC/tests/sim/ec2_sim.py" --broker "$T/broker" --port-file "$T/port" \
+# the simulator's own SigV4 against AWS's published get-vanilla example first
+(cd "$SRC/tests/sim" && "$PY" -c 'import ec2_sim as s
+assert s.expected_signature("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "GET", "/", "",
+    {"host": "example.amazonaws.com", "x-amz-date": "20150830T123600Z"}, ["host", "x-amz-date"],
+    b"", "20150830T123600Z", "20150830/us-east-1/service/aws4_request") == \
+    "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"') ||
+    fail "the simulator's SigV4 check disagrees with AWS's example"
+"$PY" "$SRC/tests/sim/ec2_sim.py" --broker "$T/broker" --port-file "$T/port" \
     --account AKIDSIMPROFILE:profile-secret-0001 \
     --account AKIDSIMFLAGS:flags-secret-0002:session-token-0003 \
     --account AKIDSIMDENY:deny-secret-0004::deny >/dev/null 2>"$T/sim.log" &
@@ -69,7 +77,7 @@ sim_state() { curl -sf --max-time 10 "$EP/_sim/state"; }
 sim_ctl() { curl -sf --max-time 10 -X POST "$EP/_sim/$1" >/dev/null; }
 # live resources in the simulator: "instances keys groups open-spot-requests"
 sim_live() {
-    sim_state | python3 -c 'import json,sys; s=json.load(sys.stdin)
+    sim_state | "$PY" -c 'import json,sys; s=json.load(sys.stdin)
 print(sum(1 for i in s["instances"].values() if i["state"] != "terminated"), len(s["keys"]),
       len(s["groups"]), sum(1 for r in s["spots"].values() if r["state"] in ("open", "active")))'
 }
@@ -117,14 +125,14 @@ out=$("$M" --debug create "${C[@]}" --amazonec2-profile simprof --amazonec2-tags
     { tail -40 <<<"$out"; cat "$T/broker/log" >&2 || true; fail "create c1 failed"; }
 assert_eq "$(grep -c 'RequestLimitExceeded, again in' <<<"$out")" 6 \
     "six throttled answers, each retried after a backoff pause"
-assert_eq "$(curl -sf "$EP/_sim/log" | python3 -c 'import json,sys; l=json.load(sys.stdin); print(sum(1 for e in l if e.get("throttled")))')" \
+assert_eq "$(curl -sf "$EP/_sim/log" | "$PY" -c 'import json,sys; l=json.load(sys.stdin); print(sum(1 for e in l if e.get("throttled")))')" \
     6 "the simulator answered six RequestLimitExceeded"
 assert_contains "$(cat "$MACHINE_STORAGE_PATH/machines/c1/config.json")" '"Profile": "simprof"' \
     "only the profile's name is recorded"
 grep -q "profile-secret-0001" "$MACHINE_STORAGE_PATH/machines/c1/config.json" && fail "the profile's key in config.json"
 [ ! -e "$MACHINE_STORAGE_PATH/machines/c1/credentials.json" ] || fail "a profile machine has a credentials file"
 sim_state >"$T/state.json"
-python3 - "$T/state.json" <<'PY' || fail "the instance as launched"
+"$PY" - "$T/state.json" <<'PY' || fail "the instance as launched"
 import base64, json, sys
 s = json.load(open(sys.argv[1]))
 (i,) = [i for i in s["instances"].values() if i["tags"].get("Name") == "c1"]
@@ -172,7 +180,7 @@ done
 assert_eq "$(stat -c %a "$MACHINE_STORAGE_PATH/machines/c2/credentials.json")" 600 "credentials.json is 0600"
 assert__ok "secrets kept out of config.json, inspect and --debug"
 sim_state >"$T/state.json"
-python3 - "$T/state.json" "$("$M" ip c2)" <<'PY' || fail "spot, private address"
+"$PY" - "$T/state.json" "$("$M" ip c2)" <<'PY' || fail "spot, private address"
 import json, sys
 s = json.load(open(sys.argv[1]))
 (r,) = s["spots"].values()
@@ -182,11 +190,10 @@ assert i["tags"].get("Name") == "c2" and not i["public"] and i["ip"] == sys.argv
 PY
 assert__ok "a spot request at the given price; the machine is reached on its private address"
 assert_eq "$("$M" ssh c2 -- hostname -I | awk '{print $1}')" "$("$M" ip c2)" "ssh to the private address"
-id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["InstanceId"])' \
-    < <(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["Driver"]))' \
-        "$MACHINE_STORAGE_PATH/machines/c2/config.json"))
+id=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["Driver"]["InstanceId"])' \
+    "$MACHINE_STORAGE_PATH/machines/c2/config.json")
 sim_ctl "terminate?id=$id"
-gone() { sim_state | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["instances"][sys.argv[1]]["state"] != "terminated")' "$id"; }
+gone() { sim_state | "$PY" -c 'import json,sys; sys.exit(json.load(sys.stdin)["instances"][sys.argv[1]]["state"] != "terminated")' "$id"; }
 for _ in $(seq 100); do gone && break; sleep 0.2; done
 gone || fail "the simulator did not terminate $id"
 out=$("$M" rm -y c2 2>&1) || fail "rm of a machine whose instance is gone: $out"
