@@ -157,6 +157,13 @@ assert_eq "$("$M" status c1)" "Stopped" "stopped through StopInstances"
 assert_exit 0 "$M" start c1
 assert_eq "$("$M" status c1)" "Running" "running again through StartInstances"
 (eval "$("$M" env c1)"; assert_eq "$("$DOCKER" run --rm test/img:v1 echo again)" "again" "docker after start")
+assert_exit 0 "$M" restart c1
+assert_contains "$(curl -sf "$EP/_sim/log")" '"action": "RebootInstances"' "restart is RebootInstances"
+assert_exit 0 "$M" kill c1
+assert_eq "$("$M" status c1)" "Stopped" "kill stops the instance"
+assert_contains "$(curl -sf "$EP/_sim/log")" '"action": "StopInstances", "force": "true"' \
+    "kill is a forced StopInstances"
+assert_exit 0 "$M" start c1
 # a rotated key in the profile is read on the next call
 sed -i 's/AKIDSIMPROFILE/AKIDROTATED/' "$T/aws/credentials"
 rc=0; out=$("$M" stop c1 2>&1) || rc=$?
@@ -199,6 +206,15 @@ gone || fail "the simulator did not terminate $id"
 out=$("$M" rm -y c2 2>&1) || fail "rm of a machine whose instance is gone: $out"
 assert_contains "$out" "already gone" "rm says the instance was already gone"
 assert_eq "$(sim_settle)" "0 0 0 0" "the key, the group and the spot request are deleted too"
+
+step "quota exceeded: a clear error, the key and the group deleted"
+sim_ctl "quota?left=0"
+rc=0; out=$("$M" create "${C[@]}" --amazonec2-profile simprof q1 2>&1) || rc=$?
+[ "$rc" -ne 0 ] || fail "create over the instance quota succeeded"
+assert_contains "$out" "InstanceLimitExceeded" "the error names InstanceLimitExceeded"
+assert_eq "$(sim_settle)" "0 0 0 0" "nothing left after the refused launch"
+assert_exit 0 "$M" rm -y q1
+sim_ctl "quota?left="
 
 step "an instance that never runs: bounded wait, everything deleted, the machine listed with its error"
 sim_ctl "stuck?on=1"

@@ -14,7 +14,8 @@ tests/integration/lib/testhost.sh's hosts) through request files in --broker DIR
 "up NAME PUBKEYFILE" (answer "ok IP"), "stop NAME", "start NAME", "down NAME".
 
 Test controls (unsigned, under /_sim/): POST /_sim/throttle?count=N (the next N calls answer
-503 RequestLimitExceeded), POST /_sim/stuck?on=1 (new instances stay pending), POST /_sim/terminate?id=I, GET /_sim/state
+503 RequestLimitExceeded), POST /_sim/stuck?on=1 (new instances stay pending), POST /_sim/terminate?id=I, POST /_sim/quota?left=N (then
+InstanceLimitExceeded; empty: no limit), GET /_sim/state
 (every resource as JSON), GET /_sim/log (the calls seen, throttled ones marked).
 
 Listens on 127.0.0.1 only; prints its port on stdout.
@@ -82,6 +83,7 @@ class Sim:
         self.broker = args.broker
         self.throttle = 0
         self.stuck = False
+        self.quota = None    # instances RunInstances may still launch (None: no limit)
         self.log = []
         self.seq = 0
         self.images = [
@@ -320,6 +322,11 @@ def launch(sim, spec, prefix, tags):
     groups = indexed(spec, prefix + "NetworkInterface.1.SecurityGroupId") or indexed(spec, prefix + "SecurityGroupId")
     for g in groups:
         group_or_404(sim, g)
+    if sim.quota is not None:
+        if sim.quota <= 0:
+            raise ApiError(400, "InstanceLimitExceeded",
+                           "You have requested more instances than your current instance limit allows.")
+        sim.quota -= 1
     iid = sim.new_id("i")
     inst = {"instanceId": iid, "state": "pending", "ip": None, "host": "ec2" + iid[2:14],
             "public": spec.get(prefix + "NetworkInterface.1.AssociatePublicIpAddress", "true") == "true",
@@ -577,6 +584,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.sim.throttle = int(q.get("count", "0"))
             elif url.path == "/_sim/stuck":
                 self.sim.stuck = q.get("on") == "1"
+            elif url.path == "/_sim/quota":
+                left = q.get("left", "")
+                self.sim.quota = int(left) if left else None
             elif url.path == "/_sim/terminate":  # an instance terminated behind machine's back
                 inst = self.sim.instances.get(q.get("id", ""))
                 if inst is None:
@@ -633,6 +643,8 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
         action = params.get("Action", "")
         entry = {"t": time.time(), "action": action}
+        if "Force" in params:
+            entry["force"] = params["Force"]
         with sim.lock:
             sim.log.append(entry)
         try:
