@@ -236,7 +236,13 @@ sim_state | grep -q '"Name": "c4"' || fail "c4's instance never launched"
 kill -9 "$cpid"; wait "$cpid" 2>/dev/null || true
 assert_eq "$(sim_live | cut -d' ' -f1-3)" "1 1 1" "the killed create left an instance, a key and a group"
 sim_ctl "stuck?on=0"
+sim_ctl "others?count=12" # rm must read every page (pages are cut before the filters)
+sim_pages() { curl -sf "$EP/_sim/log" | "$PY" -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin) if e.get("page")))'; }
+pages_before=$(sim_pages)
 out=$("$M" rm -y c4 2>&1) || fail "rm after kill -9: $out"
+pages=$(( $(sim_pages) - pages_before ))
+[ "$pages" -ge 2 ] || fail "rm read $pages further DescribeInstances pages"
+assert__ok "rm followed NextToken through $((pages + 1)) pages"
 assert_eq "$(sim_settle)" "0 0 0 0" "rm found them by the owner tag and deleted them"
 assert_eq "$("$M" ls -q)" "" "no machine left"
 

@@ -14,7 +14,8 @@ tests/integration/lib/testhost.sh's hosts) through request files in --broker DIR
 "up NAME PUBKEYFILE" (answer "ok IP"), "stop NAME", "start NAME", "down NAME".
 
 Test controls (unsigned, under /_sim/): POST /_sim/throttle?count=N (the next N calls answer
-503 RequestLimitExceeded), POST /_sim/stuck?on=1 (new instances stay pending), POST /_sim/terminate?id=I, POST /_sim/quota?left=N (then
+503 RequestLimitExceeded), POST /_sim/stuck?on=1 (new instances stay pending), POST /_sim/terminate?id=I, POST /_sim/others?count=N (terminated
+instances of another owner), POST /_sim/quota?left=N (then
 InstanceLimitExceeded; empty: no limit), GET /_sim/state
 (every resource as JSON), GET /_sim/log (the calls seen, throttled ones marked).
 
@@ -408,27 +409,28 @@ def act_run(sim, p):
 
 
 def act_describe_instances(sim, p):
+    """Pages are cut before the filters apply, so a filtered page may hold fewer items than
+    MaxResults, even none, with a nextToken (as the API reference warns)."""
     ids, flt = indexed(p, "InstanceId"), filters(p)
     for i in ids:
         if i not in sim.instances:
             raise ApiError(400, "InvalidInstanceID.NotFound", f"The instance ID '{i}' does not exist")
-    out = []
-    for i in sim.instances.values():
-        if ids and i["instanceId"] not in ids:
-            continue
-        if "instance-state-name" in flt and i["state"] not in flt["instance-state-name"]:
-            continue
-        if not match_tags(i, flt):
-            continue
-        out.append(i)
+    every = [i for i in sim.instances.values() if not ids or i["instanceId"] in ids]
     start = int(base64.b64decode(p["NextToken"]).decode()) if p.get("NextToken") else 0
     size = int(p.get("MaxResults", "1000"))
-    page, more = out[start:start + size], start + size < len(out)
+    if ids and "MaxResults" in p:
+        raise ApiError(400, "InvalidParameterCombination",
+                       "The parameter instancesSet cannot be used with the parameter maxResults")
+    if size < 5 or size > 1000:
+        raise ApiError(400, "InvalidParameterValue", "MaxResults must be between 5 and 1000")
+    page, more = every[start:start + size], start + size < len(every)
+    out = [i for i in page if ("instance-state-name" not in flt or
+                               i["state"] in flt["instance-state-name"]) and match_tags(i, flt)]
     nxt = f"<nextToken>{base64.b64encode(str(start + size).encode()).decode()}</nextToken>" if more else ""
     return ("<reservationSet>" + "".join(
         f"<item><reservationId>r-{i['instanceId'][2:]}</reservationId><ownerId>123456789012"
         f"</ownerId><groupSet/><instancesSet>{instance_xml(i)}</instancesSet></item>"
-        for i in page) + "</reservationSet>" + nxt)
+        for i in out) + "</reservationSet>" + nxt)
 
 
 def instances_of(sim, p):
@@ -584,6 +586,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.sim.throttle = int(q.get("count", "0"))
             elif url.path == "/_sim/stuck":
                 self.sim.stuck = q.get("on") == "1"
+            elif url.path == "/_sim/others":  # terminated instances of someone else: more pages
+                for _ in range(int(q.get("count", "0"))):
+                    iid = self.sim.new_id("i")
+                    self.sim.instances[iid] = {
+                        "instanceId": iid, "state": "terminated", "ip": None, "host": None,
+                        "public": True, "key": None, "groups": [], "tags": {"Name": "other"},
+                        "image": "ami-0debian12new", "type": "t3.micro", "userdata": None,
+                        "ebsOptimized": "false", "subnet": "subnet-0sima", "rootSize": "16"}
             elif url.path == "/_sim/quota":
                 left = q.get("left", "")
                 self.sim.quota = int(left) if left else None
@@ -645,6 +655,8 @@ class Handler(BaseHTTPRequestHandler):
         entry = {"t": time.time(), "action": action}
         if "Force" in params:
             entry["force"] = params["Force"]
+        if params.get("NextToken"):
+            entry["page"] = True
         with sim.lock:
             sim.log.append(entry)
         try:
