@@ -84,6 +84,15 @@ char **ec2_parse_column(const char *body, size_t len, const char *set, const cha
 void ec2_param(char ***v, const char *value, const char *key_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* What RunInstances and a spot request's LaunchSpecification share, under prefix ("" or
+ * "LaunchSpecification."), from the machine's driver fields; userdata_b64 may be NULL. */
+void ec2_launch_params(char ***p, const char *prefix, const struct machine *m,
+                       const char *userdata_b64);
+
+/* The instance's Name, owner and user tags as TagSpecification.SPEC (spec > 0, RunInstances)
+ * or as CreateTags' Tag.N (spec 0). MERR_INVALID for a malformed --amazonec2-tags. */
+int ec2_instance_tags(char ***p, int spec, const struct machine *m, struct merr *err) MUST_CHECK;
+
 /* docker-machine's --amazonec2-tags "k1,v1,k2,v2" into key/value pairs (a vector of
  * alternating keys and values); MERR_INVALID for an odd count or an empty key. */
 char **ec2_parse_tags(const char *text, struct merr *err) MUST_CHECK;

@@ -195,62 +195,18 @@ static int ensure_group(struct ec2 *e, struct machine *m, struct merr *err)
     return authorize_ports(e, gid, m->engine.port, err);
 }
 
-/* What RunInstances and a spot request's LaunchSpecification share, under prefix. */
-static int launch_params(char ***p, const char *prefix, const struct machine *m,
-                         struct merr *err)
+/* The user data file, base64-encoded (NULL when none). */
+static int userdata(const struct machine *m, char **b64, struct merr *err)
 {
-    auto_free char *az = xasprintf("%s%s", str_or(m, "Region", "us-east-1"),
-                                   str_or(m, "Zone", "a"));
-    ec2_param(p, machine_driver_str(m, "AMI"), "%sImageId", prefix);
-    ec2_param(p, str_or(m, "InstanceType", "t3.micro"), "%sInstanceType", prefix);
-    ec2_param(p, machine_driver_str(m, "KeyPairName"), "%sKeyName", prefix);
-    ec2_param(p, az, "%sPlacement.AvailabilityZone", prefix);
-    ec2_param(p, "0", "%sNetworkInterface.1.DeviceIndex", prefix);
-    ec2_param(p, machine_driver_str(m, "SubnetId"), "%sNetworkInterface.1.SubnetId", prefix);
-    ec2_param(p, machine_driver_str(m, "SecurityGroupId"), "%sNetworkInterface.1.SecurityGroupId.1",
-              prefix);
-    ec2_param(p, flag_on(m, "PrivateIPOnly") ? "false" : "true",
-              "%sNetworkInterface.1.AssociatePublicIpAddress", prefix);
-    char size[24];
-    snprintf(size, sizeof size, "%lld", machine_driver_int(m, "RootSize", 16));
-    ec2_param(p, str_or(m, "DeviceName", "/dev/xvda"), "%sBlockDeviceMapping.1.DeviceName", prefix);
-    ec2_param(p, size, "%sBlockDeviceMapping.1.Ebs.VolumeSize", prefix);
-    ec2_param(p, str_or(m, "VolumeType", "gp3"), "%sBlockDeviceMapping.1.Ebs.VolumeType", prefix);
-    ec2_param(p, "true", "%sBlockDeviceMapping.1.Ebs.DeleteOnTermination", prefix);
-    ec2_param(p, flag_on(m, "UseEbsOptimizedInstance") ? "true" : NULL, "%sEbsOptimized", prefix);
-    ec2_param(p, flag_on(m, "Monitoring") ? "true" : NULL, "%sMonitoring.Enabled", prefix);
-    ec2_param(p, machine_driver_str(m, "IamInstanceProfile"), "%sIamInstanceProfile.Name", prefix);
+    *b64 = NULL;
     const char *ud = machine_driver_str(m, "UserDataFile");
-    if (ud != NULL && ud[0] != '\0') {
-        auto_free char *data = NULL;
-        size_t len = 0;
-        if (fs_read_file(ud, EC2_USERDATA_MAX, &data, &len, err) < 0)
-            return merr_prefix(err, "--amazonec2-userdata");
-        auto_free char *b64 = base64(data, len);
-        ec2_param(p, b64, "%sUserData", prefix);
-    }
-    return 0;
-}
-
-/* Name, owner and the user's tags, as TagSpecification (spec > 0) or CreateTags (0). */
-static int instance_tags(char ***p, int spec, const struct machine *m, struct merr *err)
-{
-    auto_strv char **user = ec2_parse_tags(machine_driver_str(m, "Tags"), err);
-    if (user == NULL)
-        return -1;
-    auto_free char *pre = spec > 0 ? xasprintf("TagSpecification.%d.", spec) : xstrdup("");
-    if (spec > 0)
-        ec2_param(p, "instance", "%sResourceType", pre);
-    const char *fixed[] = { "Name", m->name, EC2_OWNER_TAG, machine_driver_str(m, "OwnerToken") };
-    int t = 1;
-    for (size_t i = 0; i < 4; i += 2, t++) {
-        ec2_param(p, fixed[i], "%sTag.%d.Key", pre, t);
-        ec2_param(p, fixed[i + 1], "%sTag.%d.Value", pre, t);
-    }
-    for (size_t i = 0; user[i] != NULL; i += 2, t++) {
-        ec2_param(p, user[i], "%sTag.%d.Key", pre, t);
-        ec2_param(p, user[i + 1], "%sTag.%d.Value", pre, t);
-    }
+    if (ud == NULL || ud[0] == '\0')
+        return 0;
+    auto_free char *data = NULL;
+    size_t len = 0;
+    if (fs_read_file(ud, EC2_USERDATA_MAX, &data, &len, err) < 0)
+        return merr_prefix(err, "--amazonec2-userdata");
+    *b64 = base64(data, len);
     return 0;
 }
 
@@ -282,8 +238,10 @@ static int launch_spot(struct ec2 *e, struct machine *m, struct merr *err)
     ec2_param(&p, str_or(m, "SpotPrice", "0.50"), "SpotPrice");
     ec2_param(&p, "1", "InstanceCount");
     owner_tags(&p, "", 1, "spot-instances-request", m);
-    if (launch_params(&p, "LaunchSpecification.", m, err) < 0)
+    auto_free char *ud = NULL;
+    if (userdata(m, &ud, err) < 0)
         return -1;
+    ec2_launch_params(&p, "LaunchSpecification.", m, ud);
     auto_free char *body = NULL;
     size_t len = 0;
     if (ec2_call(e, "RequestSpotInstances", (const char *const *)p, &body, &len, err) < 0)
@@ -301,7 +259,7 @@ static int launch_spot(struct ec2 *e, struct machine *m, struct merr *err)
         return -1;
     auto_strv char **t = NULL;
     ec2_param(&t, machine_driver_str(m, "InstanceId"), "ResourceId.1");
-    if (instance_tags(&t, 0, m, err) < 0)
+    if (ec2_instance_tags(&t, 0, m, err) < 0)
         return -1;
     auto_free char *tb = NULL;
     return ec2_call(e, "CreateTags", (const char *const *)t, &tb, NULL, err);
@@ -316,7 +274,11 @@ static int launch(struct ec2 *e, struct machine *m, struct merr *err)
     ec2_param(&p, "1", "MaxCount");
     /* the same token on a retried call launches nothing more (EC2 idempotency) */
     ec2_param(&p, machine_driver_str(m, "OwnerToken"), "ClientToken");
-    if (launch_params(&p, "", m, err) < 0 || instance_tags(&p, 1, m, err) < 0)
+    auto_free char *ud = NULL;
+    if (userdata(m, &ud, err) < 0)
+        return -1;
+    ec2_launch_params(&p, "", m, ud);
+    if (ec2_instance_tags(&p, 1, m, err) < 0)
         return -1;
     auto_free char *body = NULL;
     size_t len = 0;

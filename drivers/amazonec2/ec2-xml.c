@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "machine.h"
 #include "fsutil.h"
 #include "sigv4.h"
 #include "strv.h"
@@ -221,3 +222,65 @@ char **ec2_parse_tags(const char *text, struct merr *err)
     }
     return v;
 }
+
+static bool flag_on(const struct machine *m, const char *key)
+{
+    return json_is_true(json_object_get(m->driver, key));
+}
+
+static const char *str_or(const struct machine *m, const char *key, const char *def)
+{
+    const char *v = machine_driver_str(m, key);
+    return v != NULL && v[0] != '\0' ? v : def;
+}
+
+/* What RunInstances and a spot request's LaunchSpecification share, under prefix. */
+void ec2_launch_params(char ***p, const char *prefix, const struct machine *m,
+                       const char *userdata_b64)
+{
+    auto_free char *az = xasprintf("%s%s", str_or(m, "Region", "us-east-1"),
+                                   str_or(m, "Zone", "a"));
+    ec2_param(p, machine_driver_str(m, "AMI"), "%sImageId", prefix);
+    ec2_param(p, str_or(m, "InstanceType", "t3.micro"), "%sInstanceType", prefix);
+    ec2_param(p, machine_driver_str(m, "KeyPairName"), "%sKeyName", prefix);
+    ec2_param(p, az, "%sPlacement.AvailabilityZone", prefix);
+    ec2_param(p, "0", "%sNetworkInterface.1.DeviceIndex", prefix);
+    ec2_param(p, machine_driver_str(m, "SubnetId"), "%sNetworkInterface.1.SubnetId", prefix);
+    ec2_param(p, machine_driver_str(m, "SecurityGroupId"), "%sNetworkInterface.1.SecurityGroupId.1",
+              prefix);
+    ec2_param(p, flag_on(m, "PrivateIPOnly") ? "false" : "true",
+              "%sNetworkInterface.1.AssociatePublicIpAddress", prefix);
+    char size[24];
+    snprintf(size, sizeof size, "%lld", machine_driver_int(m, "RootSize", 16));
+    ec2_param(p, str_or(m, "DeviceName", "/dev/xvda"), "%sBlockDeviceMapping.1.DeviceName", prefix);
+    ec2_param(p, size, "%sBlockDeviceMapping.1.Ebs.VolumeSize", prefix);
+    ec2_param(p, str_or(m, "VolumeType", "gp3"), "%sBlockDeviceMapping.1.Ebs.VolumeType", prefix);
+    ec2_param(p, "true", "%sBlockDeviceMapping.1.Ebs.DeleteOnTermination", prefix);
+    ec2_param(p, flag_on(m, "UseEbsOptimizedInstance") ? "true" : NULL, "%sEbsOptimized", prefix);
+    ec2_param(p, flag_on(m, "Monitoring") ? "true" : NULL, "%sMonitoring.Enabled", prefix);
+    ec2_param(p, machine_driver_str(m, "IamInstanceProfile"), "%sIamInstanceProfile.Name", prefix);
+    ec2_param(p, userdata_b64, "%sUserData", prefix);
+}
+
+/* Name, owner and the user's tags, as TagSpecification (spec > 0) or CreateTags (0). */
+int ec2_instance_tags(char ***p, int spec, const struct machine *m, struct merr *err)
+{
+    auto_strv char **user = ec2_parse_tags(machine_driver_str(m, "Tags"), err);
+    if (user == NULL)
+        return -1;
+    auto_free char *pre = spec > 0 ? xasprintf("TagSpecification.%d.", spec) : xstrdup("");
+    if (spec > 0)
+        ec2_param(p, "instance", "%sResourceType", pre);
+    const char *fixed[] = { "Name", m->name, EC2_OWNER_TAG, machine_driver_str(m, "OwnerToken") };
+    int t = 1;
+    for (size_t i = 0; i < 4; i += 2, t++) {
+        ec2_param(p, fixed[i], "%sTag.%d.Key", pre, t);
+        ec2_param(p, fixed[i + 1], "%sTag.%d.Value", pre, t);
+    }
+    for (size_t i = 0; user[i] != NULL; i += 2, t++) {
+        ec2_param(p, user[i], "%sTag.%d.Key", pre, t);
+        ec2_param(p, user[i + 1], "%sTag.%d.Value", pre, t);
+    }
+    return 0;
+}
+

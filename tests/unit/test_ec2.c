@@ -6,6 +6,7 @@
 
 #include "amazonec2/ec2-priv.h"
 #include "driver.h"
+#include "machine.h"
 #include "registry.h"
 #include "strv.h"
 #include "xml.h"
@@ -152,6 +153,56 @@ static void test_query_tags_codes(void **state)
     assert_false(ec2_throttled(400, "DependencyViolation"));
 }
 
+/* The RunInstances and RequestSpotInstances bodies a machine's fields make (golden files:
+ * one parameter a line). */
+static void test_launch_bodies(void **state)
+{
+    (void)state;
+    auto_machine struct machine *m = machine_new("c1", "amazonec2");
+    machine_driver_set_str(m, "Region", "eu-west-1");
+    machine_driver_set_str(m, "Zone", "b");
+    machine_driver_set_str(m, "AMI", "ami-0debian12new");
+    machine_driver_set_str(m, "InstanceType", "t3.small");
+    machine_driver_set_str(m, "KeyPairName", "machine-c1-0123abcd");
+    machine_driver_set_str(m, "SubnetId", "subnet-0sima");
+    machine_driver_set_str(m, "SecurityGroupId", "sg-1a2b3c4d");
+    machine_driver_set_int(m, "RootSize", 32);
+    machine_driver_set_str(m, "Tags", "team,web,env,prod");
+    machine_driver_set_str(m, "OwnerToken", "0123abcd4567ef89");
+    json_object_set_new(m->driver, "UseEbsOptimizedInstance", json_true());
+    struct merr err = MERR_INIT;
+
+    char **p = NULL;
+    ec2_param(&p, "1", "MinCount");
+    ec2_param(&p, "1", "MaxCount");
+    ec2_launch_params(&p, "", m, "I2Nsb3VkLWNvbmZpZwo=");
+    assert_int_equal(ec2_instance_tags(&p, 1, m, &err), 0);
+    auto_free char *run = ec2_query("RunInstances", (const char *const *)p);
+    strv_free(p);
+    for (char *c = run; *c != '\0'; c++)
+        if (*c == '&')
+            *c = '\n';
+    test_assert_golden("ec2-run-instances.txt", run);
+
+    json_object_set_new(m->driver, "PrivateIPOnly", json_true());
+    json_object_set_new(m->driver, "UseEbsOptimizedInstance", json_false());
+    p = NULL;
+    ec2_param(&p, "0.12", "SpotPrice");
+    ec2_launch_params(&p, "LaunchSpecification.", m, NULL);
+    auto_free char *spot = ec2_query("RequestSpotInstances", (const char *const *)p);
+    strv_free(p);
+    for (char *c = spot; *c != '\0'; c++)
+        if (*c == '&')
+            *c = '\n';
+    test_assert_golden("ec2-request-spot.txt", spot);
+
+    machine_driver_set_str(m, "Tags", "odd");
+    p = NULL;
+    assert_int_equal(ec2_instance_tags(&p, 0, m, &err), -1);
+    assert_int_equal(err.code, MERR_INVALID);
+    strv_free(p);
+}
+
 static void test_flags(void **state)
 {
     (void)state;
@@ -172,7 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xml_reader),      cmocka_unit_test(test_instances),
         cmocka_unit_test(test_other_answers),   cmocka_unit_test(test_query_tags_codes),
-        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_launch_bodies), cmocka_unit_test(test_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
