@@ -8,6 +8,7 @@
 
 #include "awsprofile.h"
 #include "clock.h"
+#include "cloud.h"
 #include "driver.h"
 #include "fsutil.h"
 #include "http.h"
@@ -20,49 +21,14 @@
 
 #define EC2_MAX_THROTTLED 8
 
+/* core/cloud.c's throttled answers, plus EC2's own "try again" codes of a 5xx. */
 bool ec2_throttled(long status, const char *code)
 {
-    if (code != NULL && (strcmp(code, "RequestLimitExceeded") == 0 ||
-                         strcmp(code, "Throttling") == 0 ||
-                         strcmp(code, "ThrottlingException") == 0 ||
-                         strcmp(code, "ServiceUnavailable") == 0 ||
-                         strcmp(code, "Unavailable") == 0 || strcmp(code, "InternalError") == 0))
+    if (cloud_throttled(status, code))
         return true;
-    return status == 429 || status == 503 || (code == NULL && status >= 500);
-}
-
-static bool ends_with(const char *s, const char *tail)
-{
-    size_t a = strlen(s), b = strlen(tail);
-    return a >= b && strcmp(s + a - b, tail) == 0;
-}
-
-enum merr_code ec2_error_code(long status, const char *code)
-{
-    if (ec2_throttled(status, code))
-        return MERR_BUSY;
-    if (code != NULL) {
-        if (strcmp(code, "AuthFailure") == 0 || strcmp(code, "SignatureDoesNotMatch") == 0 ||
-            strcmp(code, "InvalidClientTokenId") == 0 || strcmp(code, "MissingAuthenticationToken") == 0 ||
-            strcmp(code, "ExpiredToken") == 0 || strcmp(code, "RequestExpired") == 0)
-            return MERR_AUTH;
-        if (strcmp(code, "UnauthorizedOperation") == 0 || strcmp(code, "OptInRequired") == 0 ||
-            strcmp(code, "Blocked") == 0)
-            return MERR_PERM;
-        if (ends_with(code, ".NotFound") || ends_with(code, ".Malformed.NotFound"))
-            return MERR_NOT_FOUND;
-        if (ends_with(code, ".Duplicate") || ends_with(code, "AlreadyExists"))
-            return MERR_EXISTS;
-    }
-    if (status == 401)
-        return MERR_AUTH;
-    if (status == 403)
-        return MERR_PERM;
-    if (status >= 500)
-        return MERR_REMOTE;
-    if (status >= 400)
-        return MERR_INVALID;
-    return MERR_PROTOCOL;
+    return status >= 500 && (code == NULL || strcmp(code, "InternalError") == 0 ||
+                             strcmp(code, "Unavailable") == 0 ||
+                             strcmp(code, "ServiceUnavailable") == 0);
 }
 
 /* Saved keys, else the recorded profile (re-read now), else the environment. */
@@ -243,9 +209,8 @@ int ec2_call(struct ec2 *e, const char *action, const char *const *params, char 
             continue;
         }
         e->last_code = code != NULL ? xstrdup(code) : NULL;
-        merr_set(err, ec2_error_code(resp.status, code), 0, "ec2 %s: %ld %s: %s", action,
-                 resp.status, code != NULL ? code : "error",
-                 msg != NULL ? msg : "(no message)");
+        auto_free char *service = xasprintf("ec2 %s", action);
+        cloud_error(err, service, resp.status, code, msg);
         http_response_clear(&resp);
         return -1;
     }

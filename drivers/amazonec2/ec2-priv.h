@@ -6,22 +6,6 @@
 
 #ifndef MACHINE_EC2_PRIV
 #error "ec2-priv.h is private to drivers/amazonec2 and its tests"
-/* ---- instances and what goes with them (ec2-run.c) ---- */
-
-/* The instance id, NULL out->id when EC2 no longer knows it (or it is terminated). */
-int ec2_describe_instance(struct ec2 *e, const char *id, struct ec2_instance *out,
-                          struct merr *err) MUST_CHECK;
-/* Waits (bounded by the operation) until the instance is in state `want`; with
- * need_address, until it also has the address the machine uses. */
-int ec2_wait_state(struct ec2 *e, struct machine *m, const char *want, bool need_address,
-                   struct merr *err) MUST_CHECK;
-/* The address the machine uses: private with --amazonec2-private-address-only or
- * --amazonec2-use-private-address, else public. */
-const char *ec2_machine_address(const struct machine *m, const struct ec2_instance *in);
-
-int ec2_create(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
-int ec2_remove(const struct driver_ctx *ctx, struct machine *m, struct merr *err);
-
 #endif
 
 #include <stdbool.h>
@@ -119,16 +103,16 @@ int ec2_open(struct ec2 *e, const struct driver_ctx *ctx, const struct machine *
              struct merr *err) MUST_CHECK;
 void ec2_close(struct ec2 *e);
 
-/* Performs a signed call; a throttled or 5xx answer is tried again after a capped backoff
- * within the operation's deadline. *body (malloc'd) gets a 2xx answer. A failed answer is
- * an error "ec2 ACTION: CODE: MESSAGE" with its code mapped (AuthFailure: MERR_AUTH,
- * UnauthorizedOperation: MERR_PERM, *.NotFound: MERR_NOT_FOUND, *.Duplicate: MERR_EXISTS,
- * throttled: MERR_BUSY), and e->last_code set. */
+/* Performs a signed call, signed again at each attempt (SigV4 signs the time): a throttled
+ * or 5xx answer is tried again after a capped backoff within the operation's deadline.
+ * core/cloud.c's cloud_do cannot re-sign, so this loop is EC2's own; the rate limiter, the
+ * error mapping (cloud_error) and the throttling codes are the shared ones. *body (malloc'd)
+ * gets a 2xx answer; a failed answer is "ec2 ACTION: STATUS CODE: MESSAGE" with its merr code
+ * from cloud_error_code, and e->last_code set. */
 int ec2_call(struct ec2 *e, const char *action, const char *const *params, char **body,
              size_t *len, struct merr *err) MUST_CHECK;
 
-/* Pure: the merr code of an EC2 error code and HTTP status. */
-enum merr_code ec2_error_code(long status, const char *code);
+/* Pure: cloud_throttled, plus a 5xx without a code or with InternalError/Unavailable. */
 bool ec2_throttled(long status, const char *code);
 
 /* ---- instances and what goes with them (ec2-run.c) ---- */

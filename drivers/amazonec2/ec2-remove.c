@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloud.h"
 #include "driver.h"
 #include "ec2-priv.h"
 #include "fsutil.h"
@@ -12,40 +13,45 @@
 
 #define EC2_MAX_PAGES 100
 
+struct owned {
+    struct ec2 *e;
+    const char *token;
+    char **ids;
+};
+
+/* One DescribeInstances page of live instances carrying the owner tag. */
+static int owned_page(void *opaque, const char *cursor, char **next, struct merr *err)
+{
+    struct owned *o = opaque;
+    auto_free char *tag = xasprintf("tag:%s", EC2_OWNER_TAG);
+    const char *p[] = { "Filter.1.Name", tag, "Filter.1.Value.1", o->token,
+                        "Filter.2.Name", "instance-state-name",
+                        "Filter.2.Value.1", "pending", "Filter.2.Value.2", "running",
+                        "Filter.2.Value.3", "stopping", "Filter.2.Value.4", "stopped",
+                        "Filter.2.Value.5", "shutting-down",
+                        "MaxResults", "5", "NextToken", cursor, NULL };
+    auto_free char *body = NULL;
+    size_t len = 0;
+    if (ec2_call(o->e, "DescribeInstances", p, &body, &len, err) < 0)
+        return -1;
+    struct ec2_instance *v = NULL;
+    size_t n = 0;
+    if (ec2_parse_instances(body, len, &v, &n, next, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].state != NULL ? v[i].state : "", "shutting-down") != 0)
+            o->ids = strv_push(o->ids, v[i].id);
+    ec2_instances_free(v, n);
+    return 0;
+}
+
 /* Live instance ids carrying the owner tag, every page (NextToken) read. */
 static int owned_instances(struct ec2 *e, const char *token, char ***ids, struct merr *err)
 {
-    auto_free char *next = NULL;
-    for (unsigned page = 0; page < EC2_MAX_PAGES; page++) {
-        auto_free char *tag = xasprintf("tag:%s", EC2_OWNER_TAG);
-        const char *p[] = { "Filter.1.Name", tag, "Filter.1.Value.1", token,
-                            "Filter.2.Name", "instance-state-name",
-                            "Filter.2.Value.1", "pending", "Filter.2.Value.2", "running",
-                            "Filter.2.Value.3", "stopping", "Filter.2.Value.4", "stopped",
-                            "Filter.2.Value.5", "shutting-down",
-                            "MaxResults", "5", "NextToken", next, NULL };
-        auto_free char *body = NULL;
-        size_t len = 0;
-        if (ec2_call(e, "DescribeInstances", p, &body, &len, err) < 0)
-            return -1;
-        struct ec2_instance *v = NULL;
-        size_t n = 0;
-        auto_free char *following = NULL;
-        if (ec2_parse_instances(body, len, &v, &n, &following, err) < 0)
-            return -1;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(v[i].state != NULL ? v[i].state : "", "shutting-down") != 0)
-                *ids = strv_push(*ids, v[i].id);
-        ec2_instances_free(v, n);
-        if (following == NULL)
-            return 0;
-        if (next != NULL && strcmp(following, next) == 0)
-            return merr_set(err, MERR_PROTOCOL, 0, "ec2 DescribeInstances: NextToken repeats");
-        free(next);
-        next = steal_pointer(&following);
-    }
-    return merr_set(err, MERR_PROTOCOL, 0, "ec2 DescribeInstances: more than %d pages",
-                    EC2_MAX_PAGES);
+    struct owned o = { e, token, *ids };
+    int r = cloud_paginate(owned_page, &o, EC2_MAX_PAGES, err);
+    *ids = o.ids;
+    return r;
 }
 
 static bool in_list(char *const *v, const char *s)

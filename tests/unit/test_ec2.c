@@ -5,6 +5,7 @@
 #include "test_helpers.h"
 
 #include "amazonec2/ec2-priv.h"
+#include "cloud.h"
 #include "driver.h"
 #include "machine.h"
 #include "registry.h"
@@ -142,14 +143,17 @@ static void test_query_tags_codes(void **state)
     auto_strv char **none = ec2_parse_tags(NULL, &err);
     assert_int_equal(strv_len(none), 0);
 
-    assert_int_equal(ec2_error_code(401, "AuthFailure"), MERR_AUTH);
-    assert_int_equal(ec2_error_code(403, "UnauthorizedOperation"), MERR_PERM);
-    assert_int_equal(ec2_error_code(400, "InvalidInstanceID.NotFound"), MERR_NOT_FOUND);
-    assert_int_equal(ec2_error_code(400, "InvalidKeyPair.Duplicate"), MERR_EXISTS);
-    assert_int_equal(ec2_error_code(503, "RequestLimitExceeded"), MERR_BUSY);
-    assert_int_equal(ec2_error_code(400, "InvalidParameterValue"), MERR_INVALID);
+    /* the EC2 codes through the shared mapping (core/cloud.c) */
+    assert_int_equal(cloud_error_code(401, "AuthFailure"), MERR_AUTH);
+    assert_int_equal(cloud_error_code(403, "UnauthorizedOperation"), MERR_PERM);
+    assert_int_equal(cloud_error_code(400, "InvalidInstanceID.NotFound"), MERR_NOT_FOUND);
+    assert_int_equal(cloud_error_code(400, "InvalidKeyPair.Duplicate"), MERR_EXISTS);
+    assert_int_equal(cloud_error_code(503, "RequestLimitExceeded"), MERR_BUSY);
+    assert_int_equal(cloud_error_code(400, "InvalidParameterValue"), MERR_INVALID);
     assert_true(ec2_throttled(400, "Throttling"));
     assert_true(ec2_throttled(500, NULL));
+    assert_true(ec2_throttled(500, "InternalError"));
+    assert_false(ec2_throttled(500, "InvalidParameterValue"));
     assert_false(ec2_throttled(400, "DependencyViolation"));
 }
 
