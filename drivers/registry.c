@@ -8,6 +8,7 @@ static const struct driver *const drivers[] = {
     &driver_kvm,
     &driver_generic,
     &driver_digitalocean,
+    &driver_amazonec2,
     &driver_none,
     NULL,
 };
