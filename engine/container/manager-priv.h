@@ -110,6 +110,7 @@ struct monitor_launch {
     char *args[RT_MONITOR_ARGS];
     size_t n_args;
     int listen_fd;
+    int conn_fd; /* the engine's connection, made before the monitor runs: no output missed */
     struct rt_monitor rt;
 };
 /* The monitor's socket (listening) and command line for e's start; out_r/err_r (or the pty

@@ -84,8 +84,14 @@ int monitor_prepare(const struct ctr_entry *e, const char *path, int out_r, int 
     memset(l, 0, sizeof *l);
     auto_free char *state = path_join(e->dir, MON_STATE_FILE);
     unlink(state); /* the previous run's */
+    l->conn_fd = -1;
     l->listen_fd = listen_socket(e->dir, err);
     if (l->listen_fd < 0)
+        return -1;
+    /* queued on the socket: the monitor takes it before it reads any output, so an attached
+     * client gets all of it */
+    l->conn_fd = monitor_connect(e->dir, err);
+    if (l->conn_fd < 0)
         return -1;
     const struct ctr_config *cfg = e->c->config;
     add_arg(l, path);
@@ -118,8 +124,10 @@ void monitor_launch_release(struct monitor_launch *l)
         free(l->args[i]);
     if (l->listen_fd >= 0)
         close(l->listen_fd);
+    if (l->conn_fd >= 0)
+        close(l->conn_fd);
     memset(l, 0, sizeof *l);
-    l->listen_fd = -1;
+    l->listen_fd = l->conn_fd = -1;
 }
 
 int monitor_send(struct ctr_entry *e, enum mon_frame_type type, const void *data, size_t len)
@@ -259,6 +267,18 @@ int monitor_recover_locked(struct ctr_manager *m, struct ctr_entry *e, int *mon_
     rs.start_time = st->rt_start_time;
     snprintf(rs.rootfs, sizeof rs.rootfs, "%s", e->rootfs);
     struct rt_container *rc = NULL;
+    if (what == MON_RECOVER_ADOPT && !m->live_restore) {
+        /* --live-restore=false: what the dead engine ran goes, as dockerd's restore */
+        close(fd);
+        if (rt_adopt(m->rt, &rs, &rc, &err) == 1) {
+            if (rt_stop(rc, SIGKILL, 0, 5000, &err) < 0)
+                mlog_warn(m->log, "cannot stop container %s: %s", e->c->id, err.msg);
+            if (rt_container_destroy(rc, &err) < 0)
+                mlog_warn(m->log, "cannot clean up container %s: %s", e->c->id, err.msg);
+        }
+        settle_exited(m, e, 137, 0, "the engine stopped while the container was running");
+        return 1;
+    }
     if (what == MON_RECOVER_ADOPT) {
         int alive = rt_adopt(m->rt, &rs, &rc, &err);
         if (alive == 1) {

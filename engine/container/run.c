@@ -610,14 +610,17 @@ static const struct rt_monitor *start_monitor(struct ctr_manager *m, struct ctr_
 
 /* The monitor reads the output now: the engine's ends go (the tty's master and stdin's write
  * end stay, for input and resizes while this engine runs). */
-static void start_monitor_started(struct ctr_entry *e, int *out_r, int *err_r)
+static void start_monitor_started(struct ctr_entry *e, struct monitor_launch *l, int *out_r,
+                                  int *err_r)
 {
     if (*out_r >= 0)
         close(*out_r);
     if (*err_r >= 0)
         close(*err_r);
     *out_r = *err_r = -1;
-    (void)e;
+    pthread_mutex_lock(&e->out_lock);
+    e->mon_fd = steal_fd(&l->conn_fd); /* the output thread's */
+    pthread_mutex_unlock(&e->out_lock);
 }
 
 static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
@@ -702,7 +705,7 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     struct rt_container *rc = NULL;
     int rc_start = rt_start(m->rt, &spec, &rc, err);
     if (rc_start == 0 && spec.monitor != NULL)
-        start_monitor_started(e, &out_r, &err_r);
+        start_monitor_started(e, &mon, &out_r, &err_r);
     mounts_plan_release(&mplan);
     net_run_release(&net);
     for (int i = 0; i < 3; i++)
@@ -753,7 +756,8 @@ static void mark_running_locked(struct ctr_manager *m, struct ctr_entry *e, stru
     c->state.exit_code = 0;
     free(c->state.error);
     c->state.error = NULL;
-    start_io_thread(m, e, e->monitored ? monitor_io_thread : io_thread, -1);
+    start_io_thread(m, e, e->monitored ? monitor_io_thread : io_thread,
+                    e->monitored ? e->mon_fd : -1);
     if (mgr_persist_locked(m, e, err) < 0)
         mlog_warn(m->log, "%s", err->msg);
     mgr_emit(m, c, "start", NULL);

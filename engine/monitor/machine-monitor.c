@@ -369,6 +369,10 @@ int main(int argc, char **argv)
         m.log_size = m.log >= 0 && fstat(m.log, &st) == 0 ? st.st_size : 0;
     }
     write_state(&m);
+    /* the engine connected before we ran: its connection first, then the output */
+    struct pollfd first = { .fd = m.listen, .events = POLLIN };
+    if (poll(&first, 1, 0) > 0)
+        on_accept(&m);
     on_sigchld(&m); /* it may have died before our signalfd existed */
     loop(&m);
     /* the container's exit status once it is gone, even when output is still held open */

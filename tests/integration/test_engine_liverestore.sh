@@ -136,7 +136,15 @@ engine_stop
 until_ok 50 gone "$mortal" || fail "the container outlived an engine run with --live-restore=false"
 engine_start "$T/e"
 assert_eq "$(d inspect -f '{{.State.Status}} {{.State.ExitCode}}' mortal)" "exited 137" "reported exited after the restart"
-d rm -f mortal >/dev/null
+d run -d --name crashed "$IMG" sleep 300 >/dev/null
+crashed=$(d inspect -f '{{.State.Pid}}' crashed)
+engine_kill9
+engine_start "$T/e"
+gone "$crashed" || fail "a container of a crashed engine ran on with --live-restore=false"
+assert_eq "$(d inspect -f '{{.State.Status}} {{.State.ExitCode}}' crashed)" "exited 137" "a crashed engine's container: exited"
+assert_contains "$(d inspect -f '{{.State.Error}}' crashed)" "engine stopped" "with the reason"
+grep -q "$(d inspect -f '{{.Id}}' crashed)/rootfs" /proc/self/mountinfo && fail "its rootfs is still mounted"
+d rm -f mortal crashed >/dev/null
 grep -q "ERROR: AddressSanitizer\|runtime error:" "$T/e/engine.log" && fail "the engine's sanitizers reported an error"
 
 pass "containers outlive the engine"
