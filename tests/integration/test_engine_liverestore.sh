@@ -34,6 +34,11 @@ mkdir -p "$T/gate"
 d run -d --name counter "$IMG" sh -c 'i=0; while :; do echo "tick $i"; i=$((i+1)); usleep 100000; done' >/dev/null
 d run -d --name web -p 18090:80 "$IMG" sh -c 'mkdir -p /www && echo page-from-web > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
 d run -d --name later -v "$T/gate:/gate" "$IMG" sh -c 'until [ -e /gate/go ]; do usleep 50000; done; exit 7' >/dev/null
+d network create appnet >/dev/null
+d run -d --name db --network appnet --network-alias database "$IMG" sleep 300 >/dev/null
+d run -d --name app --network appnet "$IMG" sleep 300 >/dev/null
+db_ip=$(d inspect -f '{{.NetworkSettings.Networks.appnet.IPAddress}}' db)
+assert_contains "$(d exec app nslookup database 2>&1)" "$db_ip" "the embedded DNS answers on a user network"
 until_ok 100 curl -sf --max-time 2 http://127.0.0.1:18090/ >/dev/null || fail "the published port never answered"
 before=$(d inspect -f '{{.Id}} {{.State.Pid}}' counter web later)
 cpid=$(d inspect -f '{{.State.Pid}}' counter)
@@ -81,7 +86,7 @@ answered_at=$(date +%s%N)
 echo "published port gap across the engine restart: $(((answered_at - killed_at) / 1000000)) ms (the port proxy lives in the engine)" >&2
 assert_eq "$(curl -sf --max-time 5 http://127.0.0.1:18090/)" "page-from-web" "the published port answers again"
 assert_eq "$(d inspect -f '{{.Id}} {{.State.Pid}}' counter web)" "$(head -n 2 <<<"$before")" "same IDs and PIDs"
-assert_eq "$(d ps --format '{{.Names}}' | sort | tr '\n' ' ')" "counter web " "docker ps: both running"
+assert_eq "$(d ps --format '{{.Names}}' | sort | tr '\n' ' ')" "app counter db web " "docker ps: all running"
 assert_eq "$(d inspect -f '{{.State.Status}} {{.State.ExitCode}}' later)" "exited 7" "the real exit code of the one that ended meanwhile"
 finished=$(date -d "$(d inspect -f '{{.State.FinishedAt}}' later)" +%s)
 [ "$finished" -le "$restart_at" ] || fail "FinishedAt ($finished) is the engine's restart, not the exit"
@@ -94,6 +99,10 @@ assert__ok "docker logs: $n consecutive ticks, none lost across the restart"
 assert_eq "$(d exec counter echo exec-ok)" "exec-ok" "docker exec on a re-adopted container"
 assert_eq "$(timeout 10 "$DOCKER" logs -f --tail 0 counter | head -n 3 | wc -l)" "3" "docker logs -f follows a re-adopted container"
 assert_eq "$(d exec web sh -c 'wget -qO- http://127.0.0.1:80/')" "page-from-web" "the re-adopted web container serves"
+assert_contains "$(d exec app nslookup database 2>&1)" "$db_ip" "DNS names served again after the restart"
+assert_contains "$(d exec app nslookup db 2>&1)" "$db_ip" "container names too"
+d rm -f app db >/dev/null
+d network rm appnet >/dev/null
 
 step "docker stop on a re-adopted container"
 d stop -t 1 counter >/dev/null
