@@ -257,7 +257,13 @@ int monitor_recover_locked(struct ctr_manager *m, struct ctr_entry *e, int *mon_
     struct merr err = MERR_INIT;
     bool have = monitor_read_state(e->dir, &ms, &err) == 0;
     int fd = have && ms.status == MON_RUNNING ? monitor_connect(e->dir, &err) : -1;
-    enum mon_recovery what = mon_recovery_decide(have ? &ms : NULL, fd >= 0);
+    char boot_id[40] = "";
+    auto_free char *boot = NULL;
+    size_t boot_len = 0;
+    if (fs_read_file(MON_BOOT_ID_FILE, 64, &boot, &boot_len, &err) < 0 ||
+        mon_boot_id_parse(boot, boot_len, boot_id) < 0)
+        boot_id[0] = '\0';
+    enum mon_recovery what = mon_recovery_decide(have ? &ms : NULL, fd >= 0, boot_id);
     if (what == MON_RECOVER_LEGACY)
         return 0;
     struct ctr_state *st = &e->c->state;
@@ -303,6 +309,8 @@ int monitor_recover_locked(struct ctr_manager *m, struct ctr_entry *e, int *mon_
     }
     if (what == MON_RECOVER_EXITED)
         settle_exited(m, e, ms.exit_code, ms.finished_ns, NULL);
+    else if (what == MON_RECOVER_REBOOTED) /* dockerd's 255 after a reboot */
+        settle_exited(m, e, 255, 0, "the host restarted while the container was running");
     else
         settle_exited(m, e, 137, 0, "the container's monitor exited unexpectedly");
     return 1;

@@ -54,6 +54,7 @@ struct monitor {
     bool exited;
     int exit_code;
     int64_t exited_at_ms, finished_ns;
+    char boot_id[40];
 };
 
 static int64_t now_ns(void)
@@ -107,11 +108,23 @@ static int write_atomic(const char *dir, const char *name, const char *text, siz
     return 0;
 }
 
+static void read_boot_id(struct monitor *m)
+{
+    char buf[64];
+    int fd = open(MON_BOOT_ID_FILE, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0 || mon_boot_id_parse(buf, (size_t)n, m->boot_id) < 0)
+        m->boot_id[0] = '\0';
+}
+
 static void write_state(struct monitor *m)
 {
     struct mon_state st = { .monitor_pid = getpid(), .pid = m->pid,
                             .status = m->exited ? MON_EXITED : MON_RUNNING,
                             .exit_code = m->exit_code, .finished_ns = m->finished_ns };
+    memcpy(st.boot_id, m->boot_id, sizeof st.boot_id);
     char text[256];
     int n = mon_state_format(&st, text, sizeof text);
     if (n < 0 || write_atomic(m->dir, MON_STATE_FILE, text, (size_t)n) < 0)
@@ -368,6 +381,7 @@ int main(int argc, char **argv)
         struct stat st;
         m.log_size = m.log >= 0 && fstat(m.log, &st) == 0 ? st.st_size : 0;
     }
+    read_boot_id(&m);
     write_state(&m);
     /* the engine connected before we ran: its connection first, then the output */
     struct pollfd first = { .fd = m.listen, .events = POLLIN };
@@ -386,6 +400,7 @@ int main(int argc, char **argv)
     char text[256];
     struct mon_state st = { .monitor_pid = getpid(), .pid = m.pid, .status = MON_EXITED,
                             .exit_code = m.exit_code, .finished_ns = m.finished_ns };
+    memcpy(st.boot_id, m.boot_id, sizeof st.boot_id);
     int n = mon_state_format(&st, text, sizeof text);
     send_frame(&m, MON_FRAME_EXIT, 0, text, n > 0 ? (size_t)n : 0, st.finished_ns);
     return 0;

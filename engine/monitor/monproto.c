@@ -12,15 +12,18 @@
 
 int mon_state_format(const struct mon_state *st, char *buf, size_t size)
 {
+    char boot[64] = "";
+    if (st->boot_id[0] != '\0')
+        snprintf(boot, sizeof boot, "boot_id=%s\n", st->boot_id);
     int n;
     if (st->status == MON_EXITED)
         n = snprintf(buf, size,
-                     "version=1\nmonitor_pid=%d\npid=%d\nstatus=exited\nexit_code=%d\n"
+                     "version=1\nmonitor_pid=%d\npid=%d\n%sstatus=exited\nexit_code=%d\n"
                      "finished_ns=%" PRId64 "\n",
-                     (int)st->monitor_pid, (int)st->pid, st->exit_code, st->finished_ns);
+                     (int)st->monitor_pid, (int)st->pid, boot, st->exit_code, st->finished_ns);
     else
-        n = snprintf(buf, size, "version=1\nmonitor_pid=%d\npid=%d\nstatus=running\n",
-                     (int)st->monitor_pid, (int)st->pid);
+        n = snprintf(buf, size, "version=1\nmonitor_pid=%d\npid=%d\n%sstatus=running\n",
+                     (int)st->monitor_pid, (int)st->pid, boot);
     return n < 0 || (size_t)n >= size ? -1 : n;
 }
 
@@ -72,6 +75,11 @@ static int state_line(const char *line, size_t len, struct mon_state *st, unsign
         else
             return merr_set(err, MERR_CORRUPT, 0, "monitor state: bad status");
         *seen |= 4;
+    } else if (KEY("boot_id")) {
+        if (vlen == 0 || vlen >= sizeof st->boot_id)
+            return merr_set(err, MERR_CORRUPT, 0, "monitor state: bad boot_id");
+        memcpy(st->boot_id, v, vlen);
+        st->boot_id[vlen] = '\0';
     } else if (KEY("exit_code")) {
         if (!parse_ll(v, vlen, -1, 255 + 128, &x))
             return merr_set(err, MERR_CORRUPT, 0, "monitor state: bad exit_code");
@@ -230,11 +238,33 @@ long mon_logline_format(int stream, const char *data, size_t len, int64_t unix_n
     return (long)(o - buf);
 }
 
-enum mon_recovery mon_recovery_decide(const struct mon_state *st, bool monitor_answers)
+enum mon_recovery mon_recovery_decide(const struct mon_state *st, bool monitor_answers,
+                                      const char *boot_id)
 {
     if (st == NULL)
         return MON_RECOVER_LEGACY;
     if (st->status == MON_EXITED)
         return MON_RECOVER_EXITED;
-    return monitor_answers ? MON_RECOVER_ADOPT : MON_RECOVER_LOST;
+    if (monitor_answers)
+        return MON_RECOVER_ADOPT;
+    /* a monitor of another boot did not die: the host went down under it */
+    if (boot_id != NULL && boot_id[0] != '\0' && st->boot_id[0] != '\0' &&
+        strcmp(boot_id, st->boot_id) != 0)
+        return MON_RECOVER_REBOOTED;
+    return MON_RECOVER_LOST;
+}
+
+int mon_boot_id_parse(const char *text, size_t len, char out[40])
+{
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        len--;
+    if (len == 0 || len >= 40)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f') ||
+              text[i] == '-'))
+            return -1;
+    memcpy(out, text, len);
+    out[len] = '\0';
+    return 0;
 }

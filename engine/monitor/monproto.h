@@ -3,7 +3,9 @@
  * The state file <container dir>/monitor.state (0600, written atomically by the monitor) says
  * what the engine needs after a restart: the monitor's and the container's pids, and once the
  * container is gone its exit code and FinishedAt. "key=value" lines:
- *   version=1 monitor_pid=N pid=N status=running|exited exit_code=N finished_ns=N
+ *   version=1 monitor_pid=N pid=N boot_id=ID status=running|exited exit_code=N finished_ns=N
+ * (boot_id: the kernel's random boot id when the monitor started, so a restarted engine tells a
+ * host reboot from a monitor that died). 
  *
  * The stream socket <container dir>/monitor.sock carries frames both ways: a 16-byte header
  * (type, stream, 2 zero bytes, payload length big-endian u32, time in unix ns big-endian u64)
@@ -35,6 +37,7 @@ struct mon_state {
     enum mon_status status;
     int exit_code;       /* MON_EXITED: the exit status, or 128 + signal */
     int64_t finished_ns; /* MON_EXITED */
+    char boot_id[40];    /* "" when unknown */
 };
 
 /* The file's text into buf (NUL-terminated); its length, or -1 when size is too small. */
@@ -78,8 +81,15 @@ enum mon_recovery {
     MON_RECOVER_ADOPT,   /* the monitor answers: take the container over */
     MON_RECOVER_EXITED,  /* it ended while the engine was down: its exit code and FinishedAt */
     MON_RECOVER_LOST,    /* the monitor is gone without a word: kill what is left, exited */
+    MON_RECOVER_REBOOTED, /* it was running when the host went down (another boot id) */
 };
-/* st: the parsed state file or NULL; monitor_answers: its socket accepted a connection. */
-enum mon_recovery mon_recovery_decide(const struct mon_state *st, bool monitor_answers);
+/* st: the parsed state file or NULL; monitor_answers: its socket accepted a connection;
+ * boot_id: the host's now ("" or NULL when unknown). */
+enum mon_recovery mon_recovery_decide(const struct mon_state *st, bool monitor_answers,
+                                      const char *boot_id);
+
+/* /proc/sys/kernel/random/boot_id's text into out (a uuid); -1 when it is not one. */
+#define MON_BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
+int mon_boot_id_parse(const char *text, size_t len, char out[40]);
 
 #endif

@@ -134,6 +134,31 @@ curl -sf --max-time 2 http://127.0.0.1:18091/ >/dev/null && fail "its published 
 assert__ok "no mount, cgroup, namespace, veth or port left"
 d rm -f victim >/dev/null
 
+step "host reboot: restart policies start them again, stopped-by-user ones stay stopped"
+d run -d --name always --restart always "$IMG" sleep 300 >/dev/null
+d run -d --name unless --restart unless-stopped "$IMG" sleep 300 >/dev/null
+d run -d --name unless-stopped-by-hand --restart unless-stopped "$IMG" sleep 300 >/dev/null
+d run -d --name plain "$IMG" sleep 300 >/dev/null
+d stop -t 1 unless-stopped-by-hand >/dev/null
+old_pids=$(d inspect -f '{{.State.Pid}}' always unless)
+ids=$(d inspect -f '{{.Id}}' always unless plain)
+engine_kill9
+# what a reboot does to them: monitors and containers gone, the state files of another boot
+for id in $ids; do
+    f=$T/e/root/containers/$id/monitor.state
+    grep -q '^status=running$' "$f" || fail "$id: no running state before the reboot"
+    kill -9 "$(sed -n 's/^monitor_pid=//p' "$f")"
+    until_ok 50 gone "$(sed -n 's/^pid=//p' "$f")" || fail "$id outlived its monitor"
+    sed -i 's/^boot_id=.*/boot_id=00000000-0000-4000-8000-000000000000/' "$f"
+done
+engine_start "$T/e"
+assert_eq "$(d inspect -f '{{.State.Status}}' always unless unless-stopped-by-hand | tr '\n' ' ')" \
+    "running running exited " "always and unless-stopped start again; one stopped by hand stays stopped"
+[ "$(d inspect -f '{{.State.Pid}}' always unless)" != "$old_pids" ] || fail "the same processes after a reboot"
+assert_eq "$(d inspect -f '{{.State.Status}} {{.State.ExitCode}}' plain)" "exited 255" "no policy: exited 255, as dockerd after a reboot"
+assert_contains "$(d inspect -f '{{.State.Error}}' plain)" "host restarted" "with the reason"
+d rm -f always unless unless-stopped-by-hand plain >/dev/null
+
 step "--live-restore=false: containers stop with the engine"
 d rm -f web >/dev/null
 engine_stop

@@ -17,6 +17,12 @@ static void test_state_roundtrip(void **state)
     struct mon_state in = { .monitor_pid = 41, .pid = 42, .status = MON_RUNNING };
     assert_true(mon_state_format(&in, buf, sizeof buf) > 0);
     assert_string_equal(buf, "version=1\nmonitor_pid=41\npid=42\nstatus=running\n");
+    strcpy(in.boot_id, "0b6a3c1e-2f4d-4e5f-9a8b-7c6d5e4f3a2b");
+    assert_true(mon_state_format(&in, buf, sizeof buf) > 0);
+    struct mon_state back;
+    struct merr berr = MERR_INIT;
+    assert_int_equal(mon_state_parse(buf, strlen(buf), &back, &berr), 0);
+    assert_string_equal(back.boot_id, in.boot_id);
     struct mon_state out;
     struct merr err = MERR_INIT;
     assert_int_equal(mon_state_parse(buf, strlen(buf), &out, &err), 0);
@@ -139,13 +145,27 @@ static void test_logline(void **state)
 static void test_recovery_decide(void **state)
 {
     (void)state;
+    const char *boot = "0b6a3c1e-2f4d-4e5f-9a8b-7c6d5e4f3a2b";
     struct mon_state running = { .pid = 5, .status = MON_RUNNING };
     struct mon_state exited = { .pid = 5, .status = MON_EXITED, .exit_code = 3 };
-    assert_int_equal(mon_recovery_decide(NULL, false), MON_RECOVER_LEGACY);
-    assert_int_equal(mon_recovery_decide(&running, true), MON_RECOVER_ADOPT);
-    assert_int_equal(mon_recovery_decide(&running, false), MON_RECOVER_LOST);
-    assert_int_equal(mon_recovery_decide(&exited, false), MON_RECOVER_EXITED);
-    assert_int_equal(mon_recovery_decide(&exited, true), MON_RECOVER_EXITED);
+    strcpy(running.boot_id, boot);
+    assert_int_equal(mon_recovery_decide(NULL, false, boot), MON_RECOVER_LEGACY);
+    assert_int_equal(mon_recovery_decide(&running, true, boot), MON_RECOVER_ADOPT);
+    assert_int_equal(mon_recovery_decide(&running, false, boot), MON_RECOVER_LOST);
+    assert_int_equal(mon_recovery_decide(&exited, false, boot), MON_RECOVER_EXITED);
+    assert_int_equal(mon_recovery_decide(&exited, true, boot), MON_RECOVER_EXITED);
+    /* another boot: the host went down with it (running before the reboot) */
+    assert_int_equal(mon_recovery_decide(&running, false, "11111111-2222-3333-4444-555555555555"),
+                     MON_RECOVER_REBOOTED);
+    assert_int_equal(mon_recovery_decide(&running, false, ""), MON_RECOVER_LOST); /* unknown */
+    running.boot_id[0] = '\0';
+    assert_int_equal(mon_recovery_decide(&running, false, boot), MON_RECOVER_LOST);
+    char id[40];
+    const char *text = "0b6a3c1e-2f4d-4e5f-9a8b-7c6d5e4f3a2b\n";
+    assert_int_equal(mon_boot_id_parse(text, strlen(text), id), 0);
+    assert_string_equal(id, boot);
+    assert_int_equal(mon_boot_id_parse("x\n", 2, id), -1);
+    assert_int_equal(mon_boot_id_parse("", 0, id), -1);
 }
 
 /* State directories as a dead engine leaves them: the state file read, the socket asked. */
@@ -157,7 +177,7 @@ static enum mon_recovery decide_dir(const char *dir)
     int fd = have && st.status == MON_RUNNING ? monitor_connect(dir, &err) : -1;
     if (fd >= 0)
         close(fd);
-    return mon_recovery_decide(have ? &st : NULL, fd >= 0);
+    return mon_recovery_decide(have ? &st : NULL, fd >= 0, "0b6a3c1e-2f4d-4e5f-9a8b-7c6d5e4f3a2b");
 }
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -193,6 +213,10 @@ static void test_recovery_dirs(void **state)
     write_file(dir, MON_STATE_FILE,
                "version=1\nmonitor_pid=10\npid=11\nstatus=exited\nexit_code=7\nfinished_ns=5\n");
     assert_int_equal(decide_dir(dir), MON_RECOVER_EXITED);
+    /* captured after a reboot: running, another boot's monitor */
+    write_file(dir, MON_STATE_FILE, "version=1\nmonitor_pid=10\npid=11\n"
+                                    "boot_id=11111111-2222-3333-4444-555555555555\nstatus=running\n");
+    assert_int_equal(decide_dir(dir), MON_RECOVER_REBOOTED);
     write_file(dir, MON_STATE_FILE, "garbage");
     assert_int_equal(decide_dir(dir), MON_RECOVER_LEGACY);
     free(e.log_path);
