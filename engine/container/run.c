@@ -699,7 +699,9 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
         .n_mounts = n_mounts,
     };
     startopts_fill(&so, c->config, &spec);
-    __attribute__((cleanup(monitor_launch_release))) struct monitor_launch mon = { .listen_fd = -1 };
+    __attribute__((cleanup(monitor_launch_release))) struct monitor_launch mon = {
+        .listen_fd = -1, .conn_fd = -1
+    };
     spec.monitor = start_monitor(m, e, pty_master >= 0 ? pty_master : out_r, err_r,
                                  c->config->tty ? -1 : stdin_w, &mon);
     struct rt_container *rc = NULL;

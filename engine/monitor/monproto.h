@@ -44,7 +44,8 @@ struct mon_state {
 int mon_state_format(const struct mon_state *st, char *buf, size_t size);
 /* MERR_CORRUPT for a text that is not a state file (unknown version, missing pid or status,
  * an exited state without its exit code). Unknown keys are ignored. */
-int mon_state_parse(const char *text, size_t len, struct mon_state *out, struct merr *err) MUST_CHECK;
+int mon_state_parse(const char *text, size_t len, struct mon_state *out,
+                    struct merr *err) MUST_CHECK;
 
 enum mon_frame_type {
     MON_FRAME_OUTPUT = 1,
