@@ -59,6 +59,8 @@ n_fds=$(ls /proc/"$mpid"/fd | wc -l)
 assert__ok "the monitor holds only its own fds ($n_fds)"
 dir=$T/e/root/containers/$(d inspect -f '{{.Id}}' counter)
 assert_eq "$(stat -c %a "$dir")" "700" "the container's state directory is 0700"
+assert_eq "$(awk '/^CapEff:/ { print $2 }' /proc/"$mpid"/status) $(awk '/^CapBnd:/ { print $2 }' /proc/"$mpid"/status) $(awk '/^NoNewPrivs:/ { print $2 }' /proc/"$mpid"/status)" \
+    "0000000000000000 0000000000000000 1" "the monitor runs with no capability and no_new_privs"
 assert_eq "$(sed -n 's/^status=//p' "$dir/monitor.state")" "running" "the monitor's state file"
 logpath=$(d inspect -f '{{.LogPath}}' counter)
 ip=$(d inspect -f '{{.NetworkSettings.IPAddress}}' web)
@@ -98,6 +100,7 @@ awk '{ if ($2 != NR - 1) { print "gap at line " NR ": " $0; exit 1 } }' <<<"$log
 assert__ok "docker logs: $n consecutive ticks, none lost across the restart"
 assert_eq "$(d exec counter echo exec-ok)" "exec-ok" "docker exec on a re-adopted container"
 assert_eq "$(timeout 10 "$DOCKER" logs -f --tail 0 counter | head -n 3 | wc -l)" "3" "docker logs -f follows a re-adopted container"
+assert_eq "$(timeout 10 "$DOCKER" attach --no-stdin counter | head -n 3 | grep -c '^tick ')" "3" "docker attach to a re-adopted container gets its output"
 assert_eq "$(d exec web sh -c 'wget -qO- http://127.0.0.1:80/')" "page-from-web" "the re-adopted web container serves"
 assert_contains "$(d exec app nslookup database 2>&1)" "$db_ip" "DNS names served again after the restart"
 assert_contains "$(d exec app nslookup db 2>&1)" "$db_ip" "container names too"
