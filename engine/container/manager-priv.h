@@ -122,6 +122,9 @@ int monitor_connect(const char *dir, struct merr *err) MUST_CHECK;
 int monitor_read_state(const char *dir, struct mon_state *out, struct merr *err) MUST_CHECK;
 int monitor_send(struct ctr_entry *e, enum mon_frame_type type, const void *data, size_t len);
 void *monitor_io_thread(void *opaque); /* takes a malloc'd struct run_io_args */
+/* An attach's input to an adopted run (lock held): the write end of a pipe whose bytes go to
+ * the monitor as input frames (its end closes stdin for StdinOnce); -1 on failure. */
+int monitor_input_locked(struct ctr_manager *m, struct ctr_entry *e);
 /* A container the previous engine left running (lock held): 0 not monitored (the caller
  * settles it as before), 1 settled here (ended while the engine was down, or its monitor is
  * gone), 2 re-adopted (e->rt set; *mon_fd a connection to its monitor). */

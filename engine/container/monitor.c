@@ -234,6 +234,57 @@ void *monitor_io_thread(void *opaque)
     return NULL;
 }
 
+struct input_args {
+    struct ctr_manager *m;
+    struct ctr_entry *e;
+    int fd;
+};
+
+static void *input_thread(void *opaque)
+{
+    struct input_args *a = opaque;
+    char buf[16384];
+    ssize_t n;
+    while ((n = read(a->fd, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || monitor_send(a->e, MON_FRAME_INPUT, buf, (size_t)n) < 0)
+            break;
+    }
+    if (n == 0 && a->e->c->config->stdin_once)
+        monitor_send(a->e, MON_FRAME_CLOSE_STDIN, NULL, 0);
+    close(a->fd);
+    pthread_mutex_lock(&a->m->lock);
+    mgr_entry_unref_locked(a->m, a->e);
+    pthread_mutex_unlock(&a->m->lock);
+    free(a);
+    return NULL;
+}
+
+int monitor_input_locked(struct ctr_manager *m, struct ctr_entry *e)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    struct input_args *a = xcalloc(1, sizeof *a);
+    *a = (struct input_args){ .m = m, .e = e, .fd = p[0] };
+    e->refs++;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, input_thread, a);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        e->refs--;
+        close(p[0]);
+        close(p[1]);
+        free(a);
+        return -1;
+    }
+    return p[1];
+}
+
 /* ---- recovery ---- */
 
 static void settle_exited(struct ctr_manager *m, struct ctr_entry *e, int code, int64_t finished,

@@ -1052,9 +1052,11 @@ int ctr_attach(struct ctr_manager *m, const char *ref, bool want_stdin, struct c
     pthread_mutex_lock(&e->out_lock);
     rc = subscribe(e, sub, 0, err);
     pthread_mutex_unlock(&e->out_lock);
-    /* an adopted run's input was the previous engine's: none to give */
-    if (rc == 0 && want_stdin && !e->adopted && prepare_input_locked(e, err) == 0 &&
-        e->stdin_w >= 0)
+    /* an adopted run's input goes through its monitor */
+    if (rc == 0 && want_stdin && e->adopted && e->c->config->open_stdin)
+        *stdin_fd = monitor_input_locked(m, e);
+    else if (rc == 0 && want_stdin && !e->adopted && prepare_input_locked(e, err) == 0 &&
+             e->stdin_w >= 0)
         *stdin_fd = dup(e->stdin_w);
 out:
     pthread_mutex_unlock(&m->lock);

@@ -33,6 +33,7 @@ step "containers run under their machine-monitor, not the engine"
 mkdir -p "$T/gate"
 d run -d --name counter "$IMG" sh -c 'i=0; while :; do echo "tick $i"; i=$((i+1)); usleep 100000; done' >/dev/null
 d run -d --name web -p 18090:80 "$IMG" sh -c 'mkdir -p /www && echo page-from-web > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+d run -d -i --name reader "$IMG" sh -c 'while read -r l; do echo "got: $l"; done' >/dev/null
 d run -d --name later -v "$T/gate:/gate" "$IMG" sh -c 'until [ -e /gate/go ]; do usleep 50000; done; exit 7' >/dev/null
 d network create appnet >/dev/null
 d run -d --name db --network appnet --network-alias database "$IMG" sleep 300 >/dev/null
@@ -88,7 +89,7 @@ answered_at=$(date +%s%N)
 echo "published port gap across the engine restart: $(((answered_at - killed_at) / 1000000)) ms (the port proxy lives in the engine)" >&2
 assert_eq "$(curl -sf --max-time 5 http://127.0.0.1:18090/)" "page-from-web" "the published port answers again"
 assert_eq "$(d inspect -f '{{.Id}} {{.State.Pid}}' counter web)" "$(head -n 2 <<<"$before")" "same IDs and PIDs"
-assert_eq "$(d ps --format '{{.Names}}' | sort | tr '\n' ' ')" "app counter db web " "docker ps: all running"
+assert_eq "$(d ps --format '{{.Names}}' | sort | tr '\n' ' ')" "app counter db reader web " "docker ps: all running"
 assert_eq "$(d inspect -f '{{.State.Status}} {{.State.ExitCode}}' later)" "exited 7" "the real exit code of the one that ended meanwhile"
 finished=$(date -d "$(d inspect -f '{{.State.FinishedAt}}' later)" +%s)
 [ "$finished" -le "$restart_at" ] || fail "FinishedAt ($finished) is the engine's restart, not the exit"
@@ -99,6 +100,11 @@ n=$(wc -l <<<"$logs")
 awk '{ if ($2 != NR - 1) { print "gap at line " NR ": " $0; exit 1 } }' <<<"$logs" || fail "docker logs has a gap"
 assert__ok "docker logs: $n consecutive ticks, none lost across the restart"
 assert_eq "$(d exec counter echo exec-ok)" "exec-ok" "docker exec on a re-adopted container"
+echo after-restart | timeout -s KILL 5 "$DOCKER" attach --sig-proxy=false reader >"$T/attach.out" 2>&1 || true
+has_line() { d logs reader | grep -q "got: after-restart"; }
+until_ok 50 has_line || fail "input sent through docker attach never reached the re-adopted container"
+assert_contains "$(cat "$T/attach.out")" "got: after-restart" "docker attach -i: input in, output out on a re-adopted container"
+d rm -f reader >/dev/null
 assert_eq "$(timeout 10 "$DOCKER" logs -f --tail 0 counter | head -n 3 | wc -l)" "3" "docker logs -f follows a re-adopted container"
 assert_eq "$(timeout 10 "$DOCKER" attach --no-stdin counter | head -n 3 | grep -c '^tick ')" "3" "docker attach to a re-adopted container gets its output"
 assert_eq "$(d exec web sh -c 'wget -qO- http://127.0.0.1:80/')" "page-from-web" "the re-adopted web container serves"
