@@ -466,6 +466,30 @@ static void test_upgrade(void **state)
     fx_free(f);
 }
 
+/* While another machine process holds <store>/locks/virtualbox.lock, create changes nothing in
+ * VirtualBox: it waits for the lock and, past its bound, fails busy without a call. */
+static void test_lock_serialises(void **state)
+{
+    (void)state;
+    struct rule rules[] = { { 0 } };
+    struct fx *f = fx_new(rules);
+    struct merr err = MERR_INIT;
+    auto_free char *dir = path_join(f->root, "locks");
+    assert_int_equal(fs_mkdir_p(dir, 0700, &err), 0);
+    auto_free char *path = path_join(dir, "virtualbox.lock");
+    int held = fs_lock(path, 1000, &err);
+    assert_true(held >= 0);
+    f->ctx.timeout_ms = 50; /* the lock wait is bounded by six calls' worth: 300 ms */
+    assert_int_equal(vbox_create_with(&f->ctx, f->m, host_nets, 1, &err), -1);
+    assert_int_equal(err.code, MERR_BUSY);
+    assert_null(f->fake.log.data != NULL && f->fake.log.data[0] != '\0' ? f->fake.log.data : NULL);
+    err = (struct merr)MERR_INIT;
+    assert_int_equal(driver_remove(&driver_virtualbox, &f->ctx, f->m, &err), -1);
+    assert_int_equal(err.code, MERR_BUSY);
+    fs_unlock(held);
+    fx_free(f);
+}
+
 /* ---- failure paths --------------------------------------------------------------- */
 
 static void expect_precreate(struct rule *rules, const char *cpuinfo, enum merr_code code,
@@ -566,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_stop_falls_back_to_poweroff),
         cmocka_unit_test(test_rm),
         cmocka_unit_test(test_upgrade),
+        cmocka_unit_test(test_lock_serialises),
         cmocka_unit_test(test_precreate_failures),
         cmocka_unit_test(test_no_vtx_check_flag),
         cmocka_unit_test(test_create_failures),
