@@ -104,4 +104,19 @@ assert_eq "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))
 assert_exit 1 ip link show vboxnet0
 assert_eq "$(pgrep -f "$T/vbox" | grep -c . || true)" "0" "no qemu or dnsmasq left"
 assert_eq "$(ls -A "$MACHINE_STORAGE_PATH/machines")" "" "no machine directory left"
+
+step "a create that fails half way removes what it made"
+out=$(VBOX_STANDIN_FAIL=storageattach "$M" create -d virtualbox --virtualbox-vboxmanage "$VBM" \
+    --virtualbox-no-vtx-check --virtualbox-hostonly-cidr 192.168.77.1/24 vb2 2>&1) &&
+    fail "a VM whose disks cannot be attached was reported created: $out"
+assert_contains "$out" "VBoxManage storageattach" "create fails at storageattach: $(echo "$out" | tail -n1)"
+grep -q "^createvm .*--name vb2" "$T/vbox-calls.log" || fail "the failure came before createvm"
+assert_eq "$(vbm list vms)" "" "its VM is unregistered"
+assert_eq "$(vbm list hostonlyifs)" "" "the host-only interface made for it is gone"
+assert_eq "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["media"]))' "$T/vbox/state.json")" "0" "its media are closed"
+assert_eq "$(ls "$MACHINE_STORAGE_PATH/machines/vb2" 2>/dev/null | grep -c -E 'vmdk|iso' || true)" "0" "its disk files are deleted"
+ls_out=$("$M" ls 2>&1 || true)
+echo "$ls_out" | grep -E "^vb2 .*Error" >/dev/null || fail "the failed create is not listed as Error: $ls_out"
+assert__ok "the failed create stays listed as Error until rm"
+assert_exit 0 "$M" rm -y vb2
 pass
