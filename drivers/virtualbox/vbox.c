@@ -7,6 +7,7 @@
  * half way is undone by lifecycle through vbox_remove. Tested against tests/helpers/VBoxManage
  * (a stand-in booting machine-os under qemu), never a real VirtualBox here. */
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <jansson.h>
 #include <net/if.h>
@@ -24,6 +25,7 @@
 #include "driver.h"
 #include "error.h"
 #include "fsutil.h"
+#include "http.h"
 #include "log.h"
 #include "machine-os-config.h"
 #include "registry.h"
@@ -63,7 +65,8 @@ static const struct driver_flag vbox_flags[] = {
       .help = "size of the data disk in MB", .type = DFLAG_INT, .min = 1024,
       .max = 64LL * 1024 * 1024 },
     { .name = "virtualbox-image", .env = "VIRTUALBOX_IMAGE", .key = K_IMAGE,
-      .help = "boot ISO, a path or file:// URL (default: the machine-os.iso built with machine)",
+      .help = "boot ISO: a path, file:// or http(s):// URL (default: the machine-os.iso built "
+              "with machine)",
       .type = DFLAG_STRING },
     { .name = "virtualbox-boot2docker-url", .env = "VIRTUALBOX_BOOT2DOCKER_URL", .key = K_B2D,
       .help = "docker-machine's name for --virtualbox-image", .type = DFLAG_STRING },
@@ -277,9 +280,75 @@ static char *vbox_get_ip(const struct driver_ctx *ctx, const struct machine *m, 
 
 /* ---- the boot image -------------------------------------------------------------- */
 
-/* --virtualbox-image (or its docker-machine name --virtualbox-boot2docker-url): a path or a
- * file:// URL; else machine-os.iso of this build or installation. */
-static char *find_image(const struct machine *m, struct merr *err)
+static int download_write(void *opaque, const struct http_response *resp, const void *buf,
+                          size_t len, struct merr *err)
+{
+    (void)resp;
+    if (fs_write_all(*(int *)opaque, buf, len) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot write the downloaded image");
+    return 0;
+}
+
+/* An http(s) image, downloaded once into <store>/cache/ (as docker-machine's cache of
+ * boot2docker.iso): the file name is the URL's last component after a hash of the whole URL. */
+static char *download_image(const struct driver_ctx *ctx, const char *url, struct merr *err)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = url; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    const char *base = strrchr(url, '/');
+    char name[80];
+    size_t n = 0;
+    for (const char *p = base != NULL ? base + 1 : url; *p != '\0' && *p != '?' && n < 60; p++)
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '.' || *p == '-' || *p == '_')
+            name[n++] = *p;
+    name[n] = '\0';
+    auto_free char *dir = path_join(ctx->store->root, "cache");
+    auto_free char *file = xasprintf("%016llx-%s", (unsigned long long)h, n > 0 ? name : "image.iso");
+    char *path = path_join(dir, file);
+    if (access(path, R_OK) == 0)
+        return path;
+    auto_free char *part = xasprintf("%s.part", path);
+    auto_close int fd = -1;
+    auto_http_client struct http_client *client = NULL;
+    struct http_response resp = { 0 };
+    if (fs_mkdir_p(dir, 0700, err) < 0)
+        goto fail;
+    fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        merr_set(err, MERR_IO, errno, "cannot create '%s'", part);
+        goto fail;
+    }
+    /* the user named this URL: plain http when it says so (docker-machine took it too) */
+    struct http_client_opts opts = { .allow_http = strncmp(url, "http://", 7) == 0,
+                                     .follow_redirects = true };
+    client = driver_http_client(ctx, &opts, err);
+    struct http_request rq = { .url = url, .on_body = download_write, .on_body_ctx = &fd,
+                               .deadline_ms = driver_http_deadline(ctx) };
+    if (client == NULL || http_do(client, &rq, &resp, err) < 0)
+        goto fail;
+    if (resp.status != 200) {
+        merr_set(err, MERR_REMOTE, 0, "downloading '%s': HTTP status %ld", url, resp.status);
+        goto fail;
+    }
+    if (fsync(fd) < 0 || rename(part, path) < 0) {
+        merr_set(err, MERR_IO, errno, "cannot keep the downloaded image '%s'", path);
+        goto fail;
+    }
+    http_response_clear(&resp);
+    return path;
+fail:
+    http_response_clear(&resp);
+    unlink(part);
+    free(path);
+    return NULL;
+}
+
+/* --virtualbox-image (or its docker-machine name --virtualbox-boot2docker-url): a path, a
+ * file:// URL or an http(s) URL (downloaded into the store's cache); else machine-os.iso of this
+ * build or installation. */
+static char *find_image(const struct driver_ctx *ctx, const struct machine *m, struct merr *err)
 {
     const char *img = machine_driver_str(m, K_IMAGE), *b2d = machine_driver_str(m, K_B2D);
     if (img != NULL && img[0] != '\0' && b2d != NULL && b2d[0] != '\0' && strcmp(img, b2d) != 0) {
@@ -291,10 +360,11 @@ static char *find_image(const struct machine *m, struct merr *err)
     if (flag != NULL && flag[0] != '\0') {
         if (strncmp(flag, "file://", 7) == 0)
             flag += 7;
+        else if (strncmp(flag, "http://", 7) == 0 || strncmp(flag, "https://", 8) == 0)
+            return download_image(ctx, flag, err);
         else if (strstr(flag, "://") != NULL) {
             merr_set(err, MERR_UNSUPPORTED, 0,
-                     "downloading the boot image '%s' is not supported by the virtualbox driver: "
-                     "give a local path", flag);
+                     "the boot image '%s' is neither a path nor a file, http or https URL", flag);
             return NULL;
         }
         if (access(flag, R_OK) == 0)
@@ -364,7 +434,7 @@ int vbox_precreate_with(const struct driver_ctx *ctx, struct machine *m, const c
     if (prefix > 24)
         return merr_set(err, MERR_INVALID, 0, "--virtualbox-hostonly-cidr: /%d leaves no room "
                         "for the DHCP range .101-.254 (use /24 or wider)", prefix);
-    auto_free char *image = find_image(m, err);
+    auto_free char *image = find_image(ctx, m, err);
     if (image == NULL)
         return -1;
     machine_driver_set_str(m, K_IMAGE, image);
@@ -730,7 +800,7 @@ static int vbox_upgrade(const struct driver_ctx *ctx, struct machine *m, struct 
 {
     machine_driver_set_str(m, K_IMAGE, "");
     machine_driver_set_str(m, K_B2D, "");
-    auto_free char *image = find_image(m, err);
+    auto_free char *image = find_image(ctx, m, err);
     if (image == NULL)
         return -1;
     machine_driver_set_str(m, K_IMAGE, image);

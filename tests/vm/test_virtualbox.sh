@@ -4,7 +4,8 @@
 # servers in a directory and boots machine-os under qemu TCG with the memory, CPUs, SATA disks
 # (found by their AHCI serials), NAT forward and host-only NIC the driver asked for. The whole test
 # runs in a network namespace of its own (the host-only interface is a bridge made there).
-# create -> ssh (host-only address; the NAT forward on 127.0.0.1 answers SSH too) -> env + docker
+# create (the image from --virtualbox-boot2docker-url over http on the namespace's loopback)
+# -> ssh (host-only address; the NAT forward on 127.0.0.1 answers SSH too) -> env + docker
 # run of an image loaded from the test caches -> stop -> start (the data disk kept) -> upgrade ->
 # rm leaves nothing in the stand-in's state, no interface, no process.
 set -euo pipefail
@@ -34,7 +35,7 @@ cleanup() {
         tail -n 40 "$T/vbox-calls.log" >&2 2>/dev/null
     fi
     # everything the stand-in started lives in this namespace's processes: qemu and dnsmasq
-    for p in $(pgrep -f "$T/vbox" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    for p in $(pgrep -f "$T/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -44,15 +45,30 @@ vbm() { "$VBM" "$@"; }
 
 images_build >/dev/null
 skopeo copy -q "oci:$IMAGES_LAYOUT:v1" "docker-archive:$T/img.tar:test/img:v1" >/dev/null
+# the boot image over http from this namespace's loopback (--virtualbox-boot2docker-url)
+mkdir "$T/www" && ln -s "$ISO" "$T/www/machine-os.iso"
+python3 -c '
+import functools, http.server, os, socketserver, sys
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+s = socketserver.TCPServer(("127.0.0.1", 0), h)
+open(sys.argv[2] + ".tmp", "w").write(str(s.server_address[1]))
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+s.serve_forever()' "$T/www" "$T/http.port" 2>"$T/http.log" &
+for _ in $(seq 100); do [ -s "$T/http.port" ] && break; sleep 0.1; done
+[ -s "$T/http.port" ] || fail "the loopback http server did not start"
 
 step "create -d virtualbox through the stand-in VBoxManage"
 t0=$(date +%s)
 out=$("$M" create -d virtualbox --virtualbox-vboxmanage "$VBM" --virtualbox-no-vtx-check \
-    --virtualbox-memory 768 --virtualbox-boot2docker-url "file://$ISO" vb1 2>&1) ||
+    --virtualbox-memory 768 --virtualbox-boot2docker-url "http://127.0.0.1:$(cat "$T/http.port")/machine-os.iso" \
+    vb1 2>&1) ||
     { echo "$out"; fail "machine create -d virtualbox vb1"; }
 echo "$out" | tail -n 3
 assert__ok "create took $(($(date +%s) - t0)) s (TCG)"
 assert_eq "$("$M" ls --format '{{.Name}} {{.DriverName}} {{.State}}')" "vb1 virtualbox Running" "ls shows it running"
+assert_contains "$(cat "$T/http.log")" '"GET /machine-os.iso HTTP/1.1" 200' "the boot2docker URL was downloaded"
+cmp -s "$MACHINE_STORAGE_PATH"/cache/*-machine-os.iso "$ISO" || fail "the store's cache does not hold the image"
+assert__ok "the download is kept in the store's cache"
 assert_contains "$(vbm list vms)" '"vb1" {' "VirtualBox (the stand-in) has the VM registered"
 info=$(vbm showvminfo vb1 --machinereadable)
 assert_contains "$info" 'VMState="running"' "showvminfo: running"
@@ -107,7 +123,8 @@ assert_eq "$(ls -A "$MACHINE_STORAGE_PATH/machines")" "" "no machine directory l
 
 step "a create that fails half way removes what it made"
 out=$(VBOX_STANDIN_FAIL=storageattach "$M" create -d virtualbox --virtualbox-vboxmanage "$VBM" \
-    --virtualbox-no-vtx-check --virtualbox-hostonly-cidr 192.168.77.1/24 vb2 2>&1) &&
+    --virtualbox-no-vtx-check --virtualbox-hostonly-cidr 192.168.77.1/24 --virtualbox-image "file://$ISO" \
+    vb2 2>&1) &&
     fail "a VM whose disks cannot be attached was reported created: $out"
 assert_contains "$out" "VBoxManage storageattach" "create fails at storageattach: $(echo "$out" | tail -n1)"
 grep -q "^createvm .*--name vb2" "$T/vbox-calls.log" || fail "the failure came before createvm"
