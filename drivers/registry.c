@@ -8,6 +8,7 @@ static const struct driver *const drivers[] = {
     &driver_kvm,
     &driver_virtualbox,
     &driver_generic,
+    &driver_digitalocean,
     &driver_none,
     NULL,
 };
