@@ -6,6 +6,7 @@
 
 static const struct driver *const drivers[] = {
     &driver_kvm,
+    &driver_virtualbox,
     &driver_generic,
     &driver_digitalocean,
     &driver_amazonec2,
