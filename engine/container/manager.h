@@ -241,6 +241,7 @@ struct ctr_commit_src {
     const struct layer_driver *layers;
     char *image_id;
     json_t *config;
+    json_t *event_attrs; /* its labels, "image" and "name", as its events carry them */
 };
 int ctr_commit_source(struct ctr_manager *m, const char *ref, struct ctr_commit_src *out,
                       struct merr *err) MUST_CHECK;
