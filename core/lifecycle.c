@@ -15,6 +15,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
+#include "plugin.h"
 #include "sshkey.h"
 #include "store.h"
 

@@ -145,6 +145,8 @@ static int plugin_run(const struct cmd_runner *runner, const struct mlog *log, c
     }
     struct merr perr = MERR_INIT;
     int prc = plugin_parse_reply(name, res.out.data != NULL ? res.out.data : "", out, &perr);
+    for (char **p = out->progress; prc < 0 && p != NULL && *p != NULL; p++)
+        mlog_debug(log, "driver plugin '%s' (failed call): %s", name, *p); /* not lost */
     bool answered = prc == 0 || (perr.code != MERR_PROTOCOL);
     if (rc < 0 && !(answered && prc < 0)) {
         /* died (or exited non-zero) without an error answer: a crash */
