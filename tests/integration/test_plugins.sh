@@ -111,7 +111,8 @@ bad_create() { # NAME EXPECTED-ERROR
     assert_contains "$out" "$want" "$name: the documented error"
     local cfg=$MACHINE_STORAGE_PATH/machines/m-$name/config.json
     assert_eq "$("$M" inspect -f '{{.Lifecycle.Status}}' "m-$name")" "error" "$name: recorded as failed"
-    grep -q '10.213.255.1\|Colour' "$cfg" && fail "$name: a field of the failed call was saved"
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["Driver"]; sys.exit("IPAddress" in d or "Colour" in d)' \
+        "$cfg" || fail "$name: a field of the failed call was saved: $(cat "$cfg")"
     assert_contains "$("$M" ls)" "$want" "$name: ls shows why"
     "$M" rm -y "m-$name" >/dev/null || fail "$name: rm"
     [ -e "$MACHINE_STORAGE_PATH/machines/m-$name" ] && fail "$name: rm left the machine"
