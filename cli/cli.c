@@ -24,7 +24,7 @@ static const struct cli_command cmd_help = {
 };
 
 static const struct cli_command *const commands[] = {
-    &cmd_active,  &cmd_config, &cmd_create, &cmd_drivers, &cmd_env,     &cmd_inspect,
+    &cmd_active,  &cmd_config, &cmd_create, &cmd_drivers, &cmd_env,     &cmd_export, &cmd_import, &cmd_inspect,
     &cmd_inventory, &cmd_ip,      &cmd_kill,   &cmd_ls,     &cmd_mount,   &cmd_provision, &cmd_regenerate_certs,
     &cmd_restart, &cmd_rm,     &cmd_scp,    &cmd_ssh,     &cmd_start,
     &cmd_status,  &cmd_stop,   &cmd_up,     &cmd_down,   &cmd_upgrade, &cmd_url,    &cmd_version,

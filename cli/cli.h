@@ -76,6 +76,7 @@ void cli_print_command_help(struct cli *cli, const struct cli_command *c, const 
 /* Commands, one per file group. */
 extern const struct cli_command cmd_create, cmd_drivers, cmd_ls, cmd_inspect, cmd_inventory, cmd_ip, cmd_url, cmd_status,
     cmd_config, cmd_active, cmd_version, cmd_env, cmd_ssh, cmd_scp, cmd_mount, cmd_start, cmd_stop,
-    cmd_restart, cmd_kill, cmd_rm, cmd_up, cmd_down, cmd_provision, cmd_upgrade, cmd_regenerate_certs;
+    cmd_restart, cmd_kill, cmd_rm, cmd_up, cmd_down, cmd_provision, cmd_upgrade, cmd_regenerate_certs,
+    cmd_export, cmd_import;
 
 #endif

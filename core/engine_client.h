@@ -4,6 +4,7 @@
 #define MACHINE_ENGINE_CLIENT_H
 
 #include <jansson.h>
+#include <sys/types.h>
 
 #include "cleanup.h"
 
@@ -24,5 +25,9 @@ json_t *engine_get_json(const struct engine_endpoint *ep, const char *path, stru
 
 /* The engine's version string (GET /version → Version). */
 char *engine_version(const struct engine_endpoint *ep, struct merr *err) MUST_CHECK;
+
+/* docker load: POST /images/load with the docker-archive tar read from fd (size bytes from its
+ * current start). MERR_REMOTE with the engine's words when it refuses the archive. */
+int engine_load_image(const struct engine_endpoint *ep, int fd, off_t size, struct merr *err) MUST_CHECK;
 
 #endif

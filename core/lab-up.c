@@ -1,6 +1,7 @@
 #include "lab-up.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +54,8 @@ static int check_host(const struct machine_ctx *ctx, const struct lab *lab,
             return merr_prefix(err, "%s:%d: hosts.%s.engine.opts", lab->path, h->line, h->group);
     }
     json_t *setup = json_object_get(h->spec, "setup");
-    if (json_array_size(json_object_get(setup, "images")) > 0)
-        return merr_set(err, MERR_UNSUPPORTED, 0,
-                        "%s:%d: hosts.%s.setup.images: preloading images is not supported yet",
-                        lab->path, h->line, h->group);
+    if (lab_check_images(lab, h, err) < 0)
+        return -1;
     if (!d->uses_ssh && (json_array_size(json_object_get(setup, "run")) > 0 ||
                          json_array_size(json_object_get(setup, "files")) > 0))
         return merr_set(err, MERR_INVALID, 0,
@@ -161,8 +160,9 @@ struct job {
 struct runner {
     const struct machine_ctx *ctx;
     const struct lab *lab;
-    lab_progress_fn progress;
-    void *opaque;
+    const struct lab_up_opts *opts;
+    atomic_bool aborted; /* a host failed under --abort-on-failure */
+    bool *made;          /* the host's machine was created by this run (each by its worker) */
     struct lab_result *results;
     enum { PENDING, RUNNING, OK, FAILED } *state;
     pthread_mutex_t mu;
@@ -173,16 +173,33 @@ struct runner {
 static void job_say(struct job *j, const char *step)
 {
     struct runner *r = j->r;
-    if (r->progress == NULL)
+    if (r->opts->progress == NULL)
         return;
     pthread_mutex_lock(&r->print_mu);
-    r->progress(r->opaque, r->lab->hosts[j->idx].name, step);
+    r->opts->progress(r->opts->opaque, r->lab->hosts[j->idx].name, step);
     pthread_mutex_unlock(&r->print_mu);
 }
 
 static void job_progress(void *opaque, const char *step)
 {
     job_say(opaque, step);
+}
+
+/* Why hosts stop being worked on, or NULL while the run goes on. */
+static const char *stop_reason(struct runner *r)
+{
+    if (r->opts->interrupt != NULL && atomic_load(r->opts->interrupt) != 0)
+        return "interrupted";
+    if (atomic_load(&r->aborted))
+        return "stopped: another host failed (--abort-on-failure)";
+    return NULL;
+}
+
+/* Called between a host's steps: the run was stopped, so this host stops here. */
+static int check_stop(struct job *j, struct merr *err)
+{
+    const char *why = stop_reason(j->r);
+    return why != NULL ? merr_set(err, MERR_BUSY, 0, "%s", why) : 0;
 }
 
 static int run_setup(struct job *j, const struct machine *m, struct merr *err)
@@ -202,15 +219,22 @@ static int run_setup(struct job *j, const struct machine *m, struct merr *err)
             auto_free char *local = src[0] == '/' ? xstrdup(src) : xasprintf("%s/%s", lab->dir, src);
             auto_free char *say = xasprintf("setup: copying %s to %s", src, dest);
             job_say(j, say);
+            if (check_stop(j, err) < 0)
+                return -1;
             struct stat st;
             bool dir = stat(local, &st) == 0 && S_ISDIR(st.st_mode);
             if (ssh_upload(c, local, dest, dir, err) < 0)
                 return merr_prefix(err, "setup.files %s", src);
         }
     }
+    if (check_stop(j, err) < 0 ||
+        lab_load_images(&j->ctx, lab, &lab->hosts[j->idx], m, job_progress, j, err) < 0)
+        return -1;
     json_array_foreach(run, i, v) {
         auto_free char *say = xasprintf("setup: run %zu/%zu", i + 1, json_array_size(run));
         job_say(j, say);
+        if (check_stop(j, err) < 0)
+            return -1;
         auto_free char *out = machine_ssh_output(&j->ctx, m, json_string_value(v), err);
         if (out == NULL)
             return merr_prefix(err, "setup.run '%s'", json_string_value(v));
@@ -249,6 +273,8 @@ static int do_host(struct job *j, struct lab_result *res, struct merr *err)
     job_say(j, lab_action_name(res->action));
     if (res->action == LAB_KEEP)
         return 0;
+    if (check_stop(j, err) < 0)
+        return -1;
     if (res->action == LAB_REPROVISION) {
         if (save_spec(&j->ctx, lab, h, err) < 0 || lifecycle_provision(&j->ctx, h->name, err) < 0)
             return -1;
@@ -258,7 +284,12 @@ static int do_host(struct job *j, struct lab_result *res, struct merr *err)
         return -1;
     const struct driver *d;
     auto_machine struct machine *m = machine_for(&j->ctx, lab, h, &d, err);
-    if (m == NULL || lifecycle_create(&j->ctx, d, m, err) < 0)
+    if (m == NULL)
+        return -1;
+    j->r->made[j->idx] = true;
+    if (lifecycle_create(&j->ctx, d, m, err) < 0)
+        return -1;
+    if (check_stop(j, err) < 0)
         return -1;
     return run_setup(j, m, err);
 }
@@ -286,10 +317,17 @@ static size_t next_host(struct runner *r)
     size_t n = r->lab->n_hosts;
     for (;;) {
         bool running = false, progress = false;
+        const char *stop = stop_reason(r);
         for (size_t i = 0; i < n; i++) {
             running = running || r->state[i] == RUNNING;
             if (r->state[i] != PENDING)
                 continue;
+            if (stop != NULL) {
+                r->state[i] = FAILED;
+                r->results[i].skipped = true;
+                snprintf(r->results[i].error, sizeof r->results[i].error, "not started: %s", stop);
+                continue;
+            }
             bool failed;
             bool ready = deps_state(r, i, &failed);
             if (failed) {
@@ -325,7 +363,11 @@ static void *worker(void *opaque)
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         struct merr err = MERR_INIT;
+        atomic_store(&r->results[i].running, true);
         int rc = do_host(&j, &r->results[i], &err);
+        atomic_store(&r->results[i].running, false);
+        if (rc < 0 && r->opts->abort_on_failure)
+            atomic_store(&r->aborted, true);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         r->results[i].seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
         if (rc < 0)
@@ -340,21 +382,49 @@ static void *worker(void *opaque)
     return NULL;
 }
 
-int lab_up(const struct machine_ctx *ctx, const struct lab *lab, int parallel,
-           lab_progress_fn progress, void *opaque, struct lab_result *results, struct merr *err)
+/* --abort-on-failure: the machines this run made (created or re-created, done or failed) are
+ * removed again, last made first; what it kept or re-provisioned stays. */
+static void roll_back(struct runner *r)
+{
+    for (size_t i = r->lab->n_hosts; i-- > 0;) {
+        struct lab_result *res = &r->results[i];
+        if (!r->made[i])
+            continue;
+        const char *name = r->lab->hosts[i].name;
+        struct job j = { .r = r, .idx = i, .ctx = *r->ctx };
+        struct merr err = MERR_INIT, none = MERR_INIT;
+        auto_machine struct machine *m = store_load_machine(&r->ctx->store, name, &none);
+        if (m == NULL)
+            continue; /* stopped before its machine was recorded */
+        job_say(&j, "rolling back");
+        if (lifecycle_rm(r->ctx, name, true, &err) < 0) {
+            snprintf(res->error, sizeof res->error, "roll back failed: %.900s", err.msg);
+            job_say(&j, "roll back failed");
+            continue;
+        }
+        res->rolled_back = true;
+        res->done = false;
+        if (res->error[0] == '\0')
+            snprintf(res->error, sizeof res->error, "rolled back (--abort-on-failure)");
+        job_say(&j, "rolled back");
+    }
+}
+
+int lab_up(const struct machine_ctx *ctx, const struct lab *lab, const struct lab_up_opts *opts,
+           struct lab_result *results, struct merr *err)
 {
     if (lab_check(ctx, lab, err) < 0)
         return -1;
-    if (parallel < 1 || parallel > LAB_MAX_PARALLEL)
+    if (opts->parallel < 1 || opts->parallel > LAB_MAX_PARALLEL)
         return merr_set(err, MERR_INVALID, 0, "--parallel must be from 1 to %d", LAB_MAX_PARALLEL);
     memset(results, 0, lab->n_hosts * sizeof *results);
-    struct runner r = { .ctx = ctx, .lab = lab, .progress = progress, .opaque = opaque,
-                        .results = results };
+    struct runner r = { .ctx = ctx, .lab = lab, .opts = opts, .results = results };
     r.state = xcalloc(lab->n_hosts, sizeof *r.state);
+    r.made = xcalloc(lab->n_hosts, sizeof *r.made);
     pthread_mutex_init(&r.mu, NULL);
     pthread_cond_init(&r.cv, NULL);
     pthread_mutex_init(&r.print_mu, NULL);
-    size_t nt = (size_t)parallel < lab->n_hosts ? (size_t)parallel : lab->n_hosts;
+    size_t nt = (size_t)opts->parallel < lab->n_hosts ? (size_t)opts->parallel : lab->n_hosts;
     pthread_t threads[LAB_MAX_PARALLEL];
     size_t started = 0;
     for (; started < nt; started++)
@@ -364,13 +434,16 @@ int lab_up(const struct machine_ctx *ctx, const struct lab *lab, int parallel,
         worker(&r); /* no thread could start: run them here, one at a time */
     for (size_t i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
+    if (atomic_load(&r.aborted))
+        roll_back(&r);
     int failed = 0;
     for (size_t i = 0; i < lab->n_hosts; i++)
-        failed += r.state[i] != OK;
+        failed += r.state[i] != OK || results[i].rolled_back;
     pthread_mutex_destroy(&r.mu);
     pthread_cond_destroy(&r.cv);
     pthread_mutex_destroy(&r.print_mu);
     free(r.state);
+    free(r.made);
     return failed;
 }
 

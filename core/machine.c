@@ -146,7 +146,7 @@ json_t *machine_to_json(const struct machine *m)
         abort();
     if (m->lab != NULL)
         json_object_set(root, "Lab", m->lab);
-    /* The names of the secret fields only; their values live in credentials.json. */
+    /* The names of the secret fields only; their values live in the store's credentials/. */
     if (m->secrets != NULL && json_object_size(m->secrets) > 0) {
         json_t *names = json_array();
         const char *k;
@@ -231,7 +231,7 @@ struct machine *machine_from_json(const json_t *root, struct merr *err)
     json_t *lab = get_object(root, "Lab");
     m->lab = lab != NULL ? json_deep_copy(lab) : NULL;
 
-    /* Secret names without values: the store fills them in from credentials.json. */
+    /* Secret names without values: the store fills them in from its credentials/. */
     json_t *names = json_object_get(root, "Secrets");
     size_t i;
     json_t *name;

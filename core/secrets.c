@@ -13,7 +13,6 @@
 #include "machine.h"
 
 
-#define SECRETS_FILE "credentials.json"
 #define SECRETS_MAX (64 * 1024)
 
 const char *machine_secret(const struct machine *m, const char *key)
@@ -69,9 +68,8 @@ static bool has_values(const struct machine *m)
     return false;
 }
 
-int secrets_save(const char *machine_dir, const struct machine *m, struct merr *err)
+int secrets_save(const char *path, const struct machine *m, struct merr *err)
 {
-    auto_free char *path = path_join(machine_dir, SECRETS_FILE);
     if (!has_values(m)) {
         if (unlink(path) < 0 && errno != ENOENT)
             return merr_set(err, MERR_IO, errno, "cannot remove '%s'", path);
@@ -86,14 +84,20 @@ int secrets_save(const char *machine_dir, const struct machine *m, struct merr *
     auto_free char *text = json_dumps(out, JSON_INDENT(4) | JSON_SORT_KEYS);
     if (text == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot serialise credentials");
+    auto_free char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        if (fs_mkdir_p(dir, 0700, err) < 0)
+            return -1;
+    }
     int rc = fs_write_atomic(path, text, strlen(text), 0600, err);
     explicit_bzero(text, strlen(text));
     return rc;
 }
 
-int secrets_load(const char *machine_dir, struct machine *m, struct merr *err)
+int secrets_load(const char *path, struct machine *m, struct merr *err)
 {
-    auto_free char *path = path_join(machine_dir, SECRETS_FILE);
     if (!fs_exists(path))
         return 0;
     auto_free char *text = NULL;

@@ -65,6 +65,11 @@ char *store_machine_file(const struct store *s, const char *name, const char *fi
     return xasprintf("%s/%s/%s", s->machines_dir, name, file);
 }
 
+char *store_credentials_file(const struct store *s, const char *name)
+{
+    return xasprintf("%s/credentials/%s.json", s->root, name);
+}
+
 static char *render_config(const struct machine *m)
 {
     json_t *j = machine_to_json(m);
@@ -98,7 +103,7 @@ int store_create_machine(const struct store *s, const struct machine *m, struct 
         return merr_set(err, MERR_IO, errno, "cannot create a directory in '%s'", s->machines_dir);
     auto_free char *text = render_config(m);
     auto_free char *cfg = path_join(tmpl, CONFIG_FILE);
-    if (secrets_save(tmpl, m, err) < 0 || fs_write_atomic(cfg, text, strlen(text), 0600, err) < 0) {
+    if (fs_write_atomic(cfg, text, strlen(text), 0600, err) < 0) {
         remove_quietly(tmpl);
         return -1;
     }
@@ -112,6 +117,14 @@ int store_create_machine(const struct store *s, const struct machine *m, struct 
     auto_close int dfd = open(s->machines_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0)
         fsync(dfd);
+    /* The name is ours now: its credentials (or the removal of a stale file of that name). */
+    auto_free char *cred = store_credentials_file(s, m->name);
+    if (secrets_save(cred, m, err) < 0) {
+        struct merr ignored = MERR_INIT;
+        if (store_remove_machine(s, m->name, &ignored) < 0)
+            merr_prefix(err, "(machine '%s' left behind)", m->name);
+        return -1;
+    }
     return 0;
 }
 
@@ -123,7 +136,8 @@ int store_save_machine(const struct store *s, const struct machine *m, struct me
         return merr_set(err, MERR_NOT_FOUND, 0, "Docker machine \"%s\" does not exist", m->name);
     auto_free char *text = render_config(m);
     auto_free char *cfg = path_join(dir, CONFIG_FILE);
-    if (secrets_save(dir, m, err) < 0)
+    auto_free char *cred = store_credentials_file(s, m->name);
+    if (secrets_save(cred, m, err) < 0)
         return -1;
     return fs_write_atomic(cfg, text, strlen(text), 0600, err);
 }
@@ -156,7 +170,8 @@ struct machine *store_load_machine(const struct store *s, const char *name, stru
         machine_free(m);
         return NULL;
     }
-    if (secrets_load(dir, m, err) < 0) {
+    auto_free char *cred = store_credentials_file(s, name);
+    if (secrets_load(cred, m, err) < 0) {
         merr_prefix(err, "machine '%s' has unreadable credentials", name);
         machine_free(m);
         return NULL;
@@ -209,6 +224,9 @@ int store_remove_machine(const struct store *s, const char *name, struct merr *e
     auto_free char *lock = xasprintf("%s/.lock-%s", s->machines_dir, name);
     if (unlink(lock) < 0 && errno != ENOENT)
         return merr_set(err, MERR_IO, errno, "cannot remove '%s'", lock);
+    auto_free char *cred = store_credentials_file(s, name);
+    if (unlink(cred) < 0 && errno != ENOENT)
+        return merr_set(err, MERR_IO, errno, "cannot remove '%s'", cred);
     return 0;
 }
 

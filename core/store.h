@@ -25,6 +25,10 @@ void store_release(struct store *s);
 char *store_machine_dir(const struct store *s, const char *name);
 char *store_machine_file(const struct store *s, const char *name, const char *file);
 
+/* <root>/credentials/NAME.json: the machine's secret driver fields (core/secrets.h), kept
+ * outside its directory. */
+char *store_credentials_file(const struct store *s, const char *name);
+
 /* Atomically creates the machine directory with its first config.json. MERR_EXISTS if the name
  * is taken (also when a concurrent create wins the race). */
 int store_create_machine(const struct store *s, const struct machine *m, struct merr *err) MUST_CHECK;

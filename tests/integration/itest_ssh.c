@@ -16,12 +16,14 @@
 #include <poll.h>
 #include <pty.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -191,6 +193,13 @@ static void start_sshd(struct env *e, const char *hostkey_name)
     assert_true(pid >= 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a crashed test */
+        /* Sessions start in an empty home: the shell start-up files of whoever runs the tests
+         * (a pyenv rehash in ~/.bashrc, say) must not write into the streams the tests check. */
+        struct passwd *pw = getpwuid(geteuid());
+        if (pw != NULL && unshare(CLONE_NEWNS) == 0 &&
+            mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+            mount("tmpfs", pw->pw_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+            _exit(125);
         int log = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         int null = open("/dev/null", O_RDONLY);
         if (log < 0 || null < 0)

@@ -67,9 +67,9 @@ assert_eq "$("$M" ssh p1 -- cat /etc/nshost-label)" "from-the-env" "NSHOST_LABEL
 assert_eq "$("$M" ssh p1 -- cat /etc/nshost-token-length)" "12" "the plugin got the secret (its length)"
 cfg=$MACHINE_STORAGE_PATH/machines/p1/config.json
 grep -q s3cr3t-t0ken "$cfg" && fail "the secret is in config.json"
-grep -q s3cr3t-t0ken "$MACHINE_STORAGE_PATH/machines/p1/credentials.json" ||
+grep -q s3cr3t-t0ken "$MACHINE_STORAGE_PATH/credentials/p1.json" ||
     fail "the secret is not in credentials.json"
-assert__ok "the secret is in credentials.json only"
+assert__ok "the secret is in the store's credentials/p1.json only"
 assert_contains "$(cat "$cfg")" '"HostName": "nhp1"' "the plugin's own field is saved"
 IP=$("$M" ip p1)
 assert_eq "$IP" "$(testhost_ip nhp1)" "ip is the host's"

@@ -3,6 +3,8 @@
 #include "test_helpers.h"
 
 #include "lab.h"
+#include "lab-pull.h"
+#include "lab-up.h"
 #include "strv.h"
 
 static struct lab *parse(const char *text, struct merr *err)
@@ -232,9 +234,66 @@ static void test_load(void **state)
     test_tmpdir_remove(dir);
 }
 
+/* setup.images: docker-archive files (relative to the lab's directory); references refused. */
+static void test_image_archive(void **state)
+{
+    (void)state;
+    char *p = lab_image_archive("labs", "img/busybox.tar");
+    assert_string_equal(p, "labs/img/busybox.tar");
+    free(p);
+    p = lab_image_archive("labs", "/srv/a.tar.gz");
+    assert_string_equal(p, "/srv/a.tar.gz");
+    free(p);
+    p = lab_image_archive("labs", "b.tgz");
+    assert_string_equal(p, "labs/b.tgz");
+    free(p);
+    assert_null(lab_image_archive("labs", "busybox:latest"));
+    assert_null(lab_image_archive("labs", "registry:5000/tar"));
+}
+
+static void ref_is(const char *s, const char *registry, const char *repo, const char *tag,
+                   const char *familiar)
+{
+    struct lab_image_ref r;
+    struct merr err = MERR_INIT;
+    if (lab_image_ref_parse(s, &r, &err) < 0)
+        fail_msg("%s: %s", s, err.msg);
+    assert_string_equal(r.registry, registry);
+    assert_string_equal(r.repo, repo);
+    assert_string_equal(r.tag, tag);
+    assert_string_equal(r.familiar, familiar);
+    lab_image_ref_clear(&r);
+}
+
+static void test_image_ref(void **state)
+{
+    (void)state;
+    ref_is("busybox", "registry-1.docker.io", "library/busybox", "latest", "busybox:latest");
+    ref_is("busybox:1.36", "registry-1.docker.io", "library/busybox", "1.36", "busybox:1.36");
+    ref_is("docker.io/team/app:v1", "registry-1.docker.io", "team/app", "v1", "team/app:v1");
+    ref_is("127.0.0.1:5000/test/img:v1", "127.0.0.1:5000", "test/img", "v1",
+           "127.0.0.1:5000/test/img:v1");
+    ref_is("localhost/a", "localhost", "a", "latest", "localhost/a:latest");
+    const char *bad[] = { "", "Busybox", "a//b", "a:", "a@sha256:12", "/a" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct lab_image_ref r;
+        struct merr err = MERR_INIT;
+        if (lab_image_ref_parse(bad[i], &r, &err) == 0)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(err.code, MERR_INVALID);
+    }
+    char *v = lab_bearer_param("Bearer realm=\"https://auth.example/token\",service=\"reg\","
+                           "scope=\"repository:library/busybox:pull\"", "scope");
+    assert_string_equal(v, "repository:library/busybox:pull");
+    free(v);
+    assert_null(lab_bearer_param("Basic realm=\"x\"", "realm"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_image_archive),
+        cmocka_unit_test(test_image_ref),
         cmocka_unit_test(test_good_file), cmocka_unit_test(test_json_file),
         cmocka_unit_test(test_bad_files), cmocka_unit_test(test_expand),
         cmocka_unit_test(test_order),     cmocka_unit_test(test_plan),

@@ -1,5 +1,5 @@
-/* Secret driver fields: kept out of config.json, in a 0600 credentials.json, read back by the
- * store; driver_secret's environment fallback and its error naming what to set. Also the shared
+/* Secret driver fields: kept out of config.json and out of the machine's directory, in a 0600
+ * <store>/credentials/NAME.json, read back by the store, removed with the machine; driver_secret's environment fallback and its error naming what to set. Also the shared
  * rate limiter's bucket (pure) and its state shared between two limiters of one scope. */
 #include "test_helpers.h"
 
@@ -56,7 +56,7 @@ static void test_store_round_trip(void **state)
     assert_int_equal(store_create_machine(&s, m, &err), 0);
 
     auto_free char *cfg = store_machine_file(&s, "c1", "config.json");
-    auto_free char *cred = store_machine_file(&s, "c1", "credentials.json");
+    auto_free char *cred = store_credentials_file(&s, "c1");
     auto_free char *text = NULL;
     size_t len = 0;
     assert_int_equal(fs_read_file(cfg, 1 << 20, &text, &len, &err), 0);
@@ -90,7 +90,7 @@ static void test_missing_credentials_name_what_to_set(void **state)
     auto_machine struct machine *m = machine_new("c2", "cloudtest");
     assert_int_equal(driver_apply_flags(&test_driver, m, lookup, NULL, &err), 0);
     assert_int_equal(store_create_machine(&s, m, &err), 0);
-    auto_free char *cred = store_machine_file(&s, "c2", "credentials.json");
+    auto_free char *cred = store_credentials_file(&s, "c2");
     assert_int_equal(unlink(cred), 0);
 
     auto_machine struct machine *back = store_load_machine(&s, "c2", &err);
