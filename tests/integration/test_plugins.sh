@@ -68,7 +68,7 @@ assert_eq "$("$M" ssh p1 -- cat /etc/nshost-token-length)" "12" "the plugin got 
 cfg=$MACHINE_STORAGE_PATH/machines/p1/config.json
 grep -q s3cr3t-t0ken "$cfg" && fail "the secret is in config.json"
 grep -q s3cr3t-t0ken "$MACHINE_STORAGE_PATH/credentials/p1.json" ||
-    fail "the secret is not in credentials.json"
+    fail "the secret is not in the store's credentials/p1.json"
 assert__ok "the secret is in the store's credentials/p1.json only"
 assert_contains "$(cat "$cfg")" '"HostName": "nhp1"' "the plugin's own field is saved"
 IP=$("$M" ip p1)
