@@ -6,8 +6,10 @@
 
 static const struct driver *const drivers[] = {
     &driver_kvm,
+    &driver_virtualbox,
     &driver_generic,
     &driver_digitalocean,
+    &driver_amazonec2,
     &driver_none,
     NULL,
 };

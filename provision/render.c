@@ -145,7 +145,10 @@ char *provision_render_unit(const char *args, char *const *env)
     }
     fprintf(b.f, "ExecStart=/bin/sh -c 'exec %s/bin/machine-engine \"$@\"' machine-engine %s\n",
             ENGINE_DIR, args);
-    fputs("Restart=always\nRestartSec=2\nDelegate=yes\nLimitNOFILE=1048576\nTasksMax=infinity\n\n"
+    /* KillMode=process (as docker.service): a restart or upgrade stops the engine, not the
+     * containers' monitors forked into its cgroup (live-restore) */
+    fputs("Restart=always\nRestartSec=2\nDelegate=yes\nKillMode=process\nLimitNOFILE=1048576\n"
+          "TasksMax=infinity\n\n"
           "[Install]\nWantedBy=multi-user.target\n",
           b.f);
     return sb_close(&b);

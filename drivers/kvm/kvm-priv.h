@@ -20,7 +20,7 @@ struct merr;
 #define KVM_POOL_NAME "machine"
 #define KVM_POOL_DIR "/var/lib/libvirt/images/machine"
 #define KVM_NETWORK_NAME "machine"
-#define KVM_CONFIG_DISK_BYTES (1u << 20)
+#define KVM_CONFIG_DISK_BYTES (1u << 20) /* MACHINE_OS_CONFIG_DISK_BYTES */
 
 /* ---- pure (kvm-xml.c) ---------------------------------------------------- */
 
@@ -75,8 +75,7 @@ int kvm_check_reachable(const struct kvm_reach *r, struct merr *err) MUST_CHECK;
 /* virDomainState values (as ints, so this stays pure) to machine states. */
 enum machine_state kvm_state_from_libvirt(int state);
 
-/* The config disk: a ustar archive with hostname and authorized_keys, zero padded to
- * KVM_CONFIG_DISK_BYTES. */
+/* The config disk: machine_os_config_disk (drivers/machine-os-config.h). */
 int kvm_config_disk(const char *hostname, const char *authorized_keys, char **out, size_t *len,
                     struct merr *err) MUST_CHECK;
 

@@ -9,7 +9,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "kvm-priv.h"
-#include "tarw.h"
+#include "machine-os-config.h"
 
 /* XML-escaped copy (text and attribute values). */
 static char *esc(const char *s)
@@ -241,44 +241,10 @@ enum machine_state kvm_state_from_libvirt(int state)
     }
 }
 
-struct membuf {
-    char *data;
-    size_t len;
-};
-
-static int membuf_write(void *ctx, const void *buf, size_t len, struct merr *err)
-{
-    struct membuf *b = ctx;
-    if (b->len + len > KVM_CONFIG_DISK_BYTES)
-        return merr_set(err, MERR_INVALID, 0, "the machine's config does not fit its config disk");
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    return 0;
-}
-
 int kvm_config_disk(const char *hostname, const char *authorized_keys, char **out, size_t *len,
                     struct merr *err)
 {
-    struct membuf b = { calloc(1, KVM_CONFIG_DISK_BYTES), 0 };
-    if (b.data == NULL)
-        return merr_set(err, MERR_NOMEM, 0, "out of memory");
-    auto_free char *host = xasprintf("%s\n", hostname);
-    struct tarw w = { .write = membuf_write, .ctx = &b };
-    int rc = tarw_header(&w, "hostname", false, strlen(host), err) < 0 ||
-                     tarw_data(&w, host, strlen(host), err) < 0 ||
-                     tarw_header(&w, "authorized_keys", false, strlen(authorized_keys), err) < 0 ||
-                     tarw_data(&w, authorized_keys, strlen(authorized_keys), err) < 0 ||
-                     tarw_close(&w, err) < 0
-                 ? -1
-                 : 0;
-    tarw_release(&w);
-    if (rc < 0) {
-        free(b.data);
-        return -1;
-    }
-    *out = b.data;
-    *len = KVM_CONFIG_DISK_BYTES;
-    return 0;
+    return machine_os_config_disk(hostname, authorized_keys, out, len, err);
 }
 
 void kvm_network_xml_bridge(const char *xml, char *out, size_t len)

@@ -66,7 +66,8 @@ struct copy_spec {
 /* Writes the tar of what COPY adds (entries named by their path in the image, without the
  * leading '/') to fd, and a description for the history ("file:<sha>", "dir:<sha>",
  * "multi:<sha>") of its content. Sources never leave root: ".." stops at it and symlinks are
- * resolved inside it. MERR_NOT_FOUND for a missing source, MERR_INVALID for a bad one. */
+ * resolved inside it. MERR_NOT_FOUND for a missing source, MERR_INVALID for a bad one.
+ * fd -1: the description alone (what the cache needs), nothing written. */
 MUST_CHECK int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out,
                               struct merr *err);
 

@@ -63,14 +63,14 @@ static int entry(struct copy_out *o, const struct tarw_meta *m, struct merr *err
         EVP_DigestUpdate(o->md, head, (size_t)n) != 1 ||
         EVP_DigestUpdate(o->md, m->linkname ? m->linkname : "", m->linkname ? strlen(m->linkname) + 1 : 1) != 1)
         return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
-    return tarw_entry(&o->tw, m, err);
+    return o->fd < 0 ? 0 : tarw_entry(&o->tw, m, err);
 }
 
 static int data(struct copy_out *o, const void *buf, size_t len, struct merr *err)
 {
     if (EVP_DigestUpdate(o->md, buf, len) != 1)
         return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
-    return tarw_data(&o->tw, buf, len, err);
+    return o->fd < 0 ? 0 : tarw_data(&o->tw, buf, len, err);
 }
 
 /* Cleans a source path relative to the root; NULL when it climbs out of it. */
@@ -308,8 +308,9 @@ static int expand_sources(int rootfd, const struct copy_spec *s, char ***out, st
 static int unpack_source(struct copy_out *o, int rfd, const char *dest, struct merr *err)
 {
     unsigned n = o->n_unpacked++;
-    auto_free char *spool = xasprintf("%s/unpack%u.tar", o->spec->work, n);
-    auto_free char *dir = xasprintf("%s/unpack%u", o->spec->work, n);
+    const char *pass = o->fd < 0 ? "sum" : "tar"; /* each pass unpacks into its own */
+    auto_free char *spool = xasprintf("%s/unpack-%s%u.tar", o->spec->work, pass, n);
+    auto_free char *dir = xasprintf("%s/unpack-%s%u", o->spec->work, pass, n);
     int r = build_unpack_archive(rfd, spool, dir, err);
     unlink(spool);
     if (r == 0 && lseek(rfd, 0, SEEK_SET) < 0) /* read again as the file it is */
@@ -419,7 +420,7 @@ int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct
     bool is_dir = false;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = put_source(&o, rootfd, srcs[i], &is_dir, err);
-    if (rc == 0)
+    if (rc == 0 && fd >= 0)
         rc = tarw_close(&o.tw, err);
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;

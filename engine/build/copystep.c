@@ -559,13 +559,10 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
         .extract_archives = add && urls == 0, /* a remote archive is not unpacked */
         .work = work,
     };
-    auto_free char *spool = xasprintf("%s/copy.tar", work);
-    auto_close int fd = rc == 0 ? open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    /* the checksum first, without the tar: a hit writes nothing */
     auto_free char *what = NULL;
-    if (rc == 0 && fd < 0)
-        rc = merr_set(err, MERR_IO, errno, "cannot create '%s'", spool);
-    else if (rc == 0)
-        rc = build_copy_tar(&spec, fd, &what, err);
+    if (rc == 0)
+        rc = build_copy_tar(&spec, -1, &what, err);
     if (rc == 0 && lc.failed)
         rc = merr_copy_out(err, &lc.err);
     auto_free char *created_by = rc == 0 ? xasprintf("/bin/sh -c #(nop) %s %s in %s ",
@@ -583,8 +580,21 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
                                                         &ignored) < 0) {
         /* the next build fetches again */
     }
-    rc = lazy_cid(&lc) == NULL ? merr_copy_out(err, &lc.err)
-                               : put_and_commit(b, lc.cid, fd, created_by, key, err);
+    auto_free char *spool = xasprintf("%s/copy.tar", work);
+    auto_close int fd = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    auto_free char *written = NULL;
+    if (fd < 0)
+        rc = merr_set(err, MERR_IO, errno, "cannot create '%s'", spool);
+    else if (build_copy_tar(&spec, fd, &written, err) < 0)
+        rc = -1;
+    else if (strcmp(written, what) != 0) /* the step is keyed by what it copies */
+        rc = merr_set(err, MERR_IO, 0, "the sources of %s changed while they were copied",
+                      add ? "ADD" : "COPY");
+    if (rc == 0)
+        rc = lazy_cid(&lc) == NULL ? merr_copy_out(err, &lc.err)
+                                   : put_and_commit(b, lc.cid, fd, created_by, key, err);
+    else if (lc.cid != NULL)
+        bld_remove_container(b, lc.cid, false);
     free(lc.cid);
     return rc;
 }

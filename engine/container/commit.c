@@ -83,6 +83,13 @@ int ctr_commit_source(struct ctr_manager *m, const char *ref, struct ctr_commit_
     json_t *cfg = json_object_get(inspect, "Config");
     out->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
     out->image_id = xstrdup(json_string_value(json_object_get(inspect, "Image")));
+    json_t *labels = json_object_get(cfg, "Labels");
+    const char *name = json_string_value(json_object_get(inspect, "Name"));
+    const char *image = json_string_value(json_object_get(cfg, "Image"));
+    out->event_attrs = json_is_object(labels) ? json_deep_copy(labels) : json_object();
+    json_object_set_new(out->event_attrs, "image", json_string(image != NULL ? image : ""));
+    json_object_set_new(out->event_attrs, "name",
+                        json_string(name == NULL ? "" : name[0] == '/' ? name + 1 : name));
     json_decref(inspect);
     return 0;
 }
@@ -93,6 +100,7 @@ void ctr_commit_src_release(struct ctr_commit_src *s)
     strv_free(s->lowers);
     free(s->image_id);
     json_decref(s->config);
+    json_decref(s->event_attrs);
     memset(s, 0, sizeof *s);
 }
 

@@ -18,6 +18,7 @@ struct rt_container;
 
 struct ctr_sub {
     int wfd; /* write end of a subscriber's pipe */
+    int64_t skip_ns; /* logs -f: output up to this time was read from the log already */
     struct ctr_sub *next;
 };
 
@@ -33,6 +34,11 @@ struct ctr_entry {
     int pty_slave, stdin_r;
     int out_r, err_r;
     bool io_running; /* an I/O thread owns this container's output */
+    /* The run has a machine-monitor (monitor.c): it writes the log; the engine reaches it over
+     * mon_fd (under out_lock, -1 when not connected). adopted: taken over from an engine that
+     * went away (no stdin or tty of the engine's own). */
+    bool monitored, adopted;
+    int mon_fd;
     uint64_t exit_seq; /* bumped at every exit */
     bool removed;
     int refs;
@@ -65,6 +71,7 @@ struct ctr_manager {
     struct ctr_exec **execs;
     size_t n_execs;
     int health_threads; /* running health checks (health.c), waited for by ctr_manager_free */
+    bool live_restore;  /* containers outlive the engine (else stopped at its shutdown) */
 };
 
 /* Under m->lock. NULL with MERR_NOT_FOUND "No such container: ref". */
@@ -82,6 +89,46 @@ int run_start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *er
 /* Waits (lock held, released while waiting) until e's I/O thread is gone or timeout_ms passes. */
 bool run_wait_stopped_locked(struct ctr_manager *m, struct ctr_entry *e, uint64_t seq, int timeout_ms);
 void run_close_subs(struct ctr_entry *e);
+/* Output of a monitored run to its attach and logs -f clients (ns: its log record's time). */
+void run_fanout(struct ctr_entry *e, int stream, const char *data, size_t len, int64_t ns);
+/* The end of a run, from its output thread: exit recorded, cleanup, restart policy, the
+ * thread's reference dropped. finished_ns 0: now; why: State.Error or NULL. */
+void run_finish(struct ctr_manager *m, struct ctr_entry *e, int exit_code, int64_t finished_ns,
+                const char *why);
+struct run_io_args {
+    struct ctr_manager *m;
+    struct ctr_entry *e;
+    int mon_fd; /* monitored: a connection to the monitor already made, or -1 */
+};
+/* Starts the output thread of an adopted container (lock held). */
+void run_adopted_locked(struct ctr_manager *m, struct ctr_entry *e, int mon_fd);
+
+/* monitor.c: machine-monitor, the parent of each container */
+#include "monitor/monproto.h"
+char *monitor_find(void); /* NULL when it is missing */
+struct monitor_launch {
+    char *args[RT_MONITOR_ARGS];
+    size_t n_args;
+    int listen_fd;
+    int conn_fd; /* the engine's connection, made before the monitor runs: no output missed */
+    struct rt_monitor rt;
+};
+/* The monitor's socket (listening) and command line for e's start; out_r/err_r (or the pty
+ * master), stdin_w (may be -1) are lent. */
+int monitor_prepare(const struct ctr_entry *e, const char *path, int out_r, int err_r,
+                    int stdin_w, struct monitor_launch *l, struct merr *err) MUST_CHECK;
+void monitor_launch_release(struct monitor_launch *l);
+int monitor_connect(const char *dir, struct merr *err) MUST_CHECK;
+int monitor_read_state(const char *dir, struct mon_state *out, struct merr *err) MUST_CHECK;
+int monitor_send(struct ctr_entry *e, enum mon_frame_type type, const void *data, size_t len);
+void *monitor_io_thread(void *opaque); /* takes a malloc'd struct run_io_args */
+/* An attach's input to an adopted run (lock held): the write end of a pipe whose bytes go to
+ * the monitor as input frames (its end closes stdin for StdinOnce); -1 on failure. */
+int monitor_input_locked(struct ctr_manager *m, struct ctr_entry *e);
+/* A container the previous engine left running (lock held): 0 not monitored (the caller
+ * settles it as before), 1 settled here (ended while the engine was down, or its monitor is
+ * gone), 2 re-adopted (e->rt set; *mon_fd a connection to its monitor). */
+int monitor_recover_locked(struct ctr_manager *m, struct ctr_entry *e, int *mon_fd);
 
 /* Container events ("create", "start", "die", ...) with the image, name and labels as
  * attributes; extra (stolen, may be NULL) adds more. */

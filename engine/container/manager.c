@@ -60,6 +60,7 @@ static struct ctr_entry *entry_new(const struct ctr_manager *m, struct container
     e->work = path_join(e->dir, "work");
     e->stdin_w = e->pty_master = e->out_r = e->err_r = -1;
     e->pty_slave = e->stdin_r = -1;
+    e->mon_fd = -1;
     e->refs = 1; /* the manager's list */
     pthread_mutex_init(&e->out_lock, NULL);
     return e;
@@ -110,6 +111,7 @@ int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **o
     m->log = cfg->log;
     m->volumes = cfg->volumes;
     m->events = cfg->events;
+    m->live_restore = !cfg->no_live_restore;
     *out = m;
     return 0;
 }
@@ -121,6 +123,10 @@ void ctr_manager_free(struct ctr_manager *m)
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->n_entries; i++) {
         struct ctr_entry *e = m->entries[i];
+        struct merr kerr;
+        /* --live-restore=false: containers stop with the engine (their monitors record it) */
+        if (e->rt != NULL && !m->live_restore && rt_kill(e->rt, SIGKILL, &kerr) < 0)
+            mlog_debug(m->log, "kill %s: %s", e->c->id, kerr.msg);
         if (e->rt != NULL)
             rt_container_release(e->rt); /* leave it running */
         e->rt = NULL;
@@ -585,6 +591,18 @@ static bool restart_after_recovery(const struct container *c)
     }
 }
 
+/* A container that ran on through the engine's restart: its network (ports, DNS names) again,
+ * its output thread on its monitor. */
+static void recover_adopted_locked(struct ctr_manager *m, struct ctr_entry *e, int mon_fd)
+{
+    struct merr err = MERR_INIT;
+    const char *mode = e->c->config->network_mode;
+    if (m->net.adopt != NULL && strcmp(mode, "host") != 0 && strcmp(mode, "none") != 0 &&
+        strncmp(mode, "container:", 10) != 0 && m->net.adopt(m->net.data, e->c->id, &err) < 0)
+        mlog_warn(m->log, "container %s: its network was not restored: %s", e->c->id, err.msg);
+    run_adopted_locked(m, e, mon_fd);
+}
+
 int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
 {
     auto_closedir DIR *d = opendir(m->root);
@@ -605,9 +623,13 @@ int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
         struct ctr_entry *e = entry_new(m, c);
         enum ctr_status st = c->state.status;
         bool was_running = st == CTR_RUNNING || st == CTR_PAUSED || st == CTR_RESTARTING;
-        if (was_running)
+        int mon_fd = -1;
+        int how = was_running ? monitor_recover_locked(m, e, &mon_fd) : 0;
+        bool adopted = how == 2;
+        if (was_running && how == 0)
             settle_orphan(m, e);
-        pty_devpts_release(e->dir); /* left by an engine that died with it running */
+        if (!adopted)
+            pty_devpts_release(e->dir); /* left by an engine that died with it running */
         if (st == CTR_REMOVING || c->config->auto_remove) {
             pty_devpts_release(e->dir);
             if (fs_remove_tree(e->dir, &lerr) < 0)
@@ -619,6 +641,10 @@ int ctr_manager_recover(struct ctr_manager *m, struct merr *err)
         }
         mounts_reref(m, c->mounts, c->id);
         add_entry_locked(m, e);
+        if (adopted) {
+            recover_adopted_locked(m, e, mon_fd);
+            continue;
+        }
         if (was_running && mgr_persist_locked(m, e, &lerr) < 0)
             mlog_warn(m->log, "%s", lerr.msg);
         if (restart_after_recovery(c) && run_start_locked(m, e, &lerr) < 0)

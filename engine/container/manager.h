@@ -42,6 +42,9 @@ struct ctr_network_hooks {
     int (*start)(void *data, const char *id, const char *hostname, struct ctr_net_run *out,
                  struct merr *err);
     void (*stop)(void *data, const char *id);
+    /* A container still running after an engine restart: its namespace is kept, its ports
+     * published and its DNS names served again (may be NULL). */
+    int (*adopt)(void *data, const char *id, struct merr *err);
     void (*remove)(void *data, const char *id);
     /* Adds NetworkSettings (and for ps the Ports array) to a rendered container. */
     void (*describe)(void *data, const char *id, json_t *obj, bool ps);
@@ -62,14 +65,17 @@ struct ctr_manager_config {
     size_t n_default_ulimits;
     const json_t *default_log_opts;
     const char *default_log_driver; /* --log-driver: json-file or none; NULL: json-file */
+    bool no_live_restore; /* --live-restore=false: containers stop with the engine */
 };
 
 int ctr_manager_new(const struct ctr_manager_config *cfg, struct ctr_manager **out,
                     struct merr *err) MUST_CHECK;
-/* Loads the containers on disk; containers that were running when the engine died are cleaned
- * up and marked exited with a reason, then restarted if their policy says so. */
+/* Loads the containers on disk. Those that were running when the engine went: re-adopted when
+ * their monitor still answers; with the exit code and FinishedAt their monitor recorded when
+ * they ended meanwhile; else cleaned up and marked exited with a reason. Then restarted if
+ * their policy says so. */
 int ctr_manager_recover(struct ctr_manager *m, struct merr *err) MUST_CHECK;
-/* Stops nothing: containers keep running (their output is lost until the engine returns). */
+/* Containers keep running under their monitors (with no_live_restore they are killed). */
 void ctr_manager_free(struct ctr_manager *m);
 
 /* ---- lifecycle. Errors: MERR_NOT_FOUND "No such container: X", MERR_EXISTS for conflicts ---- */
@@ -235,6 +241,7 @@ struct ctr_commit_src {
     const struct layer_driver *layers;
     char *image_id;
     json_t *config;
+    json_t *event_attrs; /* its labels, "image" and "name", as its events carry them */
 };
 int ctr_commit_source(struct ctr_manager *m, const char *ref, struct ctr_commit_src *out,
                       struct merr *err) MUST_CHECK;

@@ -30,12 +30,38 @@
 
 /* ---- output fan-out ---- */
 
-/* Frame = stdcopy header + payload; subscribers that went away are dropped. */
+/* Frame = stdcopy header + payload; subscribers that went away are dropped (out_lock held). */
+static void fanout_locked(struct ctr_entry *e, int stream, const char *data, size_t len, int64_t ns)
+{
+    unsigned char hdr[8] = { (unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24),
+                             (unsigned char)(len >> 16), (unsigned char)(len >> 8), (unsigned char)len };
+    struct ctr_sub **pp = &e->subs;
+    while (*pp != NULL) {
+        struct ctr_sub *s = *pp;
+        if (ns <= s->skip_ns) {
+            pp = &s->next;
+            continue;
+        }
+        if (fs_write_all(s->wfd, hdr, sizeof hdr) < 0 || fs_write_all(s->wfd, data, len) < 0) {
+            close(s->wfd);
+            *pp = s->next;
+            free(s);
+            continue;
+        }
+        pp = &s->next;
+    }
+}
+
+void run_fanout(struct ctr_entry *e, int stream, const char *data, size_t len, int64_t ns)
+{
+    pthread_mutex_lock(&e->out_lock);
+    fanout_locked(e, stream, data, len, ns);
+    pthread_mutex_unlock(&e->out_lock);
+}
+
 static void emit(struct ctr_manager *m, struct ctr_entry *e, int stream, const char *data, size_t len)
 {
     int64_t now = mgr_now_ns();
-    unsigned char hdr[8] = { (unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24),
-                             (unsigned char)(len >> 16), (unsigned char)(len >> 8), (unsigned char)len };
     pthread_mutex_lock(&e->out_lock);
     /* One log record per line, as dockerd's json-file: logs --tail counts lines. */
     for (size_t at = 0; e->log != NULL && at < len;) {
@@ -51,17 +77,7 @@ static void emit(struct ctr_manager *m, struct ctr_entry *e, int stream, const c
     }
     if (e->log != NULL && fflush(e->log) != 0)
         mlog_warn(m->log, "cannot write the log of %s: %s", e->c->id, strerror(errno));
-    struct ctr_sub **pp = &e->subs;
-    while (*pp != NULL) {
-        struct ctr_sub *s = *pp;
-        if (fs_write_all(s->wfd, hdr, sizeof hdr) < 0 || fs_write_all(s->wfd, data, len) < 0) {
-            close(s->wfd);
-            *pp = s->next;
-            free(s);
-            continue;
-        }
-        pp = &s->next;
-    }
+    fanout_locked(e, stream, data, len, now);
     pthread_mutex_unlock(&e->out_lock);
 }
 
@@ -77,7 +93,8 @@ void run_close_subs(struct ctr_entry *e)
     pthread_mutex_unlock(&e->out_lock);
 }
 
-static int subscribe(struct ctr_entry *e, struct ctr_output_sub *sub, struct merr *err)
+static int subscribe(struct ctr_entry *e, struct ctr_output_sub *sub, int64_t skip_ns,
+                     struct merr *err)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
@@ -88,6 +105,7 @@ static int subscribe(struct ctr_entry *e, struct ctr_output_sub *sub, struct mer
     fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
     struct ctr_sub *s = xcalloc(1, sizeof *s);
     s->wfd = p[1];
+    s->skip_ns = skip_ns;
     s->next = e->subs;
     e->subs = s;
     sub->fd = p[0];
@@ -97,11 +115,6 @@ static int subscribe(struct ctr_entry *e, struct ctr_output_sub *sub, struct mer
 static void network_stop(struct ctr_manager *m, const char *id);
 
 /* ---- the output thread ---- */
-
-struct io_args {
-    struct ctr_manager *m;
-    struct ctr_entry *e;
-};
 
 static bool read_into(struct ctr_manager *m, struct ctr_entry *e, int *fd, int stream)
 {
@@ -177,7 +190,7 @@ static bool should_restart(const struct container *c)
 
 static void *io_thread(void *opaque)
 {
-    struct io_args *a = opaque;
+    struct run_io_args *a = opaque;
     struct ctr_manager *m = a->m;
     struct ctr_entry *e = a->e;
     free(a);
@@ -199,9 +212,20 @@ static void *io_thread(void *opaque)
     int wstatus = 0;
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
         ;
+    run_finish(m, e, rt_decode_status(wstatus), 0, NULL);
+    return NULL;
+}
+
+void run_finish(struct ctr_manager *m, struct ctr_entry *e, int exit_code, int64_t finished_ns,
+                const char *why)
+{
     pthread_mutex_lock(&m->lock);
     struct ctr_state *st = &e->c->state;
-    st->exit_code = rt_decode_status(wstatus);
+    st->exit_code = exit_code;
+    if (why != NULL) {
+        free(st->error);
+        st->error = xstrdup(why);
+    }
     bool oom = false;
     struct merr err = MERR_INIT;
     if (rt_oom_killed(e->rt, &oom, &err) < 0)
@@ -233,7 +257,8 @@ static void *io_thread(void *opaque)
     run_close_subs(e);
 
     st->pid = 0;
-    st->finished_ns = mgr_now_ns();
+    st->finished_ns = finished_ns > 0 ? finished_ns : mgr_now_ns();
+    e->monitored = e->adopted = false;
     bool restart = should_restart(e->c);
     st->status = restart ? CTR_RESTARTING : CTR_EXITED;
     e->exit_seq++;
@@ -254,7 +279,7 @@ static void *io_thread(void *opaque)
             if (run_start_locked(m, e, &err) == 0) {
                 mgr_entry_unref_locked(m, e);
                 pthread_mutex_unlock(&m->lock);
-                return NULL;
+                return;
             }
             mlog_warn(m->log, "restart of %s failed: %s", e->c->id, err.msg);
         }
@@ -268,7 +293,6 @@ static void *io_thread(void *opaque)
         mlog_warn(m->log, "auto-remove of %s: %s", e->c->id, err.msg);
     mgr_entry_unref_locked(m, e);
     pthread_mutex_unlock(&m->lock);
-    return NULL;
 }
 
 /* ---- start ---- */
@@ -421,6 +445,8 @@ static void network_stop(struct ctr_manager *m, const char *id)
 
 static void mark_running_locked(struct ctr_manager *m, struct ctr_entry *e, struct rt_container *rc,
                                 struct merr *err);
+static void start_io_thread(struct ctr_manager *m, struct ctr_entry *e, void *(*fn)(void *),
+                            int mon_fd);
 
 /* The process's environment: the plan's, with HOSTNAME, TERM (with a tty) and HOME added when
  * the image and the caller did not set them. */
@@ -565,6 +591,38 @@ static struct rt_process start_process(const struct container *c, char **argv, c
     };
 }
 
+/* The run's machine-monitor (monitor.c) when it is there: without one the engine is the
+ * container's parent as before (and the container dies with it). */
+static const struct rt_monitor *start_monitor(struct ctr_manager *m, struct ctr_entry *e, int out,
+                                              int err_fd, int stdin_w, struct monitor_launch *l)
+{
+    auto_free char *path = monitor_find();
+    struct merr err = MERR_INIT;
+    if (path == NULL || monitor_prepare(e, path, out, err_fd, stdin_w, l, &err) < 0) {
+        if (path != NULL)
+            mlog_warn(m->log, "container %s runs without its monitor: %s", e->c->id, err.msg);
+        e->monitored = false;
+        return NULL;
+    }
+    e->monitored = true;
+    return &l->rt;
+}
+
+/* The monitor reads the output now: the engine's ends go (the tty's master and stdin's write
+ * end stay, for input and resizes while this engine runs). */
+static void start_monitor_started(struct ctr_entry *e, struct monitor_launch *l, int *out_r,
+                                  int *err_r)
+{
+    if (*out_r >= 0)
+        close(*out_r);
+    if (*err_r >= 0)
+        close(*err_r);
+    *out_r = *err_r = -1;
+    pthread_mutex_lock(&e->out_lock);
+    e->mon_fd = steal_fd(&l->conn_fd); /* the output thread's */
+    pthread_mutex_unlock(&e->out_lock);
+}
+
 static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr *err)
 {
     struct container *c = e->c;
@@ -641,8 +699,15 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
         .n_mounts = n_mounts,
     };
     startopts_fill(&so, c->config, &spec);
+    __attribute__((cleanup(monitor_launch_release))) struct monitor_launch mon = {
+        .listen_fd = -1, .conn_fd = -1
+    };
+    spec.monitor = start_monitor(m, e, pty_master >= 0 ? pty_master : out_r, err_r,
+                                 c->config->tty ? -1 : stdin_w, &mon);
     struct rt_container *rc = NULL;
     int rc_start = rt_start(m->rt, &spec, &rc, err);
+    if (rc_start == 0 && spec.monitor != NULL)
+        start_monitor_started(e, &mon, &out_r, &err_r);
     mounts_plan_release(&mplan);
     net_run_release(&net);
     for (int i = 0; i < 3; i++)
@@ -676,7 +741,10 @@ static void mark_running_locked(struct ctr_manager *m, struct ctr_entry *e, stru
 {
     struct container *c = e->c;
     pthread_mutex_lock(&e->out_lock);
-    e->log = c->config->log.driver == CTR_LOG_NONE ? NULL : logw_open(e->log_path, &e->log_size);
+    /* a monitored run's log is its monitor's to write */
+    e->log = c->config->log.driver == CTR_LOG_NONE || e->monitored
+                 ? NULL
+                 : logw_open(e->log_path, &e->log_size);
     pthread_mutex_unlock(&e->out_lock);
     e->rt = rc;
     struct rt_state rs;
@@ -690,23 +758,39 @@ static void mark_running_locked(struct ctr_manager *m, struct ctr_entry *e, stru
     c->state.exit_code = 0;
     free(c->state.error);
     c->state.error = NULL;
+    start_io_thread(m, e, e->monitored ? monitor_io_thread : io_thread,
+                    e->monitored ? e->mon_fd : -1);
+    if (mgr_persist_locked(m, e, err) < 0)
+        mlog_warn(m->log, "%s", err->msg);
+    mgr_emit(m, c, "start", NULL);
+    health_start_locked(m, e);
+    pthread_cond_broadcast(&m->changed);
+}
+
+static void start_io_thread(struct ctr_manager *m, struct ctr_entry *e, void *(*fn)(void *),
+                            int mon_fd)
+{
     e->io_running = true;
     e->refs++; /* the output thread's */
-    struct io_args *a = xcalloc(1, sizeof *a);
+    struct run_io_args *a = xcalloc(1, sizeof *a);
     a->m = m;
     a->e = e;
+    a->mon_fd = mon_fd;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, io_thread, a) != 0) {
+    if (pthread_create(&t, &attr, fn, a) != 0) {
         pthread_attr_destroy(&attr);
         abort(); /* cannot supervise a running container: nothing sane to do */
     }
     pthread_attr_destroy(&attr);
-    if (mgr_persist_locked(m, e, err) < 0)
-        mlog_warn(m->log, "%s", err->msg);
-    mgr_emit(m, c, "start", NULL);
+}
+
+void run_adopted_locked(struct ctr_manager *m, struct ctr_entry *e, int mon_fd)
+{
+    e->monitored = e->adopted = true;
+    start_io_thread(m, e, monitor_io_thread, mon_fd);
     health_start_locked(m, e);
     pthread_cond_broadcast(&m->changed);
 }
@@ -966,10 +1050,13 @@ int ctr_attach(struct ctr_manager *m, const char *ref, bool want_stdin, struct c
     *stdin_fd = -1;
     *close_stdin_on_eof = e->c->config->stdin_once;
     pthread_mutex_lock(&e->out_lock);
-    rc = subscribe(e, sub, err);
+    rc = subscribe(e, sub, 0, err);
     pthread_mutex_unlock(&e->out_lock);
-    if (rc == 0 && want_stdin && prepare_input_locked(e, err) == 0 &&
-        e->stdin_w >= 0)
+    /* an adopted run's input goes through its monitor */
+    if (rc == 0 && want_stdin && e->adopted && e->c->config->open_stdin)
+        *stdin_fd = monitor_input_locked(m, e);
+    else if (rc == 0 && want_stdin && !e->adopted && prepare_input_locked(e, err) == 0 &&
+             e->stdin_w >= 0)
         *stdin_fd = dup(e->stdin_w);
 out:
     pthread_mutex_unlock(&m->lock);
@@ -987,6 +1074,8 @@ void ctr_detach_stdin(struct ctr_manager *m, const char *ref, int stdin_fd)
     if (e != NULL && e->c->config->stdin_once && e->stdin_w >= 0 && e->pty_master < 0) {
         close(e->stdin_w);
         e->stdin_w = -1;
+        if (e->monitored) /* it holds the pipe open too */
+            monitor_send(e, MON_FRAME_CLOSE_STDIN, NULL, 0);
     }
     pthread_mutex_unlock(&m->lock);
 }
@@ -997,7 +1086,13 @@ int ctr_resize(struct ctr_manager *m, const char *ref, unsigned short h, unsigne
     pthread_mutex_lock(&m->lock);
     struct ctr_entry *e = mgr_find_locked(m, ref, err);
     int rc = -1;
-    if (e != NULL && e->pty_master < 0) {
+    if (e != NULL && e->pty_master < 0 && e->adopted && e->c->config->tty) {
+        unsigned char size[4] = { (unsigned char)(h >> 8), (unsigned char)h,
+                                  (unsigned char)(w >> 8), (unsigned char)w };
+        rc = monitor_send(e, MON_FRAME_RESIZE, size, sizeof size) < 0
+                 ? merr_set(err, MERR_IO, 0, "cannot resize the TTY of %s", ref)
+                 : 0;
+    } else if (e != NULL && e->pty_master < 0) {
         merr_set(err, MERR_EXISTS, 0, "container %s has no TTY or is not running", ref);
     } else if (e != NULL) {
         struct winsize ws = { .ws_row = h, .ws_col = w };
@@ -1113,9 +1208,9 @@ int ctr_logs(struct ctr_manager *m, const char *ref, const struct ctr_logs_opts 
         read_log_file(files[fi], &recs, &n, &cap);
     int rc = 0;
     /* dockerd does not follow past an `until` that has already passed */
-    if (o->follow && e->io_running && e->log != NULL &&
+    if (o->follow && e->io_running && (e->log != NULL || e->monitored) &&
         (o->until_ns == 0 || o->until_ns > mgr_now_ns()))
-        rc = subscribe(e, sub, err);
+        rc = subscribe(e, sub, n > 0 ? recs[n - 1].ns : 0, err);
     pthread_mutex_unlock(&e->out_lock);
     pthread_mutex_unlock(&m->lock);
 

@@ -100,8 +100,8 @@ const char *engine_config_usage(void)
            "      --mtu int                 MTU of the default bridge's containers (default 1500)\n"
            "      --storage-driver string   overlay2 or vfs (default: overlay2 where the data root\n"
            "                                can hold overlay layers, else vfs)\n"
-           "      --live-restore            Accepted for dockerd's command lines; a restarted\n"
-           "                                engine does not re-adopt running containers yet\n"
+           "      --live-restore            Containers keep running while the engine is down and\n"
+           "                                are re-adopted when it starts (default true)\n"
            "  -v, --version                 Print the version and exit\n"
            "  -h, --help                    Print this help and exit\n";
 }
@@ -313,6 +313,7 @@ int engine_config_parse(struct engine_config *cfg, int argc, char *const argv[],
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->log_level = MLOG_INFO;
+    cfg->live_restore = true; /* containers outlive the engine unless --live-restore=false */
     int r = 0;
     for (int i = 1; r == 0 && i < argc; i++) {
         const char *arg = argv[i];

@@ -31,7 +31,7 @@ struct engine_config {
     unsigned max_concurrent_downloads;       /* 0: the default (3) */
     unsigned max_concurrent_uploads;         /* 0: the default (5) */
     unsigned mtu;                            /* the default bridge's endpoints (0: 1500) */
-    bool live_restore;                       /* accepted: containers outlive the engine anyway */
+    bool live_restore;                       /* default true: containers outlive the engine */
     char **default_ulimits; /* name=soft[:hard] (dockerd's --default-ulimit) */
     char **log_opts;        /* key=value json-file options (dockerd's --log-opt) */
     char *log_driver;       /* json-file or none for containers without their own; NULL: json-file */

@@ -142,6 +142,11 @@ static int net_hook_start(void *data, const char *id, const char *hostname, stru
     return 0;
 }
 
+static int net_hook_adopt(void *data, const char *id, struct merr *err)
+{
+    return net_ctr_adopt(data, id, err);
+}
+
 static void net_hook_stop(void *data, const char *id)
 {
     net_ctr_stop(data, id);
@@ -278,7 +283,8 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .rt = e->rt,
         .images = { .resolve = handlers_image_resolve, .data = e->images },
         .net = { .create = net_hook_create, .start = net_hook_start, .stop = net_hook_stop,
-                 .remove = net_hook_remove, .describe = net_hook_describe, .data = e->net },
+                 .adopt = net_hook_adopt, .remove = net_hook_remove,
+                 .describe = net_hook_describe, .data = e->net },
         .log = e->log,
         .volumes = e->volumes,
         .events = e->events,
@@ -287,9 +293,11 @@ static int engine_services_new(struct engine *e, struct merr *err)
         .n_default_ulimits = e->n_default_ulimits,
         .default_log_opts = e->default_log_opts,
         .default_log_driver = cfg->log_driver,
+        .no_live_restore = !cfg->live_restore,
     };
     if (ctr_manager_new(&mcfg, &e->containers, err) < 0 || ctr_manager_recover(e->containers, err) < 0)
         return -1;
+    net_service_remove_stale(e->net); /* after the re-adopted containers kept theirs */
     e->services = (struct engine_services){
         .containers = e->containers,
         .images = e->images,

@@ -1,6 +1,6 @@
 /* POST /build: the classic builder (what `DOCKER_BUILDKIT=0 docker build`, the docker CLI
- * without buildx, docker-compose 1.29 and docker-py send). The context tar is streamed to the
- * store's work area and extracted with the hardened layer extractor; the build's messages are
+ * without buildx, docker-compose 1.29 and docker-py send). The context tar is extracted into the
+ * store's work area with the hardened layer extractor as it arrives; the build's messages are
  * streamed back as dockerd's JSON lines. */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,12 +54,21 @@ static int emit(void *ctx, const json_t *msg)
     return 0;
 }
 
-static int spool_context(struct api_request *req, const char *path, struct merr *err)
+static ssize_t read_body(void *ctx, void *buf, size_t len, struct merr *err)
 {
-    auto_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return merr_set(err, MERR_IO, errno, "cannot spool the build context");
-    return api_request_body_to_fd(req, fd, "the build context", err);
+    return api_request_body_read(ctx, buf, len, err);
+}
+
+/* The request body extracted as it arrives (nothing spooled): an empty body is an empty
+ * context, whose missing Dockerfile the builder reports. */
+static int receive_context(struct api_request *req, const char *dir, struct merr *err)
+{
+    struct layer_result res;
+    if (mkdir(dir, 0755) < 0)
+        return merr_set(err, MERR_IO, errno, "cannot prepare the build context");
+    if (layer_extract_plain_reader(read_body, req, LAYER_COMP_DETECT, dir, NULL, &res, err) < 0)
+        return merr_prefix(err, "the build context");
+    return 0;
 }
 
 static int extract_context(const char *tar, const char *dir, struct merr *err)
@@ -258,9 +267,7 @@ static int build(struct api_request *req, void *data, struct merr *err)
     int rc = work == NULL ? -1
              : remote != NULL && remote[0] != '\0'
                  ? remote_context(s, remote, tar, dir, api_request_query(req, "dockerfile"), err)
-                 : spool_context(req, tar, err);
-    if (rc == 0 && (remote == NULL || remote[0] == '\0'))
-        rc = extract_context(tar, dir, err);
+                 : receive_context(req, dir, err);
     if (rc == 0)
         unlink(tar);
     const char *rm = api_request_query(req, "rm");

@@ -163,11 +163,19 @@ static int commit(struct api_request *req, void *data, struct merr *err)
     }
     char cid[65];
     memcpy(cid, src.id, sizeof cid);
+    /* the container's labels, image and name (docker events --filter container=NAME), as
+     * dockerd's container events carry them */
+    json_t *attrs = src.event_attrs;
+    src.event_attrs = NULL;
     ctr_commit_src_release(&src);
     const char *comment = api_request_query(req, "comment");
-    if (rc == 0)
-        evt_emit(s->events, "container", "commit", cid,
-                 json_pack("{s:s,s:s}", "comment", comment != NULL ? comment : "", "imageID", id));
+    if (rc == 0) {
+        json_object_set_new(attrs, "comment", json_string(comment != NULL ? comment : ""));
+        json_object_set_new(attrs, "imageID", json_string(id));
+        evt_emit(s->events, "container", "commit", cid, attrs);
+    } else {
+        json_decref(attrs);
+    }
     /* thawed after the commit event, as dockerd's deferred unpause */
     struct merr ignored = MERR_INIT;
     if (paused && ctr_unpause(s->containers, cid, &ignored) < 0) {

@@ -412,8 +412,8 @@ int image_tag(struct image_store *s, const char *image_id, const char *ref, stru
     if (!store_image_exists(s, image_id)) {
         merr_set(err, MERR_NOT_FOUND, 0, "No such image: %s", image_id);
     } else if ((tags = store_tags_load(s, err)) != NULL) {
-        tags_set(tags, repo, key, image_id);
-        ret = store_tags_save(s, tags, err);
+        /* a tag that already names the image (a rebuild from the cache) writes nothing */
+        ret = tags_set(tags, repo, key, image_id) ? 0 : store_tags_save(s, tags, err);
     }
     pthread_mutex_unlock(&s->lock);
     return ret;

@@ -640,9 +640,10 @@ static int extract_all(struct extract_ctx *ctx, struct merr *err)
     }
 }
 
-int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
-                          const struct layer_limits *lim, const struct layer_extract_opts *opts,
-                          struct layer_result *res, struct merr *err)
+int layer_extract_src_opts(const struct layer_source *src, enum layer_compression comp,
+                           const char *dest, const struct layer_limits *lim,
+                           const struct layer_extract_opts *opts, struct layer_result *res,
+                           struct merr *err)
 {
     struct extract_ctx ctx = {
         .rootfd = -1,
@@ -661,7 +662,7 @@ int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
         merr_set(err, MERR_IO, errno, "cannot open '%s'", dest);
         goto out;
     }
-    if (layer_stream_new(&ctx.stream, fd, comp, ctx.max_uncompressed, err) < 0 ||
+    if (layer_stream_new(&ctx.stream, src, comp, ctx.max_uncompressed, err) < 0 ||
         open_archive(&ctx, err) < 0 || extract_all(&ctx, err) < 0 ||
         layer_stream_finish(ctx.stream, res, err) < 0 || apply_dir_metadata(&ctx, err) < 0)
         goto out;
@@ -669,6 +670,14 @@ int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
 out:
     ctx_release(&ctx);
     return r;
+}
+
+int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
+                          const struct layer_limits *lim, const struct layer_extract_opts *opts,
+                          struct layer_result *res, struct merr *err)
+{
+    struct layer_source src = { .fd = fd };
+    return layer_extract_src_opts(&src, comp, dest, lim, opts, res, err);
 }
 
 int layer_extract_fd(int fd, enum layer_compression comp, const char *dest,
@@ -683,4 +692,13 @@ int layer_extract_plain_fd(int fd, enum layer_compression comp, const char *dest
 {
     struct layer_extract_opts o = { .plain = true };
     return layer_extract_fd_opts(fd, comp, dest, lim, &o, res, err);
+}
+
+int layer_extract_plain_reader(layer_read_fn read, void *ctx, enum layer_compression comp,
+                               const char *dest, const struct layer_limits *lim,
+                               struct layer_result *res, struct merr *err)
+{
+    struct layer_source src = { .fd = -1, .read = read, .ctx = ctx, .no_digest = true };
+    struct layer_extract_opts o = { .plain = true };
+    return layer_extract_src_opts(&src, comp, dest, lim, &o, res, err);
 }

@@ -18,9 +18,18 @@
 
 /* ---- stream.c: decompression + DiffID hashing + size cap ---- */
 struct layer_stream;
+/* Where the bytes come from: read() on fd, or the read function when it is set.
+ * no_digest: the bytes are not hashed (no DiffID: a build context is no layer). */
+struct layer_source {
+    int fd;
+    layer_read_fn read;
+    void *ctx;
+    bool no_digest;
+};
 
-int layer_stream_new(struct layer_stream **out, int fd, enum layer_compression comp,
-                     uint64_t max_uncompressed, struct merr *err) __attribute__((warn_unused_result));
+int layer_stream_new(struct layer_stream **out, const struct layer_source *src,
+                     enum layer_compression comp, uint64_t max_uncompressed, struct merr *err)
+    __attribute__((warn_unused_result));
 /* Points *buf at the next uncompressed bytes; returns their count, 0 at the end
  * of the stream, -1 on error. Every byte returned has been hashed and counted. */
 ssize_t layer_stream_read(struct layer_stream *s, const void **buf, struct merr *err)
@@ -95,5 +104,9 @@ int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,
                           const struct layer_limits *lim, const struct layer_extract_opts *opts,
                           struct layer_result *res, struct merr *err)
     __attribute__((warn_unused_result));
+int layer_extract_src_opts(const struct layer_source *src, enum layer_compression comp,
+                           const char *dest, const struct layer_limits *lim,
+                           const struct layer_extract_opts *opts, struct layer_result *res,
+                           struct merr *err) __attribute__((warn_unused_result));
 
 #endif

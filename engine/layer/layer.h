@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 struct merr;
 enum layer_compression { LAYER_COMP_NONE, LAYER_COMP_GZIP, LAYER_COMP_ZSTD, LAYER_COMP_DETECT };
 /* A NULL limits pointer or a 0 field means the default below. whiteout_files: `.wh.` entries
@@ -38,6 +39,16 @@ int layer_extract_fd(int fd, enum layer_compression comp, const char *dest,
 int layer_extract_plain_fd(int fd, enum layer_compression comp, const char *dest,
                            const struct layer_limits *lim, struct layer_result *res,
                            struct merr *err) __attribute__((warn_unused_result));
+
+/* A source of tar bytes: how many were put into buf, 0 at the end, -1 with err set. */
+typedef ssize_t (*layer_read_fn)(void *ctx, void *buf, size_t len, struct merr *err);
+/* layer_extract_plain_fd reading from `read` (a request body as it arrives) instead of a file:
+ * the extraction keeps pace with the sender, and nothing is spooled. No DiffID is computed
+ * (res gets the size alone). */
+int layer_extract_plain_reader(layer_read_fn read, void *ctx, enum layer_compression comp,
+                               const char *dest, const struct layer_limits *lim,
+                               struct layer_result *res, struct merr *err)
+    __attribute__((warn_unused_result));
 
 /* Writes the diff directory src to out_fd as an uncompressed tar (sorted, no
  * record padding beyond the two end blocks), turning overlay whiteouts back into

@@ -24,7 +24,7 @@
 #define STREAM_ZSTD_WINDOW_LOG_MAX 27
 
 struct layer_stream {
-    int fd;
+    struct layer_source src;
     enum layer_compression comp;
     uint64_t max;
     uint64_t total;
@@ -47,8 +47,15 @@ struct layer_stream {
 static int read_some(struct layer_stream *s, unsigned char *buf, size_t len, size_t *got,
                      struct merr *err)
 {
+    if (s->src.read != NULL) {
+        ssize_t n = s->src.read(s->src.ctx, buf, len, err);
+        if (n < 0)
+            return -1;
+        *got = (size_t)n;
+        return 0;
+    }
     for (;;) {
-        ssize_t n = read(s->fd, buf, len);
+        ssize_t n = read(s->src.fd, buf, len);
         if (n >= 0) {
             *got = (size_t)n;
             return 0;
@@ -56,7 +63,7 @@ static int read_some(struct layer_stream *s, unsigned char *buf, size_t len, siz
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN) {
-            struct pollfd p = { .fd = s->fd, .events = POLLIN };
+            struct pollfd p = { .fd = s->src.fd, .events = POLLIN };
             if (poll(&p, 1, -1) < 0 && errno != EINTR)
                 return merr_set(err, MERR_IO, errno, "cannot wait for layer data");
             continue;
@@ -189,18 +196,18 @@ static int detect_compression(struct layer_stream *s, struct merr *err)
     return 0;
 }
 
-int layer_stream_new(struct layer_stream **out, int fd, enum layer_compression comp,
-                     uint64_t max_uncompressed, struct merr *err)
+int layer_stream_new(struct layer_stream **out, const struct layer_source *src,
+                     enum layer_compression comp, uint64_t max_uncompressed, struct merr *err)
 {
     struct layer_stream *s = calloc(1, sizeof *s);
     if (s == NULL)
         return merr_set(err, MERR_NOMEM, ENOMEM, "cannot allocate layer stream");
-    s->fd = fd;
+    s->src = *src;
     s->comp = comp;
     s->max = max_uncompressed;
     s->zstd_hint = 1;
-    s->sha = EVP_MD_CTX_new();
-    if (s->sha == NULL || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
+    s->sha = src->no_digest ? NULL : EVP_MD_CTX_new();
+    if (!src->no_digest && (s->sha == NULL || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1)) {
         layer_stream_free(s);
         return merr_set(err, MERR_CRYPTO, 0, "cannot initialise sha256");
     }
@@ -251,7 +258,7 @@ ssize_t layer_stream_read(struct layer_stream *s, const void **buf, struct merr 
         return merr_set(err, MERR_INVALID, 0, "layer exceeds the limit of %llu uncompressed bytes",
                         (unsigned long long)s->max);
     s->total += (uint64_t)n;
-    if (EVP_DigestUpdate(s->sha, *buf, (size_t)n) != 1)
+    if (s->sha != NULL && EVP_DigestUpdate(s->sha, *buf, (size_t)n) != 1)
         return merr_set(err, MERR_CRYPTO, 0, "cannot hash layer data");
     return n;
 }
@@ -275,6 +282,11 @@ int layer_stream_finish(struct layer_stream *s, struct layer_result *res, struct
         ;
     if (n < 0)
         return -1;
+    if (s->sha == NULL) { /* no_digest: the size alone */
+        if (res != NULL)
+            *res = (struct layer_result){ .size = s->total };
+        return 0;
+    }
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(s->sha, digest, &len) != 1 || len != 32)

@@ -729,6 +729,8 @@ static void stop_locked(struct net_service *s, struct net_ctr *c)
         if (nl_netns_remove(c->netns, &err) < 0)
             mlog_warn(s->log, "%s", err.msg);
     }
+    auto_free char *dir = ctr_dir(s, c->id);
+    svc_run_forget(dir);
     free(c->netns);
     c->netns = NULL;
     free(c->bound);
@@ -974,6 +976,9 @@ int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
     c->hostname = xstrdup(hostname);
     c->netns = path_join(s->netns_dir, c->id);
     rc = -1;
+    struct merr stale = MERR_INIT;
+    if (nl_netns_remove(c->netns, &stale) < 0) /* a previous engine's, not re-adopted */
+        mlog_warn(s->log, "%s", stale.msg);
     if (nl_netns_create(c->netns, err) < 0) {
         free(c->netns);
         c->netns = NULL;
@@ -989,11 +994,41 @@ int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
         goto undo;
     sync_hosts(s, c, NULL);
     out->netns_path = xstrdup(c->netns);
+    {
+        auto_free char *dir = ctr_dir(s, c->id);
+        struct merr serr = MERR_INIT;
+        if (svc_run_save(dir, c, &serr) < 0) /* only live-restore needs it */
+            mlog_warn(s->log, "%s", serr.msg);
+    }
     rc = 0;
     goto out;
 undo:
     stop_locked(s, c);
     net_ctr_run_release(out);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int net_ctr_adopt(struct net_service *s, const char *id, struct merr *err)
+{
+    pthread_mutex_lock(&s->lock);
+    struct net_ctr *c = ctr_find(s, id);
+    int rc = 0;
+    if (c == NULL || mode_is_special(c->mode) || c->n_eps == 0)
+        goto out;
+    char *dir = ctr_dir(s, c->id);
+    rc = svc_run_load(dir, c, err);
+    free(dir);
+    if (rc < 0)
+        goto out;
+    c->running = true;
+    /* the sockets were the previous engine's: the DNS server and the port proxy listen again */
+    if ((on_user_network(s, c) && dns_attach(s, c, err) < 0) || publish_ports(s, c, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    sync_hosts(s, c, NULL);
 out:
     pthread_mutex_unlock(&s->lock);
     return rc;

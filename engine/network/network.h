@@ -75,6 +75,12 @@ int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
                   struct net_ctr_run *out, struct merr *err) MUST_CHECK;
 /* Undoes start (idempotent). */
 void net_ctr_stop(struct net_service *s, const char *id);
+/* A container that ran on while the engine was down (live-restore): its namespace and
+ * endpoints as recorded at start, its ports published and its DNS names served again. */
+int net_ctr_adopt(struct net_service *s, const char *id, struct merr *err) MUST_CHECK;
+/* The namespaces a previous engine left for containers of this one that are not running now
+ * (after the containers were recovered). */
+void net_service_remove_stale(struct net_service *s);
 void net_ctr_remove(struct net_service *s, const char *id);
 /* Fills NetworkSettings (and, for ps, Ports) of a rendered container. */
 void net_ctr_describe(struct net_service *s, const char *id, json_t *obj, bool ps);

@@ -99,6 +99,10 @@ int svc_bridge_up(const struct net_network *n, struct merr *err) MUST_CHECK;
 /* endpoint.c */
 int svc_load_containers(struct net_service *s, struct merr *err) MUST_CHECK;
 void svc_free_containers(struct net_service *s);
+/* runstate.c: a running container's network in <dir>/run.json, for live-restore */
+int svc_run_save(const char *dir, const struct net_ctr *c, struct merr *err) MUST_CHECK;
+int svc_run_load(const char *dir, struct net_ctr *c, struct merr *err) MUST_CHECK;
+void svc_run_forget(const char *dir);
 /* Containers running on n, for network inspect. */
 json_t *svc_network_containers_json(struct net_service *s, const struct net_network *n);
 bool svc_network_in_use(struct net_service *s, const struct net_network *n); /* running endpoints */

@@ -321,6 +321,14 @@ static int load_networks(struct net_service *s, struct merr *err)
     return 0;
 }
 
+static bool running_container(const struct net_service *s, const char *id)
+{
+    for (const struct net_ctr *c = s->ctrs; c != NULL; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return c->running;
+    return false;
+}
+
 static bool known_container(const struct net_service *s, const char *id)
 {
     for (const struct net_ctr *c = s->ctrs; c != NULL; c = c->next)
@@ -332,14 +340,15 @@ static bool known_container(const struct net_service *s, const char *id)
 /* Leftovers of a previous run of this engine: the namespaces of its own containers (their veths
  * go with them). Another engine sharing the exec root (a second engine left at the default
  * --exec-root) owns the others: they are left alone. */
-static void remove_stale_netns(struct net_service *s)
+void net_service_remove_stale(struct net_service *s)
 {
+    pthread_mutex_lock(&s->lock);
     auto_closedir DIR *d = opendir(s->netns_dir);
     struct dirent *de;
     while (d != NULL && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        if (!known_container(s, de->d_name)) {
+        if (!known_container(s, de->d_name) || running_container(s, de->d_name)) {
             mlog_debug(s->log, "leaving network namespace %s alone: not a container of this engine",
                        de->d_name);
             continue;
@@ -351,6 +360,7 @@ static void remove_stale_netns(struct net_service *s)
         else
             mlog_info(s->log, "removed the network namespace of container %s", de->d_name);
     }
+    pthread_mutex_unlock(&s->lock);
 }
 
 int svc_bridge_up(const struct net_network *n, struct merr *err)
@@ -408,7 +418,6 @@ int net_service_new(const struct net_service_config *cfg, struct net_service **o
         fs_mkdir_p(s->netns_dir, 0700, err) < 0 || load_networks(s, err) < 0 ||
         ensure_builtins(s, cfg, err) < 0 || svc_load_containers(s, err) < 0)
         goto fail;
-    remove_stale_netns(s);
     s->fw = net_fw_new(s->log);
     s->proxy = net_proxy_new(s->log, err);
     if (s->proxy == NULL || (s->dns = dns_start(s, err)) == NULL)

@@ -46,6 +46,7 @@ struct rt_container {
     pid_t pid;
     int pidfd;
     uint64_t start_time;
+    pid_t monitor_pid;
     struct rt_cgroup *cg;
 };
 
@@ -56,6 +57,7 @@ struct msg {
     int32_t code;
     int32_t sys_errno;
     int32_t pid;
+    int32_t monitor_pid; /* MSG_PID from a monitor: its own pid */
     char text[MERR_MSG_MAX];
 };
 
@@ -368,6 +370,11 @@ static _Noreturn void child_start(const struct rt_child *ch, int sync_fd)
     child_hide_engine();
     if (child_setup_fds(ch->proc->stdio, sync_fd, -1, &err) < 0 || wait_go(&err) < 0)
         child_fail(&err);
+    /* a monitor that dies takes its container with it */
+    if (spec->monitor != NULL && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+        merr_set(&err, MERR_IO, errno, "cannot tie the container to its monitor");
+        child_fail(&err);
+    }
     /* after the engine moved us into our cgroup, so that it is our root */
     bool cgroupns = spec->cgroupns == 2 || (spec->cgroupns == 0 && ch->cg_mode == RT_CGROUP_V2);
     if (cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
@@ -542,6 +549,165 @@ static int spec_check(const struct rt_spec *spec, struct merr *err)
     return 0;
 }
 
+/* ---- the monitor (rt_spec.monitor) ------------------------------------------ */
+
+/* In the monitor-to-be (a fork of the engine, no allocation): its fds as 3.., 0-2 on
+ * /dev/null, nothing else kept, signals as a fresh process has them. */
+static int monitor_setup_fds(const struct rt_monitor *mon)
+{
+    int high[3 + RT_MONITOR_FDS];
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0)
+        return -1;
+    for (int i = 0; i < 3 + RT_MONITOR_FDS; i++) {
+        int src = i < 3 || mon->fds[i - 3] < 0 ? devnull : mon->fds[i - 3];
+        high[i] = fcntl(src, F_DUPFD_CLOEXEC, 64);
+        if (high[i] < 0)
+            return -1;
+    }
+    for (int i = 0; i < 3 + RT_MONITOR_FDS; i++)
+        if (dup2(high[i], i) < 0)
+            return -1;
+    return close_range(3 + RT_MONITOR_FDS, ~0U, 0);
+}
+
+/* The monitor-to-be: a session and a subreaper of its own, the container cloned as its child,
+ * both pids told to the engine, then the monitor's program. */
+static _Noreturn void monitor_start(const struct rt_child *ch, int sync_fd, uint64_t flags)
+{
+    const struct rt_spec *spec = ch->spec;
+    const struct rt_monitor *mon = spec->monitor;
+    struct merr err = MERR_INIT;
+    struct msg m = { .type = MSG_ERROR };
+    setsid();
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+        merr_set(&err, MERR_IO, errno, "cannot make the monitor a subreaper");
+        goto fail;
+    }
+    if (spec->pid_ns_path != NULL) {
+        int target = open(spec->pid_ns_path, O_RDONLY | O_CLOEXEC);
+        if (target < 0 || setns(target, CLONE_NEWPID) < 0) {
+            merr_set(&err, MERR_IO, errno, "cannot join PID namespace '%s'", spec->pid_ns_path);
+            goto fail;
+        }
+        close(target);
+    }
+    pid_t pid = raw_clone(flags & ~(uint64_t)CLONE_PIDFD, NULL, SIGCHLD);
+    if (pid == 0)
+        child_start(ch, sync_fd);
+    if (pid < 0) {
+        merr_set(&err, MERR_IO, errno, "cannot clone the container process");
+        goto fail;
+    }
+    m = (struct msg){ .type = MSG_PID, .pid = pid, .monitor_pid = getpid() };
+    send_msg(sync_fd, &m);
+    char pid_text[16];
+    snprintf(pid_text, sizeof pid_text, "%d", (int)pid);
+    const char *argv[RT_MONITOR_ARGS + 3];
+    size_t n = 0;
+    for (; mon->argv[n] != NULL && n < RT_MONITOR_ARGS; n++)
+        argv[n] = mon->argv[n];
+    argv[n++] = "--pid";
+    argv[n++] = pid_text;
+    argv[n] = NULL;
+    child_reset_signals();
+    if (monitor_setup_fds(mon) < 0)
+        _exit(127); /* the container dies with us (PDEATHSIG); the engine sees it gone */
+    static const char *const no_env[] = { NULL };
+    execve(mon->path, (char *const *)argv, (char *const *)no_env);
+    _exit(127);
+fail:
+    m.code = err.code;
+    m.sys_errno = err.sys_errno;
+    snprintf(m.text, sizeof m.text, "%s", err.msg);
+    send_msg(sync_fd, &m);
+    _exit(127);
+}
+
+/* Double fork: the monitor is nobody's child in the engine, so nothing needs reaping here. */
+static int spawn_monitor(const struct rt_child *ch, int child_end, uint64_t flags,
+                         struct merr *err)
+{
+    pid_t mid = raw_clone(0, NULL, SIGCHLD);
+    if (mid < 0)
+        return merr_set(err, MERR_IO, errno, "cannot fork the container's monitor");
+    if (mid == 0) {
+        pid_t mon = raw_clone(0, NULL, SIGCHLD);
+        if (mon == 0)
+            monitor_start(ch, child_end, flags);
+        _exit(mon < 0 ? 1 : 0);
+    }
+    int status = 0;
+    while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return merr_set(err, MERR_IO, 0, "cannot fork the container's monitor");
+    return 0;
+}
+
+/* The first message of a monitored start: the container's pid and the monitor's. */
+static int wait_monitor_pids(int fd, pid_t *pid, pid_t *monitor_pid, struct merr *err)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int r;
+    do
+        r = poll(&pfd, 1, SYNC_TIMEOUT_MS);
+    while (r < 0 && errno == EINTR);
+    struct msg m;
+    ssize_t n = r > 0 ? recv(fd, &m, sizeof m, 0) : -1;
+    if (n != (ssize_t)sizeof m)
+        return merr_set(err, MERR_INTERNAL, 0, "the container's monitor died during setup");
+    m.text[sizeof m.text - 1] = '\0';
+    if (m.type == MSG_ERROR) {
+        err->code = (enum merr_code)m.code;
+        err->sys_errno = m.sys_errno;
+        snprintf(err->msg, sizeof err->msg, "%s", m.text);
+        return -1;
+    }
+    if (m.type != MSG_PID || m.pid <= 0 || m.monitor_pid <= 0)
+        return merr_set(err, MERR_PROTOCOL, 0, "unexpected message from the container's monitor");
+    *pid = m.pid;
+    *monitor_pid = m.monitor_pid;
+    return 0;
+}
+
+/* spawn_init through a monitor: the container is the monitor's child; the engine holds a
+ * pidfd on it to signal and poll, never to reap. */
+static int spawn_init_monitored(struct rt_container *c, const struct rt_child *ch, int parent_end,
+                                int *child_end, uint64_t flags, struct merr *err)
+{
+    int rc = spawn_monitor(ch, *child_end, flags, err);
+    cleanup_closep(child_end);
+    pid_t pid = 0, monitor_pid = 0;
+    if (rc == 0)
+        rc = wait_monitor_pids(parent_end, &pid, &monitor_pid, err);
+    if (rc < 0)
+        return -1;
+    c->pid = pid;
+    c->monitor_pid = monitor_pid;
+    c->pidfd = pidfd_open(pid, 0);
+    struct msg go = { .type = MSG_GO };
+    rc = c->pidfd < 0 ? merr_set(err, MERR_IO, errno, "cannot open the container process")
+                      : rt_cgroup_attach(c->cg, pid, err);
+    if (rc == 0)
+        send_msg(parent_end, &go);
+    if (rc == 0)
+        rc = wait_child(parent_end, false, NULL, err);
+    if (rc < 0) {
+        /* the monitor sees it die and records the exit; the caller undoes the rest */
+        if (c->pidfd >= 0)
+            pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0);
+        else
+            kill(pid, SIGKILL);
+        c->pid = 0;
+        return -1;
+    }
+    char state;
+    if (read_start_time(pid, &state, &c->start_time, NULL) < 0)
+        c->start_time = 0;
+    return 0;
+}
+
 /* Clones the first process, lets it into its cgroup and waits for its exec. */
 static int spawn_init(struct rt_container *c, const struct rt_child *ch, struct merr *err)
 {
@@ -560,6 +726,8 @@ static int spawn_init(struct rt_container *c, const struct rt_child *ch, struct 
         flags |= CLONE_NEWIPC;
     if (!spec->uts_host)
         flags |= CLONE_NEWUTS;
+    if (spec->monitor != NULL) /* the monitor joins another container's pid namespace itself */
+        return spawn_init_monitored(c, ch, parent_end, &child_end, flags, err);
     /* Another container's pid namespace is joined by the cloning thread (it sets the
      * namespace of its future children) and left again right after the clone. */
     auto_close int own_pidns = -1;
@@ -658,6 +826,11 @@ pid_t rt_container_pid(const struct rt_container *c)
 int rt_container_pidfd(const struct rt_container *c)
 {
     return c->pidfd;
+}
+
+pid_t rt_container_monitor_pid(const struct rt_container *c)
+{
+    return c->monitor_pid;
 }
 
 const char *rt_container_id(const struct rt_container *c)

@@ -119,8 +119,22 @@ struct rt_process {
     int oom_score_adj;
 };
 
+/* A monitor that becomes the first process's parent (engine/monitor/): rt_start forks a copy
+ * of the engine that sets itself up as a subreaper in a session of its own, clones the
+ * container, and execs path with argv plus "--pid PID", handing it fds[i] as fd 3 + i (-1:
+ * /dev/null), 0-2 on /dev/null and nothing else. It is not the engine's child (double fork),
+ * and the container dies with it (PR_SET_PDEATHSIG). */
+#define RT_MONITOR_FDS 4
+struct rt_monitor {
+    const char *path;
+    const char *const *argv; /* at most RT_MONITOR_ARGS entries */
+    int fds[RT_MONITOR_FDS];
+};
+#define RT_MONITOR_ARGS 24
+
 struct rt_spec {
     const char *id; /* [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters */
+    const struct rt_monitor *monitor; /* NULL: the caller is the first process's parent */
 
     /* Root filesystem: an overlay of lowerdirs (NULL-terminated, top first)
      * with upperdir/workdir, mounted at rootfs (an existing empty directory). Without
@@ -175,6 +189,8 @@ MUST_CHECK int rt_start(struct rt_runtime *rt, const struct rt_spec *spec, struc
                         struct merr *err);
 
 pid_t rt_container_pid(const struct rt_container *c);
+/* The monitor's pid (rt_spec.monitor), 0 without one. */
+pid_t rt_container_monitor_pid(const struct rt_container *c);
 /* A pidfd for the first process (poll() readable once it exits), or -1. */
 int rt_container_pidfd(const struct rt_container *c);
 const char *rt_container_id(const struct rt_container *c);

@@ -1,5 +1,5 @@
 #!/bin/sh
-# machine-os boot: mounts, modules, disks (found by virtio serial), hostname and SSH key from the
+# machine-os boot: mounts, modules, disks (found by serial), hostname and SSH key from the
 # config disk, network by DHCP, cgroup v2, sshd, then the engine once it has been provisioned.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 log() { echo "machine-os: $*" >/dev/console; }
@@ -21,10 +21,15 @@ echo "+cpu +memory +pids +io +cpuset" >/sys/fs/cgroup/cgroup.subtree_control 2>/
 ip link set lo up
 modprobe -a $(cat /etc/modules) 2>/dev/null
 
-disk_by_serial() { # SERIAL -> vdX
+disk_by_serial() { # SERIAL -> vdX (virtio) or sdX (SATA: VirtualBox's AHCI port SerialNumber)
     local d
     for d in /sys/block/vd*; do
         [ -e "$d/serial" ] && [ "$(cat "$d/serial")" = "$1" ] && { echo "${d##*/}"; return 0; }
+    done
+    for d in /sys/block/sd*; do # SCSI VPD page 0x80: 4 header bytes, then the serial
+        [ -e "$d/device/vpd_pg80" ] &&
+            [ "$(tail -c +5 "$d/device/vpd_pg80" | tr -d ' \000')" = "$1" ] &&
+            { echo "${d##*/}"; return 0; }
     done
     return 1
 }
@@ -72,7 +77,11 @@ for t in ed25519 ecdsa; do
         /usr/bin/ssh-keygen -q -t $t -N '' -f /mnt/data/ssh/ssh_host_${t}_key
 done
 
-udhcpc -i eth0 -s /etc/udhcpc.script -x "hostname:$name" -t 20 -T 1 -A 3 -b -S >/dev/null 2>&1
+# every NIC by DHCP (VirtualBox: eth0 NAT, eth1 host-only); only a lease with a router routes
+for n in /sys/class/net/eth*; do
+    [ -e "$n" ] && udhcpc -i "${n##*/}" -s /etc/udhcpc.script -x "hostname:$name" -t 20 -T 1 -A 3 -b -S \
+        >/dev/null 2>&1
+done
 /usr/sbin/sshd -f /etc/ssh/sshd_config
 mkdir -p /var/log
 acpid -l /var/log/acpid.log

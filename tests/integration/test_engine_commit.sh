@@ -95,9 +95,15 @@ out=$(d commit -c 'RUN echo no' "$cid" 2>&1) && fail "a RUN change was accepted"
 assert_contains "$out" "is not a valid change command" "an invalid change is refused as dockerd does"
 
 step "docker commit of a running container (pause is the default) and of an unchanged one"
-run=$(d run -d "$IMG" sh -c 'echo live >/live.txt; sleep 300')
+run=$(d run -d --name live-ctr --label team=blue "$IMG" sh -c 'echo live >/live.txt; sleep 300')
 for _ in $(seq 50); do d exec "$run" test -e /live.txt 2>/dev/null && break; sleep 0.1; done
+since=$(date +%s)
 live_id=$(d commit "$run" test/live:v1)
+# the commit event carries the container's name, image and labels, as dockerd's container
+# events do: docker events --filter container=NAME finds it
+ev=$(d events --since "$since" --until "$(($(date +%s) + 1))" --filter container=live-ctr \
+    --filter event=commit --format '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.image}} {{index .Actor.Attributes "team"}} {{.Actor.Attributes.imageID}}')
+assert_eq "$ev" "commit live-ctr $IMG blue $live_id" "the commit event names the container"
 assert_eq "$(d run --rm test/live:v1 cat /live.txt)" "live" "a running container's change is committed"
 assert_eq "$(d inspect -f '{{.State.Running}}' "$run")" "true" "and it keeps running"
 d rm -f "$run" >/dev/null

@@ -271,15 +271,20 @@ d rm -f base >/dev/null
 
 step "engine kill -9 and restart reconcile"
 d run -d --name survivor -p 18081:80 "$IMG" sleep 300 >/dev/null
+survivor_ip=$(d inspect -f '{{.NetworkSettings.IPAddress}}' survivor)
 kill -9 "$engine_pid"; wait "$engine_pid" 2>/dev/null || true
 start_engine
-assert_eq "$(veths)" "0" "no veth after restart"
+# live-restore (the default): the survivor runs on with its network (test_engine_liverestore)
+assert_eq "$(veths)" "1" "its veth, and only its, after the restart"
 assert_eq "$(iptables -w -S FORWARD | grep -c -- '-j MACHINE-ENGINE-FWD' || true)" "1" "one jump to the accept chain after the restart"
-[ -z "$(ls -A "$T/exec/netns")" ] || fail "netns left after restart"
-assert__ok "no netns after restart"
-d start survivor >/dev/null
-assert_eq "$(d port survivor)" "80/tcp -> 0.0.0.0:18081" "ports rebuilt on start after the restart"
+assert_eq "$(ls -A "$T/exec/netns")" "$(d inspect -f '{{.Id}}' survivor)" "its netns, and only its, after the restart"
+assert_eq "$(d inspect -f '{{.State.Status}} {{.NetworkSettings.IPAddress}}' survivor)" "running $survivor_ip" "re-adopted with its address"
+assert_eq "$(d port survivor)" "80/tcp -> 0.0.0.0:18081" "its ports published again after the restart"
+d restart -t 1 survivor >/dev/null
+assert_eq "$(d port survivor)" "80/tcp -> 0.0.0.0:18081" "ports rebuilt on a start after the restart"
 d rm -f survivor >/dev/null
+[ -z "$(ls -A "$T/exec/netns")" ] || fail "netns left after rm"
+assert__ok "no netns after rm"
 assert_eq "$(veths)" "0" "no veth after rm"
 grep -q "$T/exec" /proc/self/mountinfo && fail "mounts left"
 assert__ok "no mounts left"

@@ -115,12 +115,19 @@ cp "$T/ca.pem.good" "$certs/ca.pem"
 step "upgrade keeps images and containers"
 "$DOCKER" run -d --name keeper "$IMG" sleep 300 >/dev/null
 "$DOCKER" stop -t 0 keeper >/dev/null
+"$DOCKER" run -d --name runner "$IMG" sleep 300 >/dev/null
+ps_before=$("$DOCKER" ps --format '{{.ID}} {{.Names}} {{.Image}} {{.Command}}')
+pid_before=$("$DOCKER" inspect -f '{{.State.Pid}}' runner)
 out=$("$M" upgrade h1 2>&1) || fail "upgrade: $out"
 assert_contains "$out" "Upgraded 'h1'" "upgrade reports the engine"
 eval "$("$M" env h1)"
 assert_contains "$("$DOCKER" ps -a --format '{{.Names}}')" "keeper" "containers survive an upgrade"
 assert_contains "$("$DOCKER" images --format '{{.Repository}}')" "test/img" "images survive an upgrade"
-"$DOCKER" rm keeper >/dev/null
+# live-restore: the bundle is swapped and the engine restarted under a running container
+assert_eq "$("$DOCKER" ps --format '{{.ID}} {{.Names}} {{.Image}} {{.Command}}')" "$ps_before" "docker ps before and after the upgrade: identical"
+assert_eq "$("$DOCKER" inspect -f '{{.State.Status}} {{.State.Pid}}' runner)" "running $pid_before" "the running container kept its process"
+assert_eq "$("$DOCKER" exec runner echo after-upgrade)" "after-upgrade" "exec into it after the upgrade"
+"$DOCKER" rm -f keeper runner >/dev/null
 
 step "regenerate-certs reissues the server certificate"
 before=$(openssl x509 -noout -serial -in "$certs/server.pem")

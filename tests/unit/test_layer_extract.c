@@ -597,6 +597,58 @@ static void test_compression_same_diff_id(void **state)
     buf_free(&zs);
 }
 
+/* A reader source (a request body): pieces of a few bytes at a time, plain or gzip; its error
+ * ends the extraction with that error; no DiffID, the size only. */
+struct piece_reader {
+    const struct buf *b;
+    size_t off;
+    bool fail_at_half;
+};
+
+static ssize_t read_pieces(void *ctx, void *buf, size_t len, struct merr *err)
+{
+    struct piece_reader *r = ctx;
+    if (r->fail_at_half && r->off >= r->b->len / 2)
+        return merr_set(err, MERR_IO, 0, "the client went away");
+    size_t n = r->b->len - r->off < 7 ? r->b->len - r->off : 7;
+    n = n < len ? n : len;
+    memcpy(buf, r->b->data + r->off, n);
+    r->off += n;
+    return (ssize_t)n;
+}
+
+static void test_reader_source(void **state)
+{
+    struct fx *f = *state;
+    struct buf tar = normal_layer();
+    struct buf gz = gzip_bytes(&tar);
+    const struct buf *cases[] = { &tar, &gz };
+    for (size_t i = 0; i < 2; i++) {
+        struct piece_reader r = { cases[i], 0, false };
+        struct layer_result res = { .diff_id = "x" };
+        struct merr err = MERR_INIT;
+        if (layer_extract_plain_reader(read_pieces, &r, LAYER_COMP_DETECT, f->dest, NULL, &res,
+                                       &err) != 0)
+            fail_msg("case %zu: %s", i, err.msg);
+        assert_int_equal(res.size, tar.len);
+        assert_string_equal(res.diff_id, "");
+        char *p = dest_path(f, "usr/bin/tool");
+        char *text = read_text(p);
+        assert_string_equal(text, "#!/bin/sh\n");
+        free(text);
+        free(p);
+        reset_dest(f);
+    }
+    struct piece_reader r = { &tar, 0, true };
+    struct layer_result res;
+    struct merr err = MERR_INIT;
+    assert_int_equal(layer_extract_plain_reader(read_pieces, &r, LAYER_COMP_NONE, f->dest, NULL,
+                                                &res, &err), -1);
+    assert_non_null(strstr(err.msg, "the client went away"));
+    buf_free(&tar);
+    buf_free(&gz);
+}
+
 static void test_corrupt_streams(void **state)
 {
     struct fx *f = *state;
@@ -1362,6 +1414,7 @@ int main(void)
         FX(test_normal_layer, &USE_OPENAT2),
         FX(test_normal_layer, &USE_FALLBACK),
         FX(test_compression_same_diff_id, &USE_OPENAT2),
+        FX(test_reader_source, &USE_OPENAT2),
         FX(test_corrupt_streams, &USE_OPENAT2),
         FX(test_path_escapes, &USE_OPENAT2),
         FX(test_path_escapes, &USE_FALLBACK),

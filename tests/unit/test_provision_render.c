@@ -79,6 +79,8 @@ static void test_unit_and_supervisor(void **state)
     assert_null(strstr(unit, "bad key"));
     assert_null(strstr(unit, "NOEQUALS"));
     assert_non_null(strstr(unit, "Restart=always"));
+    /* a restart stops the engine, not the containers' monitors in its cgroup */
+    assert_non_null(strstr(unit, "KillMode=process\n"));
     assert_non_null(strstr(unit, "WantedBy=multi-user.target"));
     free(unit);
 
