@@ -9,6 +9,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "machine.h"
+#include "plugin.h"
 #include "provision.h"
 #include "registry.h"
 #include "store.h"
@@ -23,7 +24,7 @@ static const struct cli_command cmd_help = {
 };
 
 static const struct cli_command *const commands[] = {
-    &cmd_active,  &cmd_config, &cmd_create, &cmd_env,     &cmd_export, &cmd_import, &cmd_inspect,
+    &cmd_active,  &cmd_config, &cmd_create, &cmd_drivers, &cmd_env,     &cmd_export, &cmd_import, &cmd_inspect,
     &cmd_inventory, &cmd_ip,      &cmd_kill,   &cmd_ls,     &cmd_mount,   &cmd_provision, &cmd_regenerate_certs,
     &cmd_restart, &cmd_rm,     &cmd_scp,    &cmd_ssh,     &cmd_start,
     &cmd_status,  &cmd_stop,   &cmd_up,     &cmd_down,   &cmd_upgrade, &cmd_url,    &cmd_version,
@@ -194,6 +195,7 @@ int cli_main(int argc, char **argv)
     };
     curl_api_linked(&cli.curl);
     cli.ctx.curl = &cli.curl;
+    cli.ctx.plugins = plugin_set_new();
     struct merr err = MERR_INIT;
 
     /* Global options come before the command name; those taking a value take it as the next
@@ -238,6 +240,7 @@ int cli_main(int argc, char **argv)
     if (cli.store_open)
         store_release(&cli.ctx.store);
     free(cli.storage_path);
+    plugin_set_free(cli.ctx.plugins);
     fflush(cli.out);
     return rc;
 }

@@ -48,6 +48,8 @@ int cli_main(int argc, char **argv);
 const struct cli_command *const *cli_commands(void);
 const struct opt_spec *cli_global_opts(size_t *n);
 struct opt_spec *cli_create_specs(const struct driver *d, size_t *n);
+/* The driver called name: a built-in one, else a machine-driver-NAME plugin (loaded once). */
+const struct driver *cli_find_driver(struct cli *cli, const char *name, struct merr *err) MUST_CHECK;
 
 /* Helpers shared by commands. */
 /* The machine a command uses when given no name. cli_machine_arg returns this very array for an
@@ -72,7 +74,7 @@ void cli_print_command_help(struct cli *cli, const struct cli_command *c, const 
     "to come with machine's multi-machine labs)"
 
 /* Commands, one per file group. */
-extern const struct cli_command cmd_create, cmd_ls, cmd_inspect, cmd_inventory, cmd_ip, cmd_url, cmd_status,
+extern const struct cli_command cmd_create, cmd_drivers, cmd_ls, cmd_inspect, cmd_inventory, cmd_ip, cmd_url, cmd_status,
     cmd_config, cmd_active, cmd_version, cmd_env, cmd_ssh, cmd_scp, cmd_mount, cmd_start, cmd_stop,
     cmd_restart, cmd_kill, cmd_rm, cmd_up, cmd_down, cmd_provision, cmd_upgrade, cmd_regenerate_certs,
     cmd_export, cmd_import;

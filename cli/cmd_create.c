@@ -14,6 +14,7 @@
 #include "lifecycle.h"
 #include "machine.h"
 #include "netutil.h"
+#include "plugin.h"
 #include "provision.h"
 #include "store.h"
 
@@ -91,6 +92,18 @@ struct opt_spec *cli_create_specs(const struct driver *d, size_t *n)
     return specs;
 }
 
+const struct driver *cli_find_driver(struct cli *cli, const char *name, struct merr *err)
+{
+    const struct driver *d = driver_find(cli->ctx.drivers, name);
+    if (d != NULL || cli->ctx.plugins == NULL) {
+        if (d == NULL)
+            merr_set(err, MERR_INVALID, 0, "unknown driver '%s'", name);
+        return d;
+    }
+    return plugin_set_load(cli->ctx.plugins, &cli->ctx.store, &cli->ctx.log, cli->ctx.drivers,
+                           name, cli->ctx.state_timeout_ms, err);
+}
+
 static char *drivers_help(const struct cli *cli)
 {
     char *buf = NULL;
@@ -101,6 +114,10 @@ static char *drivers_help(const struct cli *cli)
     fputs("\nDrivers (run 'machine create -d DRIVER --help' for a driver's flags):\n", f);
     for (size_t i = 0; cli->ctx.drivers[i] != NULL; i++)
         fprintf(f, "  %-12s %s\n", cli->ctx.drivers[i]->name, cli->ctx.drivers[i]->description);
+    auto_strv char **plugins = plugin_list(&cli->ctx.store, cli->ctx.drivers);
+    for (size_t i = 0; plugins[i] != NULL; i++)
+        fprintf(f, "  %-12s plugin %s%s (see 'machine drivers')\n", plugins[i], PLUGIN_PREFIX,
+                plugins[i]);
     fclose(f);
     return buf;
 }
@@ -182,7 +199,9 @@ static int create_run(struct cli *cli, struct parsed_args *raw, struct merr *err
 {
     char *const *argv = raw->positional;
     const char *dname = prescan_driver(argv);
-    const struct driver *d = dname != NULL ? driver_find(cli->ctx.drivers, dname) : NULL;
+    const struct driver *d = NULL;
+    if (dname != NULL && (d = cli_find_driver(cli, dname, err)) == NULL)
+        return -1; /* before its flags are parsed: they are the driver's */
     if (dname == NULL && !wants_help(argv)) {
         /* No -d: the first driver that says it is usable here (kvm when libvirt answers). */
         struct driver_ctx dctx;

@@ -13,6 +13,7 @@ struct machine_ctx;
 struct merr;
 struct cmd_runner;
 struct curl_api;
+struct plugin_set;
 
 typedef void (*progress_fn)(void *opaque, const char *step);
 
@@ -43,6 +44,7 @@ struct machine_ctx {
     struct store store;
     struct mlog log;
     const struct driver *const *drivers; /* NULL-terminated table from drivers/ */
+    struct plugin_set *plugins;          /* driver plugins loaded on demand (core/plugin.h), or NULL */
     bool external_ssh;                   /* use the system ssh for `machine ssh` */
     int ssh_wait_ms;                     /* bound on waiting for a booting host's SSH */
     int ssh_timeout_ms;                  /* bound on one SSH operation */

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "log.h"
+#include "plugin.h"
 #include "sshkey.h"
 #include "store.h"
 
@@ -85,6 +86,9 @@ const struct driver *lifecycle_driver(const struct machine_ctx *ctx, const struc
                                       struct merr *err)
 {
     const struct driver *d = driver_find(ctx->drivers, m->driver_name);
+    if (d == NULL && ctx->plugins != NULL) /* not built in: a machine-driver-NAME plugin */
+        return plugin_set_load(ctx->plugins, &ctx->store, &ctx->log, ctx->drivers, m->driver_name,
+                               ctx->state_timeout_ms, err);
     if (d == NULL)
         merr_set(err, MERR_NOT_FOUND, 0, "machine '%s' uses unknown driver '%s'", m->name,
                  m->driver_name);

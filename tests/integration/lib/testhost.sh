@@ -27,6 +27,8 @@
 #   TESTHOST_UP_TIMEOUT    seconds to wait for sshd (default 20)
 #   TESTHOST_EXEC_TIMEOUT  bound on testhost_exec commands (default 300)
 #   TESTHOST_KEEP=1        leave hosts running at exit (debugging)
+#   TESTHOST_JOIN=1        join the run of the test that exported TESTHOST_RUN_ID and
+#                          TESTHOST_RUN_DIR (a helper it runs); its hosts are left to that test
 #   TESTHOST_CGROUPS       bind (default: this machine's hierarchies), none (nothing
 #                          mounted at /sys/fs/cgroup) or v1 (v1 hierarchies mounted by hand)
 #
@@ -45,8 +47,16 @@ TESTHOST_GUARD_ROUTE=10.213.0.0/16
 TESTHOST_ROOTFS_VERSION=1
 TESTHOST_STATE_ROOT=/run/machine-tests
 TESTHOST_LOCK="$TESTHOST_STATE_ROOT/net.lock"
-TESTHOST_RUN_ID=""
-TESTHOST_RUN_DIR=""
+if [ "${TESTHOST_JOIN:-0}" = 1 ]; then
+    # A helper process of a test (the nshost driver plugin) works in the test's run, which it
+    # inherits (exported TESTHOST_RUN_ID and TESTHOST_RUN_DIR), and leaves its hosts to it.
+    TESTHOST_RUN_ID=${TESTHOST_RUN_ID:?TESTHOST_JOIN=1 needs TESTHOST_RUN_ID}
+    TESTHOST_RUN_DIR=${TESTHOST_RUN_DIR:?TESTHOST_JOIN=1 needs TESTHOST_RUN_DIR}
+    TESTHOST_KEEP=1
+else
+    TESTHOST_RUN_ID=""
+    TESTHOST_RUN_DIR=""
+fi
 TESTHOST_EXIT_HOOKS=()
 
 testhost__log() { printf 'testhost: %s\n' "$*" >&2; }
