@@ -7,6 +7,7 @@
 static const struct driver *const drivers[] = {
     &driver_kvm,
     &driver_generic,
+    &driver_container,
     &driver_none,
     NULL,
 };
