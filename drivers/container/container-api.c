@@ -99,7 +99,9 @@ long ctr_api_call(struct ctr_api *api, const char *method, const char *path, jso
         .json = body,
         .retry = strcmp(method, "GET") == 0 ? HTTP_RETRY_IDEMPOTENT : HTTP_RETRY_NEVER,
         .deadline_ms = driver_http_deadline(api->ctx),
-        .attempt_timeout_ms = api->ctx->timeout_ms > 0 ? api->ctx->timeout_ms : 60000,
+        .attempt_timeout_ms = api->attempt_ms > 0            ? api->attempt_ms
+                              : api->ctx->timeout_ms > 0 ? api->ctx->timeout_ms
+                                                         : 60000,
         .max_response = 16u << 20,
     };
     struct http_response r = { 0 };

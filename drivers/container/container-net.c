@@ -52,17 +52,49 @@ char *ctr_net_pick(const char *subnet, const char *gateway, const char *const *u
     return NULL;
 }
 
+/* The default network gets an explicit subnet (fixed addresses need one): the one the engine
+ * picks for a network made without, which is then made again with it. */
+static int create_network(struct ctr_api *api, const char *name, struct merr *err)
+{
+    auto_free char *probe = xasprintf("%s-probe", name);
+    auto_json json_t *pbody = json_pack("{s:s, s:s}", "Name", probe, "Driver", "bridge");
+    auto_json json_t *made = NULL;
+    if (ctr_api_expect(api, "POST", "/networks/create", pbody, NULL, 0, "creating the network",
+                       err) < 0)
+        return -1;
+    auto_free char *ppath = xasprintf("/networks/%s", probe);
+    int rc = ctr_api_expect(api, "GET", ppath, NULL, &made, 0, "inspecting the network", err);
+    struct merr ignored = MERR_INIT;
+    (void)ctr_api_call(api, "DELETE", ppath, NULL, NULL, "removing the network", &ignored);
+    if (rc < 0)
+        return -1;
+    json_t *cfg = json_array_get(json_object_get(json_object_get(made, "IPAM"), "Config"), 0);
+    const char *subnet = json_string_value(json_object_get(cfg, "Subnet"));
+    const char *gw = json_string_value(json_object_get(cfg, "Gateway"));
+    if (subnet == NULL)
+        return merr_set(err, MERR_PROTOCOL, 0, "the engine gave network '%s' no IPv4 subnet",
+                        probe);
+    auto_json json_t *body = json_pack("{s:s, s:s, s:b, s:{s:s}, s:{s:[{s:s}]}}", "Name", name,
+                                       "Driver", "bridge", "CheckDuplicate", 1, "Labels",
+                                       CTR_LABEL, "network", "IPAM", "Config", "Subnet", subnet);
+    if (gw != NULL)
+        json_object_set_new(json_array_get(json_object_get(json_object_get(body, "IPAM"),
+                                                           "Config"),
+                                           0),
+                            "Gateway", json_string(gw));
+    return ctr_api_expect(api, "POST", "/networks/create", body, NULL, 0, "creating the network",
+                          err);
+}
+
 static int ensure_network(struct ctr_api *api, struct machine *m, const char *name,
                           json_t **net, struct merr *err)
 {
     auto_free char *path = xasprintf("/networks/%s", name);
     long st = ctr_api_call(api, "GET", path, NULL, net, "inspecting the network", err);
     if (st == 404 && strcmp(name, CTR_DEFAULT_NETWORK) == 0) {
-        auto_json json_t *body = json_pack("{s:s, s:s, s:b, s:{s:s}}", "Name", name, "Driver",
-                                           "bridge", "CheckDuplicate", 1, "Labels", CTR_LABEL,
-                                           "network");
-        if (ctr_api_expect(api, "POST", "/networks/create", body, NULL, 0,
-                           "creating the network", err) < 0)
+        json_decref(*net);
+        *net = NULL;
+        if (create_network(api, name, err) < 0)
             return -1;
         machine_driver_set_int(m, CKEY_NET_MADE, 1);
         st = ctr_api_call(api, "GET", path, NULL, net, "inspecting the network", err);

@@ -35,6 +35,7 @@ struct ctr_api {
     const struct driver_ctx *ctx;
     struct http_client *http;
     char *base; /* "http://localhost/v1.41" or "https://HOST:PORT/v1.41" */
+    long attempt_ms; /* bound of one request (0: the context's timeout, else 60 s) */
 };
 
 int ctr_api_open(struct ctr_api *api, const struct driver_ctx *ctx, const struct machine *m,

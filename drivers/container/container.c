@@ -114,6 +114,7 @@ static int container_create(const struct driver_ctx *ctx, struct machine *m, str
     if (ctr_api_open(&api, ctx, m, err) < 0)
         return -1;
     auto_free char *start = xasprintf("/containers/%s/start", m->name);
+    api.attempt_ms = 300000; /* the first import of the image */
     int rc = ctr_image_ensure(&api, m, err) < 0 || make_container(&api, ctx, m, err) < 0 ||
                      ctr_api_expect(&api, "POST", start, NULL, NULL, 304,
                                     "starting the container", err) < 0
@@ -150,6 +151,8 @@ static int verb(const struct driver_ctx *ctx, const struct machine *m, const cha
     struct ctr_api api;
     if (ctr_api_open(&api, ctx, m, err) < 0)
         return -1;
+    /* stop and restart wait for the grace time; start runs the machine's init */
+    api.attempt_ms = (ctx->stop_grace_ms > 0 ? ctx->stop_grace_ms : 10000) + 60000;
     auto_free char *path = xasprintf("/containers/%s/%s%s", ctr_name(m), v, query);
     auto_free char *what = xasprintf("%s of container '%s'", v, ctr_name(m));
     int rc = ctr_api_expect(&api, "POST", path, NULL, NULL, ok, what, err);
