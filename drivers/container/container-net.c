@@ -86,7 +86,7 @@ static int create_network(struct ctr_api *api, const char *name, struct merr *er
                           err);
 }
 
-static int ensure_network(struct ctr_api *api, struct machine *m, const char *name,
+static int ensure_network(struct ctr_api *api, const char *name,
                           json_t **net, struct merr *err)
 {
     auto_free char *path = xasprintf("/networks/%s", name);
@@ -96,7 +96,6 @@ static int ensure_network(struct ctr_api *api, struct machine *m, const char *na
         *net = NULL;
         if (create_network(api, name, err) < 0)
             return -1;
-        machine_driver_set_int(m, CKEY_NET_MADE, 1);
         st = ctr_api_call(api, "GET", path, NULL, net, "inspecting the network", err);
     } else if (st == 404) {
         return merr_set(err, MERR_NOT_FOUND, 0, "no network '%s' on the engine", name);
@@ -148,7 +147,7 @@ int ctr_net_reserve(struct ctr_api *api, struct machine *m, char **ip, int *lock
     const char *name = machine_driver_str(m, CKEY_NETWORK);
     auto_json json_t *net = NULL;
     auto_strv char **used = NULL;
-    if (ensure_network(api, m, name, &net, err) < 0 ||
+    if (ensure_network(api, name, &net, err) < 0 ||
         (used = used_addresses(api, name, err)) == NULL)
         goto fail;
     json_t *cfg = json_array_get(json_object_get(json_object_get(net, "IPAM"), "Config"), 0);
@@ -165,22 +164,31 @@ fail:
 
 int ctr_net_release(struct ctr_api *api, struct machine *m, struct merr *err)
 {
-    if (machine_driver_int(m, CKEY_NET_MADE, 0) != 1)
-        return 0;
     const char *name = machine_driver_str(m, CKEY_NETWORK);
-    auto_free char *path = xasprintf("/networks/%s", name);
-    long st = ctr_api_call(api, "GET", path, NULL, NULL, "inspecting the network", err);
-    if (st == 404)
+    if (name == NULL || name[0] == '\0')
         return 0;
-    if (st < 200 || st >= 300)
+    /* under the lock a create holds from choosing an address until its container exists */
+    int lock = lock_network(api->ctx, err);
+    if (lock < 0)
         return -1;
-    /* stopped containers are not in the network's Containers but keep their endpoint */
-    auto_strv char **used = used_addresses(api, name, err);
-    if (used == NULL)
-        return -1;
-    if (used[0] != NULL)
-        return 0; /* other machines still use it */
-    st = ctr_api_call(api, "DELETE", path, NULL, NULL, "removing the network", err);
-    /* 403/409: a container joined meanwhile; it is theirs now */
-    return st < 0 || st >= 500 ? -1 : 0;
+    auto_free char *path = xasprintf("/networks/%s", name);
+    auto_json json_t *net = NULL;
+    auto_strv char **used = NULL;
+    int rc = 0;
+    long st = ctr_api_call(api, "GET", path, NULL, &net, "inspecting the network", err);
+    const char *made = json_string_value(
+        json_object_get(json_object_get(net, "Labels"), CTR_LABEL));
+    if (st < 0 || (st >= 300 && st != 404)) {
+        rc = -1;
+    } else if (st == 404 || made == NULL || strcmp(made, "network") != 0) {
+        rc = 0; /* gone, or not made by this driver: never removed */
+    } else if ((used = used_addresses(api, name, err)) == NULL) {
+        /* stopped containers are not in the network's Containers but keep their endpoint */
+        rc = -1;
+    } else if (used[0] == NULL) {
+        st = ctr_api_call(api, "DELETE", path, NULL, NULL, "removing the network", err);
+        rc = st < 0 || st >= 500 ? -1 : 0;
+    }
+    fs_unlock(lock);
+    return rc;
 }

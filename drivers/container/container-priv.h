@@ -22,7 +22,6 @@ struct merr;
 #define CKEY_CPUS "CPUs"      /* 0: no limit */
 #define CKEY_CONTAINER "ContainerName"
 #define CKEY_VOLUME "VolumeName"
-#define CKEY_NET_MADE "NetworkCreated" /* 1 when this machine created the network */
 
 #define CTR_DEFAULT_URL "unix:///var/run/machine-engine.sock"
 #define CTR_DEFAULT_NETWORK "machine-lab"
@@ -60,12 +59,12 @@ int ctr_api_post_file(struct ctr_api *api, const char *path, const char *file_pa
  * machine-host:TAG once. Stores the reference in CKEY_IMAGE. */
 int ctr_image_ensure(struct ctr_api *api, struct machine *m, struct merr *err) MUST_CHECK;
 
-/* Makes sure the network exists (creating the default lab network, and recording that in
- * CKEY_NET_MADE), then picks a free IPv4 address on it; the caller creates the container with
+/* Makes sure the network exists (creating the default lab network, labelled as made by this
+ * driver), then picks a free IPv4 address on it; the caller creates the container with
  * it while holding *lock_fd (released with fs_unlock). */
 int ctr_net_reserve(struct ctr_api *api, struct machine *m, char **ip, int *lock_fd,
                     struct merr *err) MUST_CHECK;
-/* Removes the network when this machine created it and no container is left on it. */
+/* Removes the network when this driver made it (its label) and no container is left on it. */
 int ctr_net_release(struct ctr_api *api, struct machine *m, struct merr *err) MUST_CHECK;
 
 /* Pure: the first address of subnet (a.b.c.d/len) that is neither the network, broadcast or

@@ -51,7 +51,10 @@ static int container_precreate_check(const struct driver_ctx *ctx, struct machin
     struct ctr_api api;
     if (ctr_api_open(&api, ctx, m, err) < 0)
         return -1;
-    int rc = ctr_api_expect(&api, "GET", "/_ping", NULL, NULL, 0, "asking the engine", err);
+    const char *url = machine_driver_str(m, CKEY_URL);
+    auto_free char *what = xasprintf("asking the engine at %s",
+                                     url != NULL && url[0] != '\0' ? url : CTR_DEFAULT_URL);
+    int rc = ctr_api_expect(&api, "GET", "/_ping", NULL, NULL, 0, what, err);
     ctr_api_close(&api);
     return rc;
 }
