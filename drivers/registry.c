@@ -10,6 +10,7 @@ static const struct driver *const drivers[] = {
     &driver_generic,
     &driver_digitalocean,
     &driver_amazonec2,
+    &driver_container,
     &driver_none,
     NULL,
 };

@@ -6,6 +6,7 @@ struct driver;
 
 extern const struct driver driver_none;
 extern const struct driver driver_generic;
+extern const struct driver driver_container;
 extern const struct driver driver_kvm;
 extern const struct driver driver_virtualbox;
 extern const struct driver driver_digitalocean;

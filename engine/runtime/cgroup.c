@@ -5,6 +5,7 @@
 #include "runtime-priv.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -327,6 +328,43 @@ static int kill_listed(const char *dir)
     return n;
 }
 
+/* Nested cgroups a container made for itself (an engine inside it): its subdirectories, whose
+ * processes are killed, then removed deepest first. A cgroup with children can neither be
+ * removed nor, on v1, given "a" in devices.allow at the next start. Bounded in depth. */
+#define CG_MAX_DEPTH 16
+static int for_each_subdir(const char *dir, int depth, int (*fn)(const char *sub, int depth))
+{
+    if (depth >= CG_MAX_DEPTH)
+        return 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+            continue;
+        char sub[4096];
+        if (snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) < (int)sizeof sub)
+            n += fn(sub, depth + 1);
+    }
+    closedir(d);
+    return n;
+}
+
+static int kill_tree(const char *dir, int depth)
+{
+    return kill_listed(dir) + for_each_subdir(dir, depth, kill_tree);
+}
+
+static int rmdir_tree(const char *dir, int depth)
+{
+    for_each_subdir(dir, depth, rmdir_tree);
+    for (int tries = 0; depth > 0 && rmdir(dir) < 0 && errno == EBUSY && tries < 100; tries++)
+        clock_sleep_ms(10);
+    return 0;
+}
+
 int rt_cgroup_destroy(struct rt_cgroup *cg, struct merr *err)
 {
     if (cg == NULL)
@@ -340,7 +378,7 @@ int rt_cgroup_destroy(struct rt_cgroup *cg, struct merr *err)
     for (int round = 0; round < 500; round++) {
         int listed = 0;
         for (size_t i = 0; i < cg->n_dirs; i++)
-            listed += kill_listed(cg->dirs[i]);
+            listed += kill_tree(cg->dirs[i], 0);
         if (listed == 0)
             break;
         clock_sleep_ms(10);
@@ -348,6 +386,7 @@ int rt_cgroup_destroy(struct rt_cgroup *cg, struct merr *err)
     int rc = 0;
     for (size_t i = cg->n_dirs; i-- > 0;) {
         int tries = 0;
+        rmdir_tree(cg->dirs[i], 0);
         /* A killed task leaves its cgroup a little after it dies: retry EBUSY. */
         while (rmdir(cg->dirs[i]) < 0) {
             if (errno == ENOENT)
