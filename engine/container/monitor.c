@@ -144,20 +144,6 @@ int monitor_send(struct ctr_entry *e, enum mon_frame_type type, const void *data
     return rc;
 }
 
-static bool read_exact(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, (char *)buf + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        got += (size_t)r;
-    }
-    return true;
-}
-
 /* Output frames to the run's clients until the monitor reports the exit (1) or goes away (0). */
 static int pump_monitor(struct ctr_manager *m, struct ctr_entry *e, int fd, struct mon_state *st)
 {
@@ -169,8 +155,8 @@ static int pump_monitor(struct ctr_manager *m, struct ctr_entry *e, int fd, stru
         unsigned char hdr[MON_FRAME_HDR];
         struct mon_frame f;
         struct merr err;
-        if (!read_exact(fd, hdr, sizeof hdr) || mon_frame_unpack(hdr, &f, &err) < 0 ||
-            !read_exact(fd, buf, f.len))
+        if (!mon_read_exact(fd, hdr, sizeof hdr) || mon_frame_unpack(hdr, &f, &err) < 0 ||
+            !mon_read_exact(fd, buf, f.len))
             break;
         if (f.type == MON_FRAME_OUTPUT && (f.stream == 1 || f.stream == 2)) {
             run_fanout(e, f.stream, buf, f.len, f.ns);

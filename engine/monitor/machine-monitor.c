@@ -222,20 +222,6 @@ static void on_accept(struct monitor *m)
     m->client = fd;
 }
 
-static bool read_exact(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, (char *)buf + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        got += (size_t)r;
-    }
-    return true;
-}
-
 /* Input, end of input and resizes from the engine. */
 static void on_client(struct monitor *m)
 {
@@ -243,8 +229,8 @@ static void on_client(struct monitor *m)
     unsigned char hdr[MON_FRAME_HDR];
     struct mon_frame f;
     struct merr err;
-    if (!read_exact(m->client, hdr, sizeof hdr) || mon_frame_unpack(hdr, &f, &err) < 0 ||
-        !read_exact(m->client, buf, f.len)) {
+    if (!mon_read_exact(m->client, hdr, sizeof hdr) || mon_frame_unpack(hdr, &f, &err) < 0 ||
+        !mon_read_exact(m->client, buf, f.len)) {
         drop_client(m);
         return;
     }

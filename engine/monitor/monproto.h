@@ -68,6 +68,10 @@ void mon_frame_pack(const struct mon_frame *f, unsigned char hdr[MON_FRAME_HDR])
 int mon_frame_unpack(const unsigned char hdr[MON_FRAME_HDR], struct mon_frame *out,
                      struct merr *err) MUST_CHECK;
 
+/* Reads exactly len bytes (a frame header or payload) from a blocking fd; false at end of file
+ * or on an error. */
+bool mon_read_exact(int fd, void *buf, size_t len);
+
 /* One json-file record, as dockerd writes it and engine/container/logfile.c reads it:
  * {"log":"…","stream":"stdout","time":"RFC3339Nano"}\n — invalid UTF-8 becomes U+FFFD, as Go's
  * encoder. Returns the length written into buf, or -1 when size (see MON_LOGLINE_MAX) is too
