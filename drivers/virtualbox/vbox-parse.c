@@ -151,17 +151,24 @@ static void hostonly_field(void *opaque, size_t idx, const char *key, const char
         SET(netname);
 }
 
-int vbox_parse_hostonlyifs(const char *out, struct vbox_hostonlyif **list, size_t *n,
-                           struct merr *err)
+/* The blocks of a `list` answer as an array of `size`-byte records filled by field. */
+static int parse_list(const char *out, const char *first_key, kv_fn field, size_t size,
+                      void **list, size_t *n, struct merr *err)
 {
-    struct grow g = { .size = sizeof **list };
-    *n = parse_blocks(out, "Name", hostonly_field, &g);
+    struct grow g = { .size = size };
+    *n = parse_blocks(out, first_key, field, &g);
     if (g.oom) {
         free(g.items);
         return merr_set(err, MERR_NOMEM, 0, "out of memory");
     }
     *list = g.items;
     return 0;
+}
+
+int vbox_parse_hostonlyifs(const char *out, struct vbox_hostonlyif **list, size_t *n,
+                           struct merr *err)
+{
+    return parse_list(out, "Name", hostonly_field, sizeof **list, (void **)list, n, err);
 }
 
 static void dhcp_field(void *opaque, size_t idx, const char *key, const char *val)
@@ -186,14 +193,7 @@ static void dhcp_field(void *opaque, size_t idx, const char *key, const char *va
 int vbox_parse_dhcpservers(const char *out, struct vbox_dhcpserver **list, size_t *n,
                            struct merr *err)
 {
-    struct grow g = { .size = sizeof **list };
-    *n = parse_blocks(out, "NetworkName", dhcp_field, &g);
-    if (g.oom) {
-        free(g.items);
-        return merr_set(err, MERR_NOMEM, 0, "out of memory");
-    }
-    *list = g.items;
-    return 0;
+    return parse_list(out, "NetworkName", dhcp_field, sizeof **list, (void **)list, n, err);
 }
 
 bool vbox_list_vms_has(const char *out, const char *name)
