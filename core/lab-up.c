@@ -34,10 +34,11 @@ static int check_host(const struct machine_ctx *ctx, const struct lab *lab,
                       const struct lab_host *h, struct merr *err)
 {
     const char *dname = json_string_value(json_object_get(h->spec, "driver"));
-    const struct driver *d = driver_find(ctx->drivers, dname);
-    if (d == NULL)
-        return merr_set(err, MERR_INVALID, 0, "%s:%d: hosts.%s.driver: unknown driver '%s'",
-                        lab->path, h->line, h->group, dname);
+    const struct driver *d = lifecycle_driver_named(ctx, dname, err);
+    if (d == NULL) {
+        err->code = MERR_INVALID;
+        return merr_prefix(err, "%s:%d: hosts.%s.driver", lab->path, h->line, h->group);
+    }
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(h->spec, "flags"), k, v) {
@@ -135,7 +136,9 @@ static struct machine *machine_for(const struct machine_ctx *ctx, const struct l
                                    const struct lab_host *h, const struct driver **d,
                                    struct merr *err)
 {
-    *d = driver_find(ctx->drivers, json_string_value(json_object_get(h->spec, "driver")));
+    *d = lifecycle_driver_named(ctx, json_string_value(json_object_get(h->spec, "driver")), err);
+    if (*d == NULL)
+        return NULL;
     auto_machine struct machine *m = machine_new(h->name, (*d)->name);
     struct flag_lookup l = { .flags = json_object_get(h->spec, "flags") };
     int rc = driver_apply_flags(*d, m, lookup_flag, &l, err);

@@ -82,16 +82,24 @@ void lifecycle_driver_ctx(const struct machine_ctx *ctx, struct driver_ctx *out)
     out->curl = ctx->curl;
 }
 
+const struct driver *lifecycle_driver_named(const struct machine_ctx *ctx, const char *name,
+                                            struct merr *err)
+{
+    const struct driver *d = driver_find(ctx->drivers, name);
+    if (d == NULL && ctx->plugins != NULL) /* not built in: a machine-driver-NAME plugin */
+        return plugin_set_load(ctx->plugins, &ctx->store, &ctx->log, ctx->drivers, name,
+                               ctx->state_timeout_ms, err);
+    if (d == NULL)
+        merr_set(err, MERR_NOT_FOUND, 0, "unknown driver '%s'", name);
+    return d;
+}
+
 const struct driver *lifecycle_driver(const struct machine_ctx *ctx, const struct machine *m,
                                       struct merr *err)
 {
-    const struct driver *d = driver_find(ctx->drivers, m->driver_name);
-    if (d == NULL && ctx->plugins != NULL) /* not built in: a machine-driver-NAME plugin */
-        return plugin_set_load(ctx->plugins, &ctx->store, &ctx->log, ctx->drivers, m->driver_name,
-                               ctx->state_timeout_ms, err);
+    const struct driver *d = lifecycle_driver_named(ctx, m->driver_name, err);
     if (d == NULL)
-        merr_set(err, MERR_NOT_FOUND, 0, "machine '%s' uses unknown driver '%s'", m->name,
-                 m->driver_name);
+        merr_prefix(err, "machine '%s'", m->name);
     return d;
 }
 

@@ -56,6 +56,9 @@ int lifecycle_wait_ssh(const struct machine_ctx *ctx, const struct machine *m,
 /* The driver for a stored machine, or MERR_NOT_FOUND naming the unknown driver. */
 const struct driver *lifecycle_driver(const struct machine_ctx *ctx, const struct machine *m,
                                       struct merr *err) MUST_CHECK;
+/* A driver by name: built in, else a machine-driver-NAME plugin; NULL (err set) when neither. */
+const struct driver *lifecycle_driver_named(const struct machine_ctx *ctx, const char *name,
+                                            struct merr *err) MUST_CHECK;
 
 struct driver_ctx;
 void lifecycle_driver_ctx(const struct machine_ctx *ctx, struct driver_ctx *out);

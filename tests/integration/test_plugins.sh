@@ -102,6 +102,20 @@ step "rm removes the host"
 [ -e "$MACHINE_STORAGE_PATH/machines/p1" ] && fail "the machine is still there"
 assert__ok "host and machine gone"
 
+step "a lab file names a plugin driver: machine up and up --destroy"
+cat >"$T/lab.yaml" <<'YAML'
+name: plug
+hosts:
+  lp1:
+    driver: nshost
+    flags: { nshost-label: from-the-lab }
+YAML
+out=$("$M" up -f "$T/lab.yaml" 2>&1) || fail "up with a plugin driver: $out"
+assert_eq "$("$M" ssh lp1 -- cat /etc/nshost-label)" "from-the-lab" "the lab's flag reached the plugin"
+out=$("$M" up -f "$T/lab.yaml" --destroy 2>&1) || fail "up --destroy: $out"
+[ -e "$MACHINE_STORAGE_PATH/machines/lp1" ] && fail "the lab's machine is still there"
+assert__ok "the lab's plugin machine removed"
+
 # A misbehaving plugin's create: exit 1, the documented error, the machine recorded as failed
 # without any field from the plugin, and rm cleans it.
 bad_create() { # NAME EXPECTED-ERROR
