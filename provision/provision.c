@@ -448,6 +448,40 @@ static void prov_close(struct prov *p)
     free(p->init);
 }
 
+/* --engine-opt live-restore=false (or `live-restore false`) among the machine's options. */
+static bool live_restore_off(const struct machine *m)
+{
+    for (size_t i = 0; m->engine.opts != NULL && m->engine.opts[i] != NULL; i++) {
+        const char *o = m->engine.opts[i];
+        while (*o == '-')
+            o++;
+        if (strncmp(o, "live-restore", 12) == 0 && (o[12] == '=' || o[12] == ' ') &&
+            (strcmp(o + 13, "false") == 0 || strcmp(o + 13, "0") == 0))
+            return true;
+    }
+    return false;
+}
+
+/* Before the engine restarts: say what happens to the containers running on the host. */
+static void tell_containers(const struct machine_ctx *ctx, struct prov *p)
+{
+    auto_free char *out = NULL;
+    struct merr ignored = MERR_INIT;
+    if (run_root(p, "pgrep -c -x machine-monitor || true", &out, &ignored) < 0 || out == NULL)
+        return;
+    long n = strtol(out, NULL, 10);
+    if (n <= 0)
+        return;
+    char line[160];
+    if (live_restore_off(p->m))
+        snprintf(line, sizeof line,
+                 "%ld running container(s) stop with the engine (it runs with live-restore=false)", n);
+    else
+        snprintf(line, sizeof line,
+                 "%ld running container(s) keep running while the engine restarts (live-restore)", n);
+    progress(ctx, line);
+}
+
 int provision_machine(const struct machine_ctx *ctx, struct machine *m, const char *bundle,
                       struct merr *err)
 {
@@ -457,6 +491,8 @@ int provision_machine(const struct machine_ctx *ctx, struct machine *m, const ch
     int rc = 0;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && rc == 0; i++) {
         const struct step *s = &steps[i];
+        if (s->kind == STEP_START)
+            tell_containers(ctx, &p);
         progress(ctx, s->title);
         switch (s->kind) {
         case STEP_SCRIPT:

@@ -120,6 +120,8 @@ ps_before=$("$DOCKER" ps --format '{{.ID}} {{.Names}} {{.Image}} {{.Command}}')
 pid_before=$("$DOCKER" inspect -f '{{.State.Pid}}' runner)
 out=$("$M" upgrade h1 2>&1) || fail "upgrade: $out"
 assert_contains "$out" "Upgraded 'h1'" "upgrade reports the engine"
+assert_contains "$out" "running container(s) keep running while the engine restarts (live-restore)" \
+    "upgrade says the running containers keep running"
 eval "$("$M" env h1)"
 assert_contains "$("$DOCKER" ps -a --format '{{.Names}}')" "keeper" "containers survive an upgrade"
 assert_contains "$("$DOCKER" images --format '{{.Repository}}')" "test/img" "images survive an upgrade"
