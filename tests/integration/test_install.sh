@@ -62,7 +62,8 @@ source "$R/usr/share/bash-completion/completions/machine"
 "$IM" create -d none --url none alpha >/dev/null
 "$IM" -s "$T/other" create -d none --url none beta >/dev/null
 assert_eq "$(complete_words machine cre)" "create " "bash: commands"
-assert_eq "$(complete_words machine create -d "")" "generic kvm none " "bash: drivers after -d"
+assert_eq "$(complete_words machine create -d "")" "amazonec2 container digitalocean generic kvm none virtualbox " \
+    "bash: drivers after -d"
 assert_eq "$(complete_words machine ls --fi)" "--filter " "bash: a command's options"
 assert_eq "$(complete_words machine create --generic-ssh-k)" "--generic-ssh-key " "bash: driver flags"
 assert_eq "$(complete_words machine rm "")" "alpha " "bash: machine names"
