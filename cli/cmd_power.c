@@ -10,6 +10,7 @@
 #include "lifecycle.h"
 #include "machine.h"
 #include "store.h"
+#include "strv.h"
 
 typedef int (*lifecycle_op_fn)(const struct machine_ctx *ctx, const char *name, struct merr *err);
 
@@ -88,6 +89,8 @@ static const struct opt_spec rm_opts[] = {
       "remove the local config even if the driver cannot remove the machine; implies -y", NULL,
       NULL },
     { "yes", 'y', OPT_BOOL, "do not ask for confirmation", NULL, NULL },
+    { "lab", 0, OPT_STRING, "also every machine of this lab (label lab=NAME, as `machine up` made it)",
+      NULL, NULL },
 };
 
 static bool confirm(struct cli *cli)
@@ -118,25 +121,61 @@ static int rm_one(struct cli *cli, const char *name, bool force, struct merr *er
 
 /* As docker-machine: -f implies -y (scripts and its own tests rely on it), a declined prompt
  * removes nothing and is no error; with -f every failure is printed and the status is 0. */
+/* The names given, then (--lab NAME) the stored machines that `machine up` made for that lab. */
+static char **rm_names(struct cli *cli, struct parsed_args *a, struct merr *err)
+{
+    char **names = xcalloc(1, sizeof *names);
+    for (size_t i = 0; a->positional != NULL && a->positional[i] != NULL; i++)
+        names = strv_push(names, a->positional[i]);
+    const char *lab = args_get(a, "lab");
+    if (lab == NULL)
+        return names;
+    auto_strv char **all = store_list_names(&cli->ctx.store, err);
+    if (all == NULL) {
+        strv_free(names);
+        return NULL;
+    }
+    size_t found = 0;
+    for (size_t i = 0; all[i] != NULL; i++) {
+        struct merr ignored = MERR_INIT;
+        auto_machine struct machine *m = store_load_machine(&cli->ctx.store, all[i], &ignored);
+        const char *in = m != NULL ? json_string_value(json_object_get(m->lab, "Name")) : NULL;
+        if (in == NULL || strcmp(in, lab) != 0)
+            continue;
+        found++;
+        if (!strv_contains(names, all[i]))
+            names = strv_push(names, all[i]);
+    }
+    if (found == 0) {
+        strv_free(names);
+        merr_set(err, MERR_NOT_FOUND, 0, "no machine belongs to lab '%s'", lab);
+        return NULL;
+    }
+    return names;
+}
+
 static int rm_run(struct cli *cli, struct parsed_args *a, struct merr *err)
 {
-    if (args_npositional(a) == 0) {
+    if (args_npositional(a) == 0 && args_get(a, "lab") == NULL) {
         cli_print_command_help(cli, &cmd_rm, rm_opts, sizeof rm_opts / sizeof rm_opts[0], NULL);
         return merr_set(err, MERR_INVALID, 0, "Expected to get one or more machine names as arguments");
     }
+    auto_strv char **names = rm_names(cli, a, err);
+    if (names == NULL)
+        return -1;
     bool force = args_get_bool(a, "force");
     fprintf(cli->out, "About to remove ");
-    for (size_t i = 0; a->positional[i] != NULL; i++)
-        fprintf(cli->out, "%s%s", i > 0 ? ", " : "", a->positional[i]);
+    for (size_t i = 0; names[i] != NULL; i++)
+        fprintf(cli->out, "%s%s", i > 0 ? ", " : "", names[i]);
     fputc('\n', cli->out);
     if (!args_get_bool(a, "yes") && !force && !confirm(cli))
         return 0;
     size_t failed = 0;
-    for (size_t i = 0; a->positional[i] != NULL; i++) {
-        const char *name = a->positional[i];
+    for (size_t i = 0; names[i] != NULL; i++) {
+        const char *name = names[i];
         struct merr e = MERR_INIT;
         if (rm_one(cli, name, force, &e) < 0) {
-            if (a->positional[1] == NULL && !force) {
+            if (names[1] == NULL && !force) {
                 *err = e;
                 return -1;
             }
@@ -153,7 +192,7 @@ static int rm_run(struct cli *cli, struct parsed_args *a, struct merr *err)
 
 const struct cli_command cmd_rm = {
     .name = "rm",
-    .usage = "[-f] [-y] NAME...",
+    .usage = "[-f] [-y] [--lab LAB] NAME...",
     .summary = "Remove machines",
     .opts = rm_opts,
     .n_opts = sizeof rm_opts / sizeof rm_opts[0],

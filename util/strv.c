@@ -1,6 +1,7 @@
 #include "strv.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "cleanup.h"
 #include "error.h"
@@ -36,4 +37,12 @@ char **strv_dup(char *const *v)
 void strv_free(char **v)
 {
     cleanup_strvp(&v);
+}
+
+bool strv_contains(char *const *v, const char *s)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
 }

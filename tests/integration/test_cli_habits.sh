@@ -112,4 +112,16 @@ assert_contains "$out" "Host is not running" "env: Host is not running"
 out=$("$M" version g1 2>&1) && fail "version of an unreachable host succeeded: $out"
 assert_contains "$out" "Host is not running" "version NAME: Host is not running"
 
+step "rm --lab removes the lab's machines and nothing else"
+L=$T/labrm
+mkdir -p "$L"
+printf 'name: rmlab\nhosts:\n  n-{1..2}:\n    driver: none\n    flags: { url: "tcp://127.0.0.1:1" }\n' >"$L/lab.yaml"
+"$M" -s "$L/store" up -f "$L/lab.yaml" >/dev/null || fail "up of a none lab"
+"$M" -s "$L/store" create -d none --url none outside >/dev/null || fail "create outside"
+out=$("$M" -s "$L/store" rm -y --lab rmlab) || fail "rm --lab: $out"
+assert_contains "$out" "Successfully removed n-2" "rm --lab removes the lab's machines"
+assert_eq "$("$M" -s "$L/store" ls -q)" "outside" "only the machine outside the lab is left"
+out=$("$M" -s "$L/store" rm -y --lab rmlab 2>&1) && fail "rm --lab of an empty lab succeeded"
+assert_contains "$out" "no machine belongs to lab 'rmlab'" "rm --lab of a lab with no machine"
+
 pass
