@@ -226,20 +226,12 @@ struct ip_poll {
     struct machine *m;
 };
 
-/* The host-only NIC's address: the guest property (with Guest Additions), else the lease of the
- * host-only network's DHCP server for nic2's MAC. */
-static int poll_ip(void *opaque, struct merr *err)
+/* The lease of the host-only network's DHCP server for nic2's MAC: 1 found, 0 not yet, -1. */
+static int lease_ip(struct ip_poll *p, char *ip, size_t cap, struct merr *err)
 {
-    struct ip_poll *p = opaque;
-    char ip[64] = "", mac[32] = "", mac_colon[40];
-    auto_free char *prop = NULL, *info = NULL, *lease = NULL;
-    struct merr quiet = MERR_INIT;
-    if (vbm(p->ctx, p->m, false, &prop, &quiet, "guestproperty", "get", p->m->name,
-            "/VirtualBox/GuestInfo/Net/1/V4/IP", NULL) == 0 &&
-        vbox_guestproperty_value(prop, ip, sizeof ip))
-        goto found;
+    char mac[32] = "", mac_colon[40];
     bool gone;
-    info = vm_info(p->ctx, p->m, &gone, err);
+    auto_free char *info = vm_info(p->ctx, p->m, &gone, err);
     if (info == NULL)
         return -1;
     enum machine_state st = vbox_state_from_info(info);
@@ -252,10 +244,29 @@ static int poll_ip(void *opaque, struct merr *err)
     const char *ifname = machine_driver_str(p->m, K_HO_IF);
     auto_free char *iface = xasprintf("--interface=%s", ifname != NULL ? ifname : "");
     auto_free char *macarg = xasprintf("--mac-address=%s", mac_colon);
+    auto_free char *lease = NULL;
+    struct merr quiet = MERR_INIT;
     if (vbm(p->ctx, p->m, false, &lease, &quiet, "dhcpserver", "findlease", iface, macarg, NULL) < 0 ||
-        !vbox_lease_ip(lease, ip, sizeof ip))
+        !vbox_lease_ip(lease, ip, cap))
         return 0;
-found:
+    return 1;
+}
+
+/* The host-only NIC's address: the guest property (with Guest Additions), else the lease of the
+ * host-only network's DHCP server for nic2's MAC. */
+static int poll_ip(void *opaque, struct merr *err)
+{
+    struct ip_poll *p = opaque;
+    char ip[64] = "";
+    auto_free char *prop = NULL;
+    struct merr quiet = MERR_INIT;
+    if (vbm(p->ctx, p->m, false, &prop, &quiet, "guestproperty", "get", p->m->name,
+            "/VirtualBox/GuestInfo/Net/1/V4/IP", NULL) < 0 ||
+        !vbox_guestproperty_value(prop, ip, sizeof ip)) {
+        int r = lease_ip(p, ip, sizeof ip, err);
+        if (r <= 0)
+            return r;
+    }
     machine_driver_set_str(p->m, DKEY_IP, ip);
     return 1;
 }
