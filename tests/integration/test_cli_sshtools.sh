@@ -36,7 +36,7 @@ assert_eq "$("$M" ssh s1 -- cat /etc/hostname)" "s1" "native ssh pins the host k
 step "ssh options before the command go to the system ssh"
 assert_eq "$("$M" ssh s1 -o ConnectionAttempts=1 -- cat /etc/hostname)" "s1" "-o before --"
 # -L with -N: a forward from a local port to the host's sshd, polled (bounded) until it answers
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000)) # below the ephemeral range
 "$M" ssh s1 -N -L "127.0.0.1:$port:127.0.0.1:22" -o ExitOnForwardFailure=yes &
 fwd=$!
 testhost_on_exit "kill $fwd 2>/dev/null"

@@ -151,7 +151,7 @@ check "TCP with --tlsverify fails until TLS exists (never plain text)" failed_fa
 
 tcp_ok=0
 for _ in 1 2 3; do
-    port=$((20000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % 12000)) # below the ephemeral range
     if start_engine "$TMP/e4.sock" "$TMP/e4.pid" -H "tcp://127.0.0.1:$port"; then
         tcp_pid=$STARTED_PID
         body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/_ping")

@@ -51,7 +51,9 @@ registry_start() { # STATEDIR [OWNER_PID]
     mkdir -p "$dir/storage"
     local try port pid
     for try in 1 2 3 4 5 6 7 8 9 10; do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        # Below the kernel's ephemeral range (32768-60999 by default), so an
+        # outgoing connection's local port cannot take it between check and bind.
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
         registry_port_open "$port" && continue
         registry_write_config "$dir" "$port"
         setsid "$REGISTRY_BIN" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
@@ -75,8 +77,11 @@ registry_start() { # STATEDIR [OWNER_PID]
             fi
             return 0
         fi
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+        # The registry may have died already (port taken); under `set -e` a
+        # failing kill or wait must not end the retry loop.
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        cp "$dir/registry.log" "$dir/registry.log.$try" 2>/dev/null || true
     done
     echo "registry.sh: cannot start $REGISTRY_BIN (see $dir/registry.log)" >&2
     cat "$dir/registry.log" >&2 2>/dev/null
