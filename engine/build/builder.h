@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "cleanup.h"
 
@@ -20,8 +22,11 @@ struct registry_config;
  * client went away (the build stops at the next step). */
 typedef int (*build_emit_fn)(void *ctx, const json_t *msg);
 
+struct build_digests;
 struct build_opts {
     const char *context_dir;  /* the extracted context (read-only for the builder) */
+    const struct build_digests *context_digests; /* its files' digests, taken as they
+                                                  * arrived (may be NULL) */
     const char *dockerfile;   /* path inside the context ("Dockerfile") */
     const char *const *tags;  /* "name:tag", NULL-terminated (may be NULL) */
     json_t *buildargs;        /* {"NAME": "value" | null} (may be NULL) */
@@ -40,6 +45,7 @@ struct build_env {
     const struct registry_config *registry;
     build_emit_fn emit;
     void *emit_ctx;
+    bool defer_cache_uses; /* hits are counted after the answer (image_build_cache_count) */
 };
 
 /* Runs the build. On success *image_id_out gets "sha256:<hex>" of the final image (tagged as
@@ -62,6 +68,7 @@ struct copy_spec {
     void *probe_ctx;
     long uid, gid;                  /* owner of what is copied */
     long chmod;                     /* -1: keep the modes */
+    const struct build_digests *digests; /* digests of root's files by inode (may be NULL) */
 };
 /* Writes the tar of what COPY adds (entries named by their path in the image, without the
  * leading '/') to fd, and a description for the history ("file:<sha>", "dir:<sha>",
@@ -70,6 +77,22 @@ struct copy_spec {
  * fd -1: the description alone (what the cache needs), nothing written. */
 MUST_CHECK int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out,
                               struct merr *err);
+
+/* ---- digests.c: the digests of a context's files, taken as the extractor wrote them ---- */
+struct layer_file_digest;
+struct build_digests {
+    struct build_digest_rec *v;
+    size_t n, cap;
+    bool sealed;
+};
+/* A layer_file_fn: records one file (ctx is the struct build_digests). */
+void build_digests_add(void *ctx, const struct layer_file_digest *d);
+/* After the extraction: sorted for lookups; a later record of an inode replaces an earlier. */
+void build_digests_seal(struct build_digests *ds);
+/* The SHA-256 of the contents of the file (dev, ino) if it was recorded with that size. */
+const unsigned char *build_digests_find(const struct build_digests *ds, dev_t dev, ino_t ino,
+                                        uint64_t size);
+void build_digests_release(struct build_digests *ds);
 
 /* ---- unpack.c ---- */
 /* ADD's auto-extraction: when fd holds a tar (plain, gzip, bzip2, xz or zstd) it is unpacked

@@ -27,7 +27,8 @@
 
 struct copy_out {
     int fd;
-    EVP_MD_CTX *md;
+    EVP_MD_CTX *md;  /* the checksum of everything copied */
+    EVP_MD_CTX *fmd; /* one file's contents, whose digest goes into md */
     struct tarw tw;
     const struct copy_spec *spec;
     char *buf;
@@ -51,9 +52,11 @@ static int out_write(void *ctx, const void *buf, size_t len, struct merr *err)
     return 0;
 }
 
-/* The content checksum of the cache: names, types, modes, owners, sizes, link targets and
- * contents; not mtimes (a context extracted again, or a stage rebuilt to the same files, hits
- * the cache), as dockerd's tarsum leaves them out. Then the entry itself. */
+/* The content checksum of the cache: names, types, modes, owners, sizes, link targets and the
+ * SHA-256 of each file's contents; not mtimes (a context extracted again, or a stage rebuilt to
+ * the same files, hits the cache), as dockerd's tarsum leaves them out. Then the entry itself.
+ * A file's contents enter as their digest, so a file of the context whose digest the extractor
+ * took as it arrived (spec->digests) is not read again for the checksum. */
 static int entry(struct copy_out *o, const struct tarw_meta *m, struct merr *err)
 {
     char head[128];
@@ -68,9 +71,40 @@ static int entry(struct copy_out *o, const struct tarw_meta *m, struct merr *err
 
 static int data(struct copy_out *o, const void *buf, size_t len, struct merr *err)
 {
-    if (EVP_DigestUpdate(o->md, buf, len) != 1)
+    if (EVP_DigestUpdate(o->fmd, buf, len) != 1)
         return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
     return o->fd < 0 ? 0 : tarw_data(&o->tw, buf, len, err);
+}
+
+/* A regular file's contents (size bytes of fd, st its inode) after its entry(). */
+static int file_data(struct copy_out *o, int fd, const struct stat *st, uint64_t size,
+                     const char *name, struct merr *err)
+{
+    const unsigned char *known = o->fd < 0 && !o->unpacked && o->spec->digests != NULL
+                                     ? build_digests_find(o->spec->digests, st->st_dev,
+                                                          st->st_ino, size)
+                                     : NULL;
+    if (known != NULL)
+        return EVP_DigestUpdate(o->md, known, 32) == 1
+                   ? 0
+                   : merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+    if (EVP_DigestInit_ex(o->fmd, EVP_sha256(), NULL) != 1)
+        return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+    for (uint64_t left = size; left > 0;) {
+        ssize_t n = read(fd, o->buf, left < COPY_CHUNK ? (size_t)left : COPY_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return merr_set(err, MERR_IO, n < 0 ? errno : 0, "'%s' changed while copied", name);
+        if (data(o, o->buf, (size_t)n, err) < 0)
+            return -1;
+        left -= (uint64_t)n;
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    if (EVP_DigestFinal_ex(o->fmd, d, &dlen) != 1 || EVP_DigestUpdate(o->md, d, dlen) != 1)
+        return merr_set(err, MERR_CRYPTO, 0, "cannot hash");
+    return 0;
 }
 
 /* Cleans a source path relative to the root; NULL when it climbs out of it. */
@@ -191,25 +225,19 @@ static int put_entry(struct copy_out *o, int dirfd, const char *leaf, const char
     }
     if (!S_ISREG(st->st_mode))
         return 0; /* devices, fifos and sockets of a context are not copied */
+    m.type = '0';
+    m.size = (uint64_t)st->st_size;
+    if (o->fd < 0 && !o->unpacked && o->spec->digests != NULL &&
+        build_digests_find(o->spec->digests, st->st_dev, st->st_ino, m.size) != NULL)
+        return entry(o, &m, err) < 0 ? -1 : file_data(o, -1, st, m.size, name, err);
     auto_close int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat now;
     if (fd < 0 || fstat(fd, &now) < 0)
         return merr_set(err, MERR_IO, errno, "cannot open '%s'", name);
-    m.type = '0';
     m.size = (uint64_t)now.st_size;
     if (entry(o, &m, err) < 0)
         return -1;
-    for (uint64_t left = m.size; left > 0;) {
-        ssize_t n = read(fd, o->buf, left < COPY_CHUNK ? (size_t)left : COPY_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return merr_set(err, MERR_IO, n < 0 ? errno : 0, "'%s' changed while copied", name);
-        if (data(o, o->buf, (size_t)n, err) < 0)
-            return -1;
-        left -= (uint64_t)n;
-    }
-    return 0;
+    return file_data(o, fd, &now, m.size, name, err);
 }
 
 /* The contents of the directory dirfd (at rel in the root) under the image path name. */
@@ -387,17 +415,7 @@ static int put_source(struct copy_out *o, int rootfd, const char *rel, bool *is_
     }
     if (entry(o, &m, err) < 0)
         return -1;
-    for (uint64_t left = m.size; left > 0;) {
-        ssize_t n = read(rfd, o->buf, left < COPY_CHUNK ? (size_t)left : COPY_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return merr_set(err, MERR_IO, n < 0 ? errno : 0, "'%s' changed while copied", rel);
-        if (data(o, o->buf, (size_t)n, err) < 0)
-            return -1;
-        left -= (uint64_t)n;
-    }
-    return 0;
+    return file_data(o, rfd, &st, m.size, rel, err);
 }
 
 int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct merr *err)
@@ -412,9 +430,9 @@ int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct
     while (srcs[n] != NULL)
         n++;
     struct copy_out o = { .fd = fd, .spec = spec, .md = EVP_MD_CTX_new(),
-                          .buf = malloc(COPY_CHUNK) };
+                          .fmd = EVP_MD_CTX_new(), .buf = malloc(COPY_CHUNK) };
     o.tw = (struct tarw){ .write = out_write, .ctx = &o };
-    int rc = o.md != NULL && o.buf != NULL && EVP_DigestInit_ex(o.md, EVP_sha256(), NULL) == 1
+    int rc = o.md != NULL && o.fmd != NULL && o.buf != NULL && EVP_DigestInit_ex(o.md, EVP_sha256(), NULL) == 1
                  ? 0
                  : merr_set(err, MERR_NOMEM, 0, "cannot allocate");
     bool is_dir = false;
@@ -434,6 +452,7 @@ int build_copy_tar(const struct copy_spec *spec, int fd, char **what_out, struct
     }
     tarw_release(&o.tw);
     EVP_MD_CTX_free(o.md);
+    EVP_MD_CTX_free(o.fmd);
     free(o.buf);
     return rc;
 }

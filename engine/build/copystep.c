@@ -502,8 +502,16 @@ static char *copy_from_memo_key(struct builder *b, const struct copy_flags *f,
     return key;
 }
 
+/* The step's scratch directory, made when first needed (a cache hit needs none). */
+static const char *need_work(struct builder *b, char **work, struct merr *err)
+{
+    if (*work == NULL)
+        *work = image_store_work_dir(b->env->images, err);
+    return *work;
+}
+
 static int copy_in(struct builder *b, const struct df_instr *in, const struct copy_flags *f,
-                   char **words, const char *work, struct merr *err)
+                   char **words, char **workp, struct merr *err)
 {
     size_t n = 0;
     while (words[n] != NULL)
@@ -515,6 +523,10 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
                                                : xasprintf("%s/%s", wd && wd[0] ? wd : "", dest_word);
     bool add = strcmp(in->cmd, "add") == 0;
     auto_free char *from_root = NULL;
+    /* ADD may fetch or unpack before its checksum: its scratch directory is made at once */
+    const char *work = add ? need_work(b, workp, err) : NULL;
+    if (add && work == NULL)
+        return -1;
     int urls = add ? fetch_urls(b, words, work, &from_root, err) : 0;
     if (urls < 0)
         return -1;
@@ -536,7 +548,8 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
         if (bld_cache_hit(b, key, created_by, err, &hit_rc))
             return hit_rc;
     }
-    if (from_id != NULL && fetch_from(b, f->from, from_id, words, work, &from_root, err) < 0)
+    if (from_id != NULL && ((work = need_work(b, workp, err)) == NULL ||
+                            fetch_from(b, f->from, from_id, words, work, &from_root, err) < 0))
         return -1;
     struct lazy_ctr lc = { b, NULL, dest, 0, MERR_INIT };
     long uid = f->uid, gid = f->gid;
@@ -558,6 +571,7 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
         .chmod = f->chmod,
         .extract_archives = add && urls == 0, /* a remote archive is not unpacked */
         .work = work,
+        .digests = from_root == NULL ? b->o->context_digests : NULL,
     };
     /* the checksum first, without the tar: a hit writes nothing */
     auto_free char *what = NULL;
@@ -579,6 +593,12 @@ static int copy_in(struct builder *b, const struct df_instr *in, const struct co
     if (memo_key != NULL && image_build_cache_memo_put(b->env->images, memo_key, what,
                                                         &ignored) < 0) {
         /* the next build fetches again */
+    }
+    if ((work = need_work(b, workp, err)) == NULL) {
+        if (lc.cid != NULL)
+            bld_remove_container(b, lc.cid, false);
+        free(lc.cid);
+        return -1;
     }
     auto_free char *spool = xasprintf("%s/copy.tar", work);
     auto_close int fd = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -605,12 +625,10 @@ int bld_step_copy(struct builder *b, const struct df_instr *in, struct merr *err
     auto_strv char **words = NULL;
     if (copy_flags(in, &f, err) < 0 || copy_words(b, in, &words, err) < 0)
         return -1;
-    auto_free char *work = image_store_work_dir(b->env->images, err);
-    if (work == NULL)
-        return -1;
-    int rc = copy_in(b, in, &f, words, work, err);
+    auto_free char *work = NULL;
+    int rc = copy_in(b, in, &f, words, &work, err);
     struct merr ignored = MERR_INIT;
-    if (layer_remove_tree(work, &ignored) < 0) {
+    if (work != NULL && layer_remove_tree(work, &ignored) < 0) {
         /* collected at the next start */
     }
     return rc;

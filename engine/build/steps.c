@@ -115,7 +115,8 @@ bool bld_cache_hit(struct builder *b, const char *key, const char *created_by, s
     *rc = 0;
     if (b->o->nocache)
         return false;
-    auto_free char *id = b->cache_from == NULL ? image_build_cache_get(b->env->images, key)
+    auto_free char *id = b->cache_from == NULL ? image_build_cache_get(b->env->images, key,
+                                                                       b->env->defer_cache_uses)
                                                : NULL;
     if (b->cache_from != NULL && cache_from_match(b, created_by) != NULL)
         id = xstrdup(cache_from_match(b, created_by));

@@ -59,15 +59,19 @@ static ssize_t read_body(void *ctx, void *buf, size_t len, struct merr *err)
     return api_request_body_read(ctx, buf, len, err);
 }
 
-/* The request body extracted as it arrives (nothing spooled): an empty body is an empty
- * context, whose missing Dockerfile the builder reports. */
-static int receive_context(struct api_request *req, const char *dir, struct merr *err)
+/* The request body extracted as it arrives (nothing spooled), each file's digest taken as it
+ * is written (COPY's checksum then reads nothing back): an empty body is an empty context,
+ * whose missing Dockerfile the builder reports. */
+static int receive_context(struct api_request *req, const char *dir, struct build_digests *ds,
+                           struct merr *err)
 {
     struct layer_result res;
     if (mkdir(dir, 0755) < 0)
         return merr_set(err, MERR_IO, errno, "cannot prepare the build context");
-    if (layer_extract_plain_reader(read_body, req, LAYER_COMP_DETECT, dir, NULL, &res, err) < 0)
+    if (layer_extract_plain_reader(read_body, req, LAYER_COMP_DETECT, dir, NULL,
+                                   build_digests_add, ds, &res, err) < 0)
         return merr_prefix(err, "the build context");
+    build_digests_seal(ds);
     return 0;
 }
 
@@ -264,15 +268,17 @@ static int build(struct api_request *req, void *data, struct merr *err)
     auto_free char *tar = work != NULL ? xasprintf("%s/context.tar", work) : NULL;
     auto_free char *dir = work != NULL ? xasprintf("%s/context", work) : NULL;
     const char *remote = api_request_query(req, "remote");
+    struct build_digests digests = { 0 };
     int rc = work == NULL ? -1
              : remote != NULL && remote[0] != '\0'
                  ? remote_context(s, remote, tar, dir, api_request_query(req, "dockerfile"), err)
-                 : receive_context(req, dir, err);
+                 : receive_context(req, dir, &digests, err);
     if (rc == 0)
         unlink(tar);
     const char *rm = api_request_query(req, "rm");
     struct build_opts o = {
         .context_dir = dir,
+        .context_digests = &digests,
         .dockerfile = api_request_query(req, "dockerfile"),
         .tags = tags,
         .buildargs = buildargs,
@@ -288,7 +294,7 @@ static int build(struct api_request *req, void *data, struct merr *err)
         .cache_from = cachefrom,
     };
     struct build_out out = { req, api_request_query_bool(req, "q"), false, false };
-    struct build_env env = { s->containers, s->images, s->registry, emit, &out };
+    struct build_env env = { s->containers, s->images, s->registry, emit, &out, true };
     char *id = NULL;
     int code = 0;
     if (rc == 0) {
@@ -315,6 +321,8 @@ static int build(struct api_request *req, void *data, struct merr *err)
         rc = rc == 0 ? api_stream_end(req, err) : rc;
     }
     free(id);
+    image_build_cache_count(s->images); /* after the answer: nobody waits for it */
+    build_digests_release(&digests);
     json_decref(buildargs);
     json_decref(labels);
     json_decref(hc);

@@ -18,6 +18,7 @@
 #include "image/internal.h"
 #include "image/manifest.h"
 #include "image/reference.h"
+#include "strv.h"
 
 #define ENTRY_MAX (64u << 10)
 
@@ -116,7 +117,15 @@ static void key_name(const char *key, char out[65])
     snprintf(out, 65, "%s", image_digest_hex(d));
 }
 
-char *image_build_cache_get(struct image_store *s, const char *key)
+static void count_use(struct image_store *s, const char *name, json_t *e)
+{
+    json_object_set_new(e, "LastUsedAt", json_integer(now_ns()));
+    json_object_set_new(e, "UsageCount",
+                        json_integer(json_integer_value(json_object_get(e, "UsageCount")) + 1));
+    entry_touch(s, name, e);
+}
+
+char *image_build_cache_get(struct image_store *s, const char *key, bool defer)
 {
     char name[65];
     key_name(key, name);
@@ -126,14 +135,29 @@ char *image_build_cache_get(struct image_store *s, const char *key)
         return NULL;
     pthread_mutex_lock(&s->lock);
     bool ok = image_digest_is_valid(id) && store_image_exists(s, id);
+    if (ok && defer)
+        s->pending_uses = strv_push(s->pending_uses, name);
     pthread_mutex_unlock(&s->lock);
     if (!ok)
         return NULL;
-    json_object_set_new(e, "LastUsedAt", json_integer(now_ns()));
-    json_object_set_new(e, "UsageCount",
-                        json_integer(json_integer_value(json_object_get(e, "UsageCount")) + 1));
-    entry_touch(s, name, e);
+    if (!defer)
+        count_use(s, name, e);
     return xstrdup(id);
+}
+
+void image_build_cache_count(struct image_store *s)
+{
+    pthread_mutex_lock(&s->uses_lock);
+    pthread_mutex_lock(&s->lock);
+    auto_strv char **used = s->pending_uses;
+    s->pending_uses = NULL;
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; used != NULL && used[i] != NULL; i++) {
+        auto_json json_t *e = entry_load(s, used[i]);
+        if (e != NULL)
+            count_use(s, used[i], e);
+    }
+    pthread_mutex_unlock(&s->uses_lock);
 }
 
 int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
@@ -150,6 +174,7 @@ int image_build_cache_put(struct image_store *s, const char *key, const char *im
 
 json_t *image_build_cache_list(struct image_store *s, struct merr *err)
 {
+    image_build_cache_count(s); /* the uses of builds that just answered */
     auto_free char *dir = store_path(s, "buildcache");
     json_t *out = json_array();
     DIR *d = dir != NULL ? opendir(dir) : NULL;

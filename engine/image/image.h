@@ -204,11 +204,14 @@ MUST_CHECK int image_commit(struct image_store *s, const struct image_commit_spe
                             char **id_out, struct merr *err);
 
 /* The build cache (buildcache.c): key (any text) → image ID. get gives NULL (no error) on a miss
- * or when the image is gone, and counts the use; put records the step (description: its
+ * or when the image is gone, and counts the use: at once, or with defer when
+ * image_build_cache_count is next called (after a build's answer, so a warm build waits for no
+ * write; list counts them first, so nobody sees a use missing); put records the step (description: its
  * history text). list: [{CacheID, ID (the image), Description, CreatedAt, LastUsedAt (ns since
  * the epoch), UsageCount}], "Gone": true on those whose image is not there any more; drop
  * removes one by CacheID. */
-MUST_CHECK char *image_build_cache_get(struct image_store *s, const char *key);
+MUST_CHECK char *image_build_cache_get(struct image_store *s, const char *key, bool defer);
+void image_build_cache_count(struct image_store *s);
 MUST_CHECK int image_build_cache_put(struct image_store *s, const char *key, const char *image_id,
                                      const char *description, struct merr *err);
 MUST_CHECK struct json_t *image_build_cache_list(struct image_store *s, struct merr *err);

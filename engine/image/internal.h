@@ -122,6 +122,10 @@ struct image_store {
     /* libcurl is loaded and initialised at the first pull, not at start: an idle engine never
      * pays for it (about 5 MiB of resident memory). Under lock. */
     struct curl_api curl;
+    /* build cache entries whose use a hit has not counted yet (image_build_cache_get with
+     * defer): under lock; counted by image_build_cache_count under uses_lock */
+    char **pending_uses;
+    pthread_mutex_t uses_lock;
 };
 
 /* malloc'd "<root>/<fmt...>" */

@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "image/internal.h"
 #include "image/manifest.h"
+#include "strv.h"
 
 #define STORE_MAX_UNCOMPRESSED (64ULL << 30)
 #define STORE_MAX_ENTRIES (4ULL << 20)
@@ -136,6 +137,7 @@ struct image_store *image_store_open(const char *root, const struct mlog *log, s
         }
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->uses_lock, NULL);
     return steal_pointer(&s);
 }
 
@@ -143,6 +145,9 @@ void image_store_free(struct image_store *s)
 {
     if (s == NULL)
         return;
+    image_build_cache_count(s);
+    strv_free(s->pending_uses);
+    pthread_mutex_destroy(&s->uses_lock);
     pthread_mutex_destroy(&s->lock);
     curl_api_unload(&s->curl);
     free(s->root);

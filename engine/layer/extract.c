@@ -12,6 +12,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <search.h>
@@ -55,6 +56,8 @@ struct extract_ctx {
     bool in_userns;
     bool plain; /* not a layer: .wh.* names are ordinary files */
     bool whiteout_files;
+    layer_file_fn on_file;
+    void *file_ctx;
     struct archive *archive;
     struct layer_stream *stream;
     struct merr stream_err;
@@ -323,6 +326,53 @@ static const char *entry_string(const char *mbs, const char *utf8)
 
 /* ---- entry kinds ---- */
 
+/* The contents' digest for on_file: the data blocks in order, holes (the gaps between blocks
+ * of a sparse entry, and its tail) hashed as the zeros they read as. */
+static int hash_zeros(EVP_MD_CTX *md, uint64_t n)
+{
+    static const unsigned char zeros[4096];
+    for (; n > 0;) {
+        size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
+        if (EVP_DigestUpdate(md, zeros, k) != 1)
+            return -1;
+        n -= k;
+    }
+    return 0;
+}
+
+static int hash_block(EVP_MD_CTX *md, uint64_t *hashed, const void *buf, size_t len, int64_t off)
+{
+    if (md == NULL)
+        return 0;
+    if (off < 0 || (uint64_t)off < *hashed)
+        return -1; /* blocks out of order: no digest */
+    if (hash_zeros(md, (uint64_t)off - *hashed) < 0 || EVP_DigestUpdate(md, buf, len) != 1)
+        return -1;
+    *hashed = (uint64_t)off + len;
+    return 0;
+}
+
+static void report_file(struct extract_ctx *ctx, EVP_MD_CTX *md, uint64_t hashed, int fd,
+                        int64_t size)
+{
+    struct layer_file_digest d;
+    struct stat st;
+    unsigned len = 0;
+    if (md == NULL || fstat(fd, &st) < 0 || (size >= 0 && (uint64_t)size < hashed) ||
+        hash_zeros(md, size > 0 ? (uint64_t)size - hashed : 0) < 0 ||
+        EVP_DigestFinal_ex(md, d.sha256, &len) != 1 || len != sizeof d.sha256)
+        return;
+    d.dev = st.st_dev;
+    d.ino = st.st_ino;
+    d.size = (uint64_t)st.st_size;
+    ctx->on_file(ctx->file_ctx, &d);
+}
+
+static void md_free(EVP_MD_CTX **md)
+{
+    EVP_MD_CTX_free(*md);
+}
+
 static int extract_file(struct extract_ctx *ctx, int pfd, const char *base, const char *path,
                         struct archive_entry *e, const struct entry_meta *m, struct merr *err)
 {
@@ -334,6 +384,13 @@ static int extract_file(struct extract_ctx *ctx, int pfd, const char *base, cons
     auto_close int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return merr_set(err, content_code(errno), errno, "cannot create '%s'", path);
+    __attribute__((cleanup(md_free))) EVP_MD_CTX *md = NULL;
+    if (ctx->on_file != NULL && (md = EVP_MD_CTX_new()) != NULL &&
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        md = NULL;
+    }
+    uint64_t hashed = 0;
     for (;;) {
         const void *buf;
         size_t len;
@@ -343,6 +400,10 @@ static int extract_file(struct extract_ctx *ctx, int pfd, const char *base, cons
             break;
         if (r < ARCHIVE_WARN)
             return archive_failure(ctx, err);
+        if (hash_block(md, &hashed, buf, len, off) < 0) {
+            EVP_MD_CTX_free(md);
+            md = NULL;
+        }
         const char *p = buf;
         while (len > 0) {
             ssize_t n = pwrite(fd, p, len, off);
@@ -368,6 +429,7 @@ static int extract_file(struct extract_ctx *ctx, int pfd, const char *base, cons
         return -1;
     if (m->has_times && futimens(fd, m->times) < 0)
         return merr_set(err, MERR_IO, errno, "cannot set times of '%s'", path);
+    report_file(ctx, md, hashed, fd, size);
     return 0;
 }
 
@@ -655,6 +717,8 @@ int layer_extract_src_opts(const struct layer_source *src, enum layer_compressio
         .in_userns = (opts != NULL && opts->assume_userns) || running_in_userns(),
         .plain = opts != NULL && opts->plain,
         .whiteout_files = lim != NULL && lim->whiteout_files,
+        .on_file = opts != NULL ? opts->on_file : NULL,
+        .file_ctx = opts != NULL ? opts->file_ctx : NULL,
     };
     int r = -1;
     ctx.rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -696,9 +760,10 @@ int layer_extract_plain_fd(int fd, enum layer_compression comp, const char *dest
 
 int layer_extract_plain_reader(layer_read_fn read, void *ctx, enum layer_compression comp,
                                const char *dest, const struct layer_limits *lim,
-                               struct layer_result *res, struct merr *err)
+                               layer_file_fn on_file, void *file_ctx, struct layer_result *res,
+                               struct merr *err)
 {
     struct layer_source src = { .fd = -1, .read = read, .ctx = ctx, .no_digest = true };
-    struct layer_extract_opts o = { .plain = true };
+    struct layer_extract_opts o = { .plain = true, .on_file = on_file, .file_ctx = file_ctx };
     return layer_extract_src_opts(&src, comp, dest, lim, &o, res, err);
 }

@@ -98,6 +98,8 @@ struct layer_extract_opts {
     bool force_fallback_resolve; /* resolve paths without openat2 */
     bool assume_userns;          /* behave as inside a user namespace (skip devices) */
     bool plain;                  /* not a layer: .wh.* names are ordinary files */
+    layer_file_fn on_file;       /* each regular file's digest (may be NULL) */
+    void *file_ctx;
 };
 
 int layer_extract_fd_opts(int fd, enum layer_compression comp, const char *dest,

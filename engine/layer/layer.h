@@ -45,9 +45,20 @@ typedef ssize_t (*layer_read_fn)(void *ctx, void *buf, size_t len, struct merr *
 /* layer_extract_plain_fd reading from `read` (a request body as it arrives) instead of a file:
  * the extraction keeps pace with the sender, and nothing is spooled. No DiffID is computed
  * (res gets the size alone). */
+/* What a plain extraction reports of each regular file it wrote (when asked): its inode, size
+ * and the SHA-256 of its contents (holes of sparse entries read as zeros), so a caller that
+ * checksums the files later need not read them again. */
+struct layer_file_digest {
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;
+    unsigned char sha256[32];
+};
+typedef void (*layer_file_fn)(void *ctx, const struct layer_file_digest *d);
 int layer_extract_plain_reader(layer_read_fn read, void *ctx, enum layer_compression comp,
                                const char *dest, const struct layer_limits *lim,
-                               struct layer_result *res, struct merr *err)
+                               layer_file_fn on_file, void *file_ctx, struct layer_result *res,
+                               struct merr *err)
     __attribute__((warn_unused_result));
 
 /* Writes the diff directory src to out_fd as an uncompressed tar (sorted, no

@@ -627,7 +627,7 @@ static void test_reader_source(void **state)
         struct piece_reader r = { cases[i], 0, false };
         struct layer_result res = { .diff_id = "x" };
         struct merr err = MERR_INIT;
-        if (layer_extract_plain_reader(read_pieces, &r, LAYER_COMP_DETECT, f->dest, NULL, &res,
+        if (layer_extract_plain_reader(read_pieces, &r, LAYER_COMP_DETECT, f->dest, NULL, NULL, NULL, &res,
                                        &err) != 0)
             fail_msg("case %zu: %s", i, err.msg);
         assert_int_equal(res.size, tar.len);
@@ -642,7 +642,7 @@ static void test_reader_source(void **state)
     struct piece_reader r = { &tar, 0, true };
     struct layer_result res;
     struct merr err = MERR_INIT;
-    assert_int_equal(layer_extract_plain_reader(read_pieces, &r, LAYER_COMP_NONE, f->dest, NULL,
+    assert_int_equal(layer_extract_plain_reader(read_pieces, &r, LAYER_COMP_NONE, f->dest, NULL, NULL, NULL,
                                                 &res, &err), -1);
     assert_non_null(strstr(err.msg, "the client went away"));
     buf_free(&tar);
