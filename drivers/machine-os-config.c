@@ -49,3 +49,16 @@ int machine_os_config_disk(const char *hostname, const char *authorized_keys, ch
     *len = MACHINE_OS_CONFIG_DISK_BYTES;
     return 0;
 }
+
+char *machine_os_default_image(const char *image_flag, struct merr *err)
+{
+    static const char *const rel[] = { "../machine-os/" MACHINE_OS_IMAGE_NAME,
+                                       "../lib/machine/" MACHINE_OS_IMAGE_NAME,
+                                       MACHINE_OS_IMAGE_NAME, NULL };
+    char *found = fs_find_beside_exe(rel);
+    if (found == NULL)
+        merr_set(err, MERR_NOT_FOUND, 0,
+                 "cannot find the boot image (%s): build it with 'make -C build machine-os' or "
+                 "pass %s", MACHINE_OS_IMAGE_NAME, image_flag);
+    return found;
+}

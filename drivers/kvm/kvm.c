@@ -22,6 +22,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "kvm-priv.h"
+#include "machine-os-config.h"
 #include "registry.h"
 #include "store.h"
 
@@ -33,7 +34,6 @@
 #define K_NET_OURS "NetworkCreated"
 #define K_TYPE "DomainType"
 #define K_IMAGE "Image"
-#define IMAGE_NAME "machine-os.iso"
 #define CONSOLE_LOG_DIR "/var/log/libvirt/qemu"
 
 static const struct driver_flag kvm_flags[] = {
@@ -118,16 +118,7 @@ static char *find_image(const struct machine *m, struct merr *err)
         merr_set(err, MERR_INVALID, errno, "cannot read --kvm-image '%s'", flag);
         return NULL;
     }
-    static const char *const rel[] = { "../machine-os/" IMAGE_NAME, "../lib/machine/" IMAGE_NAME,
-                                       IMAGE_NAME, NULL };
-    char *found = fs_find_beside_exe(rel);
-    if (found != NULL)
-        return found;
-    merr_set(err, MERR_NOT_FOUND, 0,
-             "cannot find the boot image (%s): build it with 'make -C build machine-os' or pass "
-             "--kvm-image",
-             IMAGE_NAME);
-    return NULL;
+    return machine_os_default_image("--kvm-image", err);
 }
 
 /* ---- storage ------------------------------------------------------------- */

@@ -51,7 +51,7 @@
 #define K_VBM "VBoxManage"
 #define K_HO_IF "HostOnlyAdapter"
 #define K_NAT_PORT "NATSSHPort"
-#define IMAGE_NAME "machine-os.iso"
+#define IMAGE_NAME MACHINE_OS_IMAGE_NAME
 
 static const char *const nictypes[] = { "Am79C970A", "Am79C973", "82540EM", "82543GC",
                                         "82545EM", "virtio", NULL };
@@ -383,14 +383,7 @@ static char *find_image(const struct driver_ctx *ctx, const struct machine *m, s
         merr_set(err, MERR_INVALID, errno, "cannot read the boot image '%s'", flag);
         return NULL;
     }
-    static const char *const rel[] = { "../machine-os/" IMAGE_NAME, "../lib/machine/" IMAGE_NAME,
-                                       IMAGE_NAME, NULL };
-    char *found = fs_find_beside_exe(rel);
-    if (found == NULL)
-        merr_set(err, MERR_NOT_FOUND, 0,
-                 "cannot find the boot image (%s): build it with 'make -C build machine-os' or "
-                 "pass --virtualbox-image", IMAGE_NAME);
-    return found;
+    return machine_os_default_image("--virtualbox-image", err);
 }
 
 /* ---- create -------------------------------------------------------------------------- */
