@@ -183,7 +183,8 @@ static int run_helper(const struct cmd_runner *runner, const char *server, struc
                       struct merr *err)
 {
     auto_free char *prog = xasprintf("docker-credential-%s", out->helper);
-    auto_free char *helper = steal_pointer(&out->helper);
+    free(out->helper); /* out becomes the helper's answer */
+    out->helper = NULL;
     char *argv[] = { prog, "get", NULL };
     struct cmd_spec spec = { .argv = argv, .in = server, .in_len = strlen(server),
                              .timeout_ms = HELPER_TIMEOUT_MS, .out_max = HELPER_OUT_MAX,
