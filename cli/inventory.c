@@ -80,6 +80,14 @@ static char *ssh_common_args(const struct inventory_host *h)
     return xasprintf("-o StrictHostKeyChecking=yes -o 'UserKnownHostsFile=%s'", h->known_hosts);
 }
 
+/* The python3 of hosts whose image we make (machine-host of -d container). Ansible would find it
+ * too, but on an OS it does not know it warns that the discovered path may change meaning; other
+ * hosts are left to its discovery. */
+static const char *known_python(const char *driver)
+{
+    return driver != NULL && strcmp(driver, "container") == 0 ? "/usr/bin/python3" : NULL;
+}
+
 static void render_ansible(FILE *out, const struct inventory_host *hosts, size_t n)
 {
     fputs("# machine inventory --format ansible\nall:\n  hosts:", out);
@@ -97,6 +105,10 @@ static void render_ansible(FILE *out, const struct inventory_host *hosts, size_t
         put_quoted(out, h->key_path);
         fputs("\n      ansible_ssh_common_args: ", out);
         put_quoted(out, common);
+        if (known_python(h->driver) != NULL) {
+            fputs("\n      ansible_python_interpreter: ", out);
+            put_quoted(out, known_python(h->driver));
+        }
         fputs("\n      machine_driver: ", out);
         put_quoted(out, h->driver);
         fputc('\n', out);

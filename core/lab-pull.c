@@ -1,5 +1,6 @@
 /* setup.images references: pulled once on this computer from their registry (the Registry HTTP
- * API v2, anonymous bearer tokens as Docker Hub hands out) into a docker-archive file under
+ * API v2; Basic credentials or bearer tokens, anonymous or asked for with the credentials of
+ * `docker login` (dockercreds.h), when the registry asks) into a docker-archive file under
  * <store>/cache/images, which lab-images.c then loads onto each host. Loopback registries are
  * spoken to over plain HTTP (dockerd's default for 127.0.0.0/8), every other one over HTTPS. */
 #include "lab-pull.h"
@@ -11,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include "curl_linked.h"
 #include "curlapi.h"
+#include "dockercreds.h"
 #include "error.h"
 #include "fsutil.h"
 #include "http.h"
@@ -119,7 +122,10 @@ struct puller {
     struct http_client *hc;
     const struct lab_image_ref *ref;
     char *base;  /* scheme://registry */
-    char *auth;  /* "Authorization: Bearer ..." once a token was asked for */
+    char *auth;  /* "Authorization: ..." once the registry asked for it (a secret) */
+    bool creds_read;
+    struct dockercreds creds; /* docker login's, read when the registry first asks */
+    char *creds_source;       /* where they came from, for messages */
 };
 
 static bool loopback(const char *registry)
@@ -128,6 +134,41 @@ static bool loopback(const char *registry)
            strncmp(registry, "[::1]", 5) == 0;
 }
 
+static void set_auth(struct puller *p, char *line)
+{
+    if (p->auth != NULL) {
+        explicit_bzero(p->auth, strlen(p->auth));
+        free(p->auth);
+    }
+    p->auth = line;
+}
+
+/* The user's docker credentials for the registry, read once. */
+static int read_creds(struct puller *p, struct merr *err)
+{
+    if (p->creds_read)
+        return 0;
+    p->creds_read = true;
+    if (dockercreds_lookup(NULL, p->ref->registry, &p->creds, &p->creds_source, err) < 0)
+        return merr_prefix(err, "credentials for registry '%s'", p->ref->registry);
+    return 0;
+}
+
+/* What a registry that still refuses says: which credentials it refused, or how to give some. */
+static int refused(struct puller *p, long status, struct merr *err)
+{
+    if (p->creds.kind == DOCKERCREDS_BASIC)
+        return merr_set(err, MERR_AUTH, 0,
+                        "registry '%s' refused the credentials of '%s' from '%s' (HTTP %ld)",
+                        p->ref->registry, p->creds.username, p->creds_source, status);
+    bool hub = strcmp(p->ref->registry, "registry-1.docker.io") == 0; /* `docker login` alone */
+    return merr_set(err, MERR_AUTH, 0,
+                    "registry '%s' asks for credentials (HTTP %ld): run 'docker login%s%s'",
+                    p->ref->registry, status, hub ? "" : " ", hub ? "" : p->ref->registry);
+}
+
+/* A token for the challenge, asked for with the user's credentials when there are any (only
+ * over https, or plain http on loopback). */
 static int fetch_token(struct puller *p, const char *challenge, struct merr *err)
 {
     auto_free char *realm = lab_bearer_param(challenge, "realm");
@@ -136,11 +177,25 @@ static int fetch_token(struct puller *p, const char *challenge, struct merr *err
     if (realm == NULL)
         return merr_set(err, MERR_AUTH, 0, "registry '%s' asks for credentials ('%s')",
                         p->ref->registry, challenge);
-    auto_free char *url = xasprintf("%s?service=%s&scope=%s", realm, service ? service : "",
-                                    scope ? scope : "");
-    struct http_request rq = { .url = url, .deadline_ms = 60000 };
+    if (read_creds(p, err) < 0)
+        return -1;
+    auto_free char *basic = NULL;
+    if (p->creds.kind == DOCKERCREDS_BASIC) {
+        bool plain_ok = strncmp(realm, "http://", 7) == 0 && loopback(realm + 7);
+        if (strncmp(realm, "https://", 8) != 0 && !plain_ok)
+            return merr_set(err, MERR_AUTH, 0, "refusing to send credentials to token realm '%s': not https",
+                            realm);
+        basic = xasprintf("Authorization: Basic %s", p->creds.basic);
+    }
+    auto_free char *url = xasprintf("%s%cservice=%s&scope=%s", realm, strchr(realm, '?') ? '&' : '?',
+                                    service ? service : "", scope ? scope : "");
+    const char *headers[2] = { basic, NULL };
+    struct http_request rq = { .url = url, .headers = headers, .deadline_ms = 60000 };
     struct http_response resp;
-    if (http_do(p->hc, &rq, &resp, err) < 0)
+    int rc = http_do(p->hc, &rq, &resp, err);
+    if (basic != NULL)
+        explicit_bzero(basic, strlen(basic));
+    if (rc < 0)
         return -1;
     json_error_t jerr;
     json_t *j = resp.status == 200 ? json_loadb(resp.body ? resp.body : "", resp.len, 0, &jerr) : NULL;
@@ -148,16 +203,33 @@ static int fetch_token(struct puller *p, const char *challenge, struct merr *err
     if (tok == NULL)
         tok = json_string_value(json_object_get(j, "access_token"));
     if (tok != NULL)
-        p->auth = xasprintf("Authorization: Bearer %s", tok);
+        set_auth(p, xasprintf("Authorization: Bearer %s", tok));
     json_decref(j);
     long status = resp.status;
+    if (resp.body != NULL)
+        explicit_bzero(resp.body, resp.len);
     http_response_clear(&resp);
-    if (p->auth == NULL)
-        return merr_set(err, MERR_AUTH, 0, "no anonymous token from '%s' (HTTP %ld)", realm, status);
+    if (tok == NULL && (status == 401 || status == 403))
+        return refused(p, status, err);
+    if (tok == NULL)
+        return merr_set(err, MERR_AUTH, 0, "no token from '%s' (HTTP %ld)", realm, status);
     return 0;
 }
 
-/* GET path on the registry (asking for a token once when told to). */
+/* Answers a 401's challenge: Basic with the user's credentials, or a Bearer token. */
+static int answer_challenge(struct puller *p, const char *challenge, struct merr *err)
+{
+    if (strncasecmp(challenge, "Basic", 5) != 0 || (challenge[5] != ' ' && challenge[5] != '\0'))
+        return fetch_token(p, challenge, err);
+    if (read_creds(p, err) < 0)
+        return -1;
+    if (p->creds.kind != DOCKERCREDS_BASIC)
+        return refused(p, 401, err);
+    set_auth(p, xasprintf("Authorization: Basic %s", p->creds.basic));
+    return 0;
+}
+
+/* GET path on the registry (answering its challenge once when told to). */
 static int reg_get(struct puller *p, const char *path, const char *accept, http_write_fn on_body,
                    void *ctx, struct http_response *resp, struct merr *err)
 {
@@ -171,12 +243,16 @@ static int reg_get(struct puller *p, const char *path, const char *accept, http_
         if (http_do(p->hc, &rq, resp, err) < 0)
             return -1;
         const char *challenge = http_response_header(resp, "WWW-Authenticate");
-        if (resp->status != 401 || p->auth != NULL || challenge == NULL)
+        if (resp->status != 401 || attempt > 0 || challenge == NULL)
             break;
         auto_free char *c = xstrdup(challenge);
         http_response_clear(resp);
-        if (fetch_token(p, c, err) < 0)
+        if (answer_challenge(p, c, err) < 0)
             return -1;
+    }
+    if (resp->status == 401) {
+        http_response_clear(resp);
+        return refused(p, 401, err);
     }
     if (resp->status != 200) {
         long st = resp->status;
@@ -385,7 +461,9 @@ static int pull_into(const struct lab_image_ref *ref, const char *dir, const cha
     json_decref(man);
     http_client_free(p.hc);
     free(p.base);
-    free(p.auth);
+    set_auth(&p, NULL);
+    dockercreds_clear(&p.creds);
+    free(p.creds_source);
     return rc;
 }
 

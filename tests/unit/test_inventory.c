@@ -77,6 +77,28 @@ static void test_ansible(void **state)
     assert_string_equal(none, "# machine inventory --format ansible\nall:\n  hosts: {}\n");
 }
 
+static void test_ansible_python(void **state)
+{
+    /* a container host runs machine-host, whose python3 is named; other hosts are left to
+     * Ansible's interpreter discovery */
+    struct inventory_host two[] = { hosts[0], hosts[0] };
+    two[1].name = "node-1";
+    two[1].driver = "container";
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    inventory_render(f, INVENTORY_ANSIBLE, two, 2);
+    fclose(f);
+    const char *node = strstr(buf, "\"node-1\":\n");
+    assert_non_null(node);
+    assert_non_null(strstr(node, "\n      ansible_python_interpreter: \"/usr/bin/python3\"\n"
+                                 "      machine_driver: \"container\"\n"));
+    assert_int_equal(strstr(buf, "ansible_python_interpreter") - buf,
+                     strstr(node, "ansible_python_interpreter") - buf); /* once: not for web-1 */
+    free(buf);
+}
+
 static void test_json(void **state)
 {
     auto_free char *out = render(INVENTORY_JSON, 2);
@@ -118,7 +140,8 @@ static void test_format_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_groups), cmocka_unit_test(test_ansible), cmocka_unit_test(test_json),
+        cmocka_unit_test(test_groups), cmocka_unit_test(test_ansible),
+        cmocka_unit_test(test_ansible_python), cmocka_unit_test(test_json),
         cmocka_unit_test(test_ssh_config), cmocka_unit_test(test_format_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

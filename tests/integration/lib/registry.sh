@@ -9,7 +9,9 @@
 # Run as a command (for C tests), the registry stops when OWNER_PID exits:
 #     registry.sh start STATEDIR OWNER_PID   # writes STATEDIR/addr, prints it
 #     registry.sh stop STATEDIR
-# Optional: REGISTRY_HTPASSWD=FILE enables Basic auth with that htpasswd file.
+# Optional: REGISTRY_HTPASSWD=FILE enables Basic auth with that htpasswd file;
+# REGISTRY_TOKEN_REALM=URL (with REGISTRY_TOKEN_SERVICE, REGISTRY_TOKEN_ISSUER and
+# REGISTRY_TOKEN_CERTS, a PEM bundle) enables Bearer token auth (lib/token_server.py).
 
 REGISTRY_BIN=${REGISTRY_BIN:-docker-registry}
 
@@ -36,6 +38,13 @@ registry_write_config() { # STATEDIR PORT
             echo "  htpasswd:"
             echo "    realm: machine-test"
             echo "    path: $REGISTRY_HTPASSWD"
+        elif [ -n "${REGISTRY_TOKEN_REALM:-}" ]; then
+            echo "auth:"
+            echo "  token:"
+            echo "    realm: $REGISTRY_TOKEN_REALM"
+            echo "    service: $REGISTRY_TOKEN_SERVICE"
+            echo "    issuer: $REGISTRY_TOKEN_ISSUER"
+            echo "    rootcertbundle: $REGISTRY_TOKEN_CERTS"
         fi
     } >"$dir/config.yml"
 }

@@ -43,8 +43,10 @@ TESTHOST_LIB_LOADED=1
 
 TESTHOST_SUBNET_PREFIX=10.213
 TESTHOST_GUARD_ROUTE=10.213.0.0/16
-# Bump when the image recipe changes: a cached rootfs with another stamp is rebuilt.
-TESTHOST_ROOTFS_VERSION=1
+# Bump when the image recipe changes: a cached rootfs with another stamp is rebuilt. Each
+# version has its own directory, so trees of another version (other checkouts testing at the
+# same time) keep theirs. 2: python3 (ansible's modules run on the hosts).
+TESTHOST_ROOTFS_VERSION=2
 TESTHOST_STATE_ROOT=/run/machine-tests
 TESTHOST_LOCK="$TESTHOST_STATE_ROOT/net.lock"
 if [ "${TESTHOST_JOIN:-0}" = 1 ]; then
@@ -125,7 +127,7 @@ testhost__rootfs_build() {
     start=$(date +%s)
     testhost__log "building bookworm minbase rootfs from '$mirror' (one time, ~1 min)"
     timeout --kill-after=10 900 debootstrap --variant=minbase \
-        --include=openssh-server,iproute2,procps,sudo \
+        --include=openssh-server,iproute2,procps,sudo,python3 \
         bookworm "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1
     rc=$?
     if [ "$rc" -ne 0 ]; then
@@ -151,7 +153,7 @@ testhost__rootfs_build() {
 testhost_rootfs() {
     local cache final d
     cache=$(testhost__cache_dir)
-    final="$cache/rootfs-bookworm"
+    final="$cache/rootfs-bookworm-v$TESTHOST_ROOTFS_VERSION"
     if testhost__rootfs_ok "$final"; then
         printf '%s\n' "$final"
         return 0
