@@ -23,6 +23,12 @@
 #include "log.h"
 #include "service-priv.h"
 
+static unsigned long inode_of(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
 static void close_all(int *fds, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -127,10 +133,35 @@ void svc_ports_stop(struct net_service *s, struct net_ctr *c)
     c->hold_w = -1;
 }
 
-int svc_ports_adopt(struct net_service *s, struct net_ctr *c, struct merr *err)
+/* The write end of the adopted proxy's hold pipe, from the monitor (holder's fd holder_fd)
+ * when it is the pipe the proxy's fd 3 reads: the engine holds it again, so the proxy ends at
+ * the engine's stop, as one it started (not on its own first, reported as lost). */
+static void take_hold_back(struct net_ctr *c, pid_t holder, int holder_fd)
+{
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/3", (int)c->px.pid);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    int pidfd = holder > 0 && n > 0 ? pidfd_open(holder, 0) : -1;
+    int fd = pidfd >= 0 ? (int)pidfd_getfd(pidfd, holder_fd, 0) : -1;
+    if (pidfd >= 0)
+        close(pidfd);
+    if (fd < 0)
+        return;
+    link[n] = '\0';
+    char want[64];
+    snprintf(want, sizeof want, "pipe:[%lu]", inode_of(fd));
+    if (strcmp(link, want) == 0 && c->hold_w < 0)
+        c->hold_w = fd;
+    else
+        close(fd);
+}
+
+int svc_ports_adopt(struct net_service *s, struct net_ctr *c, pid_t holder, int holder_fd,
+                    struct merr *err)
 {
     if (c->bound_recorded && net_pxproc_adopt(&c->px) == 1) {
         mlog_info(s->log, "container %s: its port proxy (pid %d) runs on", c->id, (int)c->px.pid);
+        take_hold_back(c, holder, holder_fd);
         net_proxy_watch(s->proxy, c->id, c->px.pid, c->px.pidfd);
         return 0;
     }
@@ -151,12 +182,6 @@ int svc_ports_adopt(struct net_service *s, struct net_ctr *c, struct merr *err)
 
 /* ---- the embedded DNS server's sockets ---- */
 
-static unsigned long inode_of(int fd)
-{
-    struct stat st;
-    return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
-}
-
 /* Serves udp and tcp (taken over) for c, with its --dns servers as upstreams. */
 static int dns_serve(struct net_service *s, const struct net_ctr *c, int udp, int tcp,
                      struct merr *err)
@@ -173,17 +198,25 @@ static int dns_serve(struct net_service *s, const struct net_ctr *c, int udp, in
     return 0;
 }
 
-int svc_dns_attach(struct net_service *s, struct net_ctr *c, int held[2], struct merr *err)
+static int dns_bind(const struct net_ctr *c, int *udp, int *tcp, struct merr *err)
 {
     uint32_t addr;
-    int udp = -1, tcp = -1;
     if (net_ip_parse(NET_DNS_ADDR, &addr, err) < 0 ||
-        nl_netns_bind(c->netns, SOCK_DGRAM, addr, 53, &udp, err) < 0)
+        nl_netns_bind(c->netns, SOCK_DGRAM, addr, 53, udp, err) < 0)
         return merr_prefix(err, "embedded DNS");
-    if (nl_netns_bind(c->netns, SOCK_STREAM, addr, 53, &tcp, err) < 0) {
-        close(udp);
+    if (nl_netns_bind(c->netns, SOCK_STREAM, addr, 53, tcp, err) < 0) {
+        close(*udp);
+        *udp = -1;
         return merr_prefix(err, "embedded DNS");
     }
+    return 0;
+}
+
+int svc_dns_attach(struct net_service *s, struct net_ctr *c, int held[2], struct merr *err)
+{
+    int udp = -1, tcp = -1;
+    if (dns_bind(c, &udp, &tcp, err) < 0)
+        return -1;
     if (held != NULL) {
         held[0] = fcntl(udp, F_DUPFD_CLOEXEC, 3);
         held[1] = fcntl(tcp, F_DUPFD_CLOEXEC, 3);
@@ -213,12 +246,31 @@ int svc_dns_adopt(struct net_service *s, struct net_ctr *c, pid_t holder, int ho
     int e = errno;
     if (pidfd >= 0)
         close(pidfd);
-    if (udp >= 0 && tcp >= 0)
-        return dns_serve(s, c, udp, tcp, err);
-    close_all((int[]){ udp, tcp }, 2);
-    if (c->dns_ino[0] != 0)
-        mlog_warn(s->log, "container %s: its DNS sockets could not be taken back from its "
-                          "monitor (%s): bound anew",
-                  c->id, strerror(e));
-    return svc_dns_attach(s, c, NULL, err);
+    if (udp < 0 || tcp < 0) {
+        close_all((int[]){ udp, tcp }, 2);
+        if (c->dns_ino[0] != 0)
+            mlog_warn(s->log, "container %s: its DNS sockets could not be taken back from its "
+                              "monitor (%s): bound anew",
+                      c->id, strerror(e));
+        udp = tcp = -1;
+        if (dns_bind(c, &udp, &tcp, err) < 0)
+            return -1;
+    }
+    /* served once every container is back (svc_dns_serve_adopted): a name asked now must not
+     * miss a container adopted after this one */
+    c->dns_adopted[0] = udp;
+    c->dns_adopted[1] = tcp;
+    return 0;
+}
+
+void svc_dns_serve_adopted(struct net_service *s)
+{
+    for (struct net_ctr *c = s->ctrs; c != NULL; c = c->next) {
+        if (c->dns_adopted[0] < 0)
+            continue;
+        struct merr err = MERR_INIT;
+        if (dns_serve(s, c, c->dns_adopted[0], c->dns_adopted[1], &err) < 0)
+            mlog_warn(s->log, "container %s: %s", c->id, err.msg);
+        c->dns_adopted[0] = c->dns_adopted[1] = -1;
+    }
 }

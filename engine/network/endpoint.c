@@ -46,6 +46,9 @@ static void ctr_free(struct net_ctr *c)
     free(c->netns);
     free(c->bound);
     net_pxproc_release(&c->px); /* the engine goes; a running container's proxy stays */
+    for (size_t i = 0; i < 2; i++)
+        if (c->dns_adopted[i] >= 0)
+            close(c->dns_adopted[i]);
     if (c->hold_w >= 0)
         close(c->hold_w);
     strv_free(c->dns.servers);
@@ -59,6 +62,7 @@ static struct net_ctr *ctr_alloc(void)
 {
     struct net_ctr *c = xcalloc(1, sizeof *c);
     c->px.pidfd = c->hold_w = -1;
+    c->dns_adopted[0] = c->dns_adopted[1] = -1;
     return c;
 }
 
@@ -735,6 +739,10 @@ static void stop_locked(struct net_service *s, struct net_ctr *c)
         svc_run_load_proxy(dir, &c->px);
     svc_ports_stop(s, c);
     net_dns_remove_owner(s->dns, c->id);
+    for (size_t i = 0; i < 2; i++)
+        if (c->dns_adopted[i] >= 0)
+            close(c->dns_adopted[i]);
+    c->dns_adopted[0] = c->dns_adopted[1] = -1;
     for (size_t i = 0; i < c->n_eps; i++)
         ep_detach(s, &c->eps[i]);
     if (c->netns != NULL) {
@@ -1001,7 +1009,7 @@ int net_ctr_adopt(struct net_service *s, const char *id, pid_t holder, int holde
     c->running = true;
     /* the proxy ran on; the DNS sockets waited in the monitor (queries queued in them) */
     if ((on_user_network(s, c) && svc_dns_adopt(s, c, holder, holder_fd, err) < 0) ||
-        svc_ports_adopt(s, c, err) < 0) {
+        svc_ports_adopt(s, c, holder, holder_fd, err) < 0) {
         rc = -1;
         goto out;
     }

@@ -86,8 +86,9 @@ void net_ctr_stop(struct net_service *s, const char *id);
  * 0: none) and its names served again. */
 int net_ctr_adopt(struct net_service *s, const char *id, pid_t holder, int holder_fd,
                   struct merr *err) MUST_CHECK;
-/* The namespaces a previous engine left for containers of this one that are not running now
- * (after the containers were recovered). */
+/* After the containers were recovered: the re-adopted ones' DNS sockets served (the queries
+ * waiting in them answered), and the namespaces a previous engine left for containers of
+ * this one that are not running now removed. */
 void net_service_remove_stale(struct net_service *s);
 void net_ctr_remove(struct net_service *s, const char *id);
 /* Fills NetworkSettings (and, for ps, Ports) of a rendered container. */

@@ -76,6 +76,7 @@ struct net_ctr {
     struct net_pxproc px; /* its machine-proxy */
     int hold_w;           /* the engine's end of the proxy's hold pipe, -1: none */
     unsigned long dns_ino[2]; /* the embedded DNS sockets (udp, tcp), as recorded for adoption */
+    int dns_adopted[2];       /* taken back, served once recovery is done; -1: none */
     struct net_ctr *next;
 };
 
@@ -136,14 +137,18 @@ int svc_ports_publish(struct net_service *s, struct net_ctr *c, bool hold, struc
 void svc_ports_stop(struct net_service *s, struct net_ctr *c);
 /* net_proxy_exit_fn: a machine-proxy ended while its container runs (takes the lock). */
 void svc_proxy_exited(void *data, const char *owner, pid_t pid);
-int svc_ports_adopt(struct net_service *s, struct net_ctr *c, struct merr *err) MUST_CHECK;
+/* The proxy recorded in run.json when it runs on (the hold pipe's write end taken back from
+ * holder's fd holder_fd), else the ports bound and a new proxy started. */
+int svc_ports_adopt(struct net_service *s, struct net_ctr *c, pid_t holder, int holder_fd,
+                    struct merr *err) MUST_CHECK;
 /* The embedded DNS sockets of c, served; dups of them into held[0] (udp) and held[1] (tcp)
  * when held is given (for the container's monitor to keep). */
 int svc_dns_attach(struct net_service *s, struct net_ctr *c, int held[2], struct merr *err) MUST_CHECK;
 /* Takes the DNS sockets back from holder (fds holder_fd, holder_fd + 1) when they are the
- * ones recorded, else binds new ones. */
+ * ones recorded, else binds new ones; they are served by svc_dns_serve_adopted. */
 int svc_dns_adopt(struct net_service *s, struct net_ctr *c, pid_t holder, int holder_fd,
                   struct merr *err) MUST_CHECK;
+void svc_dns_serve_adopted(struct net_service *s);
 /* Containers running on n, for network inspect. */
 json_t *svc_network_containers_json(struct net_service *s, const struct net_network *n);
 bool svc_network_in_use(struct net_service *s, const struct net_network *n); /* running endpoints */

@@ -343,6 +343,7 @@ static bool known_container(const struct net_service *s, const char *id)
 void net_service_remove_stale(struct net_service *s)
 {
     pthread_mutex_lock(&s->lock);
+    svc_dns_serve_adopted(s); /* every container is back: names of all of them resolve */
     auto_closedir DIR *d = opendir(s->netns_dir);
     struct dirent *de;
     while (d != NULL && (de = readdir(d)) != NULL) {
