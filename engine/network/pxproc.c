@@ -100,18 +100,20 @@ int net_pxproc_spawn(const char *path, int hold, const struct px_listener *ls, s
                      struct net_pxproc *out, struct merr *err)
 {
     *out = (struct net_pxproc){ .pidfd = -1 };
-    size_t nfds = n + 1;
-    int *fds = xcalloc(nfds, sizeof *fds);
+    size_t nfds = 0;
+    int *fds = xcalloc(n + 1, sizeof *fds);
     char **argv = xcalloc(n + 4, sizeof *argv);
     size_t k = 0;
     argv[k++] = xstrdup(path);
-    argv[k++] = xstrdup("--hold");
-    argv[k++] = xstrdup("3");
-    fds[0] = hold;
+    if (hold >= 0) {
+        argv[k++] = xstrdup("--hold");
+        argv[k++] = xstrdup("3");
+        fds[nfds++] = hold;
+    }
     for (size_t i = 0; i < n; i++) {
         struct px_listener l = ls[i];
-        fds[i + 1] = l.fd;
-        l.fd = (int)(4 + i);
+        l.fd = (int)(3 + nfds);
+        fds[nfds++] = ls[i].fd;
         char spec[PX_SPEC_MAX];
         if (px_listener_format(&l, spec, sizeof spec) < 0)
             abort(); /* PX_SPEC_MAX holds the longest */
@@ -137,6 +139,12 @@ int net_pxproc_spawn(const char *path, int hold, const struct px_listener *ls, s
     return 0;
 }
 
+bool net_pxproc_alive(const struct net_pxproc *px)
+{
+    struct pollfd p = { .fd = px->pidfd, .events = POLLIN };
+    return px->pidfd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 int net_pxproc_adopt(struct net_pxproc *px)
 {
     px->pidfd = -1;
@@ -150,13 +158,12 @@ int net_pxproc_adopt(struct net_pxproc *px)
         return 0;
     }
     px->pidfd = pidfd;
+    if (!net_pxproc_alive(px)) { /* a zombie its new parent has not reaped yet */
+        close(pidfd);
+        px->pidfd = -1;
+        return 0;
+    }
     return 1;
-}
-
-bool net_pxproc_alive(const struct net_pxproc *px)
-{
-    struct pollfd p = { .fd = px->pidfd, .events = POLLIN };
-    return px->pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
 void net_pxproc_stop(struct net_pxproc *px)

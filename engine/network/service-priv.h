@@ -122,7 +122,7 @@ void svc_run_load_proxy(const char *dir, struct net_pxproc *px);
 /* pxproc.c: machine-proxy processes */
 char *net_pxproc_find(void);
 /* Starts path with hold (the read end of the hold pipe, -1: none) as fd 3 and the listeners'
- * fds from 4 on; records pid, start time and a pidfd in out. */
+ * fds after it; records pid, start time and a pidfd in out. */
 int net_pxproc_spawn(const char *path, int hold, const struct px_listener *ls, size_t n,
                      struct net_pxproc *out, struct merr *err) MUST_CHECK;
 /* px->pid and px->start as recorded: 1 and a pidfd when that process still runs, else 0. */

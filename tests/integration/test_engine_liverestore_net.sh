@@ -131,6 +131,18 @@ assert__ok "the container's end ends its proxy: the port is free"
 engine_start "$T/e"
 assert_eq "$(d inspect -f '{{.State.Status}}' echo)" "exited" "reported exited"
 
+step "a proxy gone while the engine is down: the restarted engine starts a new one"
+ppid=$(proxy_pid web)
+engine_kill9
+kill -9 "$ppid"
+until_ok 50 gone "$ppid" || fail "the proxy did not die"
+engine_start "$T/e"
+until_ok 100 page 18100 >/dev/null || fail "the port did not come back after the restart"
+assert_eq "$(page 18100)" "page-from-web" "the port answers again"
+[ "$(proxy_pid web)" != "$ppid" ] || fail "the dead proxy is still recorded"
+grep -q "port proxy (pid $ppid) is gone" "$T/e/engine.log" || fail "the engine did not say the proxy was gone"
+assert__ok "a new proxy, and the engine says why"
+
 step "kill -9 of a proxy: the port stops answering, the engine says so"
 ppid=$(proxy_pid web)
 kill -9 "$ppid"
