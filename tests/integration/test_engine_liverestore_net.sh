@@ -154,6 +154,20 @@ d stop -t 1 web >/dev/null
 can_bind 18100 || fail "port 18100 is taken after the stop"
 d rm -f web echo quiet db asker >/dev/null
 d network rm appnet >/dev/null
+
+step "--live-restore=false: a crashed engine's proxies go with its containers at the next start"
+engine_stop
+ENGINE_ARGS+=(--live-restore=false)
+engine_start "$T/e"
+d run -d --name mortal -p 18102:80 "$IMG" httpd -f -p 80 >/dev/null
+mpid=$(proxy_pid mortal)
+engine_kill9
+engine_start "$T/e"
+assert_eq "$(d inspect -f '{{.State.Status}} {{.State.ExitCode}}' mortal)" "exited 137" "its container: exited"
+gone "$mpid" || fail "its proxy outlived the restart with --live-restore=false"
+can_bind 18102 || fail "port 18102 is still taken"
+assert__ok "its proxy is gone and its port free"
+d rm -f mortal >/dev/null
 grep -q "ERROR: AddressSanitizer\|runtime error:" "$T/e/engine.log" && fail "the engine's sanitizers reported an error"
 
 pass "published ports and the embedded DNS server outlive the engine"
