@@ -84,9 +84,19 @@ int svc_ports_publish(struct net_service *s, struct net_ctr *c, bool hold, struc
 {
     struct net_port_binding *b = NULL;
     size_t nb = 0;
-    if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb, err) < 0)
+    if (c->bound_recorded) { /* re-adopted: the ports it had, "any free port" ones included */
+        b = xcalloc(c->n_bound + 1, sizeof *b);
+        for (; nb < c->n_bound; nb++) {
+            b[nb] = c->bound[nb].b;
+            b[nb].host_port = c->bound[nb].host_port;
+        }
+    } else if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb,
+                                       err) < 0) {
         return -1;
-    free(c->bound);
+    }
+    struct net_port_bound *old = c->bound_recorded ? c->bound : NULL;
+    if (old == NULL)
+        free(c->bound);
     c->bound = xcalloc(nb + 1, sizeof *c->bound);
     c->n_bound = 0;
     struct px_listener *ls = xcalloc(nb + 1, sizeof *ls);
@@ -103,9 +113,11 @@ int svc_ports_publish(struct net_service *s, struct net_ctr *c, bool hold, struc
         ls[i].fd = fd;
         ls[i].proto = b[i].proto == NET_UDP ? PX_UDP : PX_TCP;
         ls[i].target_len = sizeof *t;
-        c->bound[c->n_bound++] = (struct net_port_bound){ b[i], got };
+        /* recorded ones keep the binding as asked (host port 0: any free one) */
+        c->bound[c->n_bound++] = (struct net_port_bound){ old != NULL ? old[i].b : b[i], got };
     }
     free(b);
+    free(old);
     size_t n = c->n_bound;
     if (rc == 0 && n > 0 && s->proxy_bin != NULL) {
         rc = start_proxy(s, c, ls, n, hold, err);

@@ -132,11 +132,18 @@ engine_start "$T/e"
 assert_eq "$(d inspect -f '{{.State.Status}}' echo)" "exited" "reported exited"
 
 step "a proxy gone while the engine is down: the restarted engine starts a new one"
+d run -d --name rnd -p 80 "$IMG" sh -c 'mkdir -p /www && echo page-from-rnd > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+rnd_port=$(d port rnd 80/tcp | head -n 1 | sed 's/.*://')
+until_ok 100 page "$rnd_port" >/dev/null || fail "rnd's port never answered"
 ppid=$(proxy_pid web)
+rpid=$(proxy_pid rnd)
 engine_kill9
-kill -9 "$ppid"
+kill -9 "$ppid" "$rpid"
 until_ok 50 gone "$ppid" || fail "the proxy did not die"
 engine_start "$T/e"
+until_ok 100 page "$rnd_port" >/dev/null || fail "a port the kernel picked did not come back as it was"
+assert_eq "$(d port rnd 80/tcp | head -n 1)" "0.0.0.0:$rnd_port" "docker port: the port the kernel picked at start, kept"
+d rm -f rnd >/dev/null
 until_ok 100 page 18100 >/dev/null || fail "the port did not come back after the restart"
 assert_eq "$(page 18100)" "page-from-web" "the port answers again"
 [ "$(proxy_pid web)" != "$ppid" ] || fail "the dead proxy is still recorded"
