@@ -597,8 +597,12 @@ static void recover_adopted_locked(struct ctr_manager *m, struct ctr_entry *e, i
 {
     struct merr err = MERR_INIT;
     const char *mode = e->c->config->network_mode;
+    struct mon_state ms = { 0 }; /* its monitor keeps the network's hold fds */
+    if (monitor_read_state(e->dir, &ms, &err) < 0)
+        ms.monitor_pid = 0;
     if (m->net.adopt != NULL && strcmp(mode, "host") != 0 && strcmp(mode, "none") != 0 &&
-        strncmp(mode, "container:", 10) != 0 && m->net.adopt(m->net.data, e->c->id, &err) < 0)
+        strncmp(mode, "container:", 10) != 0 &&
+        m->net.adopt(m->net.data, e->c->id, ms.monitor_pid, MON_FD_HOLD, &err) < 0)
         mlog_warn(m->log, "container %s: its network was not restored: %s", e->c->id, err.msg);
     run_adopted_locked(m, e, mon_fd);
 }

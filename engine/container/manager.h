@@ -30,9 +30,12 @@ struct vol_store;
 struct evt_bus;
 /* Networking, behind a seam (engine/network). Without it (NULL members) every container but
  * --network host gets a namespace with only loopback. */
+#define CTR_NET_HOLD 3
 struct ctr_net_run {
     char *netns_path;               /* the namespace to join; NULL: none plus loopback */
     char *hosts, *resolv, *hostname; /* files bind-mounted over /etc/... (may be NULL) */
+    /* fds the container's monitor keeps open for the network (valid when > 2) */
+    int hold[CTR_NET_HOLD];
 };
 struct ctr_network_hooks {
     /* Validates and records the network part of a create request. */
@@ -43,8 +46,9 @@ struct ctr_network_hooks {
                  struct merr *err);
     void (*stop)(void *data, const char *id);
     /* A container still running after an engine restart: its namespace is kept, its ports
-     * published and its DNS names served again (may be NULL). */
-    int (*adopt)(void *data, const char *id, struct merr *err);
+     * published and its DNS names served again (may be NULL). holder: its monitor's pid (0:
+     * none), which has start's hold fds as fds holder_fd, holder_fd + 1, ... */
+    int (*adopt)(void *data, const char *id, pid_t holder, int holder_fd, struct merr *err);
     void (*remove)(void *data, const char *id);
     /* Adds NetworkSettings (and for ps the Ports array) to a rendered container. */
     void (*describe)(void *data, const char *id, json_t *obj, bool ps);

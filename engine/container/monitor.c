@@ -18,6 +18,11 @@
 #include "monitor/monproto.h"
 #include "runtime/runtime.h"
 
+/* the network's hold fds (ctr_net_run.hold) are the last of the monitor's */
+_Static_assert(3 + RT_MONITOR_FDS - CTR_NET_HOLD == MON_FD_HOLD &&
+                   MON_FD_HOLD + CTR_NET_HOLD - 1 == MON_FD_HOLD_LAST,
+               "the monitor's hold fds");
+
 char *monitor_find(void)
 {
     const char *const rel[] = { MON_BINARY, "../libexec/" MON_BINARY, NULL };

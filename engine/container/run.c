@@ -434,6 +434,9 @@ static void net_run_release(struct ctr_net_run *net)
     free(net->hosts);
     free(net->resolv);
     free(net->hostname);
+    for (size_t i = 0; i < CTR_NET_HOLD; i++)
+        if (net->hold[i] > 2)
+            close(net->hold[i]);
     memset(net, 0, sizeof *net);
 }
 
@@ -704,6 +707,8 @@ static int start_locked(struct ctr_manager *m, struct ctr_entry *e, struct merr 
     };
     spec.monitor = start_monitor(m, e, pty_master >= 0 ? pty_master : out_r, err_r,
                                  c->config->tty ? -1 : stdin_w, &mon);
+    for (size_t i = 0; i < CTR_NET_HOLD && spec.monitor != NULL; i++) /* from fd MON_FD_HOLD */
+        mon.rt.fds[RT_MONITOR_FDS - CTR_NET_HOLD + i] = net.hold[i] > 2 ? net.hold[i] : -1;
     struct rt_container *rc = NULL;
     int rc_start = rt_start(m->rt, &spec, &rc, err);
     if (rc_start == 0 && spec.monitor != NULL)

@@ -139,12 +139,15 @@ static int net_hook_start(void *data, const char *id, const char *hostname, stru
         return -1;
     *out = (struct ctr_net_run){ .netns_path = run.netns_path, .hosts = run.hosts,
                                  .resolv = run.resolv, .hostname = run.hostname };
+    for (size_t i = 0; i < CTR_NET_HOLD && i < NET_HOLD_FDS; i++)
+        out->hold[i] = run.hold[i];
     return 0;
 }
 
-static int net_hook_adopt(void *data, const char *id, struct merr *err)
+static int net_hook_adopt(void *data, const char *id, pid_t holder, int holder_fd,
+                          struct merr *err)
 {
-    return net_ctr_adopt(data, id, err);
+    return net_ctr_adopt(data, id, holder, holder_fd, err);
 }
 
 static void net_hook_stop(void *data, const char *id)

@@ -10,7 +10,8 @@
  *
  * fds from the engine: 3 the output (the pty master with --tty, else stdout's read end),
  * 4 stderr's read end (not with --tty), 5 a hold on stdin's write end (--stdin), 6 the
- * listening socket; everything else is closed before the exec. */
+ * listening socket, 7-9 held for the network (MON_FD_HOLD: kept open, never read); everything
+ * else is closed before the exec. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -363,7 +364,7 @@ int main(int argc, char **argv)
     if (m.tty)
         m.err = -1;
     /* Only what the engine handed us (it closed the rest): a late audit all the same. */
-    close_range(FD_LISTEN + 1, ~0U, 0);
+    close_range(MON_FD_HOLD_LAST + 1, ~0U, 0);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -375,7 +376,7 @@ int main(int argc, char **argv)
         return 1;
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); /* kept from the engine's fork: again, cheaply */
     drop_privileges();
-    for (int fd = FD_OUT; fd <= FD_LISTEN; fd++)
+    for (int fd = FD_OUT; fd <= MON_FD_HOLD_LAST; fd++)
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (m.log_path != NULL) {
         m.log = open(m.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);

@@ -28,6 +28,11 @@ struct merr;
 #define MON_STATE_FILE "monitor.state"
 #define MON_SOCKET_FILE "monitor.sock"
 #define MON_BINARY "machine-monitor"
+/* The monitor's fds: 3 output, 4 stderr, 5 stdin hold, 6 listening socket, then 7-9 fds it
+ * keeps open for the container's network and never touches (the port proxy's hold pipe, the
+ * embedded DNS server's udp and tcp sockets: they outlive the engine with it). */
+#define MON_FD_HOLD 7
+#define MON_FD_HOLD_LAST 9
 
 enum mon_status { MON_RUNNING = 1, MON_EXITED = 2 };
 

@@ -45,11 +45,25 @@ static void ctr_free(struct net_ctr *c)
     free(c->hostname);
     free(c->netns);
     free(c->bound);
+    net_pxproc_release(&c->px); /* the engine goes; a running container's proxy stays */
+    for (size_t i = 0; i < 2; i++)
+        if (c->dns_adopted[i] >= 0)
+            close(c->dns_adopted[i]);
+    if (c->hold_w >= 0)
+        close(c->hold_w);
     strv_free(c->dns.servers);
     strv_free(c->dns.search);
     strv_free(c->dns.options);
     strv_free(c->extra_hosts);
     free(c);
+}
+
+static struct net_ctr *ctr_alloc(void)
+{
+    struct net_ctr *c = xcalloc(1, sizeof *c);
+    c->px.pidfd = c->hold_w = -1;
+    c->dns_adopted[0] = c->dns_adopted[1] = -1;
+    return c;
 }
 
 static struct net_ctr *ctr_find(struct net_service *s, const char *id)
@@ -123,7 +137,7 @@ static struct net_ctr *ctr_from_json(const json_t *j)
     const char *mode = json_string_value(json_object_get(j, "Mode"));
     if (id == NULL || strlen(id) != 64 || name == NULL || mode == NULL)
         return NULL;
-    struct net_ctr *c = xcalloc(1, sizeof *c);
+    struct net_ctr *c = ctr_alloc();
     snprintf(c->id, sizeof c->id, "%s", id);
     c->name = xstrdup(name);
     c->mode = xstrdup(mode);
@@ -409,7 +423,7 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
     const char *mode = json_string_value(json_object_get(hc, "NetworkMode"));
     if (mode == NULL || mode[0] == '\0')
         mode = "default";
-    struct net_ctr *c = xcalloc(1, sizeof *c);
+    struct net_ctr *c = ctr_alloc();
     snprintf(c->id, sizeof c->id, "%s", id);
     c->name = xstrdup(name);
     c->mode = xstrdup(mode);
@@ -720,8 +734,15 @@ static void ep_detach(struct net_service *s, struct net_ep *e)
 
 static void stop_locked(struct net_service *s, struct net_ctr *c)
 {
-    net_proxy_remove_owner(s->proxy, c->id);
+    auto_free char *dir = ctr_dir(s, c->id);
+    if (c->px.pidfd < 0) /* a proxy the previous engine left for a run it did not adopt */
+        svc_run_load_proxy(dir, &c->px);
+    svc_ports_stop(s, c);
     net_dns_remove_owner(s->dns, c->id);
+    for (size_t i = 0; i < 2; i++)
+        if (c->dns_adopted[i] >= 0)
+            close(c->dns_adopted[i]);
+    c->dns_adopted[0] = c->dns_adopted[1] = -1;
     for (size_t i = 0; i < c->n_eps; i++)
         ep_detach(s, &c->eps[i]);
     if (c->netns != NULL) {
@@ -729,13 +750,14 @@ static void stop_locked(struct net_service *s, struct net_ctr *c)
         if (nl_netns_remove(c->netns, &err) < 0)
             mlog_warn(s->log, "%s", err.msg);
     }
-    auto_free char *dir = ctr_dir(s, c->id);
     svc_run_forget(dir);
     free(c->netns);
     c->netns = NULL;
     free(c->bound);
     c->bound = NULL;
     c->n_bound = 0;
+    c->bound_recorded = false;
+    c->dns_ino[0] = c->dns_ino[1] = 0;
     bool was = c->running;
     c->running = false;
     if (was)
@@ -757,27 +779,10 @@ void net_ctr_run_release(struct net_ctr_run *r)
     free(r->hosts);
     free(r->resolv);
     free(r->hostname);
+    for (size_t i = 0; i < NET_HOLD_FDS; i++)
+        if (r->hold[i] > 2)
+            close(r->hold[i]);
     memset(r, 0, sizeof *r);
-}
-
-static int publish_ports(struct net_service *s, struct net_ctr *c, struct merr *err)
-{
-    struct net_port_binding *b = NULL;
-    size_t nb = 0;
-    if (net_port_bindings_parse(c->port_bindings, c->exposed, c->publish_all, &b, &nb, err) < 0)
-        return -1;
-    c->bound = xcalloc(nb + 1, sizeof *c->bound);
-    for (size_t i = 0; i < nb; i++) {
-        uint16_t got = 0;
-        if (net_proxy_add(s->proxy, c->id, b[i].proto, b[i].host_ip, b[i].host_port, c->eps[0].ip,
-                          b[i].container_port, &got, err) < 0) {
-            free(b);
-            return -1;
-        }
-        c->bound[c->n_bound++] = (struct net_port_bound){ b[i], got };
-    }
-    free(b);
-    return 0;
 }
 
 static int write_files(struct net_service *s, struct net_ctr *c, bool dns, struct net_ctr_run *out,
@@ -809,30 +814,6 @@ static bool on_user_network(struct net_service *s, const struct net_ctr *c)
         if (dflt == NULL || strcmp(c->eps[i].network_id, dflt->id) != 0)
             return true;
     return false;
-}
-
-static int dns_attach(struct net_service *s, const struct net_ctr *c, struct merr *err)
-{
-    uint32_t addr;
-    int udp = -1, tcp = -1;
-    if (net_ip_parse(NET_DNS_ADDR, &addr, err) < 0 ||
-        nl_netns_bind(c->netns, SOCK_DGRAM, addr, 53, &udp, err) < 0)
-        return merr_prefix(err, "embedded DNS");
-    if (nl_netns_bind(c->netns, SOCK_STREAM, addr, 53, &tcp, err) < 0) {
-        close(udp);
-        return merr_prefix(err, "embedded DNS");
-    }
-    /* --dns servers are the embedded server's upstreams for this container (IPv4 ones) */
-    uint32_t ups[3];
-    size_t n_ups = 0;
-    for (size_t i = 0; c->dns.servers != NULL && c->dns.servers[i] != NULL && n_ups < 3; i++) {
-        struct merr ignored;
-        if (net_ip_parse(c->dns.servers[i], &ups[n_ups], &ignored) == 0)
-            n_ups++;
-    }
-    if (net_dns_add(s->dns, c->id, udp, tcp, ups, n_ups, err) < 0)
-        return merr_prefix(err, "embedded DNS");
-    return 0;
 }
 
 static bool name_is(const struct net_ctr *o, const struct net_ep *e, const char *name)
@@ -989,9 +970,11 @@ int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
         if (ep_attach(s, c, &c->eps[i], i, err) < 0)
             goto undo;
     bool dns = on_user_network(s, c);
-    if ((dns && dns_attach(s, c, err) < 0) || publish_ports(s, c, err) < 0 ||
-        write_files(s, c, dns, out, err) < 0)
+    if ((dns && svc_dns_attach(s, c, &out->hold[1], err) < 0) ||
+        svc_ports_publish(s, c, true, err) < 0 || write_files(s, c, dns, out, err) < 0)
         goto undo;
+    if (c->hold_w >= 0) /* the monitor keeps the proxy's hold pipe open, the engine too */
+        out->hold[0] = fcntl(c->hold_w, F_DUPFD_CLOEXEC, 3);
     sync_hosts(s, c, NULL);
     out->netns_path = xstrdup(c->netns);
     {
@@ -1010,7 +993,8 @@ out:
     return rc;
 }
 
-int net_ctr_adopt(struct net_service *s, const char *id, struct merr *err)
+int net_ctr_adopt(struct net_service *s, const char *id, pid_t holder, int holder_fd,
+                  struct merr *err)
 {
     pthread_mutex_lock(&s->lock);
     struct net_ctr *c = ctr_find(s, id);
@@ -1023,8 +1007,9 @@ int net_ctr_adopt(struct net_service *s, const char *id, struct merr *err)
     if (rc < 0)
         goto out;
     c->running = true;
-    /* the sockets were the previous engine's: the DNS server and the port proxy listen again */
-    if ((on_user_network(s, c) && dns_attach(s, c, err) < 0) || publish_ports(s, c, err) < 0) {
+    /* the proxy ran on; the DNS sockets waited in the monitor (queries queued in them) */
+    if ((on_user_network(s, c) && svc_dns_adopt(s, c, holder, holder_fd, err) < 0) ||
+        svc_ports_adopt(s, c, holder, holder_fd, err) < 0) {
         rc = -1;
         goto out;
     }
@@ -1245,7 +1230,8 @@ int net_connect(struct net_service *s, const char *ref, const json_t *body, stru
             goto out;
         }
         struct merr derr = MERR_INIT; /* names resolve through 127.0.0.11 from now on */
-        if (!net_dns_has(s->dns, c->id) && on_user_network(s, c) && dns_attach(s, c, &derr) < 0)
+        if (!net_dns_has(s->dns, c->id) && on_user_network(s, c) &&
+            svc_dns_attach(s, c, NULL, &derr) < 0)
             mlog_warn(s->log, "%s", derr.msg);
         sync_hosts(s, c, NULL);
     }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cleanup.h"
 
@@ -308,17 +309,26 @@ int nl_netns_create(const char *path, struct merr *err) MUST_CHECK;
 int nl_netns_remove(const char *path, struct merr *err) MUST_CHECK;
 int nl_sysctl_write(const char *path, const char *value, struct merr *err) MUST_CHECK;
 
-/* ---- userland port proxy (proxy.c) ---- */
+/* ---- userland port proxy (proxy.c: binding, and the in-engine fallback) ---- */
 
+/* A listening (tcp) or bound (udp) non-blocking socket on host_ip:host_port (0: the kernel
+ * picks; *bound gets the port). MERR_EXISTS with dockerd's words when the port is taken. */
+int net_proxy_bind(enum net_proto proto, const char *host_ip, uint16_t host_port, int *fd,
+                   uint16_t *bound, struct merr *err) MUST_CHECK;
+/* The forwarding thread used when machine-proxy is not installed; it also watches the
+ * machine-proxy processes and calls on_exit (without its lock) when one ends. */
 struct net_proxy;
-struct net_proxy *net_proxy_new(const struct mlog *log, struct merr *err) MUST_CHECK;
+typedef void (*net_proxy_exit_fn)(void *data, const char *owner, pid_t pid);
+struct net_proxy *net_proxy_new(const struct mlog *log, net_proxy_exit_fn on_exit, void *data,
+                                struct merr *err) MUST_CHECK;
+/* Reports the end of owner's machine-proxy (pidfd stays the caller's: unwatch before closing). */
+void net_proxy_watch(struct net_proxy *p, const char *owner, pid_t pid, int pidfd);
+void net_proxy_unwatch(struct net_proxy *p, const char *owner);
 void net_proxy_free(struct net_proxy *p);
-/* Listens on host_ip:host_port (0: the kernel picks; *bound gets the port) and forwards each
- * connection (tcp) or datagram flow (udp) to target_ip:target_port. owner groups listeners for
- * removal. MERR_EXISTS when the port is taken. */
-int net_proxy_add(struct net_proxy *p, const char *owner, enum net_proto proto, const char *host_ip,
-                  uint16_t host_port, uint32_t target_ip, uint16_t target_port, uint16_t *bound,
-                  struct merr *err) MUST_CHECK;
+/* Forwards each connection (tcp) or datagram flow (udp) arriving on fd (taken over, even on
+ * failure) to target_ip:target_port. owner groups listeners for removal. */
+int net_proxy_add_fd(struct net_proxy *p, const char *owner, enum net_proto proto, int fd,
+                     uint32_t target_ip, uint16_t target_port, struct merr *err) MUST_CHECK;
 /* Closes owner's listeners and connections. */
 void net_proxy_remove_owner(struct net_proxy *p, const char *owner);
 

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "cleanup.h"
 
@@ -62,11 +63,15 @@ int net_ctr_create(struct net_service *s, const char *id, const char *name, cons
 int net_ctr_rename(struct net_service *s, const char *id, const char *name,
                    struct merr *err) MUST_CHECK;
 
+#define NET_HOLD_FDS 3
 /* What a starting container gets: a namespace to join (NULL: the runtime's own choice by
  * mode) and files to bind-mount over /etc/hosts, /etc/resolv.conf and /etc/hostname. */
 struct net_ctr_run {
     char *netns_path;
     char *hosts, *resolv, *hostname;
+    /* fds for the container's monitor to keep open (valid when > 2, else none): the write end
+     * of the port proxy's hold pipe, the embedded DNS server's udp and tcp sockets */
+    int hold[NET_HOLD_FDS];
 };
 void net_ctr_run_release(struct net_ctr_run *r);
 /* Builds the namespace, veths, addresses, routes, published ports and files. On failure
@@ -76,10 +81,14 @@ int net_ctr_start(struct net_service *s, const char *id, const char *hostname,
 /* Undoes start (idempotent). */
 void net_ctr_stop(struct net_service *s, const char *id);
 /* A container that ran on while the engine was down (live-restore): its namespace and
- * endpoints as recorded at start, its ports published and its DNS names served again. */
-int net_ctr_adopt(struct net_service *s, const char *id, struct merr *err) MUST_CHECK;
-/* The namespaces a previous engine left for containers of this one that are not running now
- * (after the containers were recovered). */
+ * endpoints as recorded at start, its port proxy found again (or started anew), its DNS
+ * sockets taken back from holder (its monitor, with the start's hold fds from holder_fd on;
+ * 0: none) and its names served again. */
+int net_ctr_adopt(struct net_service *s, const char *id, pid_t holder, int holder_fd,
+                  struct merr *err) MUST_CHECK;
+/* After the containers were recovered: the re-adopted ones' DNS sockets served (the queries
+ * waiting in them answered), and the namespaces a previous engine left for containers of
+ * this one that are not running now removed. */
 void net_service_remove_stale(struct net_service *s);
 void net_ctr_remove(struct net_service *s, const char *id);
 /* Fills NetworkSettings (and, for ps, Ports) of a rendered container. */

@@ -1,7 +1,9 @@
 /* What a running container's network is made of (namespace, hostname, each endpoint's
  * addresses and interfaces), kept beside its network record so a restarted engine can take a
  * container that ran on (live-restore) back: run.json, written at start, removed at stop. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,8 +29,20 @@ int svc_run_save(const char *dir, const struct net_ctr *c, struct merr *err)
                                              e->ep_id, "HostIf", e->host_if, "IfName", e->ifname,
                                              "Mac", e->mac));
     }
-    json_t *j = json_pack("{s:s,s:s,s:o}", "Netns", c->netns != NULL ? c->netns : "", "Hostname",
-                          c->hostname != NULL ? c->hostname : "", "Endpoints", eps);
+    json_t *ports = json_array();
+    for (size_t i = 0; i < c->n_bound; i++) {
+        const struct net_port_bound *b = &c->bound[i];
+        json_array_append_new(ports, json_pack("{s:s,s:i,s:s,s:i,s:i}", "Proto",
+                                               net_proto_name(b->b.proto), "ContainerPort",
+                                               b->b.container_port, "HostIp", b->b.host_ip,
+                                               "HostPort", b->b.host_port, "Bound", b->host_port));
+    }
+    /* the ports as bound, their proxy (pid and start time), the DNS sockets the monitor keeps */
+    json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:{s:i,s:I},s:[I,I]}", "Netns",
+                          c->netns != NULL ? c->netns : "", "Hostname",
+                          c->hostname != NULL ? c->hostname : "", "Endpoints", eps, "Ports", ports,
+                          "Proxy", "Pid", (int)c->px.pid, "Start", (json_int_t)c->px.start,
+                          "DnsInodes", (json_int_t)c->dns_ino[0], (json_int_t)c->dns_ino[1]);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (text == NULL)
@@ -43,6 +57,67 @@ void svc_run_forget(const char *dir)
 {
     auto_free char *path = path_join(dir, RUN_FILE);
     unlink(path);
+}
+
+static void load_proxy(const json_t *j, struct net_pxproc *px)
+{
+    const json_t *p = json_object_get(j, "Proxy");
+    json_int_t pid = json_integer_value(json_object_get(p, "Pid"));
+    json_int_t start = json_integer_value(json_object_get(p, "Start"));
+    *px = (struct net_pxproc){ .pidfd = -1 };
+    if (pid > 0 && pid <= INT32_MAX && start > 0) {
+        px->pid = (pid_t)pid;
+        px->start = (unsigned long long)start;
+    }
+}
+
+/* The ports as bound at start; false when the file has none (an older engine's). */
+static bool load_ports(const json_t *j, struct net_ctr *c)
+{
+    const json_t *ports = json_object_get(j, "Ports");
+    if (!json_is_array(ports))
+        return false;
+    struct net_port_bound *bound = xcalloc(json_array_size(ports) + 1, sizeof *bound);
+    size_t n = 0, i;
+    const json_t *it;
+    json_array_foreach(ports, i, it) {
+        const char *proto = json_string_value(json_object_get(it, "Proto"));
+        const char *hip = json_string_value(json_object_get(it, "HostIp"));
+        json_int_t cport = json_integer_value(json_object_get(it, "ContainerPort"));
+        json_int_t hport = json_integer_value(json_object_get(it, "HostPort"));
+        json_int_t got = json_integer_value(json_object_get(it, "Bound"));
+        if (proto == NULL || hip == NULL || strlen(hip) >= NET_IP_STR || cport <= 0 ||
+            cport > 65535 || hport < 0 || hport > 65535 || got <= 0 || got > 65535) {
+            free(bound);
+            return false;
+        }
+        struct net_port_bound *b = &bound[n++];
+        b->b.proto = strcmp(proto, "udp") == 0 ? NET_UDP : NET_TCP;
+        b->b.container_port = (uint16_t)cport;
+        snprintf(b->b.host_ip, sizeof b->b.host_ip, "%s", hip);
+        b->b.host_port = (uint16_t)hport;
+        b->host_port = (uint16_t)got;
+    }
+    free(c->bound);
+    c->bound = bound;
+    c->n_bound = n;
+    return true;
+}
+
+void svc_run_load_proxy(const char *dir, struct net_pxproc *px)
+{
+    auto_free char *path = path_join(dir, RUN_FILE);
+    auto_free char *text = NULL;
+    size_t len = 0;
+    struct merr ignored;
+    *px = (struct net_pxproc){ .pidfd = -1 };
+    if (fs_read_file(path, RUN_MAX, &text, &len, &ignored) < 0)
+        return;
+    json_t *j = json_loadb(text, len, 0, NULL);
+    load_proxy(j, px);
+    json_decref(j);
+    if (net_pxproc_adopt(px) == 0)
+        *px = (struct net_pxproc){ .pidfd = -1 };
 }
 
 static void copy_field(char *dst, size_t size, const json_t *obj, const char *key)
@@ -89,6 +164,11 @@ int svc_run_load(const char *dir, struct net_ctr *c, struct merr *err)
     c->netns = xstrdup(netns);
     free(c->hostname);
     c->hostname = xstrdup(json_string_value(json_object_get(j, "Hostname")));
+    c->bound_recorded = load_ports(j, c);
+    load_proxy(j, &c->px);
+    const json_t *ino = json_object_get(j, "DnsInodes");
+    for (size_t i = 0; i < 2; i++)
+        c->dns_ino[i] = (unsigned long)json_integer_value(json_array_get(ino, i));
     json_decref(j);
     return 0;
 }

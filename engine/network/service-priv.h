@@ -10,6 +10,7 @@
 
 #include "network-priv.h"
 #include "network.h"
+#include "proxy/pxspec.h"
 
 struct net_network {
     char id[65];
@@ -28,6 +29,13 @@ struct net_network {
     json_t *ipam_config;  /* IPAM.Config as the create request gave it (array) */
     json_t *ipam_options; /* IPAM.Options (object or null) */
     int64_t created_ns;
+};
+
+/* A container's machine-proxy (pxproc.c): pid and start time name it for good. */
+struct net_pxproc {
+    pid_t pid;
+    unsigned long long start; /* /proc/PID/stat field 22 */
+    int pidfd;                /* -1: none (or not found yet) */
 };
 
 /* A container on one network. */
@@ -64,6 +72,11 @@ struct net_ctr {
     char *netns;
     struct net_port_bound *bound;
     size_t n_bound;
+    bool bound_recorded; /* bound came from run.json (an adopted run) */
+    struct net_pxproc px; /* its machine-proxy */
+    int hold_w;           /* the engine's end of the proxy's hold pipe, -1: none */
+    unsigned long dns_ino[2]; /* the embedded DNS sockets (udp, tcp), as recorded for adoption */
+    int dns_adopted[2];       /* taken back, served once recovery is done; -1: none */
     struct net_ctr *next;
 };
 
@@ -77,7 +90,8 @@ struct net_service {
     size_t n_nets;
     struct net_ctr *ctrs;
     struct net_fw *fw;
-    struct net_proxy *proxy;
+    struct net_proxy *proxy; /* the in-engine fallback */
+    char *proxy_bin;         /* machine-proxy, NULL: not installed */
     struct net_dns *dns;
     char **dns_search; /* the host's search domains, stripped from names asked */
     /* the engine's --dns, --dns-search, --dns-opt for containers without their own */
@@ -103,6 +117,38 @@ void svc_free_containers(struct net_service *s);
 int svc_run_save(const char *dir, const struct net_ctr *c, struct merr *err) MUST_CHECK;
 int svc_run_load(const char *dir, struct net_ctr *c, struct merr *err) MUST_CHECK;
 void svc_run_forget(const char *dir);
+/* The proxy record of <dir>/run.json alone (stop of a container the engine did not adopt). */
+void svc_run_load_proxy(const char *dir, struct net_pxproc *px);
+/* pxproc.c: machine-proxy processes */
+char *net_pxproc_find(void);
+/* Starts path with hold (the read end of the hold pipe, -1: none) as fd 3 and the listeners'
+ * fds after it; records pid, start time and a pidfd in out. */
+int net_pxproc_spawn(const char *path, int hold, const struct px_listener *ls, size_t n,
+                     struct net_pxproc *out, struct merr *err) MUST_CHECK;
+/* px->pid and px->start as recorded: 1 and a pidfd when that process still runs, else 0. */
+int net_pxproc_adopt(struct net_pxproc *px);
+bool net_pxproc_alive(const struct net_pxproc *px);
+/* Kills it and waits (bounded) until it is gone, so its ports are free. */
+void net_pxproc_stop(struct net_pxproc *px);
+/* Forgets it (the engine goes, the proxy stays). */
+void net_pxproc_release(struct net_pxproc *px);
+/* ctrlive.c: the parts of a running container's network that outlive the engine */
+int svc_ports_publish(struct net_service *s, struct net_ctr *c, bool hold, struct merr *err) MUST_CHECK;
+void svc_ports_stop(struct net_service *s, struct net_ctr *c);
+/* net_proxy_exit_fn: a machine-proxy ended while its container runs (takes the lock). */
+void svc_proxy_exited(void *data, const char *owner, pid_t pid);
+/* The proxy recorded in run.json when it runs on (the hold pipe's write end taken back from
+ * holder's fd holder_fd), else the ports bound and a new proxy started. */
+int svc_ports_adopt(struct net_service *s, struct net_ctr *c, pid_t holder, int holder_fd,
+                    struct merr *err) MUST_CHECK;
+/* The embedded DNS sockets of c, served; dups of them into held[0] (udp) and held[1] (tcp)
+ * when held is given (for the container's monitor to keep). */
+int svc_dns_attach(struct net_service *s, struct net_ctr *c, int held[2], struct merr *err) MUST_CHECK;
+/* Takes the DNS sockets back from holder (fds holder_fd, holder_fd + 1) when they are the
+ * ones recorded, else binds new ones; they are served by svc_dns_serve_adopted. */
+int svc_dns_adopt(struct net_service *s, struct net_ctr *c, pid_t holder, int holder_fd,
+                  struct merr *err) MUST_CHECK;
+void svc_dns_serve_adopted(struct net_service *s);
 /* Containers running on n, for network inspect. */
 json_t *svc_network_containers_json(struct net_service *s, const struct net_network *n);
 bool svc_network_in_use(struct net_service *s, const struct net_network *n); /* running endpoints */

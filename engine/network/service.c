@@ -343,6 +343,7 @@ static bool known_container(const struct net_service *s, const char *id)
 void net_service_remove_stale(struct net_service *s)
 {
     pthread_mutex_lock(&s->lock);
+    svc_dns_serve_adopted(s); /* every container is back: names of all of them resolve */
     auto_closedir DIR *d = opendir(s->netns_dir);
     struct dirent *de;
     while (d != NULL && (de = readdir(d)) != NULL) {
@@ -419,7 +420,11 @@ int net_service_new(const struct net_service_config *cfg, struct net_service **o
         ensure_builtins(s, cfg, err) < 0 || svc_load_containers(s, err) < 0)
         goto fail;
     s->fw = net_fw_new(s->log);
-    s->proxy = net_proxy_new(s->log, err);
+    s->proxy = net_proxy_new(s->log, svc_proxy_exited, s, err);
+    s->proxy_bin = net_pxproc_find();
+    if (s->proxy_bin == NULL)
+        mlog_warn(s->log, "machine-proxy not found beside the engine: published ports are "
+                          "served by the engine and go with it");
     if (s->proxy == NULL || (s->dns = dns_start(s, err)) == NULL)
         goto fail;
     struct merr fwerr = MERR_INIT;
@@ -447,6 +452,7 @@ void net_service_free(struct net_service *s)
         return;
     net_dns_free(s->dns);
     net_proxy_free(s->proxy);
+    free(s->proxy_bin);
     net_fw_free(s->fw);
     for (size_t i = 0; i < s->n_nets; i++)
         network_free(s->nets[i]);

@@ -124,7 +124,7 @@ struct rt_process {
  * container, and execs path with argv plus "--pid PID", handing it fds[i] as fd 3 + i (-1:
  * /dev/null), 0-2 on /dev/null and nothing else. It is not the engine's child (double fork),
  * and the container dies with it (PR_SET_PDEATHSIG). */
-#define RT_MONITOR_FDS 4
+#define RT_MONITOR_FDS 7
 struct rt_monitor {
     const char *path;
     const char *const *argv; /* at most RT_MONITOR_ARGS entries */

@@ -56,7 +56,7 @@ for fd in /proc/"$mpid"/fd/*; do
     esac
 done
 n_fds=$(ls /proc/"$mpid"/fd | wc -l)
-[ "$n_fds" -le 10 ] || fail "the monitor holds $n_fds fds: $(ls -l /proc/"$mpid"/fd)"
+[ "$n_fds" -le 13 ] || fail "the monitor holds $n_fds fds: $(ls -l /proc/"$mpid"/fd)"
 assert__ok "the monitor holds only its own fds ($n_fds)"
 dir=$T/e/root/containers/$(d inspect -f '{{.Id}}' counter)
 assert_eq "$(stat -c %a "$dir")" "700" "the container's state directory is 0700"
@@ -86,7 +86,7 @@ restart_at=$(date +%s)
 engine_start "$T/e"
 until_ok 100 curl -sf --max-time 2 http://127.0.0.1:18090/ >/dev/null || fail "the published port did not come back"
 answered_at=$(date +%s%N)
-echo "published port gap across the engine restart: $(((answered_at - killed_at) / 1000000)) ms (the port proxy lives in the engine)" >&2
+echo "published port answered $(((answered_at - killed_at) / 1000000)) ms after the engine kill (its machine-proxy runs on; test_engine_liverestore_net checks it while the engine is down)" >&2
 assert_eq "$(curl -sf --max-time 5 http://127.0.0.1:18090/)" "page-from-web" "the published port answers again"
 assert_eq "$(d inspect -f '{{.Id}} {{.State.Pid}}' counter web)" "$(head -n 2 <<<"$before")" "same IDs and PIDs"
 assert_eq "$(d ps --format '{{.Names}}' | sort | tr '\n' ' ')" "app counter db reader web " "docker ps: all running"
