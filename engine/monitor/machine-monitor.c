@@ -21,18 +21,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/capability.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "privdrop.h"
 #include "monproto.h"
 
 #define FD_OUT 3
@@ -309,18 +308,6 @@ static void loop(struct monitor *m)
     }
 }
 
-/* Root's files and its own children are all it touches: no capability, none to regain. */
-static void drop_privileges(void)
-{
-    for (int cap = 0; cap <= 63; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
-            break;
-    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-    struct __user_cap_data_struct data[2] = { { 0 } };
-    syscall(SYS_capset, &hdr, data);
-    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: machine-monitor --dir DIR --pid PID [--tty] [--stdin] "
@@ -375,7 +362,7 @@ int main(int argc, char **argv)
     if (m.sigfd < 0)
         return 1;
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); /* kept from the engine's fork: again, cheaply */
-    drop_privileges();
+    priv_drop_all();
     for (int fd = FD_OUT; fd <= MON_FD_HOLD_LAST; fd++)
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (m.log_path != NULL) {

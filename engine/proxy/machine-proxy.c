@@ -12,14 +12,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <linux/capability.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "privdrop.h"
 #include "pxloop.h"
 #include "pxspec.h"
 
@@ -29,18 +27,6 @@ struct proxy {
     int sigfd, hold;
     bool done;
 };
-
-/* Sockets it was given and connect() are all it needs: no capability, none to regain. */
-static void drop_privileges(void)
-{
-    for (int cap = 0; cap <= 63; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL)
-            break;
-    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-    struct __user_cap_data_struct data[2] = { { 0 } };
-    syscall(SYS_capset, &hdr, data);
-    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-}
 
 static void on_watch(void *data, int tag, unsigned events)
 {
@@ -70,7 +56,7 @@ static bool socket_of(int fd, enum px_proto proto)
 
 int main(int argc, char **argv)
 {
-    drop_privileges();
+    priv_drop_all();
     struct px_args args;
     struct merr err = MERR_INIT;
     if (px_args_parse(argc, argv, &args, &err) < 0) {
