@@ -127,7 +127,7 @@ out=$("$M" up -f "$T/imgs/lab.yaml" 2>&1) || fail "up with images: $out"
 assert_contains "$out" "setup: loading img.tar" "the load is a step"
 (
     eval "$("$M" env i)"
-    assert_eq "$(/usr/local/bin/docker image inspect -f '{{index .RepoTags 0}}' test/img:v1)" "test/img:v1" "the image is on the host"
+    assert_contains "$(/usr/local/bin/docker image inspect -f '{{json .RepoTags}}' test/img:v1)" '"test/img:v1"' "the image is on the host"
     assert_eq "$(/usr/local/bin/docker run --rm test/img:v1 echo from-the-tar)" "from-the-tar" "it runs"
 ) || fail "the loaded image"
 "$M" up -f "$T/imgs/lab.yaml" --destroy >/dev/null 2>&1 || fail "destroy"
